@@ -1,0 +1,1 @@
+"""otm daemon: router, orchestrator, reconciler and warm pool in one asyncio process."""

@@ -1,0 +1,50 @@
+"""Names shared by the daemon's generated manifests and the deploy/kustomize tree.
+
+Both sides import or test against these constants, so a rename here is caught
+by the cross-reference tests in tests/deploy/.
+"""
+
+from __future__ import annotations
+
+# Namespaces
+DAEMON_NAMESPACE = "otm-system"
+TENANT_NAMESPACE = "otm-tenants"
+
+# Scheduling
+RUNTIME_CLASS = "kata-qemu"
+TENANT_PRIORITY_CLASS = "otm-tenant"
+WARM_PRIORITY_CLASS = "otm-warm"
+
+# Identities
+DAEMON_SERVICE_ACCOUNT = "otm-daemon"
+TENANT_SERVICE_ACCOUNT = "otm-tenant"
+
+# Labels
+LABEL_APP = "app.kubernetes.io/name"
+APP_OPENCLAW = "openclaw"
+APP_DAEMON = "otm-daemon"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "otm"
+LABEL_TENANT = "otm/tenant"
+LABEL_WARM = "otm/warm"  # "true" on unclaimed warm-pool pods
+
+# Ports
+OPENCLAW_GATEWAY_PORT = 18789
+OPENCLAW_WEBHOOK_PORT = 8787
+DAEMON_ROUTER_PORT = 8080
+DAEMON_ADMIN_PORT = 8081
+REDIS_PORT = 6379
+
+# Objects in the daemon namespace
+DAEMON_CONFIGMAP = "otm-daemon-config"
+REDIS_SERVICE = "otm-redis"
+LEADER_LEASE = "otm-leader"
+
+
+def tenant_secret_name(tenant_id: str) -> str:
+    """Per-tenant Secret holding the bot token and the rendered openclaw.json."""
+    return f"otm-tenant-{tenant_id}"
+
+
+def tenant_pod_name(tenant_id: str) -> str:
+    return f"openclaw-{tenant_id}"

@@ -1,0 +1,1 @@
+"""otm: operator CLI and TUI for the OpenClaw Tenant Manager."""
