@@ -1,0 +1,62 @@
+"""`python -m daemon` (same as `otm daemon`): run the daemon until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from daemon import keys
+from daemon.app import create_app, write_discovery_file
+from daemon.logs import setup_logging
+from daemon.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("daemon")
+
+
+async def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.setup()  # runs every cleanup context's startup half
+    try:
+        site = web.TCPSite(runner, settings.admin_host, settings.admin_port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        admin_url = f"http://{host}:{port}"
+        router_url = app[keys.ROUTER_URL]
+        write_discovery_file(settings, admin_url, router_url)
+        # One machine-readable line: tests and scripts read the bound ports from it.
+        print(f"otm daemon ready admin={admin_url} router={router_url}", flush=True)
+        log.info("admin API on %s, router on %s", admin_url, router_url)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        (settings.data_dir / "daemon.json").unlink(missing_ok=True)
+
+
+def main(settings: Settings | None = None) -> int:
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    setup_logging(settings)
+    try:
+        asyncio.run(serve(settings))
+    except Exception as exc:
+        log.error("daemon failed: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

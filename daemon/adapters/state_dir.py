@@ -1,0 +1,114 @@
+"""StateStore on a local directory: the embedded default.
+
+Layout mirrors the S3 adapter: ``{root}/tenants/{id}/{key}``. Writes go to a
+temporary file then rename, so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from daemon.model import validate_tenant_id
+
+SNAPSHOT_KEY = "snapshots/latest.tar.gz"
+
+
+def check_key(key: str) -> str:
+    """Keys are relative POSIX paths without '..' (they come from tenant dirs)."""
+    path = PurePosixPath(key)
+    if not key or path.is_absolute() or ".." in path.parts or key.endswith("/"):
+        raise ValueError(f"invalid state key {key!r}")
+    return str(path)
+
+
+def pack_dir(src_dir: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(src_dir.rglob("*")):
+            # Lock files are per-process and must not be restored elsewhere.
+            if path.is_file() and not path.name.endswith(".lock"):
+                tar.add(path, arcname=str(path.relative_to(src_dir)), recursive=False)
+    return buffer.getvalue()
+
+
+def unpack_into(data: bytes, dest_dir: Path) -> None:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(dest_dir, filter="data")
+
+
+class DirStateStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _tenant_dir(self, tenant_id: str) -> Path:
+        return self.root / "tenants" / validate_tenant_id(tenant_id)
+
+    def _path(self, tenant_id: str, key: str) -> Path:
+        return self._tenant_dir(tenant_id) / check_key(key)
+
+    async def put(self, tenant_id: str, key: str, data: bytes) -> None:
+        path = self._path(tenant_id, key)
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+
+        await asyncio.to_thread(write)
+
+    async def get(self, tenant_id: str, key: str) -> bytes:
+        path = self._path(tenant_id, key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    async def list(self, tenant_id: str, prefix: str = "") -> list[str]:
+        base = self._tenant_dir(tenant_id)
+
+        def walk() -> list[str]:
+            if not base.exists():
+                return []
+            keys = (
+                str(p.relative_to(base).as_posix())
+                for p in base.rglob("*")
+                if p.is_file() and not p.name.startswith(".tmp-")
+            )
+            return sorted(k for k in keys if k.startswith(prefix))
+
+        return await asyncio.to_thread(walk)
+
+    async def delete(self, tenant_id: str, key: str) -> None:
+        path = self._path(tenant_id, key)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._tenant_dir(tenant_id), True)
+
+    async def save_snapshot(self, tenant_id: str, src_dir: Path) -> int:
+        data = await asyncio.to_thread(pack_dir, src_dir)
+        await self.put(tenant_id, SNAPSHOT_KEY, data)
+        return len(data)
+
+    async def restore_snapshot(self, tenant_id: str, dest_dir: Path) -> bool:
+        try:
+            data = await self.get(tenant_id, SNAPSHOT_KEY)
+        except KeyError:
+            return False
+        await asyncio.to_thread(unpack_into, data, dest_dir)
+        return True
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,230 @@
+"""Admin HTTP API: JSON, snake_case, bearer-token auth; probes and metrics open."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from daemon import keys
+from daemon.coordination import config_as_dict
+from daemon.model import (
+    ConditionFailed,
+    InvalidTenantId,
+    TenantExists,
+    TenantNotFound,
+    TenantStatus,
+    validate_tenant_id,
+)
+
+log = logging.getLogger(__name__)
+
+UNAUTHENTICATED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map domain errors to clear HTTP answers; never leak a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return error_response(exc.status, exc.reason)
+        raise
+    except InvalidTenantId as exc:
+        return error_response(400, str(exc))
+    except TenantNotFound as exc:
+        return error_response(404, str(exc))
+    except (TenantExists, ConditionFailed) as exc:
+        return error_response(409, str(exc))
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    except Exception:
+        log.exception("admin API error on %s %s", request.method, request.path)
+        return error_response(500, "internal error (see daemon log)")
+
+
+def auth_middleware(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in UNAUTHENTICATED_PATHS:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return error_response(401, "missing or invalid bearer token")
+        return await handler(request)
+
+    return check
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(reason="malformed JSON body") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(reason="JSON body must be an object")
+    return body
+
+
+def _tenant_id(request: web.Request) -> str:
+    return validate_tenant_id(request.match_info["tenant_id"])
+
+
+# -- probes -------------------------------------------------------------------
+async def livez(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    failing: list[str] = []
+    if not await request.app[keys.COORDINATION].ping():
+        failing.append("redis")
+    try:
+        await request.app[keys.REGISTRY].list(status=TenantStatus.PROVISIONING)
+    except Exception as exc:
+        log.warning("readiness: registry check failed: %s", exc)
+        failing.append("registry")
+    return web.json_response(
+        {"ready": not failing, "failing": failing}, status=503 if failing else 200
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[keys.METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# -- tenants ------------------------------------------------------------------
+async def list_tenants(request: web.Request) -> web.Response:
+    status_param = request.query.get("status")
+    try:
+        status = TenantStatus(status_param) if status_param else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in TenantStatus)
+        raise ValueError(f"unknown status {status_param!r} (one of {allowed})") from None
+    selector = parse_label_selector(request.query.get("selector", ""))
+    tenants = await request.app[keys.REGISTRY].list(status=status)
+    items = [t.public() for t in tenants if matches_labels(t.labels, selector)]
+    return web.json_response({"items": items})
+
+
+async def create_tenant(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    tenant = await request.app[keys.ORCHESTRATOR].create_tenant(body)
+    return web.json_response(tenant.public(), status=201)
+
+
+async def get_tenant(request: web.Request) -> web.Response:
+    tenant = await request.app[keys.REGISTRY].get(_tenant_id(request))
+    return web.json_response(tenant.public())
+
+
+async def patch_tenant(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    body = await read_json_object(request)
+    tenant = await request.app[keys.ORCHESTRATOR].update_tenant(tenant_id, body)
+    return web.json_response(tenant.public())
+
+
+async def delete_tenant(request: web.Request) -> web.Response:
+    await request.app[keys.ORCHESTRATOR].delete_tenant(_tenant_id(request))
+    return web.Response(status=204)
+
+
+async def suspend_tenant(request: web.Request) -> web.Response:
+    tenant = await request.app[keys.ORCHESTRATOR].suspend_tenant(_tenant_id(request))
+    return web.json_response(tenant.public())
+
+
+async def resume_tenant(request: web.Request) -> web.Response:
+    tenant = await request.app[keys.ORCHESTRATOR].resume_tenant(_tenant_id(request))
+    return web.json_response(tenant.public())
+
+
+async def tenant_events(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    await request.app[keys.REGISTRY].get(tenant_id)
+    events = await request.app[keys.COORDINATION].event_log(tenant_id)
+    return web.json_response({"items": events})
+
+
+# -- live config ----------------------------------------------------------------
+async def get_config(request: web.Request) -> web.Response:
+    config = await request.app[keys.COORDINATION].get_config()
+    return web.json_response(config_as_dict(config))
+
+
+async def set_config(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    if not body:
+        raise ValueError("no config keys given")
+    config = await request.app[keys.COORDINATION].set_config(body)
+    return web.json_response(config_as_dict(config))
+
+
+# -- label selectors (subset of Kubernetes syntax: k=v, k!=v, k, !k) ------------
+def parse_label_selector(selector: str) -> list[tuple[str, str, str | None]]:
+    terms: list[tuple[str, str, str | None]] = []
+    for raw in filter(None, (part.strip() for part in selector.split(","))):
+        if "!=" in raw:
+            key, value = raw.split("!=", 1)
+            terms.append(("!=", key.strip(), value.strip()))
+        elif "=" in raw:
+            key, value = raw.split("=", 1)
+            terms.append(("=", key.strip().rstrip("="), value.strip()))
+        elif raw.startswith("!"):
+            terms.append(("!", raw[1:].strip(), None))
+        else:
+            terms.append(("exists", raw, None))
+    for _, key, _ in terms:
+        if not key:
+            raise ValueError(f"invalid label selector {selector!r}")
+    return terms
+
+
+def matches_labels(labels: dict[str, str], terms: list[tuple[str, str, str | None]]) -> bool:
+    for op, key, value in terms:
+        if op == "=" and labels.get(key) != value:
+            return False
+        if op == "!=" and labels.get(key) == value:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+        if op == "!" and key in labels:
+            return False
+    return True
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/tenants", list_tenants)
+    app.router.add_post("/v1/tenants", create_tenant)
+    app.router.add_get("/v1/tenants/{tenant_id}", get_tenant)
+    app.router.add_patch("/v1/tenants/{tenant_id}", patch_tenant)
+    app.router.add_delete("/v1/tenants/{tenant_id}", delete_tenant)
+    app.router.add_post("/v1/tenants/{tenant_id}/suspend", suspend_tenant)
+    app.router.add_post("/v1/tenants/{tenant_id}/resume", resume_tenant)
+    app.router.add_get("/v1/tenants/{tenant_id}/events", tenant_events)
+    app.router.add_get("/v1/config", get_config)
+    app.router.add_patch("/v1/config", set_config)
+    app.router.add_put("/v1/config", set_config)

@@ -1,0 +1,181 @@
+"""Composition root: the daemon's aiohttp app factory, one cleanup context per resource.
+
+The admin app owns every shared resource; the public router app (a second
+listener, so the admin API is never reachable through the Telegram ingress)
+is started and stopped by one of those cleanup contexts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from daemon import admin_api, keys, wiring
+from daemon.coordination import Coordination, LiveConfig
+from daemon.embedded_redis import EmbeddedRedis
+from daemon.metrics import Metrics
+from daemon.model import new_secret
+from daemon.orchestrator import Orchestrator
+from daemon.settings import Settings
+from daemon.tasks import TaskGroup
+from daemon.telegram import BotApi
+
+log = logging.getLogger(__name__)
+
+
+def ensure_admin_token(settings: Settings) -> str:
+    """The configured token, or one generated once into the data dir (0600)."""
+    if settings.admin_token:
+        return settings.admin_token
+    path = settings.admin_token_path
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = new_secret()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    metrics = app[keys.METRICS]
+    app[keys.TASKS] = TaskGroup(
+        on_failure=lambda name: metrics.background_task_failures.labels(task=name).inc()
+    )
+    yield
+    await app[keys.TASKS].close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_binary)
+        url = await embedded.astart()
+    client = aioredis.Redis.from_url(url, health_check_interval=10, socket_keepalive=True)
+    app[keys.REDIS] = client
+    app[keys.COORDINATION] = Coordination(
+        client, config_defaults=LiveConfig(default_idle_timeout_s=settings.default_idle_timeout_s)
+    )
+    try:
+        yield
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await embedded.astop()
+
+
+async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    registry = await wiring.make_registry(app[keys.SETTINGS])
+    app[keys.REGISTRY] = registry
+    try:
+        yield
+    finally:
+        await registry.close()
+
+
+async def state_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = await wiring.make_state_store(app[keys.SETTINGS])
+    app[keys.STATE_STORE] = store
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    # One pooled client session for agent forwards and Bot API calls.
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=32, keepalive_timeout=30)
+    session = aiohttp.ClientSession(connector=connector)
+    app[keys.HTTP] = session
+    app[keys.BOT_API] = BotApi(session, app[keys.SETTINGS].telegram_api_base)
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = await wiring.make_runtime(app)
+    app[keys.RUNTIME] = runtime
+    try:
+        yield
+    finally:
+        if runtime is not None:
+            await runtime.close()
+
+
+async def orchestrator_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.ORCHESTRATOR] = Orchestrator(
+        settings=app[keys.SETTINGS],
+        registry=app[keys.REGISTRY],
+        state_store=app[keys.STATE_STORE],
+        runtime=app[keys.RUNTIME],
+        coordination=app[keys.COORDINATION],
+        bot_api=app[keys.BOT_API],
+    )
+    yield
+
+
+async def router_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    from daemon.router import create_router_app
+
+    settings = app[keys.SETTINGS]
+    runner = web.AppRunner(create_router_app(app), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.router_host, settings.router_port)
+    await site.start()
+    app[keys.ROUTER_URL] = _site_url(runner)
+    log.info("router listening on %s", app[keys.ROUTER_URL])
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def _site_url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://{host}:{port}"
+
+
+def create_app(settings: Settings) -> web.Application:
+    token = ensure_admin_token(settings)
+    app = web.Application(
+        middlewares=[admin_api.errors_middleware, admin_api.auth_middleware(token)],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.extend(
+        [
+            tasks_ctx,
+            redis_ctx,
+            registry_ctx,
+            state_store_ctx,
+            http_ctx,
+            runtime_ctx,
+            orchestrator_ctx,
+            *wiring.background_contexts(settings),
+            router_listener_ctx,
+        ]
+    )
+    admin_api.setup_routes(app)
+    return app
+
+
+def write_discovery_file(settings: Settings, admin_url: str, router_url: str) -> Path:
+    """Where the local CLI finds a running embedded daemon."""
+    path = settings.data_dir / "daemon.json"
+    path.write_text(
+        json.dumps({"admin_url": admin_url, "router_url": router_url, "pid": os.getpid()})
+    )
+    return path

@@ -1,0 +1,204 @@
+"""Coordination on Redis: endpoint cache, wake lock, live config, tenant events.
+
+Every replica shares one Redis; these are the only cross-replica primitives
+besides the registry's conditional writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "otm:"
+CONFIG_KEY = KEY_PREFIX + "config"
+CONFIG_CHANNEL = KEY_PREFIX + "config:changed"
+EVENTS_CHANNEL = KEY_PREFIX + "events"
+# Per-tenant event log kept short: it is for operators, not an audit trail.
+EVENT_LOG_MAXLEN = 500
+
+# Release/extend only if we still own the lock (fencing by owner token).
+_RELEASE_LUA = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_EXTEND_LUA = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Settings operators change at run time (CLI/TUI); shared by all replicas."""
+
+    warm_pool_target: int = 0
+    default_idle_timeout_s: int = 600
+    max_wake_attempts: int = 5
+
+    @staticmethod
+    def validate_changes(changes: dict[str, Any]) -> dict[str, int]:
+        """Check a partial update; ValueError names the offending key."""
+        known = {f.name for f in fields(LiveConfig)}
+        out: dict[str, int] = {}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown config key {key!r} (known: {', '.join(sorted(known))})")
+            if isinstance(value, bool) or not isinstance(value, int):
+                try:
+                    value = int(str(value))
+                except ValueError:
+                    raise ValueError(f"{key} must be an integer, got {value!r}") from None
+            if key == "warm_pool_target" and not 0 <= value <= 1000:
+                raise ValueError("warm_pool_target must be between 0 and 1000")
+            if key == "default_idle_timeout_s" and not 30 <= value <= 7 * 86400:
+                raise ValueError("default_idle_timeout_s must be between 30 and 604800")
+            if key == "max_wake_attempts" and not 1 <= value <= 100:
+                raise ValueError("max_wake_attempts must be between 1 and 100")
+            out[key] = value
+        return out
+
+
+class Coordination:
+    """Thin typed layer over one shared redis.asyncio client."""
+
+    def __init__(self, redis: aioredis.Redis, *, config_defaults: LiveConfig | None = None) -> None:
+        self.redis = redis
+        self._config_defaults = config_defaults or LiveConfig()
+        self._release = redis.register_script(_RELEASE_LUA)
+        self._extend = redis.register_script(_EXTEND_LUA)
+
+    # -- endpoint cache ---------------------------------------------------
+    @staticmethod
+    def _endpoint_key(tenant_id: str) -> str:
+        return f"{KEY_PREFIX}endpoint:{tenant_id}"
+
+    async def get_endpoint(self, tenant_id: str) -> str | None:
+        value = await self.redis.get(self._endpoint_key(tenant_id))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def set_endpoint(self, tenant_id: str, endpoint: str, ttl_s: float) -> None:
+        await self.redis.set(self._endpoint_key(tenant_id), endpoint, px=int(ttl_s * 1000))
+
+    async def delete_endpoint(self, tenant_id: str, *, only_if: str | None = None) -> bool:
+        """Drop the cached endpoint; with ``only_if`` only when it still holds that
+        value (so a stale failure never removes a fresh endpoint)."""
+        key = self._endpoint_key(tenant_id)
+        if only_if is None:
+            return bool(await self.redis.delete(key))
+        return bool(await self._release(keys=[key], args=[only_if]))
+
+    # -- locks --------------------------------------------------------------
+    @staticmethod
+    def _lock_key(name: str) -> str:
+        return f"{KEY_PREFIX}lock:{name}"
+
+    async def acquire_lock(self, name: str, ttl_s: float) -> str | None:
+        """Owner token if acquired, None if someone else holds it."""
+        token = secrets.token_hex(16)
+        ok = await self.redis.set(self._lock_key(name), token, nx=True, px=int(ttl_s * 1000))
+        return token if ok else None
+
+    async def extend_lock(self, name: str, token: str, ttl_s: float) -> bool:
+        return bool(
+            await self._extend(keys=[self._lock_key(name)], args=[token, int(ttl_s * 1000)])
+        )
+
+    async def release_lock(self, name: str, token: str) -> bool:
+        """Fenced release: only the owner's token deletes the lock."""
+        return bool(await self._release(keys=[self._lock_key(name)], args=[token]))
+
+    async def lock_owner(self, name: str) -> str | None:
+        value = await self.redis.get(self._lock_key(name))
+        return value.decode() if isinstance(value, bytes) else value
+
+    # -- live config ----------------------------------------------------------
+    async def get_config(self) -> LiveConfig:
+        raw = await self.redis.hgetall(CONFIG_KEY)
+        stored = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        known = {f.name for f in fields(LiveConfig)}
+        return replace(self._config_defaults, **{k: v for k, v in stored.items() if k in known})
+
+    async def set_config(self, changes: dict[str, Any]) -> LiveConfig:
+        valid = LiveConfig.validate_changes(changes)
+        if valid:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(CONFIG_KEY, mapping=dict(valid))  # type: ignore[arg-type]
+                pipe.publish(CONFIG_CHANNEL, json.dumps(valid))
+                await pipe.execute()
+        return await self.get_config()
+
+    async def watch_config(self) -> AsyncIterator[LiveConfig]:
+        """Yield the current config, then again after every change (any replica)."""
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(CONFIG_CHANNEL)
+        try:
+            yield await self.get_config()
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield await self.get_config()
+        finally:
+            await pubsub.unsubscribe(CONFIG_CHANNEL)
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # -- tenant events (operator-facing) ---------------------------------------
+    @staticmethod
+    def _event_log_key(tenant_id: str) -> str:
+        return f"{KEY_PREFIX}events:{tenant_id}"
+
+    async def publish_event(self, tenant_id: str, kind: str, **data: Any) -> None:
+        """Append to the tenant's event log and tell live watchers (TUI, -w).
+        Never raises: an event is worth less than the operation it reports."""
+        payload = {"tenant_id": tenant_id, "kind": kind, **data}
+        body = json.dumps(payload, default=str)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(
+                    self._event_log_key(tenant_id),
+                    {"event": body},
+                    maxlen=EVENT_LOG_MAXLEN,
+                    approximate=True,
+                )
+                pipe.publish(EVENTS_CHANNEL, body)
+                await pipe.execute()
+        except aioredis.RedisError as exc:
+            log.warning("could not publish %s event for %s: %s", kind, tenant_id, exc)
+
+    async def event_log(self, tenant_id: str, count: int = 100) -> list[dict[str, Any]]:
+        entries: Any = await self.redis.xrevrange(self._event_log_key(tenant_id), count=count)
+        out: list[dict[str, Any]] = []
+        for entry_id, fields_ in reversed(entries):
+            event = json.loads(fields_[b"event"])
+            event["id"] = entry_id.decode()
+            out.append(event)
+        return out
+
+    async def subscribe_events(self) -> AsyncIterator[dict[str, Any]]:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(EVENTS_CHANNEL)
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield json.loads(message["data"])
+        finally:
+            await pubsub.unsubscribe(EVENTS_CHANNEL)
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except aioredis.RedisError:
+            return False
+
+
+def config_as_dict(config: LiveConfig) -> dict[str, int]:
+    return asdict(config)

@@ -1,0 +1,141 @@
+"""A private redis-server for the embedded default (and for tests).
+
+The message buffer lives in Redis, so the private server runs with AOF
+(appendfsync always) under the data directory: a daemon restart finds every
+buffered update again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class RedisServerMissing(RuntimeError):
+    def __init__(self, binary: str) -> None:
+        super().__init__(
+            f"{binary!r} not found: the embedded default needs a local Redis server. "
+            "Install it (Debian/Ubuntu: `apt-get install -y redis-server`, macOS: "
+            "`brew install redis`) or set OTM_REDIS_URL to an existing Redis."
+        )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """Start/stop one redis-server bound to 127.0.0.1 on a free port."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        binary: str = "redis-server",
+        port: int | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.binary = binary
+        self.port = port or 0
+        self.durable = durable
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        path = shutil.which(self.binary)
+        if path is None:
+            raise RedisServerMissing(self.binary)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        args = [
+            path,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        if self.durable:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        # Own process group: a Ctrl-C aimed at the daemon must not kill Redis
+        # before the daemon has finished with it.
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log_tail = _tail(self.data_dir / "redis.log")
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}: {log_tail}"
+                )
+            if _answers_ping(self.port):
+                log.info("private redis-server on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s}s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()  # SIGTERM: redis flushes the AOF and exits
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, for fault-injection tests."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    async def astart(self) -> str:
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+
+def _answers_ping(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+    return False
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,60 @@
+"""Prometheus metrics, one registry per daemon app (tests run several in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Wakes include an agent's boot (~40 s for OpenClaw) and, on a new metal node,
+# Karpenter provisioning: buckets reach 600 s.
+WAKE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 600)
+FORWARD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.webhook_requests = Counter(
+            "otm_webhook_requests", "Webhook requests by HTTP status", ["status"], registry=r
+        )
+        self.updates_buffered = Counter(
+            "otm_updates_buffered", "Updates appended to tenant buffers", registry=r
+        )
+        self.updates_duplicate = Counter(
+            "otm_updates_duplicate",
+            "Updates dropped as Telegram retries (same update_id)",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "otm_deliveries", "Updates delivered to agents and acked", registry=r
+        )
+        self.delivery_failures = Counter(
+            "otm_delivery_failures", "Failed delivery attempts by reason", ["reason"], registry=r
+        )
+        self.forward_seconds = Histogram(
+            "otm_forward_seconds", "Agent webhook POST latency", buckets=FORWARD_BUCKETS, registry=r
+        )
+        self.buffered_messages = Gauge(
+            "otm_buffered_messages", "Updates waiting in a tenant's buffer", ["tenant"], registry=r
+        )
+        self.wake_phase_seconds = Histogram(
+            "otm_wake_phase_seconds",
+            "Duration of each wake phase",
+            ["phase"],
+            buckets=WAKE_BUCKETS,
+            registry=r,
+        )
+        self.wakes = Counter("otm_wakes", "Wakes by outcome", ["outcome"], registry=r)
+        self.tenants_by_status = Gauge("otm_tenants", "Tenants by status", ["status"], registry=r)
+        self.warm_pool_size = Gauge("otm_warm_pool_size", "Unclaimed warm instances", registry=r)
+        self.warm_pool_target = Gauge("otm_warm_pool_target", "Warm pool target", registry=r)
+        self.pod_failure_seconds = Histogram(
+            "otm_pod_failure_to_registry_seconds",
+            "Time from a pod failure event to its registry update",
+            buckets=FORWARD_BUCKETS,
+            registry=r,
+        )
+        self.background_task_failures = Counter(
+            "otm_background_task_failures", "Background task crashes by task", ["task"], registry=r
+        )
+        self.is_leader = Gauge("otm_is_leader", "1 while this replica holds leadership", registry=r)

@@ -1,0 +1,171 @@
+"""Tenant lifecycle: create, update, delete, suspend/resume (wake/sleep live in
+daemon/wake.py). Every state change is a conditional registry write."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from daemon.coordination import Coordination
+from daemon.model import (
+    ConditionFailed,
+    Tenant,
+    TenantStatus,
+    utcnow,
+    validate_labels,
+    validate_tenant_id,
+)
+from daemon.ports import Registry, Runtime, StateStore
+from daemon.settings import Settings
+from daemon.telegram import BotApi
+
+log = logging.getLogger(__name__)
+
+# Fields an operator may set on create/patch.
+_CREATE_FIELDS = {"tenant_id", "bot_token", "idle_timeout_s", "image", "labels"}
+_PATCH_FIELDS = {"bot_token", "idle_timeout_s", "image", "labels"}
+
+
+def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+    unknown = set(body) - allowed
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    out = dict(body)
+    if "idle_timeout_s" in out and out["idle_timeout_s"] is not None:
+        value = out["idle_timeout_s"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 30 <= value <= 7 * 86400:
+            raise ValueError("idle_timeout_s must be an integer between 30 and 604800 (or null)")
+    if "bot_token" in out and not isinstance(out["bot_token"], str):
+        raise ValueError("bot_token must be a string")
+    if "image" in out and out["image"] is not None and not isinstance(out["image"], str):
+        raise ValueError("image must be a string")
+    if "labels" in out:
+        out["labels"] = validate_labels(out["labels"])
+    return out
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        state_store: StateStore,
+        runtime: Runtime | None,
+        coordination: Coordination,
+        bot_api: BotApi,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.state_store = state_store
+        self.runtime = runtime
+        self.coordination = coordination
+        self.bot_api = bot_api
+
+    def webhook_url(self, tenant_id: str) -> str | None:
+        base = self.settings.public_base_url
+        return f"{base.rstrip('/')}/tg/{tenant_id}" if base else None
+
+    async def create_tenant(self, body: dict[str, Any]) -> Tenant:
+        fields_ = _check_body(body, _CREATE_FIELDS)
+        tenant_id = fields_.pop("tenant_id", None)
+        if not isinstance(tenant_id, str):
+            raise ValueError("tenant_id is required")
+        validate_tenant_id(tenant_id)
+        tenant = await self.registry.create(Tenant(tenant_id=tenant_id, **fields_))
+        log.info("tenant %s created", tenant_id)
+        await self.coordination.publish_event(tenant_id, "created", status=tenant.status.value)
+        await self._register_webhook(tenant)
+        return tenant
+
+    async def _register_webhook(self, tenant: Tenant) -> None:
+        """Point Telegram at our router, with the secret it must echo back.
+        A failure is logged, not fatal: the operator can retry with a PATCH."""
+        url = self.webhook_url(tenant.tenant_id)
+        if url is None or not tenant.bot_token:
+            return
+        try:
+            await self.bot_api.set_webhook(tenant.bot_token, url=url, secret=tenant.webhook_secret)
+        except Exception as exc:
+            log.warning("setWebhook for %s failed: %s", tenant.tenant_id, exc)
+            await self.coordination.publish_event(
+                tenant.tenant_id, "webhook_failed", reason=str(exc)
+            )
+
+    async def update_tenant(self, tenant_id: str, body: dict[str, Any]) -> Tenant:
+        validate_tenant_id(tenant_id)
+        changes = _check_body(body, _PATCH_FIELDS)
+        if not changes:
+            return await self.registry.get(tenant_id)
+        tenant = await self.registry.update(tenant_id, **changes)
+        await self.coordination.publish_event(tenant_id, "updated", fields=sorted(changes))
+        if "bot_token" in changes:
+            await self._register_webhook(tenant)
+        return tenant
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        """Stop the agent, drop its state and record. The record goes last so
+        a crash half-way leaves something an operator can delete again."""
+        tenant = await self.registry.get(tenant_id)
+        if self.runtime is not None:
+            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        await self.coordination.delete_endpoint(tenant_id)
+        await self.state_store.delete_tenant(tenant_id)
+        if tenant.bot_token and self.webhook_url(tenant_id):
+            try:
+                await self.bot_api.delete_webhook(tenant.bot_token)
+            except Exception as exc:
+                log.warning("deleteWebhook for %s failed: %s", tenant_id, exc)
+        await self.registry.delete(tenant_id)
+        await self.coordination.publish_event(tenant_id, "deleted")
+        log.info("tenant %s deleted", tenant_id)
+
+    async def suspend_tenant(self, tenant_id: str) -> Tenant:
+        """Operator hold: messages keep buffering, the tenant is never woken.
+        A running agent is stopped (with its final state sync) first."""
+        tenant = await self.registry.get(tenant_id)
+        if tenant.status == TenantStatus.SUSPENDED:
+            return tenant
+        if tenant.status in (TenantStatus.RUNNING, TenantStatus.PROVISIONING):
+            tenant = await self.registry.update(
+                tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING
+            )
+            if self.runtime is not None:
+                await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+            await self.coordination.delete_endpoint(tenant_id)
+        try:
+            tenant = await self.registry.update(
+                tenant_id,
+                if_version=tenant.version,
+                status=TenantStatus.SUSPENDED,
+                status_reason="suspended by operator",
+                endpoint=None,
+                gateway_url=None,
+                pod_name=None,
+            )
+        except ConditionFailed:
+            # Someone moved it meanwhile (e.g. a wake): try once more from fresh state.
+            current = await self.registry.get(tenant_id)
+            tenant = await self.registry.update(
+                tenant_id,
+                if_version=current.version,
+                status=TenantStatus.SUSPENDED,
+                status_reason="suspended by operator",
+            )
+        await self.coordination.publish_event(tenant_id, "suspended")
+        return tenant
+
+    async def resume_tenant(self, tenant_id: str) -> Tenant:
+        """Leave the hold (and a failed state); the next message (or a buffered one) wakes it."""
+        tenant = await self.registry.update(
+            tenant_id,
+            if_status={TenantStatus.SUSPENDED, TenantStatus.FAILED},
+            status=TenantStatus.IDLE,
+            status_reason="",
+            wake_attempts=0,
+        )
+        await self.coordination.publish_event(tenant_id, "resumed")
+        return tenant
+
+    async def record_activity(self, tenant_id: str) -> None:
+        await self.registry.touch(tenant_id, utcnow())

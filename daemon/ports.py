@@ -1,0 +1,185 @@
+"""Ports: the interfaces the daemon's core uses, each with a production adapter
+and an embedded default. Every adapter passes the same contract suite in
+tests/contract/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from daemon.model import Tenant, TenantStatus
+
+
+class Registry(Protocol):
+    """Durable tenant records. Every write is conditional: two replicas racing
+    on the same transition can never both win (the loser gets ConditionFailed)."""
+
+    async def create(self, tenant: Tenant) -> Tenant:
+        """Insert a new record; TenantExists if the id is taken."""
+        ...
+
+    async def get(self, tenant_id: str) -> Tenant:
+        """TenantNotFound if absent."""
+        ...
+
+    async def list(self, *, status: TenantStatus | None = None) -> list[Tenant]:
+        """All tenants (by id), or those in one status (uses the status index)."""
+        ...
+
+    async def update(
+        self,
+        tenant_id: str,
+        *,
+        if_status: Collection[TenantStatus] | None = None,
+        if_version: int | None = None,
+        **changes: Any,
+    ) -> Tenant:
+        """Apply ``changes`` (names from model.MUTABLE_FIELDS) atomically when
+        the record exists and matches the conditions; bump version and
+        updated_at. TenantNotFound if absent, ConditionFailed if a condition
+        does not hold, ValueError for an unknown field."""
+        ...
+
+    async def touch(self, tenant_id: str, at: datetime) -> None:
+        """Move last_active_at forward (never backwards); no-op if absent.
+        Does not bump version: activity must not fail lifecycle writes."""
+        ...
+
+    async def delete(self, tenant_id: str) -> None:
+        """Remove the record; TenantNotFound if absent."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StateStore(Protocol):
+    """A tenant's files (``state/...`` and ``workspace/...`` keys) and snapshots."""
+
+    async def put(self, tenant_id: str, key: str, data: bytes) -> None: ...
+
+    async def get(self, tenant_id: str, key: str) -> bytes:
+        """KeyError if absent."""
+        ...
+
+    async def list(self, tenant_id: str, prefix: str = "") -> list[str]:
+        """Keys (relative to the tenant) starting with ``prefix``, sorted."""
+        ...
+
+    async def delete(self, tenant_id: str, key: str) -> None:
+        """Idempotent."""
+        ...
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        """Remove every key of the tenant. Idempotent."""
+        ...
+
+    async def save_snapshot(self, tenant_id: str, src_dir: Path) -> int:
+        """Tar ``src_dir`` and store it as the tenant's latest snapshot; returns bytes stored."""
+        ...
+
+    async def restore_snapshot(self, tenant_id: str, dest_dir: Path) -> bool:
+        """Unpack the latest snapshot into ``dest_dir``; False if there is none."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class InstancePhase(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
+class AgentLaunch:
+    """Everything a runtime needs to start (or bind a warm instance to) a tenant's agent."""
+
+    tenant_id: str
+    bot_token: str
+    webhook_secret: str
+    gateway_token: str
+    hooks_token: str
+    image: str | None = None
+
+    def __repr__(self) -> str:
+        return f"AgentLaunch(tenant_id={self.tenant_id!r})"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One agent instance as the runtime sees it."""
+
+    name: str
+    """Pod name or local instance name."""
+    tenant_id: str | None
+    """None for an unclaimed warm instance."""
+    phase: InstancePhase
+    webhook_url: str | None = None
+    """Where to POST Telegram updates once ready."""
+    gateway_url: str | None = None
+    reason: str = ""
+    warm: bool = False
+
+
+@dataclass(frozen=True)
+class InstanceEvent:
+    kind: str
+    """"added", "modified" or "deleted"."""
+    instance: Instance
+
+
+@dataclass(frozen=True)
+class AgentActivity:
+    busy: bool
+    pending_turns: int
+    last_turn_at: datetime | None
+
+
+class Runtime(Protocol):
+    """Where agents run. Readiness is event-driven (watch/informer or process
+    callbacks), never fixed-interval polling by the caller."""
+
+    async def start(self, launch: AgentLaunch) -> Instance:
+        """Create (or claim from the warm pool) the tenant's instance, with
+        its state restored from the StateStore; returns without waiting for
+        readiness. Idempotent: an existing live instance is returned."""
+        ...
+
+    async def wait_ready(self, tenant_id: str, timeout: float) -> Instance:
+        """Until the instance is READY (returned) or FAILED/GONE (AgentFailed),
+        or TimeoutError."""
+        ...
+
+    async def stop(self, tenant_id: str, *, grace_s: float) -> None:
+        """SIGTERM/delete with a grace period; the final state sync to the
+        StateStore completes before this returns. Idempotent."""
+        ...
+
+    async def get(self, tenant_id: str) -> Instance | None: ...
+
+    async def list(self) -> list[Instance]: ...
+
+    def watch(self) -> AsyncIterator[InstanceEvent]:
+        """Instance changes as they happen (for the reconciler)."""
+        ...
+
+    def logs(self, tenant_id: str, *, follow: bool, since_s: float | None) -> AsyncIterator[str]:
+        """Agent log lines; KeyError if the tenant has no instance or logs."""
+        ...
+
+    async def activity(self, tenant_id: str) -> AgentActivity | None:
+        """Whether the agent still has turns running (None if unknown/unreachable)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class AgentFailed(Exception):
+    """The instance failed or vanished while starting."""

@@ -1,0 +1,1 @@
+"""Reconciler: List+Watch informer on tenant instances (filled in by the Kubernetes work)."""

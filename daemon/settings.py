@@ -1,0 +1,242 @@
+"""One settings object for the whole daemon, built once and passed down explicitly.
+
+Precedence: command-line flags > environment (``OTM_*``) > YAML file > defaults.
+Only flags the user actually typed are passed in as ``flags``, so a default
+flag value never shadows the environment or the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+import yaml
+
+RegistryKind = Literal["sqlite", "dynamodb"]
+StateStoreKind = Literal["dir", "s3"]
+RuntimeKind = Literal["local", "kubernetes"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the daemon cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".otm")
+    """Where the embedded default keeps its SQLite registry, state directory,
+    Redis data and the generated admin token. Production keeps nothing here."""
+
+    router_host: str = "127.0.0.1"
+    """Bind address of the Telegram webhook ingress (``POST /tg/{tenant_id}``)."""
+    router_port: int = 8080
+    """Port of the webhook ingress; 0 picks a free port (tests)."""
+    admin_host: str = "127.0.0.1"
+    """Bind address of the admin API (never exposed publicly)."""
+    admin_port: int = 8081
+    """Port of the admin API, probes and metrics; 0 picks a free port."""
+    admin_token: str | None = None
+    """Bearer token for the admin API. Unset: generated once into
+    ``data_dir/admin-token`` (mode 0600), where the CLI finds it."""
+
+    registry: RegistryKind = "sqlite"
+    """Tenant registry backend: ``sqlite`` (embedded) or ``dynamodb``."""
+    dynamodb_table: str = "tenants"
+    """DynamoDB table name; created on demand with its ``status`` GSI."""
+    aws_region: str = "us-east-1"
+    """Region for DynamoDB and S3 clients."""
+    dynamodb_endpoint_url: str | None = None
+    """Override endpoint (``AWS_ENDPOINT_URL_DYNAMODB``), e.g. a moto server."""
+
+    state_store: StateStoreKind = "dir"
+    """Tenant state backend: ``dir`` (embedded) or ``s3``."""
+    s3_bucket: str = "otm-tenant-state"
+    """Bucket holding ``tenants/{id}/state/`` and ``tenants/{id}/workspace/``."""
+    s3_endpoint_url: str | None = None
+    """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
+
+    redis_url: str | None = None
+    """Shared Redis. Unset: the daemon starts a private ``redis-server`` on a
+    free loopback port with its data under ``data_dir/redis``."""
+    redis_server_binary: str = "redis-server"
+    """Binary used for the private Redis of the embedded default."""
+
+    runtime: RuntimeKind = "local"
+    """Where agents run: ``local`` processes or ``kubernetes`` pods."""
+    kubeconfig: str | None = None
+    """Kubeconfig path; unset means in-cluster config."""
+    tenant_namespace: str = "otm-tenants"
+    """Namespace of tenant pods and their Secrets."""
+    daemon_namespace: str = "otm-system"
+    """Namespace of the daemon itself (leader Lease)."""
+    agent_image: str = "ghcr.io/openclaw/openclaw:2026.9.6"
+    """Default OpenClaw image for tenant pods (a tenant record may override)."""
+    agent_command: tuple[str, ...] = ()
+    """Local runtime: command starting one agent. Empty: the bundled stand-in
+    agent (``python -m otm.devtools.agent_stub``)."""
+
+    telegram_api_base: str = "https://api.telegram.org"
+    """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""
+    public_base_url: str | None = None
+    """Public URL Telegram reaches the router at; webhooks become
+    ``{public_base_url}/tg/{tenant_id}``. Unset: no webhook registration."""
+
+    default_idle_timeout_s: int = 600
+    """Idle timeout for tenants without their own; live-config overridable."""
+    wake_timeout_s: float = 300.0
+    """How long one wake may take before it counts as a failed attempt."""
+    agent_stop_grace_s: float = 330.0
+    """Grace period for an agent's turn to drain on stop (OpenClaw: 330 s)."""
+    max_body_bytes: int = 1 << 20
+    """Largest accepted webhook body (Telegram updates are far smaller)."""
+
+    log_level: str = "INFO"
+    """Root log level."""
+    log_format: Literal["text", "json"] = "text"
+    """``json`` for production log shipping."""
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "registry.sqlite3"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def agents_dir(self) -> Path:
+        return self.data_dir / "agents"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+ENV_PREFIX = "OTM_"
+# Settings that conventional AWS variables also set (lower precedence than OTM_*).
+_AWS_ENV = {
+    "dynamodb_endpoint_url": "AWS_ENDPOINT_URL_DYNAMODB",
+    "s3_endpoint_url": "AWS_ENDPOINT_URL_S3",
+    "aws_region": "AWS_REGION",
+}
+
+
+def _field_types() -> dict[str, Any]:
+    return get_type_hints(Settings)
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a raw flag/env/YAML value into the field's type, or explain why not."""
+    hint = _field_types()[name]
+    if raw is None:
+        return None
+    args = get_args(hint)
+    if hint is Path or Path in args:
+        return Path(str(raw)).expanduser()
+    if hint is int or (int in args and str not in args):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+    if hint is float:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if hint == tuple[str, ...]:
+        if isinstance(raw, str):
+            import shlex
+
+            return tuple(shlex.split(raw))
+        return tuple(str(part) for part in raw)
+    literal_values = _literal_values(hint)
+    if literal_values:
+        if raw not in literal_values:
+            allowed = ", ".join(literal_values)
+            raise SettingsError(f"{name}: expected one of {allowed}, got {raw!r}")
+        return raw
+    return str(raw)
+
+
+def _literal_values(hint: Any) -> tuple[str, ...]:
+    args = get_args(hint)
+    if args and all(isinstance(a, str) for a in args):
+        return args
+    return ()
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from flags > env > YAML file > defaults.
+
+    ``config_file`` defaults to ``$OTM_CONFIG`` when set. Unknown keys in the
+    file are an error (a typo should not silently fall back to a default).
+    """
+    env = os.environ if env is None else env
+    names = {f.name for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file or (Path(env["OTM_CONFIG"]) if env.get("OTM_CONFIG") else None)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must be a mapping")
+        unknown = sorted(set(loaded) - names)
+        if unknown:
+            raise SettingsError(f"config file {path}: unknown settings {', '.join(unknown)}")
+        values.update(loaded)
+
+    for name, var in _AWS_ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    for name in names:
+        var = ENV_PREFIX + name.upper()
+        if env.get(var) not in (None, ""):
+            values[name] = env[var]
+
+    for name, value in (flags or {}).items():
+        if name not in names:
+            raise SettingsError(f"unknown setting {name}")
+        if value is not None:
+            values[name] = value
+
+    coerced = {name: _coerce(name, value) for name, value in values.items()}
+    settings = Settings(**coerced)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    for name in ("router_port", "admin_port"):
+        port = getattr(settings, name)
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"{name}: {port} is not a TCP port")
+    if settings.default_idle_timeout_s <= 0:
+        raise SettingsError("default_idle_timeout_s must be positive")
+    if settings.max_body_bytes <= 0:
+        raise SettingsError("max_body_bytes must be positive")
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Settings as a JSON-able dict with secrets masked (for logs and `otm status`)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if f.name == "admin_token":
+            value = "***" if value else None
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out

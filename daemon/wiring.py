@@ -1,0 +1,61 @@
+"""Pick adapters from settings. Imports are lazy so the embedded default never
+loads boto3 or kubernetes_asyncio it does not use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from daemon import keys
+from daemon.ports import Registry, Runtime, StateStore
+from daemon.settings import Settings
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+async def make_registry(settings: Settings) -> Registry:
+    if settings.registry == "dynamodb":
+        from daemon.adapters.registry_dynamodb import DynamoRegistry
+
+        return await DynamoRegistry.open(
+            table=settings.dynamodb_table,
+            region=settings.aws_region,
+            endpoint_url=settings.dynamodb_endpoint_url,
+        )
+    from daemon.adapters.registry_sqlite import SqliteRegistry
+
+    return SqliteRegistry(settings.sqlite_path)
+
+
+async def make_state_store(settings: Settings) -> StateStore:
+    if settings.state_store == "s3":
+        from daemon.adapters.state_s3 import S3StateStore
+
+        return await S3StateStore.open(
+            bucket=settings.s3_bucket,
+            region=settings.aws_region,
+            endpoint_url=settings.s3_endpoint_url,
+        )
+    from daemon.adapters.state_dir import DirStateStore
+
+    return DirStateStore(settings.state_dir)
+
+
+async def make_runtime(app: web.Application) -> Runtime | Any:
+    settings = app[keys.SETTINGS]
+    if settings.runtime == "kubernetes":
+        from daemon.adapters.runtime_k8s import KubernetesRuntime
+
+        return await KubernetesRuntime.open(app)
+    try:
+        from daemon.adapters.runtime_local import LocalRuntime
+    except ImportError:  # TODO(lead): remove once the local runtime lands
+        return None
+    return await LocalRuntime.open(app)
+
+
+def background_contexts(settings: Settings) -> list[CleanupCtx]:
+    """Cleanup contexts of the long-running tasks (delivery, reconciler, culler, warm pool)."""
+    return []
