@@ -24,6 +24,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.coordination import Coordination, LiveConfig
+from daemon.leader import checkpoint
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Registry, Runtime
 
@@ -203,8 +204,10 @@ class Culler:
     async def _follow_events(self) -> None:
         """Tenant events (any replica) may bring a deadline forward: re-read that tenant."""
         while True:
+            checkpoint()
             try:
                 async for event in self.coordination.subscribe_events():
+                    checkpoint()
                     tid = event.get("tenant_id")
                     if isinstance(tid, str) and tid not in self._sleeping:
                         self.kick(tid)
@@ -215,8 +218,10 @@ class Culler:
 
     async def _follow_config(self) -> None:
         while True:
+            checkpoint()
             try:
                 async for _config in self.coordination.watch_config():
+                    checkpoint()
                     self.kick()
             except Exception as exc:
                 log.warning("culler config subscription failed: %s", exc)
@@ -232,16 +237,19 @@ class Culler:
         try:
             next_full = time.monotonic() + self.max_interval_s
             while True:
+                checkpoint()
                 if time.monotonic() >= next_full:
                     self._refresh_all = True
                 if self._refresh_all:
                     next_full = time.monotonic() + self.max_interval_s
                 self._kick.clear()
                 await self._refresh()
+                checkpoint()
                 now = utcnow()
                 for tid in [t for t, d in self._deadlines.items() if d <= now]:
                     if tid not in self._sleeping:
                         await self._check(tid)
+                        checkpoint()
                 wait_s = next_full - time.monotonic()
                 pending = [d for t, d in self._deadlines.items() if t not in self._sleeping]
                 if pending:
@@ -250,9 +258,11 @@ class Culler:
                     async with asyncio.timeout(max(0.0, wait_s)):
                         await self._kick.wait()
         finally:
-            for task in [*followers, *self._sleeping.values()]:
+            pending = [*followers, *self._sleeping.values()]
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*followers, *self._sleeping.values(), return_exceptions=True)
+            # Bounded: a Redis pub/sub read may swallow the cancellation (see checkpoint).
+            await asyncio.wait(pending, timeout=5)
 
 
 def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:

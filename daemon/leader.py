@@ -56,6 +56,19 @@ return 0
 """
 
 
+def checkpoint() -> None:
+    """Raise CancelledError if this task has been asked to stop.
+
+    redis-py 8.1's asyncio client can complete a command and drop a
+    cancellation that arrived meanwhile (reproduced: most cancels landing in a
+    command are lost), so every long-running loop calls this once per
+    iteration; otherwise a cancelled loop would keep running and its owner's
+    ``await task`` would hang."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def default_identity() -> str:
     """Host name (the pod name in Kubernetes), pid, and a random suffix so a
     restarted container never inherits its previous incarnation's lease."""
@@ -363,6 +376,7 @@ class LeaderElector:
         """Campaign and renew until cancelled; steps down on the way out."""
         try:
             while True:
+                checkpoint()
                 if not self.is_leader:
                     started = time.monotonic()
                     if await self._attempt(self.backend.try_acquire, self.retry_interval_s):
@@ -435,6 +449,7 @@ class LeaderTasks:
     async def _supervise(self, name: str) -> None:
         backoff = self._restart_backoff_s
         while name in self._factories:
+            checkpoint()
             try:
                 await self._factories[name]()
                 log.error("leader-only task %s returned; restarting", name)
@@ -442,6 +457,7 @@ class LeaderTasks:
                 log.exception("leader-only task %s failed; restarting", name)
                 if self._on_failure is not None:
                     self._on_failure(name)
+            checkpoint()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
@@ -497,7 +513,6 @@ async def leader_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         for task in (runner, campaign):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.wait([runner, campaign], timeout=5)
         await elector.release()
         await elector.backend.close()

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.coordination import KEY_PREFIX, Coordination
+from daemon.leader import checkpoint
 from daemon.metrics import Metrics
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase, Registry, Runtime
@@ -409,8 +410,10 @@ class Reconciler:
         backoff = 0.2
         try:
             while True:
+                checkpoint()
                 try:
                     async for event in self.runtime.watch():
+                        checkpoint()
                         self._dispatch(event)
                         backoff = 0.2
                     log.warning("runtime watch ended; re-opening")
@@ -466,6 +469,7 @@ class Reconciler:
         self._orphans.clear()
         next_full = time.monotonic()
         while True:
+            checkpoint()
             now = time.monotonic()
             if now >= next_full or self._resync_requested:
                 self._resync_requested = False
@@ -474,7 +478,9 @@ class Reconciler:
                 except Exception as exc:
                     log.warning("reconciler resync failed: %s", exc)
                 next_full = time.monotonic() + self.resync_interval_s
+            checkpoint()
             await self._process_due_orphans()
+            checkpoint()
             wake_at = min([next_full, *(c.due for c in self._orphans.values())])
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
