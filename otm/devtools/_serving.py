@@ -73,7 +73,7 @@ def bound_port(site: web.TCPSite) -> int:
     server = site._server  # aiohttp exposes no public accessor for the bound sockets
     if server is None or not getattr(server, "sockets", None):
         raise RuntimeError("site is not listening")
-    sock: socket.socket = server.sockets[0]  # type: ignore[union-attr]
+    sock: socket.socket = server.sockets[0]  # type: ignore[attr-defined]
     port: int = sock.getsockname()[1]
     return port
 
@@ -83,7 +83,7 @@ def serve_forever_main(
     make_server: Callable[[str, int], AppServer],
     argv: list[str] | None = None,
 ) -> int:
-    """Entry point for ``python -m``: start, print the base URL on one line, stop on SIGTERM/SIGINT."""
+    """``python -m`` entry: start, print the base URL on one line, stop on SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

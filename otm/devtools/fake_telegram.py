@@ -376,9 +376,9 @@ async def handle_reset(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def wait_until(state: FakeTelegramState, predicate: Any, timeout: float) -> bool:
-    """Wait (event-driven, bounded by ``timeout``) until ``predicate()`` holds; True if it did."""
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(state: FakeTelegramState, predicate: Any, timeout_s: float) -> bool:
+    """Wait (event-driven, bounded by ``timeout_s``) until ``predicate()`` holds; True if it did."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
@@ -436,11 +436,11 @@ class FakeTelegram(AppServer):
         self,
         token: str | None,
         count: int,
-        timeout: float = 10.0,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait, not for I/O
         *,
         chat_id: str | int | None = None,
     ) -> list[SentMessage]:
-        """Wait until at least ``count`` messages were sent; raises TimeoutError with what was seen."""
+        """Wait until ``count`` messages were sent; raises TimeoutError listing what was seen."""
         ok = await wait_until(
             self.state, lambda: len(self.state.sent(token, chat_id)) >= count, timeout
         )
@@ -453,7 +453,11 @@ class FakeTelegram(AppServer):
         return seen
 
     async def wait_for_calls(
-        self, token: str | None, method: str, count: int = 1, timeout: float = 10.0
+        self,
+        token: str | None,
+        method: str,
+        count: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109
     ) -> list[BotApiCall]:
         ok = await wait_until(self.state, lambda: len(self.calls(token, method)) >= count, timeout)
         if not ok:

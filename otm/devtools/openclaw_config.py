@@ -1,4 +1,4 @@
-"""Render a tenant's ``openclaw.json``: a pure function shared by tests, the local demo and production.
+"""Render a tenant's ``openclaw.json``: one pure function for tests, the local demo and production.
 
 The shape follows the measured behaviour of OpenClaw 2026.9.6 (see the runtime notes):
 
@@ -90,7 +90,7 @@ def render_openclaw_config(
     if webhook_port == gateway_port:
         raise ValueError(f"tenant {tenant_id}: webhook and gateway ports must differ")
     if api_root is not None and re.search(r"/bot[^/]*/?$", api_root):
-        # OpenClaw appends /bot<token>/<method> itself; a root that already has it breaks every call.
+        # OpenClaw appends /bot<token>/<method> itself; a root that has it breaks every call.
         raise ValueError(f"tenant {tenant_id}: api_root must be the root only, without /bot<token>")
     if gateway_bind != "loopback" and not gateway_token:
         raise ValueError(

@@ -225,7 +225,7 @@ def create_app(state: StubLLMState | None = None) -> web.Application:
 
 
 class StubLLM(AppServer):
-    """In-process runner. ``base_url`` ends in ``/v1``: it is what a provider's ``baseUrl`` takes."""
+    """In-process runner. ``base_url`` ends in ``/v1``, as a provider's ``baseUrl`` wants."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, delay_s: float = 0.0) -> None:
         super().__init__(host=host, port=port)
