@@ -48,7 +48,8 @@ from daemon.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-LEASE_TTL_S = 10.0
+LEASE_TTL_S = 5.0
+"""Renewed every third of it; a crashed holder blocks its tenant at most this long."""
 IDLE_S = 30.0
 """A worker without work exits after this long (its lease is released)."""
 SWEEP_S = 30.0

@@ -33,8 +33,8 @@ from daemon.telegram import BotApi
 log = logging.getLogger(__name__)
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."
-LOCK_TTL_S = 15.0
-"""Short, and extended while the holder works: a crashed holder blocks others ≤ 15 s."""
+LOCK_TTL_S = 6.0
+"""Short, and extended while the holder works: a crashed holder blocks others ≤ 6 s."""
 ENDPOINT_TTL_S = 3600.0
 
 

@@ -32,9 +32,7 @@ STUB_DB = "agent-stub.sqlite"
 class Daemon:
     """One ``python -m daemon`` process on a data dir; restartable on the same dir."""
 
-    def __init__(
-        self, data_dir: Path, redis_url: str, telegram: FakeTelegram, **env: str
-    ) -> None:
+    def __init__(self, data_dir: Path, redis_url: str, telegram: FakeTelegram, **env: str) -> None:
         self.data_dir = data_dir
         self.redis_url = redis_url
         self.telegram = telegram
