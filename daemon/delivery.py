@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 
 from daemon.buffer import Buffer, BufferedUpdate, lease_key, lease_name
 from daemon.coordination import Coordination
@@ -63,6 +64,8 @@ MAX_ATTEMPTS = 5
 """Rejections (4xx) of one update before it is dead-lettered."""
 MAX_UNAVAILABLE_ATTEMPTS = 20
 """5xx/408/429 answers to one update before it is dead-lettered."""
+RETRY_AFTER_ERROR_S = 1.0
+"""Pause before a worker interrupted by a Redis error tries again."""
 MAX_MISROUTED = 5
 """Consecutive 401/403/404 before the agent is restarted with fresh config."""
 
@@ -160,7 +163,13 @@ class DeliveryManager:
         self._spawn(self._notify_if_pending(tenant_id), f"delivery-check:{tenant_id}")
 
     async def _notify_if_pending(self, tenant_id: str) -> None:
-        if await self.buffer.check_pending(tenant_id) > 0:
+        try:
+            pending = await self.buffer.check_pending(tenant_id)
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("cannot look at %s's buffer: %s; retrying", tenant_id, exc)
+            self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
+            return
+        if pending > 0:
             self.notify(tenant_id, signal_others=False)
 
     def on_work_signal(self, tenant_id: str, origin: str) -> None:
@@ -235,6 +244,10 @@ class DeliveryManager:
             except _Stop as stop:
                 log.info("delivery to %s paused: %s", tenant_id, stop)
                 recheck = stop.recheck
+            except (aioredis.RedisError, OSError) as exc:
+                # Redis restarting or unreachable: the buffer is intact; come back.
+                log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
+                self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
             finally:
                 renew.cancel()
                 if self._workers.get(tenant_id) is poke:
