@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters.runtime_local import PID_FILE, LocalRuntime, orphan_pid
+from daemon.adapters.runtime_local import PID_FILE, LocalRuntime, recorded_agent_pid
 from daemon.adapters.state_dir import DirStateStore
 from daemon.ports import AgentLaunch, Runtime, StateStore
 from daemon.settings import load_settings
@@ -75,7 +75,7 @@ async def local_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[Runt
 
     async def crash(tenant_id: str) -> None:
         for pid_file in (settings.agents_dir / tenant_id).glob(f"*/{PID_FILE}"):
-            pid = orphan_pid(pid_file)
+            pid = recorded_agent_pid(pid_file)
             if pid is not None:
                 os.killpg(pid, signal.SIGKILL)
 
