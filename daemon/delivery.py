@@ -39,6 +39,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from daemon.buffer import Buffer, BufferedUpdate, lease_key, lease_name
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
@@ -216,11 +217,11 @@ class DeliveryManager:
         for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
+        for poke in self._workers.values():
+            poke.set()  # idle workers see _closing at once
+        stuck = await cancel_and_wait(list(self._tasks), timeout=10)
+        for task in stuck:
+            log.error("task %s did not stop", task.get_name())
 
     # -- one worker -------------------------------------------------------------------
     async def _run(self, tenant_id: str, poke: asyncio.Event, signal_others: bool) -> None:
@@ -236,8 +237,10 @@ class DeliveryManager:
                 pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
                 self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
                 return
+            released = asyncio.Event()
             renew = asyncio.create_task(
-                self._renew(name, token, asyncio.current_task()), name=f"lease:{tenant_id}"
+                self._renew(name, token, asyncio.current_task(), released),
+                name=f"lease:{tenant_id}",
             )
             try:
                 recheck = await self._drain(tenant_id, token, poke)
@@ -249,6 +252,7 @@ class DeliveryManager:
                 log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
                 self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
             finally:
+                released.set()
                 renew.cancel()
                 if self._workers.get(tenant_id) is poke:
                     del self._workers[tenant_id]
@@ -261,15 +265,23 @@ class DeliveryManager:
         if recheck and not self._closing:
             self.notify_if_pending(tenant_id)
 
-    async def _renew(self, name: str, token: str, worker: asyncio.Task[Any] | None) -> None:
-        while True:
-            await asyncio.sleep(LEASE_TTL_S / 3)
+    async def _renew(
+        self, name: str, token: str, worker: asyncio.Task[Any] | None, released: asyncio.Event
+    ) -> None:
+        while not released.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEASE_TTL_S / 3):
+                    await released.wait()
+            if released.is_set():
+                return
             try:
                 held = await self.coordination.extend_lock(name, token, LEASE_TTL_S)
             except Exception as exc:
                 log.warning("could not renew %s: %s", name, exc)
                 continue
-            if not held:
+            if not held and not released.is_set():
+                # Acks are fenced on the token, so even a worker that misses
+                # this cancel cannot remove an entry any more.
                 log.error("lost %s; stopping its worker", name)
                 if worker is not None:
                     worker.cancel()
@@ -277,7 +289,7 @@ class DeliveryManager:
 
     async def _drain(self, tenant_id: str, token: str, poke: asyncio.Event) -> bool:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
-        while True:
+        while not self._closing:
             poke.clear()
             batch = await self.buffer.head(tenant_id)
             if not batch:
@@ -293,7 +305,10 @@ class DeliveryManager:
                     return True
                 continue
             for update in batch:
+                if self._closing:
+                    break
                 await self._deliver(tenant_id, token, update)
+        return False
 
     async def _tenant(self, tenant_id: str) -> TenantInfo:
         info = await self.tenants.get(tenant_id)
@@ -324,6 +339,8 @@ class DeliveryManager:
         misrouted = 0
         force_wake = False
         while True:
+            if self._closing:
+                raise _Stop("daemon shutting down")
             info = await self._tenant(tenant_id)
             # After a dead endpoint the registry's copy is stale too: go to wake,
             # which checks the runtime and restarts the agent if it is gone.
