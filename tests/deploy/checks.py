@@ -14,11 +14,13 @@ inventory.py.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 
 from daemon import k8s_names as names
 from tests.deploy import inventory as inv
@@ -39,6 +41,13 @@ KUBERNETES_VERSION = "1.37.0"
 STRUCTURAL_KINDS = frozenset(
     {("karpenter.sh/v1", "NodePool"), ("karpenter.k8s.aws/v1", "EC2NodeClass")}
 )
+# kubernetes_validate re-reads and re-parses its JSON schema files (and the large
+# _definitions.json) on every call; the files never change, so parse each one once.
+# Validation itself still goes through the public kubernetes_validate.validate().
+if not hasattr(kubernetes_validate.utils.schema_contents, "cache_info"):
+    kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=256)(
+        kubernetes_validate.utils.schema_contents
+    )
 _SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|API_?KEY|CREDENTIAL", re.I)
 
 
