@@ -19,8 +19,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import kubernetes_validate
-import kubernetes_validate.utils
+import kubernetes_validate  # type: ignore[import-untyped]
+import kubernetes_validate.utils  # type: ignore[import-untyped]
 
 from daemon import k8s_names as names
 from tests.deploy import inventory as inv
@@ -111,8 +111,8 @@ def _check_identity(pod: Doc) -> list[str]:
         )
     if spec.get("runtimeClassName") != names.RUNTIME_CLASS:
         problems.append(f"pod: runtimeClassName must be {names.RUNTIME_CLASS}")
-    expected_priority = names.WARM_PRIORITY_CLASS if warm and tenant_id is None else (
-        names.TENANT_PRIORITY_CLASS
+    expected_priority = (
+        names.WARM_PRIORITY_CLASS if warm and tenant_id is None else (names.TENANT_PRIORITY_CLASS)
     )
     if spec.get("priorityClassName") != expected_priority:
         problems.append(f"pod: priorityClassName must be {expected_priority}")
@@ -158,7 +158,9 @@ def check_runtime_pod(pod: Doc, rendered_docs: list[Doc]) -> list[str]:
     account = inv.find(
         rendered_docs, "ServiceAccount", str(spec.get("serviceAccountName")), names.TENANT_NAMESPACE
     )
-    if spec.get("automountServiceAccountToken", (account or {}).get("automountServiceAccountToken")):
+    if spec.get(
+        "automountServiceAccountToken", (account or {}).get("automountServiceAccountToken")
+    ):
         problems.append("pod: must not mount a Kubernetes API token")
     for container in inv.containers(spec):
         problems += check_container("pod", container, spec, hardened=False)
@@ -167,10 +169,15 @@ def check_runtime_pod(pod: Doc, rendered_docs: list[Doc]) -> list[str]:
     tenant_id = ((pod.get("metadata") or {}).get("labels") or {}).get(names.LABEL_TENANT)
     peer_id = "peer" if tenant_id != "peer" else "peer2"
     peer = inv.runtime_pod_stub(peer_id)
-    placed = {**pod, "metadata": {**(pod.get("metadata") or {}), "namespace": names.TENANT_NAMESPACE}}
+    placed = {
+        **pod,
+        "metadata": {**(pod.get("metadata") or {}), "namespace": names.TENANT_NAMESPACE},
+    }
     pods = inv.pod_endpoints(rendered_docs, [placed, peer])
     subject = next(
-        p for p in pods if p.namespace == names.TENANT_NAMESPACE and p.name == placed["metadata"].get("name")
+        p
+        for p in pods
+        if p.namespace == names.TENANT_NAMESPACE and p.name == placed["metadata"].get("name")
     )
     others: list[PodEndpoint] = [p for p in pods if p.name == peer["metadata"]["name"]]
     problems += tenant_pod_isolation(subject, others, rendered_docs, pods)

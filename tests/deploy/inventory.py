@@ -103,9 +103,12 @@ def ident(doc: Mapping[str, Any]) -> str:
 def find(docs: Iterable[Doc], kind: str, name: str, namespace: str | None = None) -> Doc | None:
     for doc in docs:
         meta = doc.get("metadata") or {}
-        if doc.get("kind") == kind and meta.get("name") == name:
-            if namespace is None or meta.get("namespace") == namespace:
-                return doc
+        if (
+            doc.get("kind") == kind
+            and meta.get("name") == name
+            and (namespace is None or meta.get("namespace") == namespace)
+        ):
+            return doc
     return None
 
 
@@ -179,9 +182,7 @@ def pod_endpoints(docs: Iterable[Doc], extra_pods: Iterable[Doc] = ()) -> list[P
     return endpoints
 
 
-def runtime_pod_stub(
-    tenant_id: str | None, *, warm: bool = False, name: str | None = None
-) -> Doc:
+def runtime_pod_stub(tenant_id: str | None, *, warm: bool = False, name: str | None = None) -> Doc:
     """The minimal shape (labels, ports) of a pod the daemon creates at runtime, so the
     NetworkPolicies for the tenants namespace have something to select in a render."""
     labels = {names.LABEL_APP: names.APP_OPENCLAW, names.LABEL_MANAGED_BY: names.MANAGED_BY}

@@ -120,7 +120,10 @@ def _check_nodepool(pool: Doc, docs: list[Doc]) -> list[str]:
         problems.append(f"{where}: metal nodes need a taint so only Kata pods land there")
     for field, value in (
         ("spec.template.spec.expireAfter", template_spec.get("expireAfter")),
-        ("spec.disruption.consolidateAfter", (spec.get("disruption") or {}).get("consolidateAfter")),
+        (
+            "spec.disruption.consolidateAfter",
+            (spec.get("disruption") or {}).get("consolidateAfter"),
+        ),
     ):
         if value is not None and not _DURATION.match(str(value)):
             problems.append(f"{where}: {field} {value!r} is not a duration")

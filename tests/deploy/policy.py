@@ -146,7 +146,9 @@ def check_rbac(docs: list[Doc]) -> list[str]:
                 f"rbac: {names.DAEMON_SERVICE_ACCOUNT} cannot {verb} {resource}"
                 f"{'/' + name if name else ''} in {namespace}"
             )
-    tenant_sa = inv.find(docs, "ServiceAccount", names.TENANT_SERVICE_ACCOUNT, names.TENANT_NAMESPACE)
+    tenant_sa = inv.find(
+        docs, "ServiceAccount", names.TENANT_SERVICE_ACCOUNT, names.TENANT_NAMESPACE
+    )
     if tenant_sa is not None and tenant_sa.get("automountServiceAccountToken") is not False:
         problems.append(f"{inv.ident(tenant_sa)}: must not automount an API token")
     return problems
@@ -163,7 +165,9 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-_PINNED_IMAGE = re.compile(r"^[^:@\s]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+_PINNED_IMAGE = re.compile(
+    r"^[^:@\s]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
 
 
 def check_container(owner: str, container: Doc, pod_spec: Doc, *, hardened: bool) -> list[str]:
@@ -229,7 +233,9 @@ def _check_daemon(docs: list[Doc]) -> list[str]:
         if port not in ports:
             problems.append(f"{where}: container port {port} is missing")
     admin_names = {
-        p["name"] for p in container.get("ports") or [] if p["containerPort"] == names.DAEMON_ADMIN_PORT
+        p["name"]
+        for p in container.get("ports") or []
+        if p["containerPort"] == names.DAEMON_ADMIN_PORT
     }
     for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
         http = (container.get(probe) or {}).get("httpGet") or {}
@@ -240,7 +246,8 @@ def _check_daemon(docs: list[Doc]) -> list[str]:
     if {"configMapRef": {"name": names.DAEMON_CONFIGMAP}} not in (container.get("envFrom") or []):
         problems.append(f"{where}: must take its environment from {names.DAEMON_CONFIGMAP}")
     secret_names = {
-        (e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") for e in container.get("env") or []
+        (e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name")
+        for e in container.get("env") or []
     }
     if ADMIN_TOKEN_SECRET not in secret_names:
         problems.append(f"{where}: admin token must come from Secret {ADMIN_TOKEN_SECRET}")
@@ -265,7 +272,9 @@ def _check_config(docs: list[Doc]) -> list[str]:
         names.REDIS_SERVICE,
         names.REDIS_PORT,
     ):
-        problems.append(f"{where}: OTM_REDIS_URL must point at {names.REDIS_SERVICE}:{names.REDIS_PORT}")
+        problems.append(
+            f"{where}: OTM_REDIS_URL must point at {names.REDIS_SERVICE}:{names.REDIS_PORT}"
+        )
     if urlparse(data.get("OTM_PUBLIC_BASE_URL", "")).scheme != "https":
         problems.append(f"{where}: OTM_PUBLIC_BASE_URL must be https (Telegram requires it)")
     return problems
@@ -311,7 +320,9 @@ def check_names(docs: list[Doc]) -> list[str]:
     ]
     for kind, name, namespace in required:
         if inv.find(docs, kind, name, namespace) is None:
-            problems.append(f"names: {kind} {namespace + '/' if namespace else ''}{name} is missing")
+            problems.append(
+                f"names: {kind} {namespace + '/' if namespace else ''}{name} is missing"
+            )
     tenant = inv.find(docs, "PriorityClass", names.TENANT_PRIORITY_CLASS)
     warm = inv.find(docs, "PriorityClass", names.WARM_PRIORITY_CLASS)
     if tenant and warm:

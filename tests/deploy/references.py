@@ -105,9 +105,13 @@ def _check_workloads(docs: list[Doc]) -> list[str]:
         namespace = inv.pod_namespace(doc)
         problems += check_pod_spec_references(doc, spec, namespace, docs)
         selector = (doc.get("spec") or {}).get("selector")
-        if doc["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}:
-            if not selector_matches(selector, meta.get("labels") or {}):
-                problems.append(f"{inv.ident(doc)}: selector does not match its pod template")
+        if doc["kind"] in {
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicaSet",
+        } and not selector_matches(selector, meta.get("labels") or {}):
+            problems.append(f"{inv.ident(doc)}: selector does not match its pod template")
         if doc["kind"] == "StatefulSet":
             service = doc["spec"].get("serviceName")
             if service and inv.find(docs, "Service", service, namespace) is None:
@@ -190,17 +194,19 @@ def _check_ingresses(docs: list[Doc]) -> list[str]:
                 continue
             service = inv.find(docs, "Service", ref["name"], namespace)
             if service is None:
-                problems.append(f"{inv.ident(ingress)}: Service {ref['name']!r} is not in the render")
+                problems.append(
+                    f"{inv.ident(ingress)}: Service {ref['name']!r} is not in the render"
+                )
                 continue
             port = ref.get("port") or {}
             service_ports = service["spec"].get("ports") or []
             if not any(
-                p.get("name") == port.get("name") if "name" in port else p["port"] == port.get("number")
+                p.get("name") == port.get("name")
+                if "name" in port
+                else p["port"] == port.get("number")
                 for p in service_ports
             ):
-                problems.append(
-                    f"{inv.ident(ingress)}: Service {ref['name']!r} has no port {port}"
-                )
+                problems.append(f"{inv.ident(ingress)}: Service {ref['name']!r} has no port {port}")
     return problems
 
 
@@ -212,7 +218,8 @@ def _check_rbac_references(docs: list[Doc]) -> list[str]:
         role_namespace = namespace if role_ref["kind"] == "Role" else None
         if inv.find(docs, role_ref["kind"], role_ref["name"], role_namespace) is None:
             problems.append(
-                f"{inv.ident(binding)}: {role_ref['kind']} {role_ref['name']!r} is not in the render"
+                f"{inv.ident(binding)}: {role_ref['kind']} {role_ref['name']!r} "
+                "is not in the render"
             )
         for subject in binding.get("subjects") or []:
             if subject["kind"] != "ServiceAccount":

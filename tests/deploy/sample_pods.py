@@ -88,9 +88,7 @@ def tenant_pod(tenant_id: str = "alice") -> Doc:
                         },
                         {
                             "name": "OPENCLAW_GATEWAY_TOKEN",
-                            "valueFrom": {
-                                "secretKeyRef": {"name": secret, "key": "gateway-token"}
-                            },
+                            "valueFrom": {"secretKeyRef": {"name": secret, "key": "gateway-token"}},
                         },
                     ],
                     "readinessProbe": {

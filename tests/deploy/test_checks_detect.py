@@ -65,8 +65,13 @@ def common_labels(overlay: Path) -> None:
 
 
 def secret_not_allow_listed(overlay: Path) -> None:
-    env = {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "aws-keys", "key": "k"}}}
-    _add_patch(overlay, "env.yaml", _daemon_patch({"containers": [{"name": "daemon", "env": [env]}]}))
+    env = {
+        "name": "AWS_SECRET_ACCESS_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "aws-keys", "key": "k"}},
+    }
+    _add_patch(
+        overlay, "env.yaml", _daemon_patch({"containers": [{"name": "daemon", "env": [env]}]})
+    )
 
 
 def cluster_role(overlay: Path) -> None:
@@ -110,7 +115,8 @@ def unknown_custom_resource(overlay: Path) -> None:
 
 def latest_image(overlay: Path) -> None:
     _edit_kustomization(
-        overlay, lambda k: k.update(images=[{"name": "ghcr.io/otm-project/otm", "newTag": "latest"}])
+        overlay,
+        lambda k: k.update(images=[{"name": "ghcr.io/otm-project/otm", "newTag": "latest"}]),
     )
 
 
@@ -125,17 +131,63 @@ def nodepool_not_metal(overlay: Path) -> None:
 
 
 CASES = [
-    ("dev", wrong_priority_class, "Deployment otm-system/otm-daemon: priorityClassName 'otm-critical' is not in the render"),
-    ("dev", selector_typo, "NetworkPolicy otm-tenants/openclaw-ingress-from-daemon: podSelector {'matchLabels': {'app.kubernetes.io/name': 'open-claw'}} selects no pod"),
-    ("dev", selector_typo, "isolation: otm-system/otm-daemon -> otm-tenants/openclaw-alice:8787/TCP is denied, should be allowed"),
-    ("dev", common_labels, "NetworkPolicy otm-tenants/openclaw-egress: podSelector {'matchLabels': {'app.kubernetes.io/name': 'openclaw', 'team': 'platform'}} selects no pod"),
-    ("dev", secret_not_allow_listed, "Deployment otm-system/otm-daemon: Secret otm-system/aws-keys is neither in the render nor on the out-of-band allow-list"),
+    (
+        "dev",
+        wrong_priority_class,
+        "Deployment otm-system/otm-daemon: priorityClassName 'otm-critical' is not in the render",
+    ),
+    (
+        "dev",
+        selector_typo,
+        "NetworkPolicy otm-tenants/openclaw-ingress-from-daemon: podSelector {'matchLabels': "
+        "{'app.kubernetes.io/name': 'open-claw'}} selects no pod",
+    ),
+    (
+        "dev",
+        selector_typo,
+        "isolation: otm-system/otm-daemon -> otm-tenants/openclaw-alice:8787/TCP is denied, "
+        "should be allowed",
+    ),
+    (
+        "dev",
+        common_labels,
+        "NetworkPolicy otm-tenants/openclaw-egress: podSelector {'matchLabels': "
+        "{'app.kubernetes.io/name': 'openclaw', 'team': 'platform'}} selects no pod",
+    ),
+    (
+        "dev",
+        secret_not_allow_listed,
+        "Deployment otm-system/otm-daemon: Secret otm-system/aws-keys is neither in the render "
+        "nor on the out-of-band allow-list",
+    ),
     ("dev", cluster_role, "ClusterRole otm-nodes: nothing cluster-wide is allowed"),
-    ("dev", allow_all_in_tenants, "isolation: default/impostor -> otm-tenants/openclaw-alice:8787/TCP is allowed, should be denied"),
-    ("dev", unknown_custom_resource, "ServiceMonitor otm-system/otm: no schema for monitoring.coreos.com/v1 ServiceMonitor"),
-    ("dev", latest_image, "Deployment otm-system/otm-daemon container daemon: image 'ghcr.io/otm-project/otm:latest' is not pinned to a version"),
-    ("eks", storage_class_missing, "StatefulSet otm-system/otm-redis: storageClassName 'otm-redis-gp3' is not in the render"),
-    ("eks", nodepool_not_metal, "NodePool otm-kata-metal: Kata needs bare metal: instance-size must be In [metal]"),
+    (
+        "dev",
+        allow_all_in_tenants,
+        "isolation: default/impostor -> otm-tenants/openclaw-alice:8787/TCP is allowed, should be "
+        "denied",
+    ),
+    (
+        "dev",
+        unknown_custom_resource,
+        "ServiceMonitor otm-system/otm: no schema for monitoring.coreos.com/v1 ServiceMonitor",
+    ),
+    (
+        "dev",
+        latest_image,
+        "Deployment otm-system/otm-daemon container daemon: image "
+        "'ghcr.io/otm-project/otm:latest' is not pinned to a version",
+    ),
+    (
+        "eks",
+        storage_class_missing,
+        "StatefulSet otm-system/otm-redis: storageClassName 'otm-redis-gp3' is not in the render",
+    ),
+    (
+        "eks",
+        nodepool_not_metal,
+        "NodePool otm-kata-metal: Kata needs bare metal: instance-size must be In [metal]",
+    ),
 ]
 
 
@@ -162,6 +214,7 @@ def test_name_prefix_leaves_runtime_class_dangling(tree_copy: Path) -> None:
     assert "Pod otm-tenants/openclaw-alice: runtimeClassName 'kata-qemu' is not in the render" in (
         pod_problems
     )
-    assert "Pod otm-tenants/openclaw-alice: priorityClassName 'otm-tenant' is not in the render" in (
-        pod_problems
+    assert (
+        "Pod otm-tenants/openclaw-alice: priorityClassName 'otm-tenant' is not in the render"
+        in (pod_problems)
     )

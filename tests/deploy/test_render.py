@@ -53,7 +53,9 @@ def test_site_values_reach_the_daemon_config(rendered: dict[str, list[Doc]], ove
         for line in (KUSTOMIZE_ROOT / "overlays" / overlay / "site.env").read_text().splitlines()
         if line.strip()
     )
-    config = inv.find(rendered[overlay], "ConfigMap", names.DAEMON_CONFIGMAP, names.DAEMON_NAMESPACE)
+    config = inv.find(
+        rendered[overlay], "ConfigMap", names.DAEMON_CONFIGMAP, names.DAEMON_NAMESPACE
+    )
     assert config is not None
     assert config["data"]["AWS_REGION"] == site["AWS_REGION"]
     assert config["data"]["OTM_S3_BUCKET"] == site["S3_BUCKET"]
@@ -88,14 +90,24 @@ def test_kustomizations_avoid_the_footguns() -> None:
     assert len(files) >= 4
     for path in files:
         kustomization = yaml.safe_load(path.read_text())
-        assert not {"commonLabels", "namePrefix", "nameSuffix", "namespace"} & set(kustomization), path
+        assert not {"commonLabels", "namePrefix", "nameSuffix", "namespace"} & set(kustomization), (
+            path
+        )
         for entry in kustomization.get("labels") or []:
             assert entry.get("includeSelectors") is False, path
 
 
 def test_yamllint_passes_on_deploy_tree() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "yamllint", "-s", "-c", str(YAMLLINT_CONFIG), str(REPO_ROOT / "deploy")],
+        [
+            sys.executable,
+            "-m",
+            "yamllint",
+            "-s",
+            "-c",
+            str(YAMLLINT_CONFIG),
+            str(REPO_ROOT / "deploy"),
+        ],
         capture_output=True,
         text=True,
         check=False,
