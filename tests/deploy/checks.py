@@ -169,15 +169,14 @@ def check_runtime_pod(pod: Doc, rendered_docs: list[Doc]) -> list[str]:
     tenant_id = ((pod.get("metadata") or {}).get("labels") or {}).get(names.LABEL_TENANT)
     peer_id = "peer" if tenant_id != "peer" else "peer2"
     peer = inv.runtime_pod_stub(peer_id)
-    placed = {
-        **pod,
-        "metadata": {**(pod.get("metadata") or {}), "namespace": names.TENANT_NAMESPACE},
-    }
+    meta = dict(pod.get("metadata") or {})
+    # Warm pods may be created with generateName; give the one under check a stand-in name.
+    meta.setdefault("name", f"{meta.get('generateName', 'openclaw-')}under-check")
+    meta["namespace"] = names.TENANT_NAMESPACE
+    placed = {**pod, "metadata": meta}
     pods = inv.pod_endpoints(rendered_docs, [placed, peer])
     subject = next(
-        p
-        for p in pods
-        if p.namespace == names.TENANT_NAMESPACE and p.name == placed["metadata"].get("name")
+        p for p in pods if p.namespace == names.TENANT_NAMESPACE and p.name == meta["name"]
     )
     others: list[PodEndpoint] = [p for p in pods if p.name == peer["metadata"]["name"]]
     problems += tenant_pod_isolation(subject, others, rendered_docs, pods)

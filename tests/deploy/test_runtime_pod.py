@@ -25,6 +25,13 @@ def test_warm_pod_passes(rendered: dict[str, list[Doc]], overlay: str) -> None:
     assert check_runtime_pod(warm_pod(), rendered[overlay]) == []
 
 
+def test_warm_pod_with_generate_name_passes(rendered: dict[str, list[Doc]]) -> None:
+    pod = warm_pod()
+    pod["metadata"]["generateName"] = "openclaw-warm-"
+    del pod["metadata"]["name"]
+    assert check_runtime_pod(pod, rendered["eks"]) == []
+
+
 def _spec(pod: Doc) -> Doc:
     spec: Doc = pod["spec"]
     return spec
