@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,8 @@ def render(kustomization_dir: Path) -> list[dict[str, Any]]:
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(kustomization_dir), "KUBECONFIG": "/dev/null"},
+        # No cluster is involved; keep any kubeconfig of the caller out of it.
+        env={**os.environ, "KUBECONFIG": os.devnull},
     )
     if result.returncode != 0:
         raise RenderError(f"kubectl kustomize {kustomization_dir} failed:\n{result.stderr}")
