@@ -122,17 +122,21 @@ class AgentStubProcess:
             OTM_AGENT_DRAIN_TIMEOUT_S="20",
         )
         env.update(self.env)
-        with open(self.log_path, "ab") as log:
+        # Appending keeps the log of earlier runs of this tenant (restart tests read both).
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "otm.devtools.agent_stub",
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+                stdout=log_fd,
+                stderr=log_fd,
                 start_new_session=True,
             )
+        finally:
+            os.close(log_fd)
 
     @property
     def pid(self) -> int:
