@@ -211,3 +211,18 @@ async def post_update(
     async with http.post(tenant.webhook_url, json=update, headers=headers) as response:
         await response.read()
         return response.status, dict(response.headers)
+
+
+async def wait_agent_idle(
+    http: aiohttp.ClientSession, tenant: StubTenant, timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """Poll ``/otm/activity`` (bounded) until no turn is pending; returns the last answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        async with http.get(f"{tenant.gateway_url}/otm/activity") as response:
+            activity: dict[str, Any] = await response.json()
+        if not activity["busy"]:
+            return activity
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"agent still busy after {timeout_s}s")
