@@ -59,9 +59,9 @@ async def test_bad_requests_are_refused_and_start_no_turn(
         if expected == 401:
             assert text == "unauthorized"
 
-    status, headers = await post_update(http, tenant, make_text_update(2, CHAT, "accepted"))
+    status, answer_headers = await post_update(http, tenant, make_text_update(2, CHAT, "accepted"))
     assert status == 200
-    assert headers["x-openclaw-delivery-accepted"] == "durable"
+    assert answer_headers["x-openclaw-delivery-accepted"] == "durable"
     [message] = await fake_tg.wait_for_messages(tenant.bot_token, 1, timeout=10)
     assert message.text == "echo: accepted (#1)"
 

@@ -11,7 +11,7 @@ from otm.devtools.stub_llm import StubLLM, reply_for
 
 
 def test_reply_echoes_the_last_user_message_and_counts_prior_user_turns() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "echo: first (prior user turns: 0)"},
@@ -24,7 +24,7 @@ def test_reply_echoes_the_last_user_message_and_counts_prior_user_turns() -> Non
 def test_agent_internal_context_is_neither_echoed_nor_counted_as_a_turn() -> None:
     # OpenClaw appends one such user message per turn; only real user text counts.
     internal = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>\ndata\n<<<END_OPENCLAW_INTERNAL_CONTEXT>>>"
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": 'Conversation info:\n```json\n{"a": 1}\n```\n\nhello'},
         {"role": "user", "content": [{"type": "text", "text": internal}]},
     ]
