@@ -102,6 +102,12 @@ async def test_unknown_methods_answer_true_and_bad_messages_answer_400(
     status, body = await call(http, fake_tg, "1:a", "sendMessage", json={"chat_id": 1})
     assert status == 400
     assert body["ok"] is False
+    async with http.post(
+        f"{fake_tg.base_url}/bot1:a/sendMessage",
+        data=b"{broken",
+        headers={"Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 400
     assert fake_tg.sent() == []
     assert [c.method for c in fake_tg.calls("1:a")] == ["setMyCommands", "sendMessage"]
 
