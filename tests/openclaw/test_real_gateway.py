@@ -2,7 +2,7 @@
 
 Needs ``scripts/install-openclaw.sh`` (Node 24 and OpenClaw from npm into ``.tools/openclaw``);
 skipped otherwise. Run alone: ``pytest -m openclaw tests/openclaw``. A gateway takes about 1 GB
-of RAM and 10-30 s to become ready on a 2-core machine.
+of RAM and about 30 s to become ready on a 2-core machine (first turn: another 15-20 s).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ async def test_real_gateway_answers_a_webhook_update_through_the_fake_bot_api(
         spawned = time.monotonic()
         await gateway.start()
         try:
-            await gateway.wait_ready(http, timeout_s=90)
+            # Measured here: ready after 28 s on an idle 2-core machine, 65 s under a load of 6.
+            await gateway.wait_ready(http, timeout_s=120)
             ready_s = time.monotonic() - spawned
 
             # OpenClaw registered its webhook with the fake Bot API by itself.
@@ -87,7 +88,8 @@ async def test_real_gateway_answers_a_webhook_update_through_the_fake_bot_api(
                 assert response.status == 200
                 assert response.headers["x-openclaw-delivery-accepted"] == "durable"
 
-            [reply] = await tg.wait_for_messages(BOT_TOKEN, 1, timeout=45, chat_id=CHAT)
+            # Measured: the first reply 18 s after the POST (29 s under load).
+            [reply] = await tg.wait_for_messages(BOT_TOKEN, 1, timeout=60, chat_id=CHAT)
             reply_s = time.monotonic() - posted
             assert reply.params["chat_id"] == str(CHAT)
             text = html.unescape(reply.text)
