@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -184,6 +184,7 @@ async def test_watch_config_sees_changes_from_another_replica(replicas: Replicas
     a, b = replicas
     await a.set_config({"warm_pool_target": 1})
     watch = b.watch_config()
+    assert isinstance(watch, AsyncGenerator)  # closable: unsubscribes on aclose()
     try:
         async with asyncio.timeout(5):
             assert (await anext(watch)).warm_pool_target == 1  # current value first
@@ -237,6 +238,7 @@ async def test_event_log_is_capped(replicas: Replicas) -> None:
 async def test_subscribe_events_across_replicas(replicas: Replicas) -> None:
     a, b = replicas
     stream = b.subscribe_events()
+    assert isinstance(stream, AsyncGenerator)
     try:
         first = asyncio.ensure_future(anext(stream))
 
