@@ -81,17 +81,15 @@ def encode_timestamp(value: datetime) -> str:
 
 
 def _plain(name: str, value: Any) -> Any:
-    if isinstance(value, datetime) or (name in _TIMESTAMP_FIELDS and isinstance(value, str)):
-        return encode_timestamp(value if isinstance(value, datetime) else _parse(value))
+    if name in _TIMESTAMP_FIELDS and isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return encode_timestamp(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
         return dict(value)
     return value
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 def _attr(name: str, value: Any) -> AttributeValueTypeDef:
@@ -248,17 +246,18 @@ class DynamoRegistry:
             for i, value in enumerate(wanted):
                 values[f":s{i}"] = {"S": value}
                 placeholders.append(f":s{i}")
-            # An empty set can never match; "IN ()" is not valid syntax.
-            conditions.append(
-                f"#status IN ({', '.join(placeholders)})" if placeholders else "#status = :none"
-            )
-            if not placeholders:
-                values[":none"] = {"S": ""}
+            conditions.append(f"#status IN ({', '.join(placeholders)})")
         if if_version is not None:
             values[":expected_version"] = {"N": str(int(if_version))}
             conditions.append("#version = :expected_version")
 
         def write() -> Tenant:
+            if wanted == []:
+                # No status can match ("IN ()" is not even valid syntax).
+                current = self._get_item(tenant_id)
+                if current is None:
+                    raise TenantNotFound(tenant_id)
+                raise ConditionFailed(tenant_id, _mismatch(tenant_from_item(current), [], None))
             try:
                 response = self._client.update_item(
                     TableName=self.table,
@@ -371,30 +370,39 @@ def _ensure_table(client: DynamoDBClient, table: str) -> None:
             if _error_code(create_exc) != "ResourceInUseException":
                 raise
         description = _wait_active(client, table)
-    if not any(
-        index.get("IndexName") == STATUS_INDEX
-        for index in description.get("GlobalSecondaryIndexes", [])
-    ):
+    if not _has_status_index(description):
         # Tables made by hand (or by the system we replace) may lack the index.
         log.info("adding index %s to DynamoDB table %s", STATUS_INDEX, table)
         index = _status_index()
-        client.update_table(
-            TableName=table,
-            AttributeDefinitions=[
-                {"AttributeName": "tenant_id", "AttributeType": "S"},
-                {"AttributeName": "status", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexUpdates=[
-                {
-                    "Create": {
-                        "IndexName": index["IndexName"],
-                        "KeySchema": index["KeySchema"],
-                        "Projection": index["Projection"],
+        try:
+            client.update_table(
+                TableName=table,
+                AttributeDefinitions=[
+                    {"AttributeName": "tenant_id", "AttributeType": "S"},
+                    {"AttributeName": "status", "AttributeType": "S"},
+                ],
+                GlobalSecondaryIndexUpdates=[
+                    {
+                        "Create": {
+                            "IndexName": index["IndexName"],
+                            "KeySchema": index["KeySchema"],
+                            "Projection": index["Projection"],
+                        }
                     }
-                }
-            ],
-        )
+                ],
+            )
+        except ClientError:
+            # Another replica may have started the same index first.
+            if not _has_status_index(client.describe_table(TableName=table)["Table"]):
+                raise
     _wait_active(client, table)
+
+
+def _has_status_index(description: TableDescriptionTypeDef) -> bool:
+    return any(
+        index.get("IndexName") == STATUS_INDEX
+        for index in description.get("GlobalSecondaryIndexes", [])
+    )
 
 
 def _wait_active(client: DynamoDBClient, table: str) -> TableDescriptionTypeDef:
