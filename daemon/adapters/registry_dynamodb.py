@@ -1,7 +1,7 @@
 """Registry on DynamoDB: the production adapter.
 
 One item per tenant (hash key ``tenant_id``), a GSI ``status-index`` (hash
-``status``, range ``tenant_id``) for listing by status. Every write carries a
+``status``, range ``last_active_at``) for listing by status. Every write carries a
 condition expression, so two replicas racing on a transition can never both
 win: DynamoDB evaluates the condition and the write atomically.
 
@@ -44,6 +44,7 @@ from daemon.model import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
         AttributeValueTypeDef,
         GlobalSecondaryIndexTypeDef,
         PaginatorConfigTypeDef,
@@ -57,17 +58,24 @@ _TIMESTAMP_FIELDS = frozenset({"created_at", "updated_at", "last_active_at"})
 # How long open() waits for a table or index being created to become ACTIVE.
 _ACTIVE_TIMEOUT_S = 300.0
 
+# Key attributes of the table and its index (all strings).
+_ATTRIBUTE_DEFINITIONS: list[AttributeDefinitionTypeDef] = [
+    {"AttributeName": name, "AttributeType": "S"}
+    for name in ("tenant_id", "status", "last_active_at")
+]
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
 def _status_index() -> GlobalSecondaryIndexTypeDef:
-    # Range key tenant_id: a status query returns tenants already in id order.
+    # Same schema as docs/setup-guide.md. The range key lets a caller find
+    # e.g. running tenants idle since a cutoff without reading the others.
     return {
         "IndexName": STATUS_INDEX,
         "KeySchema": [
             {"AttributeName": "status", "KeyType": "HASH"},
-            {"AttributeName": "tenant_id", "KeyType": "RANGE"},
+            {"AttributeName": "last_active_at", "KeyType": "RANGE"},
         ],
         "Projection": {"ProjectionType": "ALL"},
     }
@@ -359,10 +367,7 @@ def _ensure_table(client: DynamoDBClient, table: str) -> None:
             client.create_table(
                 TableName=table,
                 BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[
-                    {"AttributeName": "tenant_id", "AttributeType": "S"},
-                    {"AttributeName": "status", "AttributeType": "S"},
-                ],
+                AttributeDefinitions=_ATTRIBUTE_DEFINITIONS,
                 KeySchema=[{"AttributeName": "tenant_id", "KeyType": "HASH"}],
                 GlobalSecondaryIndexes=[_status_index()],
             )
@@ -377,10 +382,7 @@ def _ensure_table(client: DynamoDBClient, table: str) -> None:
         try:
             client.update_table(
                 TableName=table,
-                AttributeDefinitions=[
-                    {"AttributeName": "tenant_id", "AttributeType": "S"},
-                    {"AttributeName": "status", "AttributeType": "S"},
-                ],
+                AttributeDefinitions=_ATTRIBUTE_DEFINITIONS,
                 GlobalSecondaryIndexUpdates=[
                     {
                         "Create": {

@@ -158,7 +158,7 @@ class S3StateStore:
 
     async def ping(self) -> bool:
         try:
-            await asyncio.to_thread(self._client.head_bucket, Bucket=self.bucket)
+            await asyncio.to_thread(_probe, self._client, self.bucket)
         except ClientError:
             return False
         return True
@@ -167,12 +167,18 @@ class S3StateStore:
         await asyncio.to_thread(self._client.close)
 
 
+def _probe(client: S3Client, bucket: str) -> None:
+    """A one-key list under ``tenants/``: what the daemon's IAM policy allows
+    (ListBucket is conditioned on that prefix, so HeadBucket would be denied)."""
+    client.list_objects_v2(Bucket=bucket, Prefix="tenants/", MaxKeys=1)
+
+
 def _ensure_bucket(client: S3Client, bucket: str, region: str) -> None:
     try:
-        client.head_bucket(Bucket=bucket)
+        _probe(client, bucket)
         return
     except ClientError as exc:
-        if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+        if _error_code(exc) != "NoSuchBucket":
             raise
     log.info("creating S3 bucket %s", bucket)
     try:
