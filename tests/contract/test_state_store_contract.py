@@ -97,14 +97,14 @@ async def test_delete_tenant_removes_everything(state_store: StateStore, tmp_pat
     await state_store.delete_tenant("never-existed")
 
 
-@pytest.mark.parametrize("key", ["../x", "/abs", "state/../../other/x", "", "state/dir/", ".."])
-async def test_invalid_keys_are_rejected(state_store: StateStore, key: str) -> None:
-    with pytest.raises(ValueError):
-        await state_store.put("acme", key, b"escape")
-    with pytest.raises(ValueError):
-        await state_store.get("acme", key)
-    with pytest.raises(ValueError):
-        await state_store.delete("acme", key)
+async def test_invalid_keys_are_rejected(state_store: StateStore) -> None:
+    for key in ("../x", "/abs", "state/../../other/x", "", "state/dir/", ".."):
+        with pytest.raises(ValueError):
+            await state_store.put("acme", key, b"escape")
+        with pytest.raises(ValueError):
+            await state_store.get("acme", key)
+        with pytest.raises(ValueError):
+            await state_store.delete("acme", key)
     assert await state_store.list("acme") == []
 
 
