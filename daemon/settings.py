@@ -234,9 +234,21 @@ def describe(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, f.name)
         if f.name == "admin_token":
             value = "***" if value else None
+        elif f.name == "redis_url" and value:
+            value = _mask_url_password(value)
         elif isinstance(value, Path):
             value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[f.name] = value
     return out
+
+
+def _mask_url_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up, then run otm on the embedded default (SQLite, local agent processes,
+# a data directory and a private redis-server) with a local fake Telegram Bot
+# API so the whole message path works offline. Ctrl-C stops everything.
+#
+# For real Telegram: OTM_TELEGRAM_API_BASE=https://api.telegram.org
+#                    OTM_PUBLIC_BASE_URL=https://your.public.host ./scripts/run-local.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+export OTM_DATA_DIR=${OTM_DATA_DIR:-$HOME/.otm}
+mkdir -p "$OTM_DATA_DIR"
+fake_pid=""
+if [ -z "${OTM_TELEGRAM_API_BASE:-}" ]; then
+    port=${OTM_FAKE_TELEGRAM_PORT:-8099}
+    .venv/bin/python -m otm.devtools.fake_telegram --host 127.0.0.1 --port "$port" \
+        >"$OTM_DATA_DIR/fake-telegram.log" 2>&1 &
+    fake_pid=$!
+    export OTM_TELEGRAM_API_BASE="http://127.0.0.1:$port"
+    echo "fake Telegram Bot API on $OTM_TELEGRAM_API_BASE (replies: $OTM_TELEGRAM_API_BASE/_fake/sent)"
+fi
+cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true; }
+trap cleanup EXIT
+.venv/bin/otm daemon "$@"

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import Settings, SettingsError, describe, load_settings
+
+
+def test_defaults_are_the_embedded_default() -> None:
+    s = load_settings(env={})
+    assert (s.registry, s.state_store, s.runtime, s.redis_url) == ("sqlite", "dir", "local", None)
+    assert s.data_dir == Path.home() / ".otm"
+
+
+def test_precedence_flags_over_env_over_file_over_defaults(tmp_path: Path) -> None:
+    cfg = tmp_path / "otm.yaml"
+    cfg.write_text("router_port: 1111\nadmin_port: 2222\nlog_level: DEBUG\n")
+    env = {"OTM_CONFIG": str(cfg), "OTM_ADMIN_PORT": "3333", "OTM_WAKE_TIMEOUT_S": "12.5"}
+    s = load_settings(flags={"admin_port": 4444}, env=env)
+    assert s.router_port == 1111  # file
+    assert s.admin_port == 4444  # flag beats env beats file
+    assert s.log_level == "DEBUG"
+    assert s.wake_timeout_s == 12.5
+    assert load_settings(env=env).admin_port == 3333
+
+
+def test_aws_endpoint_variables_and_otm_override() -> None:
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:1",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:2",
+    }
+    s = load_settings(env=env)
+    assert s.dynamodb_endpoint_url == "http://127.0.0.1:1"
+    assert s.s3_endpoint_url == "http://127.0.0.1:2"
+    s = load_settings(env={**env, "OTM_S3_ENDPOINT_URL": "http://127.0.0.1:3"})
+    assert s.s3_endpoint_url == "http://127.0.0.1:3"
+
+
+def test_agent_command_is_split_like_a_shell() -> None:
+    s = load_settings(env={"OTM_AGENT_COMMAND": "node '/opt/open claw/openclaw.mjs' gateway"})
+    assert s.agent_command == ("node", "/opt/open claw/openclaw.mjs", "gateway")
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"OTM_ROUTER_PORT": "http"}, "router_port: expected an integer"),
+        ({"OTM_ROUTER_PORT": "70000"}, "not a TCP port"),
+        ({"OTM_REGISTRY": "postgres"}, "registry: expected one of sqlite, dynamodb"),
+        ({"OTM_DEFAULT_IDLE_TIMEOUT_S": "0"}, "must be positive"),
+    ],
+)
+def test_bad_values_are_clear_errors(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(SettingsError, match=needle):
+        load_settings(env=env)
+
+
+def test_unknown_keys_in_file_are_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "otm.yaml"
+    cfg.write_text("router_prot: 1\n")
+    with pytest.raises(SettingsError, match="unknown settings router_prot"):
+        load_settings(config_file=cfg, env={})
+    with pytest.raises(SettingsError, match="cannot read config file"):
+        load_settings(config_file=tmp_path / "missing.yaml", env={})
+
+
+def test_describe_masks_secrets() -> None:
+    s = Settings(admin_token="tok-123", redis_url="redis://:hunter2@127.0.0.1:6379/0")
+    d = describe(s)
+    assert d["admin_token"] == "***"
+    assert "hunter2" not in d["redis_url"]
+    assert d["redis_url"] == "redis://:***@127.0.0.1:6379/0"
