@@ -113,7 +113,9 @@ async def open_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         api = await stack.enter_async_context(kubeconfig_api_client(kubeconfig))
         namespace = f"otm-conformance-{secrets.token_hex(3)}"
         core = client.CoreV1Api(api)
-        await core.create_namespace({"metadata": {"name": namespace}})
+        await core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+        )
         try:
             yield Cluster(api, namespace, fake, patience=5.0 if fake else 120.0)
         finally:

@@ -213,7 +213,7 @@ def _matcher(request: web.Request, rt: ResourceType) -> Any:
 
 def _list(request: web.Request, store: Store, target: ResourcePath) -> web.Response:
     rt = target.resource
-    items, rv = store.list(rt, target.namespace, _matcher(request, rt))
+    items, rv = store.list_matching(rt, target.namespace, _matcher(request, rt))
     meta: JSON = {"resourceVersion": str(rv)}
     token = request.query.get("continue")
     if token:
@@ -326,7 +326,7 @@ async def _delete_collection(
 ) -> web.Response:
     rt = target.resource
     grace, _ = _delete_options(request, await read_body(request))
-    items, _ = store.list(rt, target.namespace, _matcher(request, rt))
+    items, _ = store.list_matching(rt, target.namespace, _matcher(request, rt))
     for item in items:
         meta = item["metadata"]
         try:

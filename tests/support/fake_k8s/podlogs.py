@@ -93,7 +93,7 @@ def _container_name(pod: JSON, requested: str | None) -> str:
             f"a container name must be specified for pod {name}, choose one of: "
             f"[{' '.join(containers)}]"
         )
-    return containers[0]
+    return str(containers[0])
 
 
 def _check_started(pod: JSON, container: str) -> None:

@@ -62,7 +62,9 @@ class LabelSelector:
 
 def _split_terms(selector: str) -> list[str]:
     """Split on commas outside parentheses: `a in (x,y),b` → [`a in (x,y)`, `b`]."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in selector:
         if char == "(":
             depth += 1

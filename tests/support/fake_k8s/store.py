@@ -104,7 +104,7 @@ class Store:
         """The committed object itself (read-only), or None."""
         return self._objects[rt].get((namespace or "", name))
 
-    def list(
+    def list_matching(
         self, rt: ResourceType, namespace: str | None, matches: Matcher | None = None
     ) -> tuple[list[JSON], int]:
         """Matching objects sorted by (namespace, name), and the RV of this snapshot."""
