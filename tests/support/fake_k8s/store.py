@@ -23,7 +23,6 @@ from typing import Any
 from . import errors
 from .defaults import (
     apply_create_defaults,
-    fold_secret_string_data,
     generated_name,
     new_uid,
     rfc3339,
@@ -32,7 +31,8 @@ from .defaults import (
 from .patching import apply_patch
 from .resources import ALL_RESOURCES, NAMESPACES, ResourceType
 from .selectors import Matcher
-from .validation import validate_object, validate_update
+from .validation import validate_object
+from .writes import checked_body, updated_object
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +40,6 @@ JSON = dict[str, Any]
 Key = tuple[str, str]  # (namespace or "", name)
 
 TERMINAL_POD_PHASES = ("Succeeded", "Failed")
-# Metadata the server owns: a client's copy of these is ignored on writes.
-_SYSTEM_METADATA = (
-    "uid",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generation",
-    "namespace",
-    "name",
-)
 
 
 @dataclass(eq=False)
@@ -132,7 +122,7 @@ class Store:
     # Writes --------------------------------------------------------------------------------
 
     def create(self, rt: ResourceType, namespace: str | None, body: Any) -> JSON:
-        obj = self._check_body(rt, namespace, body)
+        obj = checked_body(rt, namespace, body)
         meta = obj["metadata"]
         if meta.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
@@ -180,7 +170,7 @@ class Store:
         *,
         subresource: str | None = None,
     ) -> JSON:
-        new = self._check_body(rt, namespace, body)
+        new = checked_body(rt, namespace, body)
         body_name = new["metadata"].get("name")
         if body_name and body_name != name:
             raise errors.bad_request(
@@ -312,33 +302,6 @@ class Store:
             raise errors.not_found(rt, name)
         return obj
 
-    def _check_body(self, rt: ResourceType, namespace: str | None, body: Any) -> JSON:
-        if not isinstance(body, dict):
-            raise errors.bad_request("the request body must be a JSON object")
-        obj = copy.deepcopy(body)
-        if obj.get("kind") not in (None, rt.kind) or obj.get("apiVersion") not in (
-            None,
-            rt.api_version,
-        ):
-            raise errors.bad_request(
-                f"the API version in the data ({obj.get('apiVersion')}) does not match the "
-                f"expected API version ({rt.api_version})"
-            )
-        obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
-        meta = obj.setdefault("metadata", {}) or {}
-        obj["metadata"] = meta
-        if rt.namespaced:
-            if meta.get("namespace") not in (None, "", namespace):
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent "
-                    "on the request"
-                )
-            if namespace is None:
-                raise errors.method_not_allowed("a namespaced object needs a namespace in the URL")
-        if rt.group == "" and rt.plural == "secrets":
-            fold_secret_string_data(obj)
-        return obj
-
     def _check_namespace_writable(self, rt: ResourceType, namespace: str | None, name: str) -> None:
         if not rt.namespaced:
             return
@@ -359,40 +322,7 @@ class Store:
         raise errors.ApiError(500, "AlreadyExists", f"no free name for generateName {prefix!r}")
 
     def _update(self, rt: ResourceType, old: JSON, new: JSON, subresource: str | None) -> JSON:
-        if subresource == "status":
-            status = new.get("status")
-            new = copy.deepcopy(old)
-            new["status"] = status
-        elif subresource is not None:
-            raise errors.method_not_allowed(f"subresource {subresource!r} does not accept updates")
-        else:
-            if rt.status_subresource:
-                new["status"] = copy.deepcopy(old.get("status"))
-            for key in _SYSTEM_METADATA:
-                if key in old["metadata"]:
-                    new["metadata"][key] = old["metadata"][key]
-                else:
-                    new["metadata"].pop(key, None)
-            if old["metadata"].get("deletionTimestamp"):
-                added = set(new["metadata"].get("finalizers") or []) - set(
-                    old["metadata"].get("finalizers") or []
-                )
-                if added:
-                    raise errors.invalid(
-                        rt,
-                        old["metadata"]["name"],
-                        [
-                            (
-                                "FieldValueForbidden",
-                                "metadata.finalizers",
-                                "Forbidden: no new finalizers can be added if the object "
-                                "is being deleted",
-                            )
-                        ],
-                    )
-            validate_update(rt, old, new)
-            if new.get("spec") != old.get("spec"):
-                new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        new = updated_object(rt, old, new, subresource)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         new["metadata"].pop("managedFields", None)
         if new == old:  # a no-op write neither bumps the RV nor emits an event
