@@ -86,7 +86,7 @@ class Kubelet:
         return self._config.node_name
 
     async def start(self) -> None:
-        self._subscription = self._store.subscribe(PODS)
+        self._subscription = self._store.subscribe(PODS, internal=True)
         for pod in self._store.snapshot(PODS, None):
             self._on_pod("ADDED", pod)
         self._loop_task = asyncio.create_task(self._run(), name="fake-kubelet")
