@@ -38,8 +38,14 @@ async def expect_status(call: Any, code: int) -> JSON:
     return body
 
 
+# Real clusters put their own ConfigMap (kube-root-ca.crt) into every namespace, so lists
+# and initial-state watches select the suite's objects by this label.
+SUITE_SELECTOR = "otm.dev/suite=conformance"
+
+
 def configmap(name: str, labels: dict[str, str] | None = None, **extra: Any) -> JSON:
-    return {"metadata": {"name": name, "labels": labels or {}, **extra}, "data": {"k": "v"}}
+    meta = {"name": name, "labels": {"otm.dev/suite": "conformance", **(labels or {})}, **extra}
+    return {"metadata": meta, "data": {"k": "v"}}
 
 
 def unscheduled_pod(name: str, **kwargs: Any) -> JSON:
@@ -184,8 +190,9 @@ async def _labelled_configmaps(cluster: Cluster) -> None:
 
 
 async def _names(cluster: Cluster, label_selector: str) -> list[str]:
+    selector = f"{SUITE_SELECTOR},{label_selector}" if label_selector else SUITE_SELECTOR
     listed = await cluster.core.list_namespaced_config_map(
-        cluster.namespace, label_selector=label_selector
+        cluster.namespace, label_selector=selector
     )
     return sorted(item.metadata.name for item in listed.items)
 
@@ -255,11 +262,16 @@ async def test_list_pages_with_limit_and_continue(cluster: Cluster) -> None:
     """`limit` returns a page plus a `continue` token that yields the rest, in order."""
     for i in range(5):
         await cluster.core.create_namespaced_config_map(cluster.namespace, configmap(f"c{i}"))
-    first = await cluster.core.list_namespaced_config_map(cluster.namespace, limit=2)
+    first = await cluster.core.list_namespaced_config_map(
+        cluster.namespace, label_selector=SUITE_SELECTOR, limit=2
+    )
     assert [c.metadata.name for c in first.items] == ["c0", "c1"]
     assert first.metadata._continue
     rest = await cluster.core.list_namespaced_config_map(
-        cluster.namespace, limit=10, _continue=first.metadata._continue
+        cluster.namespace,
+        label_selector=SUITE_SELECTOR,
+        limit=10,
+        _continue=first.metadata._continue,
     )
     assert [c.metadata.name for c in rest.items] == ["c2", "c3", "c4"]
     assert not rest.metadata._continue
@@ -302,6 +314,7 @@ async def test_watch_without_resource_version_starts_with_current_state(cluster:
     events = await watch_events(
         cluster.core.list_namespaced_config_map,
         cluster.namespace,
+        label_selector=SUITE_SELECTOR,
         until=lambda evs: len(evs) == 2,
         patience=cluster.patience,
     )
@@ -403,6 +416,7 @@ async def test_send_initial_events_ends_with_initial_events_end_bookmark(cluster
     events = await watch_events(
         cluster.core.list_namespaced_config_map,
         cluster.namespace,
+        label_selector=SUITE_SELECTOR,
         send_initial_events=True,
         allow_watch_bookmarks=True,
         resource_version_match="NotOlderThan",
@@ -521,6 +535,15 @@ async def test_delete_precondition_on_resource_version(cluster: Cluster) -> None
     assert body["reason"] == "Conflict"
 
 
+async def test_delete_collection_by_label_selector(cluster: Cluster) -> None:
+    """deletecollection removes exactly the objects its label selector matches."""
+    await _labelled_configmaps(cluster)
+    await cluster.core.delete_collection_namespaced_config_map(
+        cluster.namespace, label_selector="app in (a,b)"
+    )
+    assert await _names(cluster, label_selector="") == ["c1", "n1"]
+
+
 async def test_namespace_deletion_removes_its_contents(cluster: Cluster) -> None:
     """Deleting a namespace makes it Terminating (creating in it is then 403 Forbidden),
     deletes its objects, and removes the namespace once the last one (here held by a
@@ -600,7 +623,7 @@ async def test_json_patch_operations(cluster: Cluster) -> None:
         ],
     )
     assert patched.data == {"k": "w", "n": "1"}
-    assert patched.metadata.labels == {"x/y": "z"}
+    assert patched.metadata.labels["x/y"] == "z"
     failed_test = [{"op": "test", "path": "/data/k", "value": "not-this"}]
     await expect_status(
         cluster.core.patch_namespaced_config_map("j", cluster.namespace, failed_test), 422

@@ -90,6 +90,22 @@ class ExitingBackend:
         return None
 
 
+class ConfigCapturingBackend:
+    """Records the env and volume files the kubelet resolves for each pod it starts."""
+
+    def __init__(self) -> None:
+        self.env: dict[str, dict[str, str]] = {}
+        self.files: dict[str, dict[str, bytes]] = {}
+
+    async def start(self, ctx: PodContext) -> PodStarted:
+        self.env[ctx.name] = ctx.env()
+        self.files[ctx.name] = ctx.volume_files("config")
+        return PodStarted()
+
+    async def stop(self, ctx: PodContext, grace_seconds: float) -> None:
+        return None
+
+
 @contextlib.asynccontextmanager
 async def fake_with(tmp_path: Path, **options: Any) -> AsyncIterator[tuple[FakeK8s, Any]]:
     async with running_fake_k8s(tmp_path, **options) as k8s, k8s.api_client() as api:
@@ -196,6 +212,49 @@ async def test_workload_exit_reported_by_the_backend_fails_the_pod(tmp_path: Pat
         )  # fmt: skip
         terminated = pods[-1]["status"]["containerStatuses"][0]["state"]["terminated"]
         assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
+
+
+def _configured_pod(name: str, secret: str) -> JSON:
+    pod = pod_manifest(name, labels={"otm/tenant": "t1"})
+    pod["spec"]["volumes"] = [
+        {"name": "config", "secret": {"secretName": secret, "items": [
+            {"key": "openclaw.json", "path": "cfg/openclaw.json"}]}},
+    ]  # fmt: skip
+    pod["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "shared"}}]
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "PLAIN", "value": "1"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}},
+        {"name": "TENANT", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.labels['otm/tenant']"}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]  # fmt: skip
+    return pod
+
+
+async def test_backend_gets_the_env_and_volumes_a_kubelet_would_resolve(tmp_path: Path) -> None:
+    """`ctx.env()` resolves env/envFrom (Secret and ConfigMap refs, fieldRefs) and
+    `ctx.volume_files()` a Secret volume's items; a missing Secret fails the pod."""
+    backend = ConfigCapturingBackend()
+    async with fake_with(tmp_path, pod_backend=backend) as (_, core):
+        secret = {"metadata": {"name": "t1"},
+                  "stringData": {"token": "s3cret", "openclaw.json": "{}"}}  # fmt: skip
+        await core.create_namespaced_secret(NS, secret)
+        await core.create_namespaced_config_map(
+            NS, {"metadata": {"name": "shared"}, "data": {"REGION": "eu", "PLAIN": "0"}}
+        )
+        created = await core.create_namespaced_pod(NS, _configured_pod("agent", "t1"))
+        await wait_for_pod(core, "agent", created.metadata.resource_version, ready)
+        assert backend.env["agent"] == {
+            "REGION": "eu", "PLAIN": "1", "TOKEN": "s3cret", "TENANT": "t1", "POD": "agent",
+        }  # fmt: skip
+        assert backend.files["agent"] == {"cfg/openclaw.json": b"{}"}
+        orphan = await core.create_namespaced_pod(NS, _configured_pod("orphan", "missing"))
+        pods = await wait_for_pod(
+            core, "orphan", orphan.metadata.resource_version,
+            lambda p: p["status"].get("phase") == "Failed",
+        )  # fmt: skip
+        terminated = pods[-1]["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert "not found" in terminated["message"]
 
 
 async def test_kill_pod_removes_it_at_once_and_stops_the_workload(tmp_path: Path) -> None:

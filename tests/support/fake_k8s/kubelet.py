@@ -298,6 +298,7 @@ class Kubelet:
             write_log=lambda text, container: self._write_log(runtime, text, container),
             set_ready=lambda ready: self._set_ready(runtime, ready),
             report_exit=report_exit,
+            lookup=self._store.peek,
         )
         runtime = self._pods[pod["metadata"]["uid"]] = PodRuntime(ctx)
         return runtime
