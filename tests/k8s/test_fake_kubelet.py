@@ -331,6 +331,17 @@ async def test_injected_faults_answer_with_an_error_status_then_recover(tmp_path
         assert listed.items == []
 
 
+async def test_injected_delay_makes_a_slow_apiserver(tmp_path: Path) -> None:
+    """`inject_fault(None, delay=...)` holds a request: a client timeout fires; the next
+    request is served normally."""
+    async with fake_with(tmp_path) as (k8s, core):
+        k8s.server.inject_fault(None, delay=1.0, path_contains="/configmaps")
+        with pytest.raises(TimeoutError):
+            await core.list_namespaced_config_map(NS, _request_timeout=0.2)
+        listed = await core.list_namespaced_config_map(NS, _request_timeout=PATIENCE)
+        assert listed.items == []
+
+
 async def test_dropped_watches_are_resumed_by_kubernetes_asyncio(tmp_path: Path) -> None:
     """`drop_watches` ends every stream (an apiserver restart); kubernetes_asyncio's Watch
     reconnects from the last RV it saw, so no event is lost."""
