@@ -427,3 +427,15 @@ def test_port_map_annotation_round_trips() -> None:
     pod = {"metadata": {"annotations": {PORT_MAP_ANNOTATION: '{"8787": 40123}'}}}
     assert pod_port_map(pod) == {8787: 40123}
     assert pod_port_map({"metadata": {}}) == {}
+
+
+async def test_fake_k8s_fixture_writes_a_working_kubeconfig(fake_k8s: FakeK8s) -> None:
+    """The `fake_k8s` fixture: a private kubeconfig (server URL + token) that
+    kubernetes_asyncio's `load_kube_config` accepts, and a client built from it."""
+    kubeconfig = fake_k8s.kubeconfig_path
+    assert kubeconfig.stat().st_mode & 0o777 == 0o600
+    text = kubeconfig.read_text()
+    assert fake_k8s.url in text and fake_k8s.server.token in text
+    async with fake_k8s.api_client() as api:
+        listed = await client.CoreV1Api(api).list_namespace()
+    assert [ns.metadata.name for ns in listed.items] == ["default", "kube-system"]
