@@ -335,9 +335,9 @@ async def test_injected_delay_makes_a_slow_apiserver(tmp_path: Path) -> None:
     """`inject_fault(None, delay=...)` holds a request: a client timeout fires; the next
     request is served normally."""
     async with fake_with(tmp_path) as (k8s, core):
-        k8s.server.inject_fault(None, delay=1.0, path_contains="/configmaps")
+        k8s.server.inject_fault(None, delay=0.5, path_contains="/configmaps")
         with pytest.raises(TimeoutError):
-            await core.list_namespaced_config_map(NS, _request_timeout=0.2)
+            await core.list_namespaced_config_map(NS, _request_timeout=0.1)
         listed = await core.list_namespaced_config_map(NS, _request_timeout=PATIENCE)
         assert listed.items == []
 
