@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import aiohttp
+import redis.asyncio as aioredis
 
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
@@ -94,6 +95,31 @@ async def test_suspended_tenant_buffers_until_resumed(
     assert status == 200
     sent = await telegram.wait_for_messages("1103:h", 3, REPLY_TIMEOUT, chat_id=8)
     assert [m.text for m in sent] == [STARTING_NOTICE, "echo: s1 (#1)", "echo: s2 (#2)"]
+
+
+async def test_deleted_tenant_is_unknown_at_once_and_its_buffer_dropped(
+    daemon: Daemon, telegram: FakeTelegram
+) -> None:
+    secret = await daemon.create_tenant("doomed", "1105:d")
+    status, _ = await daemon.api("POST", "/v1/tenants/doomed/suspend")
+    assert status == 200
+    for n in (1, 2):
+        await daemon.send_text("doomed", secret, n, 8, f"d{n}")  # also warms the router cache
+    status, _ = await daemon.api("DELETE", "/v1/tenants/doomed")
+    assert status == 204
+    # The "deleted" event reached the router's cache: no TTL wait, no wake.
+    assert await daemon.post_update("doomed", secret, make_text_update(3, 8, "late")) == 404
+    client = aioredis.Redis.from_url(daemon.redis_url)
+    try:
+
+        async def purged() -> bool:
+            return not await client.exists("otm:buf:doomed")
+
+        await wait_for(purged, REPLY_TIMEOUT, "the deleted tenant's buffer to be dropped")
+        assert not await client.sismember("otm:pending", "doomed")
+    finally:
+        await client.aclose()
+    assert telegram.calls("1105:d", "getMe") == []
 
 
 async def test_failed_wakes_mark_tenant_failed_and_resume_delivers(
