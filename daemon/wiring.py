@@ -58,4 +58,9 @@ async def make_runtime(app: web.Application) -> Runtime | Any:
 
 def background_contexts(settings: Settings) -> list[CleanupCtx]:
     """Cleanup contexts of the long-running tasks (delivery, reconciler, culler, warm pool)."""
-    return []
+    from daemon.culler import culler_ctx
+    from daemon.leader import leader_ctx
+    from daemon.reconciler import reconciler_ctx
+
+    # Leader election first: the reconciler and culler register leader-only loops with it.
+    return [leader_ctx, reconciler_ctx, culler_ctx]
