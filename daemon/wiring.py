@@ -49,10 +49,8 @@ async def make_runtime(app: web.Application) -> Runtime | Any:
         from daemon.adapters.runtime_k8s import KubernetesRuntime
 
         return await KubernetesRuntime.open(app)
-    try:
-        from daemon.adapters.runtime_local import LocalRuntime
-    except ImportError:  # TODO(lead): remove once the local runtime lands
-        return None
+    from daemon.adapters.runtime_local import LocalRuntime
+
     return await LocalRuntime.open(app)
 
 
@@ -60,7 +58,13 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     """Cleanup contexts of the long-running tasks (delivery, reconciler, culler, warm pool)."""
     from daemon.culler import culler_ctx
     from daemon.leader import leader_ctx
+    from daemon.message_path import message_path_ctx
     from daemon.reconciler import reconciler_ctx
 
     # Leader election first: the reconciler and culler register leader-only loops with it.
-    return [leader_ctx, reconciler_ctx, culler_ctx]
+    contexts: list[CleanupCtx] = [leader_ctx, reconciler_ctx, culler_ctx, message_path_ctx]
+    if settings.runtime == "kubernetes":
+        from daemon.warm_pool import warm_pool_ctx
+
+        contexts.append(warm_pool_ctx)
+    return contexts

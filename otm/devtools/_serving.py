@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -66,6 +67,34 @@ class AppServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+@dataclass
+class ChangeNotifier:
+    """Lets tests wait, event-driven and bounded, for a fake's recorded state to change."""
+
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        # Waiters hold the event that was current when they looked; setting it wakes them,
+        # and a fresh event makes the next change observable too.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``predicate()`` holds, at most ``timeout_s``; True if it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
+            except TimeoutError:
+                return predicate()
+        return True
 
 
 def bound_port(site: web.TCPSite) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otm.devtools._serving import AppServer, serve_forever_main
+from otm.devtools._serving import AppServer, ChangeNotifier, serve_forever_main
 
 ANY = "*"
 """Wildcard for a fault's token or method."""
@@ -88,19 +88,10 @@ class FakeTelegramState:
     webhooks: dict[str, WebhookRegistration] = field(default_factory=dict)
     faults: dict[tuple[str, str], _FaultRule] = field(default_factory=dict)
     next_message_id: dict[str, int] = field(default_factory=dict)
-    _changed: asyncio.Event | None = None
+    changes: ChangeNotifier = field(default_factory=ChangeNotifier)
 
     def notify(self) -> None:
-        # Waiters hold the event that was current when they looked; setting it wakes them and a
-        # fresh event makes the next change observable too.
-        if self._changed is not None:
-            self._changed.set()
-        self._changed = asyncio.Event()
-
-    def change_event(self) -> asyncio.Event:
-        if self._changed is None:
-            self._changed = asyncio.Event()
-        return self._changed
+        self.changes.notify()
 
     def sent(self, token: str | None = None, chat_id: str | int | None = None) -> list[SentMessage]:
         return [
@@ -328,7 +319,9 @@ async def handle_sent(request: web.Request) -> web.Response:
     chat_id = request.query.get("chat_id")
     count = int(_bounded_float(request.query.get("count"), 0, 1_000_000))
     timeout = _bounded_float(request.query.get("timeout"), 0.0, MAX_WAIT_S)
-    complete = await wait_until(state, lambda: len(state.sent(token, chat_id)) >= count, timeout)
+    complete = await state.changes.wait_until(
+        lambda: len(state.sent(token, chat_id)) >= count, timeout
+    )
     messages = [asdict(m) for m in state.sent(token, chat_id)]
     return web.json_response({"messages": messages, "complete": complete})
 
@@ -374,21 +367,6 @@ async def handle_clear_faults(request: web.Request) -> web.Response:
 async def handle_reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset()
     return web.json_response({"ok": True})
-
-
-async def wait_until(state: FakeTelegramState, predicate: Any, timeout_s: float) -> bool:
-    """Wait (event-driven, bounded by ``timeout_s``) until ``predicate()`` holds; True if it did."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return False
-        try:
-            async with asyncio.timeout(remaining):
-                await state.change_event().wait()
-        except TimeoutError:
-            return bool(predicate())
-    return True
 
 
 def create_app(state: FakeTelegramState | None = None) -> web.Application:
@@ -441,8 +419,8 @@ class FakeTelegram(AppServer):
         chat_id: str | int | None = None,
     ) -> list[SentMessage]:
         """Wait until ``count`` messages were sent; raises TimeoutError listing what was seen."""
-        ok = await wait_until(
-            self.state, lambda: len(self.state.sent(token, chat_id)) >= count, timeout
+        ok = await self.state.changes.wait_until(
+            lambda: len(self.state.sent(token, chat_id)) >= count, timeout
         )
         seen = self.state.sent(token, chat_id)
         if not ok:
@@ -459,7 +437,9 @@ class FakeTelegram(AppServer):
         count: int = 1,
         timeout: float = 10.0,  # noqa: ASYNC109
     ) -> list[BotApiCall]:
-        ok = await wait_until(self.state, lambda: len(self.calls(token, method)) >= count, timeout)
+        ok = await self.state.changes.wait_until(
+            lambda: len(self.calls(token, method)) >= count, timeout
+        )
         if not ok:
             raise TimeoutError(f"expected {count} {method} call(s) for {token!r} within {timeout}s")
         return self.calls(token, method)

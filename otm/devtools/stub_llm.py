@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otm.devtools._serving import AppServer, serve_forever_main
+from otm.devtools._serving import AppServer, ChangeNotifier, serve_forever_main
 
 DEFAULT_MODEL = "stub-model"
 ECHO_LIMIT = 200
@@ -54,6 +54,7 @@ class StubLLMState:
     delay_s: float = 0.0
     requests: list[ChatRequest] = field(default_factory=list)
     model_list_requests: int = 0
+    changes: ChangeNotifier = field(default_factory=ChangeNotifier)
 
 
 STATE_KEY = web.AppKey("stub_llm_state", StubLLMState)
@@ -137,6 +138,7 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
             at=time.time(),
         )
     )
+    state.changes.notify()
     if state.delay_s > 0:
         await asyncio.sleep(state.delay_s)
     reply = reply_for(messages)
@@ -241,6 +243,16 @@ class StubLLM(AppServer):
     @property
     def requests(self) -> list[ChatRequest]:
         return self.state.requests
+
+    async def wait_for_requests(
+        self,
+        count: int,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait, not for I/O
+    ) -> list[ChatRequest]:
+        """Wait until ``count`` chat requests arrived (they are recorded before any delay)."""
+        if not await self.state.changes.wait_until(lambda: len(self.requests) >= count, timeout):
+            raise TimeoutError(f"expected {count} model request(s), got {len(self.requests)}")
+        return self.requests
 
     @property
     def delay_s(self) -> float:
