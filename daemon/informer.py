@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -46,7 +46,9 @@ class _Expired(Exception):
 @dataclass(eq=False)
 class _Waiter(Generic[T]):
     predicate: Callable[[Mapping[str, JSON]], T | None]
-    future: asyncio.Future[T] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[T] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Subscription:
@@ -74,7 +76,10 @@ class Subscription:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -89,7 +94,8 @@ class PodInformer:
         watch_timeout_s: int = 300,
         retry_backoff_s: float = 1.0,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        # Typed Any: responses are raw (_preload_content=False), not the declared models.
+        self._core: Any = client.CoreV1Api(api)
         self.namespace = namespace
         self.label_selector = label_selector
         self.watch_timeout_s = watch_timeout_s
@@ -184,7 +190,9 @@ class PodInformer:
             except asyncio.CancelledError:
                 raise
             except (ApiException, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                log.warning("pod informer: %s; retrying in %.1fs", _describe(exc), self.retry_backoff_s)
+                log.warning(
+                    "pod informer: %s; retrying in %.1fs", _describe(exc), self.retry_backoff_s
+                )
                 await asyncio.sleep(self.retry_backoff_s)
                 if isinstance(exc, ApiException) and exc.status == 410:
                     need_list = True
@@ -206,7 +214,9 @@ class PodInformer:
             before = old.get(name)
             if before is None:
                 events.append((ADDED, pod))
-            elif before["metadata"].get("resourceVersion") != pod["metadata"].get("resourceVersion"):
+            elif before["metadata"].get("resourceVersion") != pod["metadata"].get(
+                "resourceVersion"
+            ):
                 events.append((MODIFIED, pod))
         self.synced.set()
         for event in events:
@@ -231,7 +241,7 @@ class PodInformer:
                 body = await resp.read()
                 if resp.status == 410:
                     raise _Expired()
-                raise ApiException(http_resp=RESTResponse(resp, body))
+                raise ApiException(http_resp=cast(Any, RESTResponse(resp, body)))
             buffer = b""
             async for chunk in resp.content.iter_any():
                 buffer += chunk
@@ -254,6 +264,10 @@ class PodInformer:
         if kind == "BOOKMARK":
             if rv:
                 self.resource_version = rv
+            return
+        if obj.get("kind", "Pod") != "Pod":
+            # A real apiserver never sends this; a test double once did. Never cache it.
+            log.warning("pod informer: ignoring a %s in the pod watch", obj.get("kind"))
             return
         if kind not in (ADDED, MODIFIED, DELETED):
             log.warning("pod informer: ignoring event type %r", kind)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -28,7 +28,7 @@ async def open_api_client(kubeconfig: str | None) -> Any:
     if kubeconfig:
         await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
 
 
@@ -38,7 +38,7 @@ async def call_json(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
     try:
         body = await resp.read()
         if not 200 <= resp.status <= 299:
-            raise ApiException(http_resp=RESTResponse(resp, body))
+            raise ApiException(http_resp=cast(Any, RESTResponse(resp, body)))
         result: JSON = json.loads(body) if body else {}
         return result
     finally:

@@ -68,7 +68,8 @@ class WarmPool:
         coordination: Coordination | None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.core = client.CoreV1Api(api)
+        # Typed Any: responses are raw (_preload_content=False), not the declared models.
+        self.core: Any = client.CoreV1Api(api)
         self.informer = informer
         self.pod_settings = pod_settings
         self.namespace = pod_settings.namespace
@@ -174,9 +175,7 @@ class WarmPool:
                 asyncio.create_task(self._follow_events(events), name="warm-pool-events"),
             ]
             if self.coordination is not None:
-                tasks.append(
-                    asyncio.create_task(self._follow_config(), name="warm-pool-config")
-                )
+                tasks.append(asyncio.create_task(self._follow_config(), name="warm-pool-config"))
             else:
                 self._wake.set()
             try:
@@ -217,9 +216,9 @@ class WarmPool:
     async def reconcile(self) -> None:
         """One pass: delete failed warm pods, then create or delete to reach the target."""
         for pod in self.informer.pods():
-            if m.is_warm(pod) and _phase(pod) in ("Failed", "Succeeded"):
-                if not _meta(pod).get("deletionTimestamp"):
-                    await self._delete(_meta(pod)["name"])
+            dead = m.is_warm(pod) and _phase(pod) in ("Failed", "Succeeded")
+            if dead and not _meta(pod).get("deletionTimestamp"):
+                await self._delete(_meta(pod)["name"])
         pods = self.warm_pods()
         have = len({_meta(p)["name"] for p in pods} | self._created_unseen)
         if have < self.target:

@@ -165,7 +165,8 @@ class KubernetesRuntime:
         owns_api: bool = True,
     ) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
+        # Typed Any: responses are raw (_preload_content=False), not the declared models.
+        self.core: Any = client.CoreV1Api(api)
         self.informer = informer
         self.pod_settings = pod_settings
         self.namespace = pod_settings.namespace
@@ -243,18 +244,15 @@ class KubernetesRuntime:
         tenant_id = launch.tenant_id
         async with self._lock(tenant_id):
             started = time.monotonic()
-            existing = self._current_pod(tenant_id)
-            if existing is not None and pod_phase(existing) in (
-                InstancePhase.PENDING,
-                InstancePhase.READY,
-            ):
-                self._expected[tenant_id] = existing["metadata"]["uid"]
-                return instance_from_pod(existing)
+            if (live := self._live_pod(tenant_id)) is not None:
+                return live
             config = m.render_tenant_config(
                 launch, webhook_url=self.webhook_url_for(tenant_id), api_root=self.api_root
             )
             text = m.config_json(config)
             await self._apply_secret(launch, text)
+            if (live := self._live_pod(tenant_id)) is not None:  # another replica was faster
+                return live
             await self._clear_dead_pods(tenant_id)
             pod = await self._claim_warm(launch, config)
             kind = "warm"
@@ -265,6 +263,14 @@ class KubernetesRuntime:
             self.timings[tenant_id] = StartTiming(kind=kind, started_at=started)
             log.info("started %s pod %s for %s", kind, pod["metadata"]["name"], tenant_id)
             return instance_from_pod(pod)
+
+    def _live_pod(self, tenant_id: str) -> Instance | None:
+        """Adopt the tenant's pending or ready pod, if it has one."""
+        pod = self._current_pod(tenant_id)
+        if pod is None or pod_phase(pod) not in (InstancePhase.PENDING, InstancePhase.READY):
+            return None
+        self._expected[tenant_id] = pod["metadata"]["uid"]
+        return instance_from_pod(pod)
 
     async def _apply_secret(self, launch: AgentLaunch, config_text: str) -> None:
         body = m.tenant_secret(launch, config_text, namespace=self.namespace)
@@ -280,9 +286,9 @@ class KubernetesRuntime:
     async def _clear_dead_pods(self, tenant_id: str) -> None:
         """Remove the tenant's failed pods and wait out terminating ones, so the new pod
         never shares the tenant's state with an old one still syncing."""
-        dead = [p for p in self._pods_of(tenant_id) if pod_phase(p) is not InstancePhase.STOPPING]
-        for pod in dead:  # FAILED (PENDING/READY returned earlier)
-            await self._delete_pod(pod["metadata"]["name"], grace_s=0)
+        dead = [p for p in self._pods_of(tenant_id) if pod_phase(p) is InstancePhase.FAILED]
+        for pod in dead:
+            await self._delete_pod(pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"])
         if self._pods_of(tenant_id):
             timeout = self.pod_settings.termination_grace_s + STOP_SLACK_S
             await self.informer.wait_for(
@@ -307,7 +313,9 @@ class KubernetesRuntime:
                     launch.tenant_id,
                     exc,
                 )
-                await self._delete_pod(pod["metadata"]["name"], grace_s=0)
+                await self._delete_pod(
+                    pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
+                )
 
     async def _bind(self, pod: JSON, launch: AgentLaunch, config: JSON, token: str) -> None:
         endpoint = pod_endpoint(pod, names.OPENCLAW_GATEWAY_PORT)
@@ -339,7 +347,7 @@ class KubernetesRuntime:
         if pod_phase(existing) not in (InstancePhase.STOPPING, InstancePhase.FAILED):
             return existing
         if pod_phase(existing) is InstancePhase.FAILED:
-            await self._delete_pod(name, grace_s=0)
+            await self._delete_pod(name, grace_s=0, uid=existing["metadata"]["uid"])
         await self._wait_gone(name, existing["metadata"]["uid"], existing)
         return await call_json(self.core.create_namespaced_pod, self.namespace, body)
 
@@ -400,17 +408,24 @@ class KubernetesRuntime:
                     raise
             self._expected.pop(tenant_id, None)
 
-    async def _delete_pod(self, name: str, *, grace_s: float) -> JSON | None:
-        """Delete; the pod as the server answered (None if it was already gone)."""
+    async def _delete_pod(
+        self, name: str, *, grace_s: float, uid: str | None = None
+    ) -> JSON | None:
+        """Delete (only that incarnation when ``uid`` is given: a namesake another replica
+        created since is left alone); the pod as the server answered, None if gone."""
+        options: JSON = {"gracePeriodSeconds": max(0, round(grace_s))}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
         try:
             body = await call_json(
                 self.core.delete_namespaced_pod,
                 name,
                 self.namespace,
-                grace_period_seconds=max(0, round(grace_s)),
+                body=options,
+                grace_period_seconds=options["gracePeriodSeconds"],
             )
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status == 404 or (exc.status == 409 and uid is not None):
                 return None
             raise
         return body if body.get("kind") == "Pod" else None
