@@ -264,6 +264,7 @@ class PodInformer:
         if kind == "BOOKMARK":
             if rv:
                 self.resource_version = rv
+                self._check_waiters()  # waits on "caught up with RV n" end here
             return
         if obj.get("kind", "Pod") != "Pod":
             # A real apiserver never sends this; a test double once did. Never cache it.
