@@ -54,7 +54,9 @@ def claimable(pod: Mapping[str, Any]) -> bool:
         return False
     for cs in status.get("containerStatuses") or []:
         if cs.get("name") == "gateway":
-            return bool((cs.get("state") or {}).get("running"))
+            # `started` turns true once the startupProbe (/healthz) passed: the bootstrap
+            # listens for the bind. Running alone may be a process still booting.
+            return bool((cs.get("state") or {}).get("running")) and cs.get("started") is True
     return False
 
 
@@ -238,6 +240,7 @@ class WarmPool:
         self._report()
 
     async def _create(self) -> None:
+        await self.bind_token()  # the pod's env refers to the bind Secret: it must exist
         body = m.warm_pod(settings=self.pod_settings)
         pod = await call_json(self.core.create_namespaced_pod, self.namespace, body)
         name = _meta(pod)["name"]
