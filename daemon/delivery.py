@@ -36,8 +36,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 
 from daemon.buffer import Buffer, BufferedUpdate, lease_key, lease_name
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
@@ -63,6 +65,8 @@ MAX_ATTEMPTS = 5
 """Rejections (4xx) of one update before it is dead-lettered."""
 MAX_UNAVAILABLE_ATTEMPTS = 20
 """5xx/408/429 answers to one update before it is dead-lettered."""
+RETRY_AFTER_ERROR_S = 1.0
+"""Pause before a worker interrupted by a Redis error tries again."""
 MAX_MISROUTED = 5
 """Consecutive 401/403/404 before the agent is restarted with fresh config."""
 
@@ -160,7 +164,13 @@ class DeliveryManager:
         self._spawn(self._notify_if_pending(tenant_id), f"delivery-check:{tenant_id}")
 
     async def _notify_if_pending(self, tenant_id: str) -> None:
-        if await self.buffer.check_pending(tenant_id) > 0:
+        try:
+            pending = await self.buffer.check_pending(tenant_id)
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("cannot look at %s's buffer: %s; retrying", tenant_id, exc)
+            self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
+            return
+        if pending > 0:
             self.notify(tenant_id, signal_others=False)
 
     def on_work_signal(self, tenant_id: str, origin: str) -> None:
@@ -207,11 +217,11 @@ class DeliveryManager:
         for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
+        for poke in self._workers.values():
+            poke.set()  # idle workers see _closing at once
+        stuck = await cancel_and_wait(list(self._tasks), timeout=10)
+        for task in stuck:
+            log.error("task %s did not stop", task.get_name())
 
     # -- one worker -------------------------------------------------------------------
     async def _run(self, tenant_id: str, poke: asyncio.Event, signal_others: bool) -> None:
@@ -227,15 +237,22 @@ class DeliveryManager:
                 pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
                 self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
                 return
+            released = asyncio.Event()
             renew = asyncio.create_task(
-                self._renew(name, token, asyncio.current_task()), name=f"lease:{tenant_id}"
+                self._renew(name, token, asyncio.current_task(), released),
+                name=f"lease:{tenant_id}",
             )
             try:
                 recheck = await self._drain(tenant_id, token, poke)
             except _Stop as stop:
                 log.info("delivery to %s paused: %s", tenant_id, stop)
                 recheck = stop.recheck
+            except (aioredis.RedisError, OSError) as exc:
+                # Redis restarting or unreachable: the buffer is intact; come back.
+                log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
+                self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
             finally:
+                released.set()
                 renew.cancel()
                 if self._workers.get(tenant_id) is poke:
                     del self._workers[tenant_id]
@@ -248,15 +265,23 @@ class DeliveryManager:
         if recheck and not self._closing:
             self.notify_if_pending(tenant_id)
 
-    async def _renew(self, name: str, token: str, worker: asyncio.Task[Any] | None) -> None:
-        while True:
-            await asyncio.sleep(LEASE_TTL_S / 3)
+    async def _renew(
+        self, name: str, token: str, worker: asyncio.Task[Any] | None, released: asyncio.Event
+    ) -> None:
+        while not released.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEASE_TTL_S / 3):
+                    await released.wait()
+            if released.is_set():
+                return
             try:
                 held = await self.coordination.extend_lock(name, token, LEASE_TTL_S)
             except Exception as exc:
                 log.warning("could not renew %s: %s", name, exc)
                 continue
-            if not held:
+            if not held and not released.is_set():
+                # Acks are fenced on the token, so even a worker that misses
+                # this cancel cannot remove an entry any more.
                 log.error("lost %s; stopping its worker", name)
                 if worker is not None:
                     worker.cancel()
@@ -264,7 +289,7 @@ class DeliveryManager:
 
     async def _drain(self, tenant_id: str, token: str, poke: asyncio.Event) -> bool:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
-        while True:
+        while not self._closing:
             poke.clear()
             batch = await self.buffer.head(tenant_id)
             if not batch:
@@ -280,7 +305,10 @@ class DeliveryManager:
                     return True
                 continue
             for update in batch:
+                if self._closing:
+                    break
                 await self._deliver(tenant_id, token, update)
+        return False
 
     async def _tenant(self, tenant_id: str) -> TenantInfo:
         info = await self.tenants.get(tenant_id)
@@ -311,6 +339,8 @@ class DeliveryManager:
         misrouted = 0
         force_wake = False
         while True:
+            if self._closing:
+                raise _Stop("daemon shutting down")
             info = await self._tenant(tenant_id)
             # After a dead endpoint the registry's copy is stale too: go to wake,
             # which checks the runtime and restarts the agent if it is gone.

@@ -8,7 +8,6 @@ and tears them down (workers cancelled, leases released) before Redis closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,6 +15,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.buffer import Buffer
+from daemon.cancellation import cancel_and_wait
 from daemon.delivery import DeliveryManager
 from daemon.signals import TenantSignals
 from daemon.tenant_cache import TenantCache
@@ -87,7 +87,6 @@ async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         sweeper.cancel()
         await delivery.close()
-        listener.cancel()
-        for task in (sweeper, listener):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        stuck = await cancel_and_wait([sweeper, listener], timeout=5)
+        if stuck:
+            log.error("message path tasks did not stop: %s", [t.get_name() for t in stuck])

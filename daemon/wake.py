@@ -368,24 +368,32 @@ class WakeManager:
                 await sub.next(min(remaining, expiry + 0.01))
                 yield None
                 return
-        keepalive = asyncio.create_task(self._keep_lock(name, token), name=f"wake-lock:{tenant_id}")
+        done = asyncio.Event()
+        keepalive = asyncio.create_task(
+            self._keep_lock(name, token, done), name=f"wake-lock:{tenant_id}"
+        )
         try:
             yield token
         finally:
+            # A flag, not only cancel(): a cancel can be swallowed inside redis-py.
+            done.set()
             keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
             try:
                 await self.coordination.release_lock(name, token)
             except Exception as exc:  # expires on its own within LOCK_TTL_S
                 log.warning("could not release wake lock of %s: %s", tenant_id, exc)
 
-    async def _keep_lock(self, name: str, token: str) -> None:
-        while True:
-            await asyncio.sleep(LOCK_TTL_S / 3)
+    async def _keep_lock(self, name: str, token: str, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOCK_TTL_S / 3):
+                    await done.wait()
+            if done.is_set():
+                return
             try:
                 if not await self.coordination.extend_lock(name, token, LOCK_TTL_S):
-                    log.error("lost %s lock while holding it", name)
+                    if not done.is_set():
+                        log.error("lost %s lock while holding it", name)
                     return
             except Exception as exc:
                 log.warning("could not extend %s lock: %s", name, exc)

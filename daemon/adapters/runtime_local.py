@@ -402,6 +402,8 @@ class LocalRuntime:
         owned = live.run_dir if live is not None else None
         runs = [p for p in tenant_dir.iterdir() if p.is_dir() and p != owned]
         for run_dir in sorted(runs, key=lambda p: p.stat().st_mtime):
+            if await asyncio.to_thread(recorded_agent_pid, run_dir / PID_FILE) is not None:
+                continue  # still running: another daemon's agent on this data dir
             await self._sync_run_dir(tenant_id, run_dir)
 
     async def _sync_run_dir(self, tenant_id: str, run_dir: Path) -> None:
@@ -440,7 +442,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def orphan_pid(pid_file: Path) -> int | None:
+def recorded_agent_pid(pid_file: Path) -> int | None:
     """The pid recorded in ``pid_file`` if that process is still our agent."""
     try:
         pid_text, nonce = pid_file.read_text().split()
@@ -453,9 +455,21 @@ def orphan_pid(pid_file: Path) -> int | None:
     return pid
 
 
+def _parent_is_a_daemon(pid: int) -> bool:
+    """True while the agent's parent is a live daemon (another one on this data
+    dir): then it is that daemon's agent, not an orphan of a crashed one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(stat.rsplit(") ", 1)[1].split()[1])
+        cmdline = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return False
+    return ppid > 1 and b"daemon" in cmdline
+
+
 async def _end_orphan(pid_file: Path, grace_s: float = 10.0) -> None:
-    pid = await asyncio.to_thread(orphan_pid, pid_file)
-    if pid is None:
+    pid = await asyncio.to_thread(recorded_agent_pid, pid_file)
+    if pid is None or await asyncio.to_thread(_parent_is_a_daemon, pid):
         return
     log.warning("ending orphaned agent pid %d (%s)", pid, pid_file.parent.name)
     _signal_group(pid, signal.SIGTERM)

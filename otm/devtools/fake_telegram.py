@@ -181,7 +181,10 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     if request.method != "POST" or not request.body_exists:
         return params
     if request.content_type == "application/json":
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=f"Bad Request: can't parse JSON: {e}") from e
         if not isinstance(body, dict):
             raise web.HTTPBadRequest(text="body must be a JSON object")
         params.update(body)

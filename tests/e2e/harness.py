@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from daemon.adapters.runtime_local import PID_FILE, orphan_pid
+from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.support.servers import REPO_ROOT, project_env, python_cmd
 
@@ -216,7 +216,7 @@ def agent_update_log(data_dir: Path, tenant_id: str) -> list[int]:
 def end_orphan_agents(data_dir: Path) -> None:
     """Kill agents a SIGKILLed daemon left behind (tests never leak processes)."""
     for pid_file in (data_dir / "agents").glob(f"*/*/{PID_FILE}"):
-        pid = orphan_pid(pid_file)
+        pid = recorded_agent_pid(pid_file)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

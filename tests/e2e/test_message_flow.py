@@ -153,13 +153,15 @@ async def test_agent_crash_mid_stream(daemon: Daemon, telegram: FakeTelegram) ->
     import os
     import signal
 
-    from daemon.adapters.runtime_local import PID_FILE, orphan_pid
+    from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
 
     secret = await daemon.create_tenant("boom", "1006:boom")
     for n in range(1, 6):
         await daemon.send_text("boom", secret, n, 13, f"b{n}")
     await telegram.wait_for_messages("1006:boom", 6, REPLY_TIMEOUT, chat_id=13)
-    pids = [orphan_pid(p) for p in (daemon.data_dir / "agents" / "boom").glob(f"*/{PID_FILE}")]
+    pids = [
+        recorded_agent_pid(p) for p in (daemon.data_dir / "agents" / "boom").glob(f"*/{PID_FILE}")
+    ]
     live = [pid for pid in pids if pid is not None]
     assert len(live) == 1
     os.killpg(live[0], signal.SIGKILL)

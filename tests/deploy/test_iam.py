@@ -1,0 +1,173 @@
+"""The IAM documents under deploy/iam/: well-formed, and the ABAC scoping behaves as
+designed (evaluated with iam_eval.py against Pod Identity's session tags)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from daemon import k8s_names as names
+from tests.deploy.iam_eval import is_allowed
+from tests.deploy.render import REPO_ROOT
+
+Doc = dict[str, Any]
+IAM_DIR = REPO_ROOT / "deploy" / "iam"
+SITE = {"@ACCOUNT_ID@": "111122223333", "@REGION@": "us-east-1", "@CLUSTER@": "otm"}
+BUCKET = "otm-tenant-state-111122223333"
+CLUSTER_ARN = "arn:aws:eks:us-east-1:111122223333:cluster/otm"
+TABLE_ARN = "arn:aws:dynamodb:us-east-1:111122223333:table/tenants"
+
+
+def load(name: str) -> Doc:
+    text = (IAM_DIR / name).read_text()
+    for placeholder, value in {**SITE, "@BUCKET@": BUCKET}.items():
+        text = text.replace(placeholder, value)
+    assert "@" not in text, f"unknown placeholder left in {name}"
+    doc: Doc = json.loads(text)
+    return doc
+
+
+def pod_session(
+    pod_name: str, namespace: str = names.TENANT_NAMESPACE, **extra: str
+) -> dict[str, str]:
+    """The session tags EKS Pod Identity puts on a pod's credentials."""
+    return {
+        "aws:PrincipalTag/eks-cluster-arn": CLUSTER_ARN,
+        "aws:PrincipalTag/eks-cluster-name": "otm",
+        "aws:PrincipalTag/kubernetes-namespace": namespace,
+        "aws:PrincipalTag/kubernetes-service-account": names.TENANT_SERVICE_ACCOUNT,
+        "aws:PrincipalTag/kubernetes-pod-name": pod_name,
+        "aws:PrincipalTag/kubernetes-pod-uid": "0b8a3f6e-5d1c-4c1e-9a8e-2f5d6c7b8a90",
+        **extra,
+    }
+
+
+def state_key(tenant_id: str, rest: str) -> str:
+    """The S3 layout this policy requires: tenants/<pod name>/... (see deploy/iam/README.md)."""
+    return f"arn:aws:s3:::{BUCKET}/tenants/{names.tenant_pod_name(tenant_id)}/{rest}"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in IAM_DIR.glob("*.json")))
+def test_policy_documents_are_well_formed(name: str) -> None:
+    doc = load(name)
+    assert doc["Version"] == "2012-10-17"
+    sids = [s["Sid"] for s in doc["Statement"]]
+    assert len(sids) == len(set(sids))
+    for statement in doc["Statement"]:
+        assert statement["Effect"] in ("Allow", "Deny")
+        assert "Action" in statement
+        assert ("Resource" in statement) != ("Principal" in statement)
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        ):
+            assert re.fullmatch(r"[a-z0-9]+:[A-Za-z*]+", action), action
+
+
+def test_tenant_pod_reads_and_writes_only_its_own_prefix() -> None:
+    policy = load("tenant-policy.json")
+    alice = pod_session(names.tenant_pod_name("alice"))
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert is_allowed(policy, action, state_key("alice", "state/openclaw.sqlite"), alice)
+        assert is_allowed(policy, action, state_key("alice", "workspace/AGENTS.md"), alice)
+        assert not is_allowed(policy, action, state_key("bob", "state/openclaw.sqlite"), alice)
+        # A tenant whose id extends another's must not share its prefix.
+        assert not is_allowed(policy, action, state_key("alice2", "state/x"), alice)
+    assert not is_allowed(policy, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/other/x", alice)
+    assert not is_allowed(policy, "s3:PutBucketPolicy", f"arn:aws:s3:::{BUCKET}", alice)
+
+
+def test_tenant_pod_lists_only_its_own_prefix() -> None:
+    policy = load("tenant-policy.json")
+    bucket = f"arn:aws:s3:::{BUCKET}"
+
+    def can_list(prefix: str) -> bool:
+        return is_allowed(policy, "s3:ListBucket", bucket, {**alice, "s3:prefix": prefix})
+
+    alice = pod_session(names.tenant_pod_name("alice"))
+    assert can_list("tenants/openclaw-alice/")
+    assert can_list("tenants/openclaw-alice/state/")
+    assert not can_list("tenants/openclaw-alice")  # would also list openclaw-alice2/
+    assert not can_list("tenants/")
+    assert not can_list("tenants/openclaw-bob/")
+    assert not is_allowed(policy, "s3:ListBucket", bucket, alice)  # no prefix at all
+
+
+@pytest.mark.parametrize(
+    ("why", "session"),
+    [
+        ("same pod name, other namespace", pod_session("openclaw-alice", namespace="default")),
+        (
+            "other service account",
+            {**pod_session("openclaw-alice"), "aws:PrincipalTag/kubernetes-service-account": "x"},
+        ),
+        (
+            "other cluster",
+            {
+                **pod_session("openclaw-alice"),
+                "aws:PrincipalTag/eks-cluster-arn": CLUSTER_ARN.replace("/otm", "/dev"),
+            },
+        ),
+        ("a warm pod, not yet a tenant", pod_session("openclaw-warm-alice")),
+        ("a pod not named for a tenant", pod_session("alice")),
+        ("no session tags (not Pod Identity)", {}),
+    ],
+)
+def test_other_principals_get_nothing(why: str, session: dict[str, str]) -> None:
+    policy = load("tenant-policy.json")
+    for key in (
+        "tenants/openclaw-alice/state/x",
+        "tenants/alice/state/x",
+        "tenants/warm-alice/state/x",
+    ):
+        assert not is_allowed(policy, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/{key}", session), why
+
+
+def test_a_tenant_named_warm_would_be_locked_out() -> None:
+    """Pod name openclaw-warm-* is reserved for warm pods; tenant ids starting with
+    'warm-' must therefore be rejected at creation (see deploy/iam/README.md)."""
+    policy = load("tenant-policy.json")
+    session = pod_session(names.tenant_pod_name("warm-1"))
+    assert not is_allowed(policy, "s3:GetObject", state_key("warm-1", "state/x"), session)
+
+
+def test_daemon_reaches_the_registry_and_all_tenant_state() -> None:
+    policy = load("daemon-policy.json")
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ):
+        assert is_allowed(policy, action, TABLE_ARN, {})
+    assert is_allowed(policy, "dynamodb:Query", f"{TABLE_ARN}/index/status-index", {})
+    assert not is_allowed(policy, "dynamodb:DeleteTable", TABLE_ARN, {})
+    assert not is_allowed(policy, "dynamodb:GetItem", TABLE_ARN.replace("tenants", "other"), {})
+    for tenant_id in ("alice", "bob"):
+        assert is_allowed(policy, "s3:GetObject", state_key(tenant_id, "state/x"), {})
+    assert is_allowed(
+        policy, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "tenants/openclaw-alice/"}
+    )
+    assert not is_allowed(policy, "s3:GetObject", "arn:aws:s3:::someone-else/tenants/x", {})
+
+
+@pytest.mark.parametrize(
+    ("trust", "namespace", "account"),
+    [
+        ("tenant-trust-policy.json", names.TENANT_NAMESPACE, names.TENANT_SERVICE_ACCOUNT),
+        ("daemon-trust-policy.json", names.DAEMON_NAMESPACE, names.DAEMON_SERVICE_ACCOUNT),
+    ],
+)
+def test_trust_policies_admit_only_their_service_account(
+    trust: str, namespace: str, account: str
+) -> None:
+    doc = load(trust)
+    statement = doc["Statement"][0]
+    assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert sorted(statement["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
+    required = statement["Condition"]["StringEquals"]
+    assert required["aws:RequestTag/kubernetes-namespace"] == namespace
+    assert required["aws:RequestTag/kubernetes-service-account"] == account
+    assert required["aws:RequestTag/eks-cluster-arn"] == CLUSTER_ARN
