@@ -52,7 +52,7 @@ SECRET_WEBHOOK_SECRET = "webhook-secret"
 # Shared Secret holding the token warm pods accept bind requests with.
 WARM_BIND_SECRET = "otm-warm-bind"
 WARM_BIND_KEY = "token"
-WARM_NAME_PREFIX = "openclaw-warm-"
+WARM_NAME_PREFIX = names.WARM_POD_PREFIX
 
 ANNOTATION_CONFIG_HASH = "otm/config-sha256"
 ANNOTATION_CLAIMED_AT = "otm/claimed-at"

@@ -108,6 +108,7 @@ def _waiting_reason(pod: Mapping[str, Any]) -> str:
 
 
 def pod_phase(pod: Mapping[str, Any]) -> InstancePhase:
+    # Being deleted wins: a stopped pod's containers end (terminal phase) on purpose.
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return InstancePhase.STOPPING
     phase = (pod.get("status") or {}).get("phase")
@@ -354,6 +355,8 @@ class KubernetesRuntime:
     # -- readiness --------------------------------------------------------------------------
 
     async def wait_ready(self, tenant_id: str, timeout: float) -> Instance:
+        if tenant_id not in self._expected and not self._pods_of(tenant_id):
+            raise AgentFailed(f"tenant {tenant_id!r} has no instance")
         seen: set[str] = set()
 
         def ready(cache: Mapping[str, JSON]) -> Instance | None:
@@ -446,18 +449,36 @@ class KubernetesRuntime:
 
     # -- queries ----------------------------------------------------------------------------
 
+    # A failed pod (its gateway exited) is a dead instance: get/list do not report it, and
+    # watch reports its failure as "deleted" (phase FAILED, with the reason), as the local
+    # runtime does for a crashed process. The pod object stays until the next start or
+    # stop removes it, so its logs remain readable for a post-mortem.
+
     async def get(self, tenant_id: str) -> Instance | None:
         pod = self._current_pod(tenant_id)
-        return instance_from_pod(pod) if pod is not None else None
+        if pod is None:
+            return None
+        instance = instance_from_pod(pod)
+        return None if instance.phase is InstancePhase.FAILED else instance
 
     async def list(self) -> list[Instance]:
-        return [instance_from_pod(p) for p in self.informer.pods()]
+        instances = (instance_from_pod(p) for p in self.informer.pods())
+        return [i for i in instances if i.phase is not InstancePhase.FAILED]
 
     async def watch(self) -> AsyncIterator[InstanceEvent]:
+        reported_failed: set[str] = set()  # uids whose end was already reported
         with self.informer.subscribe() as events:
             async for kind, pod in events:
-                gone = kind == DELETED
-                yield InstanceEvent(kind=kind.lower(), instance=instance_from_pod(pod, gone=gone))
+                uid = pod["metadata"].get("uid", "")
+                if uid in reported_failed:
+                    if kind == DELETED:
+                        reported_failed.discard(uid)
+                    continue  # one "deleted" per instance
+                instance = instance_from_pod(pod, gone=kind == DELETED)
+                if instance.phase is InstancePhase.FAILED:
+                    reported_failed.add(uid)
+                ended = kind == DELETED or instance.phase is InstancePhase.FAILED
+                yield InstanceEvent(kind="deleted" if ended else kind.lower(), instance=instance)
 
     async def logs(
         self, tenant_id: str, *, follow: bool, since_s: float | None

@@ -1,7 +1,10 @@
 """A fake-kubelet pod backend that runs each pod as real local processes.
 
 * Tenant pods: the stand-in agent (otm.devtools.agent_stub) with the openclaw.json from the
-  pod's Secret volume, as the gateway container would read it.
+  pod's Secret volume, as the gateway container would read it. With a StateStore, the S3
+  containers are emulated: the state-restore init container copies the tenant's
+  ``state/``/``workspace/`` keys in before the agent starts, and the sync sidecar's final sync
+  copies them back once the agent has exited (before the pod's deletion completes).
 * Warm pods: the pod's own container command (the Node bootstrap from warm_bootstrap.py),
   whose gateway command is the stand-in agent.
 
@@ -27,6 +30,7 @@ import aiohttp
 
 from daemon import k8s_names as names
 from daemon.embedded_redis import free_port
+from daemon.ports import StateStore
 from tests.k8s_runtime.gateway_shim import loopback_config
 from tests.support.fake_k8s import SECRETS, PodContext, PodStarted, Store
 from tests.support.servers import project_env
@@ -39,13 +43,29 @@ STARTUP_TIMEOUT_S = 20.0
 @dataclass
 class _Running:
     proc: asyncio.subprocess.Process
+    tenant_id: str | None
+    state_dir: Path
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stopping: bool = False
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+# What the sync scripts leave out (daemon/manifests.py): config, locks, caches.
+def _synced(relative: str) -> bool:
+    top = relative.split("/", 1)[0]
+    name = relative.rsplit("/", 1)[-1]
+    return not (
+        name == "openclaw.json"
+        or name.startswith("openclaw.json.")
+        or name.endswith(".lock")
+        or top in ("cache", "tmp")
+    )
 
 
 class ProcessPodBackend:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, state_store: StateStore | None = None) -> None:
         self.root = root
+        self.state_store = state_store
         self.store: Store | None = None  # set once the fake server exists
         self._pods: dict[str, _Running] = {}
 
@@ -73,6 +93,9 @@ class ProcessPodBackend:
         gateway_port, webhook_port = free_port(), free_port()
         env = self._env(ctx, container)
         env.update(HOME=str(run_dir / "home"), OPENCLAW_STATE_DIR=str(run_dir / "state"))
+        tenant_id = pod["metadata"]["labels"].get(names.LABEL_TENANT)
+        if tenant_id is not None:
+            await self._restore(tenant_id, run_dir / "state")
         if pod["metadata"]["labels"].get(names.LABEL_WARM) == "true":
             shim = [sys.executable, "-m", "tests.k8s_runtime.gateway_shim"]
             env.update(
@@ -103,7 +126,7 @@ class ProcessPodBackend:
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
-        running = _Running(proc)
+        running = _Running(proc, tenant_id, run_dir / "state")
         self._pods[ctx.uid] = running
         running.tasks = [
             asyncio.create_task(self._pump_logs(ctx, proc)),
@@ -139,10 +162,45 @@ class ProcessPodBackend:
         async for line in proc.stdout:
             ctx.write_log(line.decode(errors="replace"))
 
+    async def _restore(self, tenant_id: str, state_dir: Path) -> None:
+        if self.state_store is None:
+            return
+        for key in await self.state_store.list(tenant_id):
+            top, _, rest = key.partition("/")
+            if top not in ("state", "workspace") or not rest:
+                continue
+            target = state_dir / rest if top == "state" else state_dir / "workspace" / rest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(await self.state_store.get(tenant_id, key))
+
+    async def _final_sync(self, running: _Running) -> None:
+        """The sidecar's preStop sync, once the agent has exited."""
+        if running.synced.is_set():
+            return
+        try:
+            if self.state_store is not None and running.tenant_id is not None:
+                for path in sorted(running.state_dir.rglob("*")):
+                    relative = path.relative_to(running.state_dir).as_posix()
+                    if not path.is_file() or not _synced(relative):
+                        continue
+                    top, _, rest = relative.partition("/")
+                    key = f"workspace/{rest}" if top == "workspace" else f"state/{relative}"
+                    await self.state_store.put(running.tenant_id, key, path.read_bytes())
+        finally:
+            running.synced.set()
+
     async def _watch_exit(self, ctx: PodContext, running: _Running) -> None:
         code = await running.proc.wait()
+        await self._final_sync(running)
         if not running.stopping:
             ctx.report_exit(code, "Error" if code else "Completed")
+
+    async def kill_tenant(self, tenant_id: str) -> None:
+        """Crash a tenant's agent (SIGKILL to its process group)."""
+        for running in self._pods.values():
+            if running.tenant_id == tenant_id and running.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(running.proc.pid, signal.SIGKILL)
 
     async def _probe(self, ctx: PodContext, port: int) -> None:
         url = f"http://127.0.0.1:{port}/readyz"
@@ -174,6 +232,7 @@ class ProcessPodBackend:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
+        await asyncio.wait_for(running.synced.wait(), 10.0)
         for task in running.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -28,7 +28,7 @@ async def _secret(runtime: KubernetesRuntime, tenant_id: str) -> dict[str, str]:
 async def test_start_wait_ready_get_list(k8s: FakeK8s) -> None:
     async with open_runtime(k8s.kubeconfig_path) as runtime:
         started = await runtime.start(launch("alice"))
-        assert started.name == "openclaw-alice"
+        assert started.name == "alice"
         assert started.tenant_id == "alice"
         assert started.phase is InstancePhase.PENDING
 
@@ -53,7 +53,7 @@ async def test_start_wait_ready_get_list(k8s: FakeK8s) -> None:
 
         assert await runtime.get("alice") == ready
         assert await runtime.get("nobody") is None
-        assert [i.name for i in await runtime.list()] == ["openclaw-alice"]
+        assert [i.name for i in await runtime.list()] == ["alice"]
         assert runtime.timings["alice"].kind == "cold"
         assert runtime.timings["alice"].to_ready_s is not None
 
@@ -66,9 +66,9 @@ async def test_start_is_idempotent_within_and_across_replicas(k8s: FakeK8s) -> N
         first, second = await asyncio.gather(
             replica_a.start(launch("bob")), replica_b.start(launch("bob"))
         )
-        assert first.name == second.name == "openclaw-bob"
+        assert first.name == second.name == "bob"
         again = await replica_a.start(launch("bob"))
-        assert again.name == "openclaw-bob"
+        assert again.name == "bob"
         assert len(await api_pods(replica_a, "otm/tenant=bob")) == 1
         ready_a = await replica_a.wait_ready("bob", timeout=10)
         ready_b = await replica_b.wait_ready("bob", timeout=10)
@@ -149,7 +149,7 @@ async def test_wait_ready_fails_when_pod_fails_or_vanishes(tmp_path) -> None:  #
         await runtime.start(launch("erin"))
         waiting = asyncio.create_task(runtime.wait_ready("erin", timeout=20))
         await asyncio.sleep(0.2)
-        await k8s.server.fail_pod(NS, "openclaw-erin", exit_code=137, reason="OOMKilled")
+        await k8s.server.fail_pod(NS, "erin", exit_code=137, reason="OOMKilled")
         with pytest.raises(AgentFailed, match="OOMKilled"):
             await waiting
 
@@ -159,7 +159,7 @@ async def test_wait_ready_fails_when_pod_fails_or_vanishes(tmp_path) -> None:  #
         assert pod["status"].get("phase") != "Failed"
         waiting = asyncio.create_task(runtime.wait_ready("erin", timeout=20))
         await asyncio.sleep(0.2)
-        await k8s.server.kill_pod(NS, "openclaw-erin")
+        await k8s.server.kill_pod(NS, "erin")
         with pytest.raises(AgentFailed):
             await waiting
 
@@ -172,7 +172,7 @@ async def test_logs_read_and_follow(k8s: FakeK8s) -> None:
     async with open_runtime(k8s.kubeconfig_path) as runtime:
         await runtime.start(launch("fred"))
         await runtime.wait_ready("fred", timeout=10)
-        k8s.server.append_pod_log(NS, "openclaw-fred", "line one\nline two\n")
+        k8s.server.append_pod_log(NS, "fred", "line one\nline two\n")
         lines = [line async for line in runtime.logs("fred", follow=False, since_s=None)]
         assert lines[-2:] == ["line one", "line two"]
 
@@ -187,7 +187,7 @@ async def test_logs_read_and_follow(k8s: FakeK8s) -> None:
 
         reader = asyncio.create_task(read_until_three())
         await asyncio.sleep(0.2)
-        k8s.server.append_pod_log(NS, "openclaw-fred", "line three\n")
+        k8s.server.append_pod_log(NS, "fred", "line three\n")
         await asyncio.wait_for(reader, 10)
         await follow.aclose()
         assert seen[-1] == "line three"

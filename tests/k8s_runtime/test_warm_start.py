@@ -76,7 +76,7 @@ async def test_warm_wake_binds_a_booted_pod(
     alice = launch("alice")
 
     started = await runtime.start(alice)
-    assert started.name.startswith("openclaw-warm-")
+    assert started.name.startswith("warm-")
     assert runtime.timings["alice"].kind == "warm"
     assert pool.claims == 1
 
@@ -107,7 +107,7 @@ async def test_cold_wake_when_the_pool_is_empty(
 ) -> None:
     bob = launch("bob")
     started = await runtime.start(bob)
-    assert started.name == "openclaw-bob"
+    assert started.name == "bob"
     assert runtime.timings["bob"].kind == "cold"
     ready = await runtime.wait_ready("bob", timeout=30)
     assert telegram.webhooks[bob.bot_token].url == "http://127.0.0.1:9/tg/bob"
