@@ -5,10 +5,13 @@ With `OTM_CONFORMANCE_KUBECONFIG=/path/to/kubeconfig` the suite runs against tha
 the fake's control hooks) are skipped there. Otherwise each test gets its own fake.
 """
 
+# kubernetes_asyncio annotates request bodies as models but takes plain dicts.
+# mypy: disable-error-code="arg-type"
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +35,11 @@ NO_NODE = "otm-conformance-no-node"
 
 JSON = dict[str, Any]
 Event = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+# Real clusters put their own ConfigMap (kube-root-ca.crt) into every namespace, so lists
+# and initial-state watches select the suite's objects by this label.
+SUITE_SELECTOR = "otm.dev/suite=conformance"
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 @dataclass
@@ -121,3 +129,57 @@ async def open_cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         finally:
             with contextlib.suppress(client.ApiException):
                 await core.delete_namespace(namespace, grace_period_seconds=0)
+
+
+async def expect_status(call: Any, code: int) -> JSON:
+    """Await an API call that must fail with `code`; return its Status body."""
+    with pytest.raises(client.ApiException) as failure:
+        await call
+    assert failure.value.status == code
+    body: JSON = json.loads(failure.value.body or b"{}")
+    assert body["kind"] == "Status" and body["code"] == code
+    return body
+
+
+def configmap(name: str, labels: dict[str, str] | None = None, **extra: Any) -> JSON:
+    meta = {"name": name, "labels": {"otm.dev/suite": "conformance", **(labels or {})}, **extra}
+    return {"metadata": meta, "data": {"k": "v"}}
+
+
+def unscheduled_pod(name: str, **kwargs: Any) -> JSON:
+    """A pod no scheduler picks up: it stays unbound and Pending on any cluster."""
+    return pod_manifest(name, schedulerName=NO_SCHEDULER, **kwargs)
+
+
+async def merge_patch_configmap(
+    cluster: Cluster, namespace: str, name: str, patch: JSON
+) -> client.V1ConfigMap:
+    """PATCH as application/merge-patch+json (a dict body is otherwise sent as strategic
+    merge; kubernetes_asyncio's annotations omit its `_content_type` keyword)."""
+    return await cluster.core.patch_namespaced_config_map(  # type: ignore[call-arg]
+        name, namespace, patch, _content_type=MERGE_PATCH
+    )
+
+
+async def list_rv(cluster: Cluster) -> str:
+    listed = await cluster.core.list_namespaced_config_map(cluster.namespace)
+    return str(listed.metadata.resource_version)
+
+
+async def labelled_configmaps(cluster: Cluster) -> None:
+    for name, labels in [
+        ("a1", {"app": "a"}),
+        ("a2", {"app": "a", "tier": "web"}),
+        ("b1", {"app": "b"}),
+        ("c1", {"app": "c"}),
+        ("n1", {}),
+    ]:
+        await cluster.core.create_namespaced_config_map(cluster.namespace, configmap(name, labels))
+
+
+async def configmap_names(cluster: Cluster, label_selector: str) -> list[str]:
+    selector = f"{SUITE_SELECTOR},{label_selector}" if label_selector else SUITE_SELECTOR
+    listed = await cluster.core.list_namespaced_config_map(
+        cluster.namespace, label_selector=selector
+    )
+    return sorted(item.metadata.name for item in listed.items)

@@ -16,6 +16,7 @@ from .backend import (
 )
 from .errors import ApiError
 from .kubelet import KubeletConfig
+from .podenv import ConfigError
 from .resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -42,6 +43,7 @@ __all__ = [
     "SERVICES",
     "ApiError",
     "Change",
+    "ConfigError",
     "FakeKubernetes",
     "KubeletConfig",
     "PodBackend",

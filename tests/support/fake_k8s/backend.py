@@ -27,6 +27,9 @@ Contract:
 * `stop` runs when the pod is deleted: with the pod's grace period for a graceful delete,
   with 0 for a forced delete, an abrupt kill, a failure injected by a test, or server
   shutdown. It may be called for a process that already exited, and must not raise.
+* `ctx.env()` and `ctx.volume_files(name)` resolve the pod's env and Secret/ConfigMap
+  volumes from the store, as a kubelet would, so a backend can hand a local process the
+  same configuration the pod spec gives the container.
 * `ctx.report_exit(code)` marks the container terminated (phase Failed, or Succeeded for
   code 0); `ctx.set_ready(flag)` flips readiness; `ctx.write_log(text)` feeds `pods/log`.
   All three are plain synchronous calls, safe from any task on the server's event loop.
@@ -39,6 +42,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from .podenv import Lookup, container_env, volume_files
 
 JSON = dict[str, Any]
 
@@ -66,9 +71,11 @@ class PodContext:
         write_log: Callable[[str, str | None], None],
         set_ready: Callable[[bool], None],
         report_exit: Callable[[int, str | None, str | None], None],
+        lookup: Lookup,
     ) -> None:
         self.pod = pod  # the pod as it was when bound to the node (read-only)
         self.node_name = node_name
+        self._lookup = lookup
         self._write_log = write_log
         self._set_ready = set_ready
         self._report_exit = report_exit
@@ -88,6 +95,16 @@ class PodContext:
     @property
     def container_names(self) -> list[str]:
         return [c["name"] for c in self.pod["spec"]["containers"]]
+
+    def env(self, container: str | None = None) -> dict[str, str]:
+        """The container's environment as a kubelet builds it (env, envFrom, secretKeyRef,
+        configMapKeyRef, fieldRef); raises ConfigError for a missing non-optional ref."""
+        return container_env(self._lookup, self.pod, container or self.container_names[0])
+
+    def volume_files(self, volume: str) -> dict[str, bytes]:
+        """The files of a Secret/ConfigMap volume ({path: content}), e.g. to write into the
+        directory a local process reads as its mount."""
+        return volume_files(self._lookup, self.pod, volume)
 
     def write_log(self, text: str, container: str | None = None) -> None:
         """Append to a container's log (the first container by default)."""

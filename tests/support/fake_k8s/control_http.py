@@ -3,7 +3,8 @@ process (same bearer token as the API).
 
     POST /_fake/compact                            → {"resourceVersion": N}
     POST /_fake/drop-watches                       → {"dropped": N}
-    POST /_fake/faults  {"status": 500, "count": 1, "path_contains": "/pods", "method": "GET"}
+    POST /_fake/faults  {"status": 500, "count": 1, "path_contains": "/pods", "method": "GET",
+                         "delay": 0.0}
     GET  /_fake/requests                           → [{"method", "path", "query", ...}]
     POST /_fake/pods/{ns}/{name}/fail    {"exit_code": 1, "reason": "Error", "message": "..."}
     POST /_fake/pods/{ns}/{name}/sandbox-changed   {"new_ip": "127.10.9.9"}   (optional)
@@ -45,11 +46,13 @@ def add_control_routes(app: web.Application, fake: FakeKubernetes) -> None:
 
     async def faults(request: web.Request) -> web.Response:
         body = await _json(request)
+        status = body.get("status", 500)
         fake.inject_fault(
-            int(body.get("status", 500)),
+            None if status is None else int(status),
             count=int(body.get("count", 1)),
             path_contains=body.get("path_contains"),
             method=body.get("method"),
+            delay=float(body.get("delay", 0.0)),
         )
         return web.json_response({})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -34,13 +35,14 @@ _FAULT_REASONS = {
 
 @dataclass
 class Fault:
-    """Answer the next `remaining` matching API requests with `status` instead."""
+    """Hold the next `remaining` matching API requests for `delay` seconds, then answer
+    them with an error `status` (or, with status None, normally)."""
 
-    status: int
+    status: int | None
     remaining: int
     path_contains: str | None = None
     method: str | None = None
-    retry_after: int | None = None
+    delay: float = 0.0
 
     def matches(self, request: web.Request) -> bool:
         return (
@@ -93,8 +95,11 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
             fault = next((f for f in state.faults if f.matches(request)), None)
             if fault is not None:
                 fault.remaining -= 1
-                reason = _FAULT_REASONS.get(fault.status, "InternalError")
-                raise ApiError(fault.status, reason, f"injected fault ({fault.status})")
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.status is not None:
+                    reason = _FAULT_REASONS.get(fault.status, "InternalError")
+                    raise ApiError(fault.status, reason, f"injected fault ({fault.status})")
         response: web.StreamResponse = await handler(request)
         return response
     except ApiError as error:

@@ -86,7 +86,7 @@ class Kubelet:
         return self._config.node_name
 
     async def start(self) -> None:
-        self._subscription = self._store.subscribe(PODS)
+        self._subscription = self._store.subscribe(PODS, internal=True)
         for pod in self._store.snapshot(PODS, None):
             self._on_pod("ADDED", pod)
         self._loop_task = asyncio.create_task(self._run(), name="fake-kubelet")
@@ -298,6 +298,7 @@ class Kubelet:
             write_log=lambda text, container: self._write_log(runtime, text, container),
             set_ready=lambda ready: self._set_ready(runtime, ready),
             report_exit=report_exit,
+            lookup=self._store.peek,
         )
         runtime = self._pods[pod["metadata"]["uid"]] = PodRuntime(ctx)
         return runtime

@@ -153,14 +153,17 @@ class FakeKubernetes:
 
     def inject_fault(
         self,
-        status: int = 500,
+        status: int | None = 500,
         *,
         count: int = 1,
         path_contains: str | None = None,
         method: str | None = None,
+        delay: float = 0.0,
     ) -> None:
-        """Answer the next `count` matching API requests with an error Status `status`."""
-        self._state.faults.append(Fault(status, count, path_contains, method))
+        """Answer the next `count` matching API requests with an error Status `status`
+        (429 carries Retry-After), after holding them `delay` seconds; `status=None` with a
+        delay makes a slow apiserver instead of a failing one."""
+        self._state.faults.append(Fault(status, count, path_contains, method, delay))
 
     @property
     def requests(self) -> list[RecordedRequest]:

@@ -63,6 +63,9 @@ class Subscription:
     """A live feed of changes; `None` in the queue means the server dropped the feed."""
 
     resource: ResourceType | None
+    # An in-process cluster component (the kubelet), not an API watch: dropping watches
+    # to simulate an apiserver restart leaves it alone.
+    internal: bool = False
     queue: asyncio.Queue[Change | None] = field(default_factory=asyncio.Queue)
 
 
@@ -272,17 +275,19 @@ class Store:
 
     # Subscriptions -------------------------------------------------------------------------
 
-    def subscribe(self, resource: ResourceType | None = None) -> Subscription:
-        sub = Subscription(resource)
+    def subscribe(
+        self, resource: ResourceType | None = None, *, internal: bool = False
+    ) -> Subscription:
+        sub = Subscription(resource, internal)
         self._subscriptions.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscriptions.discard(sub)
 
-    def drop_subscriptions(self, resource: ResourceType | None = None) -> int:
-        """End the matching feeds (as an apiserver restart would); returns how many."""
-        dropped = [s for s in self._subscriptions if resource in (None, s.resource)]
+    def drop_subscriptions(self, *, include_internal: bool = False) -> int:
+        """End the API watch feeds (as an apiserver restart would); returns how many."""
+        dropped = [s for s in self._subscriptions if include_internal or not s.internal]
         for sub in dropped:
             self._subscriptions.discard(sub)
             sub.queue.put_nowait(None)
@@ -292,7 +297,7 @@ class Store:
         for timer in self._grace_timers.values():
             timer.cancel()
         self._grace_timers.clear()
-        self.drop_subscriptions()
+        self.drop_subscriptions(include_internal=True)
 
     # Internals -----------------------------------------------------------------------------
 
