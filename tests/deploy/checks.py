@@ -2,7 +2,8 @@
 documents (dicts, e.g. from `kubectl kustomize`) and return a list of problems (strings;
 empty means fine).
 
-- check_rendered(docs): everything, for a rendered overlay.
+- check_rendered(docs): everything, for a rendered overlay (including the Settings the
+  daemon would load from its rendered environment: daemon_env.py).
 - check_runtime_pod(pod, rendered_docs): a pod the daemon generates at runtime, against
   the render it will run next to (runtime class, priority, identity, Secrets, scheduling,
   NetworkPolicy coverage and isolation).
@@ -25,6 +26,7 @@ import kubernetes_validate.utils  # type: ignore[import-untyped]
 from daemon import k8s_names as names
 from daemon.model import InvalidTenantId, validate_tenant_id
 from tests.deploy import inventory as inv
+from tests.deploy.daemon_env import check_daemon_settings
 from tests.deploy.karpenter import check_karpenter, pod_fits_pool
 from tests.deploy.netpol import PodEndpoint
 from tests.deploy.network import (
@@ -45,9 +47,15 @@ STRUCTURAL_KINDS = frozenset(
 # kubernetes_validate re-reads and re-parses its JSON schema files (and the large
 # _definitions.json) on every call; the files never change, so parse each one once.
 # Validation itself still goes through the public kubernetes_validate.validate().
+# all_versions() lists the schema directory on every call (twice per validation); the
+# installed package does not change either.
 if not hasattr(kubernetes_validate.utils.schema_contents, "cache_info"):
     kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=256)(
         kubernetes_validate.utils.schema_contents
+    )
+if not hasattr(kubernetes_validate.utils.all_versions, "cache_info"):
+    kubernetes_validate.utils.all_versions = functools.lru_cache(maxsize=1)(
+        kubernetes_validate.utils.all_versions
     )
 _SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|API_?KEY|CREDENTIAL", re.I)
 
@@ -79,6 +87,7 @@ def check_rendered(docs: list[Doc], runtime_pods: Iterable[Doc] | None = None) -
         *check_schemas(docs),
         *check_references(docs),
         *check_names(docs),
+        *check_daemon_settings(docs),
         *check_rbac(docs),
         *check_hygiene(docs),
         *check_karpenter(docs),

@@ -160,8 +160,7 @@ CASES: list[tuple[Any, ...]] = [
     (
         "dev",
         allow_all_in_tenants,
-        "isolation: default/impostor -> otm-tenants/alice:8787/TCP is allowed, should be "
-        "denied",
+        "isolation: default/impostor -> otm-tenants/alice:8787/TCP is allowed, should be denied",
     ),
     (
         "dev",
@@ -209,7 +208,6 @@ def test_name_prefix_leaves_runtime_class_dangling(tree_copy: Path) -> None:
     assert "Pod otm-tenants/alice: runtimeClassName 'kata-qemu' is not in the render" in (
         pod_problems
     )
-    assert (
-        "Pod otm-tenants/alice: priorityClassName 'otm-tenant' is not in the render"
-        in (pod_problems)
+    assert "Pod otm-tenants/alice: priorityClassName 'otm-tenant' is not in the render" in (
+        pod_problems
     )
