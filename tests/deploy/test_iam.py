@@ -3,7 +3,6 @@ designed (evaluated with iam_eval.py against Pod Identity's session tags)."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -11,39 +10,10 @@ import pytest
 
 from daemon import k8s_names as names
 from daemon.model import InvalidTenantId, validate_tenant_id
+from tests.deploy.iam_docs import BUCKET, CLUSTER_ARN, IAM_DIR, TABLE_ARN, load, pod_session
 from tests.deploy.iam_eval import is_allowed
-from tests.deploy.render import REPO_ROOT
 
 Doc = dict[str, Any]
-IAM_DIR = REPO_ROOT / "deploy" / "iam"
-SITE = {"@ACCOUNT_ID@": "111122223333", "@REGION@": "us-east-1", "@CLUSTER@": "otm"}
-BUCKET = "otm-tenant-state-111122223333"
-CLUSTER_ARN = "arn:aws:eks:us-east-1:111122223333:cluster/otm"
-TABLE_ARN = "arn:aws:dynamodb:us-east-1:111122223333:table/tenants"
-
-
-def load(name: str) -> Doc:
-    text = (IAM_DIR / name).read_text()
-    for placeholder, value in {**SITE, "@BUCKET@": BUCKET}.items():
-        text = text.replace(placeholder, value)
-    assert "@" not in text, f"unknown placeholder left in {name}"
-    doc: Doc = json.loads(text)
-    return doc
-
-
-def pod_session(
-    pod_name: str, namespace: str = names.TENANT_NAMESPACE, **extra: str
-) -> dict[str, str]:
-    """The session tags EKS Pod Identity puts on a pod's credentials."""
-    return {
-        "aws:PrincipalTag/eks-cluster-arn": CLUSTER_ARN,
-        "aws:PrincipalTag/eks-cluster-name": "otm",
-        "aws:PrincipalTag/kubernetes-namespace": namespace,
-        "aws:PrincipalTag/kubernetes-service-account": names.TENANT_SERVICE_ACCOUNT,
-        "aws:PrincipalTag/kubernetes-pod-name": pod_name,
-        "aws:PrincipalTag/kubernetes-pod-uid": "0b8a3f6e-5d1c-4c1e-9a8e-2f5d6c7b8a90",
-        **extra,
-    }
 
 
 def state_key(tenant_id: str, rest: str) -> str:
