@@ -137,9 +137,11 @@ def test_daemon_reaches_the_registry_and_all_tenant_state() -> None:
         assert is_allowed(policy, "s3:GetObject", state_key(tenant_id, "state/x"), {})
     bucket = f"arn:aws:s3:::{BUCKET}"
     assert is_allowed(policy, "s3:ListBucket", bucket, {"s3:prefix": "tenants/alice/"})
-    # HeadBucket (the S3 adapter's startup check and readiness ping) is authorized as
-    # s3:ListBucket without any prefix.
-    assert is_allowed(policy, "s3:ListBucket", bucket, {})
+    # The S3 adapter's startup check and readiness ping: a one-key list under tenants/.
+    assert is_allowed(policy, "s3:ListBucket", bucket, {"s3:prefix": "tenants/"})
+    # HeadBucket (an unconditioned ListBucket) and listing elsewhere are denied.
+    assert not is_allowed(policy, "s3:ListBucket", bucket, {})
+    assert not is_allowed(policy, "s3:ListBucket", bucket, {"s3:prefix": "other/"})
     for action in ("s3:CreateBucket", "s3:DeleteBucket", "s3:PutBucketPolicy"):
         assert not is_allowed(policy, action, bucket, {})
     assert not is_allowed(policy, "s3:GetObject", "arn:aws:s3:::someone-else/tenants/x", {})
