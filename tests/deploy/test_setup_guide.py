@@ -61,12 +61,16 @@ def aws_calls() -> Iterator[list[AwsCall]]:
 
     events = aws._shared_session().events
     for service in ("dynamodb", "s3"):
-        events.register(f"before-call.{service}", record, unique_id=f"deploy-guide-{service}")
+        events.register(
+            f"before-parameter-build.{service}", record, unique_id=f"deploy-guide-{service}"
+        )
     try:
         yield calls
     finally:
         for service in ("dynamodb", "s3"):
-            events.unregister(f"before-call.{service}", unique_id=f"deploy-guide-{service}")
+            events.unregister(
+                f"before-parameter-build.{service}", unique_id=f"deploy-guide-{service}"
+            )
 
 
 def _create_guide_table(guide_text: str, moto_url: str) -> dict[str, Any]:
