@@ -129,12 +129,14 @@ def check_daemon_settings(docs: list[Doc]) -> list[str]:
             problems.append(
                 f"daemon env: {var} is {port}; the container port and Services use {expected}"
             )
-    for var, value, expected in (
+    for var, namespace, expected_namespace in (
         ("OTM_TENANT_NAMESPACE", settings.tenant_namespace, names.TENANT_NAMESPACE),
         ("OTM_DAEMON_NAMESPACE", settings.daemon_namespace, names.DAEMON_NAMESPACE),
     ):
-        if value != expected:
-            problems.append(f"daemon env: {var} is {value!r}, the tree uses {expected!r}")
+        if namespace != expected_namespace:
+            problems.append(
+                f"daemon env: {var} is {namespace!r}, the tree uses {expected_namespace!r}"
+            )
     data_dir = PurePosixPath(str(settings.data_dir))
     if not any(data_dir == m or m in data_dir.parents for m in _writable_mounts(docs, container)):
         problems.append(

@@ -115,7 +115,10 @@ def _set(key: str, value: str) -> Callable[[list[Doc]], None]:
 
 
 def _drop(key: str) -> Callable[[list[Doc]], None]:
-    return lambda docs: _config_data(docs).pop(key)
+    def drop(docs: list[Doc]) -> None:
+        del _config_data(docs)[key]
+
+    return drop
 
 
 def _read_only_tmp(docs: list[Doc]) -> None:

@@ -180,25 +180,27 @@ async def test_daemon_policy_allows_every_call_the_adapters_make(
 
 def _parse_otm(argv: list[str]) -> None:
     """Parse (never run) `otm ARGV` with the real Typer app: unknown commands, flags or
-    bad values raise click's usage errors."""
+    bad values raise Typer's usage errors (typer.TyperException)."""
     cli = pytest.importorskip("otm.cli")
-    import click
     import typer
+    from typer.core import TyperGroup
 
-    command: click.Command = typer.main.get_command(cli.app)
-    parent = click.Context(command, info_name="otm")
+    command: Any = typer.main.get_command(cli.app)
+    context = command.context_class(command, info_name="otm")
     words = list(argv)
-    while isinstance(command, click.Group):
+    while isinstance(command, TyperGroup):
         assert words, f"otm {' '.join(argv)}: no subcommand"
-        sub = command.get_command(parent, words[0])
-        assert sub is not None, f"otm {' '.join(argv)}: no command {words[0]!r}"
-        parent = click.Context(sub, info_name=words[0], parent=parent)
-        command, words = sub, words[1:]
-    try:
-        with command.make_context(parent.info_name, words, parent=parent.parent):
-            pass
-    except click.exceptions.Exit as done:  # --help
-        assert done.exit_code == 0
+        name, words = words[0], words[1:]
+        sub = command.get_command(context, name)
+        assert sub is not None, f"otm {' '.join(argv)}: no command {name!r}"
+        if isinstance(sub, TyperGroup):
+            context = sub.context_class(sub, info_name=name, parent=context)
+        else:
+            try:
+                sub.make_context(name, words, parent=context)
+            except typer.Exit as done:  # --help
+                assert done.exit_code == 0
+        command = sub
 
 
 def test_guide_otm_commands_parse_with_the_cli(guide_text: str) -> None:
@@ -207,3 +209,17 @@ def test_guide_otm_commands_parse_with_the_cli(guide_text: str) -> None:
     assert len(invocations) >= 6
     for argv in invocations:
         _parse_otm(argv)
+
+
+def test_cli_parse_check_rejects_what_the_cli_rejects() -> None:
+    import typer
+
+    for argv in (
+        ["tenant", "create", "alice", "--bot-token-flie", "alice.token"],
+        ["tenant", "get", "alice", "-o", "yml"],
+        ["tenant", "create"],
+    ):
+        with pytest.raises(typer.TyperException):
+            _parse_otm(argv)
+    with pytest.raises(AssertionError, match="no command 'tenants'"):
+        _parse_otm(["tenants", "list"])
