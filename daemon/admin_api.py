@@ -228,3 +228,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/config", get_config)
     app.router.add_patch("/v1/config", set_config)
     app.router.add_put("/v1/config", set_config)
+    from daemon import admin_lifecycle  # imported here: it imports this module
+
+    admin_lifecycle.setup_routes(app)
