@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aiohttp
+import redis.asyncio as aioredis
 
+from daemon.embedded_redis import EmbeddedRedis
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.conftest import DaemonFactory
@@ -96,6 +99,31 @@ async def test_suspended_tenant_buffers_until_resumed(
     assert [m.text for m in sent] == [STARTING_NOTICE, "echo: s1 (#1)", "echo: s2 (#2)"]
 
 
+async def test_deleted_tenant_is_unknown_at_once_and_its_buffer_dropped(
+    daemon: Daemon, telegram: FakeTelegram
+) -> None:
+    secret = await daemon.create_tenant("doomed", "1105:d")
+    status, _ = await daemon.api("POST", "/v1/tenants/doomed/suspend")
+    assert status == 200
+    for n in (1, 2):
+        await daemon.send_text("doomed", secret, n, 8, f"d{n}")  # also warms the router cache
+    status, _ = await daemon.api("DELETE", "/v1/tenants/doomed")
+    assert status == 204
+    # The "deleted" event reached the router's cache: no TTL wait, no wake.
+    assert await daemon.post_update("doomed", secret, make_text_update(3, 8, "late")) == 404
+    client = aioredis.Redis.from_url(daemon.redis_url)
+    try:
+
+        async def purged() -> bool:
+            return not await client.exists("otm:buf:doomed")
+
+        await wait_for(purged, REPLY_TIMEOUT, "the deleted tenant's buffer to be dropped")
+        assert not await client.sismember("otm:pending", "doomed")
+    finally:
+        await client.aclose()
+    assert telegram.calls("1105:d", "getMe") == []
+
+
 async def test_failed_wakes_mark_tenant_failed_and_resume_delivers(
     daemon: Daemon, telegram: FakeTelegram
 ) -> None:
@@ -126,3 +154,31 @@ async def test_failed_wakes_mark_tenant_failed_and_resume_delivers(
     status, events = await daemon.api("GET", "/v1/tenants/flaky/events")
     kinds = [e["kind"] for e in events["items"]]
     assert kinds.count("wake_failed") == 1 and "failed" in kinds and "running" in kinds
+
+
+async def test_redis_restart_keeps_buffered_updates(
+    data_dir: Path, tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    redis_dir = tmp_path / "durable-redis"
+    server = EmbeddedRedis(redis_dir, durable=True)
+    await server.astart()
+    daemon = Daemon(data_dir, server.url, telegram)
+    try:
+        await daemon.start()
+        secret = await daemon.create_tenant("durable", "1106:r")
+        status, _ = await daemon.api("POST", "/v1/tenants/durable/suspend")
+        assert status == 200
+        for n in (1, 2, 3):
+            await daemon.send_text("durable", secret, n, 8, f"r{n}")
+        await server.astop()  # acked to Telegram, so Redis is their only home
+        assert await daemon.post_update("durable", secret, make_text_update(4, 8, "x")) == 503
+        server = EmbeddedRedis(redis_dir, port=server.port, durable=True)
+        await server.astart()
+        await daemon.send_text("durable", secret, 4, 8, "r4")
+        status, body = await daemon.api("POST", "/v1/tenants/durable/resume")
+        assert status == 200, body
+        sent = await telegram.wait_for_messages("1106:r", 5, REPLY_TIMEOUT, chat_id=8)
+        assert [m.text for m in sent][1:] == [f"echo: r{n} (#{n})" for n in (1, 2, 3, 4)]
+    finally:
+        await daemon.stop()
+        await server.astop()
