@@ -62,6 +62,11 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     from daemon.reconciler import reconciler_ctx
 
     # The message path (delivery, wake/sleep) first: the reconciler nudges delivery
-    # and the culler sleeps through wake. Leader election before the loops that
-    # register leader-only tasks with it.
-    return [message_path_ctx, leader_ctx, reconciler_ctx, culler_ctx]
+    # and the culler sleeps through wake, so they must stop before it closes.
+    # Leader election before the loops that register leader-only tasks with it.
+    contexts: list[CleanupCtx] = [message_path_ctx, leader_ctx, reconciler_ctx, culler_ctx]
+    if settings.runtime == "kubernetes":
+        from daemon.warm_pool import warm_pool_ctx
+
+        contexts.append(warm_pool_ctx)
+    return contexts
