@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
 from daemon.leader import checkpoint
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
@@ -251,18 +252,15 @@ class Culler:
                         await self._check(tid)
                         checkpoint()
                 wait_s = next_full - time.monotonic()
-                pending = [d for t, d in self._deadlines.items() if t not in self._sleeping]
-                if pending:
-                    wait_s = min(wait_s, (min(pending) - utcnow()).total_seconds())
+                upcoming = [d for t, d in self._deadlines.items() if t not in self._sleeping]
+                if upcoming:
+                    wait_s = min(wait_s, (min(upcoming) - utcnow()).total_seconds())
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, wait_s)):
                         await self._kick.wait()
         finally:
-            pending = [*followers, *self._sleeping.values()]
-            for task in pending:
-                task.cancel()
-            # Bounded: a Redis pub/sub read may swallow the cancellation (see checkpoint).
-            await asyncio.wait(pending, timeout=5)
+            # Re-cancelling and bounded: redis-py may swallow a cancellation (see checkpoint).
+            await cancel_and_wait([*followers, *self._sleeping.values()], timeout=5)
 
 
 def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:
@@ -272,8 +270,12 @@ def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:
 
 
 def _sleep_fn(app: web.Application) -> SleepFn:
-    """The wake module's sleep (final state sync, status transitions) when the
-    daemon has one; otherwise stop_tenant."""
+    """The wake module's sleep (under the tenant's wake lock, final state sync
+    in runtime.stop) when the message path is wired; otherwise stop_tenant."""
+    from daemon.message_path import WAKE
+
+    if WAKE in app:
+        return app[WAKE].sleep
     registry, coordination = app[keys.REGISTRY], app[keys.COORDINATION]
     runtime = app[keys.RUNTIME]
     grace_s = app[keys.SETTINGS].agent_stop_grace_s

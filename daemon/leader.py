@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
 from daemon.metrics import Metrics
 from daemon.tasks import TaskGroup
 
@@ -435,9 +436,7 @@ class LeaderTasks:
         self._factories.pop(name, None)
         task = self._running.pop(name, None)
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait([task], timeout=5)
 
     @property
     def running(self) -> list[str]:
@@ -511,8 +510,8 @@ async def leader_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in (runner, campaign):
-            task.cancel()
-        await asyncio.wait([runner, campaign], timeout=5)
+        stuck = await cancel_and_wait([runner, campaign], timeout=5)
+        if stuck:
+            log.error("leader tasks did not stop: %s", [t.get_name() for t in stuck])
         await elector.release()
         await elector.backend.close()

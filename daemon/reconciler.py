@@ -30,11 +30,13 @@ from enum import StrEnum
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import KEY_PREFIX, Coordination
 from daemon.leader import checkpoint
 from daemon.metrics import Metrics
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase, Registry, Runtime
+from daemon.wake import ENDPOINT_TTL_S
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,9 @@ log = logging.getLogger(__name__)
 ACTIVE_STATUSES = frozenset(
     {TenantStatus.RUNNING, TenantStatus.PROVISIONING, TenantStatus.STOPPING}
 )
-# How long the endpoint cache keeps an entry the reconciler writes (IP drift).
-ENDPOINT_CACHE_TTL_S = 300.0
+# How long the endpoint cache keeps an entry the reconciler writes (IP drift):
+# the same as the wake path's.
+ENDPOINT_CACHE_TTL_S = ENDPOINT_TTL_S
 # Crashes counted towards "failed" within this window.
 CRASH_WINDOW_S = 600.0
 # Grace given to an orphan instance's agent when it is stopped.
@@ -425,10 +428,7 @@ class Reconciler:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         finally:
-            for task in list(self._inflight):
-                task.cancel()
-            if self._inflight:
-                await asyncio.wait(list(self._inflight), timeout=5)
+            await cancel_and_wait(list(self._inflight), timeout=5)
 
     # -- safety net (leader) ---------------------------------------------------------
     def request_resync(self) -> None:
@@ -519,15 +519,22 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await leader_tasks.remove("reconciler-resync")
-        events.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await events
+        await cancel_and_wait([events], timeout=5)
 
 
 def _delivery_nudge(app: web.Application) -> Callable[[str], Awaitable[None]] | None:
-    """How the delivery path is told an agent died (buffered updates → re-wake).
-    None until the delivery module provides one; the instance_lost event remains."""
-    return None
+    """Tell delivery an agent died: if the tenant has buffered updates, its
+    worker starts and wakes the tenant again."""
+    from daemon.message_path import DELIVERY
+
+    if DELIVERY not in app:
+        return None
+    delivery = app[DELIVERY]
+
+    async def nudge(tenant_id: str) -> None:
+        delivery.notify_if_pending(tenant_id)
+
+    return nudge
 
 
 RECONCILER = web.AppKey("reconciler", Reconciler)
