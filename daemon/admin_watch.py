@@ -91,17 +91,14 @@ class WatchHub:
         self._task: asyncio.Task[None] | None = None
 
     async def attach(self, stream: WatchStream) -> None:
-        """Register ``stream``; returns once events are flowing (TimeoutError if not)."""
-        self.streams.add(stream)
+        """Register ``stream`` once events are flowing (TimeoutError if they do not):
+        every change published after this returns reaches the stream."""
         if self._task is None or self._task.done():
             self._task = self._app[keys.TASKS].spawn(
                 self._run(), name="watch-hub", expect_forever=True
             )
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
-        except TimeoutError:
-            self.streams.discard(stream)
-            raise
+        await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        self.streams.add(stream)
 
     def detach(self, stream: WatchStream) -> None:
         self.streams.discard(stream)
@@ -184,9 +181,17 @@ async def watch(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     shown: set[str] = set()  # ids the client has on screen, so leaving the filter is a delete
+
+    async def snapshot() -> bytes:
+        # Changes queued meanwhile stay queued: re-sending them is harmless, losing is not.
+        items = [t for t in await registry.list(status=status) if visible(t)]
+        shown.clear()
+        shown.update(t.tenant_id for t in items)
+        return _sse("snapshot", {"items": [t.public() for t in items]})
+
     try:
         await resp.prepare(request)
-        stream.behind = True  # the first thing sent is a snapshot
+        await resp.write(await snapshot())
         while not stream.closed:
             if not await stream.wait(KEEPALIVE_S):
                 await resp.write(b": keepalive\n\n")
@@ -194,11 +199,8 @@ async def watch(request: web.Request) -> web.StreamResponse:
             if stream.closed:
                 break
             if stream.behind:
-                stream.behind = False
-                stream.pending.clear()
-                items = [t for t in await registry.list(status=status) if visible(t)]
-                shown = {t.tenant_id for t in items}
-                await resp.write(_sse("snapshot", {"items": [t.public() for t in items]}))
+                stream.behind = False  # changes from now on queue up again
+                await resp.write(await snapshot())
                 continue
             for tenant_id in stream.take():
                 change = await _change(registry, tenant_id, visible, shown)

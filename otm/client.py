@@ -159,7 +159,7 @@ class AdminClient:
         path: str,
         *,
         query: Mapping[str, str | int | float | None] | None = None,
-        read_timeout: float | None = STREAM_READ_TIMEOUT_S,
+        read_timeout: float | None,
     ) -> Generator[str, None, None]:
         """Lines of a (chunked) text answer as they arrive, without line endings.
         ``read_timeout`` bounds the wait for each line (None: wait for ever, e.g. -f)."""
@@ -181,7 +181,7 @@ class AdminClient:
     ) -> Generator[tuple[str, Any], None, None]:
         """Server-sent events as ``(event name, decoded JSON data)``; comments skipped."""
         event, data = "message", list[str]()
-        for line in self.stream_lines(path, query=query):
+        for line in self.stream_lines(path, query=query, read_timeout=STREAM_READ_TIMEOUT_S):
             if not line:
                 if data:
                     try:
