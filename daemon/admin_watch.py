@@ -43,6 +43,8 @@ class WatchStream:
         self.pending: dict[str, None] = {}  # ordered set: first change first
         self.behind = False
         self.closed = False
+        self.synced = False
+        """Set once the first snapshot went out (what `watchers` in /v1/status counts)."""
         self._wakeup = asyncio.Event()
 
     def offer(self, tenant_id: str) -> None:
@@ -125,6 +127,10 @@ class WatchHub:
                     kind = message.get("type")
                     if kind == "subscribe":
                         backoff = 0.2
+                        # Streams attached before a lost subscription may have missed
+                        # changes: resync them now that changes flow again.
+                        for stream in self.streams:
+                            stream.fall_behind()
                         self._subscribed.set()
                     elif kind == "message":
                         self._fan_out(message["data"])
@@ -134,8 +140,6 @@ class WatchHub:
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            for stream in self.streams:
-                stream.fall_behind()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -172,7 +176,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
 
     registry = request.app[keys.REGISTRY]
     hub = request.app[WATCH_HUB]
-    stream = WatchStream()
+    stream = WatchStream(MAX_PENDING)
     try:
         await hub.attach(stream)
     except TimeoutError:
@@ -192,6 +196,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     try:
         await resp.prepare(request)
         await resp.write(await snapshot())
+        stream.synced = True
         while not stream.closed:
             if not await stream.wait(KEEPALIVE_S):
                 await resp.write(b": keepalive\n\n")
@@ -269,7 +274,7 @@ async def status(request: web.Request) -> web.Response:
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - app[STARTED_AT], 1),
             "leader": None,  # filled in once leader election exists
-            "watchers": len(app[WATCH_HUB].streams),
+            "watchers": sum(1 for s in app[WATCH_HUB].streams if s.synced),
         },
         "redis": {"ok": redis_ok},
         "registry": {
