@@ -17,9 +17,10 @@ from otm.cli import app
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def daemon(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    """One daemon per test module on the session Redis (tests clean up via `clean_daemon`)."""
+    """One daemon for the CLI tests on the session Redis (each test starts clean via
+    `clean_daemon`)."""
     data_dir = tmp_path_factory.mktemp("cli") / "otm"
     env = daemon_env(data_dir, OTM_REDIS_URL=redis_server, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
     with running_daemon(data_dir, env=env) as proc:
