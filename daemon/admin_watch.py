@@ -33,6 +33,9 @@ KEEPALIVE_S = 15.0
 MAX_PENDING = 1000
 SUBSCRIBE_TIMEOUT_S = 5.0
 CHECK_TIMEOUT_S = 3.0
+WRITE_TIMEOUT_S = 30.0
+"""A client that accepts no data for this long is dropped (it holds a handler)."""
+CLOSE_GRACE_S = 2.0
 
 
 class WatchStream:
@@ -45,6 +48,9 @@ class WatchStream:
         self.closed = False
         self.synced = False
         """Set once the first snapshot went out (what `watchers` in /v1/status counts)."""
+        self.handler: asyncio.Task[Any] | None = None
+        """The request handler's task, cancelled if it cannot finish at shutdown."""
+        self.finished = asyncio.Event()
         self._wakeup = asyncio.Event()
 
     def offer(self, tenant_id: str) -> None:
@@ -104,10 +110,22 @@ class WatchHub:
 
     def detach(self, stream: WatchStream) -> None:
         self.streams.discard(stream)
+        stream.finished.set()
 
     async def close(self) -> None:
-        for stream in list(self.streams):
+        streams = list(self.streams)
+        for stream in streams:
             stream.close()
+        if streams:
+            # A handler blocked writing to a client that stopped reading would hold
+            # shutdown up: give the streams a moment to end, then cancel the rest.
+            finishing = asyncio.gather(*(s.finished.wait() for s in streams))
+            try:
+                await asyncio.wait_for(finishing, CLOSE_GRACE_S)
+            except TimeoutError:
+                for stream in streams:
+                    if not stream.finished.is_set() and stream.handler is not None:
+                        stream.handler.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,6 +195,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     registry = request.app[keys.REGISTRY]
     hub = request.app[WATCH_HUB]
     stream = WatchStream(MAX_PENDING)
+    stream.handler = asyncio.current_task()
     try:
         await hub.attach(stream)
     except TimeoutError:
@@ -193,26 +212,33 @@ async def watch(request: web.Request) -> web.StreamResponse:
         shown.update(t.tenant_id for t in items)
         return _sse("snapshot", {"items": [t.public() for t in items]})
 
+    async def send(payload: bytes) -> None:
+        await asyncio.wait_for(resp.write(payload), WRITE_TIMEOUT_S)
+
     try:
         await resp.prepare(request)
-        await resp.write(await snapshot())
+        await send(await snapshot())
         stream.synced = True
         while not stream.closed:
             if not await stream.wait(KEEPALIVE_S):
-                await resp.write(b": keepalive\n\n")
+                await send(b": keepalive\n\n")
                 continue
             if stream.closed:
                 break
             if stream.behind:
                 stream.behind = False  # changes from now on queue up again
-                await resp.write(await snapshot())
+                await send(await snapshot())
                 continue
             for tenant_id in stream.take():
                 change = await _change(registry, tenant_id, visible, shown)
                 if change is not None:
-                    await resp.write(_sse("tenant", change))
+                    await send(_sse("tenant", change))
     except ConnectionResetError:
         pass  # the client went away
+    except TimeoutError:
+        log.info("watch: dropping a client that stopped reading")
+        if request.transport is not None:
+            request.transport.abort()  # or finishing the response would block too
     finally:
         hub.detach(stream)
     return resp
