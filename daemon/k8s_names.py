@@ -46,5 +46,12 @@ def tenant_secret_name(tenant_id: str) -> str:
     return f"otm-tenant-{tenant_id}"
 
 
+# Warm-pool pods are named with this prefix (generateName); tenant ids may not use it.
+WARM_POD_PREFIX = "warm-"
+
+
 def tenant_pod_name(tenant_id: str) -> str:
-    return f"openclaw-{tenant_id}"
+    """The tenant id itself: EKS Pod Identity tags a pod's AWS session with its
+    name, and IAM cannot strip a prefix, so the S3 ABAC policy can only scope
+    ``tenants/{id}/`` if the pod is named exactly ``{id}`` (deploy/iam/README.md)."""
+    return tenant_id

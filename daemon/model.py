@@ -23,8 +23,9 @@ class TenantStatus(StrEnum):
 
 # A tenant id becomes part of pod, Secret and S3 key names: lowercase DNS label.
 TENANT_ID_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-# Pod names are "openclaw-{id}" and must stay within 63 characters.
+# Leaves room in 63-character Kubernetes names for prefixes such as "otm-tenant-".
 MAX_TENANT_ID_LEN = 40
+RESERVED_PREFIX = "warm-"
 
 
 class OtmError(Exception):
@@ -35,7 +36,7 @@ class InvalidTenantId(OtmError):
     def __init__(self, tenant_id: str) -> None:
         super().__init__(
             f"invalid tenant id {tenant_id!r}: use 1-{MAX_TENANT_ID_LEN} lowercase letters, "
-            "digits and '-', starting and ending with a letter or digit"
+            "digits and '-', starting and ending with a letter or digit, not starting with 'warm-'"
         )
 
 
@@ -64,6 +65,8 @@ def validate_tenant_id(tenant_id: str) -> str:
         not isinstance(tenant_id, str)
         or len(tenant_id) > MAX_TENANT_ID_LEN
         or not TENANT_ID_RE.fullmatch(tenant_id)
+        # Pods are named after tenants; "warm-" names belong to the warm pool.
+        or tenant_id.startswith(RESERVED_PREFIX)
     ):
         raise InvalidTenantId(str(tenant_id))
     return tenant_id

