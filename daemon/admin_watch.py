@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -271,6 +272,15 @@ async def _bounded(coro: Any) -> tuple[bool, Any]:
         return False, exc
 
 
+def _leader(app: web.Application) -> bool | None:
+    """Whether this replica leads; None while leader election is not wired in.
+    Looked up, not imported: daemon/leader.py is loaded only when its context runs."""
+    module = sys.modules.get("daemon.leader")
+    key = getattr(module, "LEADER", None)
+    elector = app.get(key) if key is not None else None
+    return None if elector is None else bool(elector.is_leader)
+
+
 def _version() -> str | None:
     try:
         return importlib.metadata.version("otm")
@@ -299,7 +309,7 @@ async def status(request: web.Request) -> web.Response:
             "version": _version(),
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - app[STARTED_AT], 1),
-            "leader": None,  # filled in once leader election exists
+            "leader": _leader(app),
             "watchers": sum(1 for s in app[WATCH_HUB].streams if s.synced),
         },
         "redis": {"ok": redis_ok},
