@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ from daemon import keys
 from daemon.admin_api import matches_labels, parse_label_selector
 from daemon.coordination import EVENTS_CHANNEL, config_as_dict
 from daemon.model import Tenant, TenantNotFound, TenantStatus
+from daemon.ports import Registry
 
 log = logging.getLogger(__name__)
 
@@ -240,16 +242,20 @@ async def watch(request: web.Request) -> web.StreamResponse:
         log.info("watch: dropping a client that stopped reading")
         if request.transport is not None:
             request.transport.abort()  # or finishing the response would block too
+    except Exception:
+        # Headers are out, so no error response: end the stream; clients re-watch.
+        log.exception("watch stream failed")
     finally:
         hub.detach(stream)
     return resp
 
 
 async def _change(
-    registry: Any, tenant_id: str, visible: Any, shown: set[str]
+    registry: Registry, tenant_id: str, visible: Callable[[Tenant], bool], shown: set[str]
 ) -> dict[str, Any] | None:
+    """The event for a changed tenant, or None if the client need not hear of it."""
     try:
-        tenant: Tenant = await registry.get(tenant_id)
+        tenant = await registry.get(tenant_id)
     except TenantNotFound:
         tenant_view = None
     else:
