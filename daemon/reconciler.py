@@ -148,6 +148,7 @@ class Reconciler:
         crash_window_s: float = CRASH_WINDOW_S,
         on_instance_lost: Callable[[str], Awaitable[None]] | None = None,
         is_leader: Callable[[], bool] = lambda: True,
+        runtime_sees_all: bool = True,
     ) -> None:
         self.registry = registry
         self.runtime = runtime
@@ -161,6 +162,9 @@ class Reconciler:
         self.crash_window_s = crash_window_s
         self.on_instance_lost = on_instance_lost
         self.is_leader = is_leader
+        self.runtime_sees_all = runtime_sees_all
+        """False for the local runtime with several replicas on one data dir: each
+        sees only its own agents, so "running but no instance here" proves nothing."""
         self._orphans: dict[str, _OrphanCandidate] = {}
         self._kick = asyncio.Event()
         self._resync_requested = False
@@ -448,6 +452,9 @@ class Reconciler:
             if instance is None:
                 # Listed before the record was read? Ask again before calling it lost.
                 instance = await self.runtime.get(tid)
+            running = tenant.status == TenantStatus.RUNNING
+            if instance is None and running and not self.runtime_sees_all:
+                continue  # maybe another replica's agent
             action = self._decide(tenant, instance, deleted=False)
             try:
                 await self._apply(action, tenant, instance, tenant_id=tid)
@@ -508,6 +515,8 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
         on_instance_lost=_delivery_nudge(app),
         is_leader=lambda: elector.is_leader,
+        # Kubernetes: every replica sees every pod. Local: only its own agents.
+        runtime_sees_all=settings.runtime == "kubernetes",
     )
     app[RECONCILER] = reconciler
     events = app[keys.TASKS].spawn(

@@ -426,3 +426,22 @@ async def test_deleted_tenant_record_is_not_recreated(
     await asyncio.sleep(0.2)
     with pytest.raises(TenantNotFound):
         await registry.get("t1")
+
+
+async def test_partial_runtime_view_never_resets_running_tenants(
+    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+) -> None:
+    """Local runtime, several replicas: no agent *here* is no proof the agent is gone."""
+    rec = Reconciler(
+        registry=registry, runtime=runtime, coordination=coordination, runtime_sees_all=False
+    )
+    await registry.create(
+        Tenant(tenant_id="elsewhere", status=TenantStatus.RUNNING, pod_name="agent-elsewhere")
+    )
+    await rec.resync()
+    assert await status_of(registry, "elsewhere") == TenantStatus.RUNNING
+    # Its own agents are still reconciled from events.
+    await running_tenant(registry, runtime, coordination, "mine")
+    runtime.vanish("mine")
+    await rec.handle_event(InstanceEvent("deleted", instance("mine", phase=InstancePhase.GONE)))
+    assert await status_of(registry, "mine") == TenantStatus.IDLE
