@@ -87,14 +87,17 @@ class Culler:
         sleep: SleepFn,
         max_interval_s: float = 60.0,
         max_concurrent_sleeps: int = 16,
+        retry_after_s: float = RETRY_AFTER_S,
     ) -> None:
         self.registry = registry
         self.runtime = runtime
         self.coordination = coordination
         self.sleep = sleep
         self.max_interval_s = max_interval_s
+        self.retry_after_s = retry_after_s
         self._config = LiveConfig()
         self._deadlines: dict[str, datetime] = {}
+        self._retry_at: dict[str, datetime] = {}
         self._kicked: set[str] = set()
         self._refresh_all = True
         self._kick = asyncio.Event()
@@ -116,10 +119,14 @@ class Culler:
         self._kick.set()
 
     def _track(self, tenant: Tenant) -> None:
+        tid = tenant.tenant_id
         if tenant.status == TenantStatus.RUNNING:
-            self._deadlines[tenant.tenant_id] = idle_deadline(tenant, self._config)
+            deadline = idle_deadline(tenant, self._config)
+            # After a failed sleep, not before the retry time (no hot loop on re-reads).
+            self._deadlines[tid] = max(deadline, self._retry_at.get(tid, deadline))
         else:
-            self._deadlines.pop(tenant.tenant_id, None)
+            self._deadlines.pop(tid, None)
+            self._retry_at.pop(tid, None)
 
     async def _refresh(self) -> None:
         if self._refresh_all:
@@ -147,7 +154,8 @@ class Culler:
             return
         self._track(tenant)
         now = utcnow()
-        if tenant.status != TenantStatus.RUNNING or idle_deadline(tenant, self._config) > now:
+        deadline = self._deadlines.get(tenant_id)
+        if deadline is None or deadline > now:
             return
         activity = None
         try:
@@ -193,10 +201,16 @@ class Culler:
                 return  # woken, stopped or deleted meanwhile: nothing to cull
             except Exception as exc:
                 log.warning("sleeping idle tenant %s failed: %s; retrying later", tid, exc)
-                self._deadlines[tid] = utcnow() + timedelta(seconds=RETRY_AFTER_S)
-                self._kick.set()
+                self._retry_at[tid] = utcnow() + timedelta(seconds=self.retry_after_s)
+                self._deadlines[tid] = self._retry_at[tid]
                 return
+            finally:
+                # Done here, not in a done-callback: the main loop must count this
+                # tenant's (retry) deadline as soon as it wakes up from the kick.
+                self._sleeping.pop(tid, None)
+                self._kick.set()
             self.culled += 1
+            self._retry_at.pop(tid, None)
             if tenant.endpoint:
                 with contextlib.suppress(Exception):
                     await self.coordination.delete_endpoint(tid, only_if=tenant.endpoint)

@@ -183,3 +183,32 @@ async def test_woken_meanwhile_is_not_slept(
         assert "t1" in culler.deadlines
     finally:
         await stop_tasks(task)
+
+
+async def test_failed_sleep_is_retried_later_not_in_a_loop(
+    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+) -> None:
+    attempts: list[str] = []
+
+    async def flaky_sleep(tid: str) -> None:
+        attempts.append(tid)
+        if len(attempts) == 1:
+            # Fails fast and (like a real sleep) publishes an event that re-kicks the culler.
+            await coordination.publish_event(tid, "sleep_failed")
+            raise RuntimeError("lock held elsewhere")
+        await stop_tenant(registry, runtime, coordination, tid, grace_s=1.0)
+
+    await start_running(registry, runtime, coordination, "t1", idle_timeout_s=1, idle_for_s=5)
+    culler = Culler(
+        registry=registry,
+        runtime=runtime,
+        coordination=coordination,
+        sleep=flaky_sleep,
+        retry_after_s=0.5,
+    )
+    task = asyncio.create_task(culler.run())
+    try:
+        await eventually(lambda: is_idle(registry, "t1"), timeout=5, what="culled on retry")
+        assert attempts == ["t1", "t1"]
+    finally:
+        await stop_tasks(task)
