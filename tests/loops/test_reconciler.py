@@ -318,7 +318,7 @@ async def test_orphans_are_stopped_by_the_leader(
     assert {tid for tid, _ in runtime.stopped} == {"ghost", "sleepy"}
     assert all(grace == 1.0 for _, grace in runtime.stopped)
     assert "busy" in runtime.instances
-    assert "orphan_stopped" in await event_kinds(coordination, "sleepy")
+    await eventually(lambda: has_event(coordination, "sleepy", "orphan_stopped"), what="event")
 
 
 async def test_orphan_that_gets_a_wake_in_grace_is_kept(
