@@ -35,7 +35,6 @@ from otm.tui.messages import (
     WatchEventReceived,
 )
 from otm.tui.source import Delete, Record, Snapshot, SourceError, TenantSource, Upsert
-from otm.tui.view import visible_tenants
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +245,7 @@ class OtmApp(App[None]):
     def poll_buffers(self) -> None:
         if not self.synced or self._busy("buffers"):
             return
-        screen = self.tenants_screen
-        shown = visible_tenants(self.tenants, screen.query_text)[: self.timings.max_buffer_polls]
-        ids = [str(t["tenant_id"]) for t in shown]
+        ids = self.tenants_screen.visible_ids()[: self.timings.max_buffer_polls]
         if ids:
             self._spawn(self._fetch_buffers(ids), "buffers")
 

@@ -124,9 +124,11 @@ class HelpScreen(Screen[None]):
             if self.readonly:
                 title.append("   read-only: greyed keys are disabled", style="yellow")
             yield Static(title)
-            for name, rows in self.sections:
-                yield Static(self._bindings_table(name, rows))
-            yield Static(self._commands_table())
+            for index, (name, rows) in enumerate(self.sections):
+                yield Static(
+                    self._bindings_table(name, rows), id=f"help-{index}", classes="help-section"
+                )
+            yield Static(self._commands_table(), id="help-commands", classes="help-section")
         yield Footer(compact=True)
 
     @staticmethod

@@ -214,6 +214,12 @@ class TenantsScreen(Screen[None]):
         table.border_title = f"tenants({scope})[{len(ids)}]"
         table.border_subtitle = "" if app.connection.state == "live" else "stale"
 
+    def visible_ids(self) -> list[str]:
+        """Tenant ids the filter lets through, in table order (from the app's state, which
+        may be ahead of the table until the next render)."""
+        tenants = view.visible_tenants(dashboard(self).tenants, self.query_text)
+        return [str(t["tenant_id"]) for t in tenants]
+
     def _reselect(self, tenant_id: str | None) -> None:
         if tenant_id is not None and tenant_id in self.table.rows:
             self.table.move_cursor(row=self.table.get_row_index(tenant_id), animate=False)
