@@ -52,19 +52,20 @@ def _section(status: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def health_text(status: Mapping[str, Any] | None, error: str | None = None) -> Text:
-    """Two lines: daemon + backends, then warm pool + tenants by status."""
+def health_chunks(status: Mapping[str, Any] | None, error: str | None = None) -> list[Text]:
+    """Daemon, backends, warm pool and tenants by status, as pieces that are never split
+    (the panel flows them into the lines it has)."""
+    chunks: list[Text] = []
+    if error:
+        chunks.append(Text(f"status: {error}" + (" (stale)" if status else ""), style="red"))
     if status is None:
-        return Text(error or "status: waiting for the daemon…", style="red" if error else "dim")
+        return chunks or [Text("status: waiting for the daemon…", style="dim")]
     daemon = _section(status, "daemon")
-    redis = _section(status, "redis")
     registry = _section(status, "registry")
     runtime = _section(status, "runtime")
     warm = _section(status, "warm_pool")
 
-    text = Text()
-    text.append("daemon ", style="bold")
-    text.append(str(daemon.get("version") or "dev"))
+    text = Text.assemble(("daemon ", "bold"), str(daemon.get("version") or "dev"))
     uptime = daemon.get("uptime_s")
     if isinstance(uptime, int | float):
         text.append(f" · up {human_duration(timedelta(seconds=uptime))}")
@@ -76,33 +77,61 @@ def health_text(status: Mapping[str, Any] | None, error: str | None = None) -> T
         text.append("no", style="yellow")
     else:
         text.append("-", style="dim")
-    text.append("   redis ", style="bold")
-    text.append(*_ok(redis.get("ok")))
-    text.append("   registry ", style="bold")
-    text.append(f"{registry.get('kind') or '?'} ")
-    text.append(*_ok(registry.get("ok")))
-    text.append("   runtime ", style="bold")
-    text.append(f"{runtime.get('kind') or '?'} ")
-    text.append(*_ok(runtime.get("ok")))
+    chunks.append(text)
+    chunks.append(Text.assemble(("redis ", "bold"), _ok(_section(status, "redis").get("ok"))))
+    chunks.append(
+        Text.assemble(
+            ("registry ", "bold"), f"{registry.get('kind') or '?'} ", _ok(registry.get("ok"))
+        )
+    )
+    text = Text.assemble(
+        ("runtime ", "bold"), f"{runtime.get('kind') or '?'} ", _ok(runtime.get("ok"))
+    )
     if runtime.get("instances") is not None:
         text.append(f" ({runtime['instances']} instances)")
-    if error:
-        text.append(f"   (stale: {error})", style="red")
-
-    text.append("\n")
-    text.append("warm pool ", style="bold")
+    chunks.append(text)
     size, target = warm.get("size"), warm.get("target")
     pool_style = "green" if size is not None and target is not None and size >= target else "yellow"
-    text.append(f"{_or_dash(size)}/{_or_dash(target)}", style=pool_style)
+    chunks.append(
+        Text.assemble(("warm pool ", "bold"), (f"{_or_dash(size)}/{_or_dash(target)}", pool_style))
+    )
     by_status = registry.get("tenants_by_status") or {}
     if isinstance(by_status, Mapping):
         total = sum(int(v) for v in by_status.values())
-        text.append("   tenants ", style="bold")
-        text.append(str(total))
+        chunks.append(Text.assemble(("tenants ", "bold"), str(total)))
         for name, count in by_status.items():
-            text.append("  ")
-            text.append(f"{name} {count}", style=STATUS_STYLES.get(str(name), ""))
-    return text
+            chunks.append(Text(f"{name} {count}", style=STATUS_STYLES.get(str(name), "")))
+    return chunks
+
+
+def flow(chunks: list[Text], width: int, max_lines: int, gap: str = "   ") -> Text:
+    """Fill up to ``max_lines`` lines of ``width`` cells with whole chunks; "…" marks the
+    ones left out."""
+    lines: list[Text] = [Text()]
+    for chunk in chunks:
+        line = lines[-1]
+        needed = len(chunk) + (len(gap) if line else 0)
+        if line and line.cell_len + needed > width:
+            if len(lines) == max_lines:
+                if line.cell_len + 2 <= width:
+                    line.append(" …", style="dim")
+                break
+            line = Text()
+            lines.append(line)
+        if line:
+            line.append(gap)
+        line.append_text(chunk)
+    return Text("\n").join(lines)
+
+
+def health_text(
+    status: Mapping[str, Any] | None,
+    error: str | None = None,
+    *,
+    width: int = 1000,
+    max_lines: int = 2,
+) -> Text:
+    return flow(health_chunks(status, error), width, max_lines)
 
 
 def _or_dash(value: Any) -> str:

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 MUTATING_ACTIONS = frozenset({"wake", "sleep", "delete"})
 # Below this height the health panel gives its rows to the table.
 PANEL_MIN_HEIGHT = 16
-# The table's border and the screen's scrollbar gutter.
-TABLE_CHROME = 2
+# The table's border (left and right) and its vertical scrollbar.
+TABLE_CHROME = 4
 
 
 def dashboard(node: Any) -> OtmApp:
@@ -166,7 +166,8 @@ class TenantsScreen(Screen[None]):
         if app.readonly:
             text.append("  READ-ONLY", style="bold reverse yellow")
         text.append("\n")
-        text.append_text(health_text(app.status, app.status_error))
+        # The panel pads one cell on either side.
+        text.append_text(health_text(app.status, app.status_error, width=self.size.width - 2))
         panel.update(text)
 
     def refresh_table(self) -> None:

@@ -33,7 +33,7 @@ class Column:
     """Lower is kept longer when the terminal is narrow (NAME and STATUS always stay)."""
 
 
-NAME_MIN, NAME_MAX = 14, 40
+NAME_MIN, NAME_MAX = 20, 40
 COLUMNS: tuple[Column, ...] = (
     Column("name", "NAME", NAME_MIN, 0),
     Column("status", "STATUS", 12, 0),
@@ -60,8 +60,7 @@ def columns_for_width(width: int) -> list[Column]:
 
 
 def _needed(columns: Iterable[Column]) -> int:
-    # One cell for the vertical scrollbar that appears with many rows.
-    return sum(c.width + CELL_PADDING for c in columns) + 1
+    return sum(c.width + CELL_PADDING for c in columns)
 
 
 def human_duration(delta: timedelta) -> str:
