@@ -11,8 +11,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
+from otm.tui.keybar import KeyBar
 from otm.tui.main_screen import dashboard
 from otm.tui.source import SourceError
 
@@ -114,7 +115,7 @@ class ConfigScreen(Screen[None]):
             with Horizontal(id="config-buttons"):
                 yield Button("Save", id="save", variant="primary", disabled=True)
                 yield Button("Cancel", id="cancel")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.action_reload()

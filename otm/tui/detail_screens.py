@@ -13,9 +13,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Log, Static
 
 from otm.tui import view
+from otm.tui.keybar import KeyBar
 from otm.tui.main_screen import dashboard
 from otm.tui.source import Record, SourceError, TenantDetails
 
@@ -138,7 +139,7 @@ class DescribeScreen(Screen[None]):
             yield Static("", id="describe-buffer")
             yield Static(f"Recent events (newest first, up to {RECENT_EVENTS})", classes="section")
             yield Static("", id="describe-events")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.action_reload()
@@ -227,7 +228,7 @@ class LogsScreen(Screen[None]):
             id="logs-title",
         )
         yield Log(id="logs", max_lines=LOG_MAX_LINES, auto_scroll=True)
-        yield Footer(compact=True)
+        yield KeyBar()
 
     @property
     def log_widget(self) -> Log:

@@ -13,10 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from otm.tui.commands import COMMANDS, CommandSuggester
 from otm.tui.health import status_rows
+from otm.tui.keybar import KeyBar
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -129,7 +130,7 @@ class HelpScreen(Screen[None]):
                     self._bindings_table(name, rows), id=f"help-{index}", classes="help-section"
                 )
             yield Static(self._commands_table(), id="help-commands", classes="help-section")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     @staticmethod
     def _bindings_table(name: str, rows: list[HelpRow]) -> Table:
@@ -186,7 +187,7 @@ class HealthScreen(Screen[None]):
         with VerticalScroll(id="health-body"):
             yield Static(Text("daemon health (GET /v1/status)", style="bold"))
             yield Static("waiting for the daemon…", id="health-detail")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def show(self, status: Mapping[str, Any] | None, error: str | None) -> None:
         detail = self.query_one("#health-detail", Static)

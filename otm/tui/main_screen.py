@@ -9,10 +9,11 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from otm.tui import view
 from otm.tui.health import connection_text, health_text
+from otm.tui.keybar import KeyBar
 
 if TYPE_CHECKING:
     from otm.tui.app import OtmApp
@@ -138,7 +139,7 @@ class TenantsScreen(Screen[None]):
         table: DataTable[str | Text] = DataTable(id="tenants", cursor_type="row")
         yield table
         yield Input(id="filter", placeholder="filter: name, status, or label k=v (enter: keep)")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     @property
     def table(self) -> DataTable[str | Text]:
