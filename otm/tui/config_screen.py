@@ -75,6 +75,8 @@ class ConfigScreen(Screen[None]):
     ]
     DEFAULT_CSS = """
     ConfigScreen #config-body { padding: 0 1; }
+    ConfigScreen #config-title { margin-bottom: 1; text-style: bold; }
+    ConfigScreen #config-fields { height: auto; }
     ConfigScreen .field { height: auto; margin-bottom: 1; }
     ConfigScreen .field Label { text-style: bold; }
     ConfigScreen .field Input { width: 30; }

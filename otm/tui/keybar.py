@@ -44,7 +44,10 @@ class KeyBar(Static):
             return  # the screen went away before this ran
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         seen: set[str] = set()
-        for active in self.screen.active_bindings.values():
+        actives = list(self.screen.active_bindings.values())
+        # Help first: on a narrow terminal the line is cut, and `?` lists the rest.
+        actives.sort(key=lambda active: active.binding.action != "help")
+        for active in actives:
             binding = active.binding
             if not binding.show or binding.action in seen:
                 continue

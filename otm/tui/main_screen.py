@@ -165,7 +165,8 @@ class TenantsScreen(Screen[None]):
         panel.display = self.size.height >= PANEL_MIN_HEIGHT
         text = connection_text(app.connection, app.source.label)
         if app.readonly:
-            text.append("  READ-ONLY", style="bold reverse yellow")
+            text.append("  ")
+            text.append(" READ-ONLY ", style="bold reverse yellow")
         text.append("\n")
         # The panel pads one cell on either side.
         text.append_text(health_text(app.status, app.status_error, width=self.size.width - 2))
