@@ -15,8 +15,10 @@ import importlib.metadata
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,6 +28,7 @@ from daemon import keys
 from daemon.admin_api import matches_labels, parse_label_selector
 from daemon.coordination import EVENTS_CHANNEL, config_as_dict
 from daemon.model import Tenant, TenantNotFound, TenantStatus
+from daemon.ports import Registry
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ KEEPALIVE_S = 15.0
 MAX_PENDING = 1000
 SUBSCRIBE_TIMEOUT_S = 5.0
 CHECK_TIMEOUT_S = 3.0
+WRITE_TIMEOUT_S = 30.0
+"""A client that accepts no data for this long is dropped (it holds a handler)."""
+CLOSE_GRACE_S = 2.0
 
 
 class WatchStream:
@@ -45,6 +51,9 @@ class WatchStream:
         self.closed = False
         self.synced = False
         """Set once the first snapshot went out (what `watchers` in /v1/status counts)."""
+        self.handler: asyncio.Task[Any] | None = None
+        """The request handler's task, cancelled if it cannot finish at shutdown."""
+        self.finished = asyncio.Event()
         self._wakeup = asyncio.Event()
 
     def offer(self, tenant_id: str) -> None:
@@ -104,10 +113,22 @@ class WatchHub:
 
     def detach(self, stream: WatchStream) -> None:
         self.streams.discard(stream)
+        stream.finished.set()
 
     async def close(self) -> None:
-        for stream in list(self.streams):
+        streams = list(self.streams)
+        for stream in streams:
             stream.close()
+        if streams:
+            # A handler blocked writing to a client that stopped reading would hold
+            # shutdown up: give the streams a moment to end, then cancel the rest.
+            finishing = asyncio.gather(*(s.finished.wait() for s in streams))
+            try:
+                await asyncio.wait_for(finishing, CLOSE_GRACE_S)
+            except TimeoutError:
+                for stream in streams:
+                    if not stream.finished.is_set() and stream.handler is not None:
+                        stream.handler.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,6 +198,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     registry = request.app[keys.REGISTRY]
     hub = request.app[WATCH_HUB]
     stream = WatchStream(MAX_PENDING)
+    stream.handler = asyncio.current_task()
     try:
         await hub.attach(stream)
     except TimeoutError:
@@ -193,36 +215,47 @@ async def watch(request: web.Request) -> web.StreamResponse:
         shown.update(t.tenant_id for t in items)
         return _sse("snapshot", {"items": [t.public() for t in items]})
 
+    async def send(payload: bytes) -> None:
+        await asyncio.wait_for(resp.write(payload), WRITE_TIMEOUT_S)
+
     try:
         await resp.prepare(request)
-        await resp.write(await snapshot())
+        await send(await snapshot())
         stream.synced = True
         while not stream.closed:
             if not await stream.wait(KEEPALIVE_S):
-                await resp.write(b": keepalive\n\n")
+                await send(b": keepalive\n\n")
                 continue
             if stream.closed:
                 break
             if stream.behind:
                 stream.behind = False  # changes from now on queue up again
-                await resp.write(await snapshot())
+                await send(await snapshot())
                 continue
             for tenant_id in stream.take():
                 change = await _change(registry, tenant_id, visible, shown)
                 if change is not None:
-                    await resp.write(_sse("tenant", change))
+                    await send(_sse("tenant", change))
     except ConnectionResetError:
         pass  # the client went away
+    except TimeoutError:
+        log.info("watch: dropping a client that stopped reading")
+        if request.transport is not None:
+            request.transport.abort()  # or finishing the response would block too
+    except Exception:
+        # Headers are out, so no error response: end the stream; clients re-watch.
+        log.exception("watch stream failed")
     finally:
         hub.detach(stream)
     return resp
 
 
 async def _change(
-    registry: Any, tenant_id: str, visible: Any, shown: set[str]
+    registry: Registry, tenant_id: str, visible: Callable[[Tenant], bool], shown: set[str]
 ) -> dict[str, Any] | None:
+    """The event for a changed tenant, or None if the client need not hear of it."""
     try:
-        tenant: Tenant = await registry.get(tenant_id)
+        tenant = await registry.get(tenant_id)
     except TenantNotFound:
         tenant_view = None
     else:
@@ -243,6 +276,15 @@ async def _bounded(coro: Any) -> tuple[bool, Any]:
     except Exception as exc:
         log.warning("status check failed: %s", exc)
         return False, exc
+
+
+def _leader(app: web.Application) -> bool | None:
+    """Whether this replica leads; None while leader election is not wired in.
+    Looked up, not imported: daemon/leader.py is loaded only when its context runs."""
+    module = sys.modules.get("daemon.leader")
+    key = getattr(module, "LEADER", None)
+    elector = app.get(key) if key is not None else None
+    return None if elector is None else bool(elector.is_leader)
 
 
 def _version() -> str | None:
@@ -273,7 +315,7 @@ async def status(request: web.Request) -> web.Response:
             "version": _version(),
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - app[STARTED_AT], 1),
-            "leader": None,  # filled in once leader election exists
+            "leader": _leader(app),
             "watchers": sum(1 for s in app[WATCH_HUB].streams if s.synced),
         },
         "redis": {"ok": redis_ok},

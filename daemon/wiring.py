@@ -49,13 +49,13 @@ async def make_runtime(app: web.Application) -> Runtime | Any:
         from daemon.adapters.runtime_k8s import KubernetesRuntime
 
         return await KubernetesRuntime.open(app)
-    try:
-        from daemon.adapters.runtime_local import LocalRuntime
-    except ImportError:  # TODO(lead): remove once the local runtime lands
-        return None
+    from daemon.adapters.runtime_local import LocalRuntime
+
     return await LocalRuntime.open(app)
 
 
 def background_contexts(settings: Settings) -> list[CleanupCtx]:
     """Cleanup contexts of the long-running tasks (delivery, reconciler, culler, warm pool)."""
-    return []
+    from daemon.message_path import message_path_ctx
+
+    return [message_path_ctx]

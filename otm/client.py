@@ -7,6 +7,7 @@ Every failure becomes a :class:`CliError` with a one-line message and an exit co
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -181,23 +182,22 @@ class AdminClient:
     ) -> Generator[tuple[str, Any], None, None]:
         """Server-sent events as ``(event name, decoded JSON data)``; comments skipped."""
         event, data = "message", list[str]()
-        for line in self.stream_lines(path, query=query, read_timeout=STREAM_READ_TIMEOUT_S):
-            if not line:
-                if data:
-                    try:
-                        yield event, json.loads("\n".join(data))
-                    except ValueError:
-                        raise CliError("daemon sent a malformed event") from None
-                event, data = "message", []
-            elif line.startswith(":"):
-                continue
-            else:
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "event":
-                    event = value
-                elif field == "data":
-                    data.append(value)
+        lines = self.stream_lines(path, query=query, read_timeout=STREAM_READ_TIMEOUT_S)
+        with contextlib.closing(lines):  # closing us closes the connection at once
+            for line in lines:
+                if not line:
+                    if data:
+                        yield event, _decode_event(data)
+                    event, data = "message", []
+                elif line.startswith(":"):
+                    continue
+                else:
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
 
     # -- internals -----------------------------------------------------------------
     def _open(
@@ -259,6 +259,13 @@ class AdminClient:
         return DaemonUnreachable(
             f"cannot reach the otm daemon at {self.target.server} ({_reason(exc)}): {START_HINT}"
         )
+
+
+def _decode_event(data: list[str]) -> Any:
+    try:
+        return json.loads("\n".join(data))
+    except ValueError:
+        raise CliError("daemon sent a malformed event") from None
 
 
 def _reason(exc: BaseException) -> str:

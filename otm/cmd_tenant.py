@@ -109,12 +109,12 @@ def describe_tenant(ctx: typer.Context, name: TenantArg) -> None:
     client = make_client(ctx)
     tenant = client.get(f"/v1/tenants/{tid}")
     events = client.get(f"/v1/tenants/{tid}/events")["items"]
-    buffered: int | None
+    buffer: dict[str, Any] | None
     try:
-        buffered = int(client.get(f"/v1/tenants/{tid}/buffer")["pending"])
-    except (ApiError, KeyError, TypeError, ValueError):
-        buffered = None  # older daemon without the buffer endpoint
-    out(render_describe(tenant, events[-20:], buffered, now=now()))
+        buffer = client.get(f"/v1/tenants/{tid}/buffer")
+    except ApiError:
+        buffer = None  # a daemon without the buffer endpoint
+    out(render_describe(tenant, events[-20:], buffer, now=now()))
 
 
 # -- watch ---------------------------------------------------------------------

@@ -217,11 +217,12 @@ def render_tenants(
 def render_describe(
     tenant: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
-    buffered: int | None,
+    buffer: Mapping[str, Any] | None,
     *,
     now: datetime,
 ) -> str:
-    """`kubectl describe`-like text: the record, then recent events."""
+    """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
+    `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
     timeout = tenant.get("idle_timeout_s")
     fields = [
         ("Name", tenant.get("tenant_id")),
@@ -235,7 +236,8 @@ def render_describe(
         ("Idle Timeout", format_duration(timeout) if timeout is not None else "default"),
         ("Bot Token", "set" if tenant.get("has_bot_token") else "not set"),
         ("Wake Attempts", tenant.get("wake_attempts", 0)),
-        ("Buffered", "unknown" if buffered is None else buffered),
+        ("Buffered", "unknown" if buffer is None else buffer.get("pending", "unknown")),
+        ("Dead Letters", "unknown" if buffer is None else buffer.get("dead_letters", 0)),
         ("Created", _stamp(tenant.get("created_at"), now)),
         ("Last Active", _stamp(tenant.get("last_active_at"), now)),
         ("Updated", _stamp(tenant.get("updated_at"), now)),

@@ -72,7 +72,8 @@ class DirStateStore:
         path = self._path(tenant_id, key)
         try:
             return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            # A key below a file, or a "directory" key: absent, as in S3.
             raise KeyError(key) from None
 
     async def list(self, tenant_id: str, prefix: str = "") -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
@@ -99,9 +98,36 @@ def running_daemon(
         stdout.close()
 
 
-def pid_alive(pid: int) -> bool:
+@contextmanager
+def running_fake_telegram(log_path: Path, ready_timeout: float = 20.0) -> Iterator[str]:
+    """`python -m otm.devtools.fake_telegram` (the agents' Bot API); yields its base URL."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            python_cmd("-m", "otm.devtools.fake_telegram"),
+            env=project_env(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert process.stdout is not None
+    stdout = process.stdout
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
+    reader.start()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        try:
+            url = lines.get(timeout=ready_timeout).strip()
+        except queue.Empty:
+            url = ""
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError("fake Telegram did not start: " + log_path.read_text()[-2000:])
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        reader.join(5)
+        stdout.close()

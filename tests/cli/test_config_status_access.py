@@ -49,6 +49,7 @@ def test_status(cli: Cli, clean_daemon: DaemonProc) -> None:
     status = json.loads(ok(cli("status -o json")))
     assert status["daemon"]["pid"] == clean_daemon.process.pid
     assert status["daemon"]["uptime_s"] >= 0
+    assert status["daemon"]["leader"] in (None, True)  # None until leader election is wired
     assert status["redis"] == {"ok": True}
     assert status["registry"] == {
         "kind": "sqlite",
@@ -142,3 +143,5 @@ def test_tenant_name_completion(cli: Cli, clean_daemon: DaemonProc, tmp_path: Pa
     assert complete("otm logs ") == ["acme", "acorn", "beta"]
     # No daemon: silently nothing.
     assert complete("otm tenant get a", OTM_DATA_DIR=str(tmp_path)) == []
+    script = ok(cli("--show-completion bash"))
+    assert "_OTM_COMPLETE=complete_bash" in script

@@ -1,0 +1,62 @@
+"""boto3 clients for the AWS adapters.
+
+One botocore session per process: it caches the parsed service models, so a
+second client (another adapter, a test's second replica) costs milliseconds
+instead of re-reading the JSON models. Sessions are not thread-safe, hence the
+lock; the clients they make are.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
+
+def _shared_session() -> boto3.session.Session:
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
+def _config(*, read_timeout: float, path_style: bool = False) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        # Calls run in the default thread pool (up to 32 workers); one
+        # connection each avoids waiting on the pool.
+        max_pool_connections=32,
+        # A custom endpoint (moto, MinIO) rarely resolves bucket subdomains.
+        s3={"addressing_style": "path"} if path_style else {},
+    )
+
+
+def dynamodb_client(region: str, endpoint_url: str | None) -> DynamoDBClient:
+    with _lock:
+        return _shared_session().client(
+            "dynamodb",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=_config(read_timeout=15),
+        )
+
+
+def s3_client(region: str, endpoint_url: str | None) -> S3Client:
+    with _lock:
+        return _shared_session().client(
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=_config(read_timeout=60, path_style=endpoint_url is not None),
+        )

@@ -1,0 +1,496 @@
+"""Runtime on local processes: the embedded default (laptop demo, e2e tests).
+
+Each tenant's agent is one process group on 127.0.0.1 with two free ports
+(Telegram webhook listener, gateway), its own HOME and state dir under
+``{agents_dir}/{id}/{instance}/``, and a rendered ``openclaw.json`` next to
+(not inside) the state dir, so the snapshot never carries its secrets. The
+default command is the bundled stand-in agent; ``settings.agent_command``
+plugs in a real ``openclaw gateway`` instead.
+
+State: restored from the StateStore snapshot before start; saved after the
+process exited (the final sync of ``stop``, and a post-mortem sync after a
+crash or after a daemon restart found an orphaned agent).
+
+Readiness (documented choice): the runtime runs a short exponential-backoff
+probe (20 ms doubling to 250 ms) of the gateway's ``/readyz`` (JSON
+``ready: true``) and the webhook listener's ``/healthz``, woken early by the
+agent's own log lines; it resolves a future and emits an InstanceEvent. A real
+OpenClaw prints no single reliable ready line, hence the probe; callers never
+poll: ``wait_ready`` awaits the future, ``watch`` gets the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from daemon import keys
+from daemon.adapters.local_logs import LogSink
+from daemon.embedded_redis import free_port
+from daemon.ports import (
+    AgentActivity,
+    AgentFailed,
+    AgentLaunch,
+    Instance,
+    InstanceEvent,
+    InstancePhase,
+    StateStore,
+)
+from daemon.settings import Settings
+from otm.devtools.openclaw_config import render_openclaw_config
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "otm.devtools.agent_stub")
+WEBHOOK_PATH = "/telegram-webhook"
+PROBE_FIRST_S = 0.02
+PROBE_MAX_S = 0.25
+PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
+NONCE_ENV = "OTM_AGENT_NONCE"
+PID_FILE = "agent.pid"
+_READY_HINTS = ("ready", "listener on", "listening")
+
+
+@dataclass
+class _Agent:
+    instance: Instance
+    proc: asyncio.subprocess.Process
+    run_dir: Path
+    ready: asyncio.Future[Instance]
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    hint: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: bool = False
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.run_dir / "state"
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        state_store: StateStore,
+        session: aiohttp.ClientSession,
+        webhook_url_for: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self.state_store = state_store
+        self.session = session
+        self.webhook_url_for = webhook_url_for
+        self.command = tuple(settings.agent_command) or DEFAULT_AGENT_COMMAND
+        self.root = settings.agents_dir
+        self._agents: dict[str, _Agent] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._logs: dict[str, LogSink] = {}
+        self._watchers: set[asyncio.Queue[InstanceEvent | None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    async def open(cls, app: web.Application) -> LocalRuntime:
+        settings = app[keys.SETTINGS]
+
+        def webhook_url_for(tenant_id: str) -> str:
+            # What the agent registers with Telegram (setWebhook): the public
+            # router URL, else the local router (the listener starts later).
+            base = settings.public_base_url or app.get(keys.ROUTER_URL) or "http://127.0.0.1"
+            return f"{base.rstrip('/')}/tg/{tenant_id}"
+
+        runtime = cls(
+            settings=settings,
+            state_store=app[keys.STATE_STORE],
+            session=app[keys.HTTP],
+            webhook_url_for=webhook_url_for,
+        )
+        await runtime.recover()
+        return runtime
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(tenant_id, asyncio.Lock())
+
+    def _log(self, tenant_id: str) -> LogSink:
+        sink = self._logs.get(tenant_id)
+        if sink is None:
+            sink = self._logs[tenant_id] = LogSink(self.root / tenant_id / "agent.log")
+        return sink
+
+    # -- start ----------------------------------------------------------------------
+    async def start(self, launch: AgentLaunch) -> Instance:
+        tenant_id = launch.tenant_id
+        async with self._lock(tenant_id):
+            agent = self._agents.get(tenant_id)
+            if agent is not None and not agent.stopping:
+                return agent.instance
+            await self._sync_leftovers(tenant_id)
+            name = f"{tenant_id}-{secrets.token_hex(3)}"
+            run_dir = self.root / tenant_id / name
+            state_dir = run_dir / "state"
+            state_dir.mkdir(parents=True)
+            (run_dir / "home").mkdir()
+            restored = await self.state_store.restore_snapshot(tenant_id, state_dir)
+            webhook_port = free_port()
+            gateway_port = free_port()
+            while gateway_port == webhook_port:
+                gateway_port = free_port()
+            config_path = run_dir / "openclaw.json"
+            config = render_openclaw_config(
+                tenant_id=tenant_id,
+                bot_token=launch.bot_token,
+                webhook_url=self.webhook_url_for(tenant_id),
+                webhook_secret=launch.webhook_secret,
+                webhook_host="127.0.0.1",
+                webhook_port=webhook_port,
+                webhook_path=WEBHOOK_PATH,
+                api_root=self.settings.telegram_api_base,
+                gateway_port=gateway_port,
+                gateway_bind="loopback",
+                gateway_token=launch.gateway_token,
+                hooks_token=launch.hooks_token,
+                workspace_dir=str(state_dir / "workspace"),
+            )
+            fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(config, fh, indent=2)
+            nonce = secrets.token_hex(8)
+            proc = await asyncio.create_subprocess_exec(
+                *self.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=run_dir,
+                env=self._agent_env(run_dir, state_dir, config_path, nonce),
+                start_new_session=True,  # own process group: stop kills its children too
+                limit=1 << 20,
+            )
+            (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
+            instance = Instance(
+                name=name,
+                tenant_id=tenant_id,
+                phase=InstancePhase.PENDING,
+                webhook_url=f"http://127.0.0.1:{webhook_port}{WEBHOOK_PATH}",
+                gateway_url=f"http://127.0.0.1:{gateway_port}",
+            )
+            agent = _Agent(
+                instance=instance,
+                proc=proc,
+                run_dir=run_dir,
+                ready=asyncio.get_running_loop().create_future(),
+            )
+            self._agents[tenant_id] = agent
+            self._log(tenant_id).write(
+                f"[otm] starting {name} (pid {proc.pid}, state {'restored' if restored else 'new'})"
+            )
+            agent.tasks = [
+                asyncio.create_task(self._pump(tenant_id, agent), name=f"agent-log:{name}"),
+                asyncio.create_task(self._watch_exit(tenant_id, agent), name=f"agent-exit:{name}"),
+                asyncio.create_task(self._probe(tenant_id, agent), name=f"agent-probe:{name}"),
+            ]
+            self._emit("added", instance)
+            log.info("agent %s started (pid %d)", name, proc.pid)
+            return instance
+
+    def _agent_env(
+        self, run_dir: Path, state_dir: Path, config: Path, nonce: str
+    ) -> dict[str, str]:
+        # The daemon's own OTM_* settings (admin token!) never reach an agent;
+        # OTM_AGENT_* are knobs meant for the agent (stand-in boot delay etc.).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("OTM_") or k.startswith("OTM_AGENT_")
+        }
+        python_path = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        env.update(
+            {
+                "HOME": str(run_dir / "home"),
+                "OPENCLAW_STATE_DIR": str(state_dir),
+                "OPENCLAW_CONFIG_PATH": str(config),
+                "OPENCLAW_NO_AUTO_UPDATE": "1",
+                "OPENCLAW_DISABLE_BONJOUR": "1",
+                "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
+                "PYTHONUNBUFFERED": "1",
+                NONCE_ENV: nonce,
+            }
+        )
+        return env
+
+    async def _pump(self, tenant_id: str, agent: _Agent) -> None:
+        sink = self._log(tenant_id)
+        stream = agent.proc.stdout
+        assert stream is not None
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line beyond the limit: take what is there
+                raw = await stream.read(1 << 20)
+            if not raw:
+                break
+            line = raw.decode("utf-8", errors="replace")
+            sink.write(line)
+            if not agent.ready.done() and any(h in line.lower() for h in _READY_HINTS):
+                agent.hint.set()
+        sink.end_of_run()
+
+    async def _probe(self, tenant_id: str, agent: _Agent) -> None:
+        delay = PROBE_FIRST_S
+        gateway, webhook = agent.instance.gateway_url, agent.instance.webhook_url
+        assert gateway is not None and webhook is not None
+        health = webhook.rsplit("/", 1)[0] + "/healthz"
+        while not agent.ready.done() and not agent.exited.is_set():
+            if await self._answers(f"{gateway}/readyz", json_ready=True) and await self._answers(
+                health
+            ):
+                agent.instance = replace(agent.instance, phase=InstancePhase.READY)
+                if not agent.ready.done():
+                    agent.ready.set_result(agent.instance)
+                self._emit("modified", agent.instance)
+                log.info("agent %s ready", agent.instance.name)
+                return
+            agent.hint.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await agent.hint.wait()
+            delay = min(delay * 2, PROBE_MAX_S)
+
+    async def _answers(self, url: str, *, json_ready: bool = False) -> bool:
+        try:
+            async with self.session.get(url, timeout=PROBE_TIMEOUT) as resp:
+                if resp.status != 200:
+                    return False
+                if not json_ready:
+                    return True
+                body = await resp.json(content_type=None)
+                return isinstance(body, dict) and body.get("ready") is True
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return False
+
+    async def _watch_exit(self, tenant_id: str, agent: _Agent) -> None:
+        code = await agent.proc.wait()
+        agent.exited.set()
+        expected = agent.stopping
+        reason = f"agent exited with code {code}"
+        phase = InstancePhase.GONE if expected else InstancePhase.FAILED
+        agent.instance = replace(agent.instance, phase=phase, reason=reason)
+        if not agent.ready.done():
+            agent.ready.set_exception(AgentFailed(reason))
+            agent.ready.exception()  # retrieved here; waiters get their own raise
+        if self._agents.get(tenant_id) is agent:
+            del self._agents[tenant_id]
+        self._emit("deleted", agent.instance)
+        if expected:
+            return
+        log.warning("agent %s of %s died: %s", agent.instance.name, tenant_id, reason)
+        self._log(tenant_id).write(f"[otm] {agent.instance.name}: {reason}")
+        # Post-mortem sync: what the agent persisted before dying is its state.
+        async with self._lock(tenant_id):
+            await self._sync_run_dir(tenant_id, agent.run_dir)
+
+    # -- readiness / queries ----------------------------------------------------------
+    async def wait_ready(self, tenant_id: str, timeout: float) -> Instance:
+        agent = self._agents.get(tenant_id)
+        if agent is None:
+            raise AgentFailed(f"tenant {tenant_id!r} has no agent")
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(agent.ready)
+
+    async def get(self, tenant_id: str) -> Instance | None:
+        agent = self._agents.get(tenant_id)
+        return agent.instance if agent is not None else None
+
+    async def list(self) -> list[Instance]:
+        return [agent.instance for agent in self._agents.values()]
+
+    async def activity(self, tenant_id: str) -> AgentActivity | None:
+        agent = self._agents.get(tenant_id)
+        if agent is None or agent.instance.gateway_url is None:
+            return None
+        try:
+            async with self.session.get(
+                f"{agent.instance.gateway_url}/otm/activity", timeout=PROBE_TIMEOUT
+            ) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        if not isinstance(body, dict):
+            return None
+        last = body.get("last_turn_at")
+        return AgentActivity(
+            busy=bool(body.get("busy")),
+            pending_turns=int(body.get("pending_turns") or 0),
+            last_turn_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
+        )
+
+    async def watch(self) -> AsyncIterator[InstanceEvent]:
+        queue: asyncio.Queue[InstanceEvent | None] = asyncio.Queue()
+        self._watchers.add(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._watchers.discard(queue)
+
+    def _emit(self, kind: str, instance: Instance) -> None:
+        event = InstanceEvent(kind=kind, instance=instance)
+        for queue in self._watchers:
+            queue.put_nowait(event)
+
+    async def logs(
+        self, tenant_id: str, *, follow: bool, since_s: float | None
+    ) -> AsyncIterator[str]:
+        sink = self._log(tenant_id)
+        if not sink.path.exists():
+            raise KeyError(tenant_id)
+        async for line in sink.lines(
+            follow=follow, since_s=since_s, running=tenant_id in self._agents
+        ):
+            yield line
+
+    # -- stop -------------------------------------------------------------------------
+    async def stop(self, tenant_id: str, *, grace_s: float) -> None:
+        async with self._lock(tenant_id):
+            agent = self._agents.get(tenant_id)
+            if agent is not None:
+                await self._terminate(tenant_id, agent, grace_s)
+            await self._sync_leftovers(tenant_id)
+
+    async def _terminate(self, tenant_id: str, agent: _Agent, grace_s: float) -> None:
+        agent.stopping = True
+        agent.instance = replace(agent.instance, phase=InstancePhase.STOPPING)
+        self._emit("modified", agent.instance)
+        self._log(tenant_id).write(f"[otm] stopping {agent.instance.name} (grace {grace_s:.0f}s)")
+        _signal_group(agent.proc.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace_s):
+                await agent.exited.wait()
+        except TimeoutError:
+            log.warning("agent %s ignored SIGTERM for %.0fs; killing", agent.instance.name, grace_s)
+            _signal_group(agent.proc.pid, signal.SIGKILL)
+            await agent.exited.wait()
+        # The group may hold children that outlived the leader.
+        _signal_group(agent.proc.pid, signal.SIGKILL)
+        for task in agent.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+
+    async def _sync_leftovers(self, tenant_id: str) -> None:
+        """Save and remove every run dir of the tenant that no live agent owns
+        (caller holds the tenant lock), oldest first so the newest state wins."""
+        tenant_dir = self.root / tenant_id
+        live = self._agents.get(tenant_id)
+        if not tenant_dir.is_dir():
+            return
+        owned = live.run_dir if live is not None else None
+        runs = [p for p in tenant_dir.iterdir() if p.is_dir() and p != owned]
+        for run_dir in sorted(runs, key=lambda p: p.stat().st_mtime):
+            if await asyncio.to_thread(recorded_agent_pid, run_dir / PID_FILE) is not None:
+                continue  # still running: another daemon's agent on this data dir
+            await self._sync_run_dir(tenant_id, run_dir)
+
+    async def _sync_run_dir(self, tenant_id: str, run_dir: Path) -> None:
+        state = run_dir / "state"
+        if state.is_dir():
+            size = await self.state_store.save_snapshot(tenant_id, state)
+            log.info("state of %s saved (%d bytes)", tenant_id, size)
+        await asyncio.to_thread(shutil.rmtree, run_dir, True)
+
+    # -- daemon start / stop ---------------------------------------------------------------
+    async def recover(self) -> None:
+        """After a daemon crash: end orphaned agents of ours, save their state."""
+        if not self.root.is_dir():
+            return
+        for pid_file in self.root.glob(f"*/*/{PID_FILE}"):
+            await _end_orphan(pid_file)
+        for tenant_dir in self.root.iterdir():
+            if tenant_dir.is_dir():
+                async with self._lock(tenant_dir.name):
+                    await self._sync_leftovers(tenant_dir.name)
+
+    async def close(self) -> None:
+        grace = min(self.settings.agent_stop_grace_s, 15.0)
+        await asyncio.gather(
+            *(self.stop(tenant_id, grace_s=grace) for tenant_id in list(self._agents)),
+            return_exceptions=True,
+        )
+        for queue in self._watchers:
+            queue.put_nowait(None)
+        for sink in self._logs.values():
+            sink.close()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def recorded_agent_pid(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that process is still our agent."""
+    try:
+        pid_text, nonce = pid_file.read_text().split()
+        pid = int(pid_text)
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except (OSError, ValueError):
+        return None  # gone, unreadable, or not ours to inspect
+    if f"{NONCE_ENV}={nonce}".encode() not in environ.split(b"\0"):
+        return None  # the pid was reused by an unrelated process
+    return pid
+
+
+def _parent_is_a_daemon(pid: int) -> bool:
+    """True while the agent's parent is a live daemon (another one on this data
+    dir): then it is that daemon's agent, not an orphan of a crashed one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ppid = int(stat.rsplit(") ", 1)[1].split()[1])
+        cmdline = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return False
+    return ppid > 1 and b"daemon" in cmdline
+
+
+async def _end_orphan(pid_file: Path, grace_s: float = 10.0) -> None:
+    pid = await asyncio.to_thread(recorded_agent_pid, pid_file)
+    if pid is None or await asyncio.to_thread(_parent_is_a_daemon, pid):
+        return
+    log.warning("ending orphaned agent pid %d (%s)", pid, pid_file.parent.name)
+    _signal_group(pid, signal.SIGTERM)
+    # Not our child, so there is no exit notification: a bounded wait,
+    # once, at daemon start.
+    deadline = asyncio.get_running_loop().time() + grace_s
+    while asyncio.get_running_loop().time() < deadline:
+        if not _alive(pid):
+            break
+        await asyncio.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie counts as gone (its parent, the dead daemon, will not reap it).
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    return False

@@ -1,0 +1,204 @@
+"""Admin endpoints of the message path: wake, sleep, logs, buffer, dead letters, simulate.
+
+- POST /v1/tenants/{id}/wake            202 tenant (wake runs in the background);
+                                        ?wait=true: 200 once running, 503 {"error"} if
+                                        the wake failed, 409 if the tenant is on hold
+- POST /v1/tenants/{id}/sleep           200 tenant once the agent stopped (final sync done)
+- GET  /v1/tenants/{id}/logs            text/plain, streamed; ?follow=true&since_s=N&tail=N
+- GET  /v1/tenants/{id}/buffer          {"pending": n, "dead_letters": m}
+- GET  /v1/tenants/{id}/dead-letters    {"items": [{id, update_id, reason, attempts, at_ms,
+                                        update}]}
+- POST /v1/tenants/{id}/simulate        TESTING/DEMO ONLY: inject a Telegram update into the
+                                        buffer as if it had come through the router (the
+                                        webhook secret never leaves the daemon, so `otm chat`
+                                        cannot post to /tg itself). Body {"text", "chat_id"?}
+                                        or {"update": {...}}; 202 {"update_id", "chat_id",
+                                        "buffered"}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from daemon import keys
+from daemon.admin_api import error_response, read_json_object
+from daemon.buffer import chat_id_of
+from daemon.message_path import BUFFER, DELIVERY, WAKE
+from daemon.model import validate_tenant_id
+from daemon.wake import WakeFailed, WakeRefused
+
+log = logging.getLogger(__name__)
+
+SIMULATED_UPDATE_BASE = 1_000_000_000
+"""Simulated update ids start here, far from the ids a test's real updates use."""
+MAX_TAIL = 100_000
+
+
+def _tenant_id(request: web.Request) -> str:
+    return validate_tenant_id(request.match_info["tenant_id"])
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _number(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+async def wake_tenant(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    registry = request.app[keys.REGISTRY]
+    tenant = await registry.get(tenant_id)
+    wake = request.app[WAKE]
+    if not _flag(request, "wait"):
+        request.app[keys.TASKS].spawn(
+            _wake_in_background(wake, tenant_id), name=f"wake:{tenant_id}"
+        )
+        return web.json_response(tenant.public(), status=202)
+    try:
+        tenant = await wake.wake(tenant_id)
+    except WakeRefused as exc:
+        return error_response(409, str(exc))
+    except (WakeFailed, TimeoutError) as exc:
+        return error_response(503, str(exc) or "wake timed out")
+    return web.json_response(tenant.public())
+
+
+async def _wake_in_background(wake: Any, tenant_id: str) -> None:
+    try:
+        await wake.wake(tenant_id)
+    except (WakeRefused, WakeFailed, TimeoutError) as exc:
+        log.warning("wake requested by operator did not complete: %s", exc)
+
+
+async def sleep_tenant(request: web.Request) -> web.Response:
+    tenant = await request.app[WAKE].sleep(_tenant_id(request))
+    return web.json_response(tenant.public())
+
+
+async def tenant_logs(request: web.Request) -> web.StreamResponse:
+    tenant_id = _tenant_id(request)
+    await request.app[keys.REGISTRY].get(tenant_id)
+    follow = _flag(request, "follow")
+    since_s = _number(request, "since_s")
+    tail_raw = _number(request, "tail")
+    runtime = request.app[keys.RUNTIME]
+    try:
+        history = [line async for line in runtime.logs(tenant_id, follow=False, since_s=since_s)]
+    except KeyError:
+        return error_response(404, f"no logs for tenant {tenant_id!r}")
+    shown = history
+    if tail_raw is not None:
+        shown = history[max(len(history) - int(min(tail_raw, MAX_TAIL)), 0) :]
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    for line in shown:
+        await response.write(_line(line))
+    if follow:
+        # The follow stream starts with the same history: skip what was sent.
+        skip = len(history)
+        try:
+            async for line in runtime.logs(tenant_id, follow=True, since_s=since_s):
+                if skip > 0:
+                    skip -= 1
+                    continue
+                await response.write(_line(line))
+        except KeyError:
+            pass
+        except ConnectionResetError:
+            return response  # the client went away
+    await response.write_eof()
+    return response
+
+
+def _line(line: str) -> bytes:
+    return (line.rstrip("\n") + "\n").encode()
+
+
+async def tenant_buffer(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    await request.app[keys.REGISTRY].get(tenant_id)
+    buffer = request.app[BUFFER]
+    return web.json_response(
+        {
+            "pending": await buffer.length(tenant_id),
+            "dead_letters": await buffer.dead_count(tenant_id),
+        }
+    )
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    await request.app[keys.REGISTRY].get(tenant_id)
+    items = await request.app[BUFFER].dead_letters(tenant_id)
+    return web.json_response({"items": [item.as_dict() for item in items]})
+
+
+async def simulate_update(request: web.Request) -> web.Response:
+    """Testing/demo only (see module doc)."""
+    tenant_id = _tenant_id(request)
+    await request.app[keys.REGISTRY].get(tenant_id)
+    body = await read_json_object(request)
+    update = body.get("update")
+    if update is not None:
+        if not isinstance(update, dict):
+            raise ValueError("update must be a Telegram Update object")
+        update_id = update.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            raise ValueError("update.update_id must be an integer")
+    else:
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            raise ValueError("text is required (or a full update)")
+        chat_id = body.get("chat_id", 1)
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            raise ValueError("chat_id must be an integer")
+        redis = request.app[keys.REDIS]
+        update_id = SIMULATED_UPDATE_BASE + int(await redis.incr(f"otm:simulated:{tenant_id}"))
+        update = simulated_text_update(update_id, chat_id, text)
+    raw = json.dumps(update).encode()
+    result = await request.app[BUFFER].append(tenant_id, update_id, raw)
+    if result.added:
+        request.app[keys.METRICS].updates_buffered.inc()
+        request.app[DELIVERY].notify(tenant_id)
+    return web.json_response(
+        {"update_id": update_id, "chat_id": chat_id_of(update), "buffered": result.added},
+        status=202,
+    )
+
+
+def simulated_text_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat_id, "is_bot": False, "first_name": "otm chat"},
+            "chat": {"id": chat_id, "type": "private", "first_name": "otm chat"},
+            "date": int(time.time()),
+            "text": text,
+        },
+    }
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/tenants/{tenant_id}/wake", wake_tenant)
+    app.router.add_post("/v1/tenants/{tenant_id}/sleep", sleep_tenant)
+    app.router.add_get("/v1/tenants/{tenant_id}/logs", tenant_logs)
+    app.router.add_get("/v1/tenants/{tenant_id}/buffer", tenant_buffer)
+    app.router.add_get("/v1/tenants/{tenant_id}/dead-letters", dead_letters)
+    app.router.add_post("/v1/tenants/{tenant_id}/simulate", simulate_update)

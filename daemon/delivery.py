@@ -1,0 +1,464 @@
+"""Delivery workers: drain each tenant's buffer into its agent, in order.
+
+Exactly one worker per tenant across all replicas: a worker first takes the
+tenant's delivery lease (a Coordination lock with an owner token, renewed while
+it works); every ack is fenced on that token inside the Redis script, so a
+worker that lost its lease can never remove an entry.
+
+Per entry: endpoint (in-process → Redis cache → registry) → POST to the agent
+→ ack only after the agent's 2xx. No endpoint → wake. Failures keep the entry:
+
+- connection error / timeout: drop the cached endpoint (only if unchanged),
+  ask the runtime whether the agent moved, otherwise wake it again; backoff.
+- 401/403/404: the endpoint is not this tenant's agent as configured (port
+  reused, secret/config stale): re-resolve; if it persists the agent is
+  restarted (fresh config), and eventually the tenant is marked failed.
+- 400/413/422 and other 4xx: this update is poison; after MAX_ATTEMPTS it goes
+  to the dead-letter stream so it cannot block the tenant forever.
+- 5xx/408/429: the agent cannot take it now; retried with capped backoff,
+  dead-lettered only after many attempts.
+
+Workers are spawned on demand (router append, work signal from another
+replica, resume), at startup for every tenant in the pending index, and by a
+slow safety-net sweep; they exit after IDLE_S without work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from daemon.buffer import Buffer, BufferedUpdate, lease_key, lease_name
+from daemon.cancellation import cancel_and_wait
+from daemon.coordination import Coordination
+from daemon.metrics import Metrics
+from daemon.model import TenantNotFound, TenantStatus
+from daemon.ports import InstancePhase, Registry, Runtime
+from daemon.tenant_cache import TenantCache, TenantInfo
+from daemon.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+LEASE_TTL_S = 5.0
+"""Renewed every third of it; a crashed holder blocks its tenant at most this long."""
+IDLE_S = 30.0
+"""A worker without work exits after this long (its lease is released)."""
+SWEEP_S = 30.0
+"""Safety net for lost work signals; normal pickup is event-driven."""
+TOUCH_EVERY_S = 5.0
+"""Registry last_active_at is moved at most this often per tenant."""
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=15, sock_connect=3)
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 10.0
+MAX_ATTEMPTS = 5
+"""Rejections (4xx) of one update before it is dead-lettered."""
+MAX_UNAVAILABLE_ATTEMPTS = 20
+"""5xx/408/429 answers to one update before it is dead-lettered."""
+RETRY_AFTER_ERROR_S = 1.0
+"""Pause before a worker interrupted by a Redis error tries again."""
+MAX_MISROUTED = 5
+"""Consecutive 401/403/404 before the agent is restarted with fresh config."""
+
+
+def backoff_delay(
+    attempt: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S
+) -> float:
+    """Capped exponential backoff with ±20 % jitter; attempt 0 is the first retry."""
+    delay = min(cap, base * (2 ** min(attempt, 30)))
+    return float(delay * random.uniform(0.8, 1.2))
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    UNREACHABLE = "unreachable"
+    MISROUTED = "misrouted"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
+
+
+def classify(status: int) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status in (401, 403, 404):
+        return Outcome.MISROUTED
+    if status in (408, 429) or status >= 500:
+        return Outcome.UNAVAILABLE
+    return Outcome.REJECTED
+
+
+class _Stop(Exception):
+    """The worker must stop: tenant on hold/deleted, or lease lost."""
+
+    def __init__(self, reason: str, *, recheck: bool = False) -> None:
+        super().__init__(reason)
+        self.recheck = recheck
+
+
+class DeliveryManager:
+    def __init__(
+        self,
+        *,
+        buffer: Buffer,
+        tenants: TenantCache,
+        endpoints: EndpointCache,
+        wake: WakeManager,
+        registry: Registry,
+        runtime: Runtime,
+        coordination: Coordination,
+        session: aiohttp.ClientSession,
+        metrics: Metrics,
+    ) -> None:
+        self.buffer = buffer
+        self.tenants = tenants
+        self.endpoints = endpoints
+        self.wake = wake
+        self.registry = registry
+        self.runtime = runtime
+        self.coordination = coordination
+        self.session = session
+        self.metrics = metrics
+        self.node_id = secrets.token_hex(6)
+        self._workers: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._last_touch: dict[str, float] = {}
+        self._closing = False
+
+    # -- spawning -----------------------------------------------------------------
+    def notify(self, tenant_id: str, *, signal_others: bool = True) -> None:
+        """New work for a tenant: poke its local worker, or start one."""
+        if self._closing:
+            return
+        poke = self._workers.get(tenant_id)
+        if poke is not None:
+            poke.set()
+            return
+        poke = asyncio.Event()
+        poke.set()
+        self._workers[tenant_id] = poke
+        self._spawn(self._run(tenant_id, poke, signal_others), f"delivery:{tenant_id}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+            self.metrics.background_task_failures.labels(task="delivery").inc()
+
+    def notify_if_pending(self, tenant_id: str) -> None:
+        self._spawn(self._notify_if_pending(tenant_id), f"delivery-check:{tenant_id}")
+
+    async def _notify_if_pending(self, tenant_id: str) -> None:
+        try:
+            pending = await self.buffer.check_pending(tenant_id)
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("cannot look at %s's buffer: %s; retrying", tenant_id, exc)
+            self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
+            return
+        if pending > 0:
+            self.notify(tenant_id, signal_others=False)
+
+    def on_work_signal(self, tenant_id: str, origin: str) -> None:
+        if origin != self.node_id:
+            self.notify(tenant_id, signal_others=False)
+
+    def on_event(self, tenant_id: str, event: dict[str, Any]) -> None:
+        self.tenants.invalidate(tenant_id)
+        self.endpoints.forget_local(tenant_id)
+        if event.get("kind") in ("resumed", "deleted"):
+            self.notify_if_pending(tenant_id)
+
+    def request_sweep(self) -> None:
+        self._spawn(self.sweep(), "delivery-sweep-once")
+
+    async def sweep(self) -> int:
+        """Start workers for every tenant with buffered work; returns how many."""
+        tenants = await self.buffer.pending_tenants()
+        for tenant_id in tenants:
+            if tenant_id not in self._workers:
+                self.notify_if_pending(tenant_id)
+        return len(tenants)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:
+                log.warning("delivery sweep failed: %s", exc)
+            await asyncio.sleep(SWEEP_S)
+
+    def _retry_later(self, tenant_id: str, delay: float) -> None:
+        if tenant_id in self._retries or self._closing:
+            return
+
+        def fire() -> None:
+            self._retries.pop(tenant_id, None)
+            self.notify_if_pending(tenant_id)
+
+        self._retries[tenant_id] = asyncio.get_running_loop().call_later(delay, fire)
+
+    async def close(self) -> None:
+        self._closing = True
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
+        for poke in self._workers.values():
+            poke.set()  # idle workers see _closing at once
+        stuck = await cancel_and_wait(list(self._tasks), timeout=10)
+        for task in stuck:
+            log.error("task %s did not stop", task.get_name())
+
+    # -- one worker -------------------------------------------------------------------
+    async def _run(self, tenant_id: str, poke: asyncio.Event, signal_others: bool) -> None:
+        name = lease_name(tenant_id)
+        recheck = False
+        try:
+            token = await self.coordination.acquire_lock(name, LEASE_TTL_S)
+            if token is None:
+                # Another worker (maybe on another replica) delivers; make sure it
+                # knows, and look again when its lease would expire (if it died).
+                if signal_others:
+                    await self.buffer.signal_work(tenant_id, self.node_id)
+                pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
+                self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
+                return
+            released = asyncio.Event()
+            renew = asyncio.create_task(
+                self._renew(name, token, asyncio.current_task(), released),
+                name=f"lease:{tenant_id}",
+            )
+            try:
+                recheck = await self._drain(tenant_id, token, poke)
+            except _Stop as stop:
+                log.info("delivery to %s paused: %s", tenant_id, stop)
+                recheck = stop.recheck
+            except (aioredis.RedisError, OSError) as exc:
+                # Redis restarting or unreachable: the buffer is intact; come back.
+                log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
+                self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
+            finally:
+                released.set()
+                renew.cancel()
+                if self._workers.get(tenant_id) is poke:
+                    del self._workers[tenant_id]
+                with contextlib.suppress(Exception):
+                    await self.coordination.release_lock(name, token)
+        finally:
+            if self._workers.get(tenant_id) is poke:
+                del self._workers[tenant_id]
+        # Work appended between our last look and the release would be orphaned.
+        if recheck and not self._closing:
+            self.notify_if_pending(tenant_id)
+
+    async def _renew(
+        self, name: str, token: str, worker: asyncio.Task[Any] | None, released: asyncio.Event
+    ) -> None:
+        while not released.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEASE_TTL_S / 3):
+                    await released.wait()
+            if released.is_set():
+                return
+            try:
+                held = await self.coordination.extend_lock(name, token, LEASE_TTL_S)
+            except Exception as exc:
+                log.warning("could not renew %s: %s", name, exc)
+                continue
+            if not held and not released.is_set():
+                # Acks are fenced on the token, so even a worker that misses
+                # this cancel cannot remove an entry any more.
+                log.error("lost %s; stopping its worker", name)
+                if worker is not None:
+                    worker.cancel()
+                return
+
+    async def _drain(self, tenant_id: str, token: str, poke: asyncio.Event) -> bool:
+        """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
+        while not self._closing:
+            poke.clear()
+            batch = await self.buffer.head(tenant_id)
+            if not batch:
+                self.metrics.buffered_messages.labels(tenant=tenant_id).set(0)
+                try:
+                    async with asyncio.timeout(IDLE_S):
+                        await poke.wait()
+                except TimeoutError:
+                    # Leave the dict now (synchronously): a notify from here on
+                    # starts a fresh worker instead of poking a dying one.
+                    if self._workers.get(tenant_id) is poke:
+                        del self._workers[tenant_id]
+                    return True
+                continue
+            for update in batch:
+                if self._closing:
+                    break
+                await self._deliver(tenant_id, token, update)
+        return False
+
+    async def _tenant(self, tenant_id: str) -> TenantInfo:
+        info = await self.tenants.get(tenant_id)
+        if info is None:
+            log.warning("tenant %s is gone; dropping its buffered updates", tenant_id)
+            await self.buffer.purge(tenant_id)
+            raise _Stop("tenant deleted")
+        if info.status in (TenantStatus.SUSPENDED, TenantStatus.FAILED):
+            raise _Stop(f"tenant {info.status.value}")
+        return info
+
+    async def _endpoint(self, tenant_id: str) -> str | None:
+        endpoint = await self.endpoints.get(tenant_id)
+        if endpoint:
+            return endpoint
+        try:
+            tenant = await self.registry.get(tenant_id)
+        except TenantNotFound:
+            return None
+        if tenant.status == TenantStatus.RUNNING and tenant.endpoint:
+            await self.endpoints.set(tenant_id, tenant.endpoint)
+            return tenant.endpoint
+        return None
+
+    async def _deliver(self, tenant_id: str, token: str, update: BufferedUpdate) -> None:
+        """Deliver one update (or dead-letter it); returns only when it left the buffer."""
+        failures = 0
+        misrouted = 0
+        force_wake = False
+        while True:
+            if self._closing:
+                raise _Stop("daemon shutting down")
+            info = await self._tenant(tenant_id)
+            # After a dead endpoint the registry's copy is stale too: go to wake,
+            # which checks the runtime and restarts the agent if it is gone.
+            endpoint = None if force_wake else await self._endpoint(tenant_id)
+            force_wake = False
+            if endpoint is None:
+                try:
+                    tenant = await self.wake.wake(tenant_id, notice_chat=update.chat_id())
+                except WakeRefused as exc:
+                    raise _Stop(str(exc)) from None
+                except TenantNotFound:
+                    self.tenants.invalidate(tenant_id)
+                    continue
+                except (WakeFailed, TimeoutError, Exception) as exc:
+                    self.metrics.delivery_failures.labels(reason="wake").inc()
+                    log.warning("delivery to %s waits: %s", tenant_id, exc)
+                    self.tenants.invalidate(tenant_id)
+                    await asyncio.sleep(backoff_delay(failures + 3))
+                    failures += 1
+                    continue
+                endpoint = tenant.endpoint
+                if not endpoint:
+                    continue
+            outcome, status = await self._post(endpoint, update.body, info.webhook_secret)
+            if outcome is Outcome.DELIVERED:
+                await self._acked(tenant_id, token, update)
+                return
+            self.metrics.delivery_failures.labels(reason=outcome.value).inc()
+            if outcome is Outcome.UNREACHABLE:
+                force_wake = await self._unreachable(tenant_id, endpoint)
+            elif outcome is Outcome.MISROUTED:
+                misrouted += 1
+                log.warning("agent of %s answered %s: endpoint/config stale", tenant_id, status)
+                self.tenants.invalidate(tenant_id)
+                await self.endpoints.drop(tenant_id, only_if=endpoint)
+                if misrouted % MAX_MISROUTED == 0:
+                    log.error("agent of %s keeps refusing updates; restarting it", tenant_id)
+                    await self.wake.sleep(tenant_id)
+            else:
+                tries = await self.buffer.record_failure(tenant_id, update.entry_id)
+                limit = MAX_ATTEMPTS if outcome is Outcome.REJECTED else MAX_UNAVAILABLE_ATTEMPTS
+                log.warning(
+                    "agent of %s answered %s to update %s (attempt %d/%d)",
+                    tenant_id,
+                    status,
+                    update.update_id,
+                    tries,
+                    limit,
+                )
+                if tries >= limit:
+                    await self._dead_letter(tenant_id, token, update, f"HTTP {status}", tries)
+                    return
+            await asyncio.sleep(backoff_delay(failures))
+            failures += 1
+
+    async def _post(self, endpoint: str, body: bytes, secret: bytes) -> tuple[Outcome, int]:
+        headers = {"Content-Type": "application/json", SECRET_HEADER: secret.decode()}
+        started = time.perf_counter()
+        try:
+            async with self.session.post(
+                endpoint, data=body, headers=headers, timeout=FORWARD_TIMEOUT
+            ) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return Outcome.UNREACHABLE, 0
+        self.metrics.forward_seconds.observe(time.perf_counter() - started)
+        return classify(status), status
+
+    async def _acked(self, tenant_id: str, token: str, update: BufferedUpdate) -> None:
+        remaining = await self.buffer.ack(tenant_id, update.entry_id, token)
+        if remaining < 0:
+            raise _Stop("delivery lease lost")
+        self.metrics.deliveries.inc()
+        self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
+        ready_at = self.wake.ready_at.pop(tenant_id, None)
+        if ready_at is not None:
+            self.metrics.wake_phase_seconds.labels(phase="first_delivery").observe(
+                time.monotonic() - ready_at
+            )
+        now = time.monotonic()
+        if now - self._last_touch.get(tenant_id, 0.0) >= TOUCH_EVERY_S:
+            self._last_touch[tenant_id] = now
+            try:
+                await self.registry.touch(tenant_id, datetime.now(UTC))
+            except Exception as exc:
+                log.warning("activity of %s not recorded: %s", tenant_id, exc)
+
+    async def _unreachable(self, tenant_id: str, endpoint: str) -> bool:
+        """Forget a dead endpoint; adopt the runtime's if the agent merely moved.
+        True when the agent is not ready at all (the caller wakes it)."""
+        await self.endpoints.drop(tenant_id, only_if=endpoint)
+        try:
+            instance = await self.runtime.get(tenant_id)
+        except Exception as exc:
+            log.warning("runtime lookup for %s failed: %s", tenant_id, exc)
+            return False
+        if instance is None or instance.phase != InstancePhase.READY or not instance.webhook_url:
+            return True
+        if instance.webhook_url != endpoint:
+            await self.endpoints.set(tenant_id, instance.webhook_url)
+        return False
+
+    async def _dead_letter(
+        self, tenant_id: str, token: str, update: BufferedUpdate, reason: str, attempts: int
+    ) -> None:
+        remaining = await self.buffer.dead_letter(tenant_id, update, token, reason, attempts)
+        if remaining < 0:
+            raise _Stop("delivery lease lost")
+        self.metrics.delivery_failures.labels(reason="dead_letter").inc()
+        self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
+        log.error(
+            "update %s of %s dead-lettered after %d attempts (%s)",
+            update.update_id,
+            tenant_id,
+            attempts,
+            reason,
+        )
+        await self.coordination.publish_event(
+            tenant_id, "dead_letter", update_id=update.update_id, reason=reason
+        )

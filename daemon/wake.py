@@ -1,0 +1,402 @@
+"""Wake and sleep a tenant's agent, at most one at a time across all replicas.
+
+Wake: Redis wake lock (owner token, kept alive while we work, fenced release)
+→ conditional registry transition to ``provisioning`` → runtime.start →
+runtime.wait_ready (event-driven inside the runtime) → registry ``running``
+with the endpoint → endpoint caches. A replica that finds the lock taken (or
+loses a conditional write) does not poll: it subscribes to the tenant's events
+and waits for the holder's result, or for the lock's expiry if the holder died.
+
+A failed wake never drops a message (the buffer keeps it); it counts an
+attempt on the record, and after ``max_wake_attempts`` (live config) the tenant
+goes ``failed`` with the reason until an operator resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from daemon.coordination import Coordination
+from daemon.metrics import Metrics
+from daemon.model import ConditionFailed, OtmError, Tenant, TenantStatus
+from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
+from daemon.settings import Settings
+from daemon.signals import TenantSignals
+from daemon.tasks import TaskGroup
+from daemon.telegram import BotApi
+
+log = logging.getLogger(__name__)
+
+STARTING_NOTICE = "🏗 Starting up, please wait..."
+LOCK_TTL_S = 6.0
+"""Short, and extended while the holder works: a crashed holder blocks others ≤ 6 s."""
+ENDPOINT_TTL_S = 3600.0
+
+
+class WakeRefused(OtmError):
+    """The tenant must not be woken now (suspended, failed, deleted)."""
+
+    def __init__(self, tenant_id: str, status: TenantStatus, reason: str = "") -> None:
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"tenant {tenant_id!r} is {status.value}{detail}")
+        self.tenant_id = tenant_id
+        self.status = status
+
+
+class WakeFailed(OtmError):
+    """This wake attempt failed; the tenant's messages stay buffered."""
+
+
+class _Raced(Exception):
+    """A conditional write lost to a concurrent change; re-read and retry."""
+
+
+def lock_name(tenant_id: str) -> str:
+    return f"wake:{tenant_id}"
+
+
+class EndpointCache:
+    """Agent webhook URLs: in-process dict in front of the shared Redis cache.
+
+    The local entry is dropped by events (wake/sleep on any replica publish
+    one) and expires after ``local_ttl_s`` in case an event was missed."""
+
+    def __init__(self, coordination: Coordination, local_ttl_s: float = 30.0) -> None:
+        self.coordination = coordination
+        self.local_ttl_s = local_ttl_s
+        self._local: dict[str, tuple[float, str]] = {}
+
+    async def get(self, tenant_id: str) -> str | None:
+        entry = self._local.get(tenant_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        endpoint = await self.coordination.get_endpoint(tenant_id)
+        if endpoint:
+            self._local[tenant_id] = (time.monotonic() + self.local_ttl_s, endpoint)
+        return endpoint
+
+    async def set(self, tenant_id: str, endpoint: str) -> None:
+        self._local[tenant_id] = (time.monotonic() + self.local_ttl_s, endpoint)
+        await self.coordination.set_endpoint(tenant_id, endpoint, ENDPOINT_TTL_S)
+
+    async def drop(self, tenant_id: str, *, only_if: str | None = None) -> None:
+        """Forget the endpoint; with ``only_if`` only while it still holds that value."""
+        entry = self._local.get(tenant_id)
+        if entry is not None and (only_if is None or entry[1] == only_if):
+            del self._local[tenant_id]
+        await self.coordination.delete_endpoint(tenant_id, only_if=only_if)
+
+    def forget_local(self, tenant_id: str) -> None:
+        self._local.pop(tenant_id, None)
+
+
+class WakeManager:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: Registry,
+        runtime: Runtime,
+        coordination: Coordination,
+        endpoints: EndpointCache,
+        signals: TenantSignals,
+        bot_api: BotApi,
+        metrics: Metrics,
+        tasks: TaskGroup,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runtime = runtime
+        self.coordination = coordination
+        self.endpoints = endpoints
+        self.signals = signals
+        self.bot_api = bot_api
+        self.metrics = metrics
+        self.tasks = tasks
+        self._inflight: dict[str, asyncio.Future[Tenant]] = {}
+        self.ready_at: dict[str, float] = {}
+        """monotonic time a wake on this replica saw the agent ready (first_delivery phase)."""
+        self.on_woken: Callable[[str], None] | None = None
+
+    # -- wake -------------------------------------------------------------------
+    async def wake(self, tenant_id: str, *, notice_chat: int | None = None) -> Tenant:
+        """The tenant running with an endpoint; WakeRefused / WakeFailed / TimeoutError."""
+        # Callers on this replica share one wake.
+        inflight = self._inflight.get(tenant_id)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[Tenant] = asyncio.get_running_loop().create_future()
+        self._inflight[tenant_id] = future
+        try:
+            tenant = await self._wake(tenant_id, notice_chat)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: each waiter re-raises its own copy
+            raise
+        finally:
+            self._inflight.pop(tenant_id, None)
+        future.set_result(tenant)
+        return tenant
+
+    async def _wake(self, tenant_id: str, notice_chat: int | None) -> Tenant:
+        deadline = time.monotonic() + self.settings.wake_timeout_s
+        started = time.monotonic()
+        while True:
+            tenant = await self.registry.get(tenant_id)
+            usable = await self._usable(tenant)
+            if usable is not None:
+                return usable
+            self._refuse_if_held(tenant)
+            async with self._locked(tenant_id, deadline) as token:
+                if token is None:
+                    continue  # the other holder finished (or died): look again
+                self.metrics.wake_phase_seconds.labels(phase="lock").observe(
+                    time.monotonic() - started
+                )
+                try:
+                    return await self._wake_locked(tenant_id, notice_chat, deadline)
+                except _Raced:
+                    continue  # the record moved under us (e.g. a PATCH): look again
+
+    async def _usable(self, tenant: Tenant) -> Tenant | None:
+        """The tenant if it already runs a ready agent (registry repaired if needed)."""
+        if tenant.status != TenantStatus.RUNNING:
+            return None
+        instance = await self.runtime.get(tenant.tenant_id)
+        if instance is None or instance.phase != InstancePhase.READY or not instance.webhook_url:
+            return None
+        if tenant.endpoint != instance.webhook_url:
+            with contextlib.suppress(ConditionFailed):
+                tenant = await self.registry.update(
+                    tenant.tenant_id,
+                    if_version=tenant.version,
+                    endpoint=instance.webhook_url,
+                    gateway_url=instance.gateway_url,
+                    pod_name=instance.name,
+                )
+        await self.endpoints.set(tenant.tenant_id, instance.webhook_url)
+        return tenant
+
+    @staticmethod
+    def _refuse_if_held(tenant: Tenant) -> None:
+        if tenant.status in (TenantStatus.SUSPENDED, TenantStatus.FAILED, TenantStatus.DELETED):
+            raise WakeRefused(tenant.tenant_id, tenant.status, tenant.status_reason)
+
+    async def _wake_locked(
+        self, tenant_id: str, notice_chat: int | None, deadline: float
+    ) -> Tenant:
+        t0 = time.monotonic()
+        tenant = await self.registry.get(tenant_id)
+        usable = await self._usable(tenant)
+        if usable is not None:
+            return usable
+        self._refuse_if_held(tenant)
+        if tenant.status == TenantStatus.STOPPING:
+            # A sleeper died half-way (we hold the lock now): finish its stop,
+            # final state sync included, before booting from that state.
+            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        # idle, or running/provisioning/stopping left stale by a dead replica.
+        try:
+            tenant = await self.registry.update(
+                tenant_id,
+                if_version=tenant.version,
+                status=TenantStatus.PROVISIONING,
+                status_reason="waking",
+            )
+        except ConditionFailed:
+            raise _Raced from None
+        await self._publish(tenant_id, "waking")
+        self.metrics.wake_phase_seconds.labels(phase="registry").observe(time.monotonic() - t0)
+        try:
+            return await self._boot(tenant, notice_chat, deadline)
+        except asyncio.CancelledError:
+            await self._after_failure(tenant_id, "wake cancelled (daemon shutting down)", False)
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("wake of %s failed: %s", tenant_id, reason)
+            failed = await self._after_failure(tenant_id, reason, True)
+            self.metrics.wakes.labels(outcome="failed" if failed else "retry").inc()
+            raise WakeFailed(f"wake of {tenant_id!r} failed: {reason}") from exc
+
+    async def _boot(self, tenant: Tenant, notice_chat: int | None, deadline: float) -> Tenant:
+        tenant_id = tenant.tenant_id
+        cold = await self.runtime.get(tenant_id) is None
+        if cold and notice_chat is not None and tenant.bot_token:
+            # Once per true cold start (this wake boots an agent), not per message.
+            self.tasks.spawn(
+                self._notice(tenant.bot_token, notice_chat), name=f"notice:{tenant_id}"
+            )
+        t1 = time.monotonic()
+        await self.runtime.start(
+            AgentLaunch(
+                tenant_id=tenant_id,
+                bot_token=tenant.bot_token,
+                webhook_secret=tenant.webhook_secret,
+                gateway_token=tenant.gateway_token,
+                hooks_token=tenant.hooks_token,
+                image=tenant.image,
+            )
+        )
+        t2 = time.monotonic()
+        self.metrics.wake_phase_seconds.labels(phase="runtime_start").observe(t2 - t1)
+        instance = await self.runtime.wait_ready(tenant_id, max(deadline - t2, 0.1))
+        t3 = time.monotonic()
+        self.metrics.wake_phase_seconds.labels(phase="ready").observe(t3 - t2)
+        if not instance.webhook_url:
+            raise WakeFailed(f"instance {instance.name} is ready without a webhook URL")
+        tenant = await self._mark_running(tenant, instance)
+        await self.endpoints.set(tenant_id, instance.webhook_url)
+        self.ready_at[tenant_id] = t3
+        self.metrics.wakes.labels(outcome="ok").inc()
+        await self._publish(tenant_id, "running", endpoint=instance.webhook_url)
+        log.info("tenant %s running at %s (%.2fs)", tenant_id, instance.name, t3 - t1)
+        if self.on_woken is not None:
+            self.on_woken(tenant_id)
+        return tenant
+
+    async def _mark_running(self, tenant: Tenant, instance: Instance) -> Tenant:
+        # if_status, not if_version: an operator's PATCH during the boot is fine,
+        # a suspend is not (ConditionFailed: the boot is undone as a failure).
+        return await self.registry.update(
+            tenant.tenant_id,
+            if_status={TenantStatus.PROVISIONING},
+            status=TenantStatus.RUNNING,
+            status_reason="",
+            endpoint=instance.webhook_url,
+            gateway_url=instance.gateway_url,
+            pod_name=instance.name,
+            wake_attempts=0,
+            last_active_at=datetime.now(UTC),
+        )
+
+    async def _after_failure(self, tenant_id: str, reason: str, count: bool) -> bool:
+        """Clean up a failed boot; True if the tenant is now ``failed``."""
+        with contextlib.suppress(Exception):
+            await self.runtime.stop(tenant_id, grace_s=min(self.settings.agent_stop_grace_s, 10))
+        try:
+            tenant = await self.registry.get(tenant_id)
+            config = await self.coordination.get_config()
+            attempts = tenant.wake_attempts + (1 if count else 0)
+            failed = attempts >= config.max_wake_attempts
+            await self.registry.update(
+                tenant_id,
+                if_status={TenantStatus.PROVISIONING},
+                status=TenantStatus.FAILED if failed else TenantStatus.IDLE,
+                status_reason=f"wake failed ({attempts}/{config.max_wake_attempts}): {reason}",
+                wake_attempts=attempts,
+                endpoint=None,
+                gateway_url=None,
+                pod_name=None,
+            )
+        except Exception as exc:
+            log.error("could not record failed wake of %s: %s", tenant_id, exc)
+            return False
+        await self._publish(
+            tenant_id, "failed" if failed else "wake_failed", reason=reason, attempts=attempts
+        )
+        return failed
+
+    async def _notice(self, bot_token: str, chat_id: int) -> None:
+        try:
+            await self.bot_api.send_message(bot_token, chat_id, STARTING_NOTICE)
+        except Exception as exc:
+            log.warning("starting-up notice failed: %s", exc)
+
+    # -- sleep ------------------------------------------------------------------
+    async def sleep(self, tenant_id: str) -> Tenant:
+        """Stop the agent (final state sync inside runtime.stop) and go idle."""
+        settings = self.settings
+        deadline = time.monotonic() + settings.wake_timeout_s + settings.agent_stop_grace_s
+        while True:
+            await self.registry.get(tenant_id)  # TenantNotFound early
+            async with self._locked(tenant_id, deadline) as token:
+                if token is None:
+                    continue
+                return await self._sleep_locked(tenant_id)
+
+    async def _sleep_locked(self, tenant_id: str) -> Tenant:
+        tenant = await self.registry.get(tenant_id)
+        if tenant.status not in (
+            TenantStatus.RUNNING,
+            TenantStatus.PROVISIONING,
+            TenantStatus.STOPPING,
+        ):
+            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+            return tenant
+        tenant = await self.registry.update(
+            tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING, status_reason=""
+        )
+        # Deliveries stop going to a draining agent; they wait for the next wake.
+        await self.endpoints.drop(tenant_id)
+        await self._publish(tenant_id, "stopping")
+        await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        tenant = await self.registry.update(
+            tenant_id,
+            if_status={TenantStatus.STOPPING},
+            status=TenantStatus.IDLE,
+            status_reason="",
+            endpoint=None,
+            gateway_url=None,
+            pod_name=None,
+        )
+        await self.endpoints.drop(tenant_id)
+        await self._publish(tenant_id, "idle", reason="slept")
+        log.info("tenant %s asleep", tenant_id)
+        return tenant
+
+    # -- lock ---------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _locked(self, tenant_id: str, deadline: float) -> AsyncIterator[str | None]:
+        """Yield our lock token, kept alive until exit; or None after the holder
+        finished or the lock expired (the caller re-reads and retries)."""
+        name = lock_name(tenant_id)
+        with self.signals.subscribe(tenant_id) as sub:
+            token = await self.coordination.acquire_lock(name, LOCK_TTL_S)
+            if token is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"tenant {tenant_id!r}: another replica holds its wake lock")
+                # Wait for the holder's result event, or for its lock to expire.
+                pttl = await self.coordination.redis.pttl(self.coordination._lock_key(name))
+                expiry = pttl / 1000 if pttl and pttl > 0 else 0.05
+                await sub.next(min(remaining, expiry + 0.01))
+                yield None
+                return
+        done = asyncio.Event()
+        keepalive = asyncio.create_task(
+            self._keep_lock(name, token, done), name=f"wake-lock:{tenant_id}"
+        )
+        try:
+            yield token
+        finally:
+            # A flag, not only cancel(): a cancel can be swallowed inside redis-py.
+            done.set()
+            keepalive.cancel()
+            try:
+                await self.coordination.release_lock(name, token)
+            except Exception as exc:  # expires on its own within LOCK_TTL_S
+                log.warning("could not release wake lock of %s: %s", tenant_id, exc)
+
+    async def _keep_lock(self, name: str, token: str, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOCK_TTL_S / 3):
+                    await done.wait()
+            if done.is_set():
+                return
+            try:
+                if not await self.coordination.extend_lock(name, token, LOCK_TTL_S):
+                    if not done.is_set():
+                        log.error("lost %s lock while holding it", name)
+                    return
+            except Exception as exc:
+                log.warning("could not extend %s lock: %s", name, exc)
+
+    async def _publish(self, tenant_id: str, kind: str, **data: object) -> None:
+        await self.coordination.publish_event(tenant_id, kind, **data)

@@ -1,0 +1,99 @@
+"""The buffer's Redis scripts against a real redis-server: dedupe, fenced ack, dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from daemon.buffer import (
+    DEDUPE_TTL_S,
+    PENDING_KEY,
+    Buffer,
+    chat_id_of,
+    lease_key,
+    seen_key,
+)
+
+
+@pytest.fixture
+async def buffer(redis_url: str) -> AsyncIterator[Buffer]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield Buffer(client)
+    finally:
+        await client.aclose()
+
+
+def body(update_id: int, text: str = "hi") -> bytes:
+    return json.dumps(
+        {"update_id": update_id, "message": {"chat": {"id": 5}, "text": text}}
+    ).encode()
+
+
+async def test_append_dedupes_by_update_id_and_indexes_pending(buffer: Buffer) -> None:
+    first = await buffer.append("t1", 10, body(10))
+    assert first.added and first.length == 1 and first.entry_id
+    again = await buffer.append("t1", 10, body(10, "retry"))
+    assert not again.added
+    await buffer.append("t1", 11, body(11))
+    assert [u.update_id for u in await buffer.head("t1")] == [10, 11]
+    assert (await buffer.head("t1"))[0].body == body(10)
+    assert await buffer.pending_tenants() == ["t1"]
+    ttl = await buffer.redis.ttl(seen_key("t1", 10))
+    assert DEDUPE_TTL_S - 60 < ttl <= DEDUPE_TTL_S
+    # Another tenant's update_id space is separate.
+    assert (await buffer.append("t2", 10, body(10))).added
+
+
+async def test_ack_is_fenced_by_the_lease_and_keeps_dedupe(buffer: Buffer) -> None:
+    await buffer.append("t1", 1, body(1))
+    await buffer.append("t1", 2, body(2))
+    first, second = await buffer.head("t1")
+    await buffer.redis.set(lease_key("t1"), "owner-token")
+    assert await buffer.ack("t1", first.entry_id, "stale-token") == -1
+    assert await buffer.length("t1") == 2
+    assert await buffer.ack("t1", first.entry_id, "owner-token") == 1
+    assert await buffer.ack("t1", second.entry_id, "owner-token") == 0
+    assert await buffer.pending_tenants() == []
+    # Delivered updates stay known: a late Telegram retry is not buffered again.
+    assert not (await buffer.append("t1", 1, body(1))).added
+
+
+async def test_failures_and_dead_letters(buffer: Buffer) -> None:
+    await buffer.append("t1", 7, body(7, "poison"))
+    await buffer.append("t1", 8, body(8))
+    poison = (await buffer.head("t1"))[0]
+    assert await buffer.record_failure("t1", poison.entry_id) == 1
+    assert await buffer.record_failure("t1", poison.entry_id) == 2
+    await buffer.redis.set(lease_key("t1"), "tok")
+    assert await buffer.dead_letter("t1", poison, "other", "HTTP 400", 2) == -1
+    assert await buffer.dead_letter("t1", poison, "tok", "HTTP 400", 2) == 1
+    assert [u.update_id for u in await buffer.head("t1")] == [8]
+    [dead] = await buffer.dead_letters("t1")
+    assert (dead.update_id, dead.reason, dead.attempts) == (7, "HTTP 400", 2)
+    assert dead.update["message"]["text"] == "poison"
+    assert await buffer.dead_count("t1") == 1
+    assert await buffer.redis.hlen("otm:tries:t1") == 0
+
+
+async def test_check_pending_repairs_index_and_purge(buffer: Buffer) -> None:
+    await buffer.append("t1", 1, body(1))
+    await buffer.redis.srem(PENDING_KEY, "t1")
+    assert await buffer.check_pending("t1") == 1
+    assert await buffer.pending_tenants() == ["t1"]
+    await buffer.purge("t1")
+    assert await buffer.length("t1") == 0
+    assert await buffer.check_pending("t1") == 0
+    assert await buffer.pending_tenants() == []
+
+
+def test_chat_id_of_known_update_kinds() -> None:
+    assert chat_id_of({"update_id": 1, "message": {"chat": {"id": 42}}}) == 42
+    assert chat_id_of({"update_id": 1, "edited_message": {"chat": {"id": -7}}}) == -7
+    assert chat_id_of({"update_id": 1, "callback_query": {"message": {"chat": {"id": 3}}}}) == 3
+    assert chat_id_of({"update_id": 1, "poll": {}}) is None
+    assert chat_id_of(b"not json") is None
+    assert chat_id_of({"update_id": 1, "message": {"chat": {"id": True}}}) is None

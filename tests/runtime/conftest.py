@@ -1,0 +1,98 @@
+"""Runtime adapters under the same contract suite.
+
+Each adapter contributes one factory to ``RUNTIME_FACTORIES``; the contract
+tests in test_runtime_contract.py run once per adapter. A factory yields a
+RuntimeHarness: the runtime plus what the suite needs around it (a launch
+spec, the fake Bot API its agents talk to, and adapter-specific capabilities
+such as "the test can reach the agent's webhook" or "crash an agent").
+
+To add the Kubernetes adapter: write ``kubernetes_runtime`` (fake API server
+from tests/support/fake_k8s, reachable=False unless its fake pods serve HTTP)
+and add it to RUNTIME_FACTORIES.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from daemon.adapters.runtime_local import PID_FILE, LocalRuntime, recorded_agent_pid
+from daemon.adapters.state_dir import DirStateStore
+from daemon.ports import AgentLaunch, Runtime, StateStore
+from daemon.settings import load_settings
+from otm.devtools.fake_telegram import FakeTelegram
+
+
+@dataclass
+class RuntimeHarness:
+    runtime: Runtime
+    state_store: StateStore
+    telegram: FakeTelegram
+    reachable: bool
+    """The test process can POST to an instance's webhook_url and GET its gateway."""
+    crash: Callable[[str], Awaitable[None]] | None
+    """Kill a tenant's agent the hard way (None: the adapter cannot inject a crash)."""
+
+    @staticmethod
+    def launch(tenant_id: str, bot_id: int = 4242) -> AgentLaunch:
+        return AgentLaunch(
+            tenant_id=tenant_id,
+            bot_token=f"{bot_id}:contract",
+            webhook_secret=f"secret-{tenant_id}",
+            gateway_token=f"gw-{tenant_id}",
+            hooks_token=f"hooks-{tenant_id}",
+        )
+
+
+HarnessFactory = Callable[[Path, FakeTelegram], AbstractAsyncContextManager[RuntimeHarness]]
+
+
+@asynccontextmanager
+async def local_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[RuntimeHarness]:
+    settings = load_settings(
+        flags={
+            "data_dir": str(tmp),
+            "telegram_api_base": telegram.base_url,
+            "agent_stop_grace_s": 10.0,
+        },
+        env={},
+    )
+    store = DirStateStore(settings.state_dir)
+    session = aiohttp.ClientSession()
+    runtime = LocalRuntime(
+        settings=settings,
+        state_store=store,
+        session=session,
+        webhook_url_for=lambda tenant_id: f"http://127.0.0.1:9/tg/{tenant_id}",
+    )
+
+    async def crash(tenant_id: str) -> None:
+        for pid_file in (settings.agents_dir / tenant_id).glob(f"*/{PID_FILE}"):
+            pid = recorded_agent_pid(pid_file)
+            if pid is not None:
+                os.killpg(pid, signal.SIGKILL)
+
+    try:
+        yield RuntimeHarness(runtime, store, telegram, reachable=True, crash=crash)
+    finally:
+        await runtime.close()
+        await session.close()
+
+
+RUNTIME_FACTORIES: dict[str, HarnessFactory] = {"local": local_runtime}
+
+
+@pytest.fixture(params=sorted(RUNTIME_FACTORIES))
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RuntimeHarness]:
+    async with (
+        FakeTelegram(host="127.0.0.1", port=0) as telegram,
+        RUNTIME_FACTORIES[request.param](tmp_path, telegram) as built,
+    ):
+        yield built
