@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -13,7 +14,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from otm.tui import OtmApp, Timings, make_app
+from tests.cli.daemon_proc import DaemonProc
 from tests.tui.fake_source import MIXED_BUFFERS, FakeTenantSource, frozen_clock, mixed_tenants
+from tests.tui.real_daemon import start_daemon
 
 # Polls run once at start; tests that need more ask for them.
 FAST = Timings(
@@ -30,6 +33,13 @@ WAIT_S = 10.0
 @pytest.fixture(autouse=True)
 def no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
+@pytest.fixture
+def daemon(redis_url: str, tmp_path: Path) -> Iterator[DaemonProc]:
+    """A real `python -m daemon` on the test's clean Redis, stopped after the test."""
+    with start_daemon(tmp_path / "otm", redis_url) as proc:
+        yield proc
 
 
 @pytest.fixture

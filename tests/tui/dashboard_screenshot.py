@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +30,7 @@ from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
 from tests.support.servers import project_env, python_cmd, running_redis
 from tests.tui.conftest import FAST
 from tests.tui.fake_source import MIXED_BUFFERS, mixed_tenants
+from tests.tui.real_daemon import api
 
 RUNNING = ("acme-support", "bakery-bot", "dune-coffee", "echo-dental", "garden-club",
            "juniper-vet", "maple-dental", "orbit-cafe")  # fmt: skip
@@ -40,22 +38,6 @@ FAILING = ("delta-fitness", "lumen-optics")
 SLOW = ("blue-harbor", "ivy-books")
 SUSPENDED = ("cedar-legal", "nova-robotics")
 SIZE = (120, 34)
-
-
-def api(daemon: DaemonProc, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        daemon.admin_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            payload = response.read()
-            return response.status, json.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 def populate(daemon: DaemonProc) -> None:

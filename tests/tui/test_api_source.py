@@ -4,14 +4,8 @@ registry), found the way `otm tui` finds it: {data_dir}/daemon.json and admin-to
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,44 +15,9 @@ from otm.tui.api_source import ApiTenantSource
 from otm.tui.detail_screens import DescribeScreen
 from otm.tui.main_screen import HealthPanel
 from otm.tui.source import SourceError, SourceUnavailable
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.cli.daemon_proc import DaemonProc
 from tests.tui.conftest import FAST, cell_text, row_ids, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_daemon(data_dir: Path, redis_url: str, admin_port: int = 0) -> Any:
-    env = daemon_env(
-        data_dir, OTM_REDIS_URL=redis_url, OTM_ADMIN_PORT=str(admin_port), OTM_ROUTER_PORT="0"
-    )
-    return running_daemon(data_dir, env=env, ready_timeout=30.0)
-
-
-@pytest.fixture
-def daemon(redis_url: str, tmp_path: Path) -> Iterator[DaemonProc]:
-    with start_daemon(tmp_path / "otm", redis_url) as proc:
-        yield proc
-
-
-def api(daemon: DaemonProc, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Setup and checks straight on the admin API, independent of the code under test."""
-    request = urllib.request.Request(
-        daemon.admin_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload = response.read()
-            return response.status, json.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
+from tests.tui.real_daemon import api, free_port, start_daemon
 
 
 def discovered_source(daemon: DaemonProc) -> ApiTenantSource:
