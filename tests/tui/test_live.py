@@ -8,12 +8,12 @@ from dataclasses import replace
 from textual.widgets import Button, Input
 
 from daemon.model import TenantStatus
-from otm.tui import OtmApp
+from otm.tui import OtmApp, make_app
 from otm.tui.config_screen import ConfigScreen
 from otm.tui.dialogs import HelpScreen
 from otm.tui.main_screen import HealthPanel, TenantsScreen
-from tests.tui.conftest import build_app, cell_text, ready, row_ids, static_text, wait_until
-from tests.tui.fake_source import FakeTenantSource, tenant
+from tests.tui.conftest import FAST, build_app, cell_text, ready, row_ids, static_text, wait_until
+from tests.tui.fake_source import FakeTenantSource, frozen_clock, tenant
 
 SIZE = (110, 30)
 
@@ -169,3 +169,15 @@ async def test_small_terminal_drops_columns_then_panel(app: OtmApp) -> None:
         await wait_until(pilot, lambda: len(app.tenants_screen.table.columns) == 7)
         await pilot.press("d")
         assert app.screen is not app.tenants_screen
+
+
+async def test_keymap_remaps_by_binding_id(source: FakeTenantSource) -> None:
+    app = make_app(source, readonly=False, clock=frozen_clock, timings=FAST,
+                   keymap={"tenants.wake": "W"})  # fmt: skip
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("w")
+        await pilot.pause(0.1)
+        assert not any(c[0] == "wake" for c in source.calls)
+        await pilot.press("W")
+        await wait_until(pilot, lambda: ("wake", "acme-support") in source.calls)

@@ -6,12 +6,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from rich.text import Text
+from textual.binding import Binding
 
 from otm.tui import view
 from otm.tui.api_source import SseParser, watch_event
+from otm.tui.app import OtmApp
 from otm.tui.commands import CommandError, CommandSuggester, parse_command
-from otm.tui.config_screen import changed_values, error_field
+from otm.tui.config_screen import ConfigScreen, changed_values, error_field
+from otm.tui.detail_screens import DescribeScreen, LogsScreen
+from otm.tui.dialogs import CommandPrompt, ConfirmScreen, HealthScreen, HelpScreen
 from otm.tui.health import Connection, connection_text, flow, health_text, status_rows
+from otm.tui.main_screen import TenantsScreen
 from otm.tui.source import Delete, Snapshot, SourceUnavailable, Upsert
 from tests.tui.fake_source import NOW, FakeTenantSource, mixed_tenants, tenant
 
@@ -176,8 +182,18 @@ def test_connection_text() -> None:
 
 
 def test_flow_never_splits_a_chunk() -> None:
-    from rich.text import Text
-
     chunks = [Text("aaaa"), Text("bbbb"), Text("cccc")]
     assert flow(chunks, 11, 2, gap=" ").plain == "aaaa bbbb\ncccc"
     assert flow(chunks, 11, 1, gap=" ").plain == "aaaa bbbb …"
+
+
+def test_every_binding_has_an_id_and_a_tooltip() -> None:
+    owners = (OtmApp, TenantsScreen, DescribeScreen, LogsScreen, ConfigScreen, ConfirmScreen,
+              CommandPrompt, HelpScreen, HealthScreen)  # fmt: skip
+    ids = []
+    for owner in owners:
+        for binding in owner.BINDINGS:
+            assert isinstance(binding, Binding)
+            assert binding.id and binding.tooltip, (owner.__name__, binding.key)
+            ids.append(binding.id)
+    assert len(ids) == len(set(ids))

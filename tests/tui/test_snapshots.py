@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from otm.tui import OtmApp
 from otm.tui.config_screen import ConfigScreen
@@ -68,10 +68,8 @@ def test_config_with_inline_error(snap_compare: SnapCompare, source: FakeTenantS
         screen.query_one("#input-default_idle_timeout_s", Input).value = "5"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: any(c[0] == "set_config" for c in source.calls))
-        await wait_until(
-            pilot,
-            lambda: "between" in str(screen.query_one("#error-default_idle_timeout_s").content),
-        )
+        error = screen.query_one("#error-default_idle_timeout_s", Static)
+        await wait_until(pilot, lambda: "between" in str(error.content))
 
     assert snap_compare(build_app(source), terminal_size=SIZE, run_before=settle_then(steps))
 
