@@ -112,9 +112,7 @@ class ApiTenantSource:
         headers = {"Accept": "application/json"}
         if self.target.token:
             headers["Authorization"] = f"Bearer {self.target.token}"
-        self._session = aiohttp.ClientSession(
-            base_url=None, headers=headers, timeout=REQUEST_TIMEOUT
-        )
+        self._session = aiohttp.ClientSession(headers=headers, timeout=REQUEST_TIMEOUT)
         return self
 
     async def __aexit__(
