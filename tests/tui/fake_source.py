@@ -180,6 +180,8 @@ class FakeTenantSource:
         self.fail_connects = 0
         """The next N watch() calls fail at once (daemon down)."""
         self.fail_status = False
+        self.status_gate: asyncio.Event | None = None
+        """When set, get_status waits for it: a daemon that is slow to answer."""
         self.watch_calls = 0
         self._watchers: list[asyncio.Queue[Any]] = []
         self._log_followers: dict[str, list[asyncio.Queue[str]]] = {}
@@ -264,6 +266,8 @@ class FakeTenantSource:
 
     async def get_status(self) -> Record:
         self.calls.append(("get_status", None))
+        if self.status_gate is not None:
+            await self.status_gate.wait()
         if self.fail_status:
             raise SourceUnavailable("cannot reach http://127.0.0.1:7070: connection refused")
         return self._status_dict()

@@ -344,6 +344,8 @@ async def test_colon_runs_commands(app: OtmApp, source: FakeTenantSource) -> Non
         assert isinstance(app.screen, HealthScreen)
         shown = static_text(app, "#health-detail")
         assert "warm_pool.target" in shown and "registry.kind" in shown and "sqlite" in shown
+        await pilot.press("escape")
+        assert isinstance(app.screen, TenantsScreen)
         await command("config")
         assert isinstance(app.screen, ConfigScreen)
         await pilot.press("escape")  # the config form has the focus: ":" would be typed

@@ -3,6 +3,7 @@ terminals."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from textual.widgets import Button, Input
@@ -105,6 +106,26 @@ async def test_status_failure_is_shown_not_fatal(source: FakeTenantSource) -> No
         source.fail_status = False
         app.poll_status()
         await wait_until(pilot, lambda: "warm pool 2/3" in panel_text(app))
+
+
+async def test_a_slow_daemon_never_blocks_the_ui_nor_piles_up_polls(
+    source: FakeTenantSource,
+) -> None:
+    source.status_gate = asyncio.Event()  # /v1/status hangs
+    app = build_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(row_ids(app)) == 20, "the table")
+        for _ in range(5):
+            app.poll_status()  # the timer firing while the first call still hangs
+        await pilot.press("d")  # keys work meanwhile
+        assert app.screen is not app.tenants_screen
+        await pilot.press("escape")
+        assert source.calls.count(("get_status", None)) == 1
+        assert "status: waiting for the daemon" in panel_text(app)
+        source.status_gate.set()
+        await wait_until(pilot, lambda: "warm pool 2/3" in panel_text(app), "the late status")
+        app.poll_status()
+        await wait_until(pilot, lambda: source.calls.count(("get_status", None)) == 2)
 
 
 async def test_health_panel_shows_daemon_and_warm_pool(app: OtmApp) -> None:
