@@ -17,10 +17,10 @@ OpenClaw validates its config strictly, so only keys it knows are emitted.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 DmPolicy = Literal["open", "allowlist", "pairing", "disabled"]
 GatewayBind = Literal["loopback", "lan", "tailnet", "auto", "custom"]
