@@ -118,6 +118,7 @@ class Orchestrator:
                 log.warning("deleteWebhook for %s failed: %s", tenant_id, exc)
         await self.registry.delete(tenant_id)
         await self.coordination.publish_event(tenant_id, "deleted")
+        await self.coordination.delete_event_log(tenant_id)
         log.info("tenant %s deleted", tenant_id)
 
     async def suspend_tenant(self, tenant_id: str) -> Tenant:
