@@ -317,6 +317,9 @@ async def status(request: web.Request) -> web.Response:
             "uptime_s": round(time.monotonic() - app[STARTED_AT], 1),
             "leader": _leader(app),
             "watchers": sum(1 for s in app[WATCH_HUB].streams if s.synced),
+            # Not secret; `otm chat` reads the fake Bot API's record from here.
+            "telegram_api_base": settings.telegram_api_base,
+            "router_url": app.get(keys.ROUTER_URL),
         },
         "redis": {"ok": redis_ok},
         "registry": {

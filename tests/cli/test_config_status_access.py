@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.cli.conftest import Cli, api, failed, ok
@@ -143,5 +144,9 @@ def test_tenant_name_completion(cli: Cli, clean_daemon: DaemonProc, tmp_path: Pa
     assert complete("otm logs ") == ["acme", "acorn", "beta"]
     # No daemon: silently nothing.
     assert complete("otm tenant get a", OTM_DATA_DIR=str(tmp_path)) == []
-    script = ok(cli("--show-completion bash"))
+    # Typer detects the shell from the parent processes, which differ between a
+    # terminal, CI and a detached run; pin it so the test checks our wiring only.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("shellingham.detect_shell", lambda: ("bash", "/bin/bash"))
+        script = ok(cli("--show-completion"))
     assert "_OTM_COMPLETE=complete_bash" in script
