@@ -20,7 +20,7 @@ from daemon.coordination import Coordination
 from tests.e2e.harness import Daemon
 from tests.loops.conftest import eventually
 
-LEASE_S = 2.0
+LEASE_S = 3.0
 StartDaemon = Callable[..., Awaitable[Daemon]]
 
 
@@ -103,7 +103,7 @@ async def test_killed_agent_and_idle_tenant(
     # The leader's culler sleeps an idle tenant once its (per-tenant) timeout passes.
     assert await status(daemon, "sleepy") == "running"
     await set_idle_timeout(shared_state, "sleepy", 1)
-    await eventually(lambda: _status_is(daemon, "sleepy", "idle"), timeout=10, what="culled")
+    await eventually(lambda: _status_is(daemon, "sleepy", "idle"), timeout=20, what="culled")
     assert live_agents(data_dir, "sleepy") == []
     await eventually(lambda: has_event(daemon, "sleepy", "culled"), timeout=5, what="event")
 
@@ -140,7 +140,7 @@ async def test_leader_failover_between_two_daemons(
     await leader.create_tenant("before", "1:before")
     await wake(leader, "before")
     await set_idle_timeout(shared_state, "before", 1)
-    await eventually(lambda: has_event(leader, "before", "culled"), timeout=10, what="culled")
+    await eventually(lambda: has_event(leader, "before", "culled"), timeout=20, what="culled")
     assert await status(leader, "before") == "idle"
     # Culled once, by the leader alone.
     assert [e for e in await event_kinds(leader, "before") if e == "culled"] == ["culled"]
@@ -155,7 +155,7 @@ async def test_leader_failover_between_two_daemons(
     await follower.create_tenant("after", "2:after")
     await wake(follower, "after")
     await set_idle_timeout(shared_state, "after", 1)
-    await eventually(lambda: _status_is(follower, "after", "idle"), timeout=10, what="culled")
+    await eventually(lambda: _status_is(follower, "after", "idle"), timeout=20, what="culled")
     assert live_agents(data_dir, "after") == []
 
 
