@@ -15,14 +15,23 @@ from typer.testing import CliRunner, Result
 
 from otm.cli import app
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.support.servers import running_redis
 
 
 @pytest.fixture(scope="session")
-def daemon(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    """One daemon for the CLI tests on the session Redis (each test starts clean via
+def cli_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the CLI daemon's own: a daemon that outlives one test must not share
+    Redis with other tests' daemons (it would take their buffered work as its own)."""
+    with running_redis(tmp_path_factory.mktemp("cli-redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def daemon(cli_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    """One daemon for the CLI tests on its own Redis (each test starts clean via
     `clean_daemon`)."""
     data_dir = tmp_path_factory.mktemp("cli") / "otm"
-    env = daemon_env(data_dir, OTM_REDIS_URL=redis_server, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
+    env = daemon_env(data_dir, OTM_REDIS_URL=cli_redis, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
     with running_daemon(data_dir, env=env) as proc:
         yield proc
 
@@ -48,13 +57,13 @@ def api(
 
 
 @pytest.fixture
-def clean_daemon(daemon: DaemonProc, redis_url: str) -> DaemonProc:
+def clean_daemon(daemon: DaemonProc, cli_redis: str) -> DaemonProc:
     """The module daemon with no tenants, no event logs and default live config."""
     status, listed = api(daemon, "GET", "/v1/tenants")
     assert status == 200
     for tenant in listed["items"]:
         assert api(daemon, "DELETE", f"/v1/tenants/{tenant['tenant_id']}")[0] == 204
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(cli_redis)
     try:
         client.flushall()  # event logs outlive their tenant; live config back to defaults
     finally:

@@ -14,20 +14,21 @@ import pytest
 
 from tests.cli.conftest import Cli, api, failed, ok
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
-from tests.support.servers import project_env, python_cmd
+from tests.support.servers import project_env, python_cmd, running_redis
 
 BOT_TOKEN = "424242:LIFECYCLE-TOKEN"
 
 
 @pytest.fixture(scope="module")
-def agent_daemon(
-    redis_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DaemonProc]:
+def agent_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
     base = tmp_path_factory.mktemp("lifecycle")
-    with running_fake_telegram(base / "fake-telegram.log") as telegram_url:
+    with (
+        running_redis(base / "redis") as redis_server,
+        running_fake_telegram(base / "fake-telegram.log") as telegram_url,
+    ):
         env = daemon_env(
             base / "otm",
-            OTM_REDIS_URL=redis_server,
+            OTM_REDIS_URL=redis_server.url,
             OTM_ADMIN_PORT="0",
             OTM_ROUTER_PORT="0",
             OTM_TELEGRAM_API_BASE=telegram_url,
