@@ -246,6 +246,8 @@ class LocalRuntime:
                 "OPENCLAW_CONFIG_READONLY": "1",
                 "OPENCLAW_NO_AUTO_UPDATE": "1",
                 "OPENCLAW_DISABLE_BONJOUR": "1",
+                # agent.log is a file: no ANSI colours (OpenClaw colours its console otherwise).
+                "NO_COLOR": "1",
                 "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
                 "PYTHONUNBUFFERED": "1",
                 NONCE_ENV: nonce,

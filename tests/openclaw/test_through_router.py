@@ -4,8 +4,9 @@ The daemon (``python -m daemon``, local runtime) runs the pinned gateway from
 ``scripts/install-openclaw.sh`` as its agent command, with the stub LLM as the model server
 (``OTM_AGENT_MODEL_BASE_URL``). The test only talks to what Telegram would talk to (the router's
 ``/tg/{tenant}``) and to the admin API; the reply is what the gateway sent to the fake Bot API.
-Then the tenant is slept (SIGTERM drain, final state sync) and a second message wakes it again:
-the stub LLM's turn counter shows the conversation history survived.
+Then the tenant is slept while a turn is in flight (SIGTERM: the gateway drains the turn, exits 0,
+the final state sync follows) and the next message wakes it again: the stub LLM's turn counter
+shows the conversation history survived.
 
 Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw tests/openclaw -s``
 (prints the timings). Two gateway boots of 30-65 s each on a 2-core machine, plus two turns of
@@ -43,6 +44,8 @@ CHAT = 222
 BOOT_TIMEOUT_S = 180.0
 """Boot to ready: measured 28 s idle and 65 s under a load of 6 on 2 cores."""
 TURN_TIMEOUT_S = 90.0
+SLOW_MODEL_S = 6.0
+"""How long the stub model holds the answer that is in flight when the tenant is slept."""
 """Ready to reply: measured 18 s idle and 29 s under load (the first turn warms caches)."""
 
 
@@ -145,30 +148,40 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             # A wrong secret is refused by the router, without reaching the gateway.
             assert await daemon.post_update(TENANT, "wrong", {"update_id": 7002}) == 401
 
-            # 2. Sleep: SIGTERM drain, exit 0, no process of the gateway left, state saved.
+            # 2. Sleep with a turn in flight (a slow model): the gateway drains it, so the
+            # reply still arrives, then exits 0 with no process left; the state is saved.
+            llm.delay_s = SLOW_MODEL_S
+            asked = len(llm.requests)
+            await daemon.send_text(TENANT, secret, 7003, CHAT, "a slow question")
+            await llm.wait_for_requests(asked + 1, timeout=TURN_TIMEOUT_S)
             pgid, members = _agent_group(data_dir)
             assert pgid in members
             stopping = clock()
             status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")
-            timings["sleep (drain + state sync)"] = clock() - stopping
+            timings[f"sleep with a {SLOW_MODEL_S:.0f}s turn in flight"] = clock() - stopping
             assert status == 200, body
             assert body["status"] == "idle"
+            drained = _echo_replies(telegram)
+            assert len(drained) == 2, drained
+            assert "a slow question" in drained[1]
+            assert drained[1].endswith("(prior user turns: 1)")
             assert _process_group(pgid) == set(), f"left behind: {_process_group(pgid)}"
             assert _stop_lines(data_dir)[-1].endswith("exited with code 0"), _stop_lines(data_dir)
+            llm.delay_s = 0.0
             snapshots = data_dir / "state" / "tenants" / TENANT / "snapshots"
             assert (snapshots / "latest.tar.gz").is_file()
 
             # 3. The next message wakes a new gateway on the restored state: history survived.
             posted = clock()
-            await daemon.send_text(TENANT, secret, 7003, CHAT, "and again after sleep")
+            await daemon.send_text(TENANT, secret, 7004, CHAT, "and again after sleep")
             await _wait_running(daemon)
             timings["post to ready (restored state)"] = clock() - posted
             ready = clock()
-            second = await _wait_for_reply(telegram, 2, daemon)
-            timings["ready to second reply"] = clock() - ready
-            assert second.startswith("echo: ") and "and again after sleep" in second
-            assert second.endswith("(prior user turns: 1)")
-            assert len(_echo_replies(telegram)) == 2  # the first update was not replayed
+            third = await _wait_for_reply(telegram, 3, daemon)
+            timings["ready to reply"] = clock() - ready
+            assert third.startswith("echo: ") and "and again after sleep" in third
+            assert third.endswith("(prior user turns: 2)")
+            assert len(_echo_replies(telegram)) == 3  # nothing was replayed
             pgid, _ = _agent_group(data_dir)
         finally:
             stopping = clock()
