@@ -91,7 +91,7 @@ async def _wait_for_reply(telegram: FakeTelegram, count: int, daemon: Daemon) ->
 
 async def _wait_running(daemon: Daemon) -> None:
     async def running() -> bool:
-        status = (await daemon.tenant(TENANT))["status"]
+        status = str((await daemon.tenant(TENANT))["status"])
         assert status != "failed", daemon.log_tail()
         return status == "running"
 
