@@ -61,8 +61,10 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     from daemon.message_path import message_path_ctx
     from daemon.reconciler import reconciler_ctx
 
-    # Leader election first: the reconciler and culler register leader-only loops with it.
-    contexts: list[CleanupCtx] = [leader_ctx, reconciler_ctx, culler_ctx, message_path_ctx]
+    # The message path (delivery, wake/sleep) first: the reconciler nudges delivery
+    # and the culler sleeps through wake, so they must stop before it closes.
+    # Leader election before the loops that register leader-only tasks with it.
+    contexts: list[CleanupCtx] = [message_path_ctx, leader_ctx, reconciler_ctx, culler_ctx]
     if settings.runtime == "kubernetes":
         from daemon.warm_pool import warm_pool_ctx
 
