@@ -156,6 +156,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             await llm.wait_for_requests(asked + 1, timeout=TURN_TIMEOUT_S)
             pgid, members = _agent_group(data_dir)
             assert pgid in members
+            print(f"\ngateway process group while running: {len(members)} processes")
             stopping = clock()
             status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")
             timings[f"sleep with a {SLOW_MODEL_S:.0f}s turn in flight"] = clock() - stopping
