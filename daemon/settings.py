@@ -77,7 +77,22 @@ class Settings:
     """Default OpenClaw image for tenant pods (a tenant record may override)."""
     agent_command: tuple[str, ...] = ()
     """Local runtime: command starting one agent. Empty: the bundled stand-in
-    agent (``python -m otm.devtools.agent_stub``)."""
+    agent (``python -m otm.devtools.agent_stub``). A real gateway is e.g.
+    ``/opt/node/bin/node /opt/openclaw/openclaw.mjs gateway``; an absolute
+    first word also puts its directory first in the agent's ``PATH``."""
+    agent_model_base_url: str | None = None
+    """OpenAI-compatible model server every agent uses, ending in ``/v1`` (e.g.
+    ``http://127.0.0.1:8000/v1``); rendered into each tenant's openclaw.json as
+    the custom provider ``otm``. Unset: no model provider is rendered (the
+    gateway has no model; the stand-in agent then answers without one)."""
+    agent_model_id: str = "default"
+    """Model id at ``agent_model_base_url`` (the agents' primary model is
+    ``otm/<id>``)."""
+    agent_model_api_key: str | None = field(default=None, repr=False)
+    """API key for ``agent_model_base_url``. Secret: masked by ``describe``, never
+    logged; it reaches agents only inside their openclaw.json (mode 0600 locally,
+    the tenant Secret on Kubernetes). Unset: a placeholder, for servers without
+    auth."""
 
     telegram_api_base: str = "https://api.telegram.org"
     """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""
@@ -232,6 +247,14 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("max_body_bytes must be positive")
     if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
         raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")
+    base_url = settings.agent_model_base_url
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise SettingsError(f"agent_model_base_url: expected an http(s) URL, got {base_url!r}")
+    if not settings.agent_model_id:
+        raise SettingsError("agent_model_id must not be empty")
+
+
+_SECRET_FIELDS = frozenset({"admin_token", "agent_model_api_key"})
 
 
 def describe(settings: Settings) -> dict[str, Any]:
@@ -239,7 +262,7 @@ def describe(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
-        if f.name == "admin_token":
+        if f.name in _SECRET_FIELDS:
             value = "***" if value else None
         elif f.name == "redis_url" and value:
             value = _mask_url_password(value)

@@ -27,6 +27,7 @@ from kubernetes_asyncio import client
 from daemon import k8s_names as names
 from daemon import keys
 from daemon import manifests as m
+from daemon.agent_model import model_provider
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
 from daemon.metrics import Metrics
@@ -41,6 +42,7 @@ from daemon.ports import (
 )
 from daemon.settings import Settings
 from daemon.warm_pool import WarmPool
+from otm.devtools.openclaw_config import ModelProvider
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class KubernetesRuntime:
         warm_pool: WarmPool | None = None,
         metrics: Metrics | None = None,
         owns_api: bool = True,
+        model_provider: ModelProvider | None = None,
     ) -> None:
         self.api = api
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
@@ -102,6 +105,7 @@ class KubernetesRuntime:
         self.api_root = api_root
         self.warm_pool = warm_pool
         self.metrics = metrics
+        self.model_provider = model_provider
         self.timings: dict[str, StartTiming] = {}
         """The last start of each tenant (claim-to-ready vs create-to-ready, for bench/)."""
         self._expected: dict[str, str] = {}  # tenant → uid of the pod start() produced
@@ -142,6 +146,7 @@ class KubernetesRuntime:
             api_root=settings.telegram_api_base,
             warm_pool=pool,
             metrics=metrics,
+            model_provider=model_provider(settings),
         )
 
     # -- lookups ----------------------------------------------------------------------------
@@ -174,7 +179,12 @@ class KubernetesRuntime:
             if (live := self._live_pod(tenant_id)) is not None:
                 return live
             config = m.render_tenant_config(
-                launch, webhook_url=self.webhook_url_for(tenant_id), api_root=self.api_root
+                launch,
+                webhook_url=self.webhook_url_for(tenant_id),
+                api_root=self.api_root,
+                # The model key lives in openclaw.json, i.e. in the tenant Secret (or the
+                # bind request of a warm pod), never in a plain env value of the pod spec.
+                model_provider=self.model_provider,
             )
             text = m.config_json(config)
             await self._apply_secret(launch, text)

@@ -5,7 +5,8 @@ Each tenant's agent is one process group on 127.0.0.1 with two free ports
 ``{agents_dir}/{id}/{instance}/``, and a rendered ``openclaw.json`` next to
 (not inside) the state dir, so the snapshot never carries its secrets. The
 default command is the bundled stand-in agent; ``settings.agent_command``
-plugs in a real ``openclaw gateway`` instead.
+plugs in a real ``openclaw gateway`` instead, and ``settings.agent_model_*``
+give it a model (daemon/agent_model.py).
 
 State: restored from the StateStore snapshot before start; saved after the
 process exited (the final sync of ``stop``, and a post-mortem sync after a
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +43,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.adapters.local_logs import LogSink
+from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
 from daemon.ports import (
     AgentActivity,
@@ -51,7 +54,7 @@ from daemon.ports import (
     InstancePhase,
     StateStore,
 )
-from daemon.settings import Settings
+from daemon.settings import ENV_PREFIX, Settings
 from otm.devtools.openclaw_config import render_openclaw_config
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,12 @@ PROBE_MAX_S = 0.25
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
 NONCE_ENV = "OTM_AGENT_NONCE"
 PID_FILE = "agent.pid"
+OPENCLAW_FILE_LOG = "openclaw-file.log"
+REGENERABLE_STATE = ("cache", "tmp")
+"""State subdirs never saved: OpenClaw's 54 MB Control UI cache, rebuilt on every start, and
+its per-process temp/lock files (the pod sync sidecar excludes the same)."""
 _READY_HINTS = ("ready", "listener on", "listening")
+_DAEMON_SETTING_VARS = frozenset(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
 
 
 @dataclass
@@ -165,7 +173,11 @@ class LocalRuntime:
                 gateway_token=launch.gateway_token,
                 hooks_token=launch.hooks_token,
                 workspace_dir=str(state_dir / "workspace"),
+                model_provider=model_provider(self.settings),
             )
+            # OpenClaw's file log defaults to the host-wide /tmp/openclaw, shared by every
+            # tenant; the run dir keeps it per agent (stdout goes to agent.log anyway).
+            config["logging"] = {"file": str(run_dir / OPENCLAW_FILE_LOG)}
             fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
@@ -210,21 +222,32 @@ class LocalRuntime:
     def _agent_env(
         self, run_dir: Path, state_dir: Path, config: Path, nonce: str
     ) -> dict[str, str]:
-        # The daemon's own OTM_* settings (admin token!) never reach an agent;
-        # OTM_AGENT_* are knobs meant for the agent (stand-in boot delay etc.).
+        # The daemon's own OTM_* settings (admin token, model API key!) never reach an
+        # agent; other OTM_AGENT_* are knobs meant for the agent (stand-in boot delay etc.).
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("OTM_") or k.startswith("OTM_AGENT_")
+            if not k.startswith("OTM_")
+            or (k.startswith("OTM_AGENT_") and k not in _DAEMON_SETTING_VARS)
         }
         python_path = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        path = [*filter(None, env.get("PATH", "").split(os.pathsep))]
+        if os.path.isabs(self.command[0]):
+            # A gateway run by an absolute node binary spawns helpers (npm, node) by name:
+            # they must come from the same installation, not an older system Node.
+            path.insert(0, os.path.dirname(self.command[0]))
         env.update(
             {
                 "HOME": str(run_dir / "home"),
+                "PATH": os.pathsep.join(dict.fromkeys(path)),
                 "OPENCLAW_STATE_DIR": str(state_dir),
                 "OPENCLAW_CONFIG_PATH": str(config),
+                # otm renders the config on every start; the gateway must not rewrite it.
+                "OPENCLAW_CONFIG_READONLY": "1",
                 "OPENCLAW_NO_AUTO_UPDATE": "1",
                 "OPENCLAW_DISABLE_BONJOUR": "1",
+                # agent.log is a file: no ANSI colours (OpenClaw colours its console otherwise).
+                "NO_COLOR": "1",
                 "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
                 "PYTHONUNBUFFERED": "1",
                 NONCE_ENV: nonce,
@@ -296,6 +319,7 @@ class LocalRuntime:
             del self._agents[tenant_id]
         self._emit("deleted", agent.instance)
         if expected:
+            self._log(tenant_id).write(f"[otm] {agent.instance.name} stopped: {reason}")
             return
         log.warning("agent %s of %s died: %s", agent.instance.name, tenant_id, reason)
         self._log(tenant_id).write(f"[otm] {agent.instance.name}: {reason}")
@@ -409,6 +433,8 @@ class LocalRuntime:
     async def _sync_run_dir(self, tenant_id: str, run_dir: Path) -> None:
         state = run_dir / "state"
         if state.is_dir():
+            for name in REGENERABLE_STATE:
+                await asyncio.to_thread(shutil.rmtree, state / name, True)
             size = await self.state_store.save_snapshot(tenant_id, state)
             log.info("state of %s saved (%d bytes)", tenant_id, size)
         await asyncio.to_thread(shutil.rmtree, run_dir, True)

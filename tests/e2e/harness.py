@@ -45,20 +45,21 @@ class Daemon:
         self.log_path = data_dir / "daemon.log"
 
     def env(self) -> dict[str, str]:
-        return project_env(
-            OTM_DATA_DIR=str(self.data_dir),
-            OTM_REDIS_URL=self.redis_url,
-            OTM_TELEGRAM_API_BASE=self.telegram.base_url,
+        defaults = {
+            "OTM_DATA_DIR": str(self.data_dir),
+            "OTM_REDIS_URL": self.redis_url,
+            "OTM_TELEGRAM_API_BASE": self.telegram.base_url,
             # Telegram (the fake) must learn each tenant's secret via setWebhook.
-            OTM_PUBLIC_BASE_URL="http://127.0.0.1:9",
-            OTM_ADMIN_PORT="0",
-            OTM_ROUTER_PORT="0",
-            OTM_ADMIN_TOKEN=ADMIN_TOKEN,
-            OTM_AGENT_STOP_GRACE_S="10",
-            OTM_WAKE_TIMEOUT_S="30",
-            OTM_LOG_LEVEL="INFO",
-            **self.extra_env,
-        )
+            "OTM_PUBLIC_BASE_URL": "http://127.0.0.1:9",
+            "OTM_ADMIN_PORT": "0",
+            "OTM_ROUTER_PORT": "0",
+            "OTM_ADMIN_TOKEN": ADMIN_TOKEN,
+            "OTM_AGENT_STOP_GRACE_S": "10",
+            "OTM_WAKE_TIMEOUT_S": "30",
+            "OTM_LOG_LEVEL": "INFO",
+        }
+        # Extra env wins over the defaults (a real gateway needs a longer wake timeout).
+        return project_env(**{**defaults, **self.extra_env})
 
     async def start(self) -> None:
         self._stderr = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230 - closed in stop()

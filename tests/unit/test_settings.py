@@ -71,3 +71,26 @@ def test_describe_masks_secrets() -> None:
     assert d["admin_token"] == "***"
     assert "hunter2" not in d["redis_url"]
     assert d["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+
+
+def test_agent_model_settings_from_env_with_the_key_masked() -> None:
+    s = load_settings(
+        env={
+            "OTM_AGENT_MODEL_BASE_URL": "http://127.0.0.1:8000/v1",
+            "OTM_AGENT_MODEL_ID": "llama-3",
+            "OTM_AGENT_MODEL_API_KEY": "sk-model-secret",
+        }
+    )
+    assert (s.agent_model_base_url, s.agent_model_id) == ("http://127.0.0.1:8000/v1", "llama-3")
+    assert s.agent_model_api_key == "sk-model-secret"
+    assert describe(s)["agent_model_api_key"] == "***"
+    assert "sk-model-secret" not in repr(s)
+    assert "sk-model-secret" not in str(describe(s))
+    unset = load_settings(env={})
+    assert (unset.agent_model_base_url, unset.agent_model_api_key) == (None, None)
+    assert describe(unset)["agent_model_api_key"] is None
+
+
+def test_agent_model_base_url_must_be_an_http_url() -> None:
+    with pytest.raises(SettingsError, match="agent_model_base_url: expected an http"):
+        load_settings(env={"OTM_AGENT_MODEL_BASE_URL": "127.0.0.1:8000/v1"})

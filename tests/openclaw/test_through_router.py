@@ -1,0 +1,208 @@
+"""A message through otm's router to a real OpenClaw gateway, and its reply at the fake Bot API.
+
+The daemon (``python -m daemon``, local runtime) runs the pinned gateway from
+``scripts/install-openclaw.sh`` as its agent command, with the stub LLM as the model server
+(``OTM_AGENT_MODEL_BASE_URL``). The test only talks to what Telegram would talk to (the router's
+``/tg/{tenant}``) and to the admin API; the reply is what the gateway sent to the fake Bot API.
+Then the tenant is slept while a turn is in flight (SIGTERM: the gateway drains the turn, exits 0,
+the final state sync follows) and the next message wakes it again: the stub LLM's turn counter
+shows the conversation history survived.
+
+Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw tests/openclaw -s``
+(prints the timings). Two gateway boots of 30-65 s each on a 2-core machine, plus two turns of
+15-30 s: about 2-3 minutes.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.adapters.runtime_local import PID_FILE
+from otm.devtools.fake_telegram import FakeTelegram
+from otm.devtools.stub_llm import StubLLM
+from tests.e2e.harness import Daemon, end_orphan_agents, wait_for
+from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.servers import running_redis
+
+pytestmark = [
+    pytest.mark.openclaw,
+    pytest.mark.skipif(
+        not openclaw_installed(),
+        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
+    ),
+    # Two boots (up to ~65 s each under load) + two turns (up to ~30 s) + drains + daemon.
+    pytest.mark.timeout(480),
+]
+
+TENANT = "ocr1"
+BOT_TOKEN = "5151:fake-openclaw-router-token"
+CHAT = 222
+BOOT_TIMEOUT_S = 180.0
+"""Boot to ready: measured 24-33 s on a quiet 2-core machine, 45-65 s under a load of 4-6."""
+TURN_TIMEOUT_S = 90.0
+"""Ready to reply: measured 8-18 s idle and up to 29 s under load (the first turn is slowest)."""
+SLOW_MODEL_S = 6.0
+"""How long the stub model holds the answer that is in flight when the tenant is slept."""
+
+
+def _gateway_command() -> str:
+    return shlex.join([str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"])
+
+
+def _process_group(pgid: int) -> set[int]:
+    """Live (non-zombie) processes of the process group ``pgid``, from /proc."""
+    members: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.add(int(stat.parent.name))
+    return members
+
+
+def _agent_group(data_dir: Path) -> tuple[int, set[int]]:
+    """The running gateway's pid (its own process group: start_new_session) and its members."""
+    [pid_file] = (data_dir / "agents" / TENANT).glob(f"*/{PID_FILE}")
+    pgid = int(pid_file.read_text().split()[0])
+    return pgid, _process_group(pgid)
+
+
+def _echo_replies(telegram: FakeTelegram) -> list[str]:
+    # The chat also gets the daemon's "starting up" notice on each cold wake.
+    return [html.unescape(m.text) for m in telegram.sent(BOT_TOKEN, CHAT) if "echo:" in m.text]
+
+
+async def _wait_for_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
+    if not await telegram.state.changes.wait_until(
+        lambda: len(_echo_replies(telegram)) >= count, TURN_TIMEOUT_S
+    ):
+        seen = [m.text for m in telegram.sent(BOT_TOKEN, CHAT)]
+        raise AssertionError(
+            f"no reply #{count} within {TURN_TIMEOUT_S}s; chat saw {seen}\n{daemon.log_tail()}"
+        )
+    return _echo_replies(telegram)[count - 1]
+
+
+async def _wait_running(daemon: Daemon) -> None:
+    async def running() -> bool:
+        status = str((await daemon.tenant(TENANT))["status"])
+        assert status != "failed", daemon.log_tail()
+        return status == "running"
+
+    await wait_for(running, BOOT_TIMEOUT_S, f"{TENANT} running")
+
+
+def _stop_lines(data_dir: Path) -> list[str]:
+    log = (data_dir / "agents" / TENANT / "agent.log").read_text(errors="replace")
+    return [line for line in log.splitlines() if " stopped: agent exited with code " in line]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis for this test alone: in a full run, other areas' session-scoped daemons sit
+    on the session Redis and, as replicas of another "cluster", would join in delivery and
+    leadership for this tenant."""
+    with running_redis(tmp_path / "redis") as server:
+        yield server.url
+
+
+async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_across_sleep(
+    own_redis: str, data_dir: Path
+) -> None:
+    timings: dict[str, float] = {}
+    clock = time.monotonic
+    async with (
+        FakeTelegram(host="127.0.0.1", port=0) as telegram,
+        StubLLM(host="127.0.0.1", port=0) as llm,
+    ):
+        daemon = Daemon(
+            data_dir,
+            own_redis,
+            telegram,
+            OTM_AGENT_COMMAND=_gateway_command(),
+            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
+            OTM_AGENT_MODEL_ID="stub-model",
+            OTM_AGENT_MODEL_API_KEY="stub-model-key",
+            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
+            OTM_AGENT_STOP_GRACE_S="60",
+        )
+        pgid: int | None = None
+        try:
+            await daemon.start()
+            secret = await daemon.create_tenant(TENANT, BOT_TOKEN)
+
+            # 1. Telegram → router → buffer → cold wake → gateway → stub LLM → fake Bot API.
+            posted = clock()
+            await daemon.send_text(TENANT, secret, 7001, CHAT, "hello through the router")
+            await _wait_running(daemon)
+            timings["post to ready (cold boot)"] = clock() - posted
+            ready = clock()
+            first = await _wait_for_reply(telegram, 1, daemon)
+            timings["ready to first reply"] = clock() - ready
+            # OpenClaw wraps the user text in context (time, session); the stub echoes it all.
+            assert first.startswith("echo: ") and "hello through the router" in first
+            assert first.endswith("(prior user turns: 0)")
+            # The gateway called the model with the configured model id and key.
+            assert llm.requests
+            assert all(r.had_authorization and r.model == "stub-model" for r in llm.requests)
+            # It registered the router's URL with the secret the daemon rendered for it.
+            hook = telegram.webhooks[BOT_TOKEN]
+            assert (hook.url, hook.secret_token) == (f"http://127.0.0.1:9/tg/{TENANT}", secret)
+            # A wrong secret is refused by the router, without reaching the gateway.
+            assert await daemon.post_update(TENANT, "wrong", {"update_id": 7002}) == 401
+
+            # 2. Sleep with a turn in flight (a slow model): the gateway drains it, so the
+            # reply still arrives, then exits 0 with no process left; the state is saved.
+            llm.delay_s = SLOW_MODEL_S
+            asked = len(llm.requests)
+            await daemon.send_text(TENANT, secret, 7003, CHAT, "a slow question")
+            await llm.wait_for_requests(asked + 1, timeout=TURN_TIMEOUT_S)
+            pgid, members = _agent_group(data_dir)
+            assert pgid in members
+            print(f"\ngateway process group while running: {len(members)} processes")
+            stopping = clock()
+            status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")
+            timings[f"sleep with a {SLOW_MODEL_S:.0f}s turn in flight"] = clock() - stopping
+            assert status == 200, body
+            assert body["status"] == "idle"
+            drained = _echo_replies(telegram)
+            assert len(drained) == 2, drained
+            assert "a slow question" in drained[1]
+            assert drained[1].endswith("(prior user turns: 1)")
+            assert _process_group(pgid) == set(), f"left behind: {_process_group(pgid)}"
+            assert _stop_lines(data_dir)[-1].endswith("exited with code 0"), _stop_lines(data_dir)
+            llm.delay_s = 0.0
+            snapshots = data_dir / "state" / "tenants" / TENANT / "snapshots"
+            assert (snapshots / "latest.tar.gz").is_file()
+
+            # 3. The next message wakes a new gateway on the restored state: history survived.
+            posted = clock()
+            await daemon.send_text(TENANT, secret, 7004, CHAT, "and again after sleep")
+            await _wait_running(daemon)
+            timings["post to ready (restored state)"] = clock() - posted
+            ready = clock()
+            third = await _wait_for_reply(telegram, 3, daemon)
+            timings["ready to reply"] = clock() - ready
+            assert third.startswith("echo: ") and "and again after sleep" in third
+            assert third.endswith("(prior user turns: 2)")
+            assert len(_echo_replies(telegram)) == 3  # nothing was replayed
+            pgid, _ = _agent_group(data_dir)
+        finally:
+            stopping = clock()
+            await daemon.stop(timeout=90)
+            timings["daemon stop (drains the gateway)"] = clock() - stopping
+            end_orphan_agents(data_dir)
+            print("\nopenclaw through the router:")
+            for label, seconds in timings.items():
+                print(f"  {label}: {seconds:.1f}s")
+        if pgid is not None:
+            assert _process_group(pgid) == set(), f"left behind: {_process_group(pgid)}"
+        assert _stop_lines(data_dir)[-1].endswith("exited with code 0"), _stop_lines(data_dir)
