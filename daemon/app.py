@@ -174,6 +174,7 @@ def create_app(settings: Settings) -> web.Application:
 
 def write_discovery_file(settings: Settings, admin_url: str, router_url: str) -> Path:
     """Where the local CLI finds a running embedded daemon."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / "daemon.json"
     path.write_text(
         json.dumps({"admin_url": admin_url, "router_url": router_url, "pid": os.getpid()})

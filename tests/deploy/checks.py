@@ -2,7 +2,8 @@
 documents (dicts, e.g. from `kubectl kustomize`) and return a list of problems (strings;
 empty means fine).
 
-- check_rendered(docs): everything, for a rendered overlay.
+- check_rendered(docs): everything, for a rendered overlay (including the Settings the
+  daemon would load from its rendered environment: daemon_env.py).
 - check_runtime_pod(pod, rendered_docs): a pod the daemon generates at runtime, against
   the render it will run next to (runtime class, priority, identity, Secrets, scheduling,
   NetworkPolicy coverage and isolation).
@@ -23,7 +24,9 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import kubernetes_validate.utils  # type: ignore[import-untyped]
 
 from daemon import k8s_names as names
+from daemon.model import InvalidTenantId, validate_tenant_id
 from tests.deploy import inventory as inv
+from tests.deploy.daemon_env import check_daemon_settings
 from tests.deploy.karpenter import check_karpenter, pod_fits_pool
 from tests.deploy.netpol import PodEndpoint
 from tests.deploy.network import (
@@ -44,9 +47,15 @@ STRUCTURAL_KINDS = frozenset(
 # kubernetes_validate re-reads and re-parses its JSON schema files (and the large
 # _definitions.json) on every call; the files never change, so parse each one once.
 # Validation itself still goes through the public kubernetes_validate.validate().
+# all_versions() lists the schema directory on every call (twice per validation); the
+# installed package does not change either.
 if not hasattr(kubernetes_validate.utils.schema_contents, "cache_info"):
     kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=256)(
         kubernetes_validate.utils.schema_contents
+    )
+if not hasattr(kubernetes_validate.utils.all_versions, "cache_info"):
+    kubernetes_validate.utils.all_versions = functools.lru_cache(maxsize=1)(
+        kubernetes_validate.utils.all_versions
     )
 _SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|API_?KEY|CREDENTIAL", re.I)
 
@@ -78,12 +87,45 @@ def check_rendered(docs: list[Doc], runtime_pods: Iterable[Doc] | None = None) -
         *check_schemas(docs),
         *check_references(docs),
         *check_names(docs),
+        *check_daemon_settings(docs),
         *check_rbac(docs),
         *check_hygiene(docs),
         *check_karpenter(docs),
         *check_network_policy_selectors(docs, pods),
         *check_isolation(docs, pods),
     ]
+
+
+def _check_name(meta: Doc, tenant_id: str | None, warm: bool) -> tuple[list[str], bool]:
+    """Pod naming carries the S3 scope (deploy/iam/README.md): a tenant pod is named
+    exactly its tenant id, a warm pod `warm-...`. Returns (problems, claimed), where
+    claimed means a warm pod relabelled for a tenant (it keeps its warm name)."""
+    name = meta.get("name")
+    generated = meta.get("generateName")
+    warm_named = str(name if name is not None else generated or "").startswith(
+        names.WARM_POD_PREFIX
+    )
+    problems = []
+    if tenant_id is not None:
+        try:
+            validate_tenant_id(tenant_id)
+        except InvalidTenantId:
+            problems.append(f"pod: {names.LABEL_TENANT}={tenant_id!r} is not a valid tenant id")
+    if tenant_id is None:
+        if warm and not warm_named:
+            problems.append(
+                f"pod: warm pod name {name or generated!r} must start with "
+                f"{names.WARM_POD_PREFIX!r} (the tenant S3 policy denies warm-* pods)"
+            )
+        return problems, False
+    if warm_named and not warm:
+        return problems, True
+    if name != names.tenant_pod_name(tenant_id):
+        problems.append(
+            f"pod: name {name!r} must be {names.tenant_pod_name(tenant_id)!r} "
+            "(the S3 scope is derived from the pod name)"
+        )
+    return problems, False
 
 
 def _check_identity(pod: Doc) -> list[str]:
@@ -104,18 +146,21 @@ def _check_identity(pod: Doc) -> list[str]:
     warm = labels.get(names.LABEL_WARM) == "true"
     if tenant_id is None and not warm:
         problems.append(f"pod: needs {names.LABEL_TENANT}=<id> or {names.LABEL_WARM}=true")
-    if tenant_id is not None and meta.get("name") != names.tenant_pod_name(tenant_id):
-        problems.append(
-            f"pod: name {meta.get('name')!r} must be {names.tenant_pod_name(tenant_id)!r} "
-            "(the S3 scope is derived from the pod name)"
-        )
+    if tenant_id is not None and warm:
+        problems.append(f"pod: {names.LABEL_TENANT} and {names.LABEL_WARM}=true exclude each other")
+    name_problems, claimed = _check_name(meta, tenant_id, warm)
+    problems += name_problems
     if spec.get("runtimeClassName") != names.RUNTIME_CLASS:
         problems.append(f"pod: runtimeClassName must be {names.RUNTIME_CLASS}")
-    expected_priority = (
-        names.WARM_PRIORITY_CLASS if warm and tenant_id is None else (names.TENANT_PRIORITY_CLASS)
-    )
-    if spec.get("priorityClassName") != expected_priority:
-        problems.append(f"pod: priorityClassName must be {expected_priority}")
+    # A claimed warm pod keeps the priority it was created with (pod specs are immutable).
+    if claimed:
+        allowed_priorities = {names.TENANT_PRIORITY_CLASS, names.WARM_PRIORITY_CLASS}
+    elif tenant_id is None:
+        allowed_priorities = {names.WARM_PRIORITY_CLASS}
+    else:
+        allowed_priorities = {names.TENANT_PRIORITY_CLASS}
+    if spec.get("priorityClassName") not in allowed_priorities:
+        problems.append(f"pod: priorityClassName must be {' or '.join(sorted(allowed_priorities))}")
     if spec.get("serviceAccountName") != names.TENANT_SERVICE_ACCOUNT:
         problems.append(f"pod: serviceAccountName must be {names.TENANT_SERVICE_ACCOUNT}")
     return problems
@@ -171,7 +216,7 @@ def check_runtime_pod(pod: Doc, rendered_docs: list[Doc]) -> list[str]:
     peer = inv.runtime_pod_stub(peer_id)
     meta = dict(pod.get("metadata") or {})
     # Warm pods may be created with generateName; give the one under check a stand-in name.
-    meta.setdefault("name", f"{meta.get('generateName', 'openclaw-')}under-check")
+    meta.setdefault("name", f"{meta.get('generateName', names.WARM_POD_PREFIX)}under-check")
     meta["namespace"] = names.TENANT_NAMESPACE
     placed = {**pod, "metadata": meta}
     pods = inv.pod_endpoints(rendered_docs, [placed, peer])

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from daemon import k8s_names as names
+from daemon import manifests
 from tests.deploy.netpol import PodEndpoint
 
 Doc = dict[str, Any]
@@ -45,6 +46,9 @@ OUT_OF_BAND_SECRETS: Mapping[tuple[str, str], str] = {
     ),
     (names.TENANT_NAMESPACE, names.tenant_secret_name("*")): (
         "per-tenant bot token and rendered openclaw.json; created by the daemon"
+    ),
+    (names.TENANT_NAMESPACE, manifests.WARM_BIND_SECRET): (
+        "token warm pods accept bind requests with; created by the daemon"
     ),
 }
 #: (namespace pattern, name) -> who creates it.
@@ -96,7 +100,10 @@ def configmap_is_out_of_band(namespace: str, name: str) -> bool:
 def ident(doc: Mapping[str, Any]) -> str:
     meta = doc.get("metadata") or {}
     ns = meta.get("namespace")
-    where = f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+    name = meta.get("name")
+    if name is None and meta.get("generateName"):
+        name = f"{meta['generateName']}*"
+    where = f"{ns}/{name}" if ns else str(name)
     return f"{doc.get('kind')} {where}"
 
 
@@ -190,7 +197,9 @@ def runtime_pod_stub(tenant_id: str | None, *, warm: bool = False, name: str | N
         labels[names.LABEL_TENANT] = tenant_id
     if warm:
         labels[names.LABEL_WARM] = "true"
-    pod_name = name or (names.tenant_pod_name(tenant_id) if tenant_id else "openclaw-warm")
+    pod_name = name or (
+        names.tenant_pod_name(tenant_id) if tenant_id else f"{names.WARM_POD_PREFIX}stub"
+    )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -214,5 +223,5 @@ def default_runtime_pods() -> list[Doc]:
     return [
         runtime_pod_stub("alice"),
         runtime_pod_stub("bob"),
-        runtime_pod_stub(None, warm=True, name="openclaw-warm-x7k2p"),
+        runtime_pod_stub(None, warm=True, name=f"{names.WARM_POD_PREFIX}x7k2p"),
     ]

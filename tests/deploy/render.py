@@ -44,4 +44,6 @@ def render(kustomization_dir: Path) -> list[dict[str, Any]]:
     )
     if result.returncode != 0:
         raise RenderError(f"kubectl kustomize {kustomization_dir} failed:\n{result.stderr}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    # libyaml's loader when the wheel has it: several times faster on a full render.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(result.stdout, Loader=loader) if doc]

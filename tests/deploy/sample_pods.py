@@ -1,6 +1,7 @@
 """Hand-written pods shaped like the ones the daemon generates (DESIGN.md, "Pod
-(production)"), built from daemon/k8s_names.py. They stand in for the daemon's pod
-builder until the lead feeds check_runtime_pod the real output."""
+(production)"), built from daemon/k8s_names.py. They are a stable subject for the tests
+that break a pod on purpose; test_daemon_manifests.py checks the daemon's real pod
+builder (daemon/manifests.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ BUCKET = "otm-tenant-state-111122223333"
 
 
 def _state_prefix(tenant_id: str) -> str:
-    # S3 layout keyed by the pod name, so the Pod Identity session tag scopes it
-    # (deploy/iam/README.md).
-    return f"s3://{BUCKET}/tenants/{names.tenant_pod_name(tenant_id)}/"
+    # The pod is named after the tenant, so the Pod Identity session tag scopes this
+    # prefix (deploy/iam/README.md).
+    return f"s3://{BUCKET}/tenants/{tenant_id}/"
 
 
 def tenant_pod(tenant_id: str = "alice") -> Doc:
@@ -141,7 +142,7 @@ def tenant_pod(tenant_id: str = "alice") -> Doc:
 def warm_pod(suffix: str = "x7k2p") -> Doc:
     """An unclaimed warm-pool pod: same shape, no tenant, no tenant Secret yet."""
     pod = tenant_pod("unused")
-    pod["metadata"]["name"] = f"openclaw-warm-{suffix}"
+    pod["metadata"]["name"] = f"{names.WARM_POD_PREFIX}{suffix}"
     labels = pod["metadata"]["labels"]
     del labels[names.LABEL_TENANT]
     labels[names.LABEL_WARM] = "true"

@@ -141,7 +141,7 @@ CASES: list[tuple[Any, ...]] = [
         selector_typo,
         "NetworkPolicy otm-tenants/openclaw-ingress-from-daemon: podSelector {'matchLabels': "
         "{'app.kubernetes.io/name': 'open-claw'}} selects no pod",
-        "isolation: otm-system/otm-daemon -> otm-tenants/openclaw-alice:8787/TCP is denied, "
+        "isolation: otm-system/otm-daemon -> otm-tenants/alice:8787/TCP is denied, "
         "should be allowed",
     ),
     (
@@ -160,8 +160,7 @@ CASES: list[tuple[Any, ...]] = [
     (
         "dev",
         allow_all_in_tenants,
-        "isolation: default/impostor -> otm-tenants/openclaw-alice:8787/TCP is allowed, should be "
-        "denied",
+        "isolation: default/impostor -> otm-tenants/alice:8787/TCP is allowed, should be denied",
     ),
     (
         "dev",
@@ -206,10 +205,9 @@ def test_name_prefix_leaves_runtime_class_dangling(tree_copy: Path) -> None:
     docs = render(overlay_dir)
     assert "names: RuntimeClass kata-qemu is missing" in check_rendered(docs)
     pod_problems = check_runtime_pod(tenant_pod(), docs)
-    assert "Pod otm-tenants/openclaw-alice: runtimeClassName 'kata-qemu' is not in the render" in (
+    assert "Pod otm-tenants/alice: runtimeClassName 'kata-qemu' is not in the render" in (
         pod_problems
     )
-    assert (
-        "Pod otm-tenants/openclaw-alice: priorityClassName 'otm-tenant' is not in the render"
-        in (pod_problems)
+    assert "Pod otm-tenants/alice: priorityClassName 'otm-tenant' is not in the render" in (
+        pod_problems
     )

@@ -3,50 +3,21 @@ designed (evaluated with iam_eval.py against Pod Identity's session tags)."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import pytest
 
 from daemon import k8s_names as names
+from daemon.model import InvalidTenantId, validate_tenant_id
+from tests.deploy.iam_docs import BUCKET, CLUSTER_ARN, IAM_DIR, TABLE_ARN, load, pod_session
 from tests.deploy.iam_eval import is_allowed
-from tests.deploy.render import REPO_ROOT
 
 Doc = dict[str, Any]
-IAM_DIR = REPO_ROOT / "deploy" / "iam"
-SITE = {"@ACCOUNT_ID@": "111122223333", "@REGION@": "us-east-1", "@CLUSTER@": "otm"}
-BUCKET = "otm-tenant-state-111122223333"
-CLUSTER_ARN = "arn:aws:eks:us-east-1:111122223333:cluster/otm"
-TABLE_ARN = "arn:aws:dynamodb:us-east-1:111122223333:table/tenants"
-
-
-def load(name: str) -> Doc:
-    text = (IAM_DIR / name).read_text()
-    for placeholder, value in {**SITE, "@BUCKET@": BUCKET}.items():
-        text = text.replace(placeholder, value)
-    assert "@" not in text, f"unknown placeholder left in {name}"
-    doc: Doc = json.loads(text)
-    return doc
-
-
-def pod_session(
-    pod_name: str, namespace: str = names.TENANT_NAMESPACE, **extra: str
-) -> dict[str, str]:
-    """The session tags EKS Pod Identity puts on a pod's credentials."""
-    return {
-        "aws:PrincipalTag/eks-cluster-arn": CLUSTER_ARN,
-        "aws:PrincipalTag/eks-cluster-name": "otm",
-        "aws:PrincipalTag/kubernetes-namespace": namespace,
-        "aws:PrincipalTag/kubernetes-service-account": names.TENANT_SERVICE_ACCOUNT,
-        "aws:PrincipalTag/kubernetes-pod-name": pod_name,
-        "aws:PrincipalTag/kubernetes-pod-uid": "0b8a3f6e-5d1c-4c1e-9a8e-2f5d6c7b8a90",
-        **extra,
-    }
 
 
 def state_key(tenant_id: str, rest: str) -> str:
-    """The S3 layout this policy requires: tenants/<pod name>/... (see deploy/iam/README.md)."""
+    """tenants/<id>/... (DESIGN.md); the tenant's pod is named <id> (deploy/iam/README.md)."""
     return f"arn:aws:s3:::{BUCKET}/tenants/{names.tenant_pod_name(tenant_id)}/{rest}"
 
 
@@ -87,50 +58,65 @@ def test_tenant_pod_lists_only_its_own_prefix() -> None:
         return is_allowed(policy, "s3:ListBucket", bucket, {**alice, "s3:prefix": prefix})
 
     alice = pod_session(names.tenant_pod_name("alice"))
-    assert can_list("tenants/openclaw-alice/")
-    assert can_list("tenants/openclaw-alice/state/")
-    assert not can_list("tenants/openclaw-alice")  # would also list openclaw-alice2/
+    assert can_list("tenants/alice/")
+    assert can_list("tenants/alice/state/")
+    assert not can_list("tenants/alice")  # would also list tenants/alice2/
     assert not can_list("tenants/")
-    assert not can_list("tenants/openclaw-bob/")
+    assert not can_list("tenants/bob/")
     assert not is_allowed(policy, "s3:ListBucket", bucket, alice)  # no prefix at all
 
 
 @pytest.mark.parametrize(
     ("why", "session"),
     [
-        ("same pod name, other namespace", pod_session("openclaw-alice", namespace="default")),
+        ("same pod name, other namespace", pod_session("alice", namespace="default")),
         (
             "other service account",
-            {**pod_session("openclaw-alice"), "aws:PrincipalTag/kubernetes-service-account": "x"},
+            {**pod_session("alice"), "aws:PrincipalTag/kubernetes-service-account": "x"},
         ),
         (
             "other cluster",
             {
-                **pod_session("openclaw-alice"),
+                **pod_session("alice"),
                 "aws:PrincipalTag/eks-cluster-arn": CLUSTER_ARN.replace("/otm", "/dev"),
             },
         ),
-        ("a warm pod, not yet a tenant", pod_session("openclaw-warm-alice")),
-        ("a pod not named for a tenant", pod_session("alice")),
+        ("a warm pod, not yet a tenant", pod_session(f"{names.WARM_POD_PREFIX}x7k2p")),
+        ("a pod named for another tenant", pod_session("bob")),
         ("no session tags (not Pod Identity)", {}),
     ],
 )
 def test_other_principals_get_nothing(why: str, session: dict[str, str]) -> None:
     policy = load("tenant-policy.json")
-    for key in (
-        "tenants/openclaw-alice/state/x",
-        "tenants/alice/state/x",
-        "tenants/warm-alice/state/x",
-    ):
-        assert not is_allowed(policy, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/{key}", session), why
+    bucket = f"arn:aws:s3:::{BUCKET}"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert not is_allowed(policy, action, state_key("alice", "state/x"), session), why
+    assert not is_allowed(
+        policy, "s3:ListBucket", bucket, {**session, "s3:prefix": "tenants/alice/"}
+    ), why
 
 
-def test_a_tenant_named_warm_would_be_locked_out() -> None:
-    """Pod name openclaw-warm-* is reserved for warm pods; tenant ids starting with
-    'warm-' must therefore be rejected at creation (see deploy/iam/README.md)."""
+def test_warm_pods_reach_no_state_even_under_their_own_name() -> None:
+    """A warm pod keeps its generated name for life, so its credentials can never be a
+    tenant's. Tenant ids cannot start with 'warm-' (daemon/model.py), so a prefix named
+    after a warm pod is never a tenant's either; the policy denies it all the same."""
     policy = load("tenant-policy.json")
-    session = pod_session(names.tenant_pod_name("warm-1"))
-    assert not is_allowed(policy, "s3:GetObject", state_key("warm-1", "state/x"), session)
+    warm = f"{names.WARM_POD_PREFIX}x7k2p"
+    session = pod_session(warm)
+    bucket = f"arn:aws:s3:::{BUCKET}"
+    assert not is_allowed(policy, "s3:GetObject", f"{bucket}/tenants/{warm}/state/x", session)
+    assert not is_allowed(
+        policy, "s3:ListBucket", bucket, {**session, "s3:prefix": f"tenants/{warm}/"}
+    )
+
+
+def test_warm_prefix_is_reserved_by_the_tenant_id_rules() -> None:
+    """The policy's `warm-*` exclusion and the id validator must name the same prefix."""
+    policy_text = (IAM_DIR / "tenant-policy.json").read_text()
+    assert f'"{names.WARM_POD_PREFIX}*"' in policy_text
+    validate_tenant_id("alice")
+    with pytest.raises(InvalidTenantId):
+        validate_tenant_id(f"{names.WARM_POD_PREFIX}1")
 
 
 def test_daemon_reaches_the_registry_and_all_tenant_state() -> None:
@@ -143,13 +129,21 @@ def test_daemon_reaches_the_registry_and_all_tenant_state() -> None:
     ):
         assert is_allowed(policy, action, TABLE_ARN, {})
     assert is_allowed(policy, "dynamodb:Query", f"{TABLE_ARN}/index/status-index", {})
-    assert not is_allowed(policy, "dynamodb:DeleteTable", TABLE_ARN, {})
+    assert is_allowed(policy, "dynamodb:DescribeTable", TABLE_ARN, {})
+    for action in ("dynamodb:CreateTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable"):
+        assert not is_allowed(policy, action, TABLE_ARN, {})
     assert not is_allowed(policy, "dynamodb:GetItem", TABLE_ARN.replace("tenants", "other"), {})
     for tenant_id in ("alice", "bob"):
         assert is_allowed(policy, "s3:GetObject", state_key(tenant_id, "state/x"), {})
-    assert is_allowed(
-        policy, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "tenants/openclaw-alice/"}
-    )
+    bucket = f"arn:aws:s3:::{BUCKET}"
+    assert is_allowed(policy, "s3:ListBucket", bucket, {"s3:prefix": "tenants/alice/"})
+    # The S3 adapter's startup check and readiness ping: a one-key list under tenants/.
+    assert is_allowed(policy, "s3:ListBucket", bucket, {"s3:prefix": "tenants/"})
+    # HeadBucket (an unconditioned ListBucket) and listing elsewhere are denied.
+    assert not is_allowed(policy, "s3:ListBucket", bucket, {})
+    assert not is_allowed(policy, "s3:ListBucket", bucket, {"s3:prefix": "other/"})
+    for action in ("s3:CreateBucket", "s3:DeleteBucket", "s3:PutBucketPolicy"):
+        assert not is_allowed(policy, action, bucket, {})
     assert not is_allowed(policy, "s3:GetObject", "arn:aws:s3:::someone-else/tenants/x", {})
 
 

@@ -27,7 +27,7 @@ def test_warm_pod_passes(rendered: dict[str, list[Doc]], overlay: str) -> None:
 
 def test_warm_pod_with_generate_name_passes(rendered: dict[str, list[Doc]]) -> None:
     pod = warm_pod()
-    pod["metadata"]["generateName"] = "openclaw-warm-"
+    pod["metadata"]["generateName"] = names.WARM_POD_PREFIX
     del pod["metadata"]["name"]
     assert check_runtime_pod(pod, rendered["eks"]) == []
 
@@ -46,12 +46,17 @@ MUTATIONS: list[tuple[str, Callable[[Doc], None], str]] = [
     (
         "runc",
         lambda p: _spec(p).update(runtimeClassName="runc"),
-        "Pod otm-tenants/openclaw-alice: runtimeClassName 'runc' is not in the render",
+        "Pod otm-tenants/alice: runtimeClassName 'runc' is not in the render",
     ),
     (
         "warm-priority",
         lambda p: _spec(p).update(priorityClassName=names.WARM_PRIORITY_CLASS),
         f"pod: priorityClassName must be {names.TENANT_PRIORITY_CLASS}",
+    ),
+    (
+        "reserved-tenant-id",
+        lambda p: p["metadata"]["labels"].update({names.LABEL_TENANT: "warm-alice"}),
+        "pod: otm/tenant='warm-alice' is not a valid tenant id",
     ),
     (
         "default-sa",
@@ -61,7 +66,7 @@ MUTATIONS: list[tuple[str, Callable[[Doc], None], str]] = [
     (
         "no-app-label",
         lambda p: p["metadata"]["labels"].pop(names.LABEL_APP),
-        "isolation: otm-system/otm-daemon -> otm-tenants/openclaw-alice:8787/TCP is denied, "
+        "isolation: otm-system/otm-daemon -> otm-tenants/alice:8787/TCP is denied, "
         "should be allowed",
     ),
     (
@@ -82,7 +87,7 @@ MUTATIONS: list[tuple[str, Callable[[Doc], None], str]] = [
         lambda p: _spec(p)["volumes"].append(
             {"name": "x", "configMap": {"name": "openclaw-defaults"}}
         ),
-        "Pod otm-tenants/openclaw-alice: ConfigMap otm-tenants/openclaw-defaults is neither in "
+        "Pod otm-tenants/alice: ConfigMap otm-tenants/openclaw-defaults is neither in "
         "the render nor on the out-of-band allow-list",
     ),
     (
@@ -92,13 +97,13 @@ MUTATIONS: list[tuple[str, Callable[[Doc], None], str]] = [
     ),
     (
         "wrong-name",
-        lambda p: p["metadata"].update(name="alice"),
-        "pod: name 'alice' must be 'openclaw-alice' (the S3 scope is derived from the pod name)",
+        lambda p: p["metadata"].update(name="openclaw-alice"),
+        "pod: name 'openclaw-alice' must be 'alice' (the S3 scope is derived from the pod name)",
     ),
     (
         "schema-typo",
         lambda p: _spec(p).update(priorityClasName="x"),
-        "Pod otm-tenants/openclaw-alice: schema: Additional properties are not allowed "
+        "Pod otm-tenants/alice: schema: Additional properties are not allowed "
         "('priorityClasName' was unexpected) (at spec)",
     ),
     (
