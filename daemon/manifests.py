@@ -52,7 +52,7 @@ SECRET_WEBHOOK_SECRET = "webhook-secret"
 # Shared Secret holding the token warm pods accept bind requests with.
 WARM_BIND_SECRET = "otm-warm-bind"
 WARM_BIND_KEY = "token"
-WARM_NAME_PREFIX = "openclaw-warm-"
+WARM_NAME_PREFIX = names.WARM_POD_PREFIX
 
 ANNOTATION_CONFIG_HASH = "otm/config-sha256"
 ANNOTATION_CLAIMED_AT = "otm/claimed-at"
@@ -238,7 +238,8 @@ def sync_loop_script(interval_s: int, *, wait_for_bind: bool) -> str:
     """The sidecar: (warm pods: wait for the bind, restore) then sync every interval.
     SIGTERM ends the loop at once: the preStop hook has already done the final sync."""
     sync = shlex.quote(sync_script())
-    lines = ["trap 'exit 0' TERM INT"]
+    # The trap also ends the background sleep, which would otherwise outlive the loop.
+    lines = ["trap 'kill $! 2>/dev/null; exit 0' TERM INT"]
     if wait_for_bind:
         restore = shlex.quote(restore_script())
         lines += [

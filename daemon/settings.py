@@ -93,6 +93,11 @@ class Settings:
     """Grace period for an agent's turn to drain on stop (OpenClaw: 330 s)."""
     max_body_bytes: int = 1 << 20
     """Largest accepted webhook body (Telegram updates are far smaller)."""
+    reconcile_interval_s: float = 60.0
+    """Period of the reconciler's safety-net full resync (leader only); instance
+    events are handled as they arrive, this only catches what events missed."""
+    leader_lease_s: float = 15.0
+    """Leader lease duration: a dead leader is replaced within this time."""
 
     log_level: str = "INFO"
     """Root log level."""
@@ -225,6 +230,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("default_idle_timeout_s must be positive")
     if settings.max_body_bytes <= 0:
         raise SettingsError("max_body_bytes must be positive")
+    if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
+        raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")
 
 
 def describe(settings: Settings) -> dict[str, Any]:

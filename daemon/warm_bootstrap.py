@@ -22,7 +22,7 @@ forward SIGTERM to it. Readiness stays failing (``unbound``) until the real gate
 /readyz, so "Ready" always means "bound and booted".
 
 Limit: EKS Pod Identity tags a pod's S3 session with its own name, and the tenant IAM policy
-scopes S3 to ``tenants/<pod name>/``; a warm pod keeps its ``openclaw-warm-*`` name, so the
+scopes S3 to ``tenants/<pod name>/``; a warm pod keeps its ``warm-*`` name, so the
 sidecar needs tenant-scoped credentials in the bind's ``sync_env`` (daemon-vended via STS,
 see deploy/iam/README.md option c). Vending them is not implemented yet.
 

@@ -56,6 +56,15 @@ async def make_runtime(app: web.Application) -> Runtime | Any:
 
 def background_contexts(settings: Settings) -> list[CleanupCtx]:
     """Cleanup contexts of the long-running tasks (delivery, reconciler, culler, warm pool)."""
+    from daemon.culler import culler_ctx
+    from daemon.leader import leader_ctx
     from daemon.message_path import message_path_ctx
+    from daemon.reconciler import reconciler_ctx
 
-    return [message_path_ctx]
+    # Leader election first: the reconciler and culler register leader-only loops with it.
+    contexts: list[CleanupCtx] = [leader_ctx, reconciler_ctx, culler_ctx, message_path_ctx]
+    if settings.runtime == "kubernetes":
+        from daemon.warm_pool import warm_pool_ctx
+
+        contexts.append(warm_pool_ctx)
+    return contexts

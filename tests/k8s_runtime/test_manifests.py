@@ -82,7 +82,7 @@ def test_tenant_pod_metadata_and_scheduling() -> None:
     pod = m.tenant_pod("alice", settings=PS, config_sha256="abc")
     assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod"
     assert pod["metadata"] == {
-        "name": "openclaw-alice",
+        "name": "alice",
         "namespace": "otm-tenants",
         "labels": {
             names.LABEL_APP: names.APP_OPENCLAW,
@@ -252,7 +252,7 @@ def test_no_secret_in_any_env_value_or_arg(kind: str) -> None:
 def test_warm_pod() -> None:
     pod = m.warm_pod(settings=PS)
     assert pod["metadata"] == {
-        "generateName": "openclaw-warm-",
+        "generateName": "warm-",
         "namespace": "otm-tenants",
         "labels": {
             names.LABEL_APP: names.APP_OPENCLAW,
@@ -286,7 +286,7 @@ def test_warm_pod() -> None:
 
 def test_claim_patch_is_conditional_on_resource_version() -> None:
     pod = m.warm_pod(settings=PS)
-    pod["metadata"].update(name="openclaw-warm-abcde", resourceVersion="42")
+    pod["metadata"].update(name="warm-abcde", resourceVersion="42")
     patch = m.claim_patch(pod, "alice", "2026-01-01T00:00:00Z")
     assert patch == {
         "metadata": {

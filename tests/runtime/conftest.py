@@ -89,6 +89,16 @@ async def local_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[Runt
 RUNTIME_FACTORIES: dict[str, HarnessFactory] = {"local": local_runtime}
 
 
+def _register_kubernetes() -> None:
+    # Imported late: the harness module imports RuntimeHarness from this one.
+    from tests.k8s_runtime.contract_harness import kubernetes_runtime
+
+    RUNTIME_FACTORIES["kubernetes"] = kubernetes_runtime
+
+
+_register_kubernetes()
+
+
 @pytest.fixture(params=sorted(RUNTIME_FACTORIES))
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RuntimeHarness]:
     async with (

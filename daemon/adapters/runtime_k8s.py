@@ -1,0 +1,548 @@
+"""Runtime on Kubernetes pods (kubernetes_asyncio), the production adapter.
+
+* start: create or replace the tenant's Secret (rendered openclaw.json + tokens), then claim
+  a warm pod and bind it (warm_pool.py, warm_bootstrap.py) or create ``openclaw-{id}``.
+  409 AlreadyExists adopts the existing pod, so start is idempotent across replicas.
+* Readiness, get, list and watch come from one shared PodInformer (List+Watch, no polling):
+  ``wait_ready`` is a predicate over the informer cache resolved by the next pod event.
+* stop: delete the tenant's pods with a grace period; the native sync sidecar's preStop does
+  the final S3 sync after the gateway drained, and the pod disappears only after that, so
+  waiting for DELETED waits for the sync. Then the Secret goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from kubernetes_asyncio import client
+
+from daemon import k8s_names as names
+from daemon import keys
+from daemon import manifests as m
+from daemon.informer import DELETED, PodInformer
+from daemon.k8s_client import JSON, ApiException, api_status, call_json, open_api_client
+from daemon.metrics import Metrics
+from daemon.ports import (
+    AgentActivity,
+    AgentFailed,
+    AgentLaunch,
+    Instance,
+    InstanceEvent,
+    InstancePhase,
+)
+from daemon.settings import Settings
+from daemon.warm_pool import WarmPool
+
+log = logging.getLogger(__name__)
+
+# Only test clusters set this: the fake kubelet runs pods as local processes on 127.0.0.1
+# and maps each container port to a free host port. A real pod never carries it.
+PORT_MAP_ANNOTATION = "fake-k8s.otm.dev/port-map"
+GATEWAY_CONTAINER = "gateway"
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
+# Extra time beyond the grace period for the kubelet to report a pod gone.
+STOP_SLACK_S = 30.0
+
+POD_SETTINGS = web.AppKey("k8s_pod_settings", m.PodSettings)
+"""Optional override of the pod settings derived from Settings (tests, dev clusters)."""
+
+
+@dataclass(frozen=True)
+class StartTiming:
+    """How one start went: ``warm`` (claimed and bound) or ``cold`` (created)."""
+
+    kind: str
+    started_at: float
+    ready_at: float | None = None
+
+    @property
+    def to_ready_s(self) -> float | None:
+        return None if self.ready_at is None else self.ready_at - self.started_at
+
+
+def pod_endpoint(pod: Mapping[str, Any], port: int) -> tuple[str, int] | None:
+    """(host, port) where a container port of the pod is reachable, None without an IP."""
+    ip = (pod.get("status") or {}).get("podIP")
+    if not ip:
+        return None
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(PORT_MAP_ANNOTATION)
+    if raw:
+        mapped = {int(k): int(v) for k, v in json.loads(raw).items()}
+        port = mapped.get(port, port)
+    return str(ip), port
+
+
+def _condition(pod: Mapping[str, Any], kind: str) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def _failure_reason(pod: Mapping[str, Any]) -> str:
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term:
+            detail = term.get("message") or f"exit code {term.get('exitCode')}"
+            return f"{cs.get('name')}: {term.get('reason') or 'Terminated'} ({detail})"
+    return str(status.get("reason") or status.get("message") or status.get("phase") or "")
+
+
+def _waiting_reason(pod: Mapping[str, Any]) -> str:
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            return f"{cs.get('name')}: {waiting['reason']}"
+    return ""
+
+
+def pod_phase(pod: Mapping[str, Any]) -> InstancePhase:
+    # Being deleted wins: a stopped pod's containers end (terminal phase) on purpose.
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return InstancePhase.STOPPING
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Failed", "Succeeded"):
+        return InstancePhase.FAILED
+    if phase == "Running" and _condition(pod, "Ready") and (pod.get("status") or {}).get("podIP"):
+        return InstancePhase.READY
+    return InstancePhase.PENDING
+
+
+def instance_from_pod(pod: Mapping[str, Any], *, gone: bool = False) -> Instance:
+    phase = InstancePhase.GONE if gone else pod_phase(pod)
+    webhook = pod_endpoint(pod, names.OPENCLAW_WEBHOOK_PORT)
+    gateway = pod_endpoint(pod, names.OPENCLAW_GATEWAY_PORT)
+    if phase is InstancePhase.FAILED:
+        reason = _failure_reason(pod)
+    elif phase is InstancePhase.PENDING:
+        reason = _waiting_reason(pod)
+    else:
+        reason = ""
+    return Instance(
+        name=pod["metadata"]["name"],
+        tenant_id=m.pod_tenant(pod),
+        phase=phase,
+        webhook_url=f"http://{webhook[0]}:{webhook[1]}{m.WEBHOOK_PATH}" if webhook else None,
+        gateway_url=f"http://{gateway[0]}:{gateway[1]}" if gateway else None,
+        reason=reason,
+        warm=m.is_warm(pod),
+    )
+
+
+def _rv_at_least(current: str | None, wanted: str | None) -> bool:
+    # resourceVersions are opaque, but every apiserver (etcd revision) makes them ordered
+    # integers; if one is not, fall back to trusting the cache.
+    if not current or not wanted:
+        return True
+    try:
+        return int(current) >= int(wanted)
+    except ValueError:
+        return True
+
+
+class KubernetesRuntime:
+    def __init__(
+        self,
+        *,
+        api: Any,
+        informer: PodInformer,
+        pod_settings: m.PodSettings,
+        session: aiohttp.ClientSession,
+        webhook_url_for: Callable[[str], str],
+        api_root: str | None,
+        warm_pool: WarmPool | None = None,
+        metrics: Metrics | None = None,
+        owns_api: bool = True,
+    ) -> None:
+        self.api = api
+        # Typed Any: responses are raw (_preload_content=False), not the declared models.
+        self.core: Any = client.CoreV1Api(api)
+        self.informer = informer
+        self.pod_settings = pod_settings
+        self.namespace = pod_settings.namespace
+        self.session = session
+        self.webhook_url_for = webhook_url_for
+        self.api_root = api_root
+        self.warm_pool = warm_pool
+        self.metrics = metrics
+        self.timings: dict[str, StartTiming] = {}
+        """The last start of each tenant (claim-to-ready vs create-to-ready, for bench/)."""
+        self._expected: dict[str, str] = {}  # tenant → uid of the pod start() produced
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._owns_api = owns_api
+
+    @classmethod
+    async def open(cls, app: web.Application) -> KubernetesRuntime:
+        settings: Settings = app[keys.SETTINGS]
+        pod_settings = app.get(POD_SETTINGS) or m.PodSettings.from_settings(settings)
+        api = await open_api_client(settings.kubeconfig)
+        informer = PodInformer(api, pod_settings.namespace)
+        try:
+            await informer.start()
+        except BaseException:
+            await api.close()
+            raise
+        metrics = app[keys.METRICS]
+
+        def webhook_url_for(tenant_id: str) -> str:
+            # What OpenClaw registers with Telegram (setWebhook): the public router URL.
+            base = settings.public_base_url or app.get(keys.ROUTER_URL) or "http://127.0.0.1"
+            return f"{base.rstrip('/')}/tg/{tenant_id}"
+
+        pool = WarmPool(
+            api=api,
+            informer=informer,
+            pod_settings=pod_settings,
+            coordination=app[keys.COORDINATION],
+            metrics=metrics,
+        )
+        return cls(
+            api=api,
+            informer=informer,
+            pod_settings=pod_settings,
+            session=app[keys.HTTP],
+            webhook_url_for=webhook_url_for,
+            api_root=settings.telegram_api_base,
+            warm_pool=pool,
+            metrics=metrics,
+        )
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def _pods_of(self, tenant_id: str, cache: Mapping[str, JSON] | None = None) -> list[JSON]:
+        pods = (cache if cache is not None else self.informer.cache).values()
+        return [p for p in pods if m.pod_tenant(p) == tenant_id]
+
+    def _current_pod(self, tenant_id: str, cache: Mapping[str, JSON] | None = None) -> JSON | None:
+        """The tenant's live pod: the one start() made if known, else a non-terminating one."""
+        pods = self._pods_of(tenant_id, cache)
+        uid = self._expected.get(tenant_id)
+        for pod in pods:
+            if uid and pod["metadata"].get("uid") == uid:
+                return pod
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        if live:
+            return sorted(live, key=lambda p: p["metadata"].get("creationTimestamp") or "")[-1]
+        return pods[0] if pods else None
+
+    def _lock(self, tenant_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(tenant_id, asyncio.Lock())
+
+    # -- start ------------------------------------------------------------------------------
+
+    async def start(self, launch: AgentLaunch) -> Instance:
+        tenant_id = launch.tenant_id
+        async with self._lock(tenant_id):
+            started = time.monotonic()
+            if (live := self._live_pod(tenant_id)) is not None:
+                return live
+            config = m.render_tenant_config(
+                launch, webhook_url=self.webhook_url_for(tenant_id), api_root=self.api_root
+            )
+            text = m.config_json(config)
+            await self._apply_secret(launch, text)
+            if (live := self._live_pod(tenant_id)) is not None:  # another replica was faster
+                return live
+            await self._clear_dead_pods(tenant_id)
+            pod = await self._claim_warm(launch, config)
+            kind = "warm"
+            if pod is None:
+                pod = await self._create_pod(tenant_id, launch.image, m.config_hash(text))
+                kind = "cold"
+            self._expected[tenant_id] = pod["metadata"]["uid"]
+            self.timings[tenant_id] = StartTiming(kind=kind, started_at=started)
+            log.info("started %s pod %s for %s", kind, pod["metadata"]["name"], tenant_id)
+            return instance_from_pod(pod)
+
+    def _live_pod(self, tenant_id: str) -> Instance | None:
+        """Adopt the tenant's pending or ready pod, if it has one."""
+        pod = self._current_pod(tenant_id)
+        if pod is None or pod_phase(pod) not in (InstancePhase.PENDING, InstancePhase.READY):
+            return None
+        self._expected[tenant_id] = pod["metadata"]["uid"]
+        return instance_from_pod(pod)
+
+    async def _apply_secret(self, launch: AgentLaunch, config_text: str) -> None:
+        body = m.tenant_secret(launch, config_text, namespace=self.namespace)
+        name = body["metadata"]["name"]
+        try:
+            await call_json(self.core.create_namespaced_secret, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            # No resourceVersion: an unconditional replace; the newest launch wins.
+            await call_json(self.core.replace_namespaced_secret, name, self.namespace, body)
+
+    async def _clear_dead_pods(self, tenant_id: str) -> None:
+        """Remove the tenant's failed pods and wait out terminating ones, so the new pod
+        never shares the tenant's state with an old one still syncing."""
+        dead = [p for p in self._pods_of(tenant_id) if pod_phase(p) is InstancePhase.FAILED]
+        for pod in dead:
+            await self._delete_pod(pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"])
+        if self._pods_of(tenant_id):
+            timeout = self.pod_settings.termination_grace_s + STOP_SLACK_S
+            await self.informer.wait_for(
+                lambda cache: True if not self._pods_of(tenant_id, cache) else None, timeout
+            )
+
+    async def _claim_warm(self, launch: AgentLaunch, config: JSON) -> JSON | None:
+        pool = self.warm_pool
+        if pool is None or (launch.image and launch.image != self.pod_settings.image):
+            return None
+        while True:
+            pod = await pool.claim(launch.tenant_id)
+            if pod is None:
+                return None
+            try:
+                await self._bind(pod, launch, config, await pool.bind_token())
+                return pod
+            except (aiohttp.ClientError, TimeoutError, AgentFailed) as exc:
+                log.warning(
+                    "binding warm pod %s to %s failed (%s); discarding it",
+                    pod["metadata"]["name"],
+                    launch.tenant_id,
+                    exc,
+                )
+                await self._delete_pod(
+                    pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
+                )
+
+    async def _bind(self, pod: JSON, launch: AgentLaunch, config: JSON, token: str) -> None:
+        endpoint = pod_endpoint(pod, names.OPENCLAW_GATEWAY_PORT)
+        if endpoint is None:
+            raise AgentFailed(f"warm pod {pod['metadata']['name']} has no IP")
+        url = f"http://{endpoint[0]}:{endpoint[1]}/otm/bind"
+        async with self.session.post(
+            url,
+            json=m.bind_request(launch, config),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=HTTP_TIMEOUT,
+        ) as resp:
+            if resp.status != 202:
+                raise AgentFailed(f"bind answered {resp.status}")
+
+    async def _create_pod(self, tenant_id: str, image: str | None, config_sha: str) -> JSON:
+        body = m.tenant_pod(
+            tenant_id, settings=self.pod_settings, image=image, config_sha256=config_sha
+        )
+        name = body["metadata"]["name"]
+        try:
+            return await call_json(self.core.create_namespaced_pod, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        # Another replica (or an earlier attempt) created it: adopt it, unless it is on its
+        # way out, in which case wait for it to go and create ours.
+        existing = await call_json(self.core.read_namespaced_pod, name, self.namespace)
+        if pod_phase(existing) not in (InstancePhase.STOPPING, InstancePhase.FAILED):
+            return existing
+        if pod_phase(existing) is InstancePhase.FAILED:
+            await self._delete_pod(name, grace_s=0, uid=existing["metadata"]["uid"])
+        await self._wait_gone(name, existing["metadata"]["uid"], existing)
+        return await call_json(self.core.create_namespaced_pod, self.namespace, body)
+
+    # -- readiness --------------------------------------------------------------------------
+
+    async def wait_ready(self, tenant_id: str, timeout: float) -> Instance:
+        if tenant_id not in self._expected and not self._pods_of(tenant_id):
+            raise AgentFailed(f"tenant {tenant_id!r} has no instance")
+        seen: set[str] = set()
+
+        def ready(cache: Mapping[str, JSON]) -> Instance | None:
+            pod = self._current_pod(tenant_id, cache)
+            uid = self._expected.get(tenant_id)
+            if pod is None or (uid and pod["metadata"].get("uid") != uid):
+                if uid and uid in seen:
+                    raise AgentFailed(f"the pod of {tenant_id} was deleted while starting")
+                return None
+            seen.add(pod["metadata"]["uid"])
+            instance = instance_from_pod(pod)
+            if instance.phase is InstancePhase.READY:
+                return instance
+            if instance.phase is InstancePhase.FAILED:
+                raise AgentFailed(f"pod {instance.name} failed: {instance.reason}")
+            if instance.phase is InstancePhase.STOPPING:
+                raise AgentFailed(f"pod {instance.name} is being deleted")
+            return None
+
+        instance = await self.informer.wait_for(ready, timeout)
+        timing = self.timings.get(tenant_id)
+        if timing is not None and timing.ready_at is None:
+            timing = StartTiming(timing.kind, timing.started_at, time.monotonic())
+            self.timings[tenant_id] = timing
+            if self.metrics is not None and timing.to_ready_s is not None:
+                phase = "pod_claim_to_ready" if timing.kind == "warm" else "pod_create_to_ready"
+                self.metrics.wake_phase_seconds.labels(phase=phase).observe(timing.to_ready_s)
+        return instance
+
+    # -- stop -------------------------------------------------------------------------------
+
+    async def stop(self, tenant_id: str, *, grace_s: float) -> None:
+        async with self._lock(tenant_id):
+            names_to_delete = {p["metadata"]["name"] for p in self._pods_of(tenant_id)}
+            # The informer may not have seen a pod created a moment ago.
+            names_to_delete.add(names.tenant_pod_name(tenant_id))
+            deleted = []
+            for name in sorted(names_to_delete):
+                pod = await self._delete_pod(name, grace_s=grace_s)
+                if pod is not None:
+                    deleted.append(pod)
+            for pod in deleted:
+                await self._wait_gone(pod["metadata"]["name"], pod["metadata"].get("uid"), pod)
+            try:
+                await call_json(
+                    self.core.delete_namespaced_secret,
+                    names.tenant_secret_name(tenant_id),
+                    self.namespace,
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            self._expected.pop(tenant_id, None)
+
+    async def _delete_pod(
+        self, name: str, *, grace_s: float, uid: str | None = None
+    ) -> JSON | None:
+        """Delete (only that incarnation when ``uid`` is given: a namesake another replica
+        created since is left alone); the pod as the server answered, None if gone."""
+        options: JSON = {"gracePeriodSeconds": max(0, round(grace_s))}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        try:
+            body = await call_json(
+                self.core.delete_namespaced_pod,
+                name,
+                self.namespace,
+                body=options,
+                grace_period_seconds=options["gracePeriodSeconds"],
+            )
+        except ApiException as exc:
+            if exc.status == 404 or (exc.status == 409 and uid is not None):
+                return None
+            raise
+        return body if body.get("kind") == "Pod" else None
+
+    async def _wait_gone(self, name: str, uid: str | None, seen_as: JSON) -> None:
+        """Until the informer has caught up with ``seen_as`` and no longer holds that pod."""
+        wanted_rv = seen_as["metadata"].get("resourceVersion")
+        grace = seen_as["metadata"].get("deletionGracePeriodSeconds")
+        timeout = float(grace if grace is not None else self.pod_settings.termination_grace_s)
+
+        def gone(cache: Mapping[str, JSON]) -> bool | None:
+            if not _rv_at_least(self.informer.resource_version, wanted_rv):
+                return None
+            pod = cache.get(name)
+            return True if pod is None or pod["metadata"].get("uid") != uid else None
+
+        await self.informer.wait_for(gone, timeout + STOP_SLACK_S)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    # A failed pod (its gateway exited) is a dead instance: get/list do not report it, and
+    # watch reports its failure as "deleted" (phase FAILED, with the reason), as the local
+    # runtime does for a crashed process. The pod object stays until the next start or
+    # stop removes it, so its logs remain readable for a post-mortem.
+
+    async def get(self, tenant_id: str) -> Instance | None:
+        pod = self._current_pod(tenant_id)
+        if pod is None:
+            return None
+        instance = instance_from_pod(pod)
+        return None if instance.phase is InstancePhase.FAILED else instance
+
+    async def list(self) -> list[Instance]:
+        instances = (instance_from_pod(p) for p in self.informer.pods())
+        return [i for i in instances if i.phase is not InstancePhase.FAILED]
+
+    async def watch(self) -> AsyncIterator[InstanceEvent]:
+        reported_failed: set[str] = set()  # uids whose end was already reported
+        with self.informer.subscribe() as events:
+            async for kind, pod in events:
+                uid = pod["metadata"].get("uid", "")
+                if uid in reported_failed:
+                    if kind == DELETED:
+                        reported_failed.discard(uid)
+                    continue  # one "deleted" per instance
+                instance = instance_from_pod(pod, gone=kind == DELETED)
+                if instance.phase is InstancePhase.FAILED:
+                    reported_failed.add(uid)
+                ended = kind == DELETED or instance.phase is InstancePhase.FAILED
+                yield InstanceEvent(kind="deleted" if ended else kind.lower(), instance=instance)
+
+    async def logs(
+        self, tenant_id: str, *, follow: bool, since_s: float | None
+    ) -> AsyncIterator[str]:
+        pod = self._current_pod(tenant_id)
+        name = pod["metadata"]["name"] if pod is not None else names.tenant_pod_name(tenant_id)
+        kwargs: dict[str, Any] = {"container": GATEWAY_CONTAINER, "follow": follow}
+        if since_s is not None:
+            kwargs["since_seconds"] = max(1, round(since_s))
+        if follow:
+            kwargs["_request_timeout"] = aiohttp.ClientTimeout(total=None, sock_read=None)
+        try:
+            resp = await self.core.read_namespaced_pod_log(
+                name, self.namespace, _preload_content=False, **kwargs
+            )
+        except ApiException as exc:
+            raise KeyError(tenant_id) from exc
+        try:
+            if resp.status == 404:
+                raise KeyError(tenant_id)
+            if resp.status != 200:
+                body = await resp.read()
+                raise ApiException(status=resp.status, reason=body.decode(errors="replace"))
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    yield line.decode(errors="replace")
+            if buffer:
+                yield buffer.decode(errors="replace")
+        finally:
+            resp.release()
+
+    async def activity(self, tenant_id: str) -> AgentActivity | None:
+        instance = await self.get(tenant_id)
+        if instance is None or instance.gateway_url is None:
+            return None
+        try:
+            async with self.session.get(
+                f"{instance.gateway_url}/otm/activity", timeout=HTTP_TIMEOUT
+            ) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        if not isinstance(body, dict):
+            return None
+        last = body.get("last_turn_at")
+        return AgentActivity(
+            busy=bool(body.get("busy")),
+            pending_turns=int(body.get("pending_turns") or 0),
+            last_turn_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
+        )
+
+    async def close(self) -> None:
+        await self.informer.stop()
+        if self._owns_api:
+            await self.api.close()
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = ["KubernetesRuntime", "StartTiming", "api_status", "instance_from_pod", "pod_endpoint"]

@@ -1,0 +1,299 @@
+"""Idle culler (leader only): sleeps running tenants whose idle deadline
+(``last_active_at`` + the tenant's ``idle_timeout_s``, else the live-config
+default) has passed and whose agent has no turn running.
+
+It does not tick: it sleeps until the earliest known deadline. Deadlines only
+move later on their own (activity touches ``last_active_at``), and every
+acting decision re-reads the record, so waking early is never wrong. What can
+bring a deadline *forward* — a tenant becoming running, a shorter per-tenant
+timeout, a shorter default — arrives as a tenant event or a live-config change,
+which re-reads that tenant (or everything). A capped interval re-lists all
+running tenants as a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from daemon import keys
+from daemon.coordination import Coordination, LiveConfig
+from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
+from daemon.ports import Registry, Runtime
+
+log = logging.getLogger(__name__)
+
+SleepFn = Callable[[str], Awaitable[object]]
+# How long an activity probe may take before the agent counts as not busy.
+ACTIVITY_TIMEOUT_S = 5.0
+# After a failed sleep, try that tenant again this much later.
+RETRY_AFTER_S = 30.0
+
+
+def idle_deadline(tenant: Tenant, config: LiveConfig) -> datetime:
+    timeout = tenant.idle_timeout_s or config.default_idle_timeout_s
+    return tenant.last_active_at + timedelta(seconds=timeout)
+
+
+async def stop_tenant(
+    registry: Registry,
+    runtime: Runtime,
+    coordination: Coordination,
+    tenant_id: str,
+    *,
+    grace_s: float,
+) -> None:
+    """running → stopping → (agent stopped, final state sync) → idle.
+    Used when the daemon has no wake module providing ``sleep``."""
+    tenant = await registry.get(tenant_id)
+    await registry.update(
+        tenant_id,
+        if_status={TenantStatus.RUNNING},
+        if_version=tenant.version,
+        status=TenantStatus.STOPPING,
+        status_reason="idle",
+    )
+    await coordination.publish_event(tenant_id, "stopping", reason="idle")
+    if tenant.endpoint:
+        await coordination.delete_endpoint(tenant_id, only_if=tenant.endpoint)
+    await runtime.stop(tenant_id, grace_s=grace_s)
+    await registry.update(
+        tenant_id,
+        if_status={TenantStatus.STOPPING},
+        status=TenantStatus.IDLE,
+        status_reason="",
+        endpoint=None,
+        gateway_url=None,
+        pod_name=None,
+    )
+    await coordination.publish_event(tenant_id, "idle", reason="idle timeout")
+
+
+class Culler:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        runtime: Runtime,
+        coordination: Coordination,
+        sleep: SleepFn,
+        max_interval_s: float = 60.0,
+        max_concurrent_sleeps: int = 16,
+    ) -> None:
+        self.registry = registry
+        self.runtime = runtime
+        self.coordination = coordination
+        self.sleep = sleep
+        self.max_interval_s = max_interval_s
+        self._config = LiveConfig()
+        self._deadlines: dict[str, datetime] = {}
+        self._kicked: set[str] = set()
+        self._refresh_all = True
+        self._kick = asyncio.Event()
+        self._sleeping: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(max_concurrent_sleeps)
+        self.culled = 0
+        """Tenants this culler has put to sleep (observability, tests)."""
+
+    @property
+    def deadlines(self) -> dict[str, datetime]:
+        return dict(self._deadlines)
+
+    def kick(self, tenant_id: str | None = None) -> None:
+        """Re-read one tenant (or, with None, every running tenant) now."""
+        if tenant_id is None:
+            self._refresh_all = True
+        else:
+            self._kicked.add(tenant_id)
+        self._kick.set()
+
+    def _track(self, tenant: Tenant) -> None:
+        if tenant.status == TenantStatus.RUNNING:
+            self._deadlines[tenant.tenant_id] = idle_deadline(tenant, self._config)
+        else:
+            self._deadlines.pop(tenant.tenant_id, None)
+
+    async def _refresh(self) -> None:
+        if self._refresh_all:
+            self._refresh_all = False
+            self._kicked.clear()
+            self._config = await self.coordination.get_config()
+            running = await self.registry.list(status=TenantStatus.RUNNING)
+            self._deadlines = {}
+            for tenant in running:
+                self._track(tenant)
+            return
+        kicked, self._kicked = self._kicked, set()
+        for tid in kicked:
+            try:
+                self._track(await self.registry.get(tid))
+            except TenantNotFound:
+                self._deadlines.pop(tid, None)
+
+    async def _check(self, tenant_id: str) -> None:
+        """The deadline passed by our last reading: look again, then act."""
+        try:
+            tenant = await self.registry.get(tenant_id)
+        except TenantNotFound:
+            self._deadlines.pop(tenant_id, None)
+            return
+        self._track(tenant)
+        now = utcnow()
+        if tenant.status != TenantStatus.RUNNING or idle_deadline(tenant, self._config) > now:
+            return
+        activity = None
+        try:
+            async with asyncio.timeout(ACTIVITY_TIMEOUT_S):
+                activity = await self.runtime.activity(tenant_id)
+        except Exception as exc:
+            log.info("tenant %s: activity probe failed (%s); treating as not busy", tenant_id, exc)
+        if activity is not None and (activity.busy or activity.pending_turns > 0):
+            # A turn still running is activity: push the deadline out.
+            await self.registry.touch(tenant_id, now)
+            self._deadlines[tenant_id] = idle_deadline(_with_last_active(tenant, now), self._config)
+            log.debug("tenant %s idle but busy; deadline extended", tenant_id)
+            return
+        if (
+            activity is not None
+            and activity.last_turn_at
+            and activity.last_turn_at > (tenant.last_active_at)
+        ):
+            later = _with_last_active(tenant, activity.last_turn_at)
+            if idle_deadline(later, self._config) > now:
+                await self.registry.touch(tenant_id, activity.last_turn_at)
+                self._deadlines[tenant_id] = idle_deadline(later, self._config)
+                return
+        self._deadlines.pop(tenant_id, None)
+        self._start_sleep(tenant)
+
+    def _start_sleep(self, tenant: Tenant) -> None:
+        tid = tenant.tenant_id
+        if tid in self._sleeping:
+            return
+        task = asyncio.create_task(self._sleep_one(tenant), name=f"cull:{tid}")
+        self._sleeping[tid] = task
+        task.add_done_callback(lambda _: self._sleeping.pop(tid, None))
+
+    async def _sleep_one(self, tenant: Tenant) -> None:
+        tid = tenant.tenant_id
+        async with self._slots:
+            idle_s = (utcnow() - tenant.last_active_at).total_seconds()
+            log.info("tenant %s idle for %.0fs: sleeping it", tid, idle_s)
+            try:
+                await self.sleep(tid)
+            except (ConditionFailed, TenantNotFound):
+                return  # woken, stopped or deleted meanwhile: nothing to cull
+            except Exception as exc:
+                log.warning("sleeping idle tenant %s failed: %s; retrying later", tid, exc)
+                self._deadlines[tid] = utcnow() + timedelta(seconds=RETRY_AFTER_S)
+                self._kick.set()
+                return
+            self.culled += 1
+            if tenant.endpoint:
+                with contextlib.suppress(Exception):
+                    await self.coordination.delete_endpoint(tid, only_if=tenant.endpoint)
+            await self.coordination.publish_event(tid, "culled", idle_s=round(idle_s, 1))
+
+    async def _follow_events(self) -> None:
+        """Tenant events (any replica) may bring a deadline forward: re-read that tenant."""
+        while True:
+            try:
+                async for event in self.coordination.subscribe_events():
+                    tid = event.get("tenant_id")
+                    if isinstance(tid, str) and tid not in self._sleeping:
+                        self.kick(tid)
+            except Exception as exc:
+                log.warning("culler event subscription failed: %s", exc)
+            self.kick()  # events may have been missed
+            await asyncio.sleep(1.0)
+
+    async def _follow_config(self) -> None:
+        while True:
+            try:
+                async for _config in self.coordination.watch_config():
+                    self.kick()
+            except Exception as exc:
+                log.warning("culler config subscription failed: %s", exc)
+            await asyncio.sleep(1.0)
+
+    async def run(self) -> None:
+        """Leader only. Cancel to stop; sleeps in flight are cancelled too."""
+        self._refresh_all = True
+        followers = [
+            asyncio.create_task(self._follow_events(), name="culler-events"),
+            asyncio.create_task(self._follow_config(), name="culler-config"),
+        ]
+        try:
+            next_full = time.monotonic() + self.max_interval_s
+            while True:
+                if time.monotonic() >= next_full:
+                    self._refresh_all = True
+                if self._refresh_all:
+                    next_full = time.monotonic() + self.max_interval_s
+                self._kick.clear()
+                await self._refresh()
+                now = utcnow()
+                for tid in [t for t, d in self._deadlines.items() if d <= now]:
+                    if tid not in self._sleeping:
+                        await self._check(tid)
+                wait_s = next_full - time.monotonic()
+                pending = [d for t, d in self._deadlines.items() if t not in self._sleeping]
+                if pending:
+                    wait_s = min(wait_s, (min(pending) - utcnow()).total_seconds())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, wait_s)):
+                        await self._kick.wait()
+        finally:
+            for task in [*followers, *self._sleeping.values()]:
+                task.cancel()
+            await asyncio.gather(*followers, *self._sleeping.values(), return_exceptions=True)
+
+
+def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:
+    from dataclasses import replace
+
+    return replace(tenant, last_active_at=at)
+
+
+def _sleep_fn(app: web.Application) -> SleepFn:
+    """The wake module's sleep (final state sync, status transitions) when the
+    daemon has one; otherwise stop_tenant."""
+    registry, coordination = app[keys.REGISTRY], app[keys.COORDINATION]
+    runtime = app[keys.RUNTIME]
+    grace_s = app[keys.SETTINGS].agent_stop_grace_s
+
+    async def sleep(tenant_id: str) -> None:
+        await stop_tenant(registry, runtime, coordination, tenant_id, grace_s=grace_s)
+
+    return sleep
+
+
+async def culler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the culler runs while this replica leads."""
+    from daemon.leader import LEADER_TASKS
+
+    if app[keys.RUNTIME] is None:
+        yield
+        return
+    culler = Culler(
+        registry=app[keys.REGISTRY],
+        runtime=app[keys.RUNTIME],
+        coordination=app[keys.COORDINATION],
+        sleep=_sleep_fn(app),
+    )
+    app[CULLER] = culler
+    leader_tasks = app[LEADER_TASKS]
+    leader_tasks.add("culler", culler.run)
+    try:
+        yield
+    finally:
+        await leader_tasks.remove("culler")
+
+
+CULLER = web.AppKey("culler", Culler)

@@ -1,0 +1,285 @@
+"""Warm pool: keep ``live_config.warm_pool_target`` unclaimed warm pods, claim one per wake.
+
+* ``run()`` is leader-only (one replica sizes the pool): it reconciles whenever the live
+  config changes (Coordination.watch_config, pub/sub) or a pod event touches the pool (the
+  shared informer), never on a timer. Failed warm pods are deleted, missing ones created
+  (generateName), extras deleted (pending ones first: they are not useful yet).
+* ``claim(tenant_id)`` runs on any replica: relabel the oldest claimable pod with its
+  resourceVersion as precondition. Two replicas racing for one pod: one patch wins, the
+  other gets 409 and moves on to the next pod, so a pod is never given to two tenants.
+
+Pods this manager created or deleted but the informer has not shown yet are counted, so a
+burst of events does not over-create or over-delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from kubernetes_asyncio import client
+
+from daemon import keys
+from daemon import manifests as m
+from daemon.coordination import Coordination
+from daemon.informer import PodInformer
+from daemon.k8s_client import JSON, ApiException, call_json
+from daemon.metrics import Metrics
+from daemon.model import new_secret
+
+log = logging.getLogger(__name__)
+
+
+def _meta(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta: Mapping[str, Any] = pod.get("metadata") or {}
+    return meta
+
+
+def _phase(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def claimable(pod: Mapping[str, Any]) -> bool:
+    """Unclaimed, running with an IP, its bootstrap up, not being deleted."""
+    if not m.is_warm(pod) or _meta(pod).get("deletionTimestamp"):
+        return False
+    status = pod.get("status") or {}
+    if status.get("phase") != "Running" or not status.get("podIP"):
+        return False
+    for cs in status.get("containerStatuses") or []:
+        if cs.get("name") == "gateway":
+            # `started` turns true once the startupProbe (/healthz) passed: the bootstrap
+            # listens for the bind. Running alone may be a process still booting.
+            return bool((cs.get("state") or {}).get("running")) and cs.get("started") is True
+    return False
+
+
+class WarmPool:
+    def __init__(
+        self,
+        *,
+        api: Any,
+        informer: PodInformer,
+        pod_settings: m.PodSettings,
+        coordination: Coordination | None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        # Typed Any: responses are raw (_preload_content=False), not the declared models.
+        self.core: Any = client.CoreV1Api(api)
+        self.informer = informer
+        self.pod_settings = pod_settings
+        self.namespace = pod_settings.namespace
+        self.coordination = coordination
+        self.metrics = metrics
+        self.target = 0
+        self.claims = 0
+        self._token: str | None = None
+        self._token_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._created_unseen: set[str] = set()
+        self._deleted_unseen: set[str] = set()
+
+    # -- views ----------------------------------------------------------------------------
+
+    def warm_pods(self) -> list[JSON]:
+        """Unclaimed warm pods that count towards the target (not failed, not deleting)."""
+        return [
+            p
+            for p in self.informer.pods()
+            if m.is_warm(p)
+            and not _meta(p).get("deletionTimestamp")
+            and _phase(p) not in ("Failed", "Succeeded")
+            and _meta(p)["name"] not in self._deleted_unseen
+        ]
+
+    @property
+    def size(self) -> int:
+        cached = {_meta(p)["name"] for p in self.warm_pods()}
+        return len(cached | self._created_unseen)
+
+    def available(self) -> int:
+        return sum(1 for p in self.informer.pods() if claimable(p))
+
+    # -- the bind token ---------------------------------------------------------------------
+
+    async def bind_token(self) -> str:
+        """The shared token warm bootstraps accept binds with (created once per namespace)."""
+        async with self._token_lock:
+            if self._token is None:
+                self._token = await self._read_or_create_token()
+            return self._token
+
+    async def _read_or_create_token(self) -> str:
+        for _ in range(3):
+            try:
+                secret = await call_json(
+                    self.core.read_namespaced_secret, m.WARM_BIND_SECRET, self.namespace
+                )
+                return base64.b64decode(secret["data"][m.WARM_BIND_KEY]).decode()
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            token = new_secret()
+            try:
+                body = m.warm_bind_secret(token, namespace=self.namespace)
+                await call_json(self.core.create_namespaced_secret, self.namespace, body)
+                return token
+            except ApiException as exc:
+                if exc.status != 409:  # another replica created it first: read theirs
+                    raise
+        raise RuntimeError("could not read or create the warm bind Secret")
+
+    # -- claim (any replica) ----------------------------------------------------------------
+
+    async def claim(self, tenant_id: str) -> JSON | None:
+        """Relabel one claimable pod for the tenant; None when the pool is empty."""
+        candidates = sorted(
+            (p for p in self.informer.pods() if claimable(p)),
+            key=lambda p: _meta(p).get("creationTimestamp") or "",
+        )
+        claimed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for pod in candidates:
+            name = _meta(pod)["name"]
+            try:
+                claimed = await call_json(
+                    self.core.patch_namespaced_pod,
+                    name,
+                    self.namespace,
+                    m.claim_patch(pod, tenant_id, claimed_at),
+                    _content_type="application/merge-patch+json",
+                )
+            except ApiException as exc:
+                if exc.status in (404, 409):  # gone, or changed/claimed by someone else
+                    log.debug("warm pod %s not claimable (%s)", name, exc.status)
+                    continue
+                raise
+            self.claims += 1
+            log.info("claimed warm pod %s for %s", name, tenant_id)
+            return claimed
+        return None
+
+    # -- sizing (leader only) -----------------------------------------------------------------
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Keep the pool at its target until cancelled (run it only while leading)."""
+        await self.bind_token()
+        with self.informer.subscribe() as events:
+            tasks = [
+                asyncio.create_task(self._follow_events(events), name="warm-pool-events"),
+            ]
+            if self.coordination is not None:
+                tasks.append(asyncio.create_task(self._follow_config(), name="warm-pool-config"))
+            else:
+                self._wake.set()
+            try:
+                while True:
+                    for task in tasks:
+                        if task.done():
+                            task.result()  # a follower crashed: surface it
+                            raise RuntimeError(f"{task.get_name()} ended")
+                    await self._wake.wait()
+                    self._wake.clear()
+                    await self.reconcile()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _follow_config(self) -> None:
+        assert self.coordination is not None
+        async for config in self.coordination.watch_config():
+            if config.warm_pool_target != self.target:
+                log.info("warm pool target %d → %d", self.target, config.warm_pool_target)
+            self.target = config.warm_pool_target
+            self._wake.set()
+
+    async def _follow_events(self, events: AsyncIterator[tuple[str, JSON]]) -> None:
+        async for _kind, pod in events:
+            name = _meta(pod).get("name", "")
+            self._created_unseen.discard(name)
+            if name in self._deleted_unseen and (
+                _kind == "DELETED" or _meta(pod).get("deletionTimestamp")
+            ):
+                self._deleted_unseen.discard(name)
+            if name.startswith(m.WARM_NAME_PREFIX):
+                self._wake.set()
+
+    async def reconcile(self) -> None:
+        """One pass: delete failed warm pods, then create or delete to reach the target."""
+        for pod in self.informer.pods():
+            dead = m.is_warm(pod) and _phase(pod) in ("Failed", "Succeeded")
+            if dead and not _meta(pod).get("deletionTimestamp"):
+                await self._delete(_meta(pod)["name"])
+        pods = self.warm_pods()
+        have = len({_meta(p)["name"] for p in pods} | self._created_unseen)
+        if have < self.target:
+            for _ in range(self.target - have):
+                await self._create()
+        elif have > self.target:
+            # Pending pods first (not useful yet), then the newest.
+            pending = [p for p in pods if not claimable(p)]
+            ready = sorted(
+                (p for p in pods if claimable(p)),
+                key=lambda p: _meta(p).get("creationTimestamp") or "",
+                reverse=True,
+            )
+            ranked = pending + ready
+            for pod in ranked[: have - self.target]:
+                await self._delete(_meta(pod)["name"])
+        self._report()
+
+    async def _create(self) -> None:
+        await self.bind_token()  # the pod's env refers to the bind Secret: it must exist
+        body = m.warm_pod(settings=self.pod_settings)
+        pod = await call_json(self.core.create_namespaced_pod, self.namespace, body)
+        name = _meta(pod)["name"]
+        if name not in self.informer.cache:
+            self._created_unseen.add(name)
+        log.info("created warm pod %s", name)
+
+    async def _delete(self, name: str) -> None:
+        try:
+            await call_json(
+                self.core.delete_namespaced_pod, name, self.namespace, grace_period_seconds=0
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return
+        current = self.informer.cache.get(name)
+        if current is not None and not _meta(current).get("deletionTimestamp"):
+            self._deleted_unseen.add(name)
+        log.info("deleted warm pod %s", name)
+
+    def _report(self) -> None:
+        if self.metrics is not None:
+            self.metrics.warm_pool_size.set(self.size)
+            self.metrics.warm_pool_target.set(self.target)
+
+
+async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the pool manager while this replica leads (or always, without leader election)."""
+    pool: WarmPool | None = getattr(app[keys.RUNTIME], "warm_pool", None)
+    if pool is None:
+        yield
+        return
+    from daemon.leader import LEADER_TASKS
+
+    if LEADER_TASKS in app:
+        app[LEADER_TASKS].add("warm-pool", pool.run)
+        yield
+        await app[LEADER_TASKS].remove("warm-pool")
+    else:
+        app[keys.TASKS].spawn(pool.run(), name="warm-pool", expect_forever=True)
+        yield

@@ -1,0 +1,37 @@
+"""The Kubernetes adapter in the Runtime contract suite (tests/runtime/).
+
+The runtime talks to the fake API server; its kubelet runs every tenant pod as the real
+stand-in agent process (process_backend.py), with the pod's S3 containers emulated against a
+directory StateStore, so the contract's message-path checks run through the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from daemon.adapters.state_dir import DirStateStore
+from otm.devtools.fake_telegram import FakeTelegram
+from tests.k8s_runtime.process_backend import ProcessPodBackend
+from tests.k8s_runtime.support import NS, open_runtime
+from tests.runtime.conftest import RuntimeHarness
+from tests.support.fake_k8s.fixture import running_fake_k8s
+
+
+@asynccontextmanager
+async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[RuntimeHarness]:
+    store = DirStateStore(tmp / "state")
+    backend = ProcessPodBackend(tmp / "pods", state_store=store)
+    try:
+        async with running_fake_k8s(
+            tmp, namespaces=("default", NS), pod_backend=backend, bookmark_interval=0.2
+        ) as k8s:
+            backend.store = k8s.server.store
+            async with open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime:
+                yield RuntimeHarness(
+                    runtime, store, telegram, reachable=True, crash=backend.kill_tenant
+                )
+    finally:
+        await backend.close()
+        await store.close()

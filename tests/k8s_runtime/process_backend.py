@@ -1,0 +1,252 @@
+"""A fake-kubelet pod backend that runs each pod as real local processes.
+
+* Tenant pods: the stand-in agent (otm.devtools.agent_stub) with the openclaw.json from the
+  pod's Secret volume, as the gateway container would read it. With a StateStore, the S3
+  containers are emulated: the state-restore init container copies the tenant's
+  ``state/``/``workspace/`` keys in before the agent starts, and the sync sidecar's final sync
+  copies them back once the agent has exited (before the pod's deletion completes).
+* Warm pods: the pod's own container command (the Node bootstrap from warm_bootstrap.py),
+  whose gateway command is the stand-in agent.
+
+Container env comes from the pod spec: literal values, and secretKeyRefs resolved against
+the fake's store, as a kubelet does. Readiness is the kubelet's readinessProbe: GET /readyz
+on the gateway port until it answers ``ready: true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from daemon import k8s_names as names
+from daemon.embedded_redis import free_port
+from daemon.ports import StateStore
+from tests.k8s_runtime.gateway_shim import loopback_config
+from tests.support.fake_k8s import SECRETS, PodContext, PodStarted, Store
+from tests.support.servers import project_env
+
+AGENT = [sys.executable, "-m", "otm.devtools.agent_stub"]
+PROBE_INTERVAL_S = 0.05
+STARTUP_TIMEOUT_S = 20.0
+
+
+@dataclass
+class _Running:
+    proc: asyncio.subprocess.Process
+    tenant_id: str | None
+    state_dir: Path
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    stopping: bool = False
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+# What the sync scripts leave out (daemon/manifests.py): config, locks, caches.
+def _synced(relative: str) -> bool:
+    top = relative.split("/", 1)[0]
+    name = relative.rsplit("/", 1)[-1]
+    return not (
+        name == "openclaw.json"
+        or name.startswith("openclaw.json.")
+        or name.endswith(".lock")
+        or top in ("cache", "tmp")
+    )
+
+
+class ProcessPodBackend:
+    def __init__(self, root: Path, state_store: StateStore | None = None) -> None:
+        self.root = root
+        self.state_store = state_store
+        self.store: Store | None = None  # set once the fake server exists
+        self._pods: dict[str, _Running] = {}
+
+    def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        assert self.store is not None, "ProcessPodBackend.store is not set"
+        secret = self.store.get(SECRETS, namespace, name)
+        return base64.b64decode(secret["data"][key]).decode()
+
+    def _env(self, ctx: PodContext, container: dict[str, Any]) -> dict[str, str]:
+        env = project_env()
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = str(item["value"])
+            else:
+                ref = item["valueFrom"]["secretKeyRef"]
+                env[item["name"]] = self._secret_value(ctx.namespace, ref["name"], ref["key"])
+        return env
+
+    async def start(self, ctx: PodContext) -> PodStarted:
+        pod = ctx.pod
+        (container,) = pod["spec"]["containers"]
+        run_dir = self.root / ctx.uid
+        for sub in ("home", "state", "bind"):
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        gateway_port, webhook_port = free_port(), free_port()
+        env = self._env(ctx, container)
+        env.update(HOME=str(run_dir / "home"), OPENCLAW_STATE_DIR=str(run_dir / "state"))
+        tenant_id = pod["metadata"]["labels"].get(names.LABEL_TENANT)
+        if tenant_id is not None:
+            await self._restore(tenant_id, run_dir / "state")
+        if pod["metadata"]["labels"].get(names.LABEL_WARM) == "true":
+            shim = [sys.executable, "-m", "tests.k8s_runtime.gateway_shim"]
+            env.update(
+                OTM_BIND_HOST="127.0.0.1",
+                OTM_BIND_PORT=str(gateway_port),
+                OTM_BIND_DIR=str(run_dir / "bind"),
+                OPENCLAW_CONFIG_PATH=str(run_dir / "bind" / "openclaw.json"),
+                OTM_WAIT_RESTORE="0",
+                OTM_GATEWAY_COMMAND=json.dumps(
+                    [*shim, str(gateway_port), str(webhook_port), "--", *AGENT]
+                ),
+            )
+            argv = list(container["command"])
+        else:
+            (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "config"]
+            text = self._secret_value(
+                ctx.namespace, volume["secret"]["secretName"], "openclaw.json"
+            )
+            config = loopback_config(json.loads(text), gateway_port, webhook_port)
+            config_path = run_dir / "openclaw.json"
+            config_path.write_text(json.dumps(config))
+            env["OPENCLAW_CONFIG_PATH"] = str(config_path)
+            argv = AGENT
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        running = _Running(proc, tenant_id, run_dir / "state")
+        self._pods[ctx.uid] = running
+        running.tasks = [
+            asyncio.create_task(self._pump_logs(ctx, proc)),
+            asyncio.create_task(self._watch_exit(ctx, running)),
+            asyncio.create_task(self._probe(ctx, gateway_port)),
+        ]
+        # The kubelet's startupProbe: the container counts as started once /healthz answers.
+        await self._wait_healthy(running, gateway_port)
+        return PodStarted(
+            pod_ip="127.0.0.1",
+            ports={
+                names.OPENCLAW_GATEWAY_PORT: gateway_port,
+                names.OPENCLAW_WEBHOOK_PORT: webhook_port,
+            },
+            ready=False,
+        )
+
+    async def _wait_healthy(self, running: _Running, port: int) -> None:
+        url = f"http://127.0.0.1:{port}/healthz"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+            for _ in range(round(STARTUP_TIMEOUT_S / PROBE_INTERVAL_S)):
+                if running.proc.returncode is not None:
+                    return  # the exit watcher reports it
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url) as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(PROBE_INTERVAL_S)
+        raise RuntimeError(f"startup probe on {url} never passed")
+
+    async def _pump_logs(self, ctx: PodContext, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            ctx.write_log(line.decode(errors="replace"))
+
+    async def _restore(self, tenant_id: str, state_dir: Path) -> None:
+        if self.state_store is None:
+            return
+        for key in await self.state_store.list(tenant_id):
+            top, _, rest = key.partition("/")
+            if top not in ("state", "workspace") or not rest:
+                continue
+            target = state_dir / rest if top == "state" else state_dir / "workspace" / rest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(await self.state_store.get(tenant_id, key))
+
+    async def _final_sync(self, running: _Running) -> None:
+        """The sidecar's preStop sync, once the agent has exited."""
+        if running.synced.is_set():
+            return
+        try:
+            if self.state_store is not None and running.tenant_id is not None:
+                for path in sorted(running.state_dir.rglob("*")):
+                    relative = path.relative_to(running.state_dir).as_posix()
+                    if not path.is_file() or not _synced(relative):
+                        continue
+                    top, _, rest = relative.partition("/")
+                    key = f"workspace/{rest}" if top == "workspace" else f"state/{relative}"
+                    await self.state_store.put(running.tenant_id, key, path.read_bytes())
+        finally:
+            running.synced.set()
+
+    async def _watch_exit(self, ctx: PodContext, running: _Running) -> None:
+        code = await running.proc.wait()
+        await self._final_sync(running)
+        if not running.stopping:
+            ctx.report_exit(code, "Error" if code else "Completed")
+
+    async def kill_tenant(self, tenant_id: str) -> None:
+        """Crash a tenant's agent (SIGKILL to its process group)."""
+        for running in self._pods.values():
+            if running.tenant_id == tenant_id and running.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(running.proc.pid, signal.SIGKILL)
+
+    async def _probe(self, ctx: PodContext, port: int) -> None:
+        url = f"http://127.0.0.1:{port}/readyz"
+        timeout = aiohttp.ClientTimeout(total=1)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+                    async with session.get(url) as resp:
+                        body = await resp.json(content_type=None)
+                        if resp.status == 200 and isinstance(body, dict) and body.get("ready"):
+                            ctx.set_ready(True)
+                            return
+                await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def stop(self, ctx: PodContext, grace_seconds: float) -> None:
+        running = self._pods.pop(ctx.uid, None)
+        if running is None:
+            return
+        running.stopping = True
+        for task in running.tasks[2:]:
+            task.cancel()
+        proc = running.proc
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), min(grace_seconds, 10.0))
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        await asyncio.wait_for(running.synced.wait(), 10.0)
+        for task in running.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def close(self) -> None:
+        for uid in list(self._pods):
+            running = self._pods[uid]
+            running.stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(running.proc.pid, signal.SIGKILL)
+            await running.proc.wait()
+            for task in running.tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._pods.clear()

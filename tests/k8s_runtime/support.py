@@ -1,0 +1,92 @@
+"""Helpers for the Kubernetes runtime tests: a runtime wired to the fake API server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from daemon.adapters.runtime_k8s import KubernetesRuntime
+from daemon.coordination import Coordination
+from daemon.informer import PodInformer
+from daemon.k8s_client import call_json, open_api_client
+from daemon.manifests import PodSettings
+from daemon.metrics import Metrics
+from daemon.ports import AgentLaunch
+from daemon.warm_pool import WarmPool
+
+NS = "otm-tenants"
+# No S3 in these tests: the restore/sync containers are left out (their specs are tested
+# as dicts in test_manifests.py).
+POD_SETTINGS = PodSettings(namespace=NS, image="openclaw:test", state_sync=False)
+
+
+def launch(tenant_id: str = "alice", **overrides: Any) -> AgentLaunch:
+    values: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "bot_token": f"1000{len(tenant_id)}:token-of-{tenant_id}",
+        "webhook_secret": f"whsec-{tenant_id}",
+        "gateway_token": f"gw-{tenant_id}",
+        "hooks_token": f"hooks-{tenant_id}",
+    }
+    values.update(overrides)
+    return AgentLaunch(**values)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    kubeconfig: Path,
+    *,
+    warm: bool = False,
+    coordination: Coordination | None = None,
+    api_root: str = "http://127.0.0.1:9",
+    pod_settings: PodSettings = POD_SETTINGS,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[KubernetesRuntime]:
+    """One "replica": its own ApiClient, informer, (warm pool) and runtime."""
+    api = await open_api_client(str(kubeconfig))
+    session = aiohttp.ClientSession()
+    informer = PodInformer(api, pod_settings.namespace)
+    runtime: KubernetesRuntime | None = None
+    try:
+        await informer.start()
+        pool = (
+            WarmPool(
+                api=api,
+                informer=informer,
+                pod_settings=pod_settings,
+                coordination=coordination,
+                metrics=metrics,
+            )
+            if warm
+            else None
+        )
+        runtime = KubernetesRuntime(
+            api=api,
+            informer=informer,
+            pod_settings=pod_settings,
+            session=session,
+            webhook_url_for=lambda t: f"http://127.0.0.1:9/tg/{t}",
+            api_root=api_root,
+            warm_pool=pool,
+            metrics=metrics,
+        )
+        yield runtime
+    finally:
+        if runtime is not None:
+            await runtime.close()
+        else:
+            await informer.stop()
+            await api.close()
+        await session.close()
+
+
+async def api_pods(runtime: KubernetesRuntime, selector: str = "") -> list[dict[str, Any]]:
+    """Pods as the API server has them (not the informer's view)."""
+    body = await call_json(
+        runtime.core.list_namespaced_pod, runtime.namespace, label_selector=selector
+    )
+    return list(body["items"])

@@ -1,0 +1,109 @@
+"""The shared pod informer: list+watch, bookmarks, re-list on 410, subscriptions, waits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from daemon.informer import ADDED, DELETED, PodInformer
+from daemon.k8s_client import open_api_client
+from daemon.manifests import OPENCLAW_SELECTOR
+from tests.k8s_runtime.support import NS
+from tests.support.fake_k8s import PODS
+from tests.support.fake_k8s.fixture import FakeK8s
+
+
+def _pod(name: str, labels: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": "openclaw"} if labels is None else labels,
+        },
+        # Naming another scheduler keeps the fake kubelet's hands off these pods.
+        "spec": {"schedulerName": "none", "containers": [{"name": "c", "image": "x"}]},
+    }
+
+
+@pytest_asyncio.fixture
+async def informer(k8s: FakeK8s) -> AsyncIterator[PodInformer]:
+    api = await open_api_client(str(k8s.kubeconfig_path))
+    informer = PodInformer(api, NS, label_selector=OPENCLAW_SELECTOR, retry_backoff_s=0.05)
+    try:
+        yield informer
+    finally:
+        await informer.stop()
+        await api.close()
+
+
+async def test_lists_then_watches_with_selector(k8s: FakeK8s, informer: PodInformer) -> None:
+    store = k8s.server.store
+    store.create(PODS, NS, _pod("before"))
+    store.create(PODS, NS, _pod("unrelated", labels={"app": "other"}))
+    await informer.start()
+    assert set(informer.cache) == {"before"}
+    with informer.subscribe() as events:
+        store.create(PODS, NS, _pod("after"))
+        kind, pod = await asyncio.wait_for(events.__anext__(), 5)
+    assert (kind, pod["metadata"]["name"]) == (ADDED, "after")
+    assert set(informer.cache) == {"before", "after"}
+    assert informer.relists == 1
+
+
+async def test_bookmarks_advance_the_resource_version(k8s: FakeK8s, informer: PodInformer) -> None:
+    await informer.start()
+    # A change the selector hides still moves the server's RV; bookmarks carry it.
+    created = k8s.server.store.create(PODS, NS, _pod("hidden", labels={"app": "other"}))
+    target = int(created["metadata"]["resourceVersion"])
+    await informer.wait_for(
+        lambda _: True if int(informer.resource_version or 0) >= target else None, timeout=5
+    )
+    assert "hidden" not in informer.cache
+
+
+async def test_relists_after_410_and_reports_what_it_missed(
+    k8s: FakeK8s, informer: PodInformer
+) -> None:
+    store = k8s.server.store
+    store.create(PODS, NS, _pod("stays"))
+    store.create(PODS, NS, _pod("goes"))
+    await informer.start()
+    with informer.subscribe() as events:
+        # No await in between: the informer cannot see these changes live. Its reconnect
+        # then asks for an RV the server has compacted away → 410 → re-list.
+        k8s.server.drop_watches()
+        store.delete(PODS, NS, "goes", grace_period_seconds=0)
+        store.create(PODS, NS, _pod("new"))
+        k8s.server.compact()
+
+        seen: dict[str, str] = {}
+        while set(seen) != {"goes", "new"}:
+            kind, pod = await asyncio.wait_for(events.__anext__(), 5)
+            seen[pod["metadata"]["name"]] = kind
+    assert seen == {"goes": DELETED, "new": ADDED}
+    assert set(informer.cache) == {"stays", "new"}
+    assert informer.relists == 2
+
+
+async def test_wait_for_resolves_on_events_and_times_out(
+    k8s: FakeK8s, informer: PodInformer
+) -> None:
+    await informer.start()
+    waiting = asyncio.create_task(informer.wait_for(lambda cache: cache.get("late"), timeout=5))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    k8s.server.store.create(PODS, NS, _pod("late"))
+    pod = await waiting
+    assert pod["metadata"]["name"] == "late"
+    with pytest.raises(TimeoutError):
+        await informer.wait_for(lambda cache: cache.get("never"), timeout=0.2)
+
+
+async def test_survives_api_errors_on_reconnect(k8s: FakeK8s, informer: PodInformer) -> None:
+    await informer.start()
+    k8s.server.inject_fault(500, count=2, path_contains="/pods")
+    k8s.server.drop_watches()
+    k8s.server.store.create(PODS, NS, _pod("after-errors"))
+    await informer.wait_for(lambda cache: cache.get("after-errors"), timeout=5)

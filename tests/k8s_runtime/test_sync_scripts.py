@@ -1,0 +1,106 @@
+"""The restore/sync shell scripts of the pod's S3 containers, run by sh with a recording `aws`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from daemon import manifests as m
+
+FAKE_AWS = """#!/bin/sh
+echo "$*" >> "$AWS_LOG"
+[ -z "$AWS_FAIL" ] || exit 1
+"""
+
+
+def _run(tmp_path: Path, script: str, **env: str) -> tuple[int, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    aws = bin_dir / "aws"
+    aws.write_text(FAKE_AWS)
+    aws.chmod(0o755)
+    log = tmp_path / "aws.log"
+    log.unlink(missing_ok=True)
+    full_env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "AWS_LOG": str(log),
+        "S3_BUCKET": "bucket-1",
+        "S3_PREFIX": "tenants/alice/",
+        **env,
+    }
+    done = subprocess.run(["sh", "-c", script], env=full_env, capture_output=True, timeout=10)
+    calls = log.read_text().splitlines() if log.exists() else []
+    return done.returncode, calls
+
+
+def test_restore_downloads_state_and_workspace(tmp_path: Path) -> None:
+    code, calls = _run(tmp_path, m.restore_script())
+    assert code == 0
+    assert calls == [
+        "s3 sync s3://bucket-1/tenants/alice/state/ /state/ --exclude openclaw.json"
+        " --exclude openclaw.json.* --exclude *.lock --only-show-errors",
+        "s3 sync s3://bucket-1/tenants/alice/workspace/ /workspace/"
+        " --exclude *.workspace-state.json.* --exclude *workspace-state.json.tmp-*"
+        " --only-show-errors",
+    ]
+
+
+def test_restore_fails_the_container_on_an_s3_error(tmp_path: Path) -> None:
+    code, calls = _run(tmp_path, m.restore_script(), AWS_FAIL="1")
+    assert code != 0 and len(calls) == 1  # stops at the first failure
+
+
+def test_sync_uploads_without_config_locks_or_cache(tmp_path: Path) -> None:
+    code, calls = _run(tmp_path, m.sync_script())
+    assert code == 0
+    assert calls[0] == (
+        "s3 sync /state/ s3://bucket-1/tenants/alice/state/ --exclude openclaw.json"
+        " --exclude openclaw.json.* --exclude *.lock --exclude cache/* --exclude tmp/*"
+        " --only-show-errors"
+    )
+    assert calls[1].startswith("s3 sync /workspace/ s3://bucket-1/tenants/alice/workspace/")
+    code, _ = _run(tmp_path, m.sync_script(), AWS_FAIL="1")
+    assert code != 0
+
+
+def test_warm_final_sync_does_nothing_before_a_bind(tmp_path: Path) -> None:
+    script = m.final_sync_command(warm=True)[2].replace(m.BIND_DIR, str(tmp_path / "bind"))
+    code, calls = _run(tmp_path, script)
+    assert (code, calls) == (0, [])
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    (bind / "tenant.env").write_text("S3_PREFIX='tenants/bob/'\n")
+    (bind / "restored").touch()
+    code, calls = _run(tmp_path, script, S3_PREFIX="")
+    assert code == 0
+    assert calls[0].startswith("s3 sync /state/ s3://bucket-1/tenants/bob/state/")
+
+
+def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None:
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    script = m.sync_loop_script(60, wait_for_bind=True).replace(m.BIND_DIR, str(bind))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(FAKE_AWS)
+    (bin_dir / "aws").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "AWS_LOG": str(tmp_path / "aws.log"),
+        "S3_BUCKET": "bucket-1",
+    }
+    proc = subprocess.Popen(["sh", "-c", script], env=env)
+    try:
+        (bind / "tenant.env").write_text("S3_PREFIX='tenants/carol/'\n")
+        for _ in range(100):  # bounded: 10 s
+            if (bind / "restored").exists():
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert (bind / "restored").exists()
+        calls = (tmp_path / "aws.log").read_text().splitlines()
+        assert calls[0].startswith("s3 sync s3://bucket-1/tenants/carol/state/ /state/")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0  # SIGTERM ends the loop cleanly (preStop did the sync)

@@ -1,0 +1,140 @@
+"""Warm pool sizing (leader loop) and claims (any replica) against the fake API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from daemon import manifests as m
+from daemon.adapters.runtime_k8s import KubernetesRuntime
+from daemon.coordination import Coordination
+from daemon.k8s_client import call_json
+from daemon.metrics import Metrics
+from daemon.warm_pool import WarmPool, claimable
+from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
+from tests.support.fake_k8s.fixture import FakeK8s
+
+
+@pytest_asyncio.fixture
+async def coordination(redis_url: str) -> AsyncIterator[Coordination]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield Coordination(client)
+    finally:
+        await client.aclose()
+
+
+def _pool(runtime: KubernetesRuntime) -> WarmPool:
+    assert runtime.warm_pool is not None
+    return runtime.warm_pool
+
+
+@contextlib.asynccontextmanager
+async def _running(pool: WarmPool) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(pool.run(), name="warm-pool-under-test")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _wait(runtime: KubernetesRuntime, check: Callable[[], bool]) -> None:
+    await runtime.informer.wait_for(lambda _cache: True if check() else None, timeout=10)
+
+
+async def _live_warm_pods(runtime: KubernetesRuntime) -> list[str]:
+    pods = await api_pods(runtime, m.WARM_SELECTOR)
+    return sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+
+
+async def test_pool_follows_live_config_target(k8s: FakeK8s, coordination: Coordination) -> None:
+    metrics = Metrics()
+    async with open_runtime(
+        k8s.kubeconfig_path, warm=True, coordination=coordination, metrics=metrics
+    ) as runtime:
+        pool = _pool(runtime)
+        await coordination.set_config({"warm_pool_target": 3})
+        async with _running(pool):
+            await _wait(runtime, lambda: pool.available() == 3)
+            assert len(await _live_warm_pods(runtime)) == 3
+            assert metrics.warm_pool_target._value.get() == 3
+            assert metrics.warm_pool_size._value.get() == 3
+
+            await coordination.set_config({"warm_pool_target": 1})
+            await _wait(runtime, lambda: pool.size == 1 and pool.available() == 1)
+            await _wait(runtime, lambda: len(runtime.informer.cache) == 1)
+            assert len(await _live_warm_pods(runtime)) == 1
+
+            await coordination.set_config({"warm_pool_target": 0})
+            await _wait(runtime, lambda: not runtime.informer.cache)
+            assert await _live_warm_pods(runtime) == []
+            assert metrics.warm_pool_size._value.get() == 0
+
+
+async def test_claim_relabels_and_the_pool_replenishes(
+    k8s: FakeK8s, coordination: Coordination
+) -> None:
+    async with open_runtime(k8s.kubeconfig_path, warm=True, coordination=coordination) as runtime:
+        pool = _pool(runtime)
+        await coordination.set_config({"warm_pool_target": 2})
+        async with _running(pool):
+            await _wait(runtime, lambda: pool.available() == 2)
+            claimed = await pool.claim("alice")
+            assert claimed is not None
+            labels = claimed["metadata"]["labels"]
+            assert labels["otm/tenant"] == "alice" and "otm/warm" not in labels
+            assert claimed["metadata"]["annotations"][m.ANNOTATION_CLAIMED_AT]
+            assert not m.is_warm(claimed) and m.pod_tenant(claimed) == "alice"
+            name = claimed["metadata"]["name"]
+            cache = runtime.informer.cache
+            await _wait(runtime, lambda: m.pod_tenant(cache[name]) == "alice")
+            # Replenished: two unclaimed pods again, plus the claimed one.
+            await _wait(runtime, lambda: pool.available() == 2)
+            assert len(await _live_warm_pods(runtime)) == 2
+            assert len(await api_pods(runtime, m.OPENCLAW_SELECTOR)) == 3
+
+
+async def test_failed_warm_pods_are_replaced(k8s: FakeK8s, coordination: Coordination) -> None:
+    async with open_runtime(k8s.kubeconfig_path, warm=True, coordination=coordination) as runtime:
+        pool = _pool(runtime)
+        await coordination.set_config({"warm_pool_target": 1})
+        async with _running(pool):
+            await _wait(runtime, lambda: pool.available() == 1)
+            (first,) = await _live_warm_pods(runtime)
+            await k8s.server.fail_pod(NS, first)
+            await _wait(runtime, lambda: first not in runtime.informer.cache)
+            await _wait(runtime, lambda: pool.available() == 1)
+            (second,) = await _live_warm_pods(runtime)
+            assert second != first
+
+
+async def test_two_replicas_never_claim_the_same_pod(k8s: FakeK8s) -> None:
+    async with (
+        open_runtime(k8s.kubeconfig_path, warm=True) as replica_a,
+        open_runtime(k8s.kubeconfig_path, warm=True) as replica_b,
+    ):
+        for _ in range(3):
+            await call_json(
+                replica_a.core.create_namespaced_pod, NS, m.warm_pod(settings=POD_SETTINGS)
+            )
+        for replica in (replica_a, replica_b):
+            await _wait(replica, lambda r=replica: _pool(r).available() == 3)  # type: ignore[misc]
+
+        tenants = ["t1", "t2", "t3", "t4", "t5"]
+        pools = [_pool(replica_a), _pool(replica_b)]
+        results = await asyncio.gather(
+            *(pools[i % 2].claim(tenant) for i, tenant in enumerate(tenants))
+        )
+        claimed = {t: r["metadata"]["name"] for t, r in zip(tenants, results, strict=True) if r}
+        assert len(claimed) == 3  # three pods, five claims: two come back empty
+        assert len(set(claimed.values())) == 3  # no pod went to two tenants
+        by_name = {p["metadata"]["name"]: p for p in await api_pods(replica_a)}
+        for tenant, name in claimed.items():
+            assert by_name[name]["metadata"]["labels"]["otm/tenant"] == tenant
+        assert not [p for p in by_name.values() if claimable(p)]
