@@ -62,7 +62,15 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     from daemon.reconciler import reconciler_ctx
 
     # Leader election first: the reconciler and culler register leader-only loops with it.
-    contexts: list[CleanupCtx] = [leader_ctx, reconciler_ctx, culler_ctx, message_path_ctx]
+    from daemon.tenant_metrics import tenant_metrics_ctx
+
+    contexts: list[CleanupCtx] = [
+        leader_ctx,
+        reconciler_ctx,
+        culler_ctx,
+        message_path_ctx,
+        tenant_metrics_ctx,
+    ]
     if settings.runtime == "kubernetes":
         from daemon.warm_pool import warm_pool_ctx
 
