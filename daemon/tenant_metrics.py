@@ -1,11 +1,12 @@
 """The tenants-by-status gauge (``otm_tenants{status}``).
 
 Refreshed from the registry every ``REFRESH_S`` and soon after any tenant event
-(any replica publishes one per state change), at most once per
-``MIN_SPACING_S``: dashboards see a wake or a failure within seconds, and a
-burst of events (a node failure taking many pods) costs one registry listing,
-not one per event. Every replica exports the same counts; dashboards take the
-``max`` over replicas.
+(any replica publishes one per state change), but never more often than
+``MIN_SPACING_S`` nor than ``DUTY`` of the time the last listing took: a
+small registry shows a wake within seconds, while a large one (a 10,000-item
+DynamoDB scan takes seconds) is listed at most ~10 % of the time, however many
+events a node failure brings. Only the leader lists (the counts are global);
+dashboards take the ``max`` over replicas.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 from aiohttp import web
 
 from daemon import keys
-from daemon.cancellation import cancel_and_wait
 from daemon.metrics import Metrics
 from daemon.model import TenantStatus
 from daemon.ports import Registry
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 30.0
 MIN_SPACING_S = 2.0
+DUTY = 0.1
+"""At most this fraction of the time is spent listing the registry."""
 
 
 class TenantGauge:
@@ -62,29 +64,38 @@ class TenantGauge:
         return dict(counts)
 
     async def run(self) -> None:
-        while True:
-            self._dirty.clear()
-            started = time.monotonic()
-            try:
-                await self.refresh()
-            except Exception as exc:  # registry briefly down: keep the last values
-                log.warning("tenant gauge refresh failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.refresh_s):
-                    await self._dirty.wait()
-            await asyncio.sleep(max(0.0, started + self.min_spacing_s - time.monotonic()))
+        """Leader only; on losing leadership the series go (a stale copy would mislead)."""
+        try:
+            while True:
+                self._dirty.clear()
+                started = time.monotonic()
+                try:
+                    await self.refresh()
+                except Exception as exc:  # registry briefly down: keep the last values
+                    log.warning("tenant gauge refresh failed: %s", exc)
+                took = time.monotonic() - started
+                spacing = max(self.min_spacing_s, took / DUTY)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(self.refresh_s, spacing)):
+                        await self._dirty.wait()
+                await asyncio.sleep(max(0.0, started + spacing - time.monotonic()))
+        finally:
+            self.metrics.tenants_by_status.clear()
 
 
 async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context; after the message path's, whose signals carry tenant events."""
+    """Cleanup context; after the message path's (its signals carry tenant events) and
+    the leader's (the gauge runs while this replica leads)."""
+    from daemon.leader import LEADER_TASKS
     from daemon.message_path import SIGNALS
 
     gauge = TenantGauge(app[keys.REGISTRY], app[keys.METRICS])
     signals = app.get(SIGNALS)
     if signals is not None:
         signals.on_event(gauge.mark_dirty)
-    task = app[keys.TASKS].spawn(gauge.run(), name="tenant-gauge", expect_forever=True)
+    leader_tasks = app[LEADER_TASKS]
+    leader_tasks.add("tenant-gauge", gauge.run)
     try:
         yield
     finally:
-        await cancel_and_wait([task], timeout=5)
+        await leader_tasks.remove("tenant-gauge")
