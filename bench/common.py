@@ -145,3 +145,9 @@ def markdown_table(rows: Sequence[Figure]) -> str:
         for r in rows
     ]
     return "\n".join(lines)
+
+
+def machine_load() -> str:
+    """The 1/5/15-minute load averages and the CPU count: how shared the machine was."""
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return f"load average {one} / {five} / {fifteen} on {os.cpu_count()} CPUs"

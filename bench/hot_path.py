@@ -50,6 +50,7 @@ from bench.common import (
     CpuMeter,
     Figure,
     cpus,
+    machine_load,
     ms,
     percentile,
     pin,
@@ -248,6 +249,9 @@ async def start_stack(
     with spawning_on(load_cpus):
         redis.start()
     env = {"OTM_AGENT_COMMAND": agent_command} if agent_command else {}
+    if extra_path := os.environ.get("OTM_BENCH_DAEMON_PYTHONPATH"):
+        # Experiments (e.g. hiredis, or uvloop through a sitecustomize) for the daemon only.
+        env["PYTHONPATH"] = os.pathsep.join([extra_path, str(Path(__file__).parents[1])])
     daemon = Daemon(root / name, redis.url, telegram, **env)
     (root / name).mkdir()
     with spawning_on(daemon_cpus):
@@ -551,6 +555,7 @@ async def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
         else:
             print(f"kept {root}")
+    print(f"machine: {machine_load()} (other jobs share it: see README)")
     print_table("hot path (zero-work agent unless stated)", figures)
     missed = [f.name for f in figures if f.verdict == "MISS"]
     if missed:

@@ -44,7 +44,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from kubernetes_asyncio import client
 
-from bench.common import Figure, ms, peak_rss_bytes, percentile, print_table, ratio, rss_bytes
+from bench.common import (
+    Figure,
+    machine_load,
+    ms,
+    peak_rss_bytes,
+    percentile,
+    print_table,
+    ratio,
+    rss_bytes,
+)
 from bench.common import verdict as verdict_of
 from bench.redis_server import BenchRedis
 from daemon import k8s_names as names
@@ -570,6 +579,7 @@ async def main(argv: list[str] | None = None) -> int:
     finally:
         if not os.environ.get("OTM_BENCH_KEEP"):
             shutil.rmtree(root, ignore_errors=True)
+    print(f"machine: {machine_load()} (other jobs share it: see README)")
     print_table("scale (one daemon, fake Kubernetes API, pods without processes)", rows)
     return 0
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import Figure, ms, percentile, print_table, ratio, verdict
+from bench.common import Figure, machine_load, ms, percentile, print_table, ratio, verdict
 from bench.redis_server import BenchRedis
 from daemon.adapters.local_logs import line_time
 from otm.devtools.fake_telegram import FakeTelegram
@@ -437,6 +437,7 @@ async def main(argv: list[str] | None = None) -> int:
                 print("node is not installed: no Kubernetes section (warm pods boot with node)")
             else:
                 figures += await k8s_section(telegram, k8s_rounds, args.fsync)
+    print(f"machine: {machine_load()} (other jobs share it: see README)")
     print_table("wake (stand-in agent, OTM_AGENT_BOOT_DELAY_S=0)", figures)
     print(json.dumps({"missed": [f.name for f in figures if f.verdict == "MISS"]}))
     return 0

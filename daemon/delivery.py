@@ -53,6 +53,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 LEASE_TTL_S = 5.0
 """Renewed every third of it; a crashed holder blocks its tenant at most this long."""
 IDLE_S = 30.0
+HEAD_BATCH = 16
+"""Buffered updates read per round trip."""
 """A worker without work exits after this long (its lease is released)."""
 SWEEP_S = 30.0
 """Safety net for lost work signals; normal pickup is event-driven."""
@@ -291,23 +293,27 @@ class DeliveryManager:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
         while not self._closing:
             poke.clear()
-            batch = await self.buffer.head(tenant_id)
-            if not batch:
+            batch = await self.buffer.head(tenant_id, HEAD_BATCH)
+            if batch:
+                for update in batch:
+                    if self._closing:
+                        break
+                    await self._deliver(tenant_id, token, update)
+                if len(batch) == HEAD_BATCH or poke.is_set():
+                    continue  # more may be buffered
+                # A short batch was all there was when it was read, and every append
+                # since then set the poke: no need to read the (empty) buffer again.
+            else:
                 self.metrics.buffered_messages.labels(tenant=tenant_id).set(0)
-                try:
-                    async with asyncio.timeout(IDLE_S):
-                        await poke.wait()
-                except TimeoutError:
-                    # Leave the dict now (synchronously): a notify from here on
-                    # starts a fresh worker instead of poking a dying one.
-                    if self._workers.get(tenant_id) is poke:
-                        del self._workers[tenant_id]
-                    return True
-                continue
-            for update in batch:
-                if self._closing:
-                    break
-                await self._deliver(tenant_id, token, update)
+            try:
+                async with asyncio.timeout(IDLE_S):
+                    await poke.wait()
+            except TimeoutError:
+                # Leave the dict now (synchronously): a notify from here on
+                # starts a fresh worker instead of poking a dying one.
+                if self._workers.get(tenant_id) is poke:
+                    del self._workers[tenant_id]
+                return True
         return False
 
     async def _tenant(self, tenant_id: str) -> TenantInfo:
