@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 
@@ -68,7 +69,7 @@ class TelegramSender:
                     self.non_200[status] = self.non_200.get(status, 0) + 1
                 await asyncio.sleep(RETRY_PAUSE_S)
 
-    async def wait_attempts(self, count: int, done: asyncio.Future[object] | None = None) -> None:
+    async def wait_attempts(self, count: int, done: asyncio.Future[Any] | None = None) -> None:
         """Until ``count`` posts were attempted (or ``done`` finished)."""
         while self.attempts < count and not (done is not None and done.done()):
             self._progress.clear()
