@@ -407,6 +407,7 @@ async def zero_agent_scenario(
             duration = 6.0 * scale
             base = await closed_loop(many, False, duration)
             await receipts.wait_for(http, base.update_ids)
+            forward_before = await forward_stats(daemon)
             profiler = start_profiler(daemon.proc.pid, profile)
             meter = CpuMeter(pids)
             meter.start()
@@ -416,6 +417,9 @@ async def zero_agent_scenario(
             last = await receipts.wait_for(http, run.update_ids)
             meter.stop()
             await stop_profiler(profiler)
+            forward_after = await forward_stats(daemon)
+            posts = forward_after[1] - forward_before[1]
+            mean_post = (forward_after[0] - forward_before[0]) / posts if posts else float("nan")
             n = len(run.update_ids)
             accepted = n / (accepted_at - started)
             delivered = n / (last - started)
@@ -454,11 +458,27 @@ async def zero_agent_scenario(
                 if k in ("daemon", "redis", "loadgen")
             )
             print(f"\nCPU during the router throughput run (% of one core): {busy}")
+            print(f"daemon → agent POSTs (otm_forward_seconds): {posts:.0f}, mean {ms(mean_post)}")
     finally:
         for sender in senders:
             await sender.close()
         await stop_stack(setup)
     return figures
+
+
+async def forward_stats(daemon: Daemon) -> tuple[float, float]:
+    """(sum, count) of the daemon's otm_forward_seconds (its POSTs to agents)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, text = await daemon.api("GET", "/metrics")
+    total = count = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "otm_forward_seconds_sum":
+                total = sample.value
+            elif sample.name == "otm_forward_seconds_count":
+                count = sample.value
+    return total, count
 
 
 def start_profiler(pid: int, out: Path | None) -> asyncio.subprocess.Process | None:
