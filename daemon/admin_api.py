@@ -228,6 +228,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/config", get_config)
     app.router.add_patch("/v1/config", set_config)
     app.router.add_put("/v1/config", set_config)
-    from daemon import admin_lifecycle  # imported here: it imports this module
+    from daemon import admin_lifecycle, admin_watch  # here, not at the top: they import this
 
     admin_lifecycle.setup_routes(app)
+    admin_watch.setup_routes(app)

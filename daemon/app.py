@@ -58,6 +58,12 @@ async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[keys.TASKS].close()
 
 
+async def stop_background_tasks(app: web.Application) -> None:
+    """on_shutdown runs before any cleanup context closes its resource, so no
+    background task (a wake, a watch stream) outlives the registry or Redis."""
+    await app[keys.TASKS].close()
+
+
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     embedded: EmbeddedRedis | None = None
@@ -183,6 +189,7 @@ def create_app(settings: Settings) -> web.Application:
             router_listener_ctx,
         ]
     )
+    app.on_shutdown.append(stop_background_tasks)
     admin_api.setup_routes(app)
     return app
 

@@ -173,6 +173,10 @@ class Coordination:
         except aioredis.RedisError as exc:
             log.warning("could not publish %s event for %s: %s", kind, tenant_id, exc)
 
+    async def delete_event_log(self, tenant_id: str) -> None:
+        """Forget a deleted tenant's history, so a re-created one starts clean."""
+        await self.redis.delete(self._event_log_key(tenant_id))
+
     async def event_log(self, tenant_id: str, count: int = 100) -> list[dict[str, Any]]:
         entries: Any = await self.redis.xrevrange(self._event_log_key(tenant_id), count=count)
         out: list[dict[str, Any]] = []

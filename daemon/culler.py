@@ -23,7 +23,9 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
+from daemon.leader import checkpoint
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Registry, Runtime
 
@@ -85,14 +87,17 @@ class Culler:
         sleep: SleepFn,
         max_interval_s: float = 60.0,
         max_concurrent_sleeps: int = 16,
+        retry_after_s: float = RETRY_AFTER_S,
     ) -> None:
         self.registry = registry
         self.runtime = runtime
         self.coordination = coordination
         self.sleep = sleep
         self.max_interval_s = max_interval_s
+        self.retry_after_s = retry_after_s
         self._config = LiveConfig()
         self._deadlines: dict[str, datetime] = {}
+        self._retry_at: dict[str, datetime] = {}
         self._kicked: set[str] = set()
         self._refresh_all = True
         self._kick = asyncio.Event()
@@ -114,10 +119,14 @@ class Culler:
         self._kick.set()
 
     def _track(self, tenant: Tenant) -> None:
+        tid = tenant.tenant_id
         if tenant.status == TenantStatus.RUNNING:
-            self._deadlines[tenant.tenant_id] = idle_deadline(tenant, self._config)
+            deadline = idle_deadline(tenant, self._config)
+            # After a failed sleep, not before the retry time (no hot loop on re-reads).
+            self._deadlines[tid] = max(deadline, self._retry_at.get(tid, deadline))
         else:
-            self._deadlines.pop(tenant.tenant_id, None)
+            self._deadlines.pop(tid, None)
+            self._retry_at.pop(tid, None)
 
     async def _refresh(self) -> None:
         if self._refresh_all:
@@ -145,7 +154,8 @@ class Culler:
             return
         self._track(tenant)
         now = utcnow()
-        if tenant.status != TenantStatus.RUNNING or idle_deadline(tenant, self._config) > now:
+        deadline = self._deadlines.get(tenant_id)
+        if deadline is None or deadline > now:
             return
         activity = None
         try:
@@ -191,10 +201,16 @@ class Culler:
                 return  # woken, stopped or deleted meanwhile: nothing to cull
             except Exception as exc:
                 log.warning("sleeping idle tenant %s failed: %s; retrying later", tid, exc)
-                self._deadlines[tid] = utcnow() + timedelta(seconds=RETRY_AFTER_S)
-                self._kick.set()
+                self._retry_at[tid] = utcnow() + timedelta(seconds=self.retry_after_s)
+                self._deadlines[tid] = self._retry_at[tid]
                 return
+            finally:
+                # Done here, not in a done-callback: the main loop must count this
+                # tenant's (retry) deadline as soon as it wakes up from the kick.
+                self._sleeping.pop(tid, None)
+                self._kick.set()
             self.culled += 1
+            self._retry_at.pop(tid, None)
             if tenant.endpoint:
                 with contextlib.suppress(Exception):
                     await self.coordination.delete_endpoint(tid, only_if=tenant.endpoint)
@@ -203,8 +219,10 @@ class Culler:
     async def _follow_events(self) -> None:
         """Tenant events (any replica) may bring a deadline forward: re-read that tenant."""
         while True:
+            checkpoint()
             try:
                 async for event in self.coordination.subscribe_events():
+                    checkpoint()
                     tid = event.get("tenant_id")
                     if isinstance(tid, str) and tid not in self._sleeping:
                         self.kick(tid)
@@ -215,8 +233,10 @@ class Culler:
 
     async def _follow_config(self) -> None:
         while True:
+            checkpoint()
             try:
                 async for _config in self.coordination.watch_config():
+                    checkpoint()
                     self.kick()
             except Exception as exc:
                 log.warning("culler config subscription failed: %s", exc)
@@ -232,27 +252,29 @@ class Culler:
         try:
             next_full = time.monotonic() + self.max_interval_s
             while True:
+                checkpoint()
                 if time.monotonic() >= next_full:
                     self._refresh_all = True
                 if self._refresh_all:
                     next_full = time.monotonic() + self.max_interval_s
                 self._kick.clear()
                 await self._refresh()
+                checkpoint()
                 now = utcnow()
                 for tid in [t for t, d in self._deadlines.items() if d <= now]:
                     if tid not in self._sleeping:
                         await self._check(tid)
+                        checkpoint()
                 wait_s = next_full - time.monotonic()
-                pending = [d for t, d in self._deadlines.items() if t not in self._sleeping]
-                if pending:
-                    wait_s = min(wait_s, (min(pending) - utcnow()).total_seconds())
+                upcoming = [d for t, d in self._deadlines.items() if t not in self._sleeping]
+                if upcoming:
+                    wait_s = min(wait_s, (min(upcoming) - utcnow()).total_seconds())
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, wait_s)):
                         await self._kick.wait()
         finally:
-            for task in [*followers, *self._sleeping.values()]:
-                task.cancel()
-            await asyncio.gather(*followers, *self._sleeping.values(), return_exceptions=True)
+            # Re-cancelling and bounded: redis-py may swallow a cancellation (see checkpoint).
+            await cancel_and_wait([*followers, *self._sleeping.values()], timeout=5)
 
 
 def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:
@@ -262,8 +284,12 @@ def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:
 
 
 def _sleep_fn(app: web.Application) -> SleepFn:
-    """The wake module's sleep (final state sync, status transitions) when the
-    daemon has one; otherwise stop_tenant."""
+    """The wake module's sleep (under the tenant's wake lock, final state sync
+    in runtime.stop) when the message path is wired; otherwise stop_tenant."""
+    from daemon.message_path import WAKE
+
+    if WAKE in app:
+        return app[WAKE].sleep
     registry, coordination = app[keys.REGISTRY], app[keys.COORDINATION]
     runtime = app[keys.RUNTIME]
     grace_s = app[keys.SETTINGS].agent_stop_grace_s

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
 from daemon.metrics import Metrics
 from daemon.tasks import TaskGroup
 
@@ -54,6 +55,19 @@ _RELEASE_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+def checkpoint() -> None:
+    """Raise CancelledError if this task has been asked to stop.
+
+    redis-py 8.1's asyncio client can complete a command and drop a
+    cancellation that arrived meanwhile (reproduced: most cancels landing in a
+    command are lost), so every long-running loop calls this once per
+    iteration; otherwise a cancelled loop would keep running and its owner's
+    ``await task`` would hang."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def default_identity() -> str:
@@ -363,6 +377,7 @@ class LeaderElector:
         """Campaign and renew until cancelled; steps down on the way out."""
         try:
             while True:
+                checkpoint()
                 if not self.is_leader:
                     started = time.monotonic()
                     if await self._attempt(self.backend.try_acquire, self.retry_interval_s):
@@ -421,9 +436,7 @@ class LeaderTasks:
         self._factories.pop(name, None)
         task = self._running.pop(name, None)
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait([task], timeout=5)
 
     @property
     def running(self) -> list[str]:
@@ -435,6 +448,7 @@ class LeaderTasks:
     async def _supervise(self, name: str) -> None:
         backoff = self._restart_backoff_s
         while name in self._factories:
+            checkpoint()
             try:
                 await self._factories[name]()
                 log.error("leader-only task %s returned; restarting", name)
@@ -442,6 +456,7 @@ class LeaderTasks:
                 log.exception("leader-only task %s failed; restarting", name)
                 if self._on_failure is not None:
                     self._on_failure(name)
+            checkpoint()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
@@ -495,9 +510,8 @@ async def leader_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in (runner, campaign):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        stuck = await cancel_and_wait([runner, campaign], timeout=5)
+        if stuck:
+            log.error("leader tasks did not stop: %s", [t.get_name() for t in stuck])
         await elector.release()
         await elector.backend.close()

@@ -18,12 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon import k8s_names as names
+from daemon.pod_scripts import (
+    BIND_DIR,
+    HELPER_STATE,
+    HELPER_WORKSPACE,
+    final_sync_command,
+    restore_script,
+    sync_loop_script,
+    sync_script,
+)
 from daemon.ports import AgentLaunch
 from daemon.settings import Settings
 from daemon.warm_bootstrap import BOOTSTRAP_JS
@@ -39,9 +47,6 @@ STATE_DIR = f"{HOME_DIR}/.openclaw"
 WORKSPACE_DIR = f"{STATE_DIR}/workspace"
 CONFIG_DIR = "/etc/openclaw"
 CONFIG_KEY = "openclaw.json"
-BIND_DIR = "/run/otm"
-HELPER_STATE = "/state"
-HELPER_WORKSPACE = "/workspace"
 WEBHOOK_PATH = "/telegram-webhook"
 
 # Keys of the per-tenant Secret.
@@ -197,68 +202,6 @@ def warm_bind_secret(token: str, *, namespace: str) -> JSON:
         "type": "Opaque",
         "stringData": {WARM_BIND_KEY: token},
     }
-
-
-# -- shell scripts of the helper containers ----------------------------------------------
-
-_STATE_EXCLUDES = "--exclude openclaw.json --exclude 'openclaw.json.*' --exclude '*.lock'"
-# Regenerable or ephemeral: the 54 MB Control UI cache and lock/tmp files.
-_UPLOAD_EXCLUDES = f"{_STATE_EXCLUDES} --exclude 'cache/*' --exclude 'tmp/*'"
-_WORKSPACE_EXCLUDES = "--exclude '*.workspace-state.json.*' --exclude '*workspace-state.json.tmp-*'"
-
-
-def restore_script() -> str:
-    """Download the tenant's files. Fails (and is retried by the kubelet) on any S3 error:
-    an agent started on empty state would diverge from its history. An empty prefix is
-    not an error (a new tenant)."""
-    return (
-        "set -eu\n"
-        'base="s3://${S3_BUCKET}/${S3_PREFIX}"\n'
-        f'aws s3 sync "${{base}}state/" {HELPER_STATE}/ {_STATE_EXCLUDES} --only-show-errors\n'
-        f'aws s3 sync "${{base}}workspace/" {HELPER_WORKSPACE}/ {_WORKSPACE_EXCLUDES}'
-        " --only-show-errors\n"
-        'echo "restored ${base}"\n'
-    )
-
-
-def sync_script() -> str:
-    """One upload of state and workspace (no --delete: a bad sync never removes data)."""
-    return (
-        "set -u\n"
-        'base="s3://${S3_BUCKET}/${S3_PREFIX}"\n'
-        f'aws s3 sync {HELPER_STATE}/ "${{base}}state/" {_UPLOAD_EXCLUDES} --only-show-errors'
-        ' && echo "sync state ok" || { echo "sync state FAILED"; exit 1; }\n'
-        f'aws s3 sync {HELPER_WORKSPACE}/ "${{base}}workspace/" {_WORKSPACE_EXCLUDES}'
-        " --only-show-errors"
-        ' && echo "sync workspace ok" || { echo "sync workspace FAILED"; exit 1; }\n'
-    )
-
-
-def sync_loop_script(interval_s: int, *, wait_for_bind: bool) -> str:
-    """The sidecar: (warm pods: wait for the bind, restore) then sync every interval.
-    SIGTERM ends the loop at once: the preStop hook has already done the final sync."""
-    sync = shlex.quote(sync_script())
-    # The trap also ends the background sleep, which would otherwise outlive the loop.
-    lines = ["trap 'kill $! 2>/dev/null; exit 0' TERM INT"]
-    if wait_for_bind:
-        restore = shlex.quote(restore_script())
-        lines += [
-            f"while [ ! -f {BIND_DIR}/tenant.env ]; do sleep 0.2; done",
-            f"set -a; . {BIND_DIR}/tenant.env; set +a",
-            f"if sh -c {restore}; then touch {BIND_DIR}/restored;"
-            f" else touch {BIND_DIR}/restore-failed; exit 1; fi",
-        ]
-    lines += [f"while true; do sleep {interval_s} & wait $!; sh -c {sync}; done"]
-    return "\n".join(lines) + "\n"
-
-
-def final_sync_command(*, warm: bool) -> list[str]:
-    sync = sync_script()
-    if warm:
-        # An unbound warm pod has nothing to save.
-        load = f"set -a; . {BIND_DIR}/tenant.env; set +a"
-        sync = f"[ -f {BIND_DIR}/restored ] || exit 0\n{load}\n{sync}"
-    return ["sh", "-c", sync]
 
 
 # -- pod building blocks ---------------------------------------------------------------
@@ -594,10 +537,17 @@ def selector_for(tenant_id: str) -> str:
 
 
 __all__: Sequence[str] = [
+    "BIND_DIR",
+    "HELPER_STATE",
+    "HELPER_WORKSPACE",
     "PodSettings",
     "bind_request",
     "claim_patch",
+    "final_sync_command",
     "render_tenant_config",
+    "restore_script",
+    "sync_loop_script",
+    "sync_script",
     "tenant_pod",
     "tenant_secret",
     "warm_bind_secret",

@@ -3,6 +3,7 @@ daemon/wake.py). Every state change is a conditional registry write."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -107,6 +108,13 @@ class Orchestrator:
         """Stop the agent, drop its state and record. The record goes last so
         a crash half-way leaves something an operator can delete again."""
         tenant = await self.registry.get(tenant_id)
+        if tenant.status in (TenantStatus.RUNNING, TenantStatus.PROVISIONING):
+            # Announce the stop, as suspend does: the reconciler must not take the
+            # agent's exit for a crash and re-wake a tenant being deleted.
+            with contextlib.suppress(ConditionFailed):
+                tenant = await self.registry.update(
+                    tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING
+                )
         if self.runtime is not None:
             await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
         await self.coordination.delete_endpoint(tenant_id)
@@ -118,6 +126,7 @@ class Orchestrator:
                 log.warning("deleteWebhook for %s failed: %s", tenant_id, exc)
         await self.registry.delete(tenant_id)
         await self.coordination.publish_event(tenant_id, "deleted")
+        await self.coordination.delete_event_log(tenant_id)
         log.info("tenant %s deleted", tenant_id)
 
     async def suspend_tenant(self, tenant_id: str) -> Tenant:

@@ -30,10 +30,13 @@ from enum import StrEnum
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import KEY_PREFIX, Coordination
+from daemon.leader import checkpoint
 from daemon.metrics import Metrics
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase, Registry, Runtime
+from daemon.wake import ENDPOINT_TTL_S
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,9 @@ log = logging.getLogger(__name__)
 ACTIVE_STATUSES = frozenset(
     {TenantStatus.RUNNING, TenantStatus.PROVISIONING, TenantStatus.STOPPING}
 )
-# How long the endpoint cache keeps an entry the reconciler writes (IP drift).
-ENDPOINT_CACHE_TTL_S = 300.0
+# How long the endpoint cache keeps an entry the reconciler writes (IP drift):
+# the same as the wake path's.
+ENDPOINT_CACHE_TTL_S = ENDPOINT_TTL_S
 # Crashes counted towards "failed" within this window.
 CRASH_WINDOW_S = 600.0
 # Grace given to an orphan instance's agent when it is stopped.
@@ -144,6 +148,7 @@ class Reconciler:
         crash_window_s: float = CRASH_WINDOW_S,
         on_instance_lost: Callable[[str], Awaitable[None]] | None = None,
         is_leader: Callable[[], bool] = lambda: True,
+        runtime_sees_all: bool = True,
     ) -> None:
         self.registry = registry
         self.runtime = runtime
@@ -157,6 +162,9 @@ class Reconciler:
         self.crash_window_s = crash_window_s
         self.on_instance_lost = on_instance_lost
         self.is_leader = is_leader
+        self.runtime_sees_all = runtime_sees_all
+        """False for the local runtime with several replicas on one data dir: each
+        sees only its own agents, so "running but no instance here" proves nothing."""
         self._orphans: dict[str, _OrphanCandidate] = {}
         self._kick = asyncio.Event()
         self._resync_requested = False
@@ -409,8 +417,10 @@ class Reconciler:
         backoff = 0.2
         try:
             while True:
+                checkpoint()
                 try:
                     async for event in self.runtime.watch():
+                        checkpoint()
                         self._dispatch(event)
                         backoff = 0.2
                     log.warning("runtime watch ended; re-opening")
@@ -422,10 +432,7 @@ class Reconciler:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         finally:
-            for task in list(self._inflight):
-                task.cancel()
-            if self._inflight:
-                await asyncio.wait(list(self._inflight), timeout=5)
+            await cancel_and_wait(list(self._inflight), timeout=5)
 
     # -- safety net (leader) ---------------------------------------------------------
     def request_resync(self) -> None:
@@ -445,6 +452,9 @@ class Reconciler:
             if instance is None:
                 # Listed before the record was read? Ask again before calling it lost.
                 instance = await self.runtime.get(tid)
+            running = tenant.status == TenantStatus.RUNNING
+            if instance is None and running and not self.runtime_sees_all:
+                continue  # maybe another replica's agent
             action = self._decide(tenant, instance, deleted=False)
             try:
                 await self._apply(action, tenant, instance, tenant_id=tid)
@@ -466,6 +476,7 @@ class Reconciler:
         self._orphans.clear()
         next_full = time.monotonic()
         while True:
+            checkpoint()
             now = time.monotonic()
             if now >= next_full or self._resync_requested:
                 self._resync_requested = False
@@ -474,7 +485,9 @@ class Reconciler:
                 except Exception as exc:
                     log.warning("reconciler resync failed: %s", exc)
                 next_full = time.monotonic() + self.resync_interval_s
+            checkpoint()
             await self._process_due_orphans()
+            checkpoint()
             wake_at = min([next_full, *(c.due for c in self._orphans.values())])
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
@@ -502,6 +515,8 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
         on_instance_lost=_delivery_nudge(app),
         is_leader=lambda: elector.is_leader,
+        # Kubernetes: every replica sees every pod. Local: only its own agents.
+        runtime_sees_all=settings.runtime == "kubernetes",
     )
     app[RECONCILER] = reconciler
     events = app[keys.TASKS].spawn(
@@ -513,15 +528,22 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await leader_tasks.remove("reconciler-resync")
-        events.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await events
+        await cancel_and_wait([events], timeout=5)
 
 
 def _delivery_nudge(app: web.Application) -> Callable[[str], Awaitable[None]] | None:
-    """How the delivery path is told an agent died (buffered updates → re-wake).
-    None until the delivery module provides one; the instance_lost event remains."""
-    return None
+    """Tell delivery an agent died: if the tenant has buffered updates, its
+    worker starts and wakes the tenant again."""
+    from daemon.message_path import DELIVERY
+
+    if DELIVERY not in app:
+        return None
+    delivery = app[DELIVERY]
+
+    async def nudge(tenant_id: str) -> None:
+        delivery.notify_if_pending(tenant_id)
+
+    return nudge
 
 
 RECONCILER = web.AppKey("reconciler", Reconciler)

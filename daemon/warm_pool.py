@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from kubernetes_asyncio import client
 
 from daemon import keys
 from daemon import manifests as m
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.informer import PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json
@@ -190,11 +190,10 @@ class WarmPool:
                     self._wake.clear()
                     await self.reconcile()
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                # Re-cancelling: redis-py can swallow one cancel inside watch_config.
+                stuck = await cancel_and_wait(tasks, timeout=5.0)
+                if stuck:
+                    log.error("warm pool: %d follower task(s) ignored cancellation", len(stuck))
 
     async def _follow_config(self) -> None:
         assert self.coordination is not None

@@ -417,7 +417,7 @@ class FakeTelegram(AppServer):
         self,
         token: str | None,
         count: int,
-        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait, not for I/O
+        timeout: float = 10.0,
         *,
         chat_id: str | int | None = None,
     ) -> list[SentMessage]:
@@ -438,7 +438,7 @@ class FakeTelegram(AppServer):
         token: str | None,
         method: str,
         count: int = 1,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> list[BotApiCall]:
         ok = await self.state.changes.wait_until(
             lambda: len(self.calls(token, method)) >= count, timeout

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 DmPolicy = Literal["open", "allowlist", "pairing", "disabled"]
 GatewayBind = Literal["loopback", "lan", "tailnet", "auto", "custom"]
@@ -89,7 +90,7 @@ def render_openclaw_config(
         )
     if webhook_port == gateway_port:
         raise ValueError(f"tenant {tenant_id}: webhook and gateway ports must differ")
-    if api_root is not None and re.search(r"/bot[^/]*/?$", api_root):
+    if api_root is not None and re.search(r"/bot[^/]*/?$", urlsplit(api_root).path):
         # OpenClaw appends /bot<token>/<method> itself; a root that has it breaks every call.
         raise ValueError(f"tenant {tenant_id}: api_root must be the root only, without /bot<token>")
     if gateway_bind != "loopback" and not gateway_token:

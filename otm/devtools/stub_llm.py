@@ -247,7 +247,7 @@ class StubLLM(AppServer):
     async def wait_for_requests(
         self,
         count: int,
-        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait, not for I/O
+        timeout: float = 10.0,
     ) -> list[ChatRequest]:
         """Wait until ``count`` chat requests arrived (they are recorded before any delay)."""
         if not await self.state.changes.wait_until(lambda: len(self.requests) >= count, timeout):

@@ -149,3 +149,12 @@ async def test_metrics_exposed(admin: TestClient) -> None:
     resp = await admin.get("/metrics", headers={"Authorization": ""})
     assert resp.status == 200
     assert "otm_wake_phase_seconds" in await resp.text()
+
+
+async def test_recreated_tenant_starts_with_a_clean_event_log(admin: TestClient) -> None:
+    await admin.post("/v1/tenants", json={"tenant_id": "again"})
+    await admin.post("/v1/tenants/again/suspend")
+    assert (await admin.delete("/v1/tenants/again")).status == 204
+    await admin.post("/v1/tenants", json={"tenant_id": "again"})
+    events = await (await admin.get("/v1/tenants/again/events")).json()
+    assert [e["kind"] for e in events["items"]] == ["created"]

@@ -137,3 +137,8 @@ def test_configs_openclaw_would_refuse_are_rejected(override: dict[str, Any], me
 def test_loopback_gateway_needs_no_token() -> None:
     config = render_openclaw_config(**{**BASE, "gateway_token": None}, gateway_bind="loopback")
     assert "auth" not in config["gateway"]
+
+
+def test_api_root_on_a_host_named_bot_is_fine() -> None:
+    config = render_openclaw_config(**{**BASE, "api_root": "http://bot.api"})
+    assert config["channels"]["telegram"]["apiRoot"].startswith("http://bot.api")

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-import typer
 from typer.testing import CliRunner
 
 from daemon.wake import STARTING_NOTICE
 from otm import cmd_chat
+from otm.cli import app
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import ADMIN_TOKEN, Daemon
-
-
-def chat_app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """otm (test root)."""
-
-    cmd_chat.register(app)
-    return app
 
 
 async def test_otm_chat_prints_the_reply(daemon: Daemon, telegram: FakeTelegram) -> None:
@@ -33,7 +22,6 @@ async def test_otm_chat_prints_the_reply(daemon: Daemon, telegram: FakeTelegram)
         "OTM_ADMIN_TOKEN": ADMIN_TOKEN,
         "OTM_TELEGRAM_API_BASE": telegram.base_url,
     }
-    app = chat_app()
     # The CLI is synchronous; run it off the loop that serves the fake Bot API.
     first = await asyncio.to_thread(runner.invoke, app, ["chat", "talk", "hello"], env=env)
     assert first.exit_code == 0, first.output
@@ -49,8 +37,17 @@ async def test_otm_chat_prints_the_reply(daemon: Daemon, telegram: FakeTelegram)
     missing = await asyncio.to_thread(runner.invoke, app, ["chat", "nobody", "hi"], env=env)
     assert missing.exit_code == 1
     assert "not found" in missing.stderr
-    no_fake = await asyncio.to_thread(
+    # Without --telegram-api-base the daemon tells which Bot API it uses.
+    discovered = await asyncio.to_thread(
         runner.invoke, app, ["chat", "talk", "hi"], env={**env, "OTM_TELEGRAM_API_BASE": ""}
     )
-    assert no_fake.exit_code == 1
-    assert "fake Bot API" in no_fake.stderr
+    assert discovered.exit_code == 0, discovered.output
+    assert discovered.stdout.strip() == "echo: hi (#3)"
+    not_fake = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["chat", "talk", "hi", "--telegram-api-base", daemon.admin_url],
+        env=env,
+    )
+    assert not_fake.exit_code == 1
+    assert "fake Bot API" in not_fake.stderr

@@ -439,3 +439,31 @@ async def test_fake_k8s_fixture_writes_a_working_kubeconfig(fake_k8s: FakeK8s) -
     async with fake_k8s.api_client() as api:
         listed = await client.CoreV1Api(api).list_namespace()
     assert [ns.metadata.name for ns in listed.items] == ["default", "kube-system"]
+
+
+async def test_resumed_watch_replays_only_its_own_resource_type(fake_k8s: Any) -> None:
+    """A watch resumed from an old resourceVersion must not replay other kinds' changes."""
+    async with fake_k8s.api_client() as api:
+        core = client.CoreV1Api(api)
+        pods = await core.list_namespaced_pod("default")
+        start_rv = pods.metadata.resource_version
+        await core.create_namespaced_config_map(
+            "default", {"metadata": {"name": "not-a-pod"}, "data": {"a": "b"}}
+        )
+        await core.create_namespaced_pod(
+            "default",
+            {
+                "metadata": {"name": "replayed"},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+        )
+        kinds = []
+        stream = watch.Watch().stream(
+            core.list_namespaced_pod, "default", resource_version=start_rv, timeout_seconds=1
+        )
+        async for event in stream:
+            kinds.append((event["type"], event["object"].kind, event["object"].metadata.name))
+            if event["object"].metadata.name == "replayed":
+                break
+        assert kinds[0] == ("ADDED", "Pod", "replayed")
+        assert all(kind == "Pod" for _, kind, _ in kinds)

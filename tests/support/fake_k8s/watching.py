@@ -141,7 +141,12 @@ async def serve_watch(
         ]
     elif options.resource_version not in ("", "0"):
         try:
-            replay = store.changes_since(int(options.resource_version))
+            # The change log spans every resource type; a watch sees only its own.
+            replay = [
+                change
+                for change in store.changes_since(int(options.resource_version))
+                if change.resource == rt
+            ]
         except errors.ApiError as exc:
             expired = exc
 

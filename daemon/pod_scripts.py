@@ -1,0 +1,73 @@
+"""Shell scripts of the tenant pod's S3 containers (aws-cli image): restore, periodic sync,
+final sync. Plain text builders, exercised for real by tests/k8s_runtime/test_sync_scripts.py.
+
+Paths: the helpers see the state dir at /state and the workspace at /workspace; a warm pod's
+sidecar learns its tenant from ``{BIND_DIR}/tenant.env`` (written by the warm bootstrap).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+BIND_DIR = "/run/otm"
+HELPER_STATE = "/state"
+HELPER_WORKSPACE = "/workspace"
+
+_STATE_EXCLUDES = "--exclude openclaw.json --exclude 'openclaw.json.*' --exclude '*.lock'"
+# Regenerable or ephemeral: the 54 MB Control UI cache and lock/tmp files.
+_UPLOAD_EXCLUDES = f"{_STATE_EXCLUDES} --exclude 'cache/*' --exclude 'tmp/*'"
+_WORKSPACE_EXCLUDES = "--exclude '*.workspace-state.json.*' --exclude '*workspace-state.json.tmp-*'"
+
+
+def restore_script() -> str:
+    """Download the tenant's files. Fails (and is retried by the kubelet) on any S3 error:
+    an agent started on empty state would diverge from its history. An empty prefix is
+    not an error (a new tenant)."""
+    return (
+        "set -eu\n"
+        'base="s3://${S3_BUCKET}/${S3_PREFIX}"\n'
+        f'aws s3 sync "${{base}}state/" {HELPER_STATE}/ {_STATE_EXCLUDES} --only-show-errors\n'
+        f'aws s3 sync "${{base}}workspace/" {HELPER_WORKSPACE}/ {_WORKSPACE_EXCLUDES}'
+        " --only-show-errors\n"
+        'echo "restored ${base}"\n'
+    )
+
+
+def sync_script() -> str:
+    """One upload of state and workspace (no --delete: a bad sync never removes data)."""
+    return (
+        "set -u\n"
+        'base="s3://${S3_BUCKET}/${S3_PREFIX}"\n'
+        f'aws s3 sync {HELPER_STATE}/ "${{base}}state/" {_UPLOAD_EXCLUDES} --only-show-errors'
+        ' && echo "sync state ok" || { echo "sync state FAILED"; exit 1; }\n'
+        f'aws s3 sync {HELPER_WORKSPACE}/ "${{base}}workspace/" {_WORKSPACE_EXCLUDES}'
+        " --only-show-errors"
+        ' && echo "sync workspace ok" || { echo "sync workspace FAILED"; exit 1; }\n'
+    )
+
+
+def sync_loop_script(interval_s: int, *, wait_for_bind: bool) -> str:
+    """The sidecar: (warm pods: wait for the bind, restore) then sync every interval.
+    SIGTERM ends the loop at once: the preStop hook has already done the final sync."""
+    sync = shlex.quote(sync_script())
+    # The trap also ends the background sleep, which would otherwise outlive the loop.
+    lines = ["trap 'kill $! 2>/dev/null; exit 0' TERM INT"]
+    if wait_for_bind:
+        restore = shlex.quote(restore_script())
+        lines += [
+            f"while [ ! -f {BIND_DIR}/tenant.env ]; do sleep 0.2; done",
+            f"set -a; . {BIND_DIR}/tenant.env; set +a",
+            f"if sh -c {restore}; then touch {BIND_DIR}/restored;"
+            f" else touch {BIND_DIR}/restore-failed; exit 1; fi",
+        ]
+    lines += [f"while true; do sleep {interval_s} & wait $!; sh -c {sync}; done"]
+    return "\n".join(lines) + "\n"
+
+
+def final_sync_command(*, warm: bool) -> list[str]:
+    sync = sync_script()
+    if warm:
+        # An unbound warm pod has nothing to save.
+        load = f"set -a; . {BIND_DIR}/tenant.env; set +a"
+        sync = f"[ -f {BIND_DIR}/restored ] || exit 0\n{load}\n{sync}"
+    return ["sh", "-c", sync]

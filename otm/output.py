@@ -1,0 +1,343 @@
+"""Renderers for `-o table|wide|json|yaml|name` and kubectl-style ages and durations.
+
+Pure functions from API dicts to text; the commands print the result on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+NONE = "<none>"
+
+
+class Format(StrEnum):
+    table = "table"
+    wide = "wide"
+    json = "json"
+    yaml = "yaml"
+    name = "name"
+
+
+class DocFormat(StrEnum):
+    """Formats for things that are not lists of objects (config, status)."""
+
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+# -- durations -------------------------------------------------------------------
+_DURATION_RE = re.compile(r"(\d+)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``90s``, ``10m``, ``1h30m``, ``2d`` or a bare number of seconds."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    pos, total = 0, 0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNIT_S[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"invalid duration {text!r} (use e.g. 90s, 10m, 1h, 2d)")
+    return total
+
+
+def format_duration(seconds: int | float | None) -> str:
+    """Compact exact duration: 600 → 10m, 90 → 90s, 7200 → 2h."""
+    if seconds is None:
+        return NONE
+    seconds = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def human_age(seconds: float) -> str:
+    """kubectl's HumanDuration: 59s, 5m30s, 3h, 2d5h, 1y20d."""
+    secs = int(seconds)
+    if secs < -1:
+        return "<invalid>"
+    if secs < 0:
+        return "0s"
+    if secs < 120:
+        return f"{secs}s"
+    minutes = secs // 60
+    if minutes < 10:
+        rest = secs % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = secs // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        years, days = hours // 24 // 365, (hours // 24) % 365
+        return f"{years}y{days}d" if days else f"{years}y"
+    return f"{hours // 24 // 365}y"
+
+
+def age_since(timestamp: str | None, now: datetime) -> str:
+    if not timestamp:
+        return NONE
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return NONE
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return human_age((now - then).total_seconds())
+
+
+# -- generic documents -----------------------------------------------------------
+def to_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False)
+
+
+def to_yaml(doc: Any) -> str:
+    import yaml  # only when asked for: keeps the common path light
+
+    return str(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)).rstrip("\n")
+
+
+def render_table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, headers_on: bool = True
+) -> str:
+    return TablePrinter(headers, show_headers=headers_on).render(list(rows))
+
+
+class TablePrinter:
+    """kubectl-style columns (3 spaces apart). Remembers widths so that rows printed
+    later (watch) line up with the first table."""
+
+    GAP = "   "
+
+    def __init__(self, headers: Sequence[str], *, show_headers: bool = True) -> None:
+        self.headers = list(headers)
+        self.show_headers = show_headers
+        self.widths = [len(h) for h in headers]
+
+    def render(self, rows: Sequence[Sequence[str]]) -> str:
+        for row in rows:
+            self.widths = [max(w, len(cell)) for w, cell in zip(self.widths, row, strict=True)]
+        lines = [self.row(self.headers)] if self.show_headers else []
+        lines.extend(self.row(row) for row in rows)
+        return "\n".join(lines)
+
+    def row(self, cells: Sequence[str]) -> str:
+        padded = [cell.ljust(w) for cell, w in zip(cells, self.widths, strict=True)]
+        return self.GAP.join(padded).rstrip()
+
+
+# -- tenants ---------------------------------------------------------------------
+TENANT_HEADERS = ("NAME", "STATUS", "ENDPOINT", "LAST-ACTIVE", "AGE")
+TENANT_WIDE_HEADERS = (
+    "NAME",
+    "STATUS",
+    "ENDPOINT",
+    "LAST-ACTIVE",
+    "AGE",
+    "POD",
+    "IDLE-TIMEOUT",
+    "LABELS",
+    "REASON",
+    "WAKES",
+)
+
+
+def format_labels(labels: Mapping[str, str] | None) -> str:
+    if not labels:
+        return NONE
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def tenant_row(tenant: Mapping[str, Any], *, wide: bool, now: datetime) -> list[str]:
+    row = [
+        str(tenant.get("tenant_id", "")),
+        str(tenant.get("status") or NONE),
+        str(tenant.get("endpoint") or NONE),
+        age_since(tenant.get("last_active_at"), now),
+        age_since(tenant.get("created_at"), now),
+    ]
+    if wide:
+        timeout = tenant.get("idle_timeout_s")
+        row += [
+            str(tenant.get("pod_name") or NONE),
+            format_duration(timeout) if timeout is not None else "default",
+            format_labels(tenant.get("labels")),
+            str(tenant.get("status_reason") or NONE),
+            str(tenant.get("wake_attempts", 0)),
+        ]
+    return row
+
+
+def tenant_name(tenant: Mapping[str, Any]) -> str:
+    return f"tenant/{tenant.get('tenant_id', '')}"
+
+
+def render_tenants(
+    items: Sequence[Mapping[str, Any]],
+    fmt: Format,
+    *,
+    now: datetime,
+    single: bool = False,
+    headers: bool = True,
+) -> str:
+    """A list of tenants (``single``: one object, which json/yaml print bare)."""
+    if fmt in (Format.json, Format.yaml):
+        doc: Any = dict(items[0]) if single and len(items) == 1 else {"items": list(items)}
+        return to_json(doc) if fmt == Format.json else to_yaml(doc)
+    if fmt == Format.name:
+        return "\n".join(tenant_name(t) for t in items)
+    wide = fmt == Format.wide
+    if not items:
+        return ""
+    table = TablePrinter(TENANT_WIDE_HEADERS if wide else TENANT_HEADERS, show_headers=headers)
+    return table.render([tenant_row(t, wide=wide, now=now) for t in items])
+
+
+def render_describe(
+    tenant: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    buffer: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+) -> str:
+    """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
+    `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
+    timeout = tenant.get("idle_timeout_s")
+    fields = [
+        ("Name", tenant.get("tenant_id")),
+        ("Status", tenant.get("status")),
+        ("Reason", tenant.get("status_reason") or NONE),
+        ("Labels", format_labels(tenant.get("labels"))),
+        ("Endpoint", tenant.get("endpoint") or NONE),
+        ("Gateway", tenant.get("gateway_url") or NONE),
+        ("Pod", tenant.get("pod_name") or NONE),
+        ("Image", tenant.get("image") or "default"),
+        ("Idle Timeout", format_duration(timeout) if timeout is not None else "default"),
+        ("Bot Token", "set" if tenant.get("has_bot_token") else "not set"),
+        ("Wake Attempts", tenant.get("wake_attempts", 0)),
+        ("Buffered", "unknown" if buffer is None else buffer.get("pending", "unknown")),
+        ("Dead Letters", "unknown" if buffer is None else buffer.get("dead_letters", 0)),
+        ("Created", _stamp(tenant.get("created_at"), now)),
+        ("Last Active", _stamp(tenant.get("last_active_at"), now)),
+        ("Updated", _stamp(tenant.get("updated_at"), now)),
+        ("Version", tenant.get("version")),
+    ]
+    width = max(len(k) for k, _ in fields) + 2
+    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
+    lines.append("Events:")
+    if not events:
+        lines.append("  <none>")
+    else:
+        rows = [_event_row(e, now) for e in events]
+        table = TablePrinter(("AGE", "KIND", "DETAILS"))
+        lines.extend("  " + line for line in table.render(rows).splitlines())
+    return "\n".join(lines)
+
+
+def _stamp(timestamp: str | None, now: datetime) -> str:
+    if not timestamp:
+        return NONE
+    return f"{timestamp} ({age_since(timestamp, now)} ago)"
+
+
+_EVENT_META = {"tenant_id", "kind", "id"}
+
+
+def _event_row(event: Mapping[str, Any], now: datetime) -> list[str]:
+    age = NONE
+    event_id = str(event.get("id", ""))
+    millis = event_id.split("-", 1)[0]
+    if millis.isdigit():
+        age = human_age(now.timestamp() - int(millis) / 1000)
+    details = " ".join(f"{k}={_compact(v)}" for k, v in event.items() if k not in _EVENT_META)
+    return [age, str(event.get("kind", "")), details or NONE]
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+# -- config and status -------------------------------------------------------------
+def render_config(config: Mapping[str, Any], fmt: DocFormat) -> str:
+    if fmt == DocFormat.json:
+        return to_json(dict(config))
+    if fmt == DocFormat.yaml:
+        return to_yaml(dict(config))
+    return render_table(("KEY", "VALUE"), [(k, _compact(v)) for k, v in config.items()])
+
+
+def _ok(flag: Any) -> str:
+    if flag is None:
+        return "unknown"
+    return "ok" if flag else "FAILING"
+
+
+def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
+    if fmt == DocFormat.json:
+        return to_json(dict(status))
+    if fmt == DocFormat.yaml:
+        return to_yaml(dict(status))
+    daemon = status.get("daemon") or {}
+    redis = status.get("redis") or {}
+    registry = status.get("registry") or {}
+    runtime = status.get("runtime") or {}
+    pool = status.get("warm_pool") or {}
+    config = status.get("config") or {}
+    by_status = registry.get("tenants_by_status") or {}
+    leader = daemon.get("leader")
+    uptime = daemon.get("uptime_s")
+    rows = [
+        (
+            "daemon",
+            "ok",
+            f"version {daemon.get('version') or NONE}, pid {daemon.get('pid')}, "
+            f"up {human_age(uptime) if uptime is not None else NONE}, "
+            f"leader {'unknown' if leader is None else ('yes' if leader else 'no')}",
+        ),
+        ("redis", _ok(redis.get("ok")), redis.get("error") or ""),
+        (
+            "registry",
+            _ok(registry.get("ok")),
+            f"{registry.get('kind')}, {sum(by_status.values())} tenants"
+            + (
+                " (" + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) + ")"
+                if by_status
+                else ""
+            ),
+        ),
+        (
+            "runtime",
+            _ok(runtime.get("ok")),
+            f"{runtime.get('kind')}, {_count(runtime.get('instances'))} instances",
+        ),
+        ("warm-pool", "ok", f"{_count(pool.get('size'))}/{_count(pool.get('target'))} ready"),
+        ("config", "ok", " ".join(f"{k}={_compact(v)}" for k, v in config.items())),
+    ]
+    return render_table(("COMPONENT", "STATE", "DETAILS"), rows)
+
+
+def _count(value: Any) -> str:
+    return NONE if value is None else str(value)

@@ -1,0 +1,219 @@
+"""Live config editor (`c`): one field per key the daemon reports, errors inline under
+the field they concern, Save sends only the changed keys (PATCH /v1/config)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, Static
+
+from otm.tui.keybar import KeyBar
+from otm.tui.main_screen import dashboard
+from otm.tui.source import SourceError
+
+KEY_HELP = {
+    "warm_pool_target": "Pre-started agent pods kept ready so a wake skips the boot.",
+    "default_idle_timeout_s": (
+        "Seconds without activity before a running tenant is put to sleep "
+        "(a tenant's own idle_timeout_s wins)."
+    ),
+    "max_wake_attempts": "Failed wakes in a row before a tenant is marked failed.",
+}
+
+
+def changed_values(
+    current: dict[str, Any], entered: dict[str, str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """The keys whose entered value differs from ``current``, and per-key input errors."""
+    changes: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for key, raw in entered.items():
+        text = raw.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            errors[key] = f"{key} must be an integer"
+            continue
+        if value != current.get(key):
+            changes[key] = value
+    return changes, errors
+
+
+def error_field(message: str, keys: list[str]) -> str | None:
+    """The config key a daemon error names (longest match first), if any."""
+    for key in sorted(keys, key=len, reverse=True):
+        if key in message:
+            return key
+    return None
+
+
+class ConfigScreen(Screen[None]):
+    BINDINGS = [
+        Binding(
+            "escape", "app.pop_screen", "Back", id="config.back", tooltip="Leave without saving"
+        ),
+        Binding(
+            "ctrl+s",
+            "save",
+            "Save",
+            id="config.save",
+            tooltip="Apply the changed keys to every daemon replica",
+        ),
+        Binding(
+            "ctrl+r",
+            "reload",
+            "Reload",
+            id="config.reload",
+            tooltip="Discard edits and load the live config again",
+        ),
+    ]
+    DEFAULT_CSS = """
+    ConfigScreen #config-body { padding: 0 1; }
+    ConfigScreen #config-title { margin-bottom: 1; text-style: bold; }
+    ConfigScreen #config-fields { height: auto; }
+    ConfigScreen .field { height: auto; margin-bottom: 1; }
+    ConfigScreen .field Label { text-style: bold; }
+    ConfigScreen .field Input { width: 30; }
+    ConfigScreen .hint { color: $text-muted; }
+    ConfigScreen .error { color: $error; text-style: bold; }
+    ConfigScreen #config-buttons { height: auto; }
+    ConfigScreen #config-buttons Button { margin-right: 2; }
+    """
+
+    class Loaded(Message):
+        def __init__(self, config: dict[str, Any] | None, error: str | None) -> None:
+            super().__init__()
+            self.config = config
+            self.error = error
+
+    class Saved(Message):
+        def __init__(self, changes: dict[str, int], config: dict[str, Any]) -> None:
+            super().__init__()
+            self.changes = changes
+            self.config = config
+
+    class SaveFailed(Message):
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        readonly = dashboard(self).readonly
+        with VerticalScroll(id="config-body"):
+            title = "Live config (shared by all daemon replicas)"
+            yield Static(title + ("  [read-only]" if readonly else ""), id="config-title")
+            yield Vertical(Static("loading…"), id="config-fields")
+            yield Static("", id="config-error", classes="error")
+            with Horizontal(id="config-buttons"):
+                yield Button("Save", id="save", variant="primary", disabled=True)
+                yield Button("Cancel", id="cancel")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.action_reload()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "save" and (dashboard(self).readonly or self.config is None):
+            return None
+        return True
+
+    def action_reload(self) -> None:
+        self._load()
+
+    @work(exclusive=True, group="config", exit_on_error=False)
+    async def _load(self) -> None:
+        try:
+            config = await dashboard(self).source.get_config()
+        except SourceError as exc:
+            self.post_message(self.Loaded(None, str(exc)))
+        else:
+            self.post_message(self.Loaded(config, None))
+
+    async def on_config_screen_loaded(self, message: Loaded) -> None:
+        fields = self.query_one("#config-fields", Vertical)
+        await fields.remove_children()
+        self.config = message.config
+        self.show_error(None, message.error)
+        if message.config is None:
+            return
+        readonly = dashboard(self).readonly
+        for key, value in message.config.items():
+            await fields.mount(
+                Vertical(
+                    Label(key),
+                    Input(str(value), id=f"input-{key}", type="integer", disabled=readonly),
+                    Static(KEY_HELP.get(key, ""), classes="hint"),
+                    Static("", id=f"error-{key}", classes="error"),
+                    classes="field",
+                )
+            )
+        self.query_one("#save", Button).disabled = readonly
+        self.refresh_bindings()
+        if not readonly:
+            self.query(Input).first().focus()
+
+    def show_error(self, key: str | None, message: str | None) -> None:
+        """One error at a time: under its field when it names one, else below the form."""
+        for widget in self.query(".error"):
+            if isinstance(widget, Static):
+                widget.update("")
+        if message:
+            target = f"#error-{key}" if key else "#config-error"
+            self.query_one(target, Static).update(message)
+
+    def entered(self) -> dict[str, str]:
+        assert self.config is not None
+        return {key: self.query_one(f"#input-{key}", Input).value for key in self.config}
+
+    def action_save(self) -> None:
+        if self.config is None or dashboard(self).readonly:
+            return
+        changes, errors = changed_values(self.config, self.entered())
+        if errors:
+            key, message = next(iter(errors.items()))
+            self.show_error(key, message)
+            return
+        if not changes:
+            self.show_error(None, "nothing changed")
+            return
+        self.show_error(None, None)
+        self._save(changes)
+
+    @work(exclusive=True, group="config-save", exit_on_error=False)
+    async def _save(self, changes: dict[str, int]) -> None:
+        try:
+            config = await dashboard(self).source.set_config(changes)
+        except SourceError as exc:
+            self.post_message(self.SaveFailed(str(exc)))
+        else:
+            self.post_message(self.Saved(changes, config))
+
+    def on_config_screen_saved(self, message: Saved) -> None:
+        dashboard(self).config_saved(message.changes, message.config)
+        self.dismiss()
+
+    def on_config_screen_save_failed(self, message: SaveFailed) -> None:
+        keys = list(self.config or {})
+        self.show_error(error_field(message.error, keys), message.error)
+
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.app.pop_screen()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_save()

@@ -1,0 +1,266 @@
+"""Per-tenant screens: describe (`d`) and logs (`l`). Each fetches in its own workers,
+which Textual cancels when the screen is popped (Esc), closing the connection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Log, Static
+
+from otm.tui import view
+from otm.tui.keybar import KeyBar
+from otm.tui.main_screen import dashboard
+from otm.tui.source import Record, SourceError, TenantDetails
+
+RECORD_FIELDS = (
+    "tenant_id",
+    "status",
+    "status_reason",
+    "endpoint",
+    "gateway_url",
+    "pod_name",
+    "image",
+    "labels",
+    "idle_timeout_s",
+    "wake_attempts",
+    "has_bot_token",
+    "created_at",
+    "updated_at",
+    "last_active_at",
+    "version",
+)
+RECENT_EVENTS = 20
+LOGS_SINCE_S = 600.0
+LOG_MAX_LINES = 10_000
+
+
+def event_time(event: Record) -> datetime | None:
+    """Redis stream ids start with the append time in ms: the event's timestamp."""
+    stream_id = str(event.get("id", ""))
+    millis = stream_id.split("-", 1)[0]
+    if not millis.isdigit():
+        return view.parse_time(event.get("at"))
+    return datetime.fromtimestamp(int(millis) / 1000, UTC)
+
+
+def record_table(record: Record, *, now: datetime, default_idle_timeout_s: int | None) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    keys = [k for k in RECORD_FIELDS if k in record] + sorted(set(record) - set(RECORD_FIELDS))
+    for key in keys:
+        value = record[key]
+        if key == "status":
+            grid.add_row(key, view.status_text(str(value)))
+            continue
+        if key == "labels" and isinstance(value, dict):
+            shown = ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
+        elif key.endswith("_at") and (when := view.parse_time(value)) is not None:
+            shown = f"{value} ({view.human_duration(now - when)} ago)"
+        else:
+            shown = "-" if value in (None, "") else str(value)
+        grid.add_row(key, shown)
+    deadline = view.idle_deadline(record, default_idle_timeout_s)
+    if deadline is not None:
+        left = deadline - now
+        grid.add_row(
+            "idle_deadline",
+            f"{deadline.isoformat()} ("
+            + (f"in {view.human_duration(left)}" if left.total_seconds() > 0 else "due")
+            + ")",
+        )
+    return grid
+
+
+def events_table(events: list[Record], *, now: datetime) -> Table:
+    table = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
+    for name in ("AGE", "KIND", "DETAILS"):
+        table.add_column(name, no_wrap=name != "DETAILS")
+    for event in list(reversed(events))[:RECENT_EVENTS]:
+        when = event_time(event)
+        details = " ".join(
+            f"{k}={v}" for k, v in event.items() if k not in ("id", "kind", "tenant_id")
+        )
+        table.add_row(
+            "-" if when is None else view.human_duration(now - when),
+            str(event.get("kind", "?")),
+            details or "-",
+        )
+    return table
+
+
+class DescribeScreen(Screen[None]):
+    BINDINGS = [
+        Binding(
+            "escape",
+            "app.pop_screen",
+            "Back",
+            id="describe.back",
+            tooltip="Back to the tenant table",
+        ),
+        Binding("l", "logs", "Logs", id="describe.logs", tooltip="Follow this tenant's logs"),
+        Binding(
+            "ctrl+r",
+            "reload",
+            "Refresh",
+            id="describe.refresh",
+            tooltip="Fetch the record, events and buffer again",
+        ),
+    ]
+    DEFAULT_CSS = """
+    DescribeScreen #describe-body { padding: 0 1; }
+    DescribeScreen .section { text-style: bold; color: $accent; margin-top: 1; }
+    """
+
+    class Loaded(Message):
+        def __init__(self, details: TenantDetails | None, error: str | None) -> None:
+            super().__init__()
+            self.details = details
+            self.error = error
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+        self.details: TenantDetails | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="describe-body"):
+            yield Static(Text(f"describe {self.tenant_id}", style="bold"), id="describe-title")
+            yield Static("loading…", id="describe-record")
+            yield Static("Buffer", classes="section")
+            yield Static("", id="describe-buffer")
+            yield Static(f"Recent events (newest first, up to {RECENT_EVENTS})", classes="section")
+            yield Static("", id="describe-events")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self._load()
+
+    @work(exclusive=True, group="describe", exit_on_error=False)
+    async def _load(self) -> None:
+        try:
+            details = await dashboard(self).source.describe(self.tenant_id)
+        except SourceError as exc:
+            self.post_message(self.Loaded(None, str(exc)))
+        else:
+            self.post_message(self.Loaded(details, None))
+
+    def on_describe_screen_loaded(self, message: Loaded) -> None:
+        app = dashboard(self)
+        if message.details is None:
+            self.query_one("#describe-record", Static).update(
+                Text(f"cannot describe {self.tenant_id}: {message.error}", style="red")
+            )
+            return
+        details = self.details = message.details
+        now = app.clock()
+        self.query_one("#describe-record", Static).update(
+            record_table(
+                details.record, now=now, default_idle_timeout_s=app.default_idle_timeout_s()
+            )
+        )
+        buffer = details.buffer
+        self.query_one("#describe-buffer", Static).update(
+            "unknown (this daemon does not report buffers)"
+            if buffer is None
+            else f"{buffer.pending} pending"
+            + ("" if buffer.dead_letters is None else f", {buffer.dead_letters} dead letters")
+        )
+        self.query_one("#describe-events", Static).update(
+            events_table(details.events, now=now) if details.events else Text("none", style="dim")
+        )
+
+    def action_logs(self) -> None:
+        dashboard(self).open_logs(self.tenant_id)
+
+
+class LogsScreen(Screen[None]):
+    BINDINGS = [
+        Binding(
+            "escape", "app.pop_screen", "Back", id="logs.back", tooltip="Stop following and go back"
+        ),
+        Binding(
+            "ctrl+r",
+            "restart",
+            "Reconnect",
+            id="logs.reconnect",
+            tooltip="Clear and stream the logs again",
+        ),
+    ]
+    DEFAULT_CSS = """
+    LogsScreen #logs-title { padding: 0 1; background: $boost; }
+    LogsScreen Log { height: 1fr; }
+    """
+
+    class LinesReceived(Message):
+        pass
+
+    class Ended(Message):
+        def __init__(self, note: str, error: bool) -> None:
+            super().__init__()
+            self.note = note
+            self.error = error
+
+    def __init__(self, tenant_id: str, *, since_s: float = LOGS_SINCE_S) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+        self.since_s = since_s
+        self._pending: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text.assemble(
+                ("logs ", "bold"),
+                (self.tenant_id, "bold cyan"),
+                f"  following, since {view.human_duration_s(self.since_s)} ago",
+            ),
+            id="logs-title",
+        )
+        yield Log(id="logs", max_lines=LOG_MAX_LINES, auto_scroll=True)
+        yield KeyBar()
+
+    @property
+    def log_widget(self) -> Log:
+        return self.query_one("#logs", Log)
+
+    def on_mount(self) -> None:
+        self._stream()
+
+    def action_restart(self) -> None:
+        self.log_widget.clear()
+        self._pending.clear()
+        self._stream()
+
+    @work(exclusive=True, group="logs", exit_on_error=False)
+    async def _stream(self) -> None:
+        source = dashboard(self).source
+        try:
+            async for line in source.logs(self.tenant_id, follow=True, since_s=self.since_s):
+                # Lines pile up here and the handler takes them all: a burst costs one
+                # message, not one per line.
+                if not self._pending:
+                    self.post_message(self.LinesReceived())
+                self._pending.append(line)
+        except SourceError as exc:
+            self.post_message(self.Ended(f"— {exc} (ctrl+r to retry) —", True))
+        else:
+            self.post_message(self.Ended("— end of log stream (ctrl+r to reconnect) —", False))
+
+    def on_logs_screen_lines_received(self, message: LinesReceived) -> None:
+        lines, self._pending = self._pending, []
+        self.log_widget.write_lines(lines)
+
+    def on_logs_screen_ended(self, message: Ended) -> None:
+        self.on_logs_screen_lines_received(self.LinesReceived())
+        self.log_widget.write_line(message.note)

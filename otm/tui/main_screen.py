@@ -1,0 +1,304 @@
+"""The tenant table (k9s's pod view): health panel on top, live table, `/` filter."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Static
+
+from otm.tui import view
+from otm.tui.health import connection_text, health_text
+from otm.tui.keybar import KeyBar
+
+if TYPE_CHECKING:
+    from otm.tui.app import OtmApp
+
+MUTATING_ACTIONS = frozenset({"wake", "sleep", "delete"})
+# Below this height the health panel gives its rows to the table.
+PANEL_MIN_HEIGHT = 16
+# The table's border (left and right) and its vertical scrollbar.
+TABLE_CHROME = 4
+
+
+def dashboard(node: Any) -> OtmApp:
+    return cast("OtmApp", node.app)
+
+
+def _comparable(cell: str | Text) -> tuple[str, str]:
+    return (cell.plain, str(cell.style)) if isinstance(cell, Text) else (cell, "")
+
+
+class HealthPanel(Static):
+    DEFAULT_CSS = """
+    HealthPanel {
+        height: auto;
+        padding: 0 1;
+        background: $boost;
+    }
+    """
+
+
+class TenantsScreen(Screen[None]):
+    """The base screen. Reads the app's state when the app says it changed."""
+
+    BINDINGS = [
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="tenants.filter",
+            tooltip="Filter rows: name/status substring or label k=v",
+        ),
+        Binding(
+            "d",
+            "describe",
+            "Describe",
+            id="tenants.describe",
+            tooltip="Record, recent events and buffered count of the selected tenant",
+        ),
+        Binding(
+            "l",
+            "logs",
+            "Logs",
+            id="tenants.logs",
+            tooltip="Follow the selected tenant's agent logs",
+        ),
+        Binding(
+            "w", "wake", "Wake", id="tenants.wake", tooltip="Start the selected tenant's agent now"
+        ),
+        Binding(
+            "s",
+            "sleep",
+            "Sleep",
+            id="tenants.sleep",
+            tooltip="Stop the selected tenant's agent after a final state sync",
+        ),
+        Binding(
+            "ctrl+d",
+            "delete",
+            "Delete",
+            id="tenants.delete",
+            tooltip="Delete the selected tenant (asks first)",
+        ),
+        Binding(
+            "c",
+            "config",
+            "Config",
+            id="tenants.config",
+            tooltip="View and edit the live config (warm pool, idle timeout, retries)",
+        ),
+        Binding(
+            "ctrl+r",
+            "refresh",
+            "Refresh",
+            id="tenants.refresh",
+            tooltip="Reconnect the watch and refresh health now",
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            id="tenants.clear_filter",
+            show=False,
+            tooltip="Clear the filter",
+        ),
+    ]
+
+    DEFAULT_CSS = """
+    TenantsScreen #tenants {
+        height: 1fr;
+        border: round $primary;
+        border-title-color: $text;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+    }
+    TenantsScreen #filter {
+        dock: bottom;
+        display: none;
+        margin-bottom: 1;
+    }
+    TenantsScreen #filter.shown {
+        display: block;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_text = ""
+        self._columns: list[view.Column] = []
+        self._row_ids: list[str] = []
+        self._row_cells: dict[str, list[tuple[str, str]]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield HealthPanel(id="health")
+        table: DataTable[str | Text] = DataTable(id="tenants", cursor_type="row")
+        yield table
+        yield Input(id="filter", placeholder="filter: name, status, or label k=v (enter: keep)")
+        yield KeyBar()
+
+    @property
+    def table(self) -> DataTable[str | Text]:
+        return cast("DataTable[str | Text]", self.query_one("#tenants", DataTable))
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    # -- rendering ---------------------------------------------------------------
+    def refresh_view(self) -> None:
+        self.refresh_health()
+        self.refresh_table()
+
+    def refresh_health(self) -> None:
+        app = dashboard(self)
+        panel = self.query_one(HealthPanel)
+        panel.display = self.size.height >= PANEL_MIN_HEIGHT
+        text = connection_text(app.connection, app.source.label)
+        if app.readonly:
+            text.append("  ")
+            text.append(" READ-ONLY ", style="bold reverse yellow")
+        text.append("\n")
+        # The panel pads one cell on either side.
+        text.append_text(health_text(app.status, app.status_error, width=self.size.width - 2))
+        panel.update(text)
+
+    def refresh_table(self) -> None:
+        app = dashboard(self)
+        table = self.table
+        columns = view.columns_for_width(max(self.size.width - TABLE_CHROME, 0))
+        if columns != self._columns:
+            selected = self.selected_tenant()
+            table.clear(columns=True)
+            for column in columns:
+                table.add_column(column.label, width=column.width, key=column.key)
+            self._columns = columns
+            self._row_ids = []
+            self._row_cells = {}
+            self._reselect(selected)
+        rows = view.visible_tenants(app.tenants, self.query_text)
+        now = app.clock()
+        default_idle = app.default_idle_timeout_s()
+        wanted = {
+            str(t["tenant_id"]): view.row_cells(
+                t,
+                columns,
+                now=now,
+                default_idle_timeout_s=default_idle,
+                buffered=app.buffered.get(str(t["tenant_id"])),
+            )
+            for t in rows
+        }
+        ids = list(wanted)
+        if ids == self._row_ids:
+            for tenant_id, cells in wanted.items():
+                old = self._row_cells[tenant_id]
+                for column, cell, before in zip(columns, cells, old, strict=True):
+                    if _comparable(cell) != before:
+                        table.update_cell(tenant_id, column.key, cell)
+        else:
+            selected = self.selected_tenant()
+            table.clear()
+            for tenant_id, cells in wanted.items():
+                table.add_row(*cells, key=tenant_id)
+            self._reselect(selected)
+        self._row_ids = ids
+        self._row_cells = {k: [_comparable(c) for c in v] for k, v in wanted.items()}
+        scope = f"/{self.query_text}" if self.query_text else "all"
+        table.border_title = f"tenants({scope})[{len(ids)}]"
+        table.border_subtitle = "" if app.connection.state == "live" else "stale"
+
+    def visible_ids(self) -> list[str]:
+        """Tenant ids the filter lets through, in table order (from the app's state, which
+        may be ahead of the table until the next render)."""
+        tenants = view.visible_tenants(dashboard(self).tenants, self.query_text)
+        return [str(t["tenant_id"]) for t in tenants]
+
+    def _reselect(self, tenant_id: str | None) -> None:
+        if tenant_id is not None and tenant_id in self.table.rows:
+            self.table.move_cursor(row=self.table.get_row_index(tenant_id), animate=False)
+
+    def selected_tenant(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return row_key.value
+
+    # -- actions -------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING_ACTIONS and dashboard(self).readonly:
+            return None  # shown, greyed out
+        return True
+
+    def _selected_or_warn(self) -> str | None:
+        tenant_id = self.selected_tenant()
+        if tenant_id is None:
+            self.notify("no tenant selected", severity="warning")
+        return tenant_id
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.value = self.query_text
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("shown")
+        box.value = ""
+        self.set_query("")
+        self.table.focus()
+
+    def set_query(self, query: str) -> None:
+        self.query_text = query.strip()
+        self.refresh_table()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.set_query(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#filter", Input).remove_class("shown")
+        self.table.focus()
+
+    @on(DataTable.RowSelected, "#tenants")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            dashboard(self).open_describe(event.row_key.value)
+
+    def action_describe(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            dashboard(self).open_describe(tenant_id)
+
+    def action_logs(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            dashboard(self).open_logs(tenant_id)
+
+    def action_wake(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            dashboard(self).request_wake(tenant_id)
+
+    def action_sleep(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            dashboard(self).request_sleep(tenant_id)
+
+    def action_delete(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            dashboard(self).request_delete(tenant_id)
+
+    def action_config(self) -> None:
+        dashboard(self).open_config()
+
+    def action_refresh(self) -> None:
+        dashboard(self).reconnect()

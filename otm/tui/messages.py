@@ -1,0 +1,65 @@
+"""Past-tense messages workers post to the app: workers fetch, handlers own state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+from textual.notifications import SeverityLevel
+
+from otm.tui.source import Record, WatchEvent
+
+
+class WatchEventReceived(Message):
+    def __init__(self, event: WatchEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class WatchConnected(Message):
+    """The first event of a (re)connected watch arrived."""
+
+
+class WatchDisconnected(Message):
+    def __init__(self, reason: str, attempt: int, retry_in_s: float) -> None:
+        super().__init__()
+        self.reason = reason
+        self.attempt = attempt
+        self.retry_in_s = retry_in_s
+
+
+class StatusFetched(Message):
+    def __init__(self, status: Record | None, error: str | None) -> None:
+        super().__init__()
+        self.status = status
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest status matters when several queue up on a busy loop.
+        return isinstance(message, StatusFetched)
+
+
+class BufferCountsFetched(Message):
+    def __init__(self, counts: dict[str, int | None]) -> None:
+        super().__init__()
+        self.counts = counts
+
+
+class ActionFinished(Message):
+    """A wake/sleep/delete/config change ended; ``record`` is the tenant it returned."""
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        severity: SeverityLevel = "information",
+        record: Record | None = None,
+        deleted: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.text = text
+        self.severity: SeverityLevel = severity
+        self.record = record
+        self.deleted = deleted
+        self.config = config

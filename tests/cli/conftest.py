@@ -1,0 +1,107 @@
+"""CLI tests run the real `otm` app (Typer CliRunner) against a real daemon subprocess."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from typer.testing import CliRunner, Result
+
+from otm.cli import app
+from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+
+
+@pytest.fixture(scope="session")
+def daemon(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    """One daemon for the CLI tests on the session Redis (each test starts clean via
+    `clean_daemon`)."""
+    data_dir = tmp_path_factory.mktemp("cli") / "otm"
+    env = daemon_env(data_dir, OTM_REDIS_URL=redis_server, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
+    with running_daemon(data_dir, env=env) as proc:
+        yield proc
+
+
+def api(
+    daemon: DaemonProc, method: str, path: str, body: Any = None, *, raw: bytes | None = None
+) -> tuple[int, Any]:
+    """Direct admin-API call (setup and checks independent of the CLI under test)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(
+        daemon.admin_url + path,
+        method=method,
+        data=data,
+        headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            payload = resp.read()
+            return resp.status, json.loads(payload) if payload else None
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def clean_daemon(daemon: DaemonProc, redis_url: str) -> DaemonProc:
+    """The module daemon with no tenants, no event logs and default live config."""
+    status, listed = api(daemon, "GET", "/v1/tenants")
+    assert status == 200
+    for tenant in listed["items"]:
+        assert api(daemon, "DELETE", f"/v1/tenants/{tenant['tenant_id']}")[0] == 204
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushall()  # event logs outlive their tenant; live config back to defaults
+    finally:
+        client.close()
+    return daemon
+
+
+class Cli:
+    """Runs `otm ARGS` in-process; finds the daemon the way a user would (data dir)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.runner = CliRunner()
+        self.env: dict[str, str | None] = {
+            "OTM_DATA_DIR": str(data_dir),
+            "OTM_SERVER": None,
+            "OTM_ADMIN_TOKEN": None,
+            "COLUMNS": "200",
+        }
+
+    def __call__(
+        self, args: str | list[str], *, input: str | None = None, **env: str | None
+    ) -> Result:
+        argv = shlex.split(args) if isinstance(args, str) else args
+        result = self.runner.invoke(app, argv, input=input, env={**self.env, **env})
+        # An unexpected exception also exits 1: never let it pass for an API error.
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+
+@pytest.fixture
+def cli(clean_daemon: DaemonProc) -> Cli:
+    return Cli(clean_daemon.data_dir)
+
+
+def ok(result: Result) -> str:
+    """Assert success with nothing on stderr; the stdout."""
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert result.stderr == ""
+    return result.stdout
+
+
+def failed(result: Result, code: int, *fragments: str) -> str:
+    """Assert exit ``code`` with one `error: ...` line on stderr naming ``fragments``."""
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+    return result.stderr

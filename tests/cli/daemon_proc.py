@@ -1,0 +1,133 @@
+"""A real daemon subprocess for CLI tests: started, read for its ready line, stopped."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.servers import project_env, python_cmd
+
+READY_RE = re.compile(r"otm daemon ready admin=(\S+) router=(\S+)")
+
+
+@dataclass
+class DaemonProc:
+    process: subprocess.Popen[str]
+    admin_url: str
+    router_url: str
+    data_dir: Path
+    log_path: Path
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait (SIGKILL if it does not exit in time); the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+def daemon_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return project_env(OTM_DATA_DIR=str(data_dir), OTM_LOG_LEVEL="WARNING", **extra)
+
+
+@contextmanager
+def running_daemon(
+    data_dir: Path,
+    *,
+    args: tuple[str, ...] = ("-m", "daemon"),
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 30.0,
+) -> Iterator[DaemonProc]:
+    """Start ``python <args>`` and yield once it printed its ready line."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-daemon.log"
+    run_env = (
+        dict(env)
+        if env is not None
+        else daemon_env(data_dir, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
+    )
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            python_cmd(*args), env=run_env, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
+    reader.start()
+    proc = None
+    try:
+        try:
+            line = lines.get(timeout=ready_timeout)
+        except queue.Empty:
+            line = ""
+        match = READY_RE.search(line)
+        if match is None:
+            process.kill()
+            process.wait(10)
+            raise RuntimeError(
+                f"daemon did not become ready (exit {process.returncode}): "
+                + log_path.read_text()[-2000:]
+            )
+        proc = DaemonProc(process, match.group(1), match.group(2), data_dir, log_path)
+        yield proc
+    finally:
+        if proc is not None:
+            proc.stop()
+        elif process.poll() is None:
+            process.kill()
+            process.wait(10)
+        reader.join(5)
+        stdout.close()
+
+
+@contextmanager
+def running_fake_telegram(log_path: Path, ready_timeout: float = 20.0) -> Iterator[str]:
+    """`python -m otm.devtools.fake_telegram` (the agents' Bot API); yields its base URL."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            python_cmd("-m", "otm.devtools.fake_telegram"),
+            env=project_env(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert process.stdout is not None
+    stdout = process.stdout
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
+    reader.start()
+    try:
+        try:
+            url = lines.get(timeout=ready_timeout).strip()
+        except queue.Empty:
+            url = ""
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError("fake Telegram did not start: " + log_path.read_text()[-2000:])
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        reader.join(5)
+        stdout.close()

@@ -1,0 +1,344 @@
+"""An in-memory TenantSource for UI tests: records are real ``Tenant.public()`` views,
+config changes go through the daemon's own LiveConfig validation, and every call is
+recorded so tests can assert what the UI asked for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from daemon.coordination import LiveConfig
+from daemon.model import Tenant, TenantStatus
+from otm.tui.source import (
+    BufferInfo,
+    Delete,
+    Record,
+    Snapshot,
+    SourceError,
+    SourceUnavailable,
+    TenantDetails,
+    Upsert,
+    WatchEvent,
+)
+
+NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+_DROP = object()
+
+
+def frozen_clock() -> datetime:
+    return NOW
+
+
+def tenant(
+    tenant_id: str,
+    status: str = "idle",
+    *,
+    created_ago: timedelta = timedelta(days=3),
+    active_ago: timedelta = timedelta(minutes=30),
+    ip: str | None = None,
+    **fields: Any,
+) -> Tenant:
+    """A tenant record with fixed times relative to NOW (a running one gets an endpoint)."""
+    running = status in ("running", "stopping")
+    return Tenant(
+        tenant_id=tenant_id,
+        status=TenantStatus(status),
+        webhook_secret="0" * 64,
+        gateway_token="1" * 64,
+        hooks_token="2" * 64,
+        bot_token="123:abc",
+        endpoint=f"http://{ip}:8787/telegram-webhook" if running and ip else None,
+        gateway_url=f"http://{ip}:18789" if running and ip else None,
+        pod_name=tenant_id if running else None,
+        created_at=NOW - created_ago,
+        updated_at=NOW - active_ago,
+        last_active_at=NOW - active_ago,
+        **fields,
+    )
+
+
+def mixed_tenants() -> list[Tenant]:
+    """Twenty tenants in every state, as an operator would see on a busy afternoon."""
+    m, h, d = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+    return [
+        tenant("acme-support", "running", ip="10.0.3.7", active_ago=2 * m, created_ago=41 * d),
+        tenant("alpine-tours", "idle", active_ago=5 * h, created_ago=12 * d),
+        tenant(
+            "bakery-bot",
+            "running",
+            ip="10.0.3.12",
+            active_ago=9 * m,
+            created_ago=8 * d,
+            idle_timeout_s=900,
+        ),
+        tenant(
+            "blue-harbor", "provisioning", active_ago=10 * timedelta(seconds=1), created_ago=2 * d
+        ),
+        tenant(
+            "cedar-legal",
+            "suspended",
+            active_ago=3 * d,
+            created_ago=90 * d,
+            status_reason="billing hold",
+        ),
+        tenant("city-museum", "idle", active_ago=2 * d, created_ago=30 * d),
+        tenant(
+            "delta-fitness",
+            "failed",
+            active_ago=40 * m,
+            created_ago=6 * d,
+            status_reason="wake failed: readiness timeout after 600s",
+            wake_attempts=5,
+        ),
+        tenant("dune-coffee", "running", ip="10.0.4.3", active_ago=12 * m, created_ago=15 * d),
+        tenant("echo-dental", "stopping", ip="10.0.4.9", active_ago=11 * m, created_ago=4 * d),
+        tenant("fjord-rentals", "idle", active_ago=26 * h, created_ago=60 * d),
+        tenant(
+            "garden-club",
+            "running",
+            ip="10.0.5.21",
+            active_ago=30 * timedelta(seconds=1),
+            created_ago=1 * d,
+        ),
+        tenant("harbor-pilots", "idle", active_ago=7 * d, created_ago=200 * d),
+        tenant("ivy-books", "provisioning", active_ago=5 * timedelta(seconds=1), created_ago=3 * h),
+        tenant(
+            "juniper-vet",
+            "running",
+            ip="10.0.5.30",
+            active_ago=4 * m,
+            created_ago=19 * d,
+            labels={"plan": "pro"},
+        ),
+        tenant("kite-school", "idle", active_ago=50 * m, created_ago=9 * d),
+        tenant(
+            "lumen-optics",
+            "failed",
+            active_ago=2 * h,
+            created_ago=1 * d,
+            status_reason="image pull failed",
+            wake_attempts=5,
+        ),
+        tenant(
+            "maple-dental",
+            "running",
+            ip="10.0.6.2",
+            active_ago=1 * m,
+            created_ago=33 * d,
+            labels={"plan": "pro"},
+        ),
+        tenant("nova-robotics", "suspended", active_ago=14 * d, created_ago=120 * d),
+        tenant("orbit-cafe", "running", ip="10.0.6.8", active_ago=7 * m, created_ago=3 * d),
+        tenant("pine-hostel", "idle", active_ago=3 * h, created_ago=5 * d),
+    ]
+
+
+MIXED_BUFFERS = {
+    "blue-harbor": 2,
+    "cedar-legal": 14,
+    "ivy-books": 1,
+    "delta-fitness": 3,
+    "nova-robotics": 6,
+}
+
+
+def mixed_events(tenant_id: str) -> list[Record]:
+    """A wake cycle as the daemon logs it (ids carry the append time in ms)."""
+    base = int((NOW - timedelta(minutes=20)).timestamp() * 1000)
+    kinds = [
+        ("created", {}),
+        ("wake", {"reason": "message"}),
+        ("running", {"endpoint": "http://10.0.3.7:8787/telegram-webhook"}),
+        ("sleep", {"reason": "idle"}),
+        ("wake", {"reason": "message"}),
+        ("running", {"endpoint": "http://10.0.3.7:8787/telegram-webhook"}),
+    ]
+    return [
+        {"tenant_id": tenant_id, "kind": kind, **data, "id": f"{base + i * 180_000}-0"}
+        for i, (kind, data) in enumerate(kinds)
+    ]
+
+
+class FakeTenantSource:
+    label = "http://127.0.0.1:7070"
+
+    def __init__(
+        self,
+        tenants: Iterable[Tenant] = (),
+        *,
+        buffers: Mapping[str, int] | None = None,
+        config: LiveConfig | None = None,
+    ) -> None:
+        self.records: dict[str, Tenant] = {t.tenant_id: t for t in tenants}
+        self.buffers = dict(buffers or {})
+        self.config = config or LiveConfig(warm_pool_target=3)
+        self.calls: list[tuple[str, Any]] = []
+        self.log_lines: dict[str, list[str]] = {}
+        self.fail_connects = 0
+        """The next N watch() calls fail at once (daemon down)."""
+        self.fail_status = False
+        self.status_gate: asyncio.Event | None = None
+        """When set, get_status waits for it: a daemon that is slow to answer."""
+        self.watch_calls = 0
+        self._watchers: list[asyncio.Queue[Any]] = []
+        self._log_followers: dict[str, list[asyncio.Queue[str]]] = {}
+
+    # -- test controls ----------------------------------------------------------------
+    def public(self, tenant_id: str) -> Record:
+        return self.records[tenant_id].public()
+
+    def upsert(self, record: Tenant) -> None:
+        self.records[record.tenant_id] = record
+        self._publish(Upsert(record.public()))
+
+    def remove(self, tenant_id: str) -> None:
+        self.records.pop(tenant_id, None)
+        self._publish(Delete(tenant_id))
+
+    def drop_watches(self) -> None:
+        """The connection breaks: every open watch raises SourceUnavailable."""
+        for queue in self._watchers:
+            queue.put_nowait(_DROP)
+
+    def push_log(self, tenant_id: str, line: str) -> None:
+        self.log_lines.setdefault(tenant_id, []).append(line)
+        for queue in self._log_followers.get(tenant_id, []):
+            queue.put_nowait(line)
+
+    @property
+    def open_watches(self) -> int:
+        return len(self._watchers)
+
+    def _publish(self, event: WatchEvent) -> None:
+        for queue in self._watchers:
+            queue.put_nowait(event)
+
+    def _get(self, tenant_id: str) -> Tenant:
+        try:
+            return self.records[tenant_id]
+        except KeyError:
+            raise SourceError(f"tenant {tenant_id!r} not found") from None
+
+    def _status_dict(self) -> Record:
+        counts: dict[str, int] = {}
+        for record in self.records.values():
+            counts[record.status.value] = counts.get(record.status.value, 0) + 1
+        running = counts.get("running", 0) + counts.get("stopping", 0)
+        return {
+            "daemon": {
+                "version": "0.1.0",
+                "pid": 4242,
+                "uptime_s": 11_520.0,
+                "leader": True,
+                "watchers": len(self._watchers),
+            },
+            "redis": {"ok": True},
+            "registry": {
+                "kind": "sqlite",
+                "ok": True,
+                "tenants_by_status": dict(sorted(counts.items())),
+            },
+            "runtime": {"kind": "local", "ok": True, "instances": running + 2},
+            "warm_pool": {"target": self.config.warm_pool_target, "size": 2},
+            "config": asdict(self.config),
+        }
+
+    # -- TenantSource ---------------------------------------------------------------
+    async def watch(self) -> AsyncIterator[WatchEvent]:
+        self.watch_calls += 1
+        if self.fail_connects > 0:
+            self.fail_connects -= 1
+            raise SourceUnavailable("cannot reach http://127.0.0.1:7070: connection refused")
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._watchers.append(queue)
+        try:
+            yield Snapshot(tuple(r.public() for r in self.records.values()))
+            while True:
+                item = await queue.get()
+                if item is _DROP:
+                    raise SourceUnavailable("lost the connection to http://127.0.0.1:7070")
+                yield item
+        finally:
+            self._watchers.remove(queue)
+
+    async def get_status(self) -> Record:
+        self.calls.append(("get_status", None))
+        if self.status_gate is not None:
+            await self.status_gate.wait()
+        if self.fail_status:
+            raise SourceUnavailable("cannot reach http://127.0.0.1:7070: connection refused")
+        return self._status_dict()
+
+    async def get_config(self) -> dict[str, Any]:
+        self.calls.append(("get_config", None))
+        return asdict(self.config)
+
+    async def set_config(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("set_config", dict(changes)))
+        try:
+            valid = LiveConfig.validate_changes(dict(changes))
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        self.config = replace(self.config, **valid)
+        return asdict(self.config)
+
+    async def wake(self, tenant_id: str) -> Record:
+        self.calls.append(("wake", tenant_id))
+        record = self._get(tenant_id)
+        self.upsert(replace(record, status=TenantStatus.PROVISIONING, version=record.version + 1))
+        return record.public()  # like the API's 202: the record as it was when accepted
+
+    async def sleep(self, tenant_id: str) -> Record:
+        self.calls.append(("sleep", tenant_id))
+        record = self._get(tenant_id)
+        slept = replace(
+            record,
+            status=TenantStatus.IDLE,
+            endpoint=None,
+            gateway_url=None,
+            pod_name=None,
+            version=record.version + 1,
+        )
+        self.upsert(slept)
+        return slept.public()
+
+    async def delete(self, tenant_id: str) -> None:
+        self.calls.append(("delete", tenant_id))
+        self._get(tenant_id)
+        self.remove(tenant_id)
+
+    async def logs(
+        self, tenant_id: str, *, follow: bool, since_s: float | None
+    ) -> AsyncIterator[str]:
+        self.calls.append(("logs", (tenant_id, follow, since_s)))
+        self._get(tenant_id)
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        followers = self._log_followers.setdefault(tenant_id, [])
+        followers.append(queue)
+        try:
+            for line in list(self.log_lines.get(tenant_id, [])):
+                yield line
+            while follow:
+                yield await queue.get()
+        finally:
+            followers.remove(queue)
+
+    @property
+    def log_followers(self) -> int:
+        return sum(len(v) for v in self._log_followers.values())
+
+    async def describe(self, tenant_id: str) -> TenantDetails:
+        self.calls.append(("describe", tenant_id))
+        record = self._get(tenant_id)
+        return TenantDetails(
+            record=record.public(),
+            events=mixed_events(tenant_id),
+            buffer=BufferInfo(self.buffers.get(tenant_id, 0), 0),
+        )
+
+    async def buffered(self, tenant_id: str) -> int | None:
+        self._get(tenant_id)
+        return self.buffers.get(tenant_id, 0)
