@@ -77,7 +77,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
         raise web.HTTPBadRequest(reason="malformed JSON body") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="JSON body must be an object")

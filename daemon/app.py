@@ -29,6 +29,10 @@ from daemon.telegram import BotApi
 
 log = logging.getLogger(__name__)
 
+REDIS_MAX_CONNECTIONS = 512
+REDIS_POOL_TIMEOUT_S = 5.0
+"""How long a command waits for a pooled connection before it fails."""
+
 
 def ensure_admin_token(settings: Settings) -> str:
     """The configured token, or one generated once into the data dir (0600)."""
@@ -67,7 +71,18 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_binary)
         url = await embedded.astart()
-    client = aioredis.Redis.from_url(url, health_check_interval=10, socket_keepalive=True)
+    # A blocking pool: a burst beyond the pool size waits for a free connection
+    # instead of failing (redis-py's default pool raises MaxConnectionsError past
+    # 100 connections, which turned 100 concurrent webhooks into 503s). Pub/sub
+    # listeners (signals, culler, admin watchers) hold a connection each.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_TIMEOUT_S,
+        health_check_interval=10,
+        socket_keepalive=True,
+    )
+    client = aioredis.Redis.from_pool(pool)
     app[keys.REDIS] = client
     app[keys.COORDINATION] = Coordination(
         client, config_defaults=LiveConfig(default_idle_timeout_s=settings.default_idle_timeout_s)

@@ -81,6 +81,19 @@ if n == 0 then redis.call('srem', KEYS[3], ARGV[2]) end
 return n
 """
 
+# KEYS: buf, tries, pending, lease   ARGV: tenant_id, lease_token, entry_id...
+# ACK_LUA for several entries at once (a batch delivered in order): one round trip.
+ACK_MANY_LUA = """
+if redis.call('get', KEYS[4]) ~= ARGV[2] then return -1 end
+for i = 3, #ARGV do
+  redis.call('xdel', KEYS[1], ARGV[i])
+  redis.call('hdel', KEYS[2], ARGV[i])
+end
+local n = redis.call('xlen', KEYS[1])
+if n == 0 then redis.call('srem', KEYS[3], ARGV[1]) end
+return n
+"""
+
 # KEYS: buf, tries, pending, lease, dead   ARGV: entry_id, tenant_id, lease_token,
 #   update_id, body, reason, attempts, now_ms, dead_maxlen
 DEAD_LETTER_LUA = """
@@ -176,6 +189,7 @@ class Buffer:
         self.redis = redis
         self._append = redis.register_script(APPEND_LUA)
         self._ack = redis.register_script(ACK_LUA)
+        self._ack_many = redis.register_script(ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._check = redis.register_script(CHECK_PENDING_LUA)
 
@@ -212,6 +226,15 @@ class Buffer:
             await self._ack(
                 keys=[buf_key(tenant_id), tries_key(tenant_id), PENDING_KEY, lease_key(tenant_id)],
                 args=[entry_id, tenant_id, lease_token],
+            )
+        )
+
+    async def ack_many(self, tenant_id: str, entry_ids: list[str], lease_token: str) -> int:
+        """Remove delivered updates; -1 if the lease was lost (nothing removed)."""
+        return int(
+            await self._ack_many(
+                keys=[buf_key(tenant_id), tries_key(tenant_id), PENDING_KEY, lease_key(tenant_id)],
+                args=[tenant_id, lease_token, *entry_ids],
             )
         )
 

@@ -53,6 +53,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 LEASE_TTL_S = 5.0
 """Renewed every third of it; a crashed holder blocks its tenant at most this long."""
 IDLE_S = 30.0
+HEAD_BATCH = 16
+"""Buffered updates read per round trip."""
 """A worker without work exits after this long (its lease is released)."""
 SWEEP_S = 30.0
 """Safety net for lost work signals; normal pickup is event-driven."""
@@ -95,6 +97,12 @@ def classify(status: int) -> Outcome:
     if status in (408, 429) or status >= 500:
         return Outcome.UNAVAILABLE
     return Outcome.REJECTED
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled (shutdown: leave acks for next time)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class _Stop(Exception):
@@ -291,23 +299,36 @@ class DeliveryManager:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
         while not self._closing:
             poke.clear()
-            batch = await self.buffer.head(tenant_id)
-            if not batch:
-                self.metrics.buffered_messages.labels(tenant=tenant_id).set(0)
+            batch = await self.buffer.head(tenant_id, HEAD_BATCH)
+            if batch:
+                # Delivered in order, acked together: one Redis round trip per batch, not
+                # per update. (A crash before the ack redelivers them; agents drop
+                # update_ids they already have.)
+                unacked: list[BufferedUpdate] = []
                 try:
-                    async with asyncio.timeout(IDLE_S):
-                        await poke.wait()
-                except TimeoutError:
-                    # Leave the dict now (synchronously): a notify from here on
-                    # starts a fresh worker instead of poking a dying one.
-                    if self._workers.get(tenant_id) is poke:
-                        del self._workers[tenant_id]
-                    return True
-                continue
-            for update in batch:
-                if self._closing:
-                    break
-                await self._deliver(tenant_id, token, update)
+                    for update in batch:
+                        if self._closing:
+                            break
+                        if await self._deliver(tenant_id, token, update, unacked):
+                            unacked.append(update)
+                finally:
+                    if unacked and not _cancelling():
+                        await self._ack(tenant_id, token, unacked)
+                if len(batch) == HEAD_BATCH or poke.is_set():
+                    continue  # more may be buffered
+                # A short batch was all there was when it was read, and every append
+                # since then set the poke: no need to read the (empty) buffer again.
+            else:
+                self.metrics.buffered_messages.labels(tenant=tenant_id).set(0)
+            try:
+                async with asyncio.timeout(IDLE_S):
+                    await poke.wait()
+            except TimeoutError:
+                # Leave the dict now (synchronously): a notify from here on
+                # starts a fresh worker instead of poking a dying one.
+                if self._workers.get(tenant_id) is poke:
+                    del self._workers[tenant_id]
+                return True
         return False
 
     async def _tenant(self, tenant_id: str) -> TenantInfo:
@@ -333,8 +354,12 @@ class DeliveryManager:
             return tenant.endpoint
         return None
 
-    async def _deliver(self, tenant_id: str, token: str, update: BufferedUpdate) -> None:
-        """Deliver one update (or dead-letter it); returns only when it left the buffer."""
+    async def _deliver(
+        self, tenant_id: str, token: str, update: BufferedUpdate, unacked: list[BufferedUpdate]
+    ) -> bool:
+        """Deliver one update: True once the agent has it (the caller acks it with its
+        batch), False when it was dead-lettered. Before anything slow (a wake, a
+        backoff) the batch's delivered updates are acked, so few wait for their ack."""
         failures = 0
         misrouted = 0
         force_wake = False
@@ -347,6 +372,7 @@ class DeliveryManager:
             endpoint = None if force_wake else await self._endpoint(tenant_id)
             force_wake = False
             if endpoint is None:
+                await self._ack(tenant_id, token, unacked)
                 try:
                     tenant = await self.wake.wake(tenant_id, notice_chat=update.chat_id())
                 except WakeRefused as exc:
@@ -366,9 +392,14 @@ class DeliveryManager:
                     continue
             outcome, status = await self._post(endpoint, update.body, info.webhook_secret)
             if outcome is Outcome.DELIVERED:
-                await self._acked(tenant_id, token, update)
-                return
+                ready_at = self.wake.ready_at.pop(tenant_id, None)
+                if ready_at is not None:
+                    self.metrics.wake_phase_seconds.labels(phase="first_delivery").observe(
+                        time.monotonic() - ready_at
+                    )
+                return True
             self.metrics.delivery_failures.labels(reason=outcome.value).inc()
+            await self._ack(tenant_id, token, unacked)
             if outcome is Outcome.UNREACHABLE:
                 force_wake = await self._unreachable(tenant_id, endpoint)
             elif outcome is Outcome.MISROUTED:
@@ -392,7 +423,7 @@ class DeliveryManager:
                 )
                 if tries >= limit:
                     await self._dead_letter(tenant_id, token, update, f"HTTP {status}", tries)
-                    return
+                    return False
             await asyncio.sleep(backoff_delay(failures))
             failures += 1
 
@@ -410,17 +441,17 @@ class DeliveryManager:
         self.metrics.forward_seconds.observe(time.perf_counter() - started)
         return classify(status), status
 
-    async def _acked(self, tenant_id: str, token: str, update: BufferedUpdate) -> None:
-        remaining = await self.buffer.ack(tenant_id, update.entry_id, token)
+    async def _ack(self, tenant_id: str, token: str, updates: list[BufferedUpdate]) -> None:
+        """Ack delivered updates (fenced on the lease); empties ``updates``."""
+        if not updates:
+            return
+        remaining = await self.buffer.ack_many(tenant_id, [u.entry_id for u in updates], token)
+        count = len(updates)
+        updates.clear()
         if remaining < 0:
             raise _Stop("delivery lease lost")
-        self.metrics.deliveries.inc()
+        self.metrics.deliveries.inc(count)
         self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
-        ready_at = self.wake.ready_at.pop(tenant_id, None)
-        if ready_at is not None:
-            self.metrics.wake_phase_seconds.labels(phase="first_delivery").observe(
-                time.monotonic() - ready_at
-            )
         now = time.monotonic()
         if now - self._last_touch.get(tenant_id, 0.0) >= TOUCH_EVERY_S:
             self._last_touch[tenant_id] = now

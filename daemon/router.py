@@ -59,8 +59,10 @@ async def handle_update(request: web.Request) -> web.Response:
     if body is None:
         return _answer(request, 413, "payload too large")
     try:
-        update = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # Strict UTF-8 (RFC 8259): json.loads(bytes) would also take UTF-16/32, which
+        # the agent then cannot parse. Deep nesting raises RecursionError.
+        update = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _answer(request, 400, "malformed JSON")
     update_id = update.get("update_id") if isinstance(update, dict) else None
     if not isinstance(update_id, int) or isinstance(update_id, bool):

@@ -60,11 +60,19 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     from daemon.leader import leader_ctx
     from daemon.message_path import message_path_ctx
     from daemon.reconciler import reconciler_ctx
+    from daemon.tenant_metrics import tenant_metrics_ctx
 
     # The message path (delivery, wake/sleep) first: the reconciler nudges delivery
     # and the culler sleeps through wake, so they must stop before it closes.
-    # Leader election before the loops that register leader-only tasks with it.
-    contexts: list[CleanupCtx] = [message_path_ctx, leader_ctx, reconciler_ctx, culler_ctx]
+    # Leader election before the loops that register leader-only tasks with it
+    # (the tenant gauge too; it also listens to the message path's tenant events).
+    contexts: list[CleanupCtx] = [
+        message_path_ctx,
+        leader_ctx,
+        reconciler_ctx,
+        culler_ctx,
+        tenant_metrics_ctx,
+    ]
     if settings.runtime == "kubernetes":
         from daemon.warm_pool import warm_pool_ctx
 

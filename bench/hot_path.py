@@ -1,0 +1,587 @@
+"""Hot path: what the router adds over a direct POST to the same agent.
+
+Setup (one run): a durable redis-server (AOF, appendfsync always, as the
+embedded default), the fake Telegram Bot API, one ``python -m daemon`` whose
+agents are the zero-work agent (bench/zero_agent.py, acks 200 at once), and
+tenants woken before measuring. The daemon process is pinned to CPU 0; the
+load generator, the agents and Redis to CPU 1 (the daemon gets one core to
+itself: "updates/s on one core").
+
+Measured, each path alternating in blocks so drift hits both alike:
+
+1. one sender, sequential requests: latency router vs direct; the added
+   latency is router minus direct at each percentile.
+2. 100 concurrent senders (10 tenants), paced at the target rate (2,000
+   updates/s in total): the same latencies under load. (A closed loop of 100
+   senders would measure queueing on a saturated core, not the router.)
+3. throughput: 100 senders in a closed loop through the router, then the same
+   against the agents directly (baseline); updates/s accepted (200) and
+   delivered (agent receipt), and the daemon's CPU use.
+4. end-to-end delivery latency (POST sent → agent received it), which the
+   router's early 200 (after the durable append) does not show.
+5. optionally (``--stub``), one sender against the stand-in agent
+   (otm.devtools.agent_stub, which persists every update before acking).
+
+Run: ``.venv/bin/python -m bench.hot_path`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import (
+    CpuMeter,
+    Figure,
+    cpus,
+    machine_load,
+    ms,
+    percentile,
+    pin,
+    print_table,
+    ratio,
+    spawning_on,
+    verdict,
+)
+from bench.httpload import Connection
+from bench.redis_server import BenchRedis
+from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from otm.devtools.fake_telegram import FakeTelegram, make_text_update
+from tests.e2e.harness import SECRET_HEADER, Daemon
+
+ZERO_AGENT = f"{sys.executable} -m bench.zero_agent"
+TARGET_P50_S = 0.001
+TARGET_P99_S = 0.005
+TARGET_RATE = 2000.0
+DELIVERY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    secret: str
+    endpoint: str
+    gateway: str
+
+
+@dataclass
+class Ledger:
+    """Send and receipt times (monotonic ns) by update_id, for end-to-end latency."""
+
+    sent: dict[int, int] = field(default_factory=dict)
+    received: dict[int, int] = field(default_factory=dict)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def e2e(self, update_ids: list[int]) -> list[float]:
+        return [(self.received[u] - self.sent[u]) / 1e9 for u in update_ids if u in self.received]
+
+
+class Sender:
+    """One simulated Telegram connection for one tenant, to the router and to the agent."""
+
+    def __init__(self, tenant: Tenant, router_url: str, ledger: Ledger, chat_id: int) -> None:
+        self.tenant = tenant
+        self.ledger = ledger
+        self.chat_id = chat_id
+        self.headers = {"Content-Type": "application/json", SECRET_HEADER: tenant.secret}
+        self.router = Connection(f"{router_url}/tg/{tenant.tenant_id}")
+        self.direct = Connection(tenant.endpoint)
+
+    async def close(self) -> None:
+        await self.router.close()
+        await self.direct.close()
+
+    async def post(self, via_router: bool) -> tuple[int, float]:
+        """One update; (update_id, seconds until the answer)."""
+        update_id = next(self.ledger.ids)
+        body = json.dumps(make_text_update(update_id, self.chat_id, "hello")).encode()
+        conn = self.router if via_router else self.direct
+        raw = conn.request_bytes(body, self.headers)
+        started = time.monotonic_ns()
+        self.ledger.sent[update_id] = started
+        status, answer = await conn.send(raw)
+        elapsed = (time.monotonic_ns() - started) / 1e9
+        if status != 200:
+            where = "router" if via_router else "agent"
+            raise RuntimeError(f"{where} answered {status}: {answer!r}")
+        return update_id, elapsed
+
+
+@dataclass
+class Block:
+    latencies: list[float] = field(default_factory=list)
+    update_ids: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+async def sequential(sender: Sender, via_router: bool, count: int) -> Block:
+    block = Block()
+    started = time.monotonic()
+    for _ in range(count):
+        update_id, elapsed = await sender.post(via_router)
+        block.latencies.append(elapsed)
+        block.update_ids.append(update_id)
+    block.wall_s = time.monotonic() - started
+    return block
+
+
+async def paced(senders: list[Sender], via_router: bool, rate: float, duration_s: float) -> Block:
+    """Every sender posts at rate/len(senders) per second, phases spread at random."""
+    block = Block()
+    interval = len(senders) / rate
+    loop = asyncio.get_running_loop()
+    begin = loop.time() + 0.05
+    end = begin + duration_s
+    rng = random.Random(7)
+
+    async def run(sender: Sender) -> None:
+        due = begin + rng.uniform(0, interval)
+        while due < end:
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            update_id, elapsed = await sender.post(via_router)
+            block.latencies.append(elapsed)
+            block.update_ids.append(update_id)
+            due += interval
+
+    started = time.monotonic()
+    await asyncio.gather(*(run(s) for s in senders))
+    block.wall_s = time.monotonic() - started
+    return block
+
+
+async def closed_loop(senders: list[Sender], via_router: bool, duration_s: float) -> Block:
+    block = Block()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration_s
+
+    async def run(sender: Sender) -> None:
+        while loop.time() < end:
+            update_id, elapsed = await sender.post(via_router)
+            block.latencies.append(elapsed)
+            block.update_ids.append(update_id)
+
+    started = time.monotonic()
+    await asyncio.gather(*(run(s) for s in senders))
+    block.wall_s = time.monotonic() - started
+    return block
+
+
+class Receipts:
+    """Collects the agents' receipt times (GET /otm/bench/receipts drains them)."""
+
+    def __init__(self, tenants: list[Tenant], ledger: Ledger) -> None:
+        self.tenants = tenants
+        self.ledger = ledger
+
+    async def collect(self, http: aiohttp.ClientSession) -> None:
+        for tenant in self.tenants:
+            async with http.get(f"{tenant.gateway}/otm/bench/receipts") as resp:
+                for update_id, ns in await resp.json():
+                    self.ledger.received[int(update_id)] = int(ns)
+
+    async def wait_for(self, http: aiohttp.ClientSession, update_ids: list[int]) -> float:
+        """Until every update arrived; returns the monotonic time of the last arrival."""
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+        missing = set(update_ids)
+        while True:
+            await self.collect(http)
+            missing = {u for u in missing if u not in self.ledger.received}
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(missing)} updates never reached their agent")
+            await asyncio.sleep(0.05)
+        return max(self.ledger.received[u] for u in update_ids) / 1e9 if update_ids else 0.0
+
+
+async def wake_tenants(daemon: Daemon, count: int, prefix: str, first_token: int) -> list[Tenant]:
+    tenants = []
+    for n in range(count):
+        tenant_id = f"{prefix}{n}"
+        secret = await daemon.create_tenant(tenant_id, f"{first_token + n}:bench")
+        status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/wake?wait=true")
+        if status != 200:
+            raise RuntimeError(f"wake of {tenant_id} answered {status}: {body}")
+        endpoint = body["endpoint"]
+        gateway = body.get("gateway_url") or ""
+        tenants.append(Tenant(tenant_id, secret, endpoint, gateway))
+    return tenants
+
+
+def agent_pids(data_dir: Path) -> list[int]:
+    pids = (recorded_agent_pid(p) for p in (data_dir / "agents").glob(f"*/*/{PID_FILE}"))
+    return [pid for pid in pids if pid is not None]
+
+
+@dataclass
+class Setup:
+    daemon: Daemon
+    redis: BenchRedis
+    load_cpus: set[int] | None
+
+
+async def start_stack(
+    root: Path, telegram: FakeTelegram, agent_command: str | None, name: str, fsync: str
+) -> Setup:
+    all_cpus = cpus()
+    pinned = len(all_cpus) >= 2 and not os.environ.get("OTM_BENCH_NO_PIN")
+    daemon_cpus = {all_cpus[0]} if pinned else None
+    load_cpus = set(all_cpus[1:]) if pinned else None
+    redis = BenchRedis(root / f"{name}-redis", fsync=fsync)
+    with spawning_on(load_cpus):
+        redis.start()
+    env = {"OTM_AGENT_COMMAND": agent_command} if agent_command else {}
+    if extra_path := os.environ.get("OTM_BENCH_DAEMON_PYTHONPATH"):
+        # Experiments (e.g. hiredis, or uvloop through a sitecustomize) for the daemon only.
+        env["PYTHONPATH"] = os.pathsep.join([extra_path, str(Path(__file__).parents[1])])
+    daemon = Daemon(root / name, redis.url, telegram, **env)
+    (root / name).mkdir()
+    with spawning_on(daemon_cpus):
+        await daemon.start()
+    return Setup(daemon, redis, load_cpus)
+
+
+async def stop_stack(setup: Setup) -> None:
+    await setup.daemon.stop()
+    setup.redis.stop()
+
+
+def pin_agents(setup: Setup) -> list[int]:
+    pids = agent_pids(setup.daemon.data_dir)
+    if setup.load_cpus is not None:
+        for pid in pids:
+            pin(pid, setup.load_cpus)
+    return pids
+
+
+def latency_rows(
+    label: str, direct: Block, router: Block, *, targets: bool
+) -> tuple[list[Figure], dict[str, float]]:
+    d50, d99 = percentile(direct.latencies, 0.5), percentile(direct.latencies, 0.99)
+    r50, r99 = percentile(router.latencies, 0.5), percentile(router.latencies, 0.99)
+    added50, added99 = r50 - d50, r99 - d99
+    rows = [
+        Figure(
+            f"{label}: added latency p50",
+            "< 1 ms" if targets else "-",
+            ms(added50),
+            f"direct p50 {ms(d50)}",
+            f"router/direct {ratio(r50, d50)}",
+            verdict(added50 < TARGET_P50_S if targets else None),
+        ),
+        Figure(
+            f"{label}: added latency p99",
+            "< 5 ms" if targets else "-",
+            ms(added99),
+            f"direct p99 {ms(d99)}",
+            f"router/direct {ratio(r99, d99)}",
+            verdict(added99 < TARGET_P99_S if targets else None),
+        ),
+    ]
+    return rows, {"direct_p50": d50, "direct_p99": d99, "router_p50": r50, "router_p99": r99}
+
+
+def e2e_rows(label: str, ledger: Ledger, direct: Block, router: Block) -> list[Figure]:
+    de = ledger.e2e(direct.update_ids)
+    re_ = ledger.e2e(router.update_ids)
+    d50, d99 = percentile(de, 0.5), percentile(de, 0.99)
+    r50, r99 = percentile(re_, 0.5), percentile(re_, 0.99)
+    return [
+        Figure(
+            f"{label}: POST→agent receipt p50",
+            "-",
+            ms(r50),
+            f"direct {ms(d50)}",
+            f"{ratio(r50, d50)} (+{ms(r50 - d50)})",
+            "info",
+        ),
+        Figure(
+            f"{label}: POST→agent receipt p99",
+            "-",
+            ms(r99),
+            f"direct {ms(d99)}",
+            f"{ratio(r99, d99)} (+{ms(r99 - d99)})",
+            "info",
+        ),
+    ]
+
+
+def merge(blocks: list[Block]) -> Block:
+    out = Block()
+    for b in blocks:
+        out.latencies += b.latencies
+        out.update_ids += b.update_ids
+        out.wall_s += b.wall_s
+    return out
+
+
+async def alternate(
+    rounds: int,
+    run: Callable[[bool], Awaitable[Block]],
+    receipts: Receipts,
+    http: aiohttp.ClientSession,
+) -> tuple[Block, Block]:
+    """Direct and router blocks in turns; each router block is fully delivered before
+    the next block starts (no backlog carried over)."""
+    direct: list[Block] = []
+    router: list[Block] = []
+    for _ in range(rounds):
+        direct.append(await run(False))
+        router.append(await run(True))
+        await receipts.wait_for(http, router[-1].update_ids + direct[-1].update_ids)
+    return merge(direct), merge(router)
+
+
+async def zero_agent_scenario(
+    root: Path, telegram: FakeTelegram, quick: bool, fsync: str, profile: Path | None
+) -> list[Figure]:
+    scale = 0.2 if quick else 1.0
+    setup = await start_stack(root, telegram, ZERO_AGENT, "zero", fsync)
+    daemon = setup.daemon
+    figures: list[Figure] = []
+    ledger = Ledger()
+    senders: list[Sender] = []
+    try:
+        solo = (await wake_tenants(daemon, 1, "solo", 5000))[0]
+        fleet = await wake_tenants(daemon, 10, "hot", 6000)
+        agents = pin_agents(setup)
+        receipts = Receipts([solo, *fleet], ledger)
+        one = Sender(solo, daemon.router_url, ledger, chat_id=1)
+        senders = [one] + [
+            Sender(fleet[n % len(fleet)], daemon.router_url, ledger, chat_id=100 + n)
+            for n in range(100)
+        ]
+        many = senders[1:]
+        assert daemon.proc is not None
+        pids = {"daemon": daemon.proc.pid, "redis": setup.redis.pid}
+        pids.update({f"agent{n}": pid for n, pid in enumerate(agents)})
+        pids["loadgen"] = os.getpid()
+        async with aiohttp.ClientSession() as http:
+            # Warm-up: connections, caches, the JIT-less interpreter's own caches.
+            await alternate(1, lambda r: sequential(one, r, int(300 * scale)), receipts, http)
+            await alternate(1, lambda r: paced(many, r, TARGET_RATE, 1.0 * scale), receipts, http)
+
+            # 1. one sender.
+            count = int(1000 * scale)
+            d1, r1 = await alternate(4, lambda r: sequential(one, r, count), receipts, http)
+            rows, _ = latency_rows("1 sender", d1, r1, targets=True)
+            figures += rows + e2e_rows("1 sender", ledger, d1, r1)
+
+            # 2. 100 senders at the target rate.
+            d100, r100 = await alternate(
+                3, lambda r: paced(many, r, TARGET_RATE, 3.0 * scale), receipts, http
+            )
+            rows, _ = latency_rows("100 senders @2,000/s", d100, r100, targets=True)
+            figures += rows + e2e_rows("100 senders @2,000/s", ledger, d100, r100)
+            achieved = len(r100.update_ids) / r100.wall_s
+            figures.append(
+                Figure(
+                    "100 senders: offered rate achieved",
+                    "2,000/s",
+                    f"{achieved:,.0f}/s",
+                    f"direct {len(d100.update_ids) / d100.wall_s:,.0f}/s",
+                    "-",
+                    "info",
+                )
+            )
+
+            # 3. throughput, closed loop.
+            duration = 6.0 * scale
+            base = await closed_loop(many, False, duration)
+            await receipts.wait_for(http, base.update_ids)
+            forward_before = await forward_stats(daemon)
+            profiler = start_profiler(daemon.proc.pid, profile)
+            meter = CpuMeter(pids)
+            meter.start()
+            started = time.monotonic()
+            run = await closed_loop(many, True, duration)
+            accepted_at = time.monotonic()
+            last = await receipts.wait_for(http, run.update_ids)
+            meter.stop()
+            await stop_profiler(profiler)
+            forward_after = await forward_stats(daemon)
+            posts = forward_after[1] - forward_before[1]
+            mean_post = (forward_after[0] - forward_before[0]) / posts if posts else float("nan")
+            n = len(run.update_ids)
+            accepted = n / (accepted_at - started)
+            delivered = n / (last - started)
+            direct_rate = len(base.update_ids) / base.wall_s
+            daemon_cpu = meter.used["daemon"]
+            per_core = n / daemon_cpu if daemon_cpu > 0 else float("nan")
+            figures += [
+                Figure(
+                    "throughput: accepted (200) updates/s",
+                    ">= 2,000/s",
+                    f"{accepted:,.0f}/s",
+                    f"direct to agents {direct_rate:,.0f}/s",
+                    ratio(accepted, direct_rate),
+                    verdict(accepted >= TARGET_RATE),
+                ),
+                Figure(
+                    "throughput: delivered updates/s (end to end)",
+                    ">= 2,000/s",
+                    f"{delivered:,.0f}/s",
+                    f"direct to agents {direct_rate:,.0f}/s",
+                    ratio(delivered, direct_rate),
+                    verdict(delivered >= TARGET_RATE),
+                ),
+                Figure(
+                    "throughput: updates per daemon CPU-second",
+                    ">= 2,000",
+                    f"{per_core:,.0f}",
+                    f"daemon core busy {100 * meter.utilisation()['daemon']:.0f}%",
+                    "-",
+                    verdict(per_core >= TARGET_RATE),
+                ),
+            ]
+            busy = ", ".join(
+                f"{k} {100 * v:.0f}%"
+                for k, v in meter.utilisation().items()
+                if k in ("daemon", "redis", "loadgen")
+            )
+            print(f"\nCPU during the router throughput run (% of one core): {busy}")
+            print(f"daemon → agent POSTs (otm_forward_seconds): {posts:.0f}, mean {ms(mean_post)}")
+    finally:
+        for sender in senders:
+            await sender.close()
+        await stop_stack(setup)
+    return figures
+
+
+async def forward_stats(daemon: Daemon) -> tuple[float, float]:
+    """(sum, count) of the daemon's otm_forward_seconds (its POSTs to agents)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, text = await daemon.api("GET", "/metrics")
+    total = count = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "otm_forward_seconds_sum":
+                total = sample.value
+            elif sample.name == "otm_forward_seconds_count":
+                count = sample.value
+    return total, count
+
+
+def start_profiler(pid: int, out: Path | None) -> asyncio.subprocess.Process | None:
+    """py-spy (if installed) sampling the daemon during the throughput run."""
+    return None if out is None else _PROFILER_FACTORY(pid, out)
+
+
+def _spawn_py_spy(pid: int, out: Path) -> asyncio.subprocess.Process | None:
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(binary).exists():
+        print("py-spy is not installed: no profile")
+        return None
+    import subprocess
+
+    return subprocess.Popen(  # type: ignore[return-value]
+        [binary, "record", "-p", str(pid), "-o", str(out), "-f", "raw", "-r", "250"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+_PROFILER_FACTORY = _spawn_py_spy
+
+
+async def stop_profiler(profiler: Any) -> None:
+    if profiler is None:
+        return
+    profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+    await asyncio.to_thread(profiler.wait, 30)
+
+
+async def stub_scenario(
+    root: Path, telegram: FakeTelegram, quick: bool, fsync: str
+) -> list[Figure]:
+    """One sender against the stand-in agent (persists each update before acking)."""
+    setup = await start_stack(root, telegram, None, "stub", fsync)
+    daemon = setup.daemon
+    ledger = Ledger()
+    sender: Sender | None = None
+    try:
+        tenant = (await wake_tenants(daemon, 1, "stub", 7000))[0]
+        pin_agents(setup)
+        sender = Sender(tenant, daemon.router_url, ledger, chat_id=9)
+        count = 40 if quick else 200
+        direct: list[Block] = []
+        router: list[Block] = []
+        await sequential(sender, True, 20)  # warm-up
+        for _ in range(2):
+            direct.append(await sequential(sender, False, count))
+            router.append(await sequential(sender, True, count))
+        label = "stand-in agent, 1 sender"
+        rows, _ = latency_rows(label, merge(direct), merge(router), targets=False)
+        return rows
+    finally:
+        if sender is not None:
+            await sender.close()
+        await stop_stack(setup)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.hot_path", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    parser.add_argument("--stub", action="store_true", help="also measure the stand-in agent")
+    parser.add_argument(
+        "--fsync",
+        choices=("always", "everysec", "no"),
+        default="everysec",
+        help="Redis appendfsync policy (the embedded default is always)",
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the daemon (file)")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="otm-bench-hot-"))
+    # The machine may be shared (other test runs): a higher priority for everything
+    # this benchmark starts (children inherit it) keeps their noise down.
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
+    all_cpus = cpus()
+    if len(all_cpus) >= 2 and not os.environ.get("OTM_BENCH_NO_PIN"):
+        os.sched_setaffinity(0, set(all_cpus[1:]))  # the load generator's core(s)
+        print(f"daemon on CPU {all_cpus[0]}; load generator, agents, Redis on {all_cpus[1:]}")
+    else:
+        print("one CPU only: nothing pinned (figures are then pessimistic)")
+    print(f"Redis: AOF with appendfsync {args.fsync}")
+    figures: list[Figure] = []
+    try:
+        async with asyncio.timeout(170), FakeTelegram(host="127.0.0.1", port=0) as telegram:
+            figures += await zero_agent_scenario(
+                root, telegram, args.quick, args.fsync, args.profile
+            )
+            if args.stub:
+                figures += await stub_scenario(root, telegram, args.quick, args.fsync)
+    finally:
+        if not os.environ.get("OTM_BENCH_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"kept {root}")
+    print(f"machine: {machine_load()} (other jobs share it: see README)")
+    print_table("hot path (zero-work agent unless stated)", figures)
+    missed = [f.name for f in figures if f.verdict == "MISS"]
+    if missed:
+        print(f"\nMISSED: {', '.join(missed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

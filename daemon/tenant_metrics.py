@@ -1,0 +1,101 @@
+"""The tenants-by-status gauge (``otm_tenants{status}``).
+
+Refreshed from the registry every ``REFRESH_S`` and soon after any tenant event
+(any replica publishes one per state change), but never more often than
+``MIN_SPACING_S`` nor than ``DUTY`` of the time the last listing took: a
+small registry shows a wake within seconds, while a large one (a 10,000-item
+DynamoDB scan takes seconds) is listed at most ~10 % of the time, however many
+events a node failure brings. Only the leader lists (the counts are global);
+dashboards take the ``max`` over replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from daemon import keys
+from daemon.metrics import Metrics
+from daemon.model import TenantStatus
+from daemon.ports import Registry
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 30.0
+MIN_SPACING_S = 2.0
+DUTY = 0.1
+"""At most this fraction of the time is spent listing the registry."""
+
+
+class TenantGauge:
+    def __init__(
+        self,
+        registry: Registry,
+        metrics: Metrics,
+        *,
+        refresh_s: float = REFRESH_S,
+        min_spacing_s: float = MIN_SPACING_S,
+    ) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.refresh_s = refresh_s
+        self.min_spacing_s = min_spacing_s
+        self._dirty = asyncio.Event()
+
+    def mark_dirty(self, tenant_id: str = "", event: dict[str, Any] | None = None) -> None:
+        """A tenant changed somewhere (signature of a TenantSignals event handler)."""
+        self._dirty.set()
+
+    async def refresh(self) -> dict[str, int]:
+        tenants = await self.registry.list()
+        counts = collections.Counter(t.status.value for t in tenants)
+        for status in TenantStatus:
+            if status is not TenantStatus.DELETED:
+                self.metrics.tenants_by_status.labels(status=status.value).set(
+                    counts.get(status.value, 0)
+                )
+        return dict(counts)
+
+    async def run(self) -> None:
+        """Leader only; on losing leadership the series go (a stale copy would mislead)."""
+        try:
+            while True:
+                self._dirty.clear()
+                started = time.monotonic()
+                try:
+                    await self.refresh()
+                except Exception as exc:  # registry briefly down: keep the last values
+                    log.warning("tenant gauge refresh failed: %s", exc)
+                took = time.monotonic() - started
+                spacing = max(self.min_spacing_s, took / DUTY)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(self.refresh_s, spacing)):
+                        await self._dirty.wait()
+                await asyncio.sleep(max(0.0, started + spacing - time.monotonic()))
+        finally:
+            self.metrics.tenants_by_status.clear()
+
+
+async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context; after the message path's (its signals carry tenant events) and
+    the leader's (the gauge runs while this replica leads)."""
+    from daemon.leader import LEADER_TASKS
+    from daemon.message_path import SIGNALS
+
+    gauge = TenantGauge(app[keys.REGISTRY], app[keys.METRICS])
+    signals = app.get(SIGNALS)
+    if signals is not None:
+        signals.on_event(gauge.mark_dirty)
+    leader_tasks = app[LEADER_TASKS]
+    leader_tasks.add("tenant-gauge", gauge.run)
+    try:
+        yield
+    finally:
+        await leader_tasks.remove("tenant-gauge")

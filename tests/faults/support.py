@@ -1,0 +1,124 @@
+"""Helpers of the fault tests: a Telegram-like sender that retries until it gets a 200,
+live-agent counting, and the exactly-once check on the agents' persisted logs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.wake import STARTING_NOTICE
+from otm.devtools.fake_telegram import FakeTelegram, make_text_update
+from tests.e2e.harness import SECRET_HEADER, Daemon, replies
+
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
+RETRY_PAUSE_S = 0.1
+
+
+class TelegramSender:
+    """Posts updates the way Telegram does: anything but a 200 (an error status, a
+    refused or broken connection) is retried, to whichever daemon is current."""
+
+    def __init__(self, current: Callable[[], Daemon | None]) -> None:
+        self.current = current
+        self.http = aiohttp.ClientSession(timeout=REQUEST_TIMEOUT)
+        self.attempts = 0
+        self.non_200: dict[int, int] = {}
+        self._progress = asyncio.Event()
+
+    async def __aenter__(self) -> TelegramSender:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.http.close()
+
+    async def post(self, router_url: str, tenant_id: str, secret: str, body: object) -> int:
+        headers = {SECRET_HEADER: secret}
+        async with self.http.post(f"{router_url}/tg/{tenant_id}", json=body, headers=headers) as r:
+            await r.read()
+            return r.status
+
+    async def send(
+        self, tenant_id: str, secret: str, update_id: int, chat_id: int, text: str,
+        timeout: float = 60.0,
+    ) -> None:  # fmt: skip
+        """Until a router answered 200 for this update."""
+        update = make_text_update(update_id, chat_id, text)
+        async with asyncio.timeout(timeout):
+            while True:
+                daemon = self.current()
+                if daemon is not None and daemon.router_url:
+                    self.attempts += 1
+                    self._progress.set()
+                    status = 0
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                        status = await self.post(daemon.router_url, tenant_id, secret, update)
+                    if status == 200:
+                        return
+                    self.non_200[status] = self.non_200.get(status, 0) + 1
+                await asyncio.sleep(RETRY_PAUSE_S)
+
+    async def wait_attempts(self, count: int, done: asyncio.Future[Any] | None = None) -> None:
+        """Until ``count`` posts were attempted (or ``done`` finished)."""
+        while self.attempts < count and not (done is not None and done.done()):
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):  # re-check ``done`` now and then
+                    await self._progress.wait()
+
+
+def live_agents(data_dir: Path, tenant_id: str) -> list[int]:
+    """Pids of the tenant's agent processes that are alive (any daemon's)."""
+    pid_files = (data_dir / "agents" / tenant_id).glob(f"*/{PID_FILE}")
+    return [pid for pid in map(recorded_agent_pid, pid_files) if pid is not None]
+
+
+def echoes(telegram: FakeTelegram, bot_token: str, chat_id: int) -> list[str]:
+    return [t for t in replies(telegram, bot_token, chat_id) if t != STARTING_NOTICE]
+
+
+def first_answers(telegram: FakeTelegram, bot_token: str, chat_id: int) -> list[str]:
+    """Each distinct answer once, in order. (An agent killed between sending a reply and
+    recording the turn may reply again after its restart: that is the agent's replay,
+    not a second delivery; the persisted update log is the exactly-once evidence.)"""
+    texts = [t.split(" (#")[0] for t in echoes(telegram, bot_token, chat_id)]
+    return list(dict.fromkeys(texts))
+
+
+class AgentCensus:
+    """Samples the number of live agents per tenant in the background; ``peak`` is the
+    most seen at once for any tenant (must stay 1: one agent per tenant)."""
+
+    def __init__(self, data_dir: Path, tenants: list[str], every_s: float = 0.05) -> None:
+        self.data_dir = data_dir
+        self.tenants = tenants
+        self.every_s = every_s
+        self.peak: dict[str, int] = dict.fromkeys(tenants, 0)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            for tenant_id in self.tenants:
+                count = len(await asyncio.to_thread(live_agents, self.data_dir, tenant_id))
+                self.peak[tenant_id] = max(self.peak[tenant_id], count)
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="agent-census")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,60 @@
+"""Agents SIGKILLed mid-stream (twice each, at seeded moments): every update reaches
+the restarted agent exactly once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+
+from otm.devtools.fake_telegram import FakeTelegram
+from tests.e2e.harness import Daemon, agent_update_log, wait_for
+from tests.faults.support import TelegramSender, first_answers, live_agents
+
+SEED = 13
+PER_TENANT = 20
+REPLY_TIMEOUT = 45.0
+
+
+async def test_agent_crashes_lose_and_duplicate_nothing(
+    daemon: Daemon, telegram: FakeTelegram
+) -> None:
+    rng = random.Random(SEED)
+    tenants = {"ac0": "540:crash", "ac1": "541:crash"}
+    secrets = {t: await daemon.create_tenant(t, token) for t, token in tenants.items()}
+    kills: dict[str, list[int]] = {
+        t: sorted(rng.sample(range(3, PER_TENANT - 2), 2)) for t in tenants
+    }
+    killed: list[int] = []
+    async with TelegramSender(lambda: daemon) as telegram_side:
+
+        async def stream(tenant_id: str) -> None:
+            for n in range(1, PER_TENANT + 1):
+                await telegram_side.send(tenant_id, secrets[tenant_id], n, 5, f"{tenant_id}-{n}")
+                if n in kills[tenant_id]:
+
+                    async def running() -> bool:
+                        return len(live_agents(daemon.data_dir, tenant_id)) == 1
+
+                    await wait_for(running, REPLY_TIMEOUT, f"{tenant_id}'s agent")
+                    for pid in live_agents(daemon.data_dir, tenant_id):
+                        os.killpg(pid, signal.SIGKILL)
+                        killed.append(pid)
+                await asyncio.sleep(rng.uniform(0, 0.05))
+
+        await asyncio.gather(*(stream(t) for t in tenants))
+    assert len(killed) == 4
+
+    async def all_answered() -> bool:
+        return all(
+            first_answers(telegram, token, 5)
+            == [f"echo: {t}-{n}" for n in range(1, PER_TENANT + 1)]
+            for t, token in tenants.items()
+        )
+
+    await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
+    for tenant_id in tenants:
+        status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/sleep")
+        assert status == 200, body
+        assert agent_update_log(daemon.data_dir, tenant_id) == list(range(1, PER_TENANT + 1))
