@@ -3,5 +3,20 @@ the fake Telegram Bot API in the test's loop, real agent processes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
 # Re-exported fixtures (pytest finds fixtures by name in a conftest's namespace).
 from tests.e2e.conftest import daemon, start_daemon, telegram  # noqa: F401
+from tests.support.servers import running_redis
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of the test's own (the session one is shared): a daemon or app
+    another test left running on the shared server would answer this test's pub/sub
+    signals and take its tenants' delivery leases."""
+    with running_redis(tmp_path / "redis") as server:
+        yield server.url
