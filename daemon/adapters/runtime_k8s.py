@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -27,6 +26,7 @@ from kubernetes_asyncio import client
 from daemon import k8s_names as names
 from daemon import keys
 from daemon import manifests as m
+from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
@@ -453,23 +453,7 @@ class KubernetesRuntime:
         instance = await self.get(tenant_id)
         if instance is None or instance.gateway_url is None:
             return None
-        try:
-            async with self.session.get(
-                f"{instance.gateway_url}/otm/activity", timeout=HTTP_TIMEOUT
-            ) as resp:
-                if resp.status != 200:
-                    return None
-                body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-        if not isinstance(body, dict):
-            return None
-        last = body.get("last_turn_at")
-        return AgentActivity(
-            busy=bool(body.get("busy")),
-            pending_turns=int(body.get("pending_turns") or 0),
-            last_turn_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
-        )
+        return await fetch_agent_activity(self.session, instance.gateway_url, HTTP_TIMEOUT)
 
     async def close(self) -> None:
         await self.informer.stop()

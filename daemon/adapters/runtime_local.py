@@ -34,7 +34,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.adapters.local_logs import LogSink
+from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
 from daemon.ports import (
@@ -346,23 +346,7 @@ class LocalRuntime:
         agent = self._agents.get(tenant_id)
         if agent is None or agent.instance.gateway_url is None:
             return None
-        try:
-            async with self.session.get(
-                f"{agent.instance.gateway_url}/otm/activity", timeout=PROBE_TIMEOUT
-            ) as resp:
-                if resp.status != 200:
-                    return None
-                body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-        if not isinstance(body, dict):
-            return None
-        last = body.get("last_turn_at")
-        return AgentActivity(
-            busy=bool(body.get("busy")),
-            pending_turns=int(body.get("pending_turns") or 0),
-            last_turn_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
-        )
+        return await fetch_agent_activity(self.session, agent.instance.gateway_url, PROBE_TIMEOUT)
 
     async def watch(self) -> AsyncIterator[InstanceEvent]:
         queue: asyncio.Queue[InstanceEvent | None] = asyncio.Queue()
