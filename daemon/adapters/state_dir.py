@@ -43,7 +43,30 @@ def unpack_into(data: bytes, dest_dir: Path) -> None:
         tar.extractall(dest_dir, filter="data")
 
 
-class DirStateStore:
+class SnapshotsOnKeys:
+    """Snapshots as one tar.gz object under SNAPSHOT_KEY, on any store's put/get."""
+
+    async def put(self, tenant_id: str, key: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def get(self, tenant_id: str, key: str) -> bytes:
+        raise NotImplementedError
+
+    async def save_snapshot(self, tenant_id: str, src_dir: Path) -> int:
+        data = await asyncio.to_thread(pack_dir, src_dir)
+        await self.put(tenant_id, SNAPSHOT_KEY, data)
+        return len(data)
+
+    async def restore_snapshot(self, tenant_id: str, dest_dir: Path) -> bool:
+        try:
+            data = await self.get(tenant_id, SNAPSHOT_KEY)
+        except KeyError:
+            return False
+        await asyncio.to_thread(unpack_into, data, dest_dir)
+        return True
+
+
+class DirStateStore(SnapshotsOnKeys):
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -97,19 +120,6 @@ class DirStateStore:
 
     async def delete_tenant(self, tenant_id: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self._tenant_dir(tenant_id), True)
-
-    async def save_snapshot(self, tenant_id: str, src_dir: Path) -> int:
-        data = await asyncio.to_thread(pack_dir, src_dir)
-        await self.put(tenant_id, SNAPSHOT_KEY, data)
-        return len(data)
-
-    async def restore_snapshot(self, tenant_id: str, dest_dir: Path) -> bool:
-        try:
-            data = await self.get(tenant_id, SNAPSHOT_KEY)
-        except KeyError:
-            return False
-        await asyncio.to_thread(unpack_into, data, dest_dir)
-        return True
 
     async def close(self) -> None:
         return None

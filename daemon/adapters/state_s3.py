@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from daemon.adapters.aws import s3_client
-from daemon.adapters.state_dir import SNAPSHOT_KEY, check_key, pack_dir, unpack_into
+from daemon.adapters.state_dir import SnapshotsOnKeys, check_key
 from daemon.model import validate_tenant_id
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def tenant_prefix(tenant_id: str) -> str:
     return f"tenants/{validate_tenant_id(tenant_id)}/"
 
 
-class S3StateStore:
+class S3StateStore(SnapshotsOnKeys):
     def __init__(self, client: S3Client, bucket: str, *, page_size: int = MAX_DELETE_BATCH) -> None:
         if not 1 <= page_size <= MAX_DELETE_BATCH:
             raise ValueError(f"page_size must be between 1 and {MAX_DELETE_BATCH}")
@@ -142,19 +141,6 @@ class S3StateStore:
                     )
 
         await asyncio.to_thread(remove_all)
-
-    async def save_snapshot(self, tenant_id: str, src_dir: Path) -> int:
-        data = await asyncio.to_thread(pack_dir, src_dir)
-        await self.put(tenant_id, SNAPSHOT_KEY, data)
-        return len(data)
-
-    async def restore_snapshot(self, tenant_id: str, dest_dir: Path) -> bool:
-        try:
-            data = await self.get(tenant_id, SNAPSHOT_KEY)
-        except KeyError:
-            return False
-        await asyncio.to_thread(unpack_into, data, dest_dir)
-        return True
 
     async def ping(self) -> bool:
         try:
