@@ -11,34 +11,19 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from daemon import admin_watch
 from daemon.admin_watch import WatchStream
-from daemon.app import create_app
-from daemon.settings import load_settings
+from tests.support.admin_app import running_admin_app
 
 TOKEN = "watch-test-token"
 
 
 @pytest.fixture
 async def admin(redis_url: str, data_dir: Path) -> AsyncIterator[TestClient]:
-    settings = load_settings(
-        flags={
-            "data_dir": str(data_dir),
-            "redis_url": redis_url,
-            "admin_token": TOKEN,
-            "router_port": 0,
-        },
-        env={},
-    )
-    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
-    await client.start_server()
-    client.session.headers["Authorization"] = f"Bearer {TOKEN}"
-    try:
+    async with running_admin_app(redis_url, data_dir, TOKEN) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def next_event(resp: ClientResponse, *, comments: bool = False) -> tuple[str, Any]:
