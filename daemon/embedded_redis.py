@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -86,7 +88,11 @@ class EmbeddedRedis:
         # Own process group: a Ctrl-C aimed at the daemon must not kill Redis
         # before the daemon has finished with it.
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_terminate_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -125,6 +131,22 @@ class EmbeddedRedis:
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies.
+
+    A SIGKILLed daemon must not leave its private Redis behind: the restarted
+    daemon would start a second redis-server appending to the same AOF file.
+    SIGTERM lets Redis exit cleanly; with appendfsync always nothing acked is lost.
+    (Linux only; elsewhere the daemon's own shutdown stops Redis.)"""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _answers_ping(port: int) -> bool:

@@ -61,3 +61,41 @@ def test_labels_follow_kubernetes_rules() -> None:
 def test_missing_redis_binary_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(RedisServerMissing, match="apt-get install -y redis-server"):
         EmbeddedRedis(tmp_path, binary="redis-server-that-does-not-exist").start()
+
+
+def test_private_redis_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    """A SIGKILLed daemon must not leave its redis-server running on its data dir."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.servers import project_env, python_cmd
+
+    code = (
+        "import sys, time; from pathlib import Path; "
+        "from daemon.embedded_redis import EmbeddedRedis; "
+        f"r = EmbeddedRedis(Path({str(tmp_path)!r})); r.start(); "
+        "print(r.process.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen(
+        python_cmd("-c", code), env=project_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        redis_pid = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(redis_pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(redis_pid, signal.SIGKILL)
+        raise AssertionError("redis-server outlived its SIGKILLed parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
