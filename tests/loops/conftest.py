@@ -11,6 +11,9 @@ import redis.asyncio as aioredis
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
 from daemon.metrics import Metrics
+
+# Real daemon processes (python -m daemon): the e2e tier's fixtures, not a copy.
+from tests.e2e.conftest import start_daemon, telegram  # noqa: F401
 from tests.loops.memory_runtime import MemoryRuntime
 
 
@@ -71,36 +74,3 @@ async def stop_tasks(*tasks: asyncio.Task[object], timeout: float = 5.0) -> None
         return
     _, pending = await asyncio.wait(tasks, timeout=timeout)
     assert not pending, f"tasks ignored cancellation: {pending}"
-
-
-# -- real daemon processes (python -m daemon) -----------------------------------------
-@pytest.fixture
-async def telegram() -> AsyncIterator[object]:
-    from otm.devtools.fake_telegram import FakeTelegram
-
-    async with FakeTelegram(host="127.0.0.1", port=0) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def start_daemon(
-    redis_url: str, data_dir: Path, telegram: object
-) -> AsyncIterator[Callable[..., Awaitable[object]]]:
-    """Start daemons on one data dir (one SQLite registry) and one Redis; all are
-    stopped, and agents of killed ones ended, at teardown."""
-    from tests.e2e.harness import Daemon, end_orphan_agents
-
-    started: list[Daemon] = []
-
-    async def start(**env: str) -> Daemon:
-        daemon = Daemon(data_dir, redis_url, telegram, **env)  # type: ignore[arg-type]
-        started.append(daemon)
-        await daemon.start()
-        return daemon
-
-    try:
-        yield start
-    finally:
-        for daemon in started:
-            await daemon.stop()
-        end_orphan_agents(data_dir)
