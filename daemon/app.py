@@ -20,6 +20,7 @@ from aiohttp import web
 from daemon import admin_api, keys, wiring
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis
+from daemon.hardening import secure_data_dir
 from daemon.metrics import Metrics
 from daemon.model import new_secret
 from daemon.orchestrator import Orchestrator
@@ -68,6 +69,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
+    # Credentials in the URL win over these (redis-py's from_url precedence).
+    credentials = settings.redis_credentials() if url is not None else {}
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_binary)
         url = await embedded.astart()
@@ -81,6 +84,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=REDIS_POOL_TIMEOUT_S,
         health_check_interval=10,
         socket_keepalive=True,
+        **credentials,  # type: ignore[arg-type]
     )
     client = aioredis.Redis.from_pool(pool)
     app[keys.REDIS] = client
@@ -169,6 +173,7 @@ def _site_url(runner: web.AppRunner) -> str:
 
 
 def create_app(settings: Settings) -> web.Application:
+    secure_data_dir(settings.data_dir)
     token = ensure_admin_token(settings)
     app = web.Application(
         middlewares=[admin_api.errors_middleware, admin_api.auth_middleware(token)],
