@@ -161,6 +161,8 @@ async def simulate_update(request: web.Request) -> web.Response:
         update_id = update.get("update_id")
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             raise ValueError("update.update_id must be an integer")
+        if not -(1 << 63) <= update_id < (1 << 63):
+            raise ValueError("update.update_id must fit in 64 bits")
     else:
         text = body.get("text")
         if not isinstance(text, str) or not text:

@@ -153,11 +153,18 @@ async def orchestrator_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def router_listener_ctx(app: web.Application) -> AsyncIterator[None]:
     from daemon.router import create_router_app
+    from daemon.router_limits import ConnectionGuard, GuardedTCPSite
 
     settings = app[keys.SETTINGS]
-    runner = web.AppRunner(create_router_app(app), access_log=None, handle_signals=False)
+    # Anonymous clients reach this listener: a connection cap and a header deadline.
+    guard = ConnectionGuard(
+        max_connections=settings.router_max_connections,
+        header_timeout_s=settings.router_header_timeout_s,
+    )
+    router_app = create_router_app(app, middlewares=[guard.middleware])
+    runner = web.AppRunner(router_app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.router_host, settings.router_port)
+    site = GuardedTCPSite(runner, settings.router_host, settings.router_port, guard=guard)
     await site.start()
     app[keys.ROUTER_URL] = _site_url(runner)
     log.info("router listening on %s", app[keys.ROUTER_URL])

@@ -124,6 +124,14 @@ class Settings:
     """Grace period for an agent's turn to drain on stop (OpenClaw: 330 s)."""
     max_body_bytes: int = 1 << 20
     """Largest accepted webhook body (Telegram updates are far smaller)."""
+    router_max_connections: int = 1000
+    """Open connections the webhook listener accepts; more are answered 503 and
+    closed at once. Held under half the process's file-descriptor limit."""
+    router_header_timeout_s: float = 10.0
+    """A router connection must send a request's headers within this time (of
+    opening, or of its previous response), else it is closed."""
+    router_body_timeout_s: float = 30.0
+    """Reading one webhook body may take this long; slower bodies get 408."""
     reconcile_interval_s: float = 60.0
     """Period of the reconciler's safety-net full resync (leader only); instance
     events are handled as they arrive, this only catches what events missed."""
@@ -276,6 +284,15 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("default_idle_timeout_s must be positive")
     if settings.max_body_bytes <= 0:
         raise SettingsError("max_body_bytes must be positive")
+    if (
+        settings.router_max_connections <= 0
+        or settings.router_header_timeout_s <= 0
+        or settings.router_body_timeout_s <= 0
+    ):
+        raise SettingsError(
+            "router_max_connections, router_header_timeout_s and router_body_timeout_s "
+            "must be positive"
+        )
     if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
         raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")
     base_url = settings.agent_model_base_url
