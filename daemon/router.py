@@ -28,6 +28,7 @@ from aiohttp import web
 from daemon import keys
 from daemon.message_path import BUFFER, DELIVERY, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
+from daemon.tenant_cache import LookupThrottled
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ async def handle_update(request: web.Request) -> web.Response:
         return _answer(request, 400, "invalid tenant id")
     try:
         info = await parent[TENANT_CACHE].get(tenant_id)
+    except LookupThrottled:  # a flood of unknown ids: no log line per request
+        return _answer(request, 503, "temporarily unavailable")
     except Exception as exc:  # registry down: let Telegram retry rather than lose it
         log.warning("tenant lookup for %s failed: %s", tenant_id, exc)
         return _answer(request, 503, "temporarily unavailable")
