@@ -78,3 +78,22 @@ async def test_bogus_id_flood_is_bounded_and_a_real_tenant_is_served(tmp_path: P
         assert await cache.get("bogus-new") is None
     finally:
         await registry.close()
+
+
+async def test_negative_entries_evict_each_other_not_real_tenants(tmp_path: Path) -> None:
+    registry = CountingRegistry(tmp_path / "registry.sqlite3")
+    try:
+        await registry.create(Tenant(tenant_id="alpha", bot_token="1:a"))
+        # No read budget limit here: only the LRU bounds are under test.
+        cache = TenantCache(
+            registry, ttl_s=3600, negative_ttl_s=3600, max_negative=100, unknown_reads_burst=10**9
+        )
+        await cache.get("alpha")
+        for n in range(2000):
+            await cache.get(f"bogus-{n}")
+        assert len(cache) == 1 + 100
+        reads = registry.reads
+        assert await cache.get("alpha") is not None
+        assert registry.reads == reads  # still cached: bogus ids never evicted it
+    finally:
+        await registry.close()
