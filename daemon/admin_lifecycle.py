@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -55,6 +56,8 @@ def _number(request: web.Request, name: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number") from None
+    if not math.isfinite(value):  # inf/nan: a timedelta overflow (was a 500)
+        raise ValueError(f"{name} must be a finite number")
     if value < 0:
         raise ValueError(f"{name} must not be negative")
     return value
