@@ -84,7 +84,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=REDIS_POOL_TIMEOUT_S,
         health_check_interval=10,
         socket_keepalive=True,
-        **credentials,  # type: ignore[arg-type]
+        **credentials,
     )
     client = aioredis.Redis.from_pool(pool)
     app[keys.REDIS] = client

@@ -6,9 +6,9 @@ mutation is one Lua script (atomic, and written to the AOF as one unit):
 - ``otm:buf:{id}``      Redis Stream of buffered updates, oldest first
                         (fields ``u`` update_id, ``b`` raw body, ``t`` ms received).
 - ``otm:seen:{id}:{u}`` dedupe marker per update_id, TTL 25 h (> Telegram's
-                        24 h retry window; deleted with the tenant); set in the same script as the XADD,
-                        so a crash can neither lose an update (marker without
-                        entry) nor duplicate one (entry without marker).
+                        24 h retry window; deleted with the tenant); set in the same
+                        script as the XADD, so a crash can neither lose an update
+                        (marker without entry) nor duplicate one (entry without marker).
 - ``otm:pending``       set of tenants whose buffer is non-empty: a restarted
                         daemon (or another replica) finds all buffered work here.
 - ``otm:tries:{id}``    hash entry-id -> failed delivery attempts (survives

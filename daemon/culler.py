@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from daemon import keys
+from daemon.agent_activity import trusted_turn_time
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
 from daemon.leader import checkpoint
-from daemon.agent_activity import trusted_turn_time
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Registry, Runtime
 

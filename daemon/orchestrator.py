@@ -7,8 +7,8 @@ import contextlib
 import logging
 from typing import Any
 
-from daemon.coordination import Coordination
 from daemon.buffer import Buffer
+from daemon.coordination import Coordination
 from daemon.model import (
     ConditionFailed,
     Tenant,

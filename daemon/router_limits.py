@@ -81,9 +81,7 @@ class ConnectionGuard:
             return
         self._disarm(transport)
         loop = asyncio.get_running_loop()
-        self._deadlines[transport] = loop.call_later(
-            self.header_timeout_s, self._expire, transport
-        )
+        self._deadlines[transport] = loop.call_later(self.header_timeout_s, self._expire, transport)
 
     def _disarm(self, transport: asyncio.BaseTransport) -> None:
         handle = self._deadlines.get(transport)

@@ -33,7 +33,6 @@ from typing import TypeVar
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.ports import Registry
 
-
 _V = TypeVar("_V")
 
 

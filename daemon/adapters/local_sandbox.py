@@ -8,8 +8,10 @@ writes to its bot, so the local runtime treats it as hostile:
   knobs); never the daemon's settings or cloud credentials (``AWS_*`` …).
 - Filesystem and processes (``agent_sandbox`` = ``bwrap``, or ``auto`` when
   bubblewrap works here): the agent sees the host read-only, an empty tmpfs over
-  ``/tmp`` and over the whole data directory (registry, admin token, Redis
-  password, every other tenant), and only its own run directory writable. It
+  ``/tmp``, over the whole data directory (registry, admin token, Redis
+  password, every other tenant) and over well-known credential stores in the
+  daemon user's home (``~/.aws``, ``~/.ssh``, ``~/.kube`` …), and only its own run
+  directory writable. Everything else the daemon's user can read stays readable. It
   gets its own user and PID namespaces: an unprivileged uid with no
   capabilities, and a ``/proc`` that shows only its own processes (not the
   daemon's environment). The network is shared: the agent must reach its model,
@@ -70,6 +72,19 @@ SANDBOX_UID = 65534
 """The agent's uid inside its user namespace ("nobody"): no capabilities there."""
 HIDDEN_DIRS = ("/tmp",)
 """Host directories replaced by an empty tmpfs besides the data directory."""
+HIDDEN_HOME_ENTRIES = (
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".docker",
+    ".kube",
+    ".ssh",
+    ".git-credentials",
+    ".netrc",
+    ".pgpass",
+)
+"""Well-known credential stores in the daemon user's home, hidden when they exist (the
+rest of the host stays readable: the agent's own command may live under that home)."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -82,9 +97,11 @@ def agent_environment(
     """The allow-listed part of the daemon's environment an agent may inherit."""
     out: dict[str, str] = {}
     for key, value in parent.items():
-        if key in ALLOWED_ENV or key.startswith(ALLOWED_ENV_PREFIXES):
-            out[key] = value
-        elif key.startswith(AGENT_KNOB_PREFIX) and key not in daemon_setting_vars:
+        if (
+            key in ALLOWED_ENV
+            or key.startswith(ALLOWED_ENV_PREFIXES)
+            or (key.startswith(AGENT_KNOB_PREFIX) and key not in daemon_setting_vars)
+        ):
             out[key] = value
     return out
 
@@ -157,6 +174,13 @@ class AgentSandbox:
         args = [*_base_args()]
         for path in hidden:
             args += ["--tmpfs", path]
+        home = Path.home()
+        for entry in HIDDEN_HOME_ENTRIES:
+            target = home / entry
+            if target.is_dir() and not target.is_symlink():
+                args += ["--tmpfs", str(target)]
+            elif target.is_file() and not target.is_symlink():
+                args += ["--ro-bind", "/dev/null", str(target)]
         # A command living under a hidden directory (a script in /tmp) stays readable.
         for word in command:
             if (

@@ -27,9 +27,7 @@ def test_logs_strip_terminal_escapes(cli: Cli, clean_daemon: DaemonProc) -> None
 
 def test_strip_keeps_plain_text_and_tabs() -> None:
     assert strip_terminal_controls("a\tb c: {json} ü") == "a\tb c: {json} ü"
-    assert strip_terminal_controls(HOSTILE) == (
-        "title red clear linkx c16n bell end"
-    )
+    assert strip_terminal_controls(HOSTILE) == ("title red clear linkx c16n bell end")
 
 
 def test_token_flag_warns_about_process_listings(cli: Cli, clean_daemon: DaemonProc) -> None:

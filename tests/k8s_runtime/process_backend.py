@@ -9,8 +9,8 @@
   whose gateway command is the stand-in agent.
 
 Container env comes from the pod spec: literal values, ``metadata.name`` fieldRefs, and
-secretKeyRefs resolved against the fake's store, as a kubelet does. Readiness is the kubelet's readinessProbe: GET /readyz
-on the gateway port until it answers ``ready: true``.
+secretKeyRefs resolved against the fake's store, as a kubelet does. Readiness is the
+kubelet's readinessProbe: GET /readyz on the gateway port until it answers ``ready: true``.
 """
 
 from __future__ import annotations

@@ -57,6 +57,12 @@ async def run_probe(
     admin_token.write_text("admin-sentinel\n")
     admin_token.chmod(0o600)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    # The daemon user's home holds cloud credentials (a stand-in home for the test).
+    home = data_dir.parent / "daemon-home"
+    aws_credentials = home / ".aws" / "credentials"
+    aws_credentials.parent.mkdir(parents=True)
+    aws_credentials.write_text(f"[default]\naws_secret_access_key = {AWS_SECRET}\n")
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("OTM_ADMIN_TOKEN", "admin-sentinel")
     async with aiohttp.ClientSession() as session:
         runtime = LocalRuntime(
@@ -74,6 +80,7 @@ async def run_probe(
             daemon_environ = f"/proc/{os.getpid()}/environ"
             targets = [str(alpha_config), str(admin_token), str(settings.sqlite_path)]
             targets.append(daemon_environ)
+            targets.append(str(aws_credentials))
             settings.sqlite_path.write_text("registry-sentinel")
             monkeypatch.setenv("OTM_AGENT_PROBE_READ", os.pathsep.join(targets))
             await runtime.start(launch("bravo"))
@@ -94,7 +101,7 @@ async def test_sandboxed_agent_cannot_read_other_tenants_or_daemon_secrets(
 ) -> None:
     probes = await run_probe(tmp_path / "data", telegram, "bwrap", monkeypatch)
     reads = [p for p in probes if p.startswith("PROBE read ")]
-    assert len(reads) == 4, probes
+    assert len(reads) == 5, probes
     assert all(" denied " in p for p in reads), reads
     env_line = next(p for p in probes if p.startswith("PROBE env "))
     names = env_line.split()[2:]

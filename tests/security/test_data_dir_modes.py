@@ -3,6 +3,7 @@ another local user (registry, WAL, admin token, Redis AOF, agent state and logs)
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -23,22 +24,30 @@ def exposed(root: Path) -> list[str]:
     return out
 
 
+def read_text(path: Path) -> str:
+    return path.read_text()
+
+
+def walk_names(root: Path) -> set[str]:
+    return {p.name for p in root.rglob("*")}
+
+
 async def test_every_file_under_the_data_dir_is_private_after_a_real_run(
     start_daemon: DaemonFactory, telegram: FakeTelegram, data_dir: Path
 ) -> None:
-    data_dir.chmod(0o755)  # as a default umask would have created it
+    os.chmod(data_dir, 0o755)  # as a default umask would have created it
     # The embedded default: private Redis (AOF) under the data dir, no admin token
     # in the environment (the daemon generates data_dir/admin-token).
     daemon = await start_daemon(OTM_REDIS_URL="", OTM_ADMIN_TOKEN="")
     daemon.http.headers["Authorization"] = (  # type: ignore[union-attr]
-        "Bearer " + (data_dir / "admin-token").read_text().strip()
+        "Bearer " + read_text(data_dir / "admin-token").strip()
     )
     secret = await daemon.create_tenant("modes", "5005:modes")
     await daemon.send_text("modes", secret, 1, 42, "hello")
     await telegram.wait_for_messages("5005:modes", 2, REPLY_TIMEOUT, chat_id=42)
     status, _ = await daemon.api("POST", "/v1/tenants/modes/sleep")
     assert status == 200
-    names = {p.name for p in data_dir.rglob("*")}
+    names = walk_names(data_dir)
     # The walk covers what the finding was about.
     for expected in ("registry.sqlite3", "admin-token", "agent.log", "password", "state"):
         assert expected in names, sorted(names)
