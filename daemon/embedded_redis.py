@@ -5,10 +5,13 @@ The message buffer lives in Redis, so the private server runs with AOF
 buffered update again.
 
 Access: the server listens on loopback, where every local user (and every
-agent) can connect, so it runs with ``user default off`` and one ACL user
-``otm`` whose password is generated once per data directory into
-``{dir}/password`` (0600). The server gets it through a 0600 config file, never
-on its command line (visible to every user in ``ps``); the directory is 0700.
+agent) can connect, so its one user (``default``) has a password, generated
+once per data directory into ``{dir}/password`` (0600); unauthenticated clients
+get NOAUTH. The server gets it through a 0600 config file, never on its command
+line (visible to every user in ``ps``); the directory is 0700. Why not a
+restricted ``default`` user plus one for the daemon: Redis 7.0 replays the AOF
+as ``default``, and a ``default`` without permissions makes it drop every
+MULTI/EXEC (every Lua script) on restart: the buffers would be lost.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REDIS_USER = "otm"
+REDIS_USER = "default"
 PASSWORD_FILE = "password"
 CONFIG_FILE = "redis-auth.conf"
 
@@ -171,14 +174,13 @@ def ensure_private_dir_password(data_dir: Path) -> str:
 
 
 def write_auth_config(data_dir: Path, password: str) -> Path:
-    """A 0600 config file carrying the ACL (redis-server reads it at start): no
-    anonymous access at all, one user with every key and command but the admin ones."""
+    """A 0600 config file carrying the ACL (redis-server reads it at start): the one
+    user needs the password for anything (see the module doc for why ``default``)."""
     path = data_dir / CONFIG_FILE
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write("user default off\n")
-        fh.write(f"user {REDIS_USER} on >{password} ~* &* +@all -@admin\n")
+        fh.write(f"user {REDIS_USER} on >{password} ~* &* +@all\n")
     return path
 
 
