@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from daemon.adapters.local_logs import stamp
 from otm.terminal import strip_terminal_controls
-from tests.cli.conftest import Cli, api, ok
+from tests.cli.conftest import TOKEN_FLAG_WARNING, Cli, api, ok
 from tests.cli.daemon_proc import DaemonProc
 
 HOSTILE = (
@@ -33,7 +33,7 @@ def test_strip_keeps_plain_text_and_tabs() -> None:
 def test_token_flag_warns_about_process_listings(cli: Cli, clean_daemon: DaemonProc) -> None:
     result = cli(["--token", clean_daemon.token, "tenant", "list"])
     assert result.exit_code == 0, result.stderr
-    assert "warning: --token is visible" in result.stderr
+    assert result.stderr.startswith(TOKEN_FLAG_WARNING)
     assert "OTM_ADMIN_TOKEN" in result.stderr
     quiet = cli(["tenant", "list"], OTM_ADMIN_TOKEN=clean_daemon.token)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
