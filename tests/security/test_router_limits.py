@@ -97,3 +97,27 @@ async def test_idle_and_half_sent_sockets_do_not_take_down_probes(
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+async def test_a_trickled_body_gets_408_and_frees_the_connection(
+    start_daemon: DaemonFactory,
+) -> None:
+    daemon = await start_daemon(OTM_ROUTER_BODY_TIMEOUT_S="1")
+    secret = await daemon.create_tenant("slow", "4004:slow")
+    router = urlsplit(daemon.router_url)
+    assert router.hostname is not None and router.port is not None
+    reader, writer = await asyncio.open_connection(router.hostname, router.port)
+    try:
+        writer.write(
+            b"POST /tg/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"X-Telegram-Bot-Api-Secret-Token: {secret}\r\n".encode()
+            + b'Content-Length: 100\r\n\r\n{"update_id": 1'
+        )
+        await writer.drain()
+        async with asyncio.timeout(20):  # a bound, not a speed claim
+            status_line = await reader.readline()
+        assert status_line.split()[1] == b"408", status_line
+    finally:
+        writer.close()
+    status, buffer = await daemon.api("GET", "/v1/tenants/slow/buffer")
+    assert (status, buffer["pending"]) == (200, 0)
