@@ -75,7 +75,10 @@ async def test_a_recreated_tenant_does_not_inherit_dedupe_markers(daemon: Daemon
     status, _ = await daemon.api("DELETE", "/v1/tenants/again")
     assert status == 204
     # Same id, same update_id: a new tenant's first message, not a Telegram retry.
-    assert await buffered_after_sending_update_7() == 1
+    assert await buffered_after_sending_update_7() == 1  # the old buffer is gone too
+    status, metrics = await daemon.api("GET", "/metrics")
+    assert status == 200
+    assert "otm_updates_duplicate_total 0.0" in metrics  # not dropped as a duplicate
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
