@@ -11,6 +11,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.app import create_app, write_discovery_file
+from daemon.hardening import restrict_process_umask
 from daemon.logs import setup_logging
 from daemon.settings import Settings, SettingsError, load_settings
 
@@ -50,6 +51,8 @@ def main(settings: Settings | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     setup_logging(settings)
+    # Before anything is created: registry, AOF, agent state and logs are private.
+    restrict_process_umask()
     try:
         asyncio.run(serve(settings))
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""Admin HTTP API: JSON, snake_case, bearer-token auth; probes and metrics open."""
+"""Admin HTTP API: JSON, snake_case, bearer-token auth; probes and aggregate metrics open
+(``/metrics/tenants``, the per-tenant series, needs the token)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def tenant_metrics(request: web.Request) -> web.Response:
+    """Per-tenant series (they name tenants): behind the bearer token, unlike /metrics."""
+    body = generate_latest(request.app[keys.METRICS].tenant_registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 # -- tenants ------------------------------------------------------------------
 async def list_tenants(request: web.Request) -> web.Response:
     status_param = request.query.get("status")
@@ -217,6 +224,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics/tenants", tenant_metrics)
     app.router.add_get("/v1/tenants", list_tenants)
     app.router.add_post("/v1/tenants", create_tenant)
     app.router.add_get("/v1/tenants/{tenant_id}", get_tenant)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -55,6 +56,8 @@ def _number(request: web.Request, name: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number") from None
+    if not math.isfinite(value):  # inf/nan: a timedelta overflow (was a 500)
+        raise ValueError(f"{name} must be a finite number")
     if value < 0:
         raise ValueError(f"{name} must not be negative")
     return value
@@ -161,6 +164,8 @@ async def simulate_update(request: web.Request) -> web.Response:
         update_id = update.get("update_id")
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             raise ValueError("update.update_id must be an integer")
+        if not -(1 << 63) <= update_id < (1 << 63):
+            raise ValueError("update.update_id must fit in 64 bits")
     else:
         text = body.get("text")
         if not isinstance(text, str) or not text:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 
@@ -21,11 +22,42 @@ async def fetch_agent_activity(
             body = await resp.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
+    return parse_agent_activity(body)
+
+
+MAX_PENDING_TURNS = 1_000_000
+CLOCK_SKEW_S = 5.0
+
+
+def parse_agent_activity(body: Any, now: datetime | None = None) -> AgentActivity | None:
+    """The agent's answer as untrusted input (tenant code runs in the agent): wrong
+    types count as absent, ``last_turn_at`` must carry a timezone and lie in the past
+    (a future one is ignored: it must not keep the tenant from idle culling)."""
     if not isinstance(body, dict):
         return None
-    last = body.get("last_turn_at")
+    busy = body.get("busy")
+    pending = body.get("pending_turns")
+    if not isinstance(pending, int) or isinstance(pending, bool):
+        pending = 0
     return AgentActivity(
-        busy=bool(body.get("busy")),
-        pending_turns=int(body.get("pending_turns") or 0),
-        last_turn_at=datetime.fromisoformat(last) if isinstance(last, str) else None,
+        busy=busy is True,
+        pending_turns=min(max(pending, 0), MAX_PENDING_TURNS),
+        last_turn_at=trusted_turn_time(body.get("last_turn_at"), now),
     )
+
+
+def trusted_turn_time(value: Any, now: datetime | None = None) -> datetime | None:
+    """A timezone-aware instant no later than ``now``, or None. Up to
+    ``CLOCK_SKEW_S`` ahead counts as now (agent and daemon clocks differ slightly);
+    further ahead is not a credible report and is ignored."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        return None
+    current = now or datetime.now(value.tzinfo)
+    if value > current + timedelta(seconds=CLOCK_SKEW_S):
+        return None
+    return min(value, current)

@@ -20,6 +20,7 @@ from aiohttp import web
 from daemon import admin_api, keys, wiring
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis
+from daemon.hardening import secure_data_dir
 from daemon.metrics import Metrics
 from daemon.model import new_secret
 from daemon.orchestrator import Orchestrator
@@ -68,6 +69,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url
+    # Credentials in the URL win over these (redis-py's from_url precedence).
+    credentials = settings.redis_credentials() if url is not None else {}
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_binary)
         url = await embedded.astart()
@@ -81,6 +84,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         timeout=REDIS_POOL_TIMEOUT_S,
         health_check_interval=10,
         socket_keepalive=True,
+        **credentials,
     )
     client = aioredis.Redis.from_pool(pool)
     app[keys.REDIS] = client
@@ -149,11 +153,18 @@ async def orchestrator_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def router_listener_ctx(app: web.Application) -> AsyncIterator[None]:
     from daemon.router import create_router_app
+    from daemon.router_limits import ConnectionGuard, GuardedTCPSite
 
     settings = app[keys.SETTINGS]
-    runner = web.AppRunner(create_router_app(app), access_log=None, handle_signals=False)
+    # Anonymous clients reach this listener: a connection cap and a header deadline.
+    guard = ConnectionGuard(
+        max_connections=settings.router_max_connections,
+        header_timeout_s=settings.router_header_timeout_s,
+    )
+    router_app = create_router_app(app, middlewares=[guard.middleware])
+    runner = web.AppRunner(router_app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.router_host, settings.router_port)
+    site = GuardedTCPSite(runner, settings.router_host, settings.router_port, guard=guard)
     await site.start()
     app[keys.ROUTER_URL] = _site_url(runner)
     log.info("router listening on %s", app[keys.ROUTER_URL])
@@ -169,6 +180,7 @@ def _site_url(runner: web.AppRunner) -> str:
 
 
 def create_app(settings: Settings) -> web.Application:
+    secure_data_dir(settings.data_dir)
     token = ensure_admin_token(settings)
     app = web.Application(
         middlewares=[admin_api.errors_middleware, admin_api.auth_middleware(token)],

@@ -6,9 +6,9 @@ mutation is one Lua script (atomic, and written to the AOF as one unit):
 - ``otm:buf:{id}``      Redis Stream of buffered updates, oldest first
                         (fields ``u`` update_id, ``b`` raw body, ``t`` ms received).
 - ``otm:seen:{id}:{u}`` dedupe marker per update_id, TTL 25 h (> Telegram's
-                        24 h retry window); set in the same script as the XADD,
-                        so a crash can neither lose an update (marker without
-                        entry) nor duplicate one (entry without marker).
+                        24 h retry window; deleted with the tenant); set in the same
+                        script as the XADD, so a crash can neither lose an update
+                        (marker without entry) nor duplicate one (entry without marker).
 - ``otm:pending``       set of tenants whose buffer is non-empty: a restarted
                         daemon (or another replica) finds all buffered work here.
 - ``otm:tries:{id}``    hash entry-id -> failed delivery attempts (survives
@@ -40,6 +40,22 @@ def buf_key(tenant_id: str) -> str:
 
 def seen_key(tenant_id: str, update_id: int) -> str:
     return f"{PREFIX}seen:{tenant_id}:{update_id}"
+
+
+async def purge_dedupe_markers(redis: aioredis.Redis, tenant_id: str) -> int:
+    """Delete every ``otm:seen:{id}:*`` marker (SCAN: tenant deletion is rare, and the
+    markers cannot live under one key: each has its own TTL). Tenant ids hold no glob
+    characters, and the ':' after the id keeps ``alpha`` from matching ``alpha-2``."""
+    deleted = 0
+    batch: list[Any] = []
+    async for key in redis.scan_iter(match=f"{PREFIX}seen:{tenant_id}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += int(await redis.unlink(*batch))
+            batch = []
+    if batch:
+        deleted += int(await redis.unlink(*batch))
+    return deleted
 
 
 def tries_key(tenant_id: str) -> str:
@@ -300,11 +316,13 @@ class Buffer:
         return int(await self._check(keys=[buf_key(tenant_id), PENDING_KEY], args=[tenant_id]))
 
     async def purge(self, tenant_id: str) -> None:
-        """Drop everything of a deleted tenant (dedupe markers expire on their own)."""
+        """Drop everything of a deleted tenant, dedupe markers included (a re-created
+        tenant of the same id would otherwise silently drop reused update_ids)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(buf_key(tenant_id), tries_key(tenant_id), dead_key(tenant_id))
             pipe.srem(PENDING_KEY, tenant_id)
             await pipe.execute()
+        await purge_dedupe_markers(self.redis, tenant_id)
 
     async def signal_work(self, tenant_id: str, origin: str) -> None:
         """Tell other replicas a tenant has buffered work (the lease holder picks it up).

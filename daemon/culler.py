@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from daemon import keys
+from daemon.agent_activity import trusted_turn_time
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
 from daemon.leader import checkpoint
@@ -40,7 +41,9 @@ RETRY_AFTER_S = 30.0
 
 def idle_deadline(tenant: Tenant, config: LiveConfig) -> datetime:
     timeout = tenant.idle_timeout_s or config.default_idle_timeout_s
-    return tenant.last_active_at + timedelta(seconds=timeout)
+    # Never later than now + timeout: a far-future record (written by an older
+    # version from an agent's report) must not exempt the tenant forever.
+    return min(tenant.last_active_at, utcnow()) + timedelta(seconds=timeout)
 
 
 async def stop_tenant(
@@ -169,18 +172,27 @@ class Culler:
             self._deadlines[tenant_id] = idle_deadline(_with_last_active(tenant, now), self._config)
             log.debug("tenant %s idle but busy; deadline extended", tenant_id)
             return
-        if (
-            activity is not None
-            and activity.last_turn_at
-            and activity.last_turn_at > (tenant.last_active_at)
-        ):
-            later = _with_last_active(tenant, activity.last_turn_at)
+        # Reported by the agent (tenant code): validated and clamped to now again here,
+        # whatever the runtime's client did.
+        last_turn = trusted_turn_time(activity.last_turn_at, now) if activity else None
+        if last_turn is not None and last_turn > tenant.last_active_at:
+            later = _with_last_active(tenant, last_turn)
             if idle_deadline(later, self._config) > now:
-                await self.registry.touch(tenant_id, activity.last_turn_at)
+                await self.registry.touch(tenant_id, last_turn)
                 self._deadlines[tenant_id] = idle_deadline(later, self._config)
                 return
         self._deadlines.pop(tenant_id, None)
         self._start_sleep(tenant)
+
+    async def _check_contained(self, tenant_id: str) -> None:
+        """One tenant's failure (a bad record, a registry hiccup) must not stop the
+        culler for every other tenant: log it and look at that tenant again later."""
+        try:
+            await self._check(tenant_id)
+        except Exception as exc:
+            log.warning("culler: checking tenant %s failed: %r; retrying later", tenant_id, exc)
+            self._retry_at[tenant_id] = utcnow() + timedelta(seconds=self.retry_after_s)
+            self._deadlines[tenant_id] = self._retry_at[tenant_id]
 
     def _start_sleep(self, tenant: Tenant) -> None:
         tid = tenant.tenant_id
@@ -263,7 +275,7 @@ class Culler:
                 now = utcnow()
                 for tid in [t for t, d in self._deadlines.items() if d <= now]:
                     if tid not in self._sleeping:
-                        await self._check(tid)
+                        await self._check_contained(tid)
                         checkpoint()
                 wait_s = next_full - time.monotonic()
                 upcoming = [d for t, d in self._deadlines.items() if t not in self._sleeping]

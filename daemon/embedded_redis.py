@@ -3,6 +3,15 @@
 The message buffer lives in Redis, so the private server runs with AOF
 (appendfsync always) under the data directory: a daemon restart finds every
 buffered update again.
+
+Access: the server listens on loopback, where every local user (and every
+agent) can connect, so its one user (``default``) has a password, generated
+once per data directory into ``{dir}/password`` (0600); unauthenticated clients
+get NOAUTH. The server gets it through a 0600 config file, never on its command
+line (visible to every user in ``ps``); the directory is 0700. Why not a
+restricted ``default`` user plus one for the daemon: Redis 7.0 replays the AOF
+as ``default``, and a ``default`` without permissions makes it drop every
+MULTI/EXEC (every Lua script) on restart: the buffers would be lost.
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,6 +30,10 @@ import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+REDIS_USER = "default"
+PASSWORD_FILE = "password"
+CONFIG_FILE = "redis-auth.conf"
 
 
 class RedisServerMissing(RuntimeError):
@@ -52,20 +67,24 @@ class EmbeddedRedis:
         self.port = port or 0
         self.durable = durable
         self.process: subprocess.Popen[bytes] | None = None
+        self.password = ""
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Includes the credentials: never log it (settings.describe masks passwords)."""
+        return f"redis://{REDIS_USER}:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> str:
         path = shutil.which(self.binary)
         if path is None:
             raise RedisServerMissing(self.binary)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.password = ensure_private_dir_password(self.data_dir)
+        config = write_auth_config(self.data_dir, self.password)
         if not self.port:
             self.port = free_port()
         args = [
             path,
+            str(config),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -92,7 +111,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_terminate_with_parent,
+            preexec_fn=_redis_child_setup,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -101,7 +120,7 @@ class EmbeddedRedis:
                 raise RuntimeError(
                     f"redis-server exited with {self.process.returncode}: {log_tail}"
                 )
-            if _answers_ping(self.port):
+            if _answers_ping(self.port, self.password):
                 log.info("private redis-server on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
                 return self.url
             time.sleep(0.02)
@@ -133,6 +152,44 @@ class EmbeddedRedis:
         await asyncio.to_thread(self.stop)
 
 
+def ensure_private_dir_password(data_dir: Path) -> str:
+    """The private server's password, generated once per data directory (0600 in a
+    0700 directory). Rotation: stop the daemon, delete the file, start it again."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # also tightens a directory created by an older version
+    path = data_dir / PASSWORD_FILE
+    with contextlib.suppress(FileNotFoundError):
+        password = path.read_text().strip()
+        if password:
+            os.chmod(path, 0o600)
+            return password
+    password = secrets.token_hex(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    os.replace(tmp, path)
+    return password
+
+
+def write_auth_config(data_dir: Path, password: str) -> Path:
+    """A 0600 config file carrying the ACL (redis-server reads it at start): the one
+    user needs the password for anything (see the module doc for why ``default``)."""
+    path = data_dir / CONFIG_FILE
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"user {REDIS_USER} on >{password} ~* &* +@all\n")
+    return path
+
+
+def _redis_child_setup() -> None:
+    # The AOF and log files the server creates are readable by nobody else.
+    os.umask(0o077)
+    _terminate_with_parent()
+
+
 def _terminate_with_parent() -> None:
     """In the child before exec: SIGTERM when the process that started it dies.
 
@@ -149,11 +206,28 @@ def _terminate_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, password: str | None = None) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
+        if password is not None:
+            user, pw = REDIS_USER.encode(), password.encode()
+            s.sendall(
+                b"*3\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(user), user, len(pw), pw)
+            )
+            if not _read_reply(s).startswith(b"+OK"):
+                return False
         s.sendall(b"PING\r\n")
-        return s.recv(16).startswith(b"+PONG")
+        return _read_reply(s).startswith(b"+PONG")
     return False
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(64)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _tail(path: Path, lines: int = 5) -> str:

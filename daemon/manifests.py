@@ -449,7 +449,10 @@ def warm_pod(*, settings: PodSettings, image: str | None = None) -> JSON:
             {"name": "OTM_BIND_PORT", "value": str(names.OPENCLAW_GATEWAY_PORT)},
             {"name": "OTM_GATEWAY_COMMAND", "value": json.dumps(list(ps.gateway_command))},
             {"name": "OTM_WAIT_RESTORE", "value": "1" if ps.state_sync else "0"},
+            # The namespace's bind key; the bootstrap derives this pod's own token from
+            # it and its name, then drops the key (daemon/warm_bind_token.py).
             _secret_env("OTM_BIND_TOKEN", WARM_BIND_SECRET, WARM_BIND_KEY),
+            {"name": "OTM_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "ports": _gateway_ports(),
         **_probes(),

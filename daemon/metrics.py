@@ -1,4 +1,10 @@
-"""Prometheus metrics, one registry per daemon app (tests run several in one process)."""
+"""Prometheus metrics, one registry per daemon app (tests run several in one process).
+
+Two registries: ``registry`` (``GET /metrics``, unauthenticated: probes and any
+in-cluster scraper reach it) holds only aggregate series; ``tenant_registry``
+(``GET /metrics/tenants``, admin bearer token) holds the series labelled with a
+tenant id, so an anonymous caller learns neither tenant names nor their traffic.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +40,12 @@ class Metrics:
         self.forward_seconds = Histogram(
             "otm_forward_seconds", "Agent webhook POST latency", buckets=FORWARD_BUCKETS, registry=r
         )
+        self.tenant_registry = CollectorRegistry()
         self.buffered_messages = Gauge(
-            "otm_buffered_messages", "Updates waiting in a tenant's buffer", ["tenant"], registry=r
+            "otm_buffered_messages",
+            "Updates waiting in a tenant's buffer",
+            ["tenant"],
+            registry=self.tenant_registry,
         )
         self.wake_phase_seconds = Histogram(
             "otm_wake_phase_seconds",

@@ -72,6 +72,21 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
+# Telegram's token shape. It becomes part of the Bot API URL path the daemon calls
+# (/bot<token>/setWebhook): anything else ("/../", "?") would change the request.
+BOT_TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+
+
+def validate_bot_token(token: object) -> str:
+    """A Telegram bot token (``<bot id>:<secret>``), or "" for no bot; else ValueError."""
+    if not isinstance(token, str):
+        raise ValueError("bot_token must be a string")
+    if token and (len(token) > 256 or not BOT_TOKEN_RE.fullmatch(token)):
+        # The value is a secret: never echo it.
+        raise ValueError("bot_token must look like 123456789:AAE... (digits, ':', [A-Za-z0-9_-])")
+    return token
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

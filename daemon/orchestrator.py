@@ -7,12 +7,14 @@ import contextlib
 import logging
 from typing import Any
 
+from daemon.buffer import Buffer
 from daemon.coordination import Coordination
 from daemon.model import (
     ConditionFailed,
     Tenant,
     TenantStatus,
     utcnow,
+    validate_bot_token,
     validate_labels,
     validate_tenant_id,
 )
@@ -36,8 +38,8 @@ def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
         value = out["idle_timeout_s"]
         if isinstance(value, bool) or not isinstance(value, int) or not 30 <= value <= 7 * 86400:
             raise ValueError("idle_timeout_s must be an integer between 30 and 604800 (or null)")
-    if "bot_token" in out and not isinstance(out["bot_token"], str):
-        raise ValueError("bot_token must be a string")
+    if "bot_token" in out:
+        out["bot_token"] = validate_bot_token(out["bot_token"])
     if "image" in out and out["image"] is not None and not isinstance(out["image"], str):
         raise ValueError("image must be a string")
     if "labels" in out:
@@ -118,6 +120,9 @@ class Orchestrator:
         if self.runtime is not None:
             await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
         await self.coordination.delete_endpoint(tenant_id)
+        # Buffered updates and dedupe markers go with the tenant (a re-created one
+        # starts clean instead of dropping reused update_ids as duplicates).
+        await Buffer(self.coordination.redis).purge(tenant_id)
         await self.state_store.delete_tenant(tenant_id)
         if tenant.bot_token and self.webhook_url(tenant_id):
             try:

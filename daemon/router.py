@@ -4,19 +4,23 @@ Unlike the original router (which always answered 200 and forwarded
 fire-and-forget), an update is answered 200 only once it is durably buffered;
 anything else gets a status that tells Telegram the truth:
 
-- 400 invalid tenant id, malformed JSON, no integer ``update_id``
+- 400 invalid tenant id, malformed JSON, no integer ``update_id`` (or not an int64)
 - 404 unknown tenant (nothing is woken, nothing buffered)
 - 401 wrong/missing ``X-Telegram-Bot-Api-Secret-Token`` (constant-time compare)
 - 413 body larger than ``settings.max_body_bytes``
+- 408 body not received within ``settings.router_body_timeout_s``
 - 503 the buffer (Redis) is unavailable: Telegram retries later
 - 200 buffered (or a retry of an update already buffered/delivered)
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -24,10 +28,12 @@ from aiohttp import web
 from daemon import keys
 from daemon.message_path import BUFFER, DELIVERY, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
+from daemon.tenant_cache import LookupThrottled
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 PARENT = web.AppKey("parent", web.Application)
 
 
@@ -45,6 +51,8 @@ async def handle_update(request: web.Request) -> web.Response:
         return _answer(request, 400, "invalid tenant id")
     try:
         info = await parent[TENANT_CACHE].get(tenant_id)
+    except LookupThrottled:  # a flood of unknown ids: no log line per request
+        return _answer(request, 503, "temporarily unavailable")
     except Exception as exc:  # registry down: let Telegram retry rather than lose it
         log.warning("tenant lookup for %s failed: %s", tenant_id, exc)
         return _answer(request, 503, "temporarily unavailable")
@@ -55,7 +63,11 @@ async def handle_update(request: web.Request) -> web.Response:
         return _answer(request, 401, "unauthorized")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         return _answer(request, 413, "payload too large")
-    body = await _read_limited(request, settings.max_body_bytes)
+    try:
+        async with asyncio.timeout(settings.router_body_timeout_s):
+            body = await _read_limited(request, settings.max_body_bytes)
+    except TimeoutError:  # a trickled body must not hold the connection forever
+        return _answer(request, 408, "request timeout")
     if body is None:
         return _answer(request, 413, "payload too large")
     try:
@@ -67,6 +79,9 @@ async def handle_update(request: web.Request) -> web.Response:
     update_id = update.get("update_id") if isinstance(update, dict) else None
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         return _answer(request, 400, "update_id missing")
+    if not INT64_MIN <= update_id <= INT64_MAX:
+        # Telegram's ids are int64; a 4,000-digit id used to block the tenant's queue.
+        return _answer(request, 400, "update_id out of range")
     try:
         result = await parent[BUFFER].append(tenant_id, update_id, body)
     except aioredis.RedisError as exc:
@@ -98,9 +113,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def create_router_app(parent: web.Application) -> web.Application:
+def create_router_app(parent: web.Application, middlewares: Iterable[Any] = ()) -> web.Application:
     # The handler enforces the body limit itself (413 before buffering anything).
-    app = web.Application(client_max_size=parent[keys.SETTINGS].max_body_bytes + 1)
+    app = web.Application(
+        client_max_size=parent[keys.SETTINGS].max_body_bytes + 1, middlewares=middlewares
+    )
     app[PARENT] = parent
     app.router.add_post("/tg/{tenant_id}", handle_update)
     app.router.add_get("/healthz", healthz)

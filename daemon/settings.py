@@ -62,6 +62,16 @@ class Settings:
     redis_url: str | None = None
     """Shared Redis. Unset: the daemon starts a private ``redis-server`` on a
     free loopback port with its data under ``data_dir/redis``."""
+    redis_username: str | None = None
+    """ACL user for ``redis_url`` (production: the daemon's own user, not ``default``).
+    A user name inside the URL wins. ``rediss://`` URLs use TLS (ElastiCache in-transit
+    encryption), verified against the system CA store."""
+    redis_password: str | None = field(default=None, repr=False)
+    """Password for ``redis_url`` (secret: masked by ``describe``, never logged).
+    Prefer ``redis_password_file`` or an env var from a Kubernetes Secret."""
+    redis_password_file: Path | None = None
+    """File holding the Redis password (first line); read at start-up, so a rotated
+    password needs a daemon restart. ``redis_password`` wins when both are set."""
     redis_server_binary: str = "redis-server"
     """Binary used for the private Redis of the embedded default."""
 
@@ -80,6 +90,12 @@ class Settings:
     agent (``python -m otm.devtools.agent_stub``). A real gateway is e.g.
     ``/opt/node/bin/node /opt/openclaw/openclaw.mjs gateway``; an absolute
     first word also puts its directory first in the agent's ``PATH``."""
+    agent_sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    """Local runtime: confinement of agents (daemon/adapters/local_sandbox.py).
+    ``bwrap``: bubblewrap (own user/PID namespaces, host read-only, data directory
+    hidden, only the agent's run dir writable); start-up fails if it does not work
+    here. ``auto``: bwrap when it works, else ``none`` with a loud warning.
+    ``none``: unconfined (same uid as the daemon); the environment is filtered anyway."""
     agent_model_base_url: str | None = None
     """OpenAI-compatible model server every agent uses, ending in ``/v1`` (e.g.
     ``http://127.0.0.1:8000/v1``); rendered into each tenant's openclaw.json as
@@ -108,6 +124,14 @@ class Settings:
     """Grace period for an agent's turn to drain on stop (OpenClaw: 330 s)."""
     max_body_bytes: int = 1 << 20
     """Largest accepted webhook body (Telegram updates are far smaller)."""
+    router_max_connections: int = 1000
+    """Open connections the webhook listener accepts; more are answered 503 and
+    closed at once. Held under half the process's file-descriptor limit."""
+    router_header_timeout_s: float = 10.0
+    """A router connection must send a request's headers within this time (of
+    opening, or of its previous response), else it is closed."""
+    router_body_timeout_s: float = 30.0
+    """Reading one webhook body may take this long; slower bodies get 408."""
     reconcile_interval_s: float = 60.0
     """Period of the reconciler's safety-net full resync (leader only); instance
     events are handled as they arrive, this only catches what events missed."""
@@ -118,6 +142,21 @@ class Settings:
     """Root log level."""
     log_format: Literal["text", "json"] = "text"
     """``json`` for production log shipping."""
+
+    def redis_credentials(self) -> dict[str, str]:
+        """username/password keyword arguments for the Redis client (empty: none set)."""
+        out: dict[str, str] = {}
+        if self.redis_username:
+            out["username"] = self.redis_username
+        password = self.redis_password
+        if password is None and self.redis_password_file is not None:
+            try:
+                password = self.redis_password_file.read_text().splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise SettingsError(f"cannot read redis_password_file: {exc}") from None
+        if password:
+            out["password"] = password
+        return out
 
     @property
     def sqlite_path(self) -> Path:
@@ -245,6 +284,15 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("default_idle_timeout_s must be positive")
     if settings.max_body_bytes <= 0:
         raise SettingsError("max_body_bytes must be positive")
+    if (
+        settings.router_max_connections <= 0
+        or settings.router_header_timeout_s <= 0
+        or settings.router_body_timeout_s <= 0
+    ):
+        raise SettingsError(
+            "router_max_connections, router_header_timeout_s and router_body_timeout_s "
+            "must be positive"
+        )
     if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
         raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")
     base_url = settings.agent_model_base_url
@@ -254,7 +302,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("agent_model_id must not be empty")
 
 
-_SECRET_FIELDS = frozenset({"admin_token", "agent_model_api_key"})
+_SECRET_FIELDS = frozenset({"admin_token", "agent_model_api_key", "redis_password"})
 
 
 def describe(settings: Settings) -> dict[str, Any]:

@@ -10,16 +10,30 @@ reconnects: the listener clears the whole cache when it reconnects).
 Unknown tenants are cached too (negatively, for a shorter time) so a flood of
 webhooks for a deleted tenant costs no registry reads; a ``created`` event
 drops the negative entry immediately.
+
+Bounded against anonymous clients (anyone can POST to ``/tg/<any id>``):
+positive and negative entries are two separate LRUs of fixed size (bogus ids
+evict only each other, never a real tenant), and registry reads for ids never
+seen to exist are rate-limited (token bucket). Beyond the budget such a lookup
+raises ``LookupThrottled`` (the router answers 503; Telegram retries). Ids once
+found to exist ("known", a bounded LRU) are always read, so a flood of bogus ids
+does not delay real tenants. A tenant never seen by this replica (new, or
+after a restart) competes with the flood for the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.ports import Registry
+
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -32,24 +46,60 @@ class TenantInfo:
         return f"TenantInfo({self.tenant_id!r}, {self.status.value!r})"
 
 
+class LookupThrottled(Exception):
+    """Too many registry reads for unknown tenant ids right now (retry later)."""
+
+
 class TenantCache:
-    def __init__(self, registry: Registry, *, ttl_s: float = 5.0, negative_ttl_s: float = 2.0):
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        ttl_s: float = 5.0,
+        negative_ttl_s: float = 2.0,
+        max_entries: int = 10_000,
+        max_negative: int = 10_000,
+        max_known: int = 100_000,
+        unknown_reads_per_s: float = 50.0,
+        unknown_reads_burst: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.registry = registry
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
-        self._entries: dict[str, tuple[float, TenantInfo | None]] = {}
+        self.max_entries = max_entries
+        self.max_negative = max_negative
+        self.max_known = max_known
+        self.unknown_reads_per_s = unknown_reads_per_s
+        self.unknown_reads_burst = unknown_reads_burst
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, TenantInfo]] = OrderedDict()
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._tokens = float(unknown_reads_burst)
+        self._tokens_at = clock()
         self._loading: dict[str, asyncio.Future[TenantInfo | None]] = {}
         self._generation = 0
+        self.throttled = 0
 
     async def get(self, tenant_id: str) -> TenantInfo | None:
-        """The tenant's info, or None if it does not exist (or is deleted)."""
+        """The tenant's info, or None if it does not exist (or is deleted).
+        Raises LookupThrottled for an uncached, never-seen id beyond the read budget."""
+        now = self._clock()
         entry = self._entries.get(tenant_id)
-        if entry is not None and entry[0] > time.monotonic():
+        if entry is not None and entry[0] > now:
+            self._entries.move_to_end(tenant_id)
             return entry[1]
+        negative = self._negative.get(tenant_id)
+        if negative is not None and negative > now:
+            return None
         # Single flight: concurrent misses for one tenant share one registry read.
         loading = self._loading.get(tenant_id)
         if loading is not None:
             return await asyncio.shield(loading)
+        if tenant_id not in self._known and not self._take_token(now):
+            self.throttled += 1
+            raise LookupThrottled(tenant_id)
         future: asyncio.Future[TenantInfo | None] = asyncio.get_running_loop().create_future()
         self._loading[tenant_id] = future
         generation = self._generation
@@ -64,10 +114,36 @@ class TenantCache:
         # An invalidation during the read means the value may be stale: use it
         # for this request, but do not keep it.
         if generation == self._generation:
-            ttl = self.ttl_s if info is not None else self.negative_ttl_s
-            self._entries[tenant_id] = (time.monotonic() + ttl, info)
+            self._store(tenant_id, info)
         future.set_result(info)
         return info
+
+    def _store(self, tenant_id: str, info: TenantInfo | None) -> None:
+        now = self._clock()
+        if info is None:
+            self._entries.pop(tenant_id, None)
+            self._negative[tenant_id] = now + self.negative_ttl_s
+            self._negative.move_to_end(tenant_id)
+            _trim(self._negative, self.max_negative)
+            return
+        self._negative.pop(tenant_id, None)
+        self._entries[tenant_id] = (now + self.ttl_s, info)
+        self._entries.move_to_end(tenant_id)
+        _trim(self._entries, self.max_entries)
+        self._known[tenant_id] = None
+        self._known.move_to_end(tenant_id)
+        _trim(self._known, self.max_known)
+
+    def _take_token(self, now: float) -> bool:
+        elapsed = max(0.0, now - self._tokens_at)
+        self._tokens_at = now
+        self._tokens = min(
+            float(self.unknown_reads_burst), self._tokens + elapsed * self.unknown_reads_per_s
+        )
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     async def _load(self, tenant_id: str) -> TenantInfo | None:
         try:
@@ -81,10 +157,17 @@ class TenantCache:
     def invalidate(self, tenant_id: str) -> None:
         self._generation += 1
         self._entries.pop(tenant_id, None)
+        self._negative.pop(tenant_id, None)
 
     def clear(self) -> None:
         self._generation += 1
         self._entries.clear()
+        self._negative.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._negative)
+
+
+def _trim(lru: OrderedDict[str, _V], limit: int) -> None:
+    while len(lru) > limit:
+        lru.popitem(last=False)

@@ -9,7 +9,14 @@ but nothing before it does: no scheduling, no node, no pull, no VM boot.
 
 How a tenant is bound (decision): the daemon relabels the pod (optimistic concurrency, see
 manifests.claim_patch), then POSTs the tenant's rendered openclaw.json to this bootstrap at
-``http://{podIP}:18789/otm/bind``, authenticated by the shared ``otm-warm-bind`` token.
+``http://{podIP}:18789/otm/bind``, authenticated by a per-pod token: HMAC-SHA256 of the
+pod's name under the ``otm-warm-bind`` key (daemon/warm_bind_token.py). The key reaches the
+pod as ``OTM_BIND_TOKEN``; the bootstrap derives its own token and, on Node >= 22.15/23.11
+(``process.execve``), re-executes itself with only the derived token in its environment, so
+tenant code (the gateway is the bootstrap's child) cannot read the key from
+``/proc/<bootstrap>/environ`` and bind other warm pods. It can read its own pod's token,
+which is worthless: the pod is bound already, and a repeated bind is accepted only with the
+same tenant, config and env as the first (``sync_env`` may differ: fresh credentials).
 Why a push over the pod network and not a per-pod Secret or annotation: the kubelet refreshes
 Secret and downward-API volumes on its sync period (up to a minute), and tenant pods have no
 Kubernetes API access by design. 18789 is used because the NetworkPolicy admits the daemon
@@ -43,7 +50,17 @@ const env = process.env;
 const port = Number(env.OTM_BIND_PORT || '18789');
 const host = env.OTM_BIND_HOST || '0.0.0.0';
 const dir = env.OTM_BIND_DIR || '/run/otm';
-const token = env.OTM_BIND_TOKEN || '';
+// Per-pod token (see the module doc): derive it, then drop the namespace key from our
+// environment by re-executing with the derived token only.
+let token = env.OTM_BIND_TOKEN || '';
+if (env.OTM_POD_NAME && env.OTM_BIND_DERIVED !== '1' && token) {
+  token = crypto.createHmac('sha256', token).update(env.OTM_POD_NAME).digest('hex');
+  const nextEnv = Object.assign({}, env, { OTM_BIND_TOKEN: token, OTM_BIND_DERIVED: '1' });
+  if (typeof process.execve === 'function') {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv], nextEnv);
+  }
+  process.stdout.write('otm-bootstrap: no process.execve: the bind key stays in this environ\n');
+}
 const command = JSON.parse(env.OTM_GATEWAY_COMMAND || '[]');
 const waitRestore = env.OTM_WAIT_RESTORE === '1';
 const configPath = env.OPENCLAW_CONFIG_PATH || path.join(dir, 'openclaw.json');
@@ -52,6 +69,7 @@ const TENANT_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ENV_KEY_RE = /^[A-Z_][A-Z0-9_]*$/;
 
 let boundTenant = null;
+let boundSignature = null;
 let child = null;
 let stopping = false;
 
@@ -66,6 +84,16 @@ function authorized(req) {
   const got = Buffer.from(String(req.headers['authorization'] || ''));
   const want = Buffer.from('Bearer ' + token);
   return token.length > 0 && got.length === want.length && crypto.timingSafeEqual(got, want);
+}
+
+// JSON with sorted keys: a repeated bind must carry the same content, in any key order.
+function canonical(value) {
+  if (Array.isArray(value)) return '[' + value.map(canonical).join(',') + ']';
+  if (value !== null && typeof value === 'object') {
+    return '{' + Object.keys(value).sort()
+      .map((k) => JSON.stringify(k) + ':' + canonical(value[k])).join(',') + '}';
+  }
+  return JSON.stringify(value);
 }
 
 function writeAtomic(file, text, mode) {
@@ -96,6 +124,7 @@ function startGateway(payload) {
   if (stopping) process.exit(0);
   const childEnv = Object.assign({}, env);
   delete childEnv.OTM_BIND_TOKEN;
+  delete childEnv.OTM_BIND_DERIVED;
   for (const [k, v] of Object.entries(payload.env || {})) {
     if (ENV_KEY_RE.test(k)) childEnv[k] = String(v);
   }
@@ -114,13 +143,15 @@ function bind(payload, res, server) {
       || typeof payload.config !== 'object' || payload.config === null) {
     return reply(res, 400, { error: 'tenant_id and config are required' });
   }
+  const signature = canonical([payload.tenant_id, payload.config, payload.env || {}]);
   if (boundTenant !== null) {
-    if (boundTenant === payload.tenant_id) {
+    if (boundSignature === signature) {
       return reply(res, 202, { ok: true, tenant_id: boundTenant });
     }
-    return reply(res, 409, { error: 'already bound to another tenant' });
+    return reply(res, 409, { error: 'already bound with another tenant or config' });
   }
   boundTenant = payload.tenant_id;
+  boundSignature = signature;
   fs.mkdirSync(dir, { recursive: true });
   writeAtomic(configPath, JSON.stringify(payload.config), 0o600);
   const syncEnv = Object.assign({ TENANT_ID: payload.tenant_id }, payload.sync_env || {});

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from otm import cmd_config, cmd_daemon, cmd_status, cmd_tenant, cmd_tenant_write
 from otm.client import CliError
+from otm.cmd_common import warn
 
 GLOBAL_OPTIONS = frozenset({"--server", "--token", "--data-dir"})
 # Command modules owned by other work that plug in when present (each has register(app)).
@@ -96,6 +97,11 @@ def root(
     ] = None,
 ) -> None:
     """otm: tenants, live config, status and logs of an otm daemon."""
+    if token is not None:
+        warn(
+            "--token is visible to other local users in process listings (ps) and stays "
+            "in shell history; prefer OTM_ADMIN_TOKEN or the token file (DATA_DIR/admin-token)"
+        )
 
 
 app.add_typer(cmd_tenant.app, name="tenant")

@@ -9,6 +9,7 @@ import typer
 from otm.client import ApiError, CliError, UsageError
 from otm.cmd_common import DocOutputOpt, TenantArg, make_client, out, tenant_id
 from otm.output import DocFormat, parse_duration, render_status
+from otm.terminal import strip_terminal_controls
 
 
 def status(ctx: typer.Context, output: DocOutputOpt = DocFormat.table) -> None:
@@ -44,7 +45,8 @@ def logs(
     )
     try:
         for line in lines:
-            typer.echo(line)
+            # Agent logs are written by tenant code: no escape sequence reaches the terminal.
+            typer.echo(strip_terminal_controls(line))
     except ApiError as exc:
         if exc.status in (404, 405) and "tenant" not in exc.message:
             raise CliError("this daemon does not support `logs` yet (upgrade it)") from None

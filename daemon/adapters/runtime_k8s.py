@@ -41,6 +41,7 @@ from daemon.ports import (
     InstancePhase,
 )
 from daemon.settings import Settings
+from daemon.warm_bind_token import pod_bind_token
 from daemon.warm_pool import WarmPool
 from otm.devtools.openclaw_config import ModelProvider
 
@@ -241,7 +242,8 @@ class KubernetesRuntime:
             if pod is None:
                 return None
             try:
-                await self._bind(pod, launch, config, await pool.bind_token())
+                token = pod_bind_token(await pool.bind_token(), pod["metadata"]["name"])
+                await self._bind(pod, launch, config, token)
                 return pod
             except (aiohttp.ClientError, TimeoutError, AgentFailed) as exc:
                 log.warning(

@@ -42,6 +42,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.adapters.local_logs import LogSink
+from daemon.adapters.local_sandbox import AgentSandbox, agent_environment
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
@@ -106,6 +107,7 @@ class LocalRuntime:
         self.webhook_url_for = webhook_url_for
         self.command = tuple(settings.agent_command) or DEFAULT_AGENT_COMMAND
         self.root = settings.agents_dir
+        self.sandbox = AgentSandbox.resolve(settings.agent_sandbox, settings.data_dir)
         self._agents: dict[str, _Agent] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._logs: dict[str, LogSink] = {}
@@ -183,7 +185,7 @@ class LocalRuntime:
                 json.dump(config, fh, indent=2)
             nonce = secrets.token_hex(8)
             proc = await asyncio.create_subprocess_exec(
-                *self.command,
+                *self.sandbox.command(self.command, run_dir),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -222,14 +224,9 @@ class LocalRuntime:
     def _agent_env(
         self, run_dir: Path, state_dir: Path, config: Path, nonce: str
     ) -> dict[str, str]:
-        # The daemon's own OTM_* settings (admin token, model API key!) never reach an
-        # agent; other OTM_AGENT_* are knobs meant for the agent (stand-in boot delay etc.).
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("OTM_")
-            or (k.startswith("OTM_AGENT_") and k not in _DAEMON_SETTING_VARS)
-        }
+        # An allow-list (local_sandbox): no daemon setting (admin token, model API key),
+        # no cloud credentials; OTM_AGENT_* knobs are meant for the agent (stand-in boot delay).
+        env = agent_environment(os.environ, _DAEMON_SETTING_VARS)
         python_path = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         path = [*filter(None, env.get("PATH", "").split(os.pathsep))]
         if os.path.isabs(self.command[0]):

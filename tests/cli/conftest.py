@@ -99,18 +99,31 @@ def cli(clean_daemon: DaemonProc) -> Cli:
     return Cli(clean_daemon.data_dir)
 
 
-def ok(result: Result) -> str:
+TOKEN_FLAG_WARNING = "warning: --token is visible to other local users in process listings"
+
+
+def _stderr(result: Result, token_flag: bool) -> str:
+    """stderr, less the warning that `--token` always prints first (asserted)."""
+    if not token_flag:
+        return result.stderr
+    first, _, rest = result.stderr.partition("\n")
+    assert first.startswith(TOKEN_FLAG_WARNING), result.stderr
+    return rest
+
+
+def ok(result: Result, *, token_flag: bool = False) -> str:
     """Assert success with nothing on stderr; the stdout."""
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert result.stderr == ""
+    assert _stderr(result, token_flag) == ""
     return result.stdout
 
 
-def failed(result: Result, code: int, *fragments: str) -> str:
+def failed(result: Result, code: int, *fragments: str, token_flag: bool = False) -> str:
     """Assert exit ``code`` with one `error: ...` line on stderr naming ``fragments``."""
     assert result.exit_code == code, (result.stdout, result.stderr)
-    assert result.stderr.startswith("error: "), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
+    stderr = _stderr(result, token_flag)
+    assert stderr.startswith("error: "), stderr
+    assert stderr.count("\n") == 1, stderr
     for fragment in fragments:
-        assert fragment in result.stderr
-    return result.stderr
+        assert fragment in stderr
+    return stderr

@@ -73,19 +73,17 @@ def test_token_and_server_precedence(cli: Cli, clean_daemon: DaemonProc, tmp_pat
     # Flags beat env beat files; global flags work after the subcommand too (kubectl habit).
     elsewhere = {"OTM_DATA_DIR": str(tmp_path / "nothing-here")}
     url, token = clean_daemon.admin_url, clean_daemon.token
-    assert ok(cli(f"--server {url} --token {token} tenant list -o name", **elsewhere)) == (
-        "tenant/acme\n"
-    )
-    assert ok(cli(f"tenant list -o name --server={url} --token {token}", **elsewhere)) == (
-        "tenant/acme\n"
-    )
+    listed = cli(f"--server {url} --token {token} tenant list -o name", **elsewhere)
+    assert ok(listed, token_flag=True) == "tenant/acme\n"
+    listed = cli(f"tenant list -o name --server={url} --token {token}", **elsewhere)
+    assert ok(listed, token_flag=True) == "tenant/acme\n"
     assert ok(cli("tenant list -o name", OTM_SERVER=url, OTM_ADMIN_TOKEN=token, **elsewhere)) == (
         "tenant/acme\n"
     )
     assert ok(cli(f"tenant list -o name --data-dir {clean_daemon.data_dir}", **elsewhere)) == (
         "tenant/acme\n"
     )
-    failed(cli("tenant list --token wrong"), 1, "unauthorized", "--token")
+    failed(cli("tenant list --token wrong"), 1, "unauthorized", "--token", token_flag=True)
     failed(cli("tenant list", OTM_ADMIN_TOKEN="wrong"), 1, "unauthorized")
     # No token at all (server given, empty data dir): 401, a clear hint, nothing changed.
     failed(cli(f"tenant create beta --server {url}", **elsewhere), 1, "unauthorized")

@@ -31,7 +31,12 @@ def _bad_inputs_change_nothing(daemon: DaemonProc, data_dir: Path, tmp_path: Pat
     failed(cli("tenant create acme"), 1, "already exists")
     failed(cli("tenant get ghost"), 1, "tenant 'ghost' not found")
     failed(cli("tenant delete ghost"), 1, "tenant 'ghost' not found")
-    failed(cli("tenant update acme --label tier=silver --token wrong"), 1, "unauthorized")
+    failed(
+        cli("tenant update acme --label tier=silver --token wrong"),
+        1,
+        "unauthorized",
+        token_flag=True,
+    )
     # Server given but no token anywhere: the daemon refuses, the hint names the options.
     no_token = {"OTM_SERVER": daemon.admin_url, "OTM_DATA_DIR": str(tmp_path / "elsewhere")}
     failed(cli("tenant suspend acme", **no_token), 1, "unauthorized", "OTM_ADMIN_TOKEN")

@@ -44,6 +44,10 @@ OUT_OF_BAND_SECRETS: Mapping[tuple[str, str], str] = {
     (names.DAEMON_NAMESPACE, "otm-admin-token"): (
         "admin API bearer token; created by the operator (docs/setup-guide.md)"
     ),
+    (names.DAEMON_NAMESPACE, "otm-redis-auth"): (
+        "Redis ACL file (users.acl) and the daemon user's password; created by the operator "
+        "(docs/setup-guide.md)"
+    ),
     (names.TENANT_NAMESPACE, names.tenant_secret_name("*")): (
         "per-tenant bot token and rendered openclaw.json; created by the daemon"
     ),

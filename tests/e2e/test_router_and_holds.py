@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import aiohttp
@@ -127,10 +129,17 @@ async def test_deleted_tenant_is_unknown_at_once_and_its_buffer_dropped(
 async def test_failed_wakes_mark_tenant_failed_and_resume_delivers(
     daemon: Daemon, telegram: FakeTelegram
 ) -> None:
-    # A bot token OpenClaw cannot use: every wake fails before the agent starts.
+    # A bot token OpenClaw cannot use: every wake fails before the agent starts. The API
+    # refuses such a token now, so it is planted in the registry (as a record written by
+    # an older version would hold it).
     status, _ = await daemon.api("PATCH", "/v1/config", json={"max_wake_attempts": 2})
     assert status == 200
-    secret = await daemon.create_tenant("flaky", "no-colon-token")
+    secret = await daemon.create_tenant("flaky", "1103:flaky")
+    with contextlib.closing(sqlite3.connect(daemon.data_dir / "registry.sqlite3")) as db, db:
+        db.execute(
+            "UPDATE tenants SET record = json_set(record, '$.bot_token', 'no-colon-token') "
+            "WHERE tenant_id = 'flaky'"
+        )
     await daemon.send_text("flaky", secret, 1, 4, "wait for me")
 
     async def failed() -> bool:

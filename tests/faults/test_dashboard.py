@@ -20,9 +20,11 @@ SUFFIXES = {
 
 
 def exported_names() -> dict[str, str]:
-    """Sample name → family name, as Prometheus scrapes them from /metrics."""
+    """Sample name → family name, as Prometheus scrapes them from /metrics and (with the
+    admin token) /metrics/tenants."""
     names: dict[str, str] = {}
-    for family in Metrics().registry.collect():
+    metrics = Metrics()
+    for family in [*metrics.registry.collect(), *metrics.tenant_registry.collect()]:
         for suffix in SUFFIXES[family.type]:
             names[family.name + suffix] = family.name
     return names

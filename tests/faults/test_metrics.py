@@ -69,8 +69,11 @@ async def test_metrics_after_a_wake_and_a_delivery(daemon: Daemon, telegram: Fak
     assert value(m, "otm_deliveries_total") == 1.0
     assert value(m, "otm_forward_seconds_count") == 1.0
     assert 0.0 < value(m, "otm_forward_seconds_sum") < 15.0
-    assert value(m, "otm_buffered_messages", tenant="metered") == 0.0
-    assert value(m, "otm_buffered_messages", tenant="held") == 1.0
+    status, tenant_text = await daemon.api("GET", "/metrics/tenants")
+    assert status == 200
+    per_tenant = samples(tenant_text)
+    assert value(per_tenant, "otm_buffered_messages", tenant="metered") == 0.0
+    assert value(per_tenant, "otm_buffered_messages", tenant="held") == 1.0
     assert value(m, "otm_tenants", status="running") == 1.0
     assert value(m, "otm_tenants", status="suspended") == 1.0
     assert value(m, "otm_tenants", status="idle") == 0.0

@@ -8,9 +8,9 @@
 * Warm pods: the pod's own container command (the Node bootstrap from warm_bootstrap.py),
   whose gateway command is the stand-in agent.
 
-Container env comes from the pod spec: literal values, and secretKeyRefs resolved against
-the fake's store, as a kubelet does. Readiness is the kubelet's readinessProbe: GET /readyz
-on the gateway port until it answers ``ready: true``.
+Container env comes from the pod spec: literal values, ``metadata.name`` fieldRefs, and
+secretKeyRefs resolved against the fake's store, as a kubelet does. Readiness is the
+kubelet's readinessProbe: GET /readyz on the gateway port until it answers ``ready: true``.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class ProcessPodBackend:
         for item in container.get("env", []):
             if "value" in item:
                 env[item["name"]] = str(item["value"])
+            elif "fieldRef" in item["valueFrom"]:  # downward API: only what pods use
+                field_path = item["valueFrom"]["fieldRef"]["fieldPath"]
+                assert field_path == "metadata.name", f"unsupported fieldRef {field_path}"
+                env[item["name"]] = ctx.pod["metadata"]["name"]
             else:
                 ref = item["valueFrom"]["secretKeyRef"]
                 env[item["name"]] = self._secret_value(ctx.namespace, ref["name"], ref["key"])
