@@ -30,7 +30,12 @@ async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator
             backend.store = k8s.server.store
             async with open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime:
                 yield RuntimeHarness(
-                    runtime, store, telegram, reachable=True, crash=backend.kill_tenant
+                    runtime,
+                    store,
+                    telegram,
+                    reachable=True,
+                    crash=backend.kill_tenant,
+                    set_agent_env=backend.agent_env.__setitem__,
                 )
     finally:
         await backend.close()

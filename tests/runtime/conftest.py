@@ -39,6 +39,10 @@ class RuntimeHarness:
     """The test process can POST to an instance's webhook_url and GET its gateway."""
     crash: Callable[[str], Awaitable[None]] | None
     """Kill a tenant's agent the hard way (None: the adapter cannot inject a crash)."""
+    set_agent_env: Callable[[str, str], None]
+    """Set an env variable (a stand-in agent knob such as OTM_AGENT_BOOT_DELAY_S) for the
+    agents this harness starts from now on: handed to the adapter explicitly, as each
+    adapter passes env to its agents (the k8s fake's kubelet does not read the test's env)."""
 
     @staticmethod
     def launch(tenant_id: str, bot_id: int = 4242) -> AgentLaunch:
@@ -79,11 +83,22 @@ async def local_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[Runt
             if pid is not None:
                 os.killpg(pid, signal.SIGKILL)
 
+    # LocalRuntime passes the daemon's OTM_AGENT_* variables on to its agents.
+    saved_env = dict(os.environ)
     try:
-        yield RuntimeHarness(runtime, store, telegram, reachable=True, crash=crash)
+        yield RuntimeHarness(
+            runtime,
+            store,
+            telegram,
+            reachable=True,
+            crash=crash,
+            set_agent_env=os.environ.__setitem__,
+        )
     finally:
         await runtime.close()
         await session.close()
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
 RUNTIME_FACTORIES: dict[str, HarnessFactory] = {"local": local_runtime}

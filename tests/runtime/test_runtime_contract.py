@@ -135,14 +135,12 @@ async def test_crash_is_reported_and_state_kept(harness: RuntimeHarness) -> None
     assert [m.text for m in sent] == ["echo: pre (#1)", "echo: post (#2)"]
 
 
-async def test_wait_ready_times_out_and_fails_for_unknown(
-    harness: RuntimeHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_wait_ready_times_out_and_fails_for_unknown(harness: RuntimeHarness) -> None:
     runtime = harness.runtime
     with pytest.raises(AgentFailed):
         await runtime.wait_ready("nobody", 1.0)
     # The stand-in agent honours a simulated boot time (ignored by other agents).
-    monkeypatch.setenv("OTM_AGENT_BOOT_DELAY_S", "30")
+    harness.set_agent_env("OTM_AGENT_BOOT_DELAY_S", "30")
     await runtime.start(harness.launch("slow"))
     with pytest.raises(TimeoutError):
         await runtime.wait_ready("slow", 0.3)
