@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def field_docstrings(cls: type) -> dict[str, str]:
     (class_def,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
     docs: dict[str, str] = {}
     body = class_def.body
-    for node, following in zip(body, body[1:], strict=False):
+    for node, following in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)

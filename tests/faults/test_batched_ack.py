@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.buffer import Buffer, lease_key, tries_key
+from daemon.buffer import Buffer, lease_key
+from daemon.redis_keys import tries_key
 
 
 @pytest.fixture

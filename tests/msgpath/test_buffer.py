@@ -8,14 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.buffer import (
-    DEDUPE_TTL_S,
-    PENDING_KEY,
-    Buffer,
-    chat_id_of,
-    lease_key,
-    seen_key,
-)
+from daemon.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
+from daemon.redis_keys import PENDING_KEY, seen_key
 
 
 @pytest.fixture
