@@ -11,6 +11,10 @@ import redis
 
 from tests.support.servers import FAKE_AWS_ENV, reset_moto, running_moto, running_redis
 
+# Shared fixtures live in tests/support and are registered here, so no tier imports
+# another tier's conftest.
+pytest_plugins = ["tests.support.daemon_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

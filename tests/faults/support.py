@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 
 from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.telegram import SECRET_HEADER
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.harness import SECRET_HEADER, Daemon, replies
+from tests.e2e.harness import Daemon, replies
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 RETRY_PAUSE_S = 0.1

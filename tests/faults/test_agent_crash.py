@@ -9,8 +9,9 @@ import random
 import signal
 
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
+from tests.e2e.harness import Daemon, agent_update_log
 from tests.faults.support import TelegramSender, first_answers, live_agents
+from tests.support.polling import eventually
 
 SEED = 13
 PER_TENANT = 20
@@ -37,7 +38,7 @@ async def test_agent_crashes_lose_and_duplicate_nothing(
                     async def running() -> bool:
                         return len(live_agents(daemon.data_dir, tenant_id)) == 1
 
-                    await wait_for(running, REPLY_TIMEOUT, f"{tenant_id}'s agent")
+                    await eventually(running, REPLY_TIMEOUT, f"{tenant_id}'s agent")
                     for pid in live_agents(daemon.data_dir, tenant_id):
                         os.killpg(pid, signal.SIGKILL)
                         killed.append(pid)
@@ -53,7 +54,7 @@ async def test_agent_crashes_lose_and_duplicate_nothing(
             for t, token in tenants.items()
         )
 
-    await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
+    await eventually(all_answered, REPLY_TIMEOUT, "every update answered, in order")
     for tenant_id in tenants:
         status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/sleep")
         assert status == 200, body

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from daemon.embedded_redis import EmbeddedRedis
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
+from tests.e2e.harness import Daemon, agent_update_log
 from tests.faults.support import TelegramSender, first_answers
+from tests.support.polling import eventually
 
 SEED = 11
 PER_TENANT = 30
@@ -67,7 +68,7 @@ async def test_redis_restarts_lose_and_duplicate_nothing(
                 for t, token in tenants.items()
             )
 
-        await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
+        await eventually(all_answered, REPLY_TIMEOUT, "every update answered, in order")
         for tenant_id in tenants:
             status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/sleep")
             assert status == 200, body

@@ -9,9 +9,10 @@ import random
 import signal
 
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import agent_update_log, wait_for
+from tests.e2e.harness import agent_update_log
 from tests.faults.support import AgentCensus, TelegramSender, first_answers
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 SEED = 19
 PER_TENANT = 15
@@ -55,7 +56,7 @@ async def test_two_replicas_one_agent_per_tenant_exactly_once(
                 for t, token in tenants.items()
             )
 
-        await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
+        await eventually(all_answered, REPLY_TIMEOUT, "every update answered, in order")
     finally:
         await census.stop()
     assert census.peak == dict.fromkeys(tenants, 1), census.peak

@@ -15,8 +15,8 @@ from daemon.adapters.state_dir import DirStateStore
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, open_runtime
-from tests.runtime.conftest import RuntimeHarness
 from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.runtime_harness import RuntimeHarness
 
 
 @asynccontextmanager

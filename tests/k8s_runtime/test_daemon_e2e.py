@@ -19,11 +19,12 @@ from daemon.adapters.state_dir import DirStateStore
 from daemon.wake import STARTING_NOTICE
 from daemon.warm_pool import claimable
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, wait_for
+from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -81,7 +82,7 @@ async def _one_warm_pod(cluster: FakeK8s, what: str) -> None:
     async def ready() -> bool:
         return sum(claimable(p) for p in _pods(cluster)) == 1
 
-    await wait_for(ready, REPLY_TIMEOUT, what)
+    await eventually(ready, REPLY_TIMEOUT, what)
 
 
 async def test_wakes_through_kubernetes_cold_then_warm(

@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 
 from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import make_text_update
-from tests.runtime.conftest import RuntimeHarness
+from tests.support.runtime_harness import RuntimeHarness
 
 READY_TIMEOUT = 20.0
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def next_event(
