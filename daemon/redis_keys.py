@@ -6,6 +6,8 @@ All live under ``otm:`` so a shared Redis can hold other data too, and a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 PREFIX = "otm:"
 
 # Coordination (coordination.py): live config, tenant events, endpoints, locks.
@@ -23,8 +25,28 @@ WORK_CHANNEL = PREFIX + "work"
 LEADER_KEY = PREFIX + "leader"
 
 
-def endpoint_key(tenant_id: str) -> str:
-    return f"{PREFIX}endpoint:{tenant_id}"
+def _tenant_key(kind: str) -> Callable[[str], str]:
+    def key(tenant_id: str) -> str:
+        return f"{PREFIX}{kind}:{tenant_id}"
+
+    key.__name__ = f"{kind}_key"
+    return key
+
+
+endpoint_key = _tenant_key("endpoint")
+"""A running tenant's agent webhook URL (with a TTL)."""
+event_log_key = _tenant_key("events")
+"""The tenant's recent events, for operators (a Redis Stream)."""
+buffer_key = _tenant_key("buf")
+"""The tenant's durable update buffer (a Redis Stream)."""
+tries_key = _tenant_key("tries")
+"""Failed delivery attempts per buffered entry id (a hash)."""
+dead_key = _tenant_key("dead")
+"""Dead-lettered updates of a tenant (a Redis Stream)."""
+crashes_key = _tenant_key("crashes")
+"""Agent losses within the reconciler's crash window."""
+simulated_update_key = _tenant_key("simulated")
+"""Counter of the admin API's simulated update ids."""
 
 
 def lock_key(name: str) -> str:
@@ -32,39 +54,11 @@ def lock_key(name: str) -> str:
     return f"{PREFIX}lock:{name}"
 
 
-def event_log_key(tenant_id: str) -> str:
-    return f"{PREFIX}events:{tenant_id}"
-
-
-def buffer_key(tenant_id: str) -> str:
-    """The tenant's durable update buffer (a Redis Stream)."""
-    return f"{PREFIX}buf:{tenant_id}"
-
-
 def seen_key(tenant_id: str, update_id: int) -> str:
     """Dedupe marker of one update_id (Telegram retries)."""
     return f"{PREFIX}seen:{tenant_id}:{update_id}"
 
 
-def tries_key(tenant_id: str) -> str:
-    return f"{PREFIX}tries:{tenant_id}"
-
-
-def dead_key(tenant_id: str) -> str:
-    """Dead-lettered updates of a tenant (a Redis Stream)."""
-    return f"{PREFIX}dead:{tenant_id}"
-
-
 def delivery_lease_name(tenant_id: str) -> str:
     """Name of a tenant's delivery lease for Coordination's lock functions."""
     return f"delivery:{tenant_id}"
-
-
-def crashes_key(tenant_id: str) -> str:
-    """Agent losses within the reconciler's crash window."""
-    return f"{PREFIX}crashes:{tenant_id}"
-
-
-def simulated_update_key(tenant_id: str) -> str:
-    """Counter of the admin API's simulated update ids."""
-    return f"{PREFIX}simulated:{tenant_id}"
