@@ -10,8 +10,8 @@ import asyncio
 
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
 from tests.e2e.harness import Daemon, agent_update_log, replies
+from tests.support.daemon_fixtures import DaemonFactory
 from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.conftest import DaemonFactory
 from tests.e2e.harness import Daemon, replies
+from tests.support.daemon_fixtures import DaemonFactory
 from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0

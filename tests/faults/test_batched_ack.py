@@ -4,7 +4,6 @@ redis-server: fenced on the lease like a single ack, keeps dedupe, fixes the ind
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,12 +13,8 @@ from daemon.redis_keys import tries_key
 
 
 @pytest.fixture
-async def buffer(redis_url: str) -> AsyncIterator[Buffer]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield Buffer(client)
-    finally:
-        await client.aclose()
+def buffer(redis_client: aioredis.Redis) -> Buffer:
+    return Buffer(redis_client)
 
 
 def body(update_id: int) -> bytes:

@@ -22,18 +22,13 @@ from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
+from tests.support.daemon_fixtures import DaemonFactory
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
-
-
-@pytest_asyncio.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as tg:
-        yield tg
 
 
 @pytest_asyncio.fixture
@@ -55,23 +50,13 @@ async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
 
 
 @pytest_asyncio.fixture
-async def daemon(
-    cluster: FakeK8s, data_dir: Path, redis_url: str, telegram: FakeTelegram
-) -> AsyncIterator[Daemon]:
-    daemon = Daemon(
-        data_dir,
-        redis_url,
-        telegram,
+async def daemon(cluster: FakeK8s, start_daemon: DaemonFactory) -> Daemon:
+    return await start_daemon(
         OTM_RUNTIME="kubernetes",
         OTM_KUBECONFIG=str(cluster.kubeconfig_path),
         OTM_TENANT_NAMESPACE=NS,
         OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
     )
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
 
 
 def _pods(cluster: FakeK8s) -> list[dict]:  # type: ignore[type-arg]

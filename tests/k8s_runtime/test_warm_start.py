@@ -29,12 +29,6 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 
 
 @pytest_asyncio.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as tg:
-        yield tg
-
-
-@pytest_asyncio.fixture
 async def runtime(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[KubernetesRuntime]:
     backend = ProcessPodBackend(tmp_path / "pods")
     try:

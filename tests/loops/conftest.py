@@ -20,15 +20,6 @@ from tests.loops.memory_runtime import MemoryRuntime
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 def coordination(redis_client: aioredis.Redis) -> Coordination:
     return Coordination(redis_client, config_defaults=LiveConfig(default_idle_timeout_s=600))
 

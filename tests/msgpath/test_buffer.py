@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,12 +12,8 @@ from daemon.redis_keys import PENDING_KEY, seen_key
 
 
 @pytest.fixture
-async def buffer(redis_url: str) -> AsyncIterator[Buffer]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield Buffer(client)
-    finally:
-        await client.aclose()
+def buffer(redis_client: aioredis.Redis) -> Buffer:
+    return Buffer(redis_client)
 
 
 def body(update_id: int, text: str = "hi") -> bytes:
