@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -37,12 +36,7 @@ class TelegramSender:
     async def __aenter__(self) -> TelegramSender:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.http.close()
 
     async def post(self, router_url: str, tenant_id: str, secret: str, body: object) -> int:
