@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import Figure, machine_load, ms, percentile, print_table, ratio, verdict
 from bench.redis_server import BenchRedis
 from daemon.adapters.local_logs import line_time
+from daemon.agent_activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
@@ -127,16 +128,7 @@ async def agent_boot(root: Path, api_root: str, n: int, http: aiohttp.ClientSess
 
 
 async def _ready(http: aiohttp.ClientSession, url: str, *, json_ready: bool = False) -> bool:
-    try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-            if resp.status != 200:
-                return False
-            if not json_ready:
-                return True
-            body = await resp.json(content_type=None)
-            return isinstance(body, dict) and body.get("ready") is True
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return False
+    return await agent_answers(http, url, aiohttp.ClientTimeout(total=1), json_ready=json_ready)
 
 
 # -- local runtime ----------------------------------------------------------------------------

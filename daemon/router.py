@@ -24,7 +24,7 @@ from aiohttp import web
 from daemon import keys
 from daemon.keys import BUFFER, DELIVERY, PARENT, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
-from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH
+from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH, read_body_limited
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ async def handle_update(request: web.Request) -> web.Response:
         return _answer(request, 401, "unauthorized")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         return _answer(request, 413, "payload too large")
-    body = await _read_limited(request, settings.max_body_bytes)
+    body = await read_body_limited(request, settings.max_body_bytes)
     if body is None:
         return _answer(request, 413, "payload too large")
     try:
@@ -77,18 +77,6 @@ async def handle_update(request: web.Request) -> web.Response:
     else:
         metrics.updates_duplicate.inc()
     return _answer(request, 200, "ok")
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None once it exceeds ``limit`` (chunked bodies have no length)."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from daemon.adapters.local_logs import LogSink
-from daemon.agent_activity import fetch_agent_activity
+from daemon.agent_activity import agent_answers, fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
 from daemon.ports import (
@@ -292,16 +292,7 @@ class LocalRuntime:
             delay = min(delay * 2, PROBE_MAX_S)
 
     async def _answers(self, url: str, *, json_ready: bool = False) -> bool:
-        try:
-            async with self.session.get(url, timeout=PROBE_TIMEOUT) as resp:
-                if resp.status != 200:
-                    return False
-                if not json_ready:
-                    return True
-                body = await resp.json(content_type=None)
-                return isinstance(body, dict) and body.get("ready") is True
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return False
+        return await agent_answers(self.session, url, PROBE_TIMEOUT, json_ready=json_ready)
 
     async def _watch_exit(self, tenant_id: str, agent: _Agent) -> None:
         code = await agent.proc.wait()

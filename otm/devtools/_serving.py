@@ -105,6 +105,20 @@ def bound_port(site: web.TCPSite) -> int:
     return port
 
 
+class ServingMain:
+    """A fake's ``main(argv=None)``: ``make_server(host=..., port=...)`` served until a signal."""
+
+    def __init__(self, description: str, make_server: Callable[..., AppServer]) -> None:
+        self.description = description
+        self.make_server = make_server
+
+    def __call__(self, argv: list[str] | None = None) -> int:
+        make = self.make_server
+        return serve_forever_main(
+            self.description, lambda host, port: make(host=host, port=port), argv
+        )
+
+
 def serve_forever_main(
     description: str,
     make_server: Callable[[str, int], AppServer],
