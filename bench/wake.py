@@ -42,9 +42,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.common import Figure, machine_load, ms, percentile, print_table, ratio, verdict
 from bench.redis_server import BenchRedis
 from daemon.adapters.local_logs import line_time
+from daemon.agent_activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, wait_for
+from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
+from tests.support.polling import eventually
 from tests.support.servers import project_env
 
 TARGET_S = 0.100
@@ -126,16 +128,7 @@ async def agent_boot(root: Path, api_root: str, n: int, http: aiohttp.ClientSess
 
 
 async def _ready(http: aiohttp.ClientSession, url: str, *, json_ready: bool = False) -> bool:
-    try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-            if resp.status != 200:
-                return False
-            if not json_ready:
-                return True
-            body = await resp.json(content_type=None)
-            return isinstance(body, dict) and body.get("ready") is True
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return False
+    return await agent_answers(http, url, aiohttp.ClientTimeout(total=1), json_ready=json_ready)
 
 
 # -- local runtime ----------------------------------------------------------------------------
@@ -149,7 +142,8 @@ async def message_wake(daemon: Daemon, tenant_id: str, secret: str) -> dict[str,
         seen = deltas(before, await phase_sums(daemon))
         return "first_delivery" in seen
 
-    await _poll(delivered, 30, f"first delivery to {tenant_id}")
+    # Every 5 ms: a check is one metrics scrape.
+    await eventually(delivered, 30, f"first delivery to {tenant_id}", interval=0.005)
     return seen
 
 
@@ -161,15 +155,6 @@ async def operator_wake(daemon: Daemon, tenant_id: str) -> tuple[float, dict[str
     if status != 200:
         raise RuntimeError(f"wake of {tenant_id}: {status} {body}")
     return elapsed, deltas(before, await phase_sums(daemon))
-
-
-async def _poll(predicate: object, timeout: float, what: str) -> None:
-    """Like the harness's wait_for, re-checking every 5 ms (the check is one scrape)."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def boot_from_agent_log(data_dir: Path, tenant_id: str) -> float:
@@ -378,7 +363,7 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
                     if status != 200:
                         raise RuntimeError(f"warm pool target: {status} {body}")
                     for n in range(rounds + 1):
-                        await wait_for(pool_full, 60, "a warm pod")
+                        await eventually(pool_full, 60, "a warm pod")
                         tenant_id = f"kw{n}"
                         await daemon.create_tenant(tenant_id, f"{7700 + n}:k")
                         elapsed, phases = await operator_wake(daemon, tenant_id)

@@ -1,4 +1,4 @@
-"""Ask an agent's gateway whether turns are still running (both runtimes use it)."""
+"""Ask an agent's gateway whether it is up and whether turns are still running."""
 
 from __future__ import annotations
 
@@ -8,6 +8,27 @@ from typing import Any
 import aiohttp
 
 from daemon.ports import AgentActivity
+
+
+async def agent_answers(
+    session: aiohttp.ClientSession,
+    url: str,
+    timeout: aiohttp.ClientTimeout,
+    *,
+    json_ready: bool = False,
+) -> bool:
+    """Whether ``GET url`` answers 200 (with ``json_ready``: and a body ``{"ready": true}``,
+    as a gateway's ``/readyz`` does once its channels are up)."""
+    try:
+        async with session.get(url, timeout=timeout) as resp:
+            if resp.status != 200:
+                return False
+            if not json_ready:
+                return True
+            body = await resp.json(content_type=None)
+            return isinstance(body, dict) and body.get("ready") is True
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return False
 
 
 async def fetch_agent_activity(

@@ -26,15 +26,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import keys
-from daemon.message_path import BUFFER, DELIVERY, TENANT_CACHE
+from daemon.keys import BUFFER, DELIVERY, PARENT, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
+from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH, read_body_limited
 from daemon.tenant_cache import LookupThrottled
 
 log = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-PARENT = web.AppKey("parent", web.Application)
 
 
 def _answer(request: web.Request, status: int, text: str) -> web.Response:
@@ -65,7 +64,7 @@ async def handle_update(request: web.Request) -> web.Response:
         return _answer(request, 413, "payload too large")
     try:
         async with asyncio.timeout(settings.router_body_timeout_s):
-            body = await _read_limited(request, settings.max_body_bytes)
+            body = await read_body_limited(request, settings.max_body_bytes)
     except TimeoutError:  # a trickled body must not hold the connection forever
         return _answer(request, 408, "request timeout")
     if body is None:
@@ -97,18 +96,6 @@ async def handle_update(request: web.Request) -> web.Response:
     return _answer(request, 200, "ok")
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None once it exceeds ``limit`` (chunked bodies have no length)."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -119,6 +106,6 @@ def create_router_app(parent: web.Application, middlewares: Iterable[Any] = ()) 
         client_max_size=parent[keys.SETTINGS].max_body_bytes + 1, middlewares=middlewares
     )
     app[PARENT] = parent
-    app.router.add_post("/tg/{tenant_id}", handle_update)
+    app.router.add_post(WEBHOOK_PATH, handle_update)
     app.router.add_get("/healthz", healthz)
     return app

@@ -9,6 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+"""The header carrying a webhook's secret token (Telegram sets it; agents check it)."""
+WEBHOOK_PATH = "/tg/{tenant_id}"
+"""The router's webhook route for one tenant."""
+
+
+def webhook_url(base_url: str, tenant_id: str) -> str:
+    """The URL Telegram posts a tenant's updates to: the router at ``base_url``."""
+    return base_url.rstrip("/") + WEBHOOK_PATH.format(tenant_id=tenant_id)
+
+
+async def read_body_limited(request: web.Request, limit: int) -> bytes | None:
+    """A webhook request's body, or None once it exceeds ``limit`` bytes (chunked bodies
+    have no Content-Length, so the limit is enforced while reading)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class BotApiError(Exception):

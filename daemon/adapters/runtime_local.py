@@ -38,12 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from daemon import keys
 from daemon.adapters.local_logs import LogSink
 from daemon.adapters.local_sandbox import AgentSandbox, agent_environment
-from daemon.agent_activity import fetch_agent_activity
+from daemon.agent_activity import agent_answers, fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
 from daemon.ports import (
@@ -115,19 +113,19 @@ class LocalRuntime:
         self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
-    async def open(cls, app: web.Application) -> LocalRuntime:
-        settings = app[keys.SETTINGS]
-
-        def webhook_url_for(tenant_id: str) -> str:
-            # What the agent registers with Telegram (setWebhook): the public
-            # router URL, else the local router (the listener starts later).
-            base = settings.public_base_url or app.get(keys.ROUTER_URL) or "http://127.0.0.1"
-            return f"{base.rstrip('/')}/tg/{tenant_id}"
-
+    async def open(
+        cls,
+        *,
+        settings: Settings,
+        state_store: StateStore,
+        session: aiohttp.ClientSession,
+        webhook_url_for: Callable[[str], str],
+    ) -> LocalRuntime:
+        """The runtime, with the agents a previous daemon left running recovered."""
         runtime = cls(
             settings=settings,
-            state_store=app[keys.STATE_STORE],
-            session=app[keys.HTTP],
+            state_store=state_store,
+            session=session,
             webhook_url_for=webhook_url_for,
         )
         await runtime.recover()
@@ -291,16 +289,7 @@ class LocalRuntime:
             delay = min(delay * 2, PROBE_MAX_S)
 
     async def _answers(self, url: str, *, json_ready: bool = False) -> bool:
-        try:
-            async with self.session.get(url, timeout=PROBE_TIMEOUT) as resp:
-                if resp.status != 200:
-                    return False
-                if not json_ready:
-                    return True
-                body = await resp.json(content_type=None)
-                return isinstance(body, dict) and body.get("ready") is True
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return False
+        return await agent_answers(self.session, url, PROBE_TIMEOUT, json_ready=json_ready)
 
     async def _watch_exit(self, tenant_id: str, agent: _Agent) -> None:
         code = await agent.proc.wait()

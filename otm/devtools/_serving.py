@@ -14,7 +14,6 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Self
 
 from aiohttp import web
@@ -22,6 +21,10 @@ from aiohttp import web
 
 class AppServer:
     """An aiohttp app bound to ``host:port`` (port 0 picks a free one) for the life of a context."""
+
+    shutdown_timeout_s = 1.0
+    """Short: the fakes hold no state worth waiting for, and a test's teardown should not
+    stall on a client that keeps a connection open."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -43,9 +46,9 @@ class AppServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        # shutdown_timeout is short: the fakes hold no state worth waiting for, and a test's
-        # teardown should not stall on a client that keeps a connection open.
-        self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.build_app(), access_log=None, shutdown_timeout=self.shutdown_timeout_s
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port)
         await site.start()
@@ -60,12 +63,7 @@ class AppServer:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
 
@@ -105,6 +103,20 @@ def bound_port(site: web.TCPSite) -> int:
     sock: socket.socket = server.sockets[0]  # type: ignore[attr-defined]
     port: int = sock.getsockname()[1]
     return port
+
+
+class ServingMain:
+    """A fake's ``main(argv=None)``: ``make_server(host=..., port=...)`` served until a signal."""
+
+    def __init__(self, description: str, make_server: Callable[..., AppServer]) -> None:
+        self.description = description
+        self.make_server = make_server
+
+    def __call__(self, argv: list[str] | None = None) -> int:
+        make = self.make_server
+        return serve_forever_main(
+            self.description, lambda host, port: make(host=host, port=port), argv
+        )
 
 
 def serve_forever_main(

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otm.devtools._serving import AppServer, ChangeNotifier, serve_forever_main
+from otm.devtools._serving import AppServer, ChangeNotifier, ServingMain
 
 ANY = "*"
 """Wildcard for a fault's token or method."""
@@ -468,12 +468,9 @@ class FakeTelegram(AppServer):
         self.state.reset()
 
 
-def main(argv: list[str] | None = None) -> int:
-    return serve_forever_main(
-        "Fake Telegram Bot API on loopback; prints its base URL (the apiRoot).",
-        lambda host, port: FakeTelegram(host=host, port=port),
-        argv,
-    )
+main = ServingMain(
+    "Fake Telegram Bot API on loopback; prints its base URL (the apiRoot).", FakeTelegram
+)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otm.devtools._serving import AppServer, ChangeNotifier, serve_forever_main
+from otm.devtools._serving import AppServer, ChangeNotifier, ServingMain
 
 DEFAULT_MODEL = "stub-model"
 ECHO_LIMIT = 200
@@ -263,12 +263,10 @@ class StubLLM(AppServer):
         self.state.delay_s = value
 
 
-def main(argv: list[str] | None = None) -> int:
-    return serve_forever_main(
-        "Stub OpenAI-compatible model server on loopback; prints its base URL (ends in /v1).",
-        lambda host, port: StubLLM(host=host, port=port),
-        argv,
-    )
+main = ServingMain(
+    "Stub OpenAI-compatible model server on loopback; prints its base URL (ends in /v1).",
+    StubLLM,
+)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shlex
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -15,6 +12,7 @@ from typer.testing import CliRunner, Result
 
 from otm.cli import app
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.support.admin_calls import api
 from tests.support.servers import running_redis
 
 
@@ -34,26 +32,6 @@ def daemon(cli_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env = daemon_env(data_dir, OTM_REDIS_URL=cli_redis, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
     with running_daemon(data_dir, env=env) as proc:
         yield proc
-
-
-def api(
-    daemon: DaemonProc, method: str, path: str, body: Any = None, *, raw: bytes | None = None
-) -> tuple[int, Any]:
-    """Direct admin-API call (setup and checks independent of the CLI under test)."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(
-        daemon.admin_url + path,
-        method=method,
-        data=data,
-        headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            payload = resp.read()
-            return resp.status, json.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient
 
 from daemon import admin_watch
 from daemon.admin_watch import WatchStream
+from daemon.redis_keys import EVENTS_CHANNEL
 from tests.support.admin_app import running_admin_app
+from tests.support.polling import eventually
 
 TOKEN = "watch-test-token"
 
@@ -153,3 +155,27 @@ def test_stream_coalesces_and_falls_behind_instead_of_growing() -> None:
     stream.offer("f")
     assert stream.take() == ["f"]
     assert stream.pending == {}
+
+
+async def test_one_event_subscription_per_daemon(admin: TestClient, redis_url: str) -> None:
+    """The daemon's message path, culler (while leading) and watch streams all hang off one
+    Redis subscription to the events channel, however many of them listen."""
+
+    async def leading() -> bool:
+        body = await (await admin.get("/v1/status")).json()
+        return bool(body["daemon"]["leader"])
+
+    await eventually(leading, 10, "this daemon leads (its culler runs)")
+    first, second = await open_watch(admin), await open_watch(admin)
+    try:
+        assert (await next_event(first))[0] == "snapshot"
+        assert (await next_event(second))[0] == "snapshot"
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            [(_, count)] = await client.pubsub_numsub(EVENTS_CHANNEL)
+        finally:
+            await client.aclose()
+        assert count == 1
+    finally:
+        first.close()
+        second.close()

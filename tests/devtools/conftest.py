@@ -17,9 +17,9 @@ SpawnAgent = Callable[..., Awaitable[AgentStubProcess]]
 
 
 @pytest.fixture
-async def fake_tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(host="127.0.0.1", port=0) as tg:
-        yield tg
+def fake_tg(telegram: FakeTelegram) -> FakeTelegram:
+    """The shared fake Bot API fixture (tests/support/daemon_fixtures.py), by this tier's name."""
+    return telegram
 
 
 @pytest.fixture

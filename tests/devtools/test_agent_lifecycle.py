@@ -9,10 +9,14 @@ import aiohttp
 
 from otm.devtools.agent_stub.store import read_turn_count
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.openclaw_config import ModelProvider
 from otm.devtools.stub_llm import StubLLM
 from tests.devtools.conftest import SpawnAgent
-from tests.support.agent_stub import StubTenant, make_stub_tenant, post_update, wait_agent_idle
+from tests.support.agent_stub import (
+    StubTenant,
+    post_update,
+    stub_model_tenant,
+    wait_agent_idle,
+)
 
 CHAT = 111
 
@@ -60,13 +64,7 @@ async def test_sigterm_drains_the_turn_in_flight_and_spools_later_updates(
     spawn_agent: SpawnAgent,
     http: aiohttp.ClientSession,
 ) -> None:
-    tenant = make_stub_tenant(
-        tmp_path,
-        fake_tg.base_url,
-        model_provider=ModelProvider(
-            name="stub", base_url=stub_llm.base_url, model_id="stub-model", api_key="k"
-        ),
-    )
+    tenant = stub_model_tenant(tmp_path, fake_tg, stub_llm)
     agent = await spawn_agent(tenant)
     stub_llm.delay_s = 2.0
     await post_update(http, tenant, make_text_update(1, CHAT, "slow one"))
@@ -109,13 +107,7 @@ async def test_drain_is_bounded(
     spawn_agent: SpawnAgent,
     http: aiohttp.ClientSession,
 ) -> None:
-    tenant = make_stub_tenant(
-        tmp_path,
-        fake_tg.base_url,
-        model_provider=ModelProvider(
-            name="stub", base_url=stub_llm.base_url, model_id="stub-model", api_key="k"
-        ),
-    )
+    tenant = stub_model_tenant(tmp_path, fake_tg, stub_llm)
     agent = await spawn_agent(tenant, OTM_AGENT_DRAIN_TIMEOUT_S="0.3")
     stub_llm.delay_s = 30.0
     await post_update(http, tenant, make_text_update(1, CHAT, "never finishes"))

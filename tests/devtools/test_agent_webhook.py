@@ -18,6 +18,7 @@ from tests.support.agent_stub import (
     StubTenant,
     make_stub_tenant,
     post_update,
+    stub_model_tenant,
     wait_agent_idle,
 )
 
@@ -105,13 +106,7 @@ async def test_turns_are_ordered_per_chat_with_history_kept_per_chat(
     http: aiohttp.ClientSession,
 ) -> None:
     stub_llm.delay_s = 0.05  # a turn takes a while, so a later update arrives mid-turn
-    tenant = make_stub_tenant(
-        tmp_path,
-        fake_tg.base_url,
-        model_provider=ModelProvider(
-            name="stub", base_url=stub_llm.base_url, model_id="stub-model", api_key="k"
-        ),
-    )
+    tenant = stub_model_tenant(tmp_path, fake_tg, stub_llm)
     await spawn_agent(tenant)
     update_id = 0
     for i in range(4):

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
+from daemon.ports import AgentFailed, AgentLaunch, InstanceEvent, InstancePhase
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import make_text_update
-from tests.runtime.conftest import RuntimeHarness
+from tests.support.runtime_harness import RuntimeHarness
 
 READY_TIMEOUT = 20.0
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def next_event(
@@ -44,6 +44,24 @@ async def post_update(url: str, secret: str, update_id: int, text: str) -> int:
         ) as resp,
     ):
         return resp.status
+
+
+async def start_ready(harness: RuntimeHarness, launch: AgentLaunch) -> str:
+    """Start the tenant's agent, wait until ready; its webhook URL."""
+    await harness.runtime.start(launch)
+    instance = await harness.runtime.wait_ready(launch.tenant_id, READY_TIMEOUT)
+    assert instance.webhook_url is not None
+    return instance.webhook_url
+
+
+async def send_and_read(
+    harness: RuntimeHarness, launch: AgentLaunch, update_id: int, text: str
+) -> list[str]:
+    """Start (again), post one update; every reply the bot has sent so far."""
+    url = await start_ready(harness, launch)
+    assert await post_update(url, launch.webhook_secret, update_id, text) == 200
+    sent = await harness.telegram.wait_for_messages(launch.bot_token, update_id, READY_TIMEOUT)
+    return [m.text for m in sent]
 
 
 async def test_start_wait_ready_get_list_and_idempotent_start(harness: RuntimeHarness) -> None:
@@ -88,35 +106,24 @@ async def test_agent_serves_webhook_and_state_survives_stop(harness: RuntimeHarn
         pytest.skip("this adapter's agents are not reachable from the test")
     runtime, telegram = harness.runtime, harness.telegram
     launch = harness.launch("gamma", bot_id=5151)
-    instance = await runtime.start(launch)
-    instance = await runtime.wait_ready("gamma", READY_TIMEOUT)
-    assert instance.webhook_url is not None
-    assert await post_update(instance.webhook_url, "wrong", 1, "x") == 401
-    assert await post_update(instance.webhook_url, launch.webhook_secret, 1, "one") == 200
+    url = await start_ready(harness, launch)
+    assert await post_update(url, "wrong", 1, "x") == 401
+    assert await post_update(url, launch.webhook_secret, 1, "one") == 200
     await telegram.wait_for_messages("5151:contract", 1, READY_TIMEOUT)
     activity = await runtime.activity("gamma")
     assert activity is not None and activity.pending_turns >= 0
     await runtime.stop("gamma", grace_s=10)
     assert await harness.state_store.list("gamma") != []
 
-    await runtime.start(launch)
-    instance = await runtime.wait_ready("gamma", READY_TIMEOUT)
-    assert instance.webhook_url is not None
-    assert await post_update(instance.webhook_url, launch.webhook_secret, 2, "two") == 200
-    sent = await telegram.wait_for_messages("5151:contract", 2, READY_TIMEOUT)
-    assert [m.text for m in sent] == ["echo: one (#1)", "echo: two (#2)"]
+    assert await send_and_read(harness, launch, 2, "two") == ["echo: one (#1)", "echo: two (#2)"]
 
 
 async def test_crash_is_reported_and_state_kept(harness: RuntimeHarness) -> None:
     if harness.crash is None or not harness.reachable:
         pytest.skip("this adapter cannot inject an agent crash")
-    runtime, telegram = harness.runtime, harness.telegram
+    runtime = harness.runtime
     launch = harness.launch("delta", bot_id=6161)
-    await runtime.start(launch)
-    instance = await runtime.wait_ready("delta", READY_TIMEOUT)
-    assert instance.webhook_url is not None
-    assert await post_update(instance.webhook_url, launch.webhook_secret, 1, "pre") == 200
-    await telegram.wait_for_messages("6161:contract", 1, READY_TIMEOUT)
+    assert await send_and_read(harness, launch, 1, "pre") == ["echo: pre (#1)"]
     await wait_idle(harness, "delta")  # the turn is recorded as done, not only replied
     events = runtime.watch()
     failed_event = asyncio.create_task(next_event(events, InstancePhase.FAILED))
@@ -127,22 +134,15 @@ async def test_crash_is_reported_and_state_kept(harness: RuntimeHarness) -> None
     assert await runtime.get("delta") is None
     await events.aclose()  # type: ignore[attr-defined]
 
-    await runtime.start(launch)
-    instance = await runtime.wait_ready("delta", READY_TIMEOUT)
-    assert instance.webhook_url is not None
-    assert await post_update(instance.webhook_url, launch.webhook_secret, 2, "post") == 200
-    sent = await telegram.wait_for_messages("6161:contract", 2, READY_TIMEOUT)
-    assert [m.text for m in sent] == ["echo: pre (#1)", "echo: post (#2)"]
+    assert await send_and_read(harness, launch, 2, "post") == ["echo: pre (#1)", "echo: post (#2)"]
 
 
-async def test_wait_ready_times_out_and_fails_for_unknown(
-    harness: RuntimeHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_wait_ready_times_out_and_fails_for_unknown(harness: RuntimeHarness) -> None:
     runtime = harness.runtime
     with pytest.raises(AgentFailed):
         await runtime.wait_ready("nobody", 1.0)
     # The stand-in agent honours a simulated boot time (ignored by other agents).
-    monkeypatch.setenv("OTM_AGENT_BOOT_DELAY_S", "30")
+    harness.set_agent_env("OTM_AGENT_BOOT_DELAY_S", "30")
     await runtime.start(harness.launch("slow"))
     with pytest.raises(TimeoutError):
         await runtime.wait_ready("slow", 0.3)

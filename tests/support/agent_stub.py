@@ -15,10 +15,12 @@ from typing import Any
 
 import aiohttp
 
+from daemon.telegram import SECRET_HEADER
+from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
+from otm.devtools.stub_llm import StubLLM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def free_port() -> int:
@@ -226,3 +228,9 @@ async def wait_agent_idle(
             return activity
         await asyncio.sleep(0.02)
     raise AssertionError(f"agent still busy after {timeout_s}s")
+
+
+def stub_model_tenant(root: Path, telegram: FakeTelegram, llm: StubLLM) -> StubTenant:
+    """A stub tenant whose agent talks to the stub LLM (model ``stub/stub-model``)."""
+    provider = ModelProvider(name="stub", base_url=llm.base_url, model_id="stub-model", api_key="k")
+    return make_stub_tenant(root, telegram.base_url, model_provider=provider)

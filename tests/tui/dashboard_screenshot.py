@@ -27,10 +27,10 @@ from otm.client import resolve_target
 from otm.tui import make_app
 from otm.tui.api_source import ApiTenantSource
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.support.admin_calls import api
 from tests.support.servers import project_env, python_cmd, running_redis
 from tests.tui.conftest import FAST
 from tests.tui.fake_source import MIXED_BUFFERS, mixed_tenants
-from tests.tui.real_daemon import api
 
 RUNNING = ("acme-support", "bakery-bot", "dune-coffee", "echo-dental", "garden-club",
            "juniper-vet", "maple-dental", "orbit-cafe")  # fmt: skip

@@ -3,13 +3,9 @@ API calls for setup and checks (independent of the code under test)."""
 
 from __future__ import annotations
 
-import json
 import socket
-import urllib.error
-import urllib.request
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
 
@@ -27,20 +23,3 @@ def start_daemon(
         data_dir, OTM_REDIS_URL=redis_url, OTM_ADMIN_PORT=str(admin_port), OTM_ROUTER_PORT="0"
     )
     return running_daemon(data_dir, env=env, ready_timeout=30.0)
-
-
-def api(daemon: DaemonProc, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Setup and checks straight on the admin API, independent of the code under test."""
-    request = urllib.request.Request(
-        daemon.admin_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload = response.read()
-            return response.status, json.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())

@@ -16,8 +16,9 @@ from otm.tui.detail_screens import DescribeScreen
 from otm.tui.main_screen import HealthPanel
 from otm.tui.source import SourceError, SourceUnavailable
 from tests.cli.daemon_proc import DaemonProc
+from tests.support.admin_calls import api
 from tests.tui.conftest import FAST, cell_text, row_ids, wait_until
-from tests.tui.real_daemon import api, free_port, start_daemon
+from tests.tui.real_daemon import free_port, start_daemon
 
 
 def discovered_source(daemon: DaemonProc) -> ApiTenantSource:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from otm.cli import app
 from tests.cli.daemon_proc import DaemonProc
+from tests.support.admin_calls import api
 from tests.support.servers import project_env, python_cmd
-from tests.tui.real_daemon import api
 
 runner = CliRunner()
 

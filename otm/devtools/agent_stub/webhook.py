@@ -23,12 +23,12 @@ import time
 
 from aiohttp import web
 
+from daemon.telegram import SECRET_HEADER, read_body_limited
 from otm.devtools.agent_stub.config import TelegramConfig
 from otm.devtools.agent_stub.runtime import RUNTIME_KEY, AgentRuntime
 
 logger = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ACCEPTED_HEADER = "x-openclaw-delivery-accepted"
 MAX_BODY_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 30.0
@@ -43,15 +43,11 @@ class _BodyTooLarge(Exception):
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise _BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
     async with asyncio.timeout(BODY_TIMEOUT_S):
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _BodyTooLarge
-            chunks.append(chunk)
-    return b"".join(chunks)
+        body = await read_body_limited(request, MAX_BODY_BYTES)
+    if body is None:
+        raise _BodyTooLarge
+    return body
 
 
 def _secret_ok(request: web.Request, expected: str) -> bool:
