@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
+from tests.support.daemon_fixtures import DaemonFactory
 
 REPLY_TIMEOUT = 30.0
 

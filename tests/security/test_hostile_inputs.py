@@ -8,8 +8,8 @@ import pytest
 
 from daemon.model import validate_bot_token
 from otm.devtools.fake_telegram import make_text_update
-from tests.e2e.conftest import DaemonFactory
 from tests.e2e.harness import Daemon
+from tests.support.daemon_fixtures import DaemonFactory
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.e2e.conftest import DaemonFactory
+from tests.support.daemon_fixtures import DaemonFactory
 
 FD_LIMIT = 300
 HOSTILE_SOCKETS = 450  # more than the daemon has descriptors

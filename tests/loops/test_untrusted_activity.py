@@ -15,9 +15,11 @@ from daemon.coordination import Coordination
 from daemon.culler import Culler
 from daemon.model import TenantStatus, utcnow
 from daemon.ports import AgentActivity
-from tests.loops.conftest import coordination, eventually, redis_client, registry, stop_tasks  # noqa: F401
+from daemon.wake import WakeManager
+from tests.loops.conftest import stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.loops.test_culler import is_idle, make_culler, start_running
+from tests.support.polling import eventually
 
 NAIVE = datetime(2026, 1, 1, 12, 0, 0)  # no timezone
 YEAR_9999 = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -31,11 +33,12 @@ def runtime() -> MemoryRuntime:
 
 @pytest.fixture
 async def culler(
-    registry: SqliteRegistry,  # noqa: F811
+    registry: SqliteRegistry,
     runtime: MemoryRuntime,
-    coordination: Coordination,  # noqa: F811
+    coordination: Coordination,
+    wake: WakeManager,
 ) -> AsyncIterator[Culler]:
-    culler = make_culler(registry, runtime, coordination)
+    culler = make_culler(registry, runtime, coordination, wake)
     task = asyncio.create_task(culler.run())
     try:
         yield culler
@@ -46,9 +49,9 @@ async def culler(
 @pytest.mark.parametrize("reported", [NAIVE, YEAR_9999, FAR_FUTURE], ids=["naive", "9999", "3000"])
 async def test_one_agents_bad_timestamp_neither_stops_culling_nor_exempts_it(
     culler: Culler,
-    registry: SqliteRegistry,  # noqa: F811
+    registry: SqliteRegistry,
     runtime: MemoryRuntime,
-    coordination: Coordination,  # noqa: F811
+    coordination: Coordination,
     reported: datetime,
 ) -> None:
     runtime.activities["evil"] = AgentActivity(busy=False, pending_turns=0, last_turn_at=reported)
