@@ -108,6 +108,10 @@ class Settings:
     ``disabled``: no Bot API traffic while warm; the bind is a plugin reload. ``placeholder``:
     a placeholder bot token against ``telegram_api_base`` (which must answer it: a fake or
     relay Bot API, not api.telegram.org); binds ~0.5 s faster (measured)."""
+    warm_pool_refill_pause_s: float = 15.0
+    """Local runtime: no warm gateway boots this soon after a claim (a boot takes a core for
+    ~15 s, which the bound gateway's first turn needs more). The pool size itself is the live
+    config ``warm_pool_target``; boots are one at a time and wait for cold starts."""
 
     telegram_api_base: str = "https://api.telegram.org"
     """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""

@@ -9,7 +9,7 @@ message to a sleeping tenant should not wait for that. So the pool keeps
   placeholder account, the throw-away agent ``warm``, no tenant data), ready once its
   ``/readyz`` says so.
 - **Refill**: one boot at a time (a boot takes a core for ~15 s), not while a cold start is
-  booting, and not within ``REFILL_PAUSE_S`` after a claim (the bound gateway's first turn
+  booting, and not within ``warm_pool_refill_pause_s`` after a claim (the bound gateway's first turn
   needs that CPU more). Extra or failed warm gateways are stopped.
 - **Claim** (``claim``, inside ``LocalRuntime.start`` under the tenant lock): take a ready
   gateway of the same command; unpack the tenant's snapshot beside it; if its global state
@@ -87,8 +87,6 @@ CONFIG_FILE = "openclaw.json"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 PROBE_BODY = b"{"
 """Malformed JSON: a gateway that accepts the secret answers 400 and spools nothing."""
-REFILL_PAUSE_S = 15.0
-"""No warm boot this soon after a claim: the bound gateway's first turn needs the CPU."""
 BOOT_TIMEOUT_S = 300.0
 """A warm gateway not ready by then is stopped (and another one booted)."""
 BIND_PROBE_FIRST_S = 0.05
@@ -438,7 +436,7 @@ class LocalWarmPool:
             raise
         self._gateways.pop(gateway.name, None)
         self.claims += 1
-        self._paused_until = time.monotonic() + REFILL_PAUSE_S
+        self._paused_until = time.monotonic() + self.settings.warm_pool_refill_pause_s
         self._changed.set()
         instance = await self._adopt(launch, gateway, written)
         log.info("tenant %s bound to warm gateway %s", tenant_id, gateway.name)
@@ -468,6 +466,7 @@ class LocalWarmPool:
             phase=InstancePhase.PENDING,
             webhook_url=gateway.webhook_url,
             gateway_url=gateway.gateway_url,
+            warm=True,
         )
         agent = _Agent(
             instance=instance,

@@ -19,7 +19,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters import local_warm_pool
 from daemon.adapters.local_warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.runtime_local import LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
@@ -74,9 +73,8 @@ class Pool:
 
 @pytest.fixture(params=["disabled", "placeholder"])
 async def setup(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Pool]:
-    monkeypatch.setattr(local_warm_pool, "REFILL_PAUSE_S", 0.0)
     async with (
         FakeTelegram(host="127.0.0.1", port=0) as telegram,
         StubLLM(host="127.0.0.1", port=0) as llm,
@@ -89,6 +87,7 @@ async def setup(
                 "agent_model_base_url": llm.base_url,
                 "agent_model_id": "stub-model",
                 "warm_agent_telegram": request.param,
+                "warm_pool_refill_pause_s": 0.0,
             },
             env={},
         )
