@@ -72,9 +72,7 @@ class Pool:
 
 
 @pytest.fixture(params=["disabled", "placeholder"])
-async def setup(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Pool]:
+async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pool]:
     async with (
         FakeTelegram(host="127.0.0.1", port=0) as telegram,
         StubLLM(host="127.0.0.1", port=0) as llm,
