@@ -11,6 +11,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.app import create_app, write_discovery_file
+from daemon.model_gateway.app import MODEL_GATEWAY_URL
 from daemon.logs import setup_logging
 from daemon.settings import Settings, SettingsError, load_settings
 
@@ -33,7 +34,9 @@ async def serve(settings: Settings) -> None:
         router_url = app[keys.ROUTER_URL]
         write_discovery_file(settings, admin_url, router_url)
         # One machine-readable line: tests and scripts read the bound ports from it.
-        print(f"otm daemon ready admin={admin_url} router={router_url}", flush=True)
+        gateway = app.get(MODEL_GATEWAY_URL)
+        extra = f" model_gateway={gateway}" if gateway else ""
+        print(f"otm daemon ready admin={admin_url} router={router_url}{extra}", flush=True)
         log.info("admin API on %s, router on %s", admin_url, router_url)
         await stop.wait()
         log.info("shutting down")

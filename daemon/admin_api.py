@@ -231,4 +231,7 @@ def setup_routes(app: web.Application) -> None:
     from daemon import admin_lifecycle, admin_watch  # here, not at the top: they import this
 
     admin_lifecycle.setup_routes(app)
+    from daemon import admin_model
+
+    admin_model.setup_routes(app)
     admin_watch.setup_routes(app)

@@ -22,6 +22,7 @@ from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.metrics import Metrics
 from daemon.model import new_secret
+from daemon.model_gateway.app import model_gateway_ctx
 from daemon.orchestrator import Orchestrator
 from daemon.settings import Settings
 from daemon.tasks import TaskGroup
@@ -183,6 +184,7 @@ def create_app(settings: Settings) -> web.Application:
             registry_ctx,
             state_store_ctx,
             http_ctx,
+            model_gateway_ctx,  # before the runtime: agents are rendered with its URL
             runtime_ctx,
             orchestrator_ctx,
             *wiring.background_contexts(settings),

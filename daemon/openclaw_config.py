@@ -105,17 +105,18 @@ class ModelProvider:
         return f"{self.name}/{self.model_id}"
 
 
-def model_provider(settings: Settings) -> ModelProvider | None:
-    """The deployment-wide provider ``otm`` every agent is rendered with, or None when no
-    model server is configured. Its API key travels only inside the rendered openclaw.json (a
-    0600 file locally, the tenant Secret or a bind request on Kubernetes), never a log line."""
-    if not settings.agent_model_base_url:
+def model_provider(settings: Settings, api_key: str = "") -> ModelProvider | None:
+    """The provider ``otm`` every agent is rendered with: the daemon's model gateway, with the
+    tenant's own key (``api_key``; a placeholder for a warm gateway not yet bound). None when
+    no upstream is configured. No provider credential is ever rendered: the upstream's key
+    and IAM role stay with the daemon (daemon/model_gateway/)."""
+    if not settings.model_gateway_enabled or not settings.model_gateway_url:
         return None
     return ModelProvider(
         name=PROVIDER_NAME,
-        base_url=settings.agent_model_base_url.rstrip("/"),
+        base_url=settings.model_gateway_url.rstrip("/"),
         model_id=settings.agent_model_id,
-        api_key=settings.agent_model_api_key or API_KEY_PLACEHOLDER,
+        api_key=api_key or API_KEY_PLACEHOLDER,
     )
 
 
@@ -337,13 +338,16 @@ def render_bound_config(
     api_root: str | None = None,
     dm_policy: DmPolicy = "open",
     allow_from: Sequence[str | int] | None = None,
+    model_provider: ModelProvider | None = None,
 ) -> dict[str, Any]:
     """``warm`` rewritten for a tenant, for one atomic write the running gateway hot-reloads.
 
     Only what hot-reloads without a restart changes (measured): the Telegram account (token,
     secret, webhook URL, Bot API root, access policy) and the agents (``warm`` → the tenant's
     ``main`` on ``workspace_dir``). The listener's host/port/path, the gateway port and its
-    auth, hooks, model and tuning stay the warm gateway's: a restart would undo the warm boot.
+    auth, hooks and tuning stay the warm gateway's: a restart would undo the warm boot.
+    ``model_provider`` (the gateway with the tenant's key) replaces the warm one: ``models.*``
+    and ``agents.defaults.model`` hot-reload in OpenClaw 2026.9.6 (its reload plan).
     """
     warm_telegram = warm["channels"]["telegram"]
     gateway = warm["gateway"]
@@ -369,4 +373,18 @@ def render_bound_config(
     agents = bound["agents"]
     agents["defaults"] = {**agents["defaults"], "workspace": workspace_dir}
     agents["entries"] = {TENANT_AGENT_ID: {"workspace": workspace_dir}}
+    if model_provider is not None:
+        with_model = render_openclaw_config(
+            tenant_id=tenant_id,
+            bot_token=bot_token,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_port=warm_telegram["webhookPort"],
+            gateway_port=gateway["port"],
+            gateway_bind="loopback",
+            workspace_dir=workspace_dir,
+            model_provider=model_provider,
+        )
+        bound["models"] = with_model["models"]
+        agents["defaults"]["model"] = with_model["agents"]["defaults"]["model"]
     return bound

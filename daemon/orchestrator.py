@@ -16,6 +16,7 @@ from daemon.model import (
     validate_labels,
     validate_tenant_id,
 )
+from daemon.model_gateway.keys import new_key_id
 from daemon.ports import Registry, Runtime, StateStore
 from daemon.settings import Settings
 from daemon.telegram import BotApi
@@ -73,7 +74,10 @@ class Orchestrator:
         if not isinstance(tenant_id, str):
             raise ValueError("tenant_id is required")
         validate_tenant_id(tenant_id)
-        tenant = await self.registry.create(Tenant(tenant_id=tenant_id, **fields_))
+        # The tenant's model key is minted here (only its id is stored; model_gateway/keys.py).
+        tenant = await self.registry.create(
+            Tenant(tenant_id=tenant_id, model_key_id=new_key_id(), **fields_)
+        )
         log.info("tenant %s created", tenant_id)
         await self.coordination.publish_event(tenant_id, "created", status=tenant.status.value)
         await self._register_webhook(tenant)
@@ -148,6 +152,7 @@ class Orchestrator:
                 if_version=tenant.version,
                 status=TenantStatus.SUSPENDED,
                 status_reason="suspended by operator",
+                model_key_id=new_key_id(),  # the old key stays revoked after a resume
                 endpoint=None,
                 gateway_url=None,
                 pod_name=None,
@@ -160,6 +165,7 @@ class Orchestrator:
                 if_version=current.version,
                 status=TenantStatus.SUSPENDED,
                 status_reason="suspended by operator",
+                model_key_id=new_key_id(),
             )
         await self.coordination.publish_event(tenant_id, "suspended")
         return tenant
@@ -174,6 +180,13 @@ class Orchestrator:
             wake_attempts=0,
         )
         await self.coordination.publish_event(tenant_id, "resumed")
+        return tenant
+
+    async def rotate_model_key(self, tenant_id: str) -> Tenant:
+        """A new model key: the old one is refused at once; a running agent gets the new one
+        at its next wake (restart it with a sleep to switch now)."""
+        tenant = await self.registry.update(tenant_id, model_key_id=new_key_id())
+        await self.coordination.publish_event(tenant_id, "model_key_rotated")
         return tenant
 
     async def record_activity(self, tenant_id: str) -> None:

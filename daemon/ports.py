@@ -107,6 +107,8 @@ class AgentLaunch:
     gateway_token: str
     hooks_token: str
     image: str | None = None
+    model_key: str = ""
+    """The tenant's model-gateway key, rendered into its openclaw.json (empty: no key)."""
 
     def __repr__(self) -> str:
         return f"AgentLaunch(tenant_id={self.tenant_id!r})"

@@ -24,11 +24,13 @@ from datetime import UTC, datetime
 from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import ConditionFailed, OtmError, Tenant, TenantStatus
+from daemon.model_gateway.keys import ModelKeys
 from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
 from daemon.settings import Settings
 from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
+from daemon.wake_admission import WakeAdmission
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class WakeManager:
         bot_api: BotApi,
         metrics: Metrics,
         tasks: TaskGroup,
+        model_keys: ModelKeys | None = None,
+        admission: WakeAdmission | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -121,6 +125,10 @@ class WakeManager:
         self.bot_api = bot_api
         self.metrics = metrics
         self.tasks = tasks
+        self.model_keys = model_keys
+        """Derives the tenant's model key for its config (None: agents get no key)."""
+        self.admission = admission
+        """Cluster-wide cap on concurrent wakes (None: no cap)."""
         self._inflight: dict[str, asyncio.Future[Tenant]] = {}
         self.ready_at: dict[str, float] = {}
         """monotonic time a wake on this replica saw the agent ready (first_delivery phase)."""
@@ -147,6 +155,19 @@ class WakeManager:
         return tenant
 
     async def _wake(self, tenant_id: str, notice_chat: int | None) -> Tenant:
+        """Admission first (a running tenant needs none); the wake timeout starts once
+        admitted, so time in the admission queue never fails a wake."""
+        if self.admission is None:
+            return await self._wake_admitted(tenant_id, notice_chat)
+        tenant = await self.registry.get(tenant_id)
+        usable = await self._usable(tenant)
+        if usable is not None:
+            return usable
+        self._refuse_if_held(tenant)
+        async with self.admission.slot(tenant_id):
+            return await self._wake_admitted(tenant_id, notice_chat)
+
+    async def _wake_admitted(self, tenant_id: str, notice_chat: int | None) -> Tenant:
         deadline = time.monotonic() + self.settings.wake_timeout_s
         started = time.monotonic()
         while True:
@@ -256,6 +277,11 @@ class WakeManager:
                 gateway_token=tenant.gateway_token,
                 hooks_token=tenant.hooks_token,
                 image=tenant.image,
+                model_key=(
+                    self.model_keys.key_for(tenant_id, tenant.model_key_id)
+                    if self.model_keys is not None
+                    else ""
+                ),
             )
         )
         if not started.warm:

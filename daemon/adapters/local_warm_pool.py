@@ -423,6 +423,7 @@ class LocalWarmPool:
                 webhook_secret=launch.webhook_secret,
                 workspace_dir=str(workspace),
                 api_root=self.settings.telegram_api_base,
+                model_provider=model_provider(self.settings, launch.model_key),
             )
             await asyncio.to_thread(_write_atomically, gateway.run_dir / CONFIG_FILE, bound)
             written = time.monotonic()

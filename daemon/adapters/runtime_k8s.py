@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -184,7 +185,11 @@ class KubernetesRuntime:
                 api_root=self.api_root,
                 # The model key lives in openclaw.json, i.e. in the tenant Secret (or the
                 # bind request of a warm pod), never in a plain env value of the pod spec.
-                model_provider=self.model_provider,
+                model_provider=(
+                    dataclasses.replace(self.model_provider, api_key=launch.model_key)
+                    if self.model_provider is not None and launch.model_key
+                    else self.model_provider
+                ),
             )
             text = m.config_json(config)
             await self._apply_secret(launch, text)

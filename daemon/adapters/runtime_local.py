@@ -196,7 +196,7 @@ class LocalRuntime:
                 gateway_token=launch.gateway_token,
                 hooks_token=launch.hooks_token,
                 workspace_dir=str(state_dir / "workspace"),
-                model_provider=model_provider(self.settings),
+                model_provider=model_provider(self.settings, launch.model_key),
                 tuning=tuning_from_settings(self.settings),
             )
             # OpenClaw's file log defaults to the host-wide /tmp/openclaw, shared by every

@@ -84,6 +84,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 "agent_stop_grace_s": 10.0,
                 "agent_model_base_url": llm.base_url,
                 "agent_model_id": "stub-model",
+                "model_gateway_url": llm.base_url,
                 "warm_agent_telegram": request.param,
                 "warm_pool_refill_pause_s": 0.0,
             },
