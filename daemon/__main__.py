@@ -11,8 +11,8 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.app import create_app, write_discovery_file
-from daemon.model_gateway.app import MODEL_GATEWAY_URL
 from daemon.logs import setup_logging
+from daemon.model_gateway.app import MODEL_GATEWAY_URL
 from daemon.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("daemon")

@@ -117,6 +117,10 @@ class Settings:
     """Per-tenant model requests per minute through the gateway; 0: unlimited."""
     model_tokens_per_day: int = 2_000_000
     """Per-tenant prompt+completion tokens per UTC day through the gateway; 0: unlimited."""
+    inbound_messages_per_min: int = 0
+    """Per-tenant Telegram updates per minute the router accepts; more get 429 with
+    ``Retry-After`` (Telegram keeps and retries them: nothing lost, nothing buffered here).
+    0: unlimited."""
     model_prices: tuple[str, ...] = ()
     """USD per million tokens for the cost estimate, ``<model>=<input>:<output>`` each (the
     model as counted: the upstream model id), e.g. ``gpt-4o-mini=0.15:0.6``."""
@@ -303,8 +307,11 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"agent_model_base_url: expected an http(s) URL, got {base_url!r}")
     if not settings.agent_model_id:
         raise SettingsError("agent_model_id must not be empty")
-    if settings.model_requests_per_min < 0 or settings.model_tokens_per_day < 0:
-        raise SettingsError("model_requests_per_min and model_tokens_per_day must be >= 0")
+    if min(settings.model_requests_per_min, settings.model_tokens_per_day,
+           settings.inbound_messages_per_min) < 0:
+        raise SettingsError(
+            "model_requests_per_min, model_tokens_per_day, inbound_messages_per_min must be >= 0"
+        )
     from daemon.model_gateway.pricing import parse_prices
 
     try:
