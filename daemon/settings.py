@@ -112,7 +112,9 @@ class Settings:
     Service). Unset: this daemon's own gateway listener (local runtime)."""
     model_key_secret: str | None = field(default=None, repr=False)
     """Secret from which per-tenant model keys are derived (HMAC); the same on every
-    replica. Unset: generated once into ``data_dir/model-key-secret`` (mode 0600)."""
+    replica. Unset: generated once and shared by every replica through Redis
+    (``otm:model-key-secret``); losing it changes every key (agents get their new key at
+    their next wake)."""
     model_requests_per_min: int = 60
     """Per-tenant model requests per minute through the gateway; 0: unlimited."""
     model_tokens_per_day: int = 2_000_000

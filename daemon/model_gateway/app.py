@@ -26,7 +26,7 @@ from aiohttp import web
 from daemon import keys
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
-from daemon.model_gateway.keys import ModelKeys, ensure_key_secret
+from daemon.model_gateway.keys import ModelKeys, shared_key_secret
 from daemon.model_gateway.limits import ModelLimits
 from daemon.model_gateway.metrics import GatewayMetrics
 from daemon.model_gateway.pricing import cost_usd, parse_prices
@@ -269,9 +269,7 @@ async def model_gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     Runs before the runtime's context: when ``model_gateway_url`` is unset, agents are
     rendered with this listener's own address (the settings object is replaced once here)."""
     settings = app[keys.SETTINGS]
-    model_keys = ModelKeys(
-        ensure_key_secret(settings.model_key_secret, settings.data_dir / "model-key-secret")
-    )
+    model_keys = ModelKeys(await shared_key_secret(settings.model_key_secret, app[keys.REDIS]))
     app[MODEL_KEYS] = model_keys
     app[USAGE] = UsageStore(app[keys.REDIS])
     if not settings.model_gateway_enabled:

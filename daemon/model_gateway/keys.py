@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
+
+import redis.asyncio as aioredis
 
 from daemon.model import TENANT_ID_RE
 
@@ -72,15 +72,16 @@ class ModelKeys:
         return same_id and good_mac
 
 
-def ensure_key_secret(configured: str | None, path: Path) -> str:
-    """The configured secret, or one generated once into ``path`` (0600)."""
+SECRET_REDIS_KEY = "otm:model-key-secret"
+
+
+async def shared_key_secret(configured: str | None, redis: aioredis.Redis) -> str:
+    """The configured secret, or the one every replica shares through Redis (the first
+    replica to start creates it; SET NX, so replicas never disagree)."""
     if configured:
         return configured
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
-    return secret
+    await redis.set(SECRET_REDIS_KEY, secrets.token_hex(32), nx=True)
+    value = await redis.get(SECRET_REDIS_KEY)
+    if value is None:
+        raise RuntimeError("the model key secret vanished from Redis")
+    return value.decode() if isinstance(value, bytes) else str(value)
