@@ -340,8 +340,27 @@ async def status(request: web.Request) -> web.Response:
             **(pool_status() if callable(pool_status) else {}),
         },
         "config": config_as_dict(config) if config_ok else None,
+        "wakes": await _wake_admission(app),
     }
     return web.json_response(body)
+
+
+async def _wake_admission(app: web.Application) -> dict[str, Any] | None:
+    """Wakes in progress and queued (daemon/wake_admission.py), cluster-wide."""
+    from daemon.message_path import WAKE
+
+    admission = getattr(app.get(WAKE), "admission", None)
+    if admission is None:
+        return None
+    ok, snapshot = await _bounded(admission.snapshot())
+    if not ok:
+        return {"ok": False}
+    return {
+        "ok": True,
+        "cap": snapshot.cap,
+        "in_progress": len(snapshot.in_progress),
+        "queued": len(snapshot.queued),
+    }
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -336,6 +336,16 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
         ("warm-pool", "ok", _warm_pool_details(pool)),
         ("config", "ok", " ".join(f"{k}={_compact(v)}" for k, v in config.items())),
     ]
+    wakes = status.get("wakes")
+    if wakes:
+        rows.append(
+            (
+                "wakes",
+                _ok(wakes.get("ok")),
+                f"{_count(wakes.get('in_progress'))}/{_count(wakes.get('cap'))} in progress, "
+                f"{_count(wakes.get('queued'))} queued",
+            )
+        )
     return render_table(("COMPONENT", "STATE", "DETAILS"), rows)
 
 
