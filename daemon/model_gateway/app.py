@@ -13,6 +13,8 @@ upstream's own report.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -188,12 +190,15 @@ async def _stream(
                     # Keep draining: the upstream bills the whole answer, so we count it.
                     client_gone = True
             chunk = await anext(chunks, None)
+        if not client_gone:
+            # The agent's stream ends before the usage write (an fsync with Redis's
+            # appendfsync always): it need not wait for our bookkeeping.
+            with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+                await response.write_eof()
     finally:
         if result.usage is not None:
-            await gateway.record(tenant_id, result.usage)
+            await asyncio.shield(gateway.record(tenant_id, result.usage))
         gateway.metrics.requests.labels(tenant_id, model, "ok").inc()
-    if not client_gone:
-        await response.write_eof()
     return response
 
 

@@ -1,9 +1,9 @@
 """Per-tenant limits, checked in Redis before anything is forwarded (shared by all replicas).
 
 Requests per minute and inbound messages per minute are fixed one-minute windows
-(``INCR`` + ``EXPIRE`` in one MULTI); tokens per day compare the day's counted usage
-(``usage.py``) with the quota. A refusal carries the seconds until the window reopens, for
-``Retry-After``.
+(``INCR`` + ``EXPIRE`` in one script, kept out of the AOF); tokens per day compare the day's
+counted usage (``usage.py``) with the quota. A refusal carries the seconds until the window
+reopens, for ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ import redis.asyncio as aioredis
 from daemon.model_gateway.usage import UsageStore
 
 PREFIX = "otm:ratelimit:"
+# A window's count is not worth an fsync: the script keeps it out of the AOF (and replicas),
+# so with appendfsync always a request does not wait for the disk (measured: 8 ms per
+# request on this VM). A Redis restart forgets the current minute's counts, nothing more.
+_TAKE_LUA = """
+redis.set_repl(redis.REPL_NONE)
+local count = redis.call('incr', KEYS[1])
+if count == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
+return count
+"""
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class MinuteWindow:
         self.name = name
         self.limit = limit
         self.window_s = window_s
+        self._take = redis.register_script(_TAKE_LUA)
 
     async def take(self, tenant_id: str, now: float | None = None) -> int | None:
         """None if allowed (and counted), else seconds until the next window."""
@@ -42,10 +52,7 @@ class MinuteWindow:
         now = time.time() if now is None else now
         window = int(now // self.window_s)
         key = f"{PREFIX}{self.name}:{tenant_id}:{self.window_s}:{window}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 2 * self.window_s)
-            count, _ = await pipe.execute()
+        count = await self._take(keys=[key], args=[2 * self.window_s])
         if int(count) <= self.limit:
             return None
         return max(1, math.ceil((window + 1) * self.window_s - now))

@@ -7,6 +7,7 @@ agent gets it: its openclaw.json.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,11 +68,17 @@ async def chat(
         return resp.status, dict(resp.headers), json.loads(raw)
 
 
-async def usage(daemon: Daemon, tenant_id: str) -> dict[str, Any]:
-    status, body = await daemon.api("GET", f"/v1/usage?since=1h&tenant={tenant_id}")
-    assert status == 200, body
-    [item] = body["items"]
-    return dict(item)
+async def usage(daemon: Daemon, tenant_id: str, requests: int | None = None) -> dict[str, Any]:
+    """The tenant's usage; with ``requests``, once that many requests are counted (a stream's
+    usage is written just after the agent's stream ends)."""
+    async with asyncio.timeout(10):
+        while True:
+            status, body = await daemon.api("GET", f"/v1/usage?since=1h&tenant={tenant_id}")
+            assert status == 200, body
+            [item] = body["items"]
+            if requests is None or item["requests"] >= requests:
+                return dict(item)
+            await asyncio.sleep(0.05)
 
 
 def stub_usage(llm: StubLLM) -> dict[str, int]:
@@ -132,7 +139,7 @@ async def test_agent_replies_through_the_gateway_and_usage_is_exact(
     assert request.stream
 
     expected = stub_usage(llm)
-    counted = await usage(daemon, "gwa")
+    counted = await usage(daemon, "gwa", expected["requests"])
     assert {k: counted[k] for k in expected} == expected
     assert counted["models"]["stub-model"]["requests"] == expected["requests"]
     cost = expected["prompt_tokens"] * 1.0 + expected["completion_tokens"] * 2.0
@@ -199,7 +206,7 @@ async def test_limits_answer_429_in_the_openai_shape(
     )
     await wake_through_a_message(daemon, telegram, "lim", "3004:lim", "spend")
     key = agent_key(data_dir, "lim")
-    spent = (await usage(daemon, "lim"))["total_tokens"]
+    spent = (await usage(daemon, "lim", len(llm.requests)))["total_tokens"]
     while spent < 60:
         status, _, body = await chat(daemon, key, text="word " * 20)
         assert status == 200, body
@@ -259,6 +266,6 @@ async def test_bedrock_upstream_through_boto3(
             expected["requests"] += 1
             expected["prompt_tokens"] += words
             expected["completion_tokens"] += len(reply_for(chat_msgs).split())
-        counted = await usage(daemon, "bed")
+        counted = await usage(daemon, "bed", expected["requests"])
         assert {k: counted[k] for k in expected} == expected
         assert list(counted["models"]) == [BEDROCK_MODEL]
