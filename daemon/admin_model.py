@@ -75,8 +75,13 @@ async def usage(request: web.Request) -> web.Response:
             if cost is not None:
                 total_cost = (total_cost or 0.0) + cost
             models[model] = _usage_json(model_usage, cost)
-        items.append({"tenant_id": entry.tenant_id, **_usage_json(entry.total(), total_cost),
-                      "models": models})
+        items.append(
+            {
+                "tenant_id": entry.tenant_id,
+                **_usage_json(entry.total(), total_cost),
+                "models": models,
+            }
+        )
     return web.json_response({"since": start.isoformat(), "items": items})
 
 

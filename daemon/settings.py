@@ -309,8 +309,14 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"agent_model_base_url: expected an http(s) URL, got {base_url!r}")
     if not settings.agent_model_id:
         raise SettingsError("agent_model_id must not be empty")
-    if min(settings.model_requests_per_min, settings.model_tokens_per_day,
-           settings.inbound_messages_per_min) < 0:
+    if (
+        min(
+            settings.model_requests_per_min,
+            settings.model_tokens_per_day,
+            settings.inbound_messages_per_min,
+        )
+        < 0
+    ):
         raise SettingsError(
             "model_requests_per_min, model_tokens_per_day, inbound_messages_per_min must be >= 0"
         )

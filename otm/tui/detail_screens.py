@@ -200,8 +200,7 @@ def usage_section(usage: Record | None) -> str:
     ]
     for model, entry in sorted((usage.get("models") or {}).items()):
         lines.append(
-            f"  {model}: {entry.get('requests', 0)} requests, "
-            f"{entry.get('total_tokens', 0)} tokens"
+            f"  {model}: {entry.get('requests', 0)} requests, {entry.get('total_tokens', 0)} tokens"
         )
     return "\n".join(lines)
 

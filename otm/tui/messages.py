@@ -40,9 +40,7 @@ class StatusFetched(Message):
 
 
 class BufferCountsFetched(Message):
-    def __init__(
-        self, counts: dict[str, int | None], usage: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, counts: dict[str, int | None], usage: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.counts = counts
         self.usage = usage
