@@ -6,8 +6,8 @@ as available as the daemon's replicas. A port of its own lets the tenants' Netwo
 admit exactly this port and nothing else of the daemon (docs/model-gateway.md).
 
 ``POST /v1/chat/completions`` (streamed SSE or not) and ``GET /v1/models``, OpenAI-compatible.
-Every request: key → tenant (401 unless it is the tenant's current key and the tenant is not
-suspended or deleted) → limits (429 + ``Retry-After``) → upstream → usage counted from the
+Every request: key → tenant (401 unless it is the tenant's current key: suspend rotates it,
+delete removes it) → limits (429 + ``Retry-After``) → upstream → usage counted from the
 upstream's own report.
 """
 
@@ -27,7 +27,7 @@ from aiohttp import web
 
 from daemon import keys
 from daemon.metrics import Metrics
-from daemon.model import TenantNotFound, TenantStatus
+from daemon.model import TenantNotFound
 from daemon.model_gateway.keys import ModelKeys, shared_key_secret
 from daemon.model_gateway.limits import ModelLimits
 from daemon.model_gateway.metrics import GatewayMetrics
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 16 << 20
 """Agents resend the whole conversation; a long one with tool output is megabytes."""
-_REVOKED = {TenantStatus.SUSPENDED, TenantStatus.DELETED}
 
 
 class Gateway:
@@ -77,7 +76,8 @@ class Gateway:
             tenant = await self.registry.get(parsed.tenant_id)
         except TenantNotFound:
             return None
-        if tenant.status in _REVOKED or not self.model_keys.matches(parsed, tenant.model_key_id):
+        # Suspend revokes by rotating the key id (orchestrator), delete by removing the record.
+        if not self.model_keys.matches(parsed, tenant.model_key_id):
             return None
         return tenant.tenant_id
 
