@@ -269,3 +269,38 @@ async def test_bedrock_upstream_through_boto3(
         counted = await usage(daemon, "bed", expected["requests"])
         assert {k: counted[k] for k in expected} == expected
         assert list(counted["models"]) == [BEDROCK_MODEL]
+
+
+async def test_an_abandoned_stream_is_still_counted(
+    start_daemon: DaemonFactory, telegram: FakeTelegram, llm: StubLLM, data_dir: Path
+) -> None:
+    daemon = await start_daemon(
+        OTM_AGENT_MODEL_BASE_URL=llm.base_url, OTM_AGENT_MODEL_ID="stub-model"
+    )
+    await wake_through_a_message(daemon, telegram, "gone", "3006:gone", "first")
+    key = agent_key(data_dir, "gone")
+    before = await usage(daemon, "gone", len(llm.requests))
+    llm.state.chunk_delay_s = 0.02  # ~100 chunks: the client hangs up long before the end
+    body = {
+        "model": "stub-model",
+        "stream": True,
+        "messages": [{"role": "user", "content": "a long answer " * 50}],
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{daemon.model_gateway_url}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as resp,
+    ):
+        assert resp.status == 200
+        await resp.content.readline()  # the first event, then hang up
+        resp.close()
+    request = llm.requests[-1]
+    reported = _usage(request.messages, reply_for(request.messages))
+    after = await usage(daemon, "gone", before["requests"] + 1)
+    assert after["prompt_tokens"] - before["prompt_tokens"] == reported["prompt_tokens"]
+    assert (
+        after["completion_tokens"] - before["completion_tokens"] == (reported["completion_tokens"])
+    )
