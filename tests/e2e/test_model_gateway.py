@@ -175,8 +175,13 @@ async def test_wrong_revoked_or_missing_keys_get_401(
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"{daemon.model_gateway_url}/models") as resp,
+        http.get(
+            f"{daemon.model_gateway_url}/models", headers={"Authorization": f"Bearer {key_a}"}
+        ) as listed,
     ):
         assert resp.status == 401
+        assert listed.status == 200
+        assert [m["id"] for m in (await listed.json())["data"]] == ["stub-model"]
 
     # Rotation: the old key is refused at once, the new one (next wake's config) works.
     status, body = await daemon.api("POST", "/v1/tenants/kya/rotate-key")

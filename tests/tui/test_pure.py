@@ -206,3 +206,12 @@ def test_every_binding_has_an_id_and_a_tooltip() -> None:
             assert binding.id and binding.tooltip, (owner.__name__, binding.key)
             ids.append(binding.id)
     assert len(ids) == len(set(ids))
+
+
+def test_health_shows_the_wake_queue() -> None:
+    status = {
+        "daemon": {"version": "dev"},
+        "wakes": {"ok": True, "cap": 10, "in_progress": 10, "queued": 37},
+    }
+    assert "wakes 10/10 · 37 queued" in health_text(status).plain
+    assert "wakes" not in health_text({"daemon": {"version": "dev"}}).plain
