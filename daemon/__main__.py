@@ -13,6 +13,7 @@ from daemon import keys
 from daemon.app import create_app, write_discovery_file
 from daemon.hardening import restrict_process_umask
 from daemon.logs import setup_logging
+from daemon.model_gateway.app import MODEL_GATEWAY_URL
 from daemon.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("daemon")
@@ -34,7 +35,9 @@ async def serve(settings: Settings) -> None:
         router_url = app[keys.ROUTER_URL]
         write_discovery_file(settings, admin_url, router_url)
         # One machine-readable line: tests and scripts read the bound ports from it.
-        print(f"otm daemon ready admin={admin_url} router={router_url}", flush=True)
+        gateway = app.get(MODEL_GATEWAY_URL)
+        extra = f" model_gateway={gateway}" if gateway else ""
+        print(f"otm daemon ready admin={admin_url} router={router_url}{extra}", flush=True)
         log.info("admin API on %s, router on %s", admin_url, router_url)
         await stop.wait()
         log.info("shutting down")

@@ -264,6 +264,7 @@ async def status(request: web.Request) -> web.Response:
     runtime_ok, listed = await _bounded(runtime.list())
     instances: list[Any] = listed if runtime_ok else []
     warm = sum(1 for i in instances if getattr(i, "warm", False) and i.tenant_id is None)
+    pool_status = getattr(getattr(runtime, "warm_pool", None), "status", None)
     body = {
         "daemon": {
             "version": _version(),
@@ -289,10 +290,29 @@ async def status(request: web.Request) -> web.Response:
         "warm_pool": {
             "target": config.warm_pool_target if config_ok else None,
             "size": warm if runtime_ok else None,
+            # The local pool reports ready (claimable) and booting gateways itself.
+            **(pool_status() if callable(pool_status) else {}),
         },
         "config": config_as_dict(config) if config_ok else None,
+        "wakes": await _wake_admission(app),
     }
     return web.json_response(body)
+
+
+async def _wake_admission(app: web.Application) -> dict[str, Any] | None:
+    """Wakes in progress and queued (daemon/wake_admission.py), cluster-wide."""
+    admission = getattr(app.get(keys.WAKE), "admission", None)
+    if admission is None:
+        return None
+    ok, snapshot = await _bounded(admission.snapshot())
+    if not ok:
+        return {"ok": False}
+    return {
+        "ok": True,
+        "cap": snapshot.cap,
+        "in_progress": len(snapshot.in_progress),
+        "queued": len(snapshot.queued),
+    }
 
 
 async def _close_streams(app: web.Application) -> None:

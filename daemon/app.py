@@ -17,12 +17,13 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon import admin_api, admin_lifecycle, admin_watch, keys, wiring
+from daemon import admin_api, admin_lifecycle, admin_model, admin_watch, keys, wiring
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.hardening import secure_data_dir
 from daemon.metrics import Metrics
 from daemon.model import new_secret
+from daemon.model_gateway.app import model_gateway_ctx
 from daemon.orchestrator import Orchestrator
 from daemon.router import create_router_app
 from daemon.router_limits import ConnectionGuard, GuardedTCPSite
@@ -210,6 +211,7 @@ def create_app(settings: Settings) -> web.Application:
             registry_ctx,
             state_store_ctx,
             http_ctx,
+            model_gateway_ctx,  # before the runtime: agents are rendered with its URL
             runtime_ctx,
             orchestrator_ctx,
             *wiring.background_contexts(settings),
@@ -219,6 +221,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(stop_background_tasks)
     admin_api.setup_routes(app)
     admin_lifecycle.setup_routes(app)
+    admin_model.setup_routes(app)
     admin_watch.setup_routes(app)
     return app
 

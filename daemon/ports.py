@@ -107,6 +107,8 @@ class AgentLaunch:
     gateway_token: str
     hooks_token: str
     image: str | None = None
+    model_key: str = ""
+    """The tenant's model-gateway key, rendered into its openclaw.json (empty: no key)."""
 
     def __repr__(self) -> str:
         return f"AgentLaunch(tenant_id={self.tenant_id!r})"
@@ -126,6 +128,8 @@ class Instance:
     gateway_url: str | None = None
     reason: str = ""
     warm: bool = False
+    """From the warm pool: unclaimed (``tenant_id`` None) or bound to a tenant at claim (a
+    start that returns a warm instance will be quick: no "starting up" notice right away)."""
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ async def make_runtime(
             webhook_url_for=webhook_url_for,
         )
         return k8s, k8s.warm_pool
+    from daemon.adapters.local_warm_pool import LocalWarmPool
     from daemon.adapters.runtime_local import LocalRuntime
 
     local = await LocalRuntime.open(
@@ -106,6 +107,8 @@ async def make_runtime(
         session=session,
         webhook_url_for=webhook_url_for,
     )
+    local.metrics = metrics
+    local.warm_pool = LocalWarmPool(local, coordination=coordination, metrics=metrics)
     return local, None
 
 
@@ -126,6 +129,8 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     ]
     if settings.runtime == "kubernetes":
         contexts.append(warm_pool_ctx)
+    else:
+        contexts.append(local_warm_pool_ctx)
     return contexts
 
 
@@ -233,3 +238,11 @@ async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await leader_tasks.remove("warm-pool")
+
+
+async def local_warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the local runtime's warm pool (every daemon: the gateways are its children)."""
+    pool = getattr(app[keys.RUNTIME], "warm_pool", None)
+    if pool is not None:
+        app[keys.TASKS].spawn(pool.run(), name="local-warm-pool", expect_forever=True)
+    yield
