@@ -10,14 +10,15 @@ import sys
 from aiohttp import web
 
 from daemon import keys
-from daemon.app import create_app, write_discovery_file
+from daemon.app import FATAL_ERRORS, create_app, write_discovery_file
 from daemon.logs import setup_logging
 from daemon.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("daemon")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Exit code: 0 after a requested stop, 1 after the daemon stopped itself (fatal)."""
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     stop = asyncio.Event()
@@ -40,6 +41,7 @@ async def serve(settings: Settings) -> None:
     finally:
         await runner.cleanup()
         (settings.data_dir / "daemon.json").unlink(missing_ok=True)
+    return 1 if app[FATAL_ERRORS] else 0
 
 
 def main(settings: Settings | None = None) -> int:
@@ -51,11 +53,10 @@ def main(settings: Settings | None = None) -> int:
             return 2
     setup_logging(settings)
     try:
-        asyncio.run(serve(settings))
+        return asyncio.run(serve(settings))
     except Exception as exc:
         log.error("daemon failed: %s", exc)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -304,6 +304,7 @@ async def status(request: web.Request) -> web.Response:
     registry_ok, tenants = await _bounded(app[keys.REGISTRY].list())
     by_status = Counter(t.status.value for t in tenants) if registry_ok else {}
     config_ok, config = await _bounded(coordination.get_config())
+    store_ok, store_problem = await _bounded(app[keys.STATE_STORE].write_problem())
     instances: list[Any] = []
     runtime_ok: bool | None = None
     if runtime is not None:
@@ -326,6 +327,11 @@ async def status(request: web.Request) -> web.Response:
             "kind": settings.registry,
             "ok": registry_ok,
             "tenants_by_status": dict(sorted(by_status.items())),
+        },
+        "state_store": {
+            "kind": settings.state_store,
+            "ok": store_ok and not store_problem,
+            "reason": store_problem if store_ok else "no answer",
         },
         "runtime": {
             "kind": settings.runtime,

@@ -515,8 +515,10 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
         on_instance_lost=_delivery_nudge(app),
         is_leader=lambda: elector.is_leader,
-        # Kubernetes: every replica sees every pod. Local: only its own agents.
-        runtime_sees_all=settings.runtime == "kubernetes",
+        # Kubernetes: every replica sees every pod. Local: only its own agents, which
+        # are all there are when the registry is the data dir's own (one daemon per data
+        # dir): then a running tenant without an agent is lost, e.g. after a daemon crash.
+        runtime_sees_all=settings.runtime == "kubernetes" or settings.registry == "sqlite",
     )
     app[RECONCILER] = reconciler
     events = app[keys.TASKS].spawn(

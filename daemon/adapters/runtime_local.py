@@ -41,9 +41,13 @@ import aiohttp
 from aiohttp import web
 
 from daemon import keys
+from daemon.adapters import local_processes
 from daemon.adapters.local_logs import LogSink
+from daemon.adapters.local_processes import NONCE_ENV
+from daemon.adapters.local_run_state import restore_run_state, save_run_state
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
+from daemon.crash_points import crash_point
 from daemon.embedded_redis import free_port
 from daemon.ports import (
     AgentActivity,
@@ -65,12 +69,8 @@ WEBHOOK_PATH = "/telegram-webhook"
 PROBE_FIRST_S = 0.02
 PROBE_MAX_S = 0.25
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
-NONCE_ENV = "OTM_AGENT_NONCE"
 PID_FILE = "agent.pid"
 OPENCLAW_FILE_LOG = "openclaw-file.log"
-REGENERABLE_STATE = ("cache", "tmp")
-"""State subdirs never saved: OpenClaw's 54 MB Control UI cache, rebuilt on every start, and
-its per-process temp/lock files (the pod sync sidecar excludes the same)."""
 _READY_HINTS = ("ready", "listener on", "listening")
 _DAEMON_SETTING_VARS = frozenset(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
 
@@ -151,9 +151,10 @@ class LocalRuntime:
             name = f"{tenant_id}-{secrets.token_hex(3)}"
             run_dir = self.root / tenant_id / name
             state_dir = run_dir / "state"
-            state_dir.mkdir(parents=True)
-            (run_dir / "home").mkdir()
-            restored = await self.state_store.restore_snapshot(tenant_id, state_dir)
+            (run_dir / "home").mkdir(parents=True)
+            crash_point("wake-run-dir")
+            generation = await restore_run_state(self.state_store, tenant_id, run_dir)
+            restored = generation != "none"
             webhook_port = free_port()
             gateway_port = free_port()
             while gateway_port == webhook_port:
@@ -182,6 +183,7 @@ class LocalRuntime:
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
             nonce = secrets.token_hex(8)
+            await asyncio.to_thread(local_processes.write_instance_marker, run_dir, nonce)
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -192,6 +194,7 @@ class LocalRuntime:
                 start_new_session=True,  # own process group: stop kills its children too
                 limit=1 << 20,
             )
+            crash_point("wake-spawned")
             (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
             instance = Instance(
                 name=name,
@@ -325,7 +328,10 @@ class LocalRuntime:
         self._log(tenant_id).write(f"[otm] {agent.instance.name}: {reason}")
         # Post-mortem sync: what the agent persisted before dying is its state.
         async with self._lock(tenant_id):
-            await self._sync_run_dir(tenant_id, agent.run_dir)
+            try:
+                await self._sync_run_dir(tenant_id, agent.run_dir)
+            except Exception as exc:  # kept: the next start or stop saves it again
+                log.error("state of %s not saved after its agent died: %s", tenant_id, exc)
 
     # -- readiness / queries ----------------------------------------------------------
     async def wait_ready(self, tenant_id: str, timeout: float) -> Instance:
@@ -394,8 +400,10 @@ class LocalRuntime:
             log.warning("agent %s ignored SIGTERM for %.0fs; killing", agent.instance.name, grace_s)
             _signal_group(agent.proc.pid, signal.SIGKILL)
             await agent.exited.wait()
-        # The group may hold children that outlived the leader.
+        # The group may hold children that outlived the leader, and children that left
+        # the group (setsid) still carry the instance marker.
         _signal_group(agent.proc.pid, signal.SIGKILL)
+        await local_processes.end_run_dir_processes(agent.run_dir, grace_s=0)
         for task in agent.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=5)
@@ -410,17 +418,14 @@ class LocalRuntime:
         owned = live.run_dir if live is not None else None
         runs = [p for p in tenant_dir.iterdir() if p.is_dir() and p != owned]
         for run_dir in sorted(runs, key=lambda p: p.stat().st_mtime):
-            if await asyncio.to_thread(recorded_agent_pid, run_dir / PID_FILE) is not None:
-                continue  # still running: another daemon's agent on this data dir
+            # Only this daemon runs agents on the data dir (its lock): whatever still
+            # runs here was left by a crashed one, and is ended before its state is saved.
+            await local_processes.end_run_dir_processes(run_dir, self.settings.agent_stop_grace_s)
             await self._sync_run_dir(tenant_id, run_dir)
 
     async def _sync_run_dir(self, tenant_id: str, run_dir: Path) -> None:
-        state = run_dir / "state"
-        if state.is_dir():
-            for name in REGENERABLE_STATE:
-                await asyncio.to_thread(shutil.rmtree, state / name, True)
-            size = await self.state_store.save_snapshot(tenant_id, state)
-            log.info("state of %s saved (%d bytes)", tenant_id, size)
+        """Save (if it was fully restored) then remove; a failed save raises and keeps it."""
+        await save_run_state(self.state_store, tenant_id, run_dir)
         await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
     # -- daemon start / stop ---------------------------------------------------------------
@@ -428,12 +433,13 @@ class LocalRuntime:
         """After a daemon crash: end orphaned agents of ours, save their state."""
         if not self.root.is_dir():
             return
-        for pid_file in self.root.glob(f"*/*/{PID_FILE}"):
-            await _end_orphan(pid_file)
         for tenant_dir in self.root.iterdir():
             if tenant_dir.is_dir():
                 async with self._lock(tenant_dir.name):
-                    await self._sync_leftovers(tenant_dir.name)
+                    try:
+                        await self._sync_leftovers(tenant_dir.name)
+                    except Exception as exc:  # kept on disk; the tenant's next wake retries
+                        log.error("state of %s not saved at start-up: %s", tenant_dir.name, exc)
 
     async def close(self) -> None:
         grace = min(self.settings.agent_stop_grace_s, 15.0)
@@ -463,44 +469,3 @@ def recorded_agent_pid(pid_file: Path) -> int | None:
     if f"{NONCE_ENV}={nonce}".encode() not in environ.split(b"\0"):
         return None  # the pid was reused by an unrelated process
     return pid
-
-
-def _parent_is_a_daemon(pid: int) -> bool:
-    """True while the agent's parent is a live daemon (another one on this data
-    dir): then it is that daemon's agent, not an orphan of a crashed one."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ppid = int(stat.rsplit(") ", 1)[1].split()[1])
-        cmdline = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError, IndexError):
-        return False
-    return ppid > 1 and b"daemon" in cmdline
-
-
-async def _end_orphan(pid_file: Path, grace_s: float = 10.0) -> None:
-    pid = await asyncio.to_thread(recorded_agent_pid, pid_file)
-    if pid is None or await asyncio.to_thread(_parent_is_a_daemon, pid):
-        return
-    log.warning("ending orphaned agent pid %d (%s)", pid, pid_file.parent.name)
-    _signal_group(pid, signal.SIGTERM)
-    # Not our child, so there is no exit notification: a bounded wait,
-    # once, at daemon start.
-    deadline = asyncio.get_running_loop().time() + grace_s
-    while asyncio.get_running_loop().time() < deadline:
-        if not _alive(pid):
-            break
-        await asyncio.sleep(0.05)
-    _signal_group(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie counts as gone (its parent, the dead daemon, will not reap it).
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
-    return False
