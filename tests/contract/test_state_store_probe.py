@@ -63,4 +63,3 @@ async def test_s3_store_denied_put_object_is_reported(moto_url: str) -> None:
         assert await store.ping() is False
     finally:
         await store.close()
-

@@ -94,7 +94,7 @@ async def test_daemon_exits_non_zero_when_its_redis_cannot_come_back(
     assert real is not None
     flag = tmp_path / "started-once"
     wrapper = tmp_path / "redis-once"
-    wrapper.write_text(f"#!/bin/sh\n[ -e {flag} ] && exit 1\ntouch {flag}\nexec {real} \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\n[ -e {flag} ] && exit 1\ntouch {flag}\nexec {real} "$@"\n')
     wrapper.chmod(0o755)
     daemon = await start_daemon(OTM_REDIS_URL="", OTM_REDIS_SERVER_BINARY=str(wrapper))
     proc = daemon.proc

@@ -35,7 +35,8 @@ def delivery_task_failures(replica: Replica) -> float:
 
 
 async def test_worker_started_while_redis_is_down_retries_until_it_is_back(
-    world: tuple[Agent, list[Replica]], own_redis: EmbeddedRedis
+    world: tuple[Agent, list[Replica]],  # noqa: F811 - the imported fixture
+    own_redis: EmbeddedRedis,
 ) -> None:
     agent, replicas = world
     replica = replicas[0]
