@@ -526,6 +526,10 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     leader_tasks = app[LEADER_TASKS]
     leader_tasks.add("reconciler-resync", reconciler.run_safety_net)
+    if settings.runtime == "local" and settings.registry == "sqlite":
+        # This daemon alone runs the data dir's agents (its lock): a tenant left running
+        # by a crashed predecessor is reset now, not once a leader lease has expired.
+        app[keys.TASKS].spawn(reconciler.resync(), name="reconciler-start-up")
     try:
         yield
     finally:

@@ -78,3 +78,24 @@ async def test_daemon_killed_at_each_step_loses_no_turn_and_leaks_no_agent(
     # The latest snapshot holds every completed turn, in order.
     assert agent_update_log(survivor.data_dir, TENANT) == [1, 2, 3]
     await survivor.stop()
+
+
+async def test_tenants_whose_agents_died_with_the_daemon_are_reset_at_start_up(
+    start_daemon: DaemonFactory,
+) -> None:
+    daemon = await start_daemon()
+    await daemon.create_tenant(TENANT, TOKEN)
+    status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/wake?wait=true")
+    assert status == 200 and body["status"] == "running", body
+    await daemon.kill()  # its agent is ended by the next daemon
+
+    restarted = await start_daemon()
+
+    async def reset() -> bool:
+        return (await restarted.tenant(TENANT))["status"] == "idle"
+
+    await wait_for(reset, 20, "the running tenant without an agent reset to idle")
+    tenant = await restarted.tenant(TENANT)
+    assert tenant["endpoint"] is None and tenant["pod_name"] is None
+    assert "agent lost" in tenant["status_reason"]
+    assert agent_processes(restarted.data_dir) == []
