@@ -4,7 +4,8 @@ Each agent is started with a per-instance marker in its environment
 (``OTM_AGENT_NONCE=<random>``), written to ``{run_dir}/agent.instance`` *before* the spawn.
 Children inherit the environment, including those that leave the agent's process group
 and session (OpenClaw's spawn-broker calls setsid), so scanning ``/proc/*/environ`` for
-the marker finds the whole tree: a forced stop, and the next daemon after a crash at any
+the marker finds the whole tree (plus any process working inside the run dir, for a
+child started with a scrubbed environment): a forced stop, and the next daemon after a crash at any
 step (even between the spawn and the pid file), end every one of them. Works without
 cgroups or privileges; Linux only (elsewhere the scan finds nothing and the process group
 is what is signalled).
@@ -74,9 +75,11 @@ def read_instance_marker(run_dir: Path) -> str | None:
         return None
 
 
-def marked_processes(nonce: str) -> list[int]:
-    """Live processes (not zombies: their environ reads empty) carrying the marker."""
+def marked_processes(nonce: str, run_dir: Path | None = None) -> list[int]:
+    """Live processes (not zombies: their environ reads empty) carrying the marker, or
+    with their working directory in ``run_dir``."""
     needle = f"{NONCE_ENV}={nonce}".encode()
+    inside = None if run_dir is None else str(run_dir)
     own = os.getpid()
     found = []
     try:
@@ -89,41 +92,47 @@ def marked_processes(nonce: str) -> list[int]:
         try:
             with open(f"/proc/{entry}/environ", "rb") as fh:
                 environ = fh.read()
+            cwd = os.readlink(f"/proc/{entry}/cwd") if inside is not None else ""
+            cwd = cwd.removesuffix(" (deleted)")
         except OSError:
             continue  # gone, or not ours to read
-        if needle in environ.split(b"\0"):
+        if not environ:
+            continue  # a zombie (or a kernel thread)
+        if needle in environ.split(b"\0") or (
+            inside is not None and (cwd == inside or cwd.startswith(inside + "/"))
+        ):
             found.append(int(entry))
     return found
 
 
-def signal_marked(nonce: str, sig: signal.Signals) -> int:
+def signal_marked(nonce: str, sig: signal.Signals, run_dir: Path | None = None) -> int:
     """Signal every process carrying the marker; how many were signalled."""
     count = 0
-    for pid in marked_processes(nonce):
+    for pid in marked_processes(nonce, run_dir):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
             count += 1
     return count
 
 
-async def end_marked(nonce: str, grace_s: float) -> int:
+async def end_marked(nonce: str, grace_s: float, run_dir: Path | None = None) -> int:
     """SIGTERM every marked process, SIGKILL what is left after ``grace_s``; returns how
     many processes were found. Bounded: gives up after the SIGKILL round's wait."""
-    pids = await asyncio.to_thread(marked_processes, nonce)
+    pids = await asyncio.to_thread(marked_processes, nonce, run_dir)
     if not pids:
         return 0
-    await asyncio.to_thread(signal_marked, nonce, signal.SIGTERM)
+    await asyncio.to_thread(signal_marked, nonce, signal.SIGTERM, run_dir)
     loop = asyncio.get_running_loop()
     for sig, wait_s in ((signal.SIGKILL, grace_s), (signal.SIGKILL, 5.0)):
         # Not our children (no exit notification): a bounded poll.
         deadline = loop.time() + wait_s
         while loop.time() < deadline:
-            if not await asyncio.to_thread(marked_processes, nonce):
+            if not await asyncio.to_thread(marked_processes, nonce, run_dir):
                 break
             await asyncio.sleep(POLL_S)
-        if not await asyncio.to_thread(signal_marked, nonce, sig):
+        if not await asyncio.to_thread(signal_marked, nonce, sig, run_dir):
             break
-    left = await asyncio.to_thread(marked_processes, nonce)
+    left = await asyncio.to_thread(marked_processes, nonce, run_dir)
     if left:
         log.error("agent processes %s survived SIGKILL", left)
     return len(pids)
@@ -134,7 +143,7 @@ async def end_run_dir_processes(run_dir: Path, grace_s: float) -> int:
     nonce = await asyncio.to_thread(read_instance_marker, run_dir)
     if nonce is None:
         return 0
-    ended = await end_marked(nonce, grace_s)
+    ended = await end_marked(nonce, grace_s, run_dir)
     if ended:
         log.warning("ended %d leftover process(es) of agent %s", ended, run_dir.name)
     return ended
