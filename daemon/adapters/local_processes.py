@@ -76,8 +76,8 @@ def read_instance_marker(run_dir: Path) -> str | None:
 
 
 def marked_processes(nonce: str, run_dir: Path | None = None) -> list[int]:
-    """Live processes (not zombies: their environ reads empty) carrying the marker, or
-    with their working directory in ``run_dir``."""
+    """Live processes (not zombies) carrying the marker, or with their working directory
+    in ``run_dir``."""
     needle = f"{NONCE_ENV}={nonce}".encode()
     inside = None if run_dir is None else str(run_dir)
     own = os.getpid()
@@ -96,13 +96,21 @@ def marked_processes(nonce: str, run_dir: Path | None = None) -> list[int]:
             cwd = cwd.removesuffix(" (deleted)")
         except OSError:
             continue  # gone, or not ours to read
-        if not environ:
-            continue  # a zombie (or a kernel thread)
-        if needle in environ.split(b"\0") or (
-            inside is not None and (cwd == inside or cwd.startswith(inside + "/"))
-        ):
+        if (
+            needle in environ.split(b"\0")
+            or (inside is not None and (cwd == inside or cwd.startswith(inside + "/")))
+        ) and not _zombie(entry):
             found.append(int(entry))
     return found
+
+
+def _zombie(pid: str) -> bool:
+    """Exited, not yet reaped (its parent, maybe a dead daemon, never will): gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(") ", 1)[1][:1] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def signal_marked(nonce: str, sig: signal.Signals, run_dir: Path | None = None) -> int:
