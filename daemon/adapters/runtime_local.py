@@ -70,6 +70,8 @@ PROBE_FIRST_S = 0.02
 PROBE_MAX_S = 0.25
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
 PID_FILE = "agent.pid"
+ORPHAN_GRACE_S = 10.0
+"""SIGTERM to SIGKILL for an agent a crashed daemon left (bounded: it delays a start-up)."""
 OPENCLAW_FILE_LOG = "openclaw-file.log"
 _READY_HINTS = ("ready", "listener on", "listening")
 _DAEMON_SETTING_VARS = frozenset(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
@@ -420,7 +422,7 @@ class LocalRuntime:
         for run_dir in sorted(runs, key=lambda p: p.stat().st_mtime):
             # Only this daemon runs agents on the data dir (its lock): whatever still
             # runs here was left by a crashed one, and is ended before its state is saved.
-            await local_processes.end_run_dir_processes(run_dir, self.settings.agent_stop_grace_s)
+            await local_processes.end_run_dir_processes(run_dir, ORPHAN_GRACE_S)
             await self._sync_run_dir(tenant_id, run_dir)
 
     async def _sync_run_dir(self, tenant_id: str, run_dir: Path) -> None:
