@@ -49,6 +49,7 @@ from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.crash_points import crash_point
 from daemon.embedded_redis import free_port
+from daemon.openclaw_activity import fetch_openclaw_activity
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -69,6 +70,7 @@ WEBHOOK_PATH = "/telegram-webhook"
 PROBE_FIRST_S = 0.02
 PROBE_MAX_S = 0.25
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
+OPENCLAW_TIMEOUT_S = 4.0
 PID_FILE = "agent.pid"
 ORPHAN_GRACE_S = 10.0
 """SIGTERM to SIGKILL for an agent a crashed daemon left (bounded: it delays a start-up)."""
@@ -87,6 +89,7 @@ class _Agent:
     hint: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    gateway_token: str = ""
 
     @property
     def state_dir(self) -> Path:
@@ -210,6 +213,7 @@ class LocalRuntime:
                 proc=proc,
                 run_dir=run_dir,
                 ready=asyncio.get_running_loop().create_future(),
+                gateway_token=launch.gateway_token,
             )
             self._agents[tenant_id] = agent
             self._log(tenant_id).write(
@@ -354,7 +358,14 @@ class LocalRuntime:
         agent = self._agents.get(tenant_id)
         if agent is None or agent.instance.gateway_url is None:
             return None
-        return await fetch_agent_activity(self.session, agent.instance.gateway_url, PROBE_TIMEOUT)
+        gateway = agent.instance.gateway_url
+        activity = await fetch_agent_activity(self.session, gateway, PROBE_TIMEOUT)
+        if activity is None and agent.gateway_token:
+            # A real OpenClaw: its session index says whether a turn runs.
+            activity = await fetch_openclaw_activity(
+                self.session, gateway, agent.gateway_token, OPENCLAW_TIMEOUT_S
+            )
+        return activity
 
     async def watch(self) -> AsyncIterator[InstanceEvent]:
         queue: asyncio.Queue[InstanceEvent | None] = asyncio.Queue()
