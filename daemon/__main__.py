@@ -19,7 +19,8 @@ from daemon.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("daemon")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Exit code: 0 after a requested stop, 1 after the daemon stopped itself (fatal)."""
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     stop = asyncio.Event()
@@ -44,6 +45,7 @@ async def serve(settings: Settings) -> None:
     finally:
         await runner.cleanup()
         (settings.data_dir / "daemon.json").unlink(missing_ok=True)
+    return 1 if app[keys.FATAL_ERRORS] else 0
 
 
 def main(settings: Settings | None = None) -> int:
@@ -57,11 +59,10 @@ def main(settings: Settings | None = None) -> int:
     # Before anything is created: registry, AOF, agent state and logs are private.
     restrict_process_umask()
     try:
-        asyncio.run(serve(settings))
+        return asyncio.run(serve(settings))
     except Exception as exc:
         log.error("daemon failed: %s", exc)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

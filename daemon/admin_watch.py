@@ -261,6 +261,7 @@ async def status(request: web.Request) -> web.Response:
     registry_ok, tenants = await _bounded(app[keys.REGISTRY].list())
     by_status = Counter(t.status.value for t in tenants) if registry_ok else {}
     config_ok, config = await _bounded(coordination.get_config())
+    store_ok, store_problem = await _bounded(app[keys.STATE_STORE].write_problem())
     runtime_ok, listed = await _bounded(runtime.list())
     instances: list[Any] = listed if runtime_ok else []
     warm = sum(1 for i in instances if getattr(i, "warm", False) and i.tenant_id is None)
@@ -281,6 +282,11 @@ async def status(request: web.Request) -> web.Response:
             "kind": settings.registry,
             "ok": registry_ok,
             "tenants_by_status": dict(sorted(by_status.items())),
+        },
+        "state_store": {
+            "kind": settings.state_store,
+            "ok": store_ok and not store_problem,
+            "reason": store_problem if store_ok else "no answer",
         },
         "runtime": {
             "kind": settings.runtime,

@@ -86,6 +86,19 @@ class StateStore(Protocol):
         """Unpack the latest snapshot into ``dest_dir``; False if there is none."""
         ...
 
+    async def restore_generation(self, tenant_id: str, dest_dir: Path) -> str:
+        """Unpack the latest snapshot into ``dest_dir`` (created); its generation id."""
+        ...
+
+    async def save_snapshot_over(self, tenant_id: str, src_dir: Path, parent: str) -> int:
+        """save_snapshot only while the latest snapshot is generation ``parent``
+        (StaleSnapshot otherwise): a run replaces only the state it started from."""
+        ...
+
+    async def write_problem(self) -> str:
+        """Why a probe object cannot be written and deleted; "" when it can."""
+        ...
+
     async def close(self) -> None: ...
 
 

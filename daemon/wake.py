@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from daemon.coordination import Coordination
+from daemon.crash_points import crash_point
 from daemon.metrics import Metrics
 from daemon.model import DETACHED, ConditionFailed, OtmError, Tenant, TenantStatus
 from daemon.model_gateway.keys import ModelKeys
@@ -55,6 +56,10 @@ class WakeRefused(OtmError):
 
 class WakeFailed(OtmError):
     """This wake attempt failed; the tenant's messages stay buffered."""
+
+
+class StateNotSaved(OtmError):
+    """The agent stopped but its final state save failed (its run dir is kept)."""
 
 
 class _Raced(Exception):
@@ -291,6 +296,7 @@ class WakeManager:
         instance = await self.runtime.wait_ready(tenant_id, max(deadline - t2, 0.1))
         t3 = time.monotonic()
         self.metrics.wake_phase_seconds.labels(phase="ready").observe(t3 - t2)
+        crash_point("wake-ready")
         if not instance.webhook_url:
             raise WakeFailed(f"instance {instance.name} is ready without a webhook URL")
         tenant = await self._mark_running(tenant, instance)
@@ -386,16 +392,25 @@ class WakeManager:
         # Deliveries stop going to a draining agent; they wait for the next wake.
         await self.endpoints.drop(tenant_id)
         await self._publish(tenant_id, "stopping")
-        await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        reason = ""
+        try:
+            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        except Exception as exc:
+            # The agent is stopped; its state is kept where it ran and saved again by
+            # the next wake or daemon start. The operator sees why.
+            reason = f"final state save failed: {type(exc).__name__}: {exc}"
+            log.error("sleep of %s: %s", tenant_id, reason)
         tenant = await self.registry.update(
             tenant_id,
             if_status={TenantStatus.STOPPING},
             status=TenantStatus.IDLE,
-            status_reason="",
+            status_reason=reason,
             **DETACHED,
         )
         await self.endpoints.drop(tenant_id)
-        await self._publish(tenant_id, "idle", reason="slept")
+        await self._publish(tenant_id, "idle", reason=reason or "slept")
+        if reason:
+            raise StateNotSaved(f"tenant {tenant_id!r} stopped, but its {reason}")
         log.info("tenant %s asleep", tenant_id)
         return tenant
 

@@ -181,8 +181,10 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
         on_instance_lost=nudge_delivery,
         is_leader=lambda: elector.is_leader,
-        # Kubernetes: every replica sees every pod. Local: only its own agents.
-        runtime_sees_all=settings.runtime == "kubernetes",
+        # Kubernetes: every replica sees every pod. Local: only its own agents, which
+        # are all there are when the registry is the data dir's own (one daemon per data
+        # dir): then a running tenant without an agent is lost, e.g. after a daemon crash.
+        runtime_sees_all=settings.runtime == "kubernetes" or settings.registry == "sqlite",
     )
     app[keys.RECONCILER] = reconciler
     events = app[keys.TASKS].spawn(
@@ -190,6 +192,10 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     leader_tasks = app[keys.LEADER_TASKS]
     leader_tasks.add("reconciler-resync", reconciler.run_safety_net)
+    if settings.runtime == "local" and settings.registry == "sqlite":
+        # This daemon alone runs the data dir's agents (its lock): a tenant left running
+        # by a crashed predecessor is reset now, not once a leader lease has expired.
+        app[keys.TASKS].spawn(reconciler.resync(), name="reconciler-start-up")
     try:
         yield
     finally:

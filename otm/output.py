@@ -304,6 +304,7 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
     redis = status.get("redis") or {}
     registry = status.get("registry") or {}
     runtime = status.get("runtime") or {}
+    store = status.get("state_store") or {}
     pool = status.get("warm_pool") or {}
     config = status.get("config") or {}
     by_status = registry.get("tenants_by_status") or {}
@@ -327,6 +328,11 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
                 if by_status
                 else ""
             ),
+        ),
+        (
+            "state-store",
+            _ok(store.get("ok")),
+            ", ".join(filter(None, [store.get("kind"), store.get("reason")])),
         ),
         (
             "runtime",

@@ -45,16 +45,16 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from daemon import agent_state
+from daemon.adapters import local_processes
 from daemon.adapters.local_logs import LogSink
+from daemon.adapters.local_run_state import mark_restored
 from daemon.adapters.runtime_local import (
     OPENCLAW_FILE_LOG,
-    PID_FILE,
+    ORPHAN_GRACE_S,
     PROBE_TIMEOUT,
     WEBHOOK_PATH,
     _Agent,
-    _end_orphan,
     _signal_group,
-    recorded_agent_pid,
 )
 from daemon.coordination import Coordination
 from daemon.embedded_redis import free_port
@@ -371,10 +371,8 @@ class LocalWarmPool:
         for run_dir in await asyncio.to_thread(
             lambda: [p for p in self.root.iterdir() if p.is_dir()]
         ):
-            pid_file = run_dir / PID_FILE
-            await _end_orphan(pid_file)
-            if await asyncio.to_thread(recorded_agent_pid, pid_file) is None:
-                await asyncio.to_thread(shutil.rmtree, run_dir, True)
+            await local_processes.end_run_dir_processes(run_dir, ORPHAN_GRACE_S)
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
     async def close(self) -> None:
         self._closed = True
@@ -446,10 +444,12 @@ class LocalWarmPool:
         staging = gateway.run_dir / "restore"
         try:
             await asyncio.to_thread(staging.mkdir)
-            await self.runtime.state_store.restore_snapshot(tenant_id, staging)
+            generation = await self.runtime.state_store.restore_generation(tenant_id, staging)
             blockers = await asyncio.to_thread(agent_state.warm_blockers, staging)
             if not blockers:
                 await asyncio.to_thread(_move_carried, staging, gateway.state_dir)
+                # Only a completely carried state may later be saved over that snapshot.
+                await asyncio.to_thread(mark_restored, gateway.run_dir, generation)
             return blockers
         finally:
             await asyncio.to_thread(shutil.rmtree, staging, True)
