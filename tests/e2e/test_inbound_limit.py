@@ -8,7 +8,7 @@ import aiohttp
 from daemon.router import SECRET_HEADER
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.conftest import DaemonFactory
+from tests.support.daemon_fixtures import DaemonFactory
 
 LIMIT = 3
 

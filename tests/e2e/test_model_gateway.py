@@ -21,8 +21,8 @@ from otm.devtools.bedrock_stub import DEFAULT_MODEL as BEDROCK_MODEL
 from otm.devtools.bedrock_stub import BedrockStub
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM, _usage, reply_for
-from tests.e2e.conftest import DaemonFactory
 from tests.e2e.harness import Daemon
+from tests.support.daemon_fixtures import DaemonFactory
 
 REPLY_TIMEOUT = 30.0
 UPSTREAM_KEY = "sk-upstream-only-the-daemon-holds"

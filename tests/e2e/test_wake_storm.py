@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from daemon.coordination import EVENTS_CHANNEL
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
+from tests.support.daemon_fixtures import DaemonFactory
 
 TENANTS = 16
 CAP = 3

@@ -9,8 +9,9 @@ import re
 
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import Daemon, replies, wait_for
+from tests.e2e.harness import Daemon, replies
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 20.0
 BOT = "1707:warm"
@@ -28,7 +29,7 @@ async def _wait_pool(daemon: Daemon, ready: int) -> None:
         pool = await _pool(daemon)
         return pool["ready"] == ready and pool["booting"] == 0
 
-    await wait_for(settled, REPLY_TIMEOUT, f"{ready} warm gateway(s) ready")
+    await eventually(settled, REPLY_TIMEOUT, f"{ready} warm gateway(s) ready")
 
 
 async def _metric(daemon: Daemon, phase: str, path: str) -> float:

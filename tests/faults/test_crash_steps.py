@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
+from tests.e2e.harness import Daemon, agent_update_log
 from tests.faults.crash_support import (
     SLEEP_STEPS,
     WAKE_STEPS,
@@ -20,6 +19,8 @@ from tests.faults.crash_support import (
     wait_crashed,
 )
 from tests.faults.support import echoes
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 TENANT = "crashy"
 TOKEN = "77:crash"
@@ -31,7 +32,7 @@ async def _answered(telegram: FakeTelegram, expected: str) -> None:
     async def seen() -> bool:
         return expected in echoes(telegram, TOKEN, CHAT)
 
-    await wait_for(seen, REPLY_TIMEOUT, f"the agent's answer {expected!r}")
+    await eventually(seen, REPLY_TIMEOUT, f"the agent's answer {expected!r}")
 
 
 async def _sleep(daemon: Daemon) -> None:
@@ -94,7 +95,7 @@ async def test_tenants_whose_agents_died_with_the_daemon_are_reset_at_start_up(
     async def reset() -> bool:
         return (await restarted.tenant(TENANT))["status"] == "idle"
 
-    await wait_for(reset, 20, "the running tenant without an agent reset to idle")
+    await eventually(reset, 20, "the running tenant without an agent reset to idle")
     tenant = await restarted.tenant(TENANT)
     assert tenant["endpoint"] is None and tenant["pod_name"] is None
     assert "agent lost" in tenant["status_reason"]

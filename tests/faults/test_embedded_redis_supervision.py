@@ -12,9 +12,9 @@ from pathlib import Path
 
 from daemon.embedded_redis import EmbeddedRedis, supervise
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import wait_for
 from tests.faults.support import TelegramSender, echoes
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 45.0
 
@@ -45,12 +45,12 @@ async def test_sigkilled_private_redis_is_restarted_and_webhooks_work_again(
         async def answered(text: str) -> bool:
             return any(t.startswith(f"echo: {text} ") for t in echoes(telegram, "88:phoenix", 4))
 
-        await wait_for(lambda: answered("before"), REPLY_TIMEOUT, "the first answer")
+        await eventually(lambda: answered("before"), REPLY_TIMEOUT, "the first answer")
         first = private_redis_pid(daemon.proc.pid)
         os.kill(first, signal.SIGKILL)
         # Telegram retries whatever is refused meanwhile; it must get a 200 again.
         await sender.send("phoenix", secret, 2, 4, "after", timeout=REPLY_TIMEOUT)
-        await wait_for(lambda: answered("after"), REPLY_TIMEOUT, "an answer after the kill")
+        await eventually(lambda: answered("after"), REPLY_TIMEOUT, "an answer after the kill")
     assert private_redis_pid(daemon.proc.pid) != first
     status, body = await daemon.api("GET", "/readyz")
     assert status == 200, body

@@ -21,8 +21,9 @@ from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
-from tests.e2e.harness import Daemon, end_orphan_agents, wait_for
+from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.polling import eventually
 from tests.support.servers import running_redis
 
 pytestmark = [
@@ -97,7 +98,7 @@ async def test_idle_timeout_during_a_turn_waits_for_the_turn(
             async def idle() -> bool:
                 return await _status(daemon) == "idle"
 
-            await wait_for(idle, 60, "the idle tenant culled after its turn")
+            await eventually(idle, 60, "the idle tenant culled after its turn")
         finally:
             await client.aclose()
             await registry.close()
