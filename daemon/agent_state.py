@@ -15,8 +15,9 @@ What that database holds, and why losing it is harmless or handled:
 - Cron jobs the gateway declares itself (``heartbeat:main``, ``skill-collection-review:main``,
   measured on 2026.9.6): the warm gateway declares them for ``main`` when the bind adds it.
 - **The ingress spool of updates acked but not processed yet, and cron jobs someone
-  created** (no declaration key): these would be lost. ``warm_blockers`` finds them in the tenant's snapshot, and the runtime then
-  starts the tenant cold (its gateway opens its own global database and processes them).
+  created** (no declaration key): these would be lost. ``warm_blockers`` finds them in the
+  tenant's snapshot, and the runtime then starts the tenant cold (its gateway opens its own
+  global database and processes them).
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ import pytest
 from daemon.adapters.local_warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.runtime_local import LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
+from daemon.adapters.warm_bot_api import PlaceholderBotApi
 from daemon.metrics import Metrics
+from daemon.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.ports import AgentLaunch
 from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
@@ -155,6 +157,8 @@ async def test_claim_binds_a_preboot_gateway_and_the_history_survives(setup: Poo
     # The tenant's history came along (the stub model counts prior user turns).
     reply = await setup.say(gateway.webhook_url, 2, "second")
     assert reply == "echo: second (prior user turns: 1)"
+    # A placeholder account talked to the pool's own Bot API only, never to "Telegram".
+    assert setup.telegram.calls(PLACEHOLDER_BOT_TOKEN) == []
     # The webhook the gateway registered is the tenant's.
     hook = setup.telegram.webhooks[LAUNCH.bot_token]
     assert (hook.url, hook.secret_token) == (
@@ -221,3 +225,14 @@ async def test_unprocessed_spooled_updates_send_the_tenant_cold(setup: Pool) -> 
     await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
     sent = await setup.telegram.wait_for_messages(LAUNCH.bot_token, 2, TIMEOUT)
     assert sent[-1].text == "echo: spooled (prior user turns: 1)"
+
+
+async def test_the_placeholder_bot_api_answers_only_the_placeholder_token() -> None:
+    async with PlaceholderBotApi() as api, aiohttp.ClientSession() as http:
+        async with http.post(f"{api.base_url}/bot{PLACEHOLDER_BOT_TOKEN}/getMe") as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["result"]["is_bot"] is True
+        async with http.post(f"{api.base_url}/bot{PLACEHOLDER_BOT_TOKEN}/setWebhook") as resp:
+            assert (await resp.json())["result"] is True
+        async with http.post(f"{api.base_url}/bot{LAUNCH.bot_token}/getMe") as resp:
+            assert resp.status == 401
