@@ -213,6 +213,7 @@ async def run_local(rounds: int, args: argparse.Namespace) -> Section:
                     OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
                     OTM_AGENT_STOP_GRACE_S="60",
                     OTM_WARM_AGENT_TELEGRAM=args.warm_telegram,
+                    OTM_WARM_POOL_WARMUP=args.warm_up,
                     # The bench waits for the pool itself before each warm sample.
                     OTM_WARM_POOL_REFILL_PAUSE_S="0",
                 )
@@ -328,15 +329,26 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--warm-telegram",
         choices=("disabled", "placeholder"),
-        default="disabled",
+        default="placeholder",
         help="how a warm gateway runs Telegram before its bind (setting warm_agent_telegram)",
+    )
+    parser.add_argument(
+        "--warm-up",
+        choices=("none", "turn"),
+        default="none",
+        help="a throw-away turn on each warm gateway before it counts as ready "
+        "(setting warm_pool_warmup)",
     )
     args = parser.parse_args(argv)
     if not openclaw_installed():
         print("OpenClaw is not installed in .tools/openclaw: run scripts/install-openclaw.sh")
         return 2
     rounds = 1 if args.quick else args.rounds
-    print(f"{rounds} round(s); warm Telegram {args.warm_telegram}; {machine_load()}", flush=True)
+    print(
+        f"{rounds} round(s); warm Telegram {args.warm_telegram}; warm-up {args.warm_up}; "
+        f"{machine_load()}",
+        flush=True,
+    )
     headline = Section()
     for name in args.section or ["local"]:
         section = await SECTIONS[name](rounds, args)
