@@ -298,6 +298,9 @@ class LocalWarmPool:
         config_path = run_dir / CONFIG_FILE
         await asyncio.to_thread(_write_new, config_path, config)
         proc = await self.runtime.spawn(run_dir, state_dir, config_path)
+        if self._closed:  # closed while spawning: this one would outlive the pool
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
         sink = self._log_sink
 
         def to_pool_log(line: str) -> None:

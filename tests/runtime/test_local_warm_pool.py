@@ -236,3 +236,28 @@ async def test_the_placeholder_bot_api_answers_only_the_placeholder_token() -> N
             assert (await resp.json())["result"] is True
         async with http.post(f"{api.base_url}/bot{LAUNCH.bot_token}/getMe") as resp:
             assert resp.status == 401
+
+
+async def test_a_bound_gateway_orphaned_by_a_daemon_crash_is_saved_like_a_cold_one(
+    setup: Pool,
+) -> None:
+    """The next daemon's recovery finds the bound gateway through the tenant's run-dir link:
+    it ends it, saves its state (the turn it took survives) and removes both dirs."""
+    gateway = await setup.fill()
+    await setup.runtime.start(LAUNCH)
+    await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    assert await setup.say(gateway.webhook_url, 1, "one") == "echo: one (prior user turns: 0)"
+
+    successor = LocalRuntime(
+        settings=setup.runtime.settings,
+        state_store=setup.store,
+        session=setup.runtime.session,
+        webhook_url_for=setup.runtime.webhook_url_for,
+    )
+    await successor.recover()  # the test process is no daemon: the agent counts as orphaned
+    await asyncio.wait_for(gateway.exited.wait(), TIMEOUT)
+    assert not gateway.run_dir.exists()
+    assert not (setup.runtime.root / LAUNCH.tenant_id / gateway.name).exists()
+    names = _snapshot_names(setup.store, LAUNCH.tenant_id)
+    assert "agents/main/agent/stub-agent.sqlite" in names
+    assert not any(n.startswith(("agents/warm", "warm-workspace")) for n in names)
