@@ -248,6 +248,11 @@ async def test_a_bound_gateway_orphaned_by_a_daemon_crash_is_saved_like_a_cold_o
     await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
     assert await setup.say(gateway.webhook_url, 1, "one") == "echo: one (prior user turns: 0)"
 
+    # The crashed daemon is gone: nothing of it watches the agent any more.
+    crashed = setup.runtime._agents.pop(LAUNCH.tenant_id)
+    for task in crashed.tasks[1:]:  # its exit watcher and readiness probe
+        task.cancel()
+    await asyncio.gather(*crashed.tasks[1:], return_exceptions=True)
     successor = LocalRuntime(
         settings=setup.runtime.settings,
         state_store=setup.store,
