@@ -201,6 +201,8 @@ class LocalWarmPool:
             finally:
                 follow.cancel()
                 await asyncio.gather(follow, return_exceptions=True)
+                # No warm gateway outlives its pool (close() is idempotent).
+                await asyncio.shield(self.close())
 
     async def _follow_config(self) -> None:
         if self.coordination is None:
@@ -422,6 +424,7 @@ class LocalWarmPool:
                 await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
     async def close(self) -> None:
+        """Stop every unclaimed gateway (bound ones are the runtime's to stop)."""
         self._closed = True
         self._changed.set()
         await asyncio.gather(

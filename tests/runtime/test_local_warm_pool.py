@@ -108,6 +108,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+            await pool.close()  # a test may have detached the pool from the runtime
             await runtime.close()
             await session.close()
 
