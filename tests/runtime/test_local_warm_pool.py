@@ -9,6 +9,7 @@ on sleep has the cold layout (a later cold start continues it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import sqlite3
 import tarfile
@@ -50,6 +51,7 @@ class Pool:
     store: DirStateStore
     metrics: Metrics
     runner: asyncio.Task[None]
+    llm: StubLLM
 
     async def fill(self, target: int = 1) -> WarmGateway:
         self.pool.target = target
@@ -104,7 +106,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         pool = runtime.warm_pool = LocalWarmPool(runtime, coordination=None, metrics=metrics)
         runner = asyncio.create_task(pool.run(), name="test-warm-pool")
         try:
-            yield Pool(runtime, pool, telegram, store, metrics, runner)
+            yield Pool(runtime, pool, telegram, store, metrics, runner, llm)
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
@@ -267,3 +269,17 @@ async def test_a_bound_gateway_orphaned_by_a_daemon_crash_is_saved_like_a_cold_o
     names = _snapshot_names(setup.store, LAUNCH.tenant_id)
     assert "agents/main/agent/stub-agent.sqlite" in names
     assert not any(n.startswith(("agents/warm", "warm-workspace")) for n in names)
+
+
+async def test_a_warm_up_turn_runs_on_the_throwaway_agent_only(setup: Pool) -> None:
+    """``warm_pool_warmup: turn``: one model call before the gateway counts as ready, on the
+    agent ``warm``; the tenant bound later sees none of it."""
+    setup.pool.settings = dataclasses.replace(setup.pool.settings, warm_pool_warmup="turn")
+    gateway = await setup.fill()
+    [warm_up] = setup.llm.requests
+    assert warm_up.messages[-1]["content"] == "warm-up"
+    assert setup.telegram.sent() == []  # nothing delivered
+
+    await setup.runtime.start(LAUNCH)
+    await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    assert await setup.say(gateway.webhook_url, 1, "hi") == "echo: hi (prior user turns: 0)"
