@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from daemon.adapters import local_warm_pool
 from daemon.adapters.local_warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.runtime_local import LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
@@ -283,3 +284,34 @@ async def test_a_warm_up_turn_runs_on_the_throwaway_agent_only(setup: Pool) -> N
     await setup.runtime.start(LAUNCH)
     await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
     assert await setup.say(gateway.webhook_url, 1, "hi") == "echo: hi (prior user turns: 0)"
+
+
+@pytest.mark.parametrize("step", ["_move_carried", "_write_atomically"])
+async def test_a_claim_failing_half_way_loses_nothing_and_leaves_nothing(
+    setup: Pool, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A claim that fails after the restore or at the config write: the half-bound gateway
+    (it may hold tenant files) is stopped and removed, the tenant's snapshot is untouched,
+    and the next start works (cold here) with the history."""
+    await _history_by_cold_run(setup)
+    before = _snapshot_names(setup.store, LAUNCH.tenant_id)
+    gateway = await setup.fill()
+
+    def fail(*args: object) -> None:
+        raise OSError(f"injected failure in {step}")
+
+    monkeypatch.setattr(local_warm_pool, step, fail)
+    setup.pool.target = 0  # no refill: the next start must be cold
+    with pytest.raises(OSError, match="injected"):
+        await setup.runtime.start(LAUNCH)
+    await asyncio.wait_for(gateway.exited.wait(), TIMEOUT)
+    assert not gateway.run_dir.exists()
+    assert setup.pool.status()["size"] == 0
+    assert _snapshot_names(setup.store, LAUNCH.tenant_id) == before
+
+    monkeypatch.undo()
+    instance = await setup.runtime.start(LAUNCH)
+    assert instance.name != gateway.name
+    ready = await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    assert ready.webhook_url is not None
+    assert await setup.say(ready.webhook_url, 2, "again") == "echo: again (prior user turns: 1)"
