@@ -296,8 +296,13 @@ async def status(request: web.Request) -> web.Response:
         "warm_pool": {
             "target": config.warm_pool_target if config_ok else None,
             "size": warm if runtime_ok else None,
-            # The local pool reports ready (claimable) and booting gateways itself.
-            **(pool_status() if callable(pool_status) else {}),
+            # The local pool reports ready (claimable) and booting gateways itself; the
+            # target shown stays the live config's.
+            **{
+                k: v
+                for k, v in (pool_status() if callable(pool_status) else {}).items()
+                if k != "target"
+            },
         },
         "config": config_as_dict(config) if config_ok else None,
         "wakes": await _wake_admission(app),

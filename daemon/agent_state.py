@@ -12,9 +12,12 @@ What that database holds, and why losing it is harmless or handled:
 - Pairing approvals: otm renders ``dmPolicy: open`` for every tenant, so there are none.
 - Delivery state (the "I couldn't confirm whether my previous reply reached this chat"
   notice after a failed send): losing it loses only that notice.
-- **The ingress spool of updates acked but not processed yet, and cron jobs**: these would
-  be lost. ``warm_blockers`` finds them in the tenant's snapshot, and the runtime then
-  starts the tenant cold (its gateway opens its own global database and processes them).
+- Cron jobs the gateway declares itself (``heartbeat:main``, ``skill-collection-review:main``,
+  measured on 2026.9.6): the warm gateway declares them for ``main`` when the bind adds it.
+- **The ingress spool of updates acked but not processed yet, and cron jobs someone
+  created** (no declaration key): these would be lost. ``warm_blockers`` finds them in the
+  tenant's snapshot, and the runtime then starts the tenant cold (its gateway opens its own
+  global database and processes them).
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ _CHECKS = (
         "SELECT count(*) FROM channel_ingress_events"
         " WHERE completed_at IS NULL AND failed_at IS NULL",
     ),
-    (OPENCLAW_GLOBAL_DB, "cron jobs", "SELECT count(*) FROM cron_jobs WHERE enabled != 0"),
+    # Declared jobs (``declaration_key`` like ``heartbeat:main``) are re-declared by every
+    # gateway for its agents; only jobs someone created (no declaration) would be lost.
+    (
+        OPENCLAW_GLOBAL_DB,
+        "cron jobs",
+        "SELECT count(*) FROM cron_jobs WHERE enabled != 0 AND declaration_key IS NULL",
+    ),
     (STUB_GLOBAL_DB, "unprocessed ingress updates", "SELECT count(*) FROM updates WHERE done = 0"),
 )
 

@@ -5,9 +5,9 @@ message to a sleeping tenant should not wait for that. So the pool keeps
 ``warm_pool_target`` (live config) gateways booted with no tenant in them:
 
 - **Warm gateway**: the agent command (the local "image") on its own run dir under
-  ``{data_dir}/warm/{name}/``, config from ``render_warm_config`` (Telegram disabled or a
-  placeholder account, the throw-away agent ``warm``, no tenant data), ready once its
-  ``/readyz`` says so.
+  ``{data_dir}/warm/{name}/``, config from ``render_warm_config`` (a placeholder Telegram
+  account talking to the pool's own Bot API, ``warm_bot_api.py``, or Telegram disabled; the
+  throw-away agent ``warm``; no tenant data), ready once its ``/readyz`` says so.
 - **Refill**: one boot at a time (a boot takes a core for ~15 s), not while a cold start is
   booting, and not within ``warm_pool_refill_pause_s`` after a claim (the bound gateway's first turn
   needs that CPU more). Extra or failed warm gateways are stopped.
@@ -56,6 +56,7 @@ from daemon.adapters.runtime_local import (
     _Agent,
     _signal_group,
 )
+from daemon.adapters.warm_bot_api import PlaceholderBotApi
 from daemon.coordination import Coordination
 from daemon.embedded_redis import free_port
 from daemon.metrics import (
@@ -68,6 +69,7 @@ from daemon.metrics import (
 )
 from daemon.model import new_secret
 from daemon.openclaw_config import (
+    WARM_AGENT_ID,
     model_provider,
     render_bound_config,
     render_warm_config,
@@ -92,6 +94,7 @@ BIND_PROBE_FIRST_S = 0.05
 BIND_PROBE_MAX_S = 0.5
 """Bounded probing: OpenClaw rate-limits failed webhook secrets at 120 per minute."""
 WARM_PROBE_MAX_S = 1.0
+WARM_UP_TIMEOUT = aiohttp.ClientTimeout(total=120)
 
 
 @dataclass
@@ -146,6 +149,8 @@ class LocalWarmPool:
         self._log_sink = LogSink(self.root / "warm.log")
         self._closed = False
         self._status_changed = asyncio.Event()
+        self._placeholder_api_root: str | None = None
+        """The pool's own Bot API for placeholder accounts (warm_bot_api.py)."""
 
     # -- views ---------------------------------------------------------------------------
 
@@ -185,12 +190,18 @@ class LocalWarmPool:
         """Keep ``target`` warm gateways until cancelled (every daemon runs its own: they are
         its child processes)."""
         await self._end_leftovers()
-        follow = asyncio.create_task(self._follow_config(), name="local-warm-pool-config")
-        try:
-            await self._refill_loop()
-        finally:
-            follow.cancel()
-            await asyncio.gather(follow, return_exceptions=True)
+        async with contextlib.AsyncExitStack() as stack:
+            if self.settings.warm_agent_telegram == "placeholder":
+                bot_api = await stack.enter_async_context(PlaceholderBotApi())
+                self._placeholder_api_root = bot_api.base_url
+            follow = asyncio.create_task(self._follow_config(), name="local-warm-pool-config")
+            try:
+                await self._refill_loop()
+            finally:
+                follow.cancel()
+                await asyncio.gather(follow, return_exceptions=True)
+                # No warm gateway outlives its pool (close() is idempotent).
+                await asyncio.shield(self.close())
 
     async def _follow_config(self) -> None:
         if self.coordination is None:
@@ -274,7 +285,8 @@ class LocalWarmPool:
             webhook_host="127.0.0.1",
             webhook_port=webhook_port,
             webhook_path=WEBHOOK_PATH,
-            api_root=self.settings.telegram_api_base,
+            # Placeholder accounts talk to the pool's own Bot API, never to Telegram.
+            api_root=self._placeholder_api_root or self.settings.telegram_api_base,
             gateway_port=gateway_port,
             gateway_bind="loopback",
             gateway_token=new_secret(),
@@ -287,6 +299,9 @@ class LocalWarmPool:
         config_path = run_dir / CONFIG_FILE
         await asyncio.to_thread(_write_new, config_path, config)
         proc = await self.runtime.spawn(run_dir, state_dir, config_path)
+        if self._closed:  # closed while spawning: this one would outlive the pool
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
         sink = self._log_sink
 
         def to_pool_log(line: str) -> None:
@@ -329,6 +344,8 @@ class LocalWarmPool:
         delay = 0.05
         while not gateway.exited.is_set():
             if await self.runtime._answers(f"{gateway.gateway_url}/readyz", json_ready=True):
+                if self.settings.warm_pool_warmup == "turn":
+                    await self._warm_up(gateway)
                 gateway.ready.set()
                 log.info(
                     "warm gateway %s ready (%.1fs)",
@@ -341,6 +358,35 @@ class LocalWarmPool:
                 async with asyncio.timeout(delay):
                     await gateway.exited.wait()
             delay = min(delay * 2, WARM_PROBE_MAX_S)
+
+    async def _warm_up(self, gateway: WarmGateway) -> None:
+        """One turn on the throw-away agent, nothing delivered (best effort: a gateway that
+        refuses it is still a ready gateway)."""
+        hooks = gateway.config.get("hooks") or {}
+        started = time.monotonic()
+        try:
+            async with self.runtime.session.post(
+                f"{gateway.gateway_url}{hooks.get('path', '/hooks')}/agent",
+                json={
+                    "message": "warm-up",
+                    "name": "otm-warm-up",
+                    "agentId": WARM_AGENT_ID,
+                    "deliver": False,
+                    "waitForCompletion": True,
+                },
+                headers={"Authorization": f"Bearer {hooks.get('token', '')}"},
+                timeout=WARM_UP_TIMEOUT,
+            ) as resp:
+                await resp.read()
+                outcome = str(resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            outcome = type(exc).__name__
+        log.info(
+            "warm gateway %s warm-up turn: %s (%.1fs)",
+            gateway.name,
+            outcome,
+            time.monotonic() - started,
+        )
 
     async def _watch_exit(self, gateway: WarmGateway) -> None:
         code = await gateway.proc.wait()
@@ -375,6 +421,7 @@ class LocalWarmPool:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
     async def close(self) -> None:
+        """Stop every unclaimed gateway (bound ones are the runtime's to stop)."""
         self._closed = True
         self._changed.set()
         await asyncio.gather(
