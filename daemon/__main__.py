@@ -13,12 +13,14 @@ from daemon import keys
 from daemon.app import create_app, write_discovery_file
 from daemon.hardening import restrict_process_umask
 from daemon.logs import setup_logging
+from daemon.model_gateway.app import MODEL_GATEWAY_URL
 from daemon.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("daemon")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Exit code: 0 after a requested stop, 1 after the daemon stopped itself (fatal)."""
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     stop = asyncio.Event()
@@ -34,13 +36,16 @@ async def serve(settings: Settings) -> None:
         router_url = app[keys.ROUTER_URL]
         write_discovery_file(settings, admin_url, router_url)
         # One machine-readable line: tests and scripts read the bound ports from it.
-        print(f"otm daemon ready admin={admin_url} router={router_url}", flush=True)
+        gateway = app.get(MODEL_GATEWAY_URL)
+        extra = f" model_gateway={gateway}" if gateway else ""
+        print(f"otm daemon ready admin={admin_url} router={router_url}{extra}", flush=True)
         log.info("admin API on %s, router on %s", admin_url, router_url)
         await stop.wait()
         log.info("shutting down")
     finally:
         await runner.cleanup()
         (settings.data_dir / "daemon.json").unlink(missing_ok=True)
+    return 1 if app[keys.FATAL_ERRORS] else 0
 
 
 def main(settings: Settings | None = None) -> int:
@@ -54,11 +59,10 @@ def main(settings: Settings | None = None) -> int:
     # Before anything is created: registry, AOF, agent state and logs are private.
     restrict_process_umask()
     try:
-        asyncio.run(serve(settings))
+        return asyncio.run(serve(settings))
     except Exception as exc:
         log.error("daemon failed: %s", exc)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -84,8 +84,15 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         log.warning("readiness: registry check failed: %s", exc)
         failing.append("registry")
+    body: dict[str, Any] = {}
+    # A write and a delete, not a list: a store that refuses writes fails every sleep.
+    problem = await request.app[keys.STATE_STORE].write_problem()
+    if problem:
+        log.warning("readiness: %s", problem)
+        failing.append("state_store")
+        body["state_store"] = problem
     return web.json_response(
-        {"ready": not failing, "failing": failing}, status=503 if failing else 200
+        {"ready": not failing, "failing": failing, **body}, status=503 if failing else 200
     )
 
 

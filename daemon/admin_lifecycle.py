@@ -32,7 +32,7 @@ from daemon.admin_http import tenant_id_param as _tenant_id
 from daemon.buffer import chat_id_of
 from daemon.keys import BUFFER, DELIVERY, WAKE
 from daemon.redis_keys import simulated_update_key
-from daemon.wake import WakeFailed, WakeRefused
+from daemon.wake import StateNotSaved, WakeFailed, WakeRefused
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,10 @@ async def _wake_in_background(wake: Any, tenant_id: str) -> None:
 
 
 async def sleep_tenant(request: web.Request) -> web.Response:
-    tenant = await request.app[WAKE].sleep(_tenant_id(request))
+    try:
+        tenant = await request.app[WAKE].sleep(_tenant_id(request))
+    except StateNotSaved as exc:
+        return error_response(503, str(exc))
     return web.json_response(tenant.public())
 
 

@@ -261,9 +261,11 @@ async def status(request: web.Request) -> web.Response:
     registry_ok, tenants = await _bounded(app[keys.REGISTRY].list())
     by_status = Counter(t.status.value for t in tenants) if registry_ok else {}
     config_ok, config = await _bounded(coordination.get_config())
+    store_ok, store_problem = await _bounded(app[keys.STATE_STORE].write_problem())
     runtime_ok, listed = await _bounded(runtime.list())
     instances: list[Any] = listed if runtime_ok else []
     warm = sum(1 for i in instances if getattr(i, "warm", False) and i.tenant_id is None)
+    pool_status = getattr(getattr(runtime, "warm_pool", None), "status", None)
     body = {
         "daemon": {
             "version": _version(),
@@ -281,6 +283,11 @@ async def status(request: web.Request) -> web.Response:
             "ok": registry_ok,
             "tenants_by_status": dict(sorted(by_status.items())),
         },
+        "state_store": {
+            "kind": settings.state_store,
+            "ok": store_ok and not store_problem,
+            "reason": store_problem if store_ok else "no answer",
+        },
         "runtime": {
             "kind": settings.runtime,
             "ok": runtime_ok,
@@ -289,10 +296,34 @@ async def status(request: web.Request) -> web.Response:
         "warm_pool": {
             "target": config.warm_pool_target if config_ok else None,
             "size": warm if runtime_ok else None,
+            # The local pool reports ready (claimable) and booting gateways itself; the
+            # target shown stays the live config's.
+            **{
+                k: v
+                for k, v in (pool_status() if callable(pool_status) else {}).items()
+                if k != "target"
+            },
         },
         "config": config_as_dict(config) if config_ok else None,
+        "wakes": await _wake_admission(app),
     }
     return web.json_response(body)
+
+
+async def _wake_admission(app: web.Application) -> dict[str, Any] | None:
+    """Wakes in progress and queued (daemon/wake_admission.py), cluster-wide."""
+    admission = getattr(app.get(keys.WAKE), "admission", None)
+    if admission is None:
+        return None
+    ok, snapshot = await _bounded(admission.snapshot())
+    if not ok:
+        return {"ok": False}
+    return {
+        "ok": True,
+        "cap": snapshot.cap,
+        "in_progress": len(snapshot.in_progress),
+        "queued": len(snapshot.queued),
+    }
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -7,9 +7,11 @@ is started and stopped by one of those cleanup contexts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,12 +19,14 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon import admin_api, admin_lifecycle, admin_watch, keys, wiring
+from daemon import admin_api, admin_lifecycle, admin_model, admin_watch, keys, wiring
+from daemon.adapters.local_processes import lock_data_dir
 from daemon.coordination import Coordination, LiveConfig
-from daemon.embedded_redis import EmbeddedRedis
+from daemon.embedded_redis import EmbeddedRedis, supervise
 from daemon.hardening import secure_data_dir
 from daemon.metrics import Metrics
 from daemon.model import new_secret
+from daemon.model_gateway.app import model_gateway_ctx
 from daemon.orchestrator import Orchestrator
 from daemon.router import create_router_app
 from daemon.router_limits import ConnectionGuard, GuardedTCPSite
@@ -68,6 +72,29 @@ async def stop_background_tasks(app: web.Application) -> None:
     await app[keys.TASKS].close()
 
 
+def fail_daemon(app: web.Application, reason: str) -> None:
+    """Stop the daemon with a non-zero exit: better than running half-alive."""
+    log.critical("daemon cannot go on: %s", reason)
+    app[keys.FATAL_ERRORS].append(reason)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def data_dir_lock_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One daemon per data dir when it runs local agents or a private Redis: a second
+    one would see neither (it would start a second agent per tenant, a second
+    redis-server on the same AOF). A Kubernetes-runtime replica with an external
+    Redis shares the data dir safely and takes no lock."""
+    settings = app[keys.SETTINGS]
+    if settings.runtime != "local" and settings.redis_url is not None:
+        yield
+        return
+    fd = await asyncio.to_thread(lock_data_dir, settings.data_dir)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     embedded: EmbeddedRedis | None = None
@@ -77,6 +104,9 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.redis_server_binary)
         url = await embedded.astart()
+        app[keys.TASKS].spawn(
+            supervise(embedded, lambda reason: fail_daemon(app, reason)), name="redis-supervisor"
+        )
     # A blocking pool: a burst beyond the pool size waits for a free connection
     # instead of failing (redis-py's default pool raises MaxConnectionsError past
     # 100 connections, which turned 100 concurrent webhooks into 503s). Pub/sub
@@ -203,13 +233,16 @@ def create_app(settings: Settings) -> web.Application:
     signals = TenantSignals()
     app[keys.SIGNALS] = signals
     app[keys.WATCH_HUB] = admin_watch.WatchHub(signals)
+    app[keys.FATAL_ERRORS] = []
     app.cleanup_ctx.extend(
         [
+            data_dir_lock_ctx,
             tasks_ctx,
             redis_ctx,
             registry_ctx,
             state_store_ctx,
             http_ctx,
+            model_gateway_ctx,  # before the runtime: agents are rendered with its URL
             runtime_ctx,
             orchestrator_ctx,
             *wiring.background_contexts(settings),
@@ -219,6 +252,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(stop_background_tasks)
     admin_api.setup_routes(app)
     admin_lifecycle.setup_routes(app)
+    admin_model.setup_routes(app)
     admin_watch.setup_routes(app)
     return app
 

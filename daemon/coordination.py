@@ -46,6 +46,8 @@ class LiveConfig:
     warm_pool_target: int = 0
     default_idle_timeout_s: int = 600
     max_wake_attempts: int = 5
+    max_concurrent_wakes: int = 10
+    """Cluster-wide cap on wakes in progress (daemon/wake_admission.py); more queue FIFO."""
 
     @staticmethod
     def validate_changes(changes: dict[str, Any]) -> dict[str, int]:
@@ -66,6 +68,8 @@ class LiveConfig:
                 raise ValueError("default_idle_timeout_s must be between 30 and 604800")
             if key == "max_wake_attempts" and not 1 <= value <= 100:
                 raise ValueError("max_wake_attempts must be between 1 and 100")
+            if key == "max_concurrent_wakes" and not 1 <= value <= 10000:
+                raise ValueError("max_concurrent_wakes must be between 1 and 10000")
             out[key] = value
         return out
 

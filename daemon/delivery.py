@@ -237,14 +237,20 @@ class DeliveryManager:
         name = lease_name(tenant_id)
         recheck = False
         try:
-            token = await self.coordination.acquire_lock(name, LEASE_TTL_S)
-            if token is None:
-                # Another worker (maybe on another replica) delivers; make sure it
-                # knows, and look again when its lease would expire (if it died).
-                if signal_others:
-                    await self.buffer.signal_work(tenant_id, self.node_id)
-                pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
-                self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
+            try:
+                token = await self.coordination.acquire_lock(name, LEASE_TTL_S)
+                if token is None:
+                    # Another worker (maybe on another replica) delivers; make sure it
+                    # knows, and look again when its lease would expire (if it died).
+                    if signal_others:
+                        await self.buffer.signal_work(tenant_id, self.node_id)
+                    pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
+                    self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
+                    return
+            except (aioredis.RedisError, OSError) as exc:
+                # Redis restarting or unreachable: nothing was taken; come back.
+                log.warning("delivery to %s not started: %s; retrying", tenant_id, exc)
+                self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
                 return
             released = asyncio.Event()
             renew = asyncio.create_task(

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,68 @@ def _redis_child_setup() -> None:
     # The AOF and log files the server creates are readable by nobody else.
     os.umask(0o077)
     _terminate_with_parent()
+
+
+RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+"""Pauses before each restart attempt of a dead private redis-server; after the last
+failed attempt the daemon gives up (exits non-zero, for its own supervisor to act)."""
+STABLE_AFTER_S = 30.0
+"""A server that ran this long resets the attempt count (a crash loop still ends)."""
+
+
+async def wait_exit(proc: subprocess.Popen[bytes]) -> None:
+    """Until ``proc`` exits: a pidfd readable on exit (Linux), else a slow poll."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        await asyncio.to_thread(proc.wait)  # ends with the process (stop() terminates it)
+        return
+    exited = asyncio.Event()
+    loop.add_reader(fd, exited.set)
+    try:
+        if proc.poll() is None:
+            await exited.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def supervise(
+    server: EmbeddedRedis,
+    on_fatal: Callable[[str], None],
+    backoff_s: tuple[float, ...] = RESTART_BACKOFF_S,
+) -> None:
+    """Restart the private redis-server whenever it dies (same port, dir and AOF: the
+    clients reconnect to the same URL and find every buffered update); call ``on_fatal``
+    with the reason when it cannot be restarted. Runs until cancelled."""
+    attempt = 0
+    while True:
+        proc = server.process
+        if proc is None:
+            return  # stopped on purpose
+        started = time.monotonic()
+        await wait_exit(proc)
+        if server.process is not proc:
+            return  # stop() or kill() took it away: not a crash
+        if time.monotonic() - started > STABLE_AFTER_S:
+            attempt = 0
+        log.error(
+            "private redis-server exited with %s: restarting it (%s)",
+            proc.returncode,
+            _tail(server.data_dir / "redis.log", 2),
+        )
+        while True:
+            if attempt >= len(backoff_s):
+                on_fatal(f"private redis-server could not be restarted ({attempt} attempts)")
+                return
+            await asyncio.sleep(backoff_s[attempt])
+            attempt += 1
+            try:
+                await server.astart()
+                break
+            except Exception as exc:
+                log.error("restarting redis-server failed: %s", exc)
 
 
 def _terminate_with_parent() -> None:

@@ -49,6 +49,8 @@ ROUTER_URL = web.AppKey("router_url", str)
 PARENT = web.AppKey("parent", web.Application)
 """On the router app: the admin app holding the shared parts."""
 STARTED_AT = web.AppKey("started_at", float)
+FATAL_ERRORS = web.AppKey("fatal_errors", list[str])
+"""Why the daemon stops itself (it then exits non-zero: see daemon/__main__.py)."""
 WATCH_HUB: web.AppKey[WatchHub] = web.AppKey("watch_hub")
 
 # The message path (message_path.py).

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon import k8s_names as names
+from daemon.openclaw_config import ModelProvider, render_openclaw_config
 from daemon.pod_scripts import (
     BIND_DIR,
     HELPER_STATE,
     HELPER_WORKSPACE,
+    RESTORED_MARKER,
     final_sync_command,
     restore_script,
     sync_loop_script,
@@ -35,7 +37,6 @@ from daemon.pod_scripts import (
 from daemon.ports import AgentLaunch
 from daemon.settings import Settings
 from daemon.warm_bootstrap import BOOTSTRAP_JS
-from otm.devtools.openclaw_config import ModelProvider, render_openclaw_config
 
 JSON = dict[str, Any]
 
@@ -543,6 +544,7 @@ __all__: Sequence[str] = [
     "BIND_DIR",
     "HELPER_STATE",
     "HELPER_WORKSPACE",
+    "RESTORED_MARKER",
     "PodSettings",
     "bind_request",
     "claim_patch",

@@ -17,12 +17,19 @@ from aiohttp import web
 from daemon import keys
 from daemon.buffer import Buffer
 from daemon.cancellation import cancel_and_wait
+from daemon.coordination import Coordination
 from daemon.delivery import DeliveryManager
 from daemon.keys import BUFFER, DELIVERY, TENANT_CACHE, WAKE
+from daemon.model_gateway.app import MODEL_KEYS
 from daemon.tenant_cache import TenantCache
 from daemon.wake import EndpointCache, WakeManager
+from daemon.wake_admission import AdmissionMetrics, WakeAdmission
 
 log = logging.getLogger(__name__)
+
+async def _max_concurrent_wakes(coordination: Coordination) -> int:
+    return (await coordination.get_config()).max_concurrent_wakes
+
 
 async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[keys.RUNTIME]
@@ -41,6 +48,12 @@ async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
         bot_api=app[keys.BOT_API],
         metrics=app[keys.METRICS],
         tasks=app[keys.TASKS],
+        model_keys=app.get(MODEL_KEYS),
+        admission=WakeAdmission(
+            app[keys.REDIS],
+            cap=lambda: _max_concurrent_wakes(coordination),
+            metrics=AdmissionMetrics(app[keys.METRICS].registry),
+        ),
     )
     delivery = DeliveryManager(
         buffer=buffer,

@@ -101,7 +101,9 @@ def new_secret() -> str:
 
 
 # Fields never returned by the API nor logged.
-SECRET_FIELDS = frozenset({"bot_token", "webhook_secret", "gateway_token", "hooks_token"})
+SECRET_FIELDS = frozenset(
+    {"bot_token", "webhook_secret", "gateway_token", "hooks_token", "model_key_id"}
+)
 # Fields a registry update may change (identity and creation time are fixed).
 MUTABLE_FIELDS = frozenset(
     {
@@ -116,6 +118,7 @@ MUTABLE_FIELDS = frozenset(
         "labels",
         "last_active_at",
         "wake_attempts",
+        "model_key_id",
     }
 )
 
@@ -143,6 +146,9 @@ class Tenant:
     updated_at: datetime = field(default_factory=utcnow)
     last_active_at: datetime = field(default_factory=utcnow)
     wake_attempts: int = 0
+    model_key_id: str = ""
+    """Id of the tenant's current model key (daemon/model_gateway/keys.py); empty: no key
+    (records from before the gateway, until ``otm tenant rotate-key``)."""
     version: int = 1
     """Incremented by every write; conditional updates may pin it."""
 
@@ -164,6 +170,7 @@ class Tenant:
                 value = dict(value)
             out[f.name] = value
         out["has_bot_token"] = bool(self.bot_token)
+        out["has_model_key"] = bool(self.model_key_id)
         return out
 
     def __repr__(self) -> str:  # never leak secrets through logging of a record

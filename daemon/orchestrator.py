@@ -19,6 +19,7 @@ from daemon.model import (
     validate_labels,
     validate_tenant_id,
 )
+from daemon.model_gateway.keys import new_key_id
 from daemon.ports import Registry, Runtime, StateStore
 from daemon.settings import Settings
 from daemon.telegram import BotApi, webhook_url
@@ -76,7 +77,10 @@ class Orchestrator:
         if not isinstance(tenant_id, str):
             raise ValueError("tenant_id is required")
         validate_tenant_id(tenant_id)
-        tenant = await self.registry.create(Tenant(tenant_id=tenant_id, **fields_))
+        # The tenant's model key is minted here (only its id is stored; model_gateway/keys.py).
+        tenant = await self.registry.create(
+            Tenant(tenant_id=tenant_id, model_key_id=new_key_id(), **fields_)
+        )
         log.info("tenant %s created", tenant_id)
         await self.coordination.publish_event(tenant_id, "created", status=tenant.status.value)
         await self._register_webhook(tenant)
@@ -152,6 +156,7 @@ class Orchestrator:
                 if_version=tenant.version,
                 status=TenantStatus.SUSPENDED,
                 status_reason="suspended by operator",
+                model_key_id=new_key_id(),  # the old key stays revoked after a resume
                 **DETACHED,
             )
         except ConditionFailed:
@@ -162,6 +167,7 @@ class Orchestrator:
                 if_version=current.version,
                 status=TenantStatus.SUSPENDED,
                 status_reason="suspended by operator",
+                model_key_id=new_key_id(),
             )
         await self.coordination.publish_event(tenant_id, "suspended")
         return tenant
@@ -176,6 +182,13 @@ class Orchestrator:
             wake_attempts=0,
         )
         await self.coordination.publish_event(tenant_id, "resumed")
+        return tenant
+
+    async def rotate_model_key(self, tenant_id: str) -> Tenant:
+        """A new model key: the old one is refused at once; a running agent gets the new one
+        at its next wake (restart it with a sleep to switch now)."""
+        tenant = await self.registry.update(tenant_id, model_key_id=new_key_id())
+        await self.coordination.publish_event(tenant_id, "model_key_rotated")
         return tenant
 
     async def record_activity(self, tenant_id: str) -> None:

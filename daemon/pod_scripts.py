@@ -12,8 +12,13 @@ import shlex
 BIND_DIR = "/run/otm"
 HELPER_STATE = "/state"
 HELPER_WORKSPACE = "/workspace"
+RESTORED_MARKER = f"{HELPER_STATE}/.otm-restored"
+"""Written by the restore once it completed; no sync uploads a state dir without it (a
+restore cut short must never be uploaded over the tenant's files). Never synced itself."""
 
-_STATE_EXCLUDES = "--exclude openclaw.json --exclude 'openclaw.json.*' --exclude '*.lock'"
+_STATE_EXCLUDES = (
+    "--exclude openclaw.json --exclude 'openclaw.json.*' --exclude '*.lock' --exclude .otm-restored"
+)
 # Regenerable or ephemeral: the 54 MB Control UI cache and lock/tmp files.
 _UPLOAD_EXCLUDES = f"{_STATE_EXCLUDES} --exclude 'cache/*' --exclude 'tmp/*'"
 _WORKSPACE_EXCLUDES = "--exclude '*.workspace-state.json.*' --exclude '*workspace-state.json.tmp-*'"
@@ -29,6 +34,7 @@ def restore_script() -> str:
         f'aws s3 sync "${{base}}state/" {HELPER_STATE}/ {_STATE_EXCLUDES} --only-show-errors\n'
         f'aws s3 sync "${{base}}workspace/" {HELPER_WORKSPACE}/ {_WORKSPACE_EXCLUDES}'
         " --only-show-errors\n"
+        f": > {RESTORED_MARKER}\n"
         'echo "restored ${base}"\n'
     )
 
@@ -37,6 +43,7 @@ def sync_script() -> str:
     """One upload of state and workspace (no --delete: a bad sync never removes data)."""
     return (
         "set -u\n"
+        f'[ -f {RESTORED_MARKER} ] || {{ echo "state not restored: not syncing"; exit 0; }}\n'
         'base="s3://${S3_BUCKET}/${S3_PREFIX}"\n'
         f'aws s3 sync {HELPER_STATE}/ "${{base}}state/" {_UPLOAD_EXCLUDES} --only-show-errors'
         ' && echo "sync state ok" || { echo "sync state FAILED"; exit 1; }\n'

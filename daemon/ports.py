@@ -86,6 +86,19 @@ class StateStore(Protocol):
         """Unpack the latest snapshot into ``dest_dir``; False if there is none."""
         ...
 
+    async def restore_generation(self, tenant_id: str, dest_dir: Path) -> str:
+        """Unpack the latest snapshot into ``dest_dir`` (created); its generation id."""
+        ...
+
+    async def save_snapshot_over(self, tenant_id: str, src_dir: Path, parent: str) -> int:
+        """save_snapshot only while the latest snapshot is generation ``parent``
+        (StaleSnapshot otherwise): a run replaces only the state it started from."""
+        ...
+
+    async def write_problem(self) -> str:
+        """Why a probe object cannot be written and deleted; "" when it can."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -107,6 +120,8 @@ class AgentLaunch:
     gateway_token: str
     hooks_token: str
     image: str | None = None
+    model_key: str = ""
+    """The tenant's model-gateway key, rendered into its openclaw.json (empty: no key)."""
 
     def __repr__(self) -> str:
         return f"AgentLaunch(tenant_id={self.tenant_id!r})"
@@ -126,6 +141,8 @@ class Instance:
     gateway_url: str | None = None
     reason: str = ""
     warm: bool = False
+    """From the warm pool: unclaimed (``tenant_id`` None) or bound to a tenant at claim (a
+    start that returns a warm instance will be quick: no "starting up" notice right away)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ anything else gets a status that tells Telegram the truth:
 - 401 wrong/missing ``X-Telegram-Bot-Api-Secret-Token`` (constant-time compare)
 - 413 body larger than ``settings.max_body_bytes``
 - 408 body not received within ``settings.router_body_timeout_s``
+- 429 (+ ``Retry-After``) over the tenant's ``inbound_messages_per_min``
 - 503 the buffer (Redis) is unavailable: Telegram retries later
 - 200 buffered (or a retry of an update already buffered/delivered)
 """
@@ -28,12 +29,14 @@ from aiohttp import web
 from daemon import keys
 from daemon.keys import BUFFER, DELIVERY, PARENT, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
+from daemon.model_gateway.limits import MinuteWindow
 from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH, read_body_limited
 from daemon.tenant_cache import LookupThrottled
 
 log = logging.getLogger(__name__)
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+INBOUND_LIMIT = web.AppKey("inbound_limit", MinuteWindow)
 
 
 def _answer(request: web.Request, status: int, text: str) -> web.Response:
@@ -62,6 +65,16 @@ async def handle_update(request: web.Request) -> web.Response:
         return _answer(request, 401, "unauthorized")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         return _answer(request, 413, "payload too large")
+    try:
+        wait = await request.app[INBOUND_LIMIT].take(tenant_id)
+    except aioredis.RedisError as exc:
+        log.error("cannot check the inbound limit of %s: %s", tenant_id, exc)
+        return _answer(request, 503, "buffer unavailable")
+    if wait is not None:
+        # Telegram keeps the update and retries: nothing lost, nothing buffered beyond the limit.
+        response = _answer(request, 429, "too many requests")
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         async with asyncio.timeout(settings.router_body_timeout_s):
             body = await read_body_limited(request, settings.max_body_bytes)
@@ -106,6 +119,9 @@ def create_router_app(parent: web.Application, middlewares: Iterable[Any] = ()) 
         client_max_size=parent[keys.SETTINGS].max_body_bytes + 1, middlewares=middlewares
     )
     app[PARENT] = parent
+    app[INBOUND_LIMIT] = MinuteWindow(
+        parent[keys.REDIS], "inbound", parent[keys.SETTINGS].inbound_messages_per_min
+    )
     app.router.add_post(WEBHOOK_PATH, handle_update)
     app.router.add_get("/healthz", healthz)
     return app

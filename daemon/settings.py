@@ -16,6 +16,8 @@ from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
+from daemon.model_pricing import parse_prices
+
 RegistryKind = Literal["sqlite", "dynamodb"]
 StateStoreKind = Literal["dir", "s3"]
 RuntimeKind = Literal["local", "kubernetes"]
@@ -97,18 +99,77 @@ class Settings:
     here. ``auto``: bwrap when it works, else ``none`` with a loud warning.
     ``none``: unconfined (same uid as the daemon); the environment is filtered anyway."""
     agent_model_base_url: str | None = None
-    """OpenAI-compatible model server every agent uses, ending in ``/v1`` (e.g.
-    ``http://127.0.0.1:8000/v1``); rendered into each tenant's openclaw.json as
-    the custom provider ``otm``. Unset: no model provider is rendered (the
-    gateway has no model; the stand-in agent then answers without one)."""
+    """OpenAI-compatible model server behind the model gateway (``model_upstream: openai``),
+    ending in ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``). Agents never see it: their
+    openclaw.json names the gateway (provider ``otm``) with their own tenant key. Unset (and
+    no Bedrock): no gateway, no model provider is rendered (the stand-in agent then answers
+    without one)."""
     agent_model_id: str = "default"
-    """Model id at ``agent_model_base_url`` (the agents' primary model is
-    ``otm/<id>``)."""
+    """Model id agents ask for (their primary model is ``otm/<id>``); with ``openai`` also the
+    upstream's model id."""
     agent_model_api_key: str | None = field(default=None, repr=False)
-    """API key for ``agent_model_base_url``. Secret: masked by ``describe``, never
-    logged; it reaches agents only inside their openclaw.json (mode 0600 locally,
-    the tenant Secret on Kubernetes). Unset: a placeholder, for servers without
-    auth."""
+    """API key for ``agent_model_base_url``, held by the daemon's gateway only: masked by
+    ``describe``, never logged, never rendered into any agent's config. Unset: no
+    ``Authorization`` header upstream (servers without auth)."""
+    model_upstream: Literal["openai", "bedrock"] = "openai"
+    """Where the model gateway forwards agents' completions: ``openai`` (any OpenAI-compatible
+    server at ``agent_model_base_url``, key ``agent_model_api_key``) or ``bedrock`` (Amazon
+    Bedrock's Converse API through boto3 with the daemon's own IAM role, model
+    ``bedrock_model_id``). The gateway is on when an upstream is configured (``bedrock``, or
+    ``openai`` with ``agent_model_base_url``); agents then hold only their own tenant key."""
+    bedrock_model_id: str = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    """Bedrock model (or inference profile) id the gateway invokes for ``agent_model_id``."""
+    bedrock_endpoint_url: str | None = None
+    """Override endpoint of the ``bedrock-runtime`` client (a Bedrock stand-in in tests)."""
+    model_gateway_host: str = "127.0.0.1"
+    """Bind address of the model gateway (``/v1/chat/completions``, ``/v1/models``)."""
+    model_gateway_port: int = 8082
+    """Port of the model gateway; 0 picks a free port (tests)."""
+    model_gateway_url: str | None = None
+    """URL agents reach the gateway at, ending in ``/v1`` (Kubernetes: the daemon's gateway
+    Service). Unset: this daemon's own gateway listener (local runtime)."""
+    model_key_secret: str | None = field(default=None, repr=False)
+    """Secret from which per-tenant model keys are derived (HMAC); the same on every
+    replica. Unset: generated once and shared by every replica through Redis
+    (``otm:model-key-secret``); losing it changes every key (agents get their new key at
+    their next wake)."""
+    model_requests_per_min: int = 60
+    """Per-tenant model requests per minute through the gateway; 0: unlimited."""
+    model_tokens_per_day: int = 2_000_000
+    """Per-tenant prompt+completion tokens per UTC day through the gateway; 0: unlimited."""
+    inbound_messages_per_min: int = 0
+    """Per-tenant Telegram updates per minute the router accepts; more get 429 with
+    ``Retry-After`` (Telegram keeps and retries them: nothing lost, nothing buffered here).
+    0: unlimited."""
+    model_prices: tuple[str, ...] = ()
+    """USD per million tokens for the cost estimate, ``<model>=<input>:<output>`` each (the
+    model as counted: the upstream model id), e.g. ``gpt-4o-mini=0.15:0.6``."""
+    agent_session_maintenance: Literal["warn", "enforce"] = "warn"
+    """OpenClaw ``session.maintenance.mode`` of every agent. ``warn`` skips the SQLite
+    maintenance planner that delays a new session's first reply by 3-7 s (measured); session
+    age/count/disk caps are then only reported, not enforced (harmless for a one-chat tenant;
+    ``openclaw sessions cleanup --enforce`` trims offline). ``enforce``: OpenClaw's default."""
+    agent_plugins_allow: tuple[str, ...] = ("telegram",)
+    """OpenClaw ``plugins.allow`` of every agent (the memory slot is ``none`` unless
+    ``memory-core`` is listed). Only ``telegram``: 1 plugin instead of 15, 1.5-3 CPU-s less
+    to ready and 4-5 less by the first reply (measured); the cost is no memory tools or
+    dreaming, browser, canvas, github or extra provider plugins. Empty: every bundled plugin."""
+    warm_agent_telegram: Literal["placeholder", "disabled"] = "placeholder"
+    """How a pre-booted (warm) local gateway runs Telegram before it is bound to a tenant.
+    ``placeholder``: a placeholder bot account whose Bot API calls go to a loopback Bot API
+    of the warm pool's own (never to Telegram); the bind is a channel restart. ``disabled``:
+    no account while warm; the bind is a plugin reload, ~1 s slower to the tenant's webhook
+    accepting (measured with OpenClaw 2026.9.6: 1.6 s vs 2.4-3.6 s at load 4-5)."""
+    warm_pool_warmup: Literal["none", "turn"] = "none"
+    """``turn``: once a local warm gateway is ready, run one throw-away turn on its ``warm``
+    agent (``/hooks/agent``, nothing delivered) before it counts as ready, so the modules
+    of the reply path are loaded before a tenant is bound. Costs one model call (a full
+    system prompt, ~10k tokens) and 5-7 CPU-s per warm boot; measured 0.5-1 s off a bound
+    gateway's first reply."""
+    warm_pool_refill_pause_s: float = 15.0
+    """Local runtime: no warm gateway boots this soon after a claim (a boot takes a core for
+    ~15 s, which the bound gateway's first turn needs more). The pool size itself is the live
+    config ``warm_pool_target``; boots are one at a time and wait for cold starts."""
 
     telegram_api_base: str = "https://api.telegram.org"
     """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""
@@ -173,6 +234,11 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return self.data_dir / "admin-token"
+
+    @property
+    def model_gateway_enabled(self) -> bool:
+        """An upstream is configured: agents get the gateway as their model provider."""
+        return self.model_upstream == "bedrock" or bool(self.agent_model_base_url)
 
 
 ENV_PREFIX = "OTM_"
@@ -276,7 +342,7 @@ def load_settings(
 
 
 def _validate(settings: Settings) -> None:
-    for name in ("router_port", "admin_port"):
+    for name in ("router_port", "admin_port", "model_gateway_port"):
         port = getattr(settings, name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{name}: {port} is not a TCP port")
@@ -300,9 +366,26 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"agent_model_base_url: expected an http(s) URL, got {base_url!r}")
     if not settings.agent_model_id:
         raise SettingsError("agent_model_id must not be empty")
+    if (
+        min(
+            settings.model_requests_per_min,
+            settings.model_tokens_per_day,
+            settings.inbound_messages_per_min,
+        )
+        < 0
+    ):
+        raise SettingsError(
+            "model_requests_per_min, model_tokens_per_day, inbound_messages_per_min must be >= 0"
+        )
+    try:
+        parse_prices(settings.model_prices)
+    except ValueError as exc:
+        raise SettingsError(f"model_prices: {exc}") from None
 
 
-_SECRET_FIELDS = frozenset({"admin_token", "agent_model_api_key", "redis_password"})
+_SECRET_FIELDS = frozenset(
+    {"admin_token", "agent_model_api_key", "redis_password", "model_key_secret"}
+)
 
 
 def describe(settings: Settings) -> dict[str, Any]:

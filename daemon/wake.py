@@ -22,17 +22,23 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from daemon.coordination import Coordination
+from daemon.crash_points import crash_point
 from daemon.metrics import Metrics
 from daemon.model import DETACHED, ConditionFailed, OtmError, Tenant, TenantStatus
+from daemon.model_gateway.keys import ModelKeys
 from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
 from daemon.settings import Settings
 from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
+from daemon.wake_admission import WakeAdmission
 
 log = logging.getLogger(__name__)
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."
+NOTICE_AFTER_S = 2.0
+"""A warm start (a pre-booted gateway bound at claim) gets the starting-up notice only if it
+is not ready by then; a cold start gets it at once (its boot takes 15 s or more)."""
 LOCK_TTL_S = 6.0
 """Short, and extended while the holder works: a crashed holder blocks others ≤ 6 s."""
 ENDPOINT_TTL_S = 3600.0
@@ -50,6 +56,10 @@ class WakeRefused(OtmError):
 
 class WakeFailed(OtmError):
     """This wake attempt failed; the tenant's messages stay buffered."""
+
+
+class StateNotSaved(OtmError):
+    """The agent stopped but its final state save failed (its run dir is kept)."""
 
 
 class _Raced(Exception):
@@ -108,6 +118,8 @@ class WakeManager:
         bot_api: BotApi,
         metrics: Metrics,
         tasks: TaskGroup,
+        model_keys: ModelKeys | None = None,
+        admission: WakeAdmission | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -118,6 +130,10 @@ class WakeManager:
         self.bot_api = bot_api
         self.metrics = metrics
         self.tasks = tasks
+        self.model_keys = model_keys
+        """Derives the tenant's model key for its config (None: agents get no key)."""
+        self.admission = admission
+        """Cluster-wide cap on concurrent wakes (None: no cap)."""
         self._inflight: dict[str, asyncio.Future[Tenant]] = {}
         self.ready_at: dict[str, float] = {}
         """monotonic time a wake on this replica saw the agent ready (first_delivery phase)."""
@@ -144,6 +160,19 @@ class WakeManager:
         return tenant
 
     async def _wake(self, tenant_id: str, notice_chat: int | None) -> Tenant:
+        """Admission first (a running tenant needs none); the wake timeout starts once
+        admitted, so time in the admission queue never fails a wake."""
+        if self.admission is None:
+            return await self._wake_admitted(tenant_id, notice_chat)
+        tenant = await self.registry.get(tenant_id)
+        usable = await self._usable(tenant)
+        if usable is not None:
+            return usable
+        self._refuse_if_held(tenant)
+        async with self.admission.slot(tenant_id):
+            return await self._wake_admitted(tenant_id, notice_chat)
+
+    async def _wake_admitted(self, tenant_id: str, notice_chat: int | None) -> Tenant:
         deadline = time.monotonic() + self.settings.wake_timeout_s
         started = time.monotonic()
         while True:
@@ -227,13 +256,25 @@ class WakeManager:
     async def _boot(self, tenant: Tenant, notice_chat: int | None, deadline: float) -> Tenant:
         tenant_id = tenant.tenant_id
         cold = await self.runtime.get(tenant_id) is None
+        long_wait, ready = asyncio.Event(), asyncio.Event()
         if cold and notice_chat is not None and tenant.bot_token:
-            # Once per true cold start (this wake boots an agent), not per message.
+            # Once per start (this wake boots or binds an agent), not per message; and only
+            # when the wait is long: a cold boot, or a warm bind not ready within 2 s.
             self.tasks.spawn(
-                self._notice(tenant.bot_token, notice_chat), name=f"notice:{tenant_id}"
+                self._notice_if_slow(tenant.bot_token, notice_chat, long_wait, ready),
+                name=f"notice:{tenant_id}",
             )
+        try:
+            return await self._start_and_wait(tenant, deadline, long_wait)
+        finally:
+            ready.set()
+
+    async def _start_and_wait(
+        self, tenant: Tenant, deadline: float, long_wait: asyncio.Event
+    ) -> Tenant:
+        tenant_id = tenant.tenant_id
         t1 = time.monotonic()
-        await self.runtime.start(
+        started = await self.runtime.start(
             AgentLaunch(
                 tenant_id=tenant_id,
                 bot_token=tenant.bot_token,
@@ -241,13 +282,21 @@ class WakeManager:
                 gateway_token=tenant.gateway_token,
                 hooks_token=tenant.hooks_token,
                 image=tenant.image,
+                model_key=(
+                    self.model_keys.key_for(tenant_id, tenant.model_key_id)
+                    if self.model_keys is not None
+                    else ""
+                ),
             )
         )
+        if not started.warm:
+            long_wait.set()
         t2 = time.monotonic()
         self.metrics.wake_phase_seconds.labels(phase="runtime_start").observe(t2 - t1)
         instance = await self.runtime.wait_ready(tenant_id, max(deadline - t2, 0.1))
         t3 = time.monotonic()
         self.metrics.wake_phase_seconds.labels(phase="ready").observe(t3 - t2)
+        crash_point("wake-ready")
         if not instance.webhook_url:
             raise WakeFailed(f"instance {instance.name} is ready without a webhook URL")
         tenant = await self._mark_running(tenant, instance)
@@ -300,7 +349,17 @@ class WakeManager:
         )
         return failed
 
-    async def _notice(self, bot_token: str, chat_id: int) -> None:
+    async def _notice_if_slow(
+        self, bot_token: str, chat_id: int, long_wait: asyncio.Event, ready: asyncio.Event
+    ) -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in (long_wait, ready)]
+        try:
+            await asyncio.wait(waits, timeout=NOTICE_AFTER_S, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if ready.is_set():
+            return  # answered quickly: no notice
         try:
             await self.bot_api.send_message(bot_token, chat_id, STARTING_NOTICE)
         except Exception as exc:
@@ -333,16 +392,25 @@ class WakeManager:
         # Deliveries stop going to a draining agent; they wait for the next wake.
         await self.endpoints.drop(tenant_id)
         await self._publish(tenant_id, "stopping")
-        await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        reason = ""
+        try:
+            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        except Exception as exc:
+            # The agent is stopped; its state is kept where it ran and saved again by
+            # the next wake or daemon start. The operator sees why.
+            reason = f"final state save failed: {type(exc).__name__}: {exc}"
+            log.error("sleep of %s: %s", tenant_id, reason)
         tenant = await self.registry.update(
             tenant_id,
             if_status={TenantStatus.STOPPING},
             status=TenantStatus.IDLE,
-            status_reason="",
+            status_reason=reason,
             **DETACHED,
         )
         await self.endpoints.drop(tenant_id)
-        await self._publish(tenant_id, "idle", reason="slept")
+        await self._publish(tenant_id, "idle", reason=reason or "slept")
+        if reason:
+            raise StateNotSaved(f"tenant {tenant_id!r} stopped, but its {reason}")
         log.info("tenant %s asleep", tenant_id)
         return tenant
 

@@ -98,6 +98,7 @@ async def make_runtime(
             webhook_url_for=webhook_url_for,
         )
         return k8s, k8s.warm_pool
+    from daemon.adapters.local_warm_pool import LocalWarmPool
     from daemon.adapters.runtime_local import LocalRuntime
 
     local = await LocalRuntime.open(
@@ -106,6 +107,8 @@ async def make_runtime(
         session=session,
         webhook_url_for=webhook_url_for,
     )
+    local.metrics = metrics
+    local.warm_pool = LocalWarmPool(local, coordination=coordination, metrics=metrics)
     return local, None
 
 
@@ -126,6 +129,8 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     ]
     if settings.runtime == "kubernetes":
         contexts.append(warm_pool_ctx)
+    else:
+        contexts.append(local_warm_pool_ctx)
     return contexts
 
 
@@ -176,8 +181,10 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
         on_instance_lost=nudge_delivery,
         is_leader=lambda: elector.is_leader,
-        # Kubernetes: every replica sees every pod. Local: only its own agents.
-        runtime_sees_all=settings.runtime == "kubernetes",
+        # Kubernetes: every replica sees every pod. Local: only its own agents, which
+        # are all there are when the registry is the data dir's own (one daemon per data
+        # dir): then a running tenant without an agent is lost, e.g. after a daemon crash.
+        runtime_sees_all=settings.runtime == "kubernetes" or settings.registry == "sqlite",
     )
     app[keys.RECONCILER] = reconciler
     events = app[keys.TASKS].spawn(
@@ -185,6 +192,10 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     leader_tasks = app[keys.LEADER_TASKS]
     leader_tasks.add("reconciler-resync", reconciler.run_safety_net)
+    if settings.runtime == "local" and settings.registry == "sqlite":
+        # This daemon alone runs the data dir's agents (its lock): a tenant left running
+        # by a crashed predecessor is reset now, not once a leader lease has expired.
+        app[keys.TASKS].spawn(reconciler.resync(), name="reconciler-start-up")
     try:
         yield
     finally:
@@ -233,3 +244,11 @@ async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await leader_tasks.remove("warm-pool")
+
+
+async def local_warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the local runtime's warm pool (every daemon: the gateways are its children)."""
+    pool = getattr(app[keys.RUNTIME], "warm_pool", None)
+    if pool is not None:
+        app[keys.TASKS].spawn(pool.run(), name="local-warm-pool", expect_forever=True)
+    yield

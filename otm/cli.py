@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from otm import cmd_config, cmd_daemon, cmd_status, cmd_tenant, cmd_tenant_write
+from otm import cmd_config, cmd_daemon, cmd_status, cmd_tenant, cmd_tenant_model, cmd_tenant_write
 from otm.client import CliError
 from otm.cmd_common import warn
 
@@ -106,6 +106,7 @@ def root(
 
 app.add_typer(cmd_tenant.app, name="tenant")
 cmd_tenant_write.register(cmd_tenant.app)
+cmd_tenant_model.register(cmd_tenant.app)
 app.add_typer(cmd_config.app, name="config")
 cmd_status.register(app)
 cmd_daemon.register(app)

@@ -304,6 +304,7 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
     redis = status.get("redis") or {}
     registry = status.get("registry") or {}
     runtime = status.get("runtime") or {}
+    store = status.get("state_store") or {}
     pool = status.get("warm_pool") or {}
     config = status.get("config") or {}
     by_status = registry.get("tenants_by_status") or {}
@@ -329,14 +330,38 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
             ),
         ),
         (
+            "state-store",
+            _ok(store.get("ok")),
+            ", ".join(filter(None, [store.get("kind"), store.get("reason")])),
+        ),
+        (
             "runtime",
             _ok(runtime.get("ok")),
             f"{runtime.get('kind')}, {_count(runtime.get('instances'))} instances",
         ),
-        ("warm-pool", "ok", f"{_count(pool.get('size'))}/{_count(pool.get('target'))} ready"),
+        ("warm-pool", "ok", _warm_pool_details(pool)),
         ("config", "ok", " ".join(f"{k}={_compact(v)}" for k, v in config.items())),
     ]
+    wakes = status.get("wakes")
+    if wakes:
+        rows.append(
+            (
+                "wakes",
+                _ok(wakes.get("ok")),
+                f"{_count(wakes.get('in_progress'))}/{_count(wakes.get('cap'))} in progress, "
+                f"{_count(wakes.get('queued'))} queued",
+            )
+        )
     return render_table(("COMPONENT", "STATE", "DETAILS"), rows)
+
+
+def _warm_pool_details(pool: Mapping[str, Any]) -> str:
+    if "ready" in pool:  # the local pool tells ready (claimable) from booting gateways
+        return (
+            f"{_count(pool.get('ready'))}/{_count(pool.get('target'))} ready, "
+            f"{_count(pool.get('booting'))} booting"
+        )
+    return f"{_count(pool.get('size'))}/{_count(pool.get('target'))} ready"
 
 
 def _count(value: Any) -> str:

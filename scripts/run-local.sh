@@ -3,6 +3,10 @@
 # a data directory and a private redis-server) with a local fake Telegram Bot
 # API so the whole message path works offline. Ctrl-C stops everything.
 #
+# Agents reach a model through the daemon's model gateway; with no upstream configured
+# (OTM_AGENT_MODEL_BASE_URL, or OTM_MODEL_UPSTREAM=bedrock) a local stub LLM is started
+# behind it, so usage shows up in `otm tenant usage`.
+#
 # For real Telegram: OTM_TELEGRAM_API_BASE=https://api.telegram.org
 #                    OTM_PUBLIC_BASE_URL=https://your.public.host ./scripts/run-local.sh
 set -euo pipefail
@@ -20,6 +24,20 @@ if [ -z "${OTM_TELEGRAM_API_BASE:-}" ]; then
     export OTM_TELEGRAM_API_BASE="http://127.0.0.1:$port"
     echo "fake Telegram Bot API on $OTM_TELEGRAM_API_BASE (replies: $OTM_TELEGRAM_API_BASE/_fake/sent)"
 fi
-cleanup() { [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null || true; }
+llm_pid=""
+if [ -z "${OTM_AGENT_MODEL_BASE_URL:-}" ] && [ "${OTM_MODEL_UPSTREAM:-openai}" != "bedrock" ]; then
+    llm_port=${OTM_STUB_LLM_PORT:-8098}
+    .venv/bin/python -m otm.devtools.stub_llm --host 127.0.0.1 --port "$llm_port" \
+        >"$OTM_DATA_DIR/stub-llm.log" 2>&1 &
+    llm_pid=$!
+    export OTM_AGENT_MODEL_BASE_URL="http://127.0.0.1:$llm_port/v1"
+    export OTM_AGENT_MODEL_ID=${OTM_AGENT_MODEL_ID:-stub-model}
+    echo "stub LLM on $OTM_AGENT_MODEL_BASE_URL, behind the daemon's model gateway"
+fi
+cleanup() {
+    [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null
+    [ -n "$llm_pid" ] && kill "$llm_pid" 2>/dev/null
+    true
+}
 trap cleanup EXIT
 .venv/bin/otm daemon "$@"

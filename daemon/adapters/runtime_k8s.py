@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +31,7 @@ from daemon.coordination import Coordination
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
 from daemon.metrics import Metrics
+from daemon.openclaw_config import ModelProvider
 from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
 from daemon.ports import (
     AgentActivity,
@@ -42,7 +44,6 @@ from daemon.ports import (
 from daemon.settings import Settings
 from daemon.warm_bind_token import pod_bind_token
 from daemon.warm_pool import WarmPool
-from otm.devtools.openclaw_config import ModelProvider
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,11 @@ class KubernetesRuntime:
                 api_root=self.api_root,
                 # The model key lives in openclaw.json, i.e. in the tenant Secret (or the
                 # bind request of a warm pod), never in a plain env value of the pod spec.
-                model_provider=self.model_provider,
+                model_provider=(
+                    dataclasses.replace(self.model_provider, api_key=launch.model_key)
+                    if self.model_provider is not None and launch.model_key
+                    else self.model_provider
+                ),
             )
             text = m.config_json(config)
             await self._apply_secret(launch, text)

@@ -6,7 +6,8 @@ Each tenant's agent is one process group on 127.0.0.1 with two free ports
 (not inside) the state dir, so the snapshot never carries its secrets. The
 default command is the bundled stand-in agent; ``settings.agent_command``
 plugs in a real ``openclaw gateway`` instead, and ``settings.agent_model_*``
-give it a model (daemon/agent_model.py).
+give it a model (daemon/openclaw_config.py). With ``warm_pool_target`` > 0 a start binds a
+pre-booted gateway instead of spawning one (local_warm_pool.py).
 
 State: restored from the StateStore snapshot before start; saved after the
 process exited (the final sync of ``stop``, and a post-mortem sync after a
@@ -32,18 +33,26 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from daemon.adapters import local_processes
 from daemon.adapters.local_logs import LogSink
+from daemon.adapters.local_processes import NONCE_ENV
+from daemon.adapters.local_run_state import restore_run_state, save_run_state
 from daemon.adapters.local_sandbox import AgentSandbox, agent_environment
 from daemon.agent_activity import agent_answers, fetch_agent_activity
 from daemon.agent_model import model_provider
+from daemon.crash_points import crash_point
 from daemon.embedded_redis import free_port
+from daemon.metrics import COLD, PHASE_CHANNEL_UP, PHASE_RESTORE, Metrics
+from daemon.openclaw_activity import fetch_openclaw_activity
+from daemon.openclaw_config import render_openclaw_config, tuning_from_settings
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -54,7 +63,9 @@ from daemon.ports import (
     StateStore,
 )
 from daemon.settings import ENV_PREFIX, Settings
-from otm.devtools.openclaw_config import render_openclaw_config
+
+if TYPE_CHECKING:
+    from daemon.adapters.local_warm_pool import LocalWarmPool
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +75,11 @@ WEBHOOK_PATH = "/telegram-webhook"
 PROBE_FIRST_S = 0.02
 PROBE_MAX_S = 0.25
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
-NONCE_ENV = "OTM_AGENT_NONCE"
+OPENCLAW_TIMEOUT_S = 4.0
 PID_FILE = "agent.pid"
+ORPHAN_GRACE_S = 10.0
+"""SIGTERM to SIGKILL for an agent a crashed daemon left (bounded: it delays a start-up)."""
 OPENCLAW_FILE_LOG = "openclaw-file.log"
-REGENERABLE_STATE = ("cache", "tmp")
-"""State subdirs never saved: OpenClaw's 54 MB Control UI cache, rebuilt on every start, and
-its per-process temp/lock files (the pod sync sidecar excludes the same)."""
 _READY_HINTS = ("ready", "listener on", "listening")
 _DAEMON_SETTING_VARS = frozenset(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
 
@@ -84,6 +94,8 @@ class _Agent:
     hint: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    spawned_at: float = field(default_factory=time.monotonic)
+    gateway_token: str = ""
 
     @property
     def state_dir(self) -> Path:
@@ -111,6 +123,9 @@ class LocalRuntime:
         self._logs: dict[str, LogSink] = {}
         self._watchers: set[asyncio.Queue[InstanceEvent | None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self.warm_pool: LocalWarmPool | None = None
+        """Pre-booted gateways a start binds instead of spawning (local_warm_pool.py)."""
+        self.metrics: Metrics | None = None
 
     @classmethod
     async def open(
@@ -148,12 +163,19 @@ class LocalRuntime:
             if agent is not None and not agent.stopping:
                 return agent.instance
             await self._sync_leftovers(tenant_id)
+            if self.warm_pool is not None:
+                bound = await self.warm_pool.claim(launch)
+                if bound is not None:
+                    return bound
+            started = time.monotonic()
             name = f"{tenant_id}-{secrets.token_hex(3)}"
             run_dir = self.root / tenant_id / name
             state_dir = run_dir / "state"
-            state_dir.mkdir(parents=True)
-            (run_dir / "home").mkdir()
-            restored = await self.state_store.restore_snapshot(tenant_id, state_dir)
+            (run_dir / "home").mkdir(parents=True)
+            crash_point("wake-run-dir")
+            generation = await restore_run_state(self.state_store, tenant_id, run_dir)
+            restored = generation != "none"
+            self._observe(PHASE_RESTORE, COLD, time.monotonic() - started)
             webhook_port = free_port()
             gateway_port = free_port()
             while gateway_port == webhook_port:
@@ -173,7 +195,8 @@ class LocalRuntime:
                 gateway_token=launch.gateway_token,
                 hooks_token=launch.hooks_token,
                 workspace_dir=str(state_dir / "workspace"),
-                model_provider=model_provider(self.settings),
+                model_provider=model_provider(self.settings, launch.model_key),
+                tuning=tuning_from_settings(self.settings),
             )
             # OpenClaw's file log defaults to the host-wide /tmp/openclaw, shared by every
             # tenant; the run dir keeps it per agent (stdout goes to agent.log anyway).
@@ -181,18 +204,7 @@ class LocalRuntime:
             fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
-            nonce = secrets.token_hex(8)
-            proc = await asyncio.create_subprocess_exec(
-                *self.sandbox.command(self.command, run_dir),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=run_dir,
-                env=self._agent_env(run_dir, state_dir, config_path, nonce),
-                start_new_session=True,  # own process group: stop kills its children too
-                limit=1 << 20,
-            )
-            (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
+            proc = await self.spawn(run_dir, state_dir, config_path)
             instance = Instance(
                 name=name,
                 tenant_id=tenant_id,
@@ -205,6 +217,7 @@ class LocalRuntime:
                 proc=proc,
                 run_dir=run_dir,
                 ready=asyncio.get_running_loop().create_future(),
+                gateway_token=launch.gateway_token,
             )
             self._agents[tenant_id] = agent
             self._log(tenant_id).write(
@@ -218,6 +231,32 @@ class LocalRuntime:
             self._emit("added", instance)
             log.info("agent %s started (pid %d)", name, proc.pid)
             return instance
+
+    async def spawn(
+        self, run_dir: Path, state_dir: Path, config_path: Path
+    ) -> asyncio.subprocess.Process:
+        """Start the agent command on a prepared run dir and record its pid file (also used
+        by the warm pool, so both paths run agents the same way)."""
+        nonce = secrets.token_hex(8)
+        # The marker first: a daemon killed right after the spawn finds the process by it.
+        await asyncio.to_thread(local_processes.write_instance_marker, run_dir, nonce)
+        proc = await asyncio.create_subprocess_exec(
+            *self.sandbox.command(self.command, run_dir),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=run_dir,
+            env=self._agent_env(run_dir, state_dir, config_path, nonce),
+            start_new_session=True,  # own process group: stop kills its children too
+            limit=1 << 20,
+        )
+        crash_point("wake-spawned")
+        (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
+        return proc
+
+    def _observe(self, phase: str, path: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.agent_start_phase_seconds.labels(phase=phase, path=path).observe(seconds)
 
     def _agent_env(
         self, run_dir: Path, state_dir: Path, config: Path, nonce: str
@@ -280,6 +319,7 @@ class LocalRuntime:
                 if not agent.ready.done():
                     agent.ready.set_result(agent.instance)
                 self._emit("modified", agent.instance)
+                self._observe(PHASE_CHANNEL_UP, COLD, time.monotonic() - agent.spawned_at)
                 log.info("agent %s ready", agent.instance.name)
                 return
             agent.hint.clear()
@@ -311,7 +351,10 @@ class LocalRuntime:
         self._log(tenant_id).write(f"[otm] {agent.instance.name}: {reason}")
         # Post-mortem sync: what the agent persisted before dying is its state.
         async with self._lock(tenant_id):
-            await self._sync_run_dir(tenant_id, agent.run_dir)
+            try:
+                await self._sync_run_dir(tenant_id, agent.run_dir)
+            except Exception as exc:  # kept: the next start or stop saves it again
+                log.error("state of %s not saved after its agent died: %s", tenant_id, exc)
 
     # -- readiness / queries ----------------------------------------------------------
     async def wait_ready(self, tenant_id: str, timeout: float) -> Instance:
@@ -332,7 +375,14 @@ class LocalRuntime:
         agent = self._agents.get(tenant_id)
         if agent is None or agent.instance.gateway_url is None:
             return None
-        return await fetch_agent_activity(self.session, agent.instance.gateway_url, PROBE_TIMEOUT)
+        gateway = agent.instance.gateway_url
+        activity = await fetch_agent_activity(self.session, gateway, PROBE_TIMEOUT)
+        if activity is None and agent.gateway_token:
+            # A real OpenClaw: its session index says whether a turn runs.
+            activity = await fetch_openclaw_activity(
+                self.session, gateway, agent.gateway_token, OPENCLAW_TIMEOUT_S
+            )
+        return activity
 
     async def watch(self) -> AsyncIterator[InstanceEvent]:
         queue: asyncio.Queue[InstanceEvent | None] = asyncio.Queue()
@@ -380,8 +430,10 @@ class LocalRuntime:
             log.warning("agent %s ignored SIGTERM for %.0fs; killing", agent.instance.name, grace_s)
             _signal_group(agent.proc.pid, signal.SIGKILL)
             await agent.exited.wait()
-        # The group may hold children that outlived the leader.
+        # The group may hold children that outlived the leader, and children that left
+        # the group (setsid) still carry the instance marker.
         _signal_group(agent.proc.pid, signal.SIGKILL)
+        await local_processes.end_run_dir_processes(agent.run_dir, grace_s=0)
         for task in agent.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=5)
@@ -396,32 +448,32 @@ class LocalRuntime:
         owned = live.run_dir if live is not None else None
         runs = [p for p in tenant_dir.iterdir() if p.is_dir() and p != owned]
         for run_dir in sorted(runs, key=lambda p: p.stat().st_mtime):
-            if await asyncio.to_thread(recorded_agent_pid, run_dir / PID_FILE) is not None:
-                continue  # still running: another daemon's agent on this data dir
+            # Only this daemon runs agents on the data dir (its lock): whatever still
+            # runs here was left by a crashed one, and is ended before its state is saved.
+            await local_processes.end_run_dir_processes(run_dir, ORPHAN_GRACE_S)
             await self._sync_run_dir(tenant_id, run_dir)
 
     async def _sync_run_dir(self, tenant_id: str, run_dir: Path) -> None:
-        state = run_dir / "state"
-        if state.is_dir():
-            for name in REGENERABLE_STATE:
-                await asyncio.to_thread(shutil.rmtree, state / name, True)
-            size = await self.state_store.save_snapshot(tenant_id, state)
-            log.info("state of %s saved (%d bytes)", tenant_id, size)
-        await asyncio.to_thread(shutil.rmtree, run_dir, True)
+        """Save (if it was fully restored) then remove; a failed save raises and keeps it."""
+        await save_run_state(self.state_store, tenant_id, run_dir)
+        await asyncio.to_thread(_remove_run_dir, run_dir)
 
     # -- daemon start / stop ---------------------------------------------------------------
     async def recover(self) -> None:
         """After a daemon crash: end orphaned agents of ours, save their state."""
         if not self.root.is_dir():
             return
-        for pid_file in self.root.glob(f"*/*/{PID_FILE}"):
-            await _end_orphan(pid_file)
         for tenant_dir in self.root.iterdir():
             if tenant_dir.is_dir():
                 async with self._lock(tenant_dir.name):
-                    await self._sync_leftovers(tenant_dir.name)
+                    try:
+                        await self._sync_leftovers(tenant_dir.name)
+                    except Exception as exc:  # kept on disk; the tenant's next wake retries
+                        log.error("state of %s not saved at start-up: %s", tenant_dir.name, exc)
 
     async def close(self) -> None:
+        if self.warm_pool is not None:
+            await self.warm_pool.close()
         grace = min(self.settings.agent_stop_grace_s, 15.0)
         await asyncio.gather(
             *(self.stop(tenant_id, grace_s=grace) for tenant_id in list(self._agents)),
@@ -431,6 +483,14 @@ class LocalRuntime:
             queue.put_nowait(None)
         for sink in self._logs.values():
             sink.close()
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    if run_dir.is_symlink():  # a bound warm gateway: its run dir lives in the pool's dir
+        shutil.rmtree(run_dir.resolve(), True)
+        run_dir.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(run_dir, True)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -449,44 +509,3 @@ def recorded_agent_pid(pid_file: Path) -> int | None:
     if f"{NONCE_ENV}={nonce}".encode() not in environ.split(b"\0"):
         return None  # the pid was reused by an unrelated process
     return pid
-
-
-def _parent_is_a_daemon(pid: int) -> bool:
-    """True while the agent's parent is a live daemon (another one on this data
-    dir): then it is that daemon's agent, not an orphan of a crashed one."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ppid = int(stat.rsplit(") ", 1)[1].split()[1])
-        cmdline = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError, IndexError):
-        return False
-    return ppid > 1 and b"daemon" in cmdline
-
-
-async def _end_orphan(pid_file: Path, grace_s: float = 10.0) -> None:
-    pid = await asyncio.to_thread(recorded_agent_pid, pid_file)
-    if pid is None or await asyncio.to_thread(_parent_is_a_daemon, pid):
-        return
-    log.warning("ending orphaned agent pid %d (%s)", pid, pid_file.parent.name)
-    _signal_group(pid, signal.SIGTERM)
-    # Not our child, so there is no exit notification: a bounded wait,
-    # once, at daemon start.
-    deadline = asyncio.get_running_loop().time() + grace_s
-    while asyncio.get_running_loop().time() < deadline:
-        if not _alive(pid):
-            break
-        await asyncio.sleep(0.05)
-    _signal_group(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie counts as gone (its parent, the dead daemon, will not reap it).
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
-    return False

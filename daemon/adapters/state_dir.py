@@ -27,19 +27,18 @@ class DirStateStore(SnapshotsOnKeys):
     def _path(self, tenant_id: str, key: str) -> Path:
         return self._tenant_dir(tenant_id) / check_key(key)
 
+    def _write_file(self, path: Path, data: bytes) -> None:
+        """New file then rename: a crash never leaves a half-written one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
     async def put(self, tenant_id: str, key: str, data: bytes) -> None:
-        path = self._path(tenant_id, key)
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(self._write_file, self._path(tenant_id, key), data)
 
     async def get(self, tenant_id: str, key: str) -> bytes:
         path = self._path(tenant_id, key)
@@ -70,6 +69,12 @@ class DirStateStore(SnapshotsOnKeys):
 
     async def delete_tenant(self, tenant_id: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self._tenant_dir(tenant_id), True)
+
+    async def put_probe(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write_file, self.root / check_key(key), data)
+
+    async def delete_probe(self, key: str) -> None:
+        await asyncio.to_thread((self.root / check_key(key)).unlink, missing_ok=True)
 
     async def close(self) -> None:
         return None

@@ -143,11 +143,18 @@ class S3StateStore(SnapshotsOnKeys):
         await asyncio.to_thread(remove_all)
 
     async def ping(self) -> bool:
-        try:
-            await asyncio.to_thread(_probe, self._client, self.bucket)
-        except ClientError:
-            return False
-        return True
+        return not await self.write_problem()
+
+    async def put_probe(self, key: str, data: bytes) -> None:
+        # Under tenants/: the prefix the daemon's IAM policy grants writes on.
+        object_key = "tenants/" + check_key(key)
+        await asyncio.to_thread(
+            self._client.put_object, Bucket=self.bucket, Key=object_key, Body=data
+        )
+
+    async def delete_probe(self, key: str) -> None:
+        object_key = "tenants/" + check_key(key)
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=object_key)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -11,7 +11,7 @@ words: agents resend the whole history, so a trigger in a prompt would fire agai
 
 Every request is recorded (:attr:`StubLLM.requests`, or ``GET /_stub/requests`` when run as a
 process with ``python -m otm.devtools.stub_llm --port N``). ``delay_s`` holds each answer back, to
-simulate a slow model (a turn in flight).
+simulate a slow model (a turn in flight); ``chunk_delay_s`` paces a stream's chunks.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class ChatRequest:
 class StubLLMState:
     model_ids: list[str] = field(default_factory=lambda: [DEFAULT_MODEL])
     delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    """Pause between streamed chunks (a slow stream a client can abandon half-way)."""
     requests: list[ChatRequest] = field(default_factory=list)
     model_list_requests: int = 0
     changes: ChangeNotifier = field(default_factory=ChangeNotifier)
@@ -171,6 +173,8 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
     for i, word in enumerate(words):
         piece = word if i == 0 else " " + word
         await response.write(_chunk(completion_id, model, created, delta={"content": piece}))
+        if state.chunk_delay_s > 0:
+            await asyncio.sleep(state.chunk_delay_s)
     await response.write(_chunk(completion_id, model, created, delta={}, finish_reason="stop"))
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):

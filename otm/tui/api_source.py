@@ -185,10 +185,27 @@ class ApiTenantSource:
 
     async def describe(self, tenant_id: str) -> TenantDetails:
         path = _tenant_path(tenant_id)
-        record, events, buffer = await asyncio.gather(
-            self._json("GET", path), self._json("GET", f"{path}/events"), self._buffer(tenant_id)
+        record, events, buffer, usage = await asyncio.gather(
+            self._json("GET", path),
+            self._json("GET", f"{path}/events"),
+            self._buffer(tenant_id),
+            self._usage(f"&tenant={tenant_id}"),
         )
-        return TenantDetails(record=record, events=list(events["items"]), buffer=buffer)
+        return TenantDetails(
+            record=record, events=list(events["items"]), buffer=buffer, usage=usage.get(tenant_id)
+        )
+
+    async def usage(self) -> dict[str, Record]:
+        return await self._usage("")
+
+    async def _usage(self, query: str) -> dict[str, Record]:
+        try:
+            body = await self._json("GET", f"/v1/usage?since=24h{query}")
+        except SourceUnavailable:
+            raise
+        except SourceError:
+            return {}  # a daemon without the endpoint
+        return {str(item["tenant_id"]): item for item in body.get("items") or []}
 
     # -- streams -------------------------------------------------------------------
     async def watch(self) -> AsyncIterator[WatchEvent]:

@@ -98,6 +98,8 @@ class OtmApp(App[None]):
         self.keymap = dict(keymap or {})
         self.tenants: dict[str, Record] = {}
         self.buffered: dict[str, int | None] = {}
+        self.usage: dict[str, Record] = {}
+        """Model usage of the last 24 h per tenant, polled with the buffers."""
         self.status: Record | None = None
         self.status_error: str | None = None
         self.connection = Connection()
@@ -264,12 +266,18 @@ class OtmApp(App[None]):
                     return None
 
         counts = await asyncio.gather(*(one(t) for t in ids))
-        self.post_message(BufferCountsFetched(dict(zip(ids, counts, strict=True))))
+        try:
+            usage = await self.source.usage()
+        except SourceError:
+            usage = None
+        self.post_message(BufferCountsFetched(dict(zip(ids, counts, strict=True)), usage))
 
     def on_buffer_counts_fetched(self, message: BufferCountsFetched) -> None:
         for tenant_id, count in message.counts.items():
             if tenant_id in self.tenants:
                 self.buffered[tenant_id] = count
+        if message.usage is not None:
+            self.usage = message.usage
         self.mark_dirty()
 
     # -- actions ---------------------------------------------------------------------

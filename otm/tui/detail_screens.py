@@ -139,6 +139,8 @@ class DescribeScreen(Screen[None]):
             yield Static("loading…", id="describe-record")
             yield Static("Buffer", classes="section")
             yield Static("", id="describe-buffer")
+            yield Static("Model usage (24 h)", classes="section")
+            yield Static("", id="describe-usage")
             yield Static(f"Recent events (newest first, up to {RECENT_EVENTS})", classes="section")
             yield Static("", id="describe-events")
         yield KeyBar()
@@ -179,12 +181,30 @@ class DescribeScreen(Screen[None]):
             else f"{buffer.pending} pending"
             + ("" if buffer.dead_letters is None else f", {buffer.dead_letters} dead letters")
         )
+        self.query_one("#describe-usage", Static).update(usage_section(details.usage))
         self.query_one("#describe-events", Static).update(
             events_table(details.events, now=now) if details.events else Text("none", style="dim")
         )
 
     def action_logs(self) -> None:
         self.post_message(TenantActionRequested("logs", self.tenant_id))
+
+
+def usage_section(usage: Record | None) -> str:
+    """Requests, tokens and cost of the last 24 h, then one line per model."""
+    if not usage:
+        return "none"
+    cost = usage.get("cost_usd")
+    lines = [
+        f"{usage.get('requests', 0)} requests, {usage.get('prompt_tokens', 0)} prompt + "
+        f"{usage.get('completion_tokens', 0)} completion tokens"
+        + ("" if cost is None else f", ${float(cost):.4f}")
+    ]
+    for model, entry in sorted((usage.get("models") or {}).items()):
+        lines.append(
+            f"  {model}: {entry.get('requests', 0)} requests, {entry.get('total_tokens', 0)} tokens"
+        )
+    return "\n".join(lines)
 
 
 class LogsScreen(Screen[None]):

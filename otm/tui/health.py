@@ -90,11 +90,22 @@ def health_chunks(status: Mapping[str, Any] | None, error: str | None = None) ->
     if runtime.get("instances") is not None:
         text.append(f" ({runtime['instances']} instances)")
     chunks.append(text)
-    size, target = warm.get("size"), warm.get("target")
+    # The local pool tells ready (claimable) gateways from booting ones: count the ready.
+    size, target = warm.get("ready", warm.get("size")), warm.get("target")
     pool_style = "green" if size is not None and target is not None and size >= target else "yellow"
     chunks.append(
         Text.assemble(("warm pool ", "bold"), (f"{_or_dash(size)}/{_or_dash(target)}", pool_style))
     )
+    wakes = _section(status, "wakes")
+    if wakes:
+        queued = wakes.get("queued") or 0
+        chunks.append(
+            Text.assemble(
+                ("wakes ", "bold"),
+                f"{_or_dash(wakes.get('in_progress'))}/{_or_dash(wakes.get('cap'))}",
+                (f" · {queued} queued", "yellow" if queued else "dim"),
+            )
+        )
     by_status = registry.get("tenants_by_status") or {}
     if isinstance(by_status, Mapping):
         total = sum(int(v) for v in by_status.values())

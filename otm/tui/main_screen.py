@@ -191,6 +191,7 @@ class TenantsScreen(Screen[None]):
                 now=now,
                 default_idle_timeout_s=default_idle,
                 buffered=app.buffered.get(str(t["tenant_id"])),
+                usage=app.usage.get(str(t["tenant_id"])),
             )
             for t in rows
         }

@@ -41,9 +41,11 @@ class StatusFetched(Message):
 
 
 class BufferCountsFetched(Message):
-    def __init__(self, counts: dict[str, int | None]) -> None:
+    def __init__(self, counts: dict[str, int | None], usage: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.counts = counts
+        self.usage = usage
+        """Model usage per tenant (None: not fetched this round)."""
 
 
 class ActionFinished(Message):

@@ -56,6 +56,8 @@ class TenantDetails:
     events: list[Record] = field(default_factory=list)
     buffer: BufferInfo | None = None
     """None when the daemon cannot tell (older daemon without the buffer endpoint)."""
+    usage: Record | None = None
+    """Model usage of the last 24 h (``GET /v1/usage`` item); None when unknown."""
 
 
 class TenantSource(Protocol):
@@ -92,6 +94,10 @@ class TenantSource(Protocol):
         ...
 
     async def describe(self, tenant_id: str) -> TenantDetails: ...
+
+    async def usage(self) -> dict[str, Record]:
+        """Model usage of the last 24 h per tenant id (``GET /v1/usage``); {} when unknown."""
+        ...
 
     async def buffered(self, tenant_id: str) -> int | None:
         """Buffered, not yet delivered updates (None: unknown)."""

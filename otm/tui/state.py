@@ -17,6 +17,7 @@ class DashboardState(Protocol):
     readonly: bool
     tenants: dict[str, Record]
     buffered: dict[str, int | None]
+    usage: dict[str, Record]
     status: Record | None
     status_error: str | None
     connection: Connection

@@ -41,6 +41,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("last_active", "LAST ACTIVE", 11, 4),
     Column("idle_deadline", "IDLE DEADLINE", 13, 2),
     Column("buffered", "BUFFERED", 8, 3),
+    Column("usage", "USAGE/COST 24H", 15, 6),
     Column("age", "AGE", 7, 1),
 )
 CELL_PADDING = 2  # DataTable pads each cell by one on either side
@@ -137,9 +138,13 @@ def row_cells(
     now: datetime,
     default_idle_timeout_s: int | None,
     buffered: int | None,
+    usage: Record | None = None,
 ) -> list[str | Text]:
     cells: list[str | Text] = []
     for column in columns:
+        if column.key == "usage":
+            cells.append(usage_text(usage))
+            continue
         cells.append(
             _cell(
                 column.key,
@@ -150,6 +155,23 @@ def row_cells(
             )
         )
     return cells
+
+
+def human_count(n: int) -> str:
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def usage_text(usage: Record | None) -> str:
+    """``12.3k tok $0.04`` (tokens through the model gateway in 24 h, estimated cost)."""
+    if not usage:
+        return "-"
+    text = f"{human_count(int(usage.get('total_tokens') or 0))} tok"
+    cost = usage.get("cost_usd")
+    return text if cost is None else f"{text} ${float(cost):.2f}"
 
 
 def _cell(

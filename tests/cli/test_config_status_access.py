@@ -60,10 +60,12 @@ def test_status(cli: Cli, clean_daemon: DaemonProc) -> None:
     assert status["runtime"]["kind"] == "local"
     assert status["warm_pool"]["target"] == 0
     assert status["config"]["default_idle_timeout_s"] == 600
+    assert status["wakes"] == {"ok": True, "cap": 10, "in_progress": 0, "queued": 0}
     assert yaml.safe_load(ok(cli("status -o yaml")))["registry"]["kind"] == "sqlite"
     rows = {line.split()[0]: line.split()[1:] for line in ok(cli("status")).splitlines()}
     assert rows["redis"][0] == "ok"
     assert rows["registry"][:3] == ["ok", "sqlite,", "2"]
+    assert rows["wakes"] == ["ok", "0/10", "in", "progress,", "0", "queued"]
     assert "name" not in ok(cli("status --help"))  # only table/json/yaml make sense here
     assert cli("status -o name").exit_code == 2
 

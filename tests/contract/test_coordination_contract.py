@@ -129,6 +129,7 @@ async def test_config_defaults_and_persistence_across_replicas(replicas: Replica
         "warm_pool_target": 4,
         "default_idle_timeout_s": 900,
         "max_wake_attempts": 3,
+        "max_concurrent_wakes": 10,
     }
     assert await a.set_config({}) == await a.get_config()
 

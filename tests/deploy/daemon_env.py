@@ -61,7 +61,7 @@ def daemon_settings(docs: list[Doc]) -> Settings:
 
 #: Read by load_settings besides the OTM_<FIELD> variables (the YAML settings file).
 EXTRA_OTM_VARIABLES = frozenset({"OTM_CONFIG"})
-_SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|API_?KEY|CREDENTIAL", re.I)
+_SECRET_LIKE = re.compile(r"TOKEN(?!S_PER_)|SECRET|PASSWORD|API_?KEY|CREDENTIAL", re.I)
 _ANY_ADDRESS = ("0.0.0.0", "::")
 
 

@@ -19,6 +19,10 @@ CLUSTER_ARN = f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/{CLUSTER}"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/tenants"
 
 
+BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
+"""deploy/kustomize/overlays/eks/site.env's model (the setup guide's default)."""
+
+
 def load(name: str, *, bucket: str = BUCKET) -> Doc:
     """deploy/iam/NAME as `sed` in docs/setup-guide.md fills it in."""
     text = (IAM_DIR / name).read_text()
@@ -27,6 +31,7 @@ def load(name: str, *, bucket: str = BUCKET) -> Doc:
         "@REGION@": REGION,
         "@CLUSTER@": CLUSTER,
         "@BUCKET@": bucket,
+        "@BEDROCK_MODEL_ID@": BEDROCK_MODEL_ID,
     }
     for placeholder, value in site.items():
         text = text.replace(placeholder, value)

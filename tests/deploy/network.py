@@ -139,6 +139,8 @@ def tenant_pod_isolation(
         expectations.expect(daemon, tenant, 22, allowed=False)
         for port in (names.DAEMON_ROUTER_PORT, names.DAEMON_ADMIN_PORT):
             expectations.expect(tenant, daemon, port, allowed=False)
+        # The model gateway is the one daemon port a tenant reaches (its only way to a model).
+        expectations.expect(tenant, daemon, names.DAEMON_MODEL_GATEWAY_PORT, allowed=True)
     for other in [*others, IMPOSTOR, NEIGHBOUR, *redis]:
         for port in tenant_ports:
             expectations.expect(other, tenant, port, allowed=False)

@@ -43,6 +43,7 @@ def test_daemon_deployment(rendered: dict[str, list[Doc]], overlay: str, replica
     assert {p["containerPort"] for p in container["ports"]} == {
         names.DAEMON_ROUTER_PORT,
         names.DAEMON_ADMIN_PORT,
+        names.DAEMON_MODEL_GATEWAY_PORT,
     }
 
 

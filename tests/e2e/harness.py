@@ -40,6 +40,7 @@ class Daemon:
         self.proc: asyncio.subprocess.Process | None = None
         self.admin_url = ""
         self.router_url = ""
+        self.model_gateway_url = ""
         self.http: aiohttp.ClientSession | None = None
         self._stderr: Any = None
         self.log_path = data_dir / "daemon.log"
@@ -53,6 +54,7 @@ class Daemon:
             "OTM_PUBLIC_BASE_URL": "http://127.0.0.1:9",
             "OTM_ADMIN_PORT": "0",
             "OTM_ROUTER_PORT": "0",
+            "OTM_MODEL_GATEWAY_PORT": "0",
             "OTM_ADMIN_TOKEN": ADMIN_TOKEN,
             "OTM_AGENT_STOP_GRACE_S": "10",
             "OTM_WAKE_TIMEOUT_S": "30",
@@ -85,6 +87,7 @@ class Daemon:
             raise
         fields = dict(part.split("=", 1) for part in line.split()[3:])
         self.admin_url, self.router_url = fields["admin"], fields["router"]
+        self.model_gateway_url = fields.get("model_gateway", "")
         self.http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     def log_tail(self, lines: int = 60) -> str:

@@ -1,33 +1,107 @@
-"""Two daemon replicas race on the same tenants: one Redis, one registry, one data dir.
-Telegram's deliveries (and its retries) land on either replica. At most one agent per
-tenant at any moment, and every update reaches it exactly once."""
+"""Two daemon replicas race on the same tenants: one Redis, one registry, one data dir,
+one (fake) Kubernetes cluster running the agents (replicas share agents only there: a
+local-runtime daemon owns its data dir alone). Telegram's deliveries (and its retries)
+land on either replica. At most one agent per tenant at any moment, and every update
+reaches it exactly once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
+
+from daemon import k8s_names as names
+from daemon.adapters.state_dir import DirStateStore
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.harness import agent_update_log
-from tests.faults.support import AgentCensus, TelegramSender, wait_all_answered
+from tests.e2e.harness import STUB_DB
+from tests.faults.support import TelegramSender, wait_all_answered
+from tests.k8s_runtime.process_backend import ProcessPodBackend
+from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.fake_k8s import PODS
+from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 
 SEED = 19
 PER_TENANT = 15
 REPLY_TIMEOUT = 45.0
 
 
+@pytest.fixture
+async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
+    store = DirStateStore(data_dir / "state")  # the daemons' own (embedded) state store
+    backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
+    try:
+        async with running_fake_k8s(
+            tmp_path, namespaces=("default", NS, names.DAEMON_NAMESPACE), pod_backend=backend
+        ) as k8s:
+            backend.store = k8s.server.store
+            yield k8s
+    finally:
+        await backend.close()
+        await store.close()
+
+
+class PodCensus:
+    """Samples the tenants' pods; ``peak`` is the most seen at once per tenant."""
+
+    def __init__(self, cluster: FakeK8s, tenants: list[str]) -> None:
+        self.cluster = cluster
+        self.peak = dict.fromkeys(tenants, 0)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            counts = dict.fromkeys(self.peak, 0)
+            for pod in self.cluster.server.store.snapshot(PODS, NS):
+                tenant_id = pod["metadata"].get("labels", {}).get("otm/tenant")
+                if tenant_id in counts:
+                    counts[tenant_id] += 1
+            for tenant_id, count in counts.items():
+                self.peak[tenant_id] = max(self.peak[tenant_id], count)
+            await asyncio.sleep(0.05)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pod-census")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def synced_update_log(data_dir: Path, tenant_id: str) -> list[int]:
+    """update_ids the tenant's agent persisted, from its state synced by the pod."""
+    db = sqlite3.connect(data_dir / "state" / "tenants" / tenant_id / "state" / STUB_DB)
+    try:
+        rows = db.execute("SELECT update_id FROM updates ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    return [int(r[0]) for r in rows]
+
+
 async def test_two_replicas_one_agent_per_tenant_exactly_once(
-    start_daemon: DaemonFactory, telegram: FakeTelegram
+    start_daemon: DaemonFactory, telegram: FakeTelegram, cluster: FakeK8s
 ) -> None:
     rng = random.Random(SEED)
-    first = await start_daemon()
-    second = await start_daemon()
+    env = {
+        "OTM_RUNTIME": "kubernetes",
+        "OTM_KUBECONFIG": str(cluster.kubeconfig_path),
+        "OTM_TENANT_NAMESPACE": NS,
+        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+    }
+    first = await start_daemon(**env)
+    second = await start_daemon(**env)
     replicas = [first, second]
     tenants = {f"rp{n}": f"56{n}:replica" for n in range(4)}
     secrets = {t: await first.create_tenant(t, token) for t, token in tenants.items()}
-    census = AgentCensus(first.data_dir, list(tenants))
+    census = PodCensus(cluster, list(tenants))
     census.start()
     try:
         async with TelegramSender(lambda: rng.choice(replicas)) as telegram_side:
@@ -52,9 +126,9 @@ async def test_two_replicas_one_agent_per_tenant_exactly_once(
     finally:
         await census.stop()
     assert census.peak == dict.fromkeys(tenants, 1), census.peak
-    # Each replica stops its own agents (with their final state sync), both at once:
-    # the harness's stop() ends every agent left in the data dir afterwards, which
-    # must not catch the other replica's agents before their final sync.
+    for tenant_id in tenants:  # each pod's final state sync
+        status, body = await first.api("POST", f"/v1/tenants/{tenant_id}/sleep")
+        assert status == 200, body
     procs = [r.proc for r in replicas if r.proc is not None]
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
@@ -63,4 +137,4 @@ async def test_two_replicas_one_agent_per_tenant_exactly_once(
     for replica in replicas:
         await replica.stop()
     for tenant_id in tenants:
-        assert agent_update_log(first.data_dir, tenant_id) == list(range(1, PER_TENANT + 1))
+        assert synced_update_log(first.data_dir, tenant_id) == list(range(1, PER_TENANT + 1))

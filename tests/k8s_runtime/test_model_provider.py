@@ -14,6 +14,7 @@ from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
 
 MODEL_KEY = "sk-cluster-model-key"
+TENANT_KEY = "otm-mk-mia.k1.mac"
 
 
 async def test_model_key_is_in_the_secret_config_and_not_in_the_pod(k8s: FakeK8s) -> None:
@@ -21,10 +22,11 @@ async def test_model_key_is_in_the_secret_config_and_not_in_the_pod(k8s: FakeK8s
         agent_model_base_url="http://models.internal:8000/v1/",
         agent_model_id="qwen-7b",
         agent_model_api_key=MODEL_KEY,
+        model_gateway_url="http://otm-model-gateway.otm-system.svc:8082/v1",
     )
     async with open_runtime(k8s.kubeconfig_path) as runtime:
         runtime.model_provider = model_provider(settings)
-        await runtime.start(launch("mia"))
+        await runtime.start(launch("mia", model_key=TENANT_KEY))
         await runtime.wait_ready("mia", timeout=10)
 
         body = await call_json(
@@ -34,10 +36,12 @@ async def test_model_key_is_in_the_secret_config_and_not_in_the_pod(k8s: FakeK8s
         assert config["agents"]["defaults"]["model"]["primary"] == "otm/qwen-7b"
         provider = config["models"]["providers"]["otm"]
         assert (provider["baseUrl"], provider["apiKey"]) == (
-            "http://models.internal:8000/v1",
-            MODEL_KEY,
+            "http://otm-model-gateway.otm-system.svc:8082/v1",
+            TENANT_KEY,
         )
+        # The provider credential is the daemon's alone: nowhere in the Secret.
+        assert MODEL_KEY not in json.dumps(body) + json.dumps(config)
 
         (pod,) = await api_pods(runtime, "otm/tenant=mia")
-        assert not [v for v in env_values(pod) if MODEL_KEY in v]
-        assert MODEL_KEY not in json.dumps(pod)
+        assert not [v for v in env_values(pod) if TENANT_KEY in v or MODEL_KEY in v]
+        assert MODEL_KEY not in json.dumps(pod) and TENANT_KEY not in json.dumps(pod)

@@ -14,7 +14,13 @@ echo "$*" >> "$AWS_LOG"
 """
 
 
+def _marker(tmp_path: Path) -> Path:
+    """Where the scripts run here keep the restore marker (the pod's is in /state)."""
+    return tmp_path / "otm-restored"
+
+
 def _run(tmp_path: Path, script: str, **env: str) -> tuple[int, list[str]]:
+    script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     aws = bin_dir / "aws"
@@ -39,24 +45,35 @@ def test_restore_downloads_state_and_workspace(tmp_path: Path) -> None:
     assert code == 0
     assert calls == [
         "s3 sync s3://bucket-1/tenants/alice/state/ /state/ --exclude openclaw.json"
-        " --exclude openclaw.json.* --exclude *.lock --only-show-errors",
+        " --exclude openclaw.json.* --exclude *.lock --exclude .otm-restored --only-show-errors",
         "s3 sync s3://bucket-1/tenants/alice/workspace/ /workspace/"
         " --exclude *.workspace-state.json.* --exclude *workspace-state.json.tmp-*"
         " --only-show-errors",
     ]
+    assert _marker(tmp_path).exists()
 
 
 def test_restore_fails_the_container_on_an_s3_error(tmp_path: Path) -> None:
     code, calls = _run(tmp_path, m.restore_script(), AWS_FAIL="1")
     assert code != 0 and len(calls) == 1  # stops at the first failure
+    assert not _marker(tmp_path).exists()  # so nothing of it is ever synced back
+
+
+def test_sync_uploads_nothing_before_the_restore_completed(tmp_path: Path) -> None:
+    code, calls = _run(tmp_path, m.sync_script())
+    assert (code, calls) == (0, [])
+    code, calls = _run(tmp_path, m.final_sync_command(warm=False)[2])
+    assert (code, calls) == (0, [])
 
 
 def test_sync_uploads_without_config_locks_or_cache(tmp_path: Path) -> None:
+    _marker(tmp_path).touch()
     code, calls = _run(tmp_path, m.sync_script())
     assert code == 0
     assert calls[0] == (
         "s3 sync /state/ s3://bucket-1/tenants/alice/state/ --exclude openclaw.json"
-        " --exclude openclaw.json.* --exclude *.lock --exclude cache/* --exclude tmp/*"
+        " --exclude openclaw.json.* --exclude *.lock --exclude .otm-restored"
+        " --exclude cache/* --exclude tmp/*"
         " --only-show-errors"
     )
     assert calls[1].startswith("s3 sync /workspace/ s3://bucket-1/tenants/alice/workspace/")
@@ -72,6 +89,7 @@ def test_warm_final_sync_does_nothing_before_a_bind(tmp_path: Path) -> None:
     bind.mkdir()
     (bind / "tenant.env").write_text("S3_PREFIX='tenants/bob/'\n")
     (bind / "restored").touch()
+    _marker(tmp_path).touch()
     code, calls = _run(tmp_path, script, S3_PREFIX="")
     assert code == 0
     assert calls[0].startswith("s3 sync /state/ s3://bucket-1/tenants/bob/state/")
@@ -81,6 +99,7 @@ def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None
     bind = tmp_path / "bind"
     bind.mkdir()
     script = m.sync_loop_script(60, wait_for_bind=True).replace(m.BIND_DIR, str(bind))
+    script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "aws").write_text(FAKE_AWS)

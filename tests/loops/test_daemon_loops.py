@@ -1,6 +1,7 @@
 """The loops inside real daemons (``python -m daemon``) with real local agents:
 an agent killed behind the daemon's back, an idle tenant culled, and two
-replicas on one Redis and one SQLite file failing over leadership."""
+replicas (Kubernetes runtime) on one Redis and one SQLite file failing over
+leadership, and a second local-runtime daemon on a data dir refused."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from daemon import k8s_names as names
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.adapters.state_dir import DirStateStore
 from daemon.coordination import Coordination
 from tests.e2e.harness import Daemon
+from tests.k8s_runtime.process_backend import ProcessPodBackend
+from tests.k8s_runtime.support import NS
+from tests.support.fake_k8s import PODS
+from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
+from tests.support.servers import REPO_ROOT, python_cmd
 
 LEASE_S = 3.0
 StartDaemon = Callable[..., Awaitable[Daemon]]
@@ -112,9 +120,41 @@ async def _status_is(daemon: Daemon, tenant_id: str, expected: str) -> bool:
     return await status(daemon, tenant_id) == expected
 
 
-async def two_replicas(start_daemon: StartDaemon) -> tuple[Daemon, Daemon]:
-    """Two daemons on one data dir and one Redis; (leader, follower) once elected."""
-    env = {"OTM_LEADER_LEASE_S": str(LEASE_S)}
+@pytest.fixture
+async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
+    """Replicas share agents only on the Kubernetes runtime (a local-runtime daemon
+    owns its data dir alone): the fake apiserver, its kubelet running stand-in agents."""
+    store = DirStateStore(data_dir / "state")
+    backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
+    try:
+        async with running_fake_k8s(
+            tmp_path, namespaces=("default", NS, names.DAEMON_NAMESPACE), pod_backend=backend
+        ) as k8s:
+            backend.store = k8s.server.store
+            yield k8s
+    finally:
+        await backend.close()
+        await store.close()
+
+
+def tenant_pods(cluster: FakeK8s, tenant_id: str) -> list[str]:
+    return [
+        p["metadata"]["name"]
+        for p in cluster.server.store.snapshot(PODS, NS)
+        if p["metadata"].get("labels", {}).get("otm/tenant") == tenant_id
+    ]
+
+
+async def two_replicas(start_daemon: StartDaemon, cluster: FakeK8s) -> tuple[Daemon, Daemon]:
+    """Two Kubernetes-runtime daemons on one data dir (registry) and one Redis;
+    (leader, follower) once elected."""
+    env = {
+        "OTM_LEADER_LEASE_S": str(LEASE_S),
+        "OTM_RUNTIME": "kubernetes",
+        "OTM_KUBECONFIG": str(cluster.kubeconfig_path),
+        "OTM_TENANT_NAMESPACE": NS,
+        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+    }
     replicas = [await start_daemon(**env), await start_daemon(**env)]
 
     async def leaders() -> list[Daemon]:
@@ -132,10 +172,10 @@ async def two_replicas(start_daemon: StartDaemon) -> tuple[Daemon, Daemon]:
 
 async def test_leader_failover_between_two_daemons(
     start_daemon: StartDaemon,
-    data_dir: Path,
+    cluster: FakeK8s,
     shared_state: tuple[SqliteRegistry, Coordination],
 ) -> None:
-    leader, follower = await two_replicas(start_daemon)
+    leader, follower = await two_replicas(start_daemon, cluster)
     # Leader-only work runs on the leader only: the follower's culler is idle.
     await leader.create_tenant("before", "1:before")
     await wake(leader, "before")
@@ -156,21 +196,35 @@ async def test_leader_failover_between_two_daemons(
     await wake(follower, "after")
     await set_idle_timeout(shared_state, "after", 1)
     await eventually(lambda: _status_is(follower, "after", "idle"), timeout=20, what="culled")
-    assert live_agents(data_dir, "after") == []
+    assert tenant_pods(cluster, "after") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wake trusts Runtime.get, and a LocalRuntime sees only its own process's "
-    "agents: the second replica starts a second agent (daemon/wake.py _usable, "
-    "daemon/adapters/runtime_local.py get)",
-)
-async def test_concurrent_wakes_from_two_replicas_start_one_agent(
+async def test_a_second_local_daemon_on_the_data_dir_is_refused(
     start_daemon: StartDaemon, data_dir: Path
 ) -> None:
-    leader, follower = await two_replicas(start_daemon)
-    await leader.create_tenant("shared", "1:shared")
-    woken = await asyncio.gather(wake(leader, "shared"), wake(follower, "shared"))
-    assert {t["status"] for t in woken} == {"running"}
+    """Two local-runtime daemons on one data dir would each start an agent for a
+    tenant (a LocalRuntime sees only its own agents): the second one refuses to start,
+    with a one-line reason and a non-zero exit, and the first one keeps serving."""
+    first = await start_daemon()
+    assert first.proc is not None
+    await first.create_tenant("shared", "1:shared")
+    second = Daemon(data_dir, first.redis_url, first.telegram)
+    proc = await asyncio.create_subprocess_exec(
+        *python_cmd("-m", "daemon"),
+        cwd=REPO_ROOT,
+        env=second.env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await proc.communicate()
+    assert proc.returncode == 1
+    [line] = stderr.decode().strip().splitlines()
+    assert (
+        f"another otm daemon (pid {first.proc.pid}) already runs on data directory {data_dir}"
+        in line
+    ), line
+    woken = await wake(first, "shared")
+    assert woken["status"] == "running"
     assert len(live_agents(data_dir, "shared")) == 1
-    assert woken[0]["pod_name"] == woken[1]["pod_name"]

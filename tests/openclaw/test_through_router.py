@@ -2,11 +2,13 @@
 
 The daemon (``python -m daemon``, local runtime) runs the pinned gateway from
 ``scripts/install-openclaw.sh`` as its agent command, with the stub LLM as the model server
-(``OTM_AGENT_MODEL_BASE_URL``). The test only talks to what Telegram would talk to (the router's
-``/tg/{tenant}``) and to the admin API; the reply is what the gateway sent to the fake Bot API.
-Then the tenant is slept while a turn is in flight (SIGTERM: the gateway drains the turn, exits 0,
-the final state sync follows) and the next message wakes it again: the stub LLM's turn counter
-shows the conversation history survived.
+(``OTM_AGENT_MODEL_BASE_URL``) behind the daemon's model gateway: the gateway's openclaw.json
+names the model gateway with the tenant's own key (never the stub's key), and every token the
+stub reported is counted for the tenant. The test only talks to what Telegram would talk to
+(the router's ``/tg/{tenant}``) and to the admin API; the reply is what the gateway sent to the
+fake Bot API. Then the tenant is slept while a turn is in flight (SIGTERM: the gateway drains
+the turn, exits 0, the final state sync follows) and the next message wakes it again: the stub
+LLM's turn counter shows the conversation history survived.
 
 Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw tests/openclaw -s``
 (prints the timings). Two gateway boots of 30-65 s each on a 2-core machine, plus two turns of
@@ -16,6 +18,7 @@ Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw te
 from __future__ import annotations
 
 import html
+import json
 import shlex
 import time
 from collections.abc import Iterator
@@ -25,7 +28,8 @@ import pytest
 
 from daemon.adapters.runtime_local import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
+from otm.devtools.stub_llm import StubLLM, reply_for
+from otm.devtools.stub_llm import _usage as stub_usage
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.polling import eventually
@@ -151,9 +155,15 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             # OpenClaw wraps the user text in context (time, session); the stub echoes it all.
             assert first.startswith("echo: ") and "hello through the router" in first
             assert first.endswith("(prior user turns: 0)")
-            # The gateway called the model with the configured model id and key.
+            # OpenClaw called the model gateway with its tenant key; the gateway called the
+            # model with the configured model id and the daemon's key.
             assert llm.requests
             assert all(r.had_authorization and r.model == "stub-model" for r in llm.requests)
+            [config_path] = (data_dir / "agents" / TENANT).glob("*/openclaw.json")
+            provider = json.loads(config_path.read_text())["models"]["providers"]["otm"]
+            assert provider["baseUrl"] == daemon.model_gateway_url
+            assert provider["apiKey"].startswith(f"otm-mk-{TENANT}.")
+            assert "stub-model-key" not in config_path.read_text()
             # It registered the router's URL with the secret the daemon rendered for it.
             hook = telegram.webhooks[BOT_TOKEN]
             assert (hook.url, hook.secret_token) == (f"http://127.0.0.1:9/tg/{TENANT}", secret)
@@ -196,6 +206,26 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             assert third.endswith("(prior user turns: 2)")
             assert len(_echo_replies(telegram)) == 3  # nothing was replayed
             pgid, _ = _agent_group(data_dir)
+
+            # 4. Usage: exactly what the model reported, for every request it answered.
+            expected = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            for request in llm.requests:
+                reported = stub_usage(request.messages, reply_for(request.messages))
+                expected["requests"] += 1
+                expected["prompt_tokens"] += reported["prompt_tokens"]
+                expected["completion_tokens"] += reported["completion_tokens"]
+
+            async def counted() -> bool:
+                status, body = await daemon.api("GET", f"/v1/usage?since=1h&tenant={TENANT}")
+                assert status == 200, body
+                item = body["items"][0]
+                return bool(item["requests"] >= expected["requests"])
+
+            await eventually(counted, 10, "usage counted")
+            status, body = await daemon.api("GET", f"/v1/usage?since=1h&tenant={TENANT}")
+            item = body["items"][0]
+            assert {k: item[k] for k in expected} == expected
+            print(f"usage through the model gateway: {expected}")
         finally:
             stopping = clock()
             await daemon.stop(timeout=90)

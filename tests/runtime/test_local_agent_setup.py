@@ -27,13 +27,15 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 
 READY_TIMEOUT = 20.0
-MODEL_KEY = "sk-model-key-for-agents"
+MODEL_KEY = "sk-upstream-model-key"
+TENANT_KEY = "otm-mk-modeltenant.k1.mac"
 LAUNCH = AgentLaunch(
     tenant_id="modeltenant",
     bot_token="6161:model-tenant",
     webhook_secret="secret-model",
     gateway_token="gw-model",
     hooks_token="hooks-model",
+    model_key=TENANT_KEY,
 )
 
 
@@ -57,6 +59,8 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
                 "agent_stop_grace_s": 10.0,
                 "agent_model_base_url": llm.base_url,
                 "agent_model_id": "stub-model",
+                # The runtime alone: the stub stands where the daemon's gateway would be.
+                "model_gateway_url": llm.base_url,
             },
         )
         assert settings.agent_model_api_key == MODEL_KEY
@@ -96,7 +100,9 @@ async def test_agent_gets_the_model_provider_and_answers_through_it(setup: Setup
     config = json.loads(config_path.read_text())
     assert config["agents"]["defaults"]["model"]["primary"] == "otm/stub-model"
     provider = config["models"]["providers"]["otm"]
-    assert (provider["baseUrl"], provider["apiKey"]) == (llm.base_url, MODEL_KEY)
+    # The tenant's own gateway key; the upstream's key is nowhere in the agent's config.
+    assert (provider["baseUrl"], provider["apiKey"]) == (llm.base_url, TENANT_KEY)
+    assert MODEL_KEY not in config_path.read_text()
     assert [m["id"] for m in provider["models"]] == ["stub-model"]
     assert config["logging"]["file"] == str(run_dir / "openclaw-file.log")
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import aiohttp
 
+from daemon.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
 from otm.devtools.stub_llm import StubLLM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -174,6 +174,8 @@ class FakeTenantSource:
     ) -> None:
         self.records: dict[str, Tenant] = {t.tenant_id: t for t in tenants}
         self.buffers = dict(buffers or {})
+        self.usage_items: dict[str, Record] = {}
+        """What GET /v1/usage reports per tenant (the test sets it)."""
         self.config = config or LiveConfig(warm_pool_target=3)
         self.calls: list[tuple[str, Any]] = []
         self.log_lines: dict[str, list[str]] = {}
@@ -337,7 +339,12 @@ class FakeTenantSource:
             record=record.public(),
             events=mixed_events(tenant_id),
             buffer=BufferInfo(self.buffers.get(tenant_id, 0), 0),
+            usage=self.usage_items.get(tenant_id),
         )
+
+    async def usage(self) -> dict[str, Record]:
+        self.calls.append(("usage", None))
+        return dict(self.usage_items)
 
     async def buffered(self, tenant_id: str) -> int | None:
         self._get(tenant_id)

@@ -9,7 +9,7 @@ from otm.tui.config_screen import ConfigScreen
 from otm.tui.detail_screens import DescribeScreen, LogsScreen
 from otm.tui.dialogs import CommandPrompt, ConfirmScreen, HealthScreen, HelpScreen
 from otm.tui.main_screen import TenantsScreen
-from tests.tui.conftest import cell_text, ready, row_ids, static_text, wait_until
+from tests.tui.conftest import build_app, cell_text, ready, row_ids, static_text, wait_until
 from tests.tui.fake_source import FakeTenantSource
 
 SIZE = (110, 30)  # big enough for every column; smaller renders keep the tests quick
@@ -300,6 +300,9 @@ async def test_config_editor_shows_validation_errors_inline(
         await pilot.press("ctrl+s")
         assert static_text(app, "#config-error") == "nothing changed"
         app.screen.query_one("#input-max_wake_attempts", Input).value = "7"
+        # One field more (max_concurrent_wakes) pushes Save below the fold at SIZE.
+        app.screen.query_one("#save").scroll_visible(animate=False)
+        await pilot.pause()
         await pilot.click("#save")
         await wait_until(
             pilot, lambda: isinstance(app.screen, TenantsScreen), "the editor to close"
@@ -316,6 +319,8 @@ async def test_config_cancel_button_leaves(app: OtmApp) -> None:
         screen = app.screen
         assert isinstance(screen, ConfigScreen)
         await wait_until(pilot, lambda: screen.config is not None)
+        app.screen.query_one("#cancel").scroll_visible(animate=False)
+        await pilot.pause()
         await pilot.click("#cancel")
         assert isinstance(app.screen, TenantsScreen)
 
@@ -390,3 +395,32 @@ async def test_command_line_completes_and_escape_cancels(app: OtmApp) -> None:
         assert box.value == "wake orbit-cafe"
         await pilot.press("escape")
         assert isinstance(app.screen, TenantsScreen)
+
+
+async def test_usage_column_and_describe_section(source: FakeTenantSource) -> None:
+    source.usage_items = {
+        "acme-support": {
+            "tenant_id": "acme-support",
+            "requests": 4,
+            "prompt_tokens": 1200,
+            "completion_tokens": 345,
+            "total_tokens": 1545,
+            "cost_usd": 0.0123,
+            "models": {"stub-model": {"requests": 4, "total_tokens": 1545}},
+        }
+    }
+    app = build_app(source)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await ready(pilot)
+        await wait_until(pilot, lambda: cell_text(app, "acme-support", "usage") != "-", "usage")
+        assert cell_text(app, "acme-support", "usage") == "1.5k tok $0.01"
+        assert cell_text(app, "bakery-bot", "usage") == "-"
+        await select(pilot, app, "acme-support")
+        await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, DescribeScreen)
+        await wait_until(pilot, lambda: screen.details is not None, "describe")
+        assert static_text(app, "#describe-usage") == (
+            "4 requests, 1200 prompt + 345 completion tokens, $0.0123\n"
+            "  stub-model: 4 requests, 1545 tokens"
+        )

@@ -39,7 +39,9 @@ def test_columns_degrade_with_width() -> None:
         return [c.key for c in view.columns_for_width(width)]
 
     every = ["name", "status", "endpoint", "last_active", "idle_deadline", "buffered", "age"]
-    assert keys(200) == every
+    assert keys(200) == [*every[:6], "usage", "age"]
+    assert keys(123) == [*every[:6], "usage", "age"]
+    assert keys(122) == every  # USAGE/COST goes first
     assert keys(106) == every
     assert "endpoint" not in keys(105)
     assert keys(76) == ["name", "status", "idle_deadline", "buffered", "age"]
@@ -59,7 +61,14 @@ def test_row_cells_and_idle_deadline() -> None:
         running.public(), columns, now=NOW, default_idle_timeout_s=600, buffered=3
     )
     plain = [getattr(c, "plain", c) for c in cells]
-    assert plain == ["acme", "running", "10.0.0.1:8787", "2m ago", "in 8m", "3", "3d"]
+    assert plain == ["acme", "running", "10.0.0.1:8787", "2m ago", "in 8m", "3", "-", "3d"]
+    used = {"total_tokens": 12_345, "cost_usd": 0.0412}
+    cells = view.row_cells(
+        running.public(), columns, now=NOW, default_idle_timeout_s=600, buffered=0, usage=used
+    )
+    assert cells[6] == "12.3k tok $0.04"
+    assert view.usage_text({"total_tokens": 999, "cost_usd": None}) == "999 tok"
+    assert view.usage_text({"total_tokens": 2_500_000}) == "2.5M tok"
     overdue = tenant("late", "running", ip="10.0.0.2", active_ago=timedelta(minutes=12))
     assert view.idle_deadline(overdue.public(), 600) == NOW - timedelta(minutes=2)
     cells = view.row_cells(overdue.public(), columns, now=NOW, default_idle_timeout_s=600,
@@ -197,3 +206,12 @@ def test_every_binding_has_an_id_and_a_tooltip() -> None:
             assert binding.id and binding.tooltip, (owner.__name__, binding.key)
             ids.append(binding.id)
     assert len(ids) == len(set(ids))
+
+
+def test_health_shows_the_wake_queue() -> None:
+    status = {
+        "daemon": {"version": "dev"},
+        "wakes": {"ok": True, "cap": 10, "in_progress": 10, "queued": 37},
+    }
+    assert "wakes 10/10 · 37 queued" in health_text(status).plain
+    assert "wakes" not in health_text({"daemon": {"version": "dev"}}).plain

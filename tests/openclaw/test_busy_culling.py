@@ -1,0 +1,106 @@
+"""Busy-aware idle culling judged by a real OpenClaw gateway (local runtime).
+
+A tenant whose idle timeout passes while its turn still waits on the model is not slept:
+the culler asks the gateway (its ``sessions.list`` ``hasActiveRun``, daemon/openclaw_activity.py)
+and extends the deadline. Once the reply is out, the idle tenant is slept.
+
+Needs ``.tools/openclaw``; one gateway boot (30-65 s on a 2-core machine) and a slow turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from daemon.adapters.registry_sqlite import SqliteRegistry
+from daemon.coordination import Coordination
+from otm.devtools.fake_telegram import FakeTelegram
+from otm.devtools.stub_llm import StubLLM
+from tests.e2e.harness import Daemon, end_orphan_agents
+from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.polling import eventually
+from tests.support.servers import running_redis
+
+pytestmark = [
+    pytest.mark.openclaw,
+    pytest.mark.skipif(
+        not openclaw_installed(),
+        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
+    ),
+    pytest.mark.timeout(480),
+]
+
+TENANT = "ocbusy"
+BOT_TOKEN = "5353:fake-openclaw-busy-token"
+CHAT = 333
+BOOT_TIMEOUT_S = 180.0
+SLOW_MODEL_S = 15.0
+"""The turn's model call: far longer than the tenant's 1 s idle timeout."""
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    with running_redis(tmp_path / "redis") as server:
+        yield server.url
+
+
+async def _status(daemon: Daemon) -> str:
+    return str((await daemon.tenant(TENANT))["status"])
+
+
+async def test_idle_timeout_during_a_turn_waits_for_the_turn(
+    own_redis: str, data_dir: Path
+) -> None:
+    async with (
+        FakeTelegram(host="127.0.0.1", port=0) as telegram,
+        StubLLM(host="127.0.0.1", port=0) as llm,
+    ):
+        daemon = Daemon(
+            data_dir,
+            own_redis,
+            telegram,
+            OTM_AGENT_COMMAND=shlex.join(
+                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
+            ),
+            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
+            OTM_AGENT_MODEL_ID="stub-model",
+            OTM_AGENT_MODEL_API_KEY="stub-model-key",
+            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
+            OTM_AGENT_STOP_GRACE_S="60",
+        )
+        registry = SqliteRegistry(data_dir / "registry.sqlite3")
+        client = aioredis.Redis.from_url(own_redis)
+        try:
+            await daemon.start()
+            secret = await daemon.create_tenant(TENANT, BOT_TOKEN)
+            llm.delay_s = SLOW_MODEL_S
+            await daemon.send_text(TENANT, secret, 1, CHAT, "a slow question")
+            await llm.wait_for_requests(1, timeout=BOOT_TIMEOUT_S)
+            assert await _status(daemon) == "running"
+
+            # The idle timeout (1 s: below what the admin API accepts) passes mid-turn.
+            await registry.update(TENANT, idle_timeout_s=1)
+            await Coordination(client).publish_event(TENANT, "updated", fields=["idle_timeout_s"])
+
+            def answered() -> bool:
+                return any("a slow question" in m.text for m in telegram.sent(BOT_TOKEN, CHAT))
+
+            while not answered():  # bounded by the turn: the stub answers after SLOW_MODEL_S
+                assert await _status(daemon) == "running", "culled while its turn was running"
+                await asyncio.sleep(0.5)
+
+            # The turn is over: now the idle tenant is slept.
+            async def idle() -> bool:
+                return await _status(daemon) == "idle"
+
+            await eventually(idle, 60, "the idle tenant culled after its turn")
+        finally:
+            await client.aclose()
+            await registry.close()
+            await daemon.stop(timeout=90)
+            end_orphan_agents(data_dir)
