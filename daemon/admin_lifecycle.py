@@ -2,7 +2,8 @@
 
 - POST /v1/tenants/{id}/wake            202 tenant (wake runs in the background);
                                         ?wait=true: 200 once running, 503 {"error"} if
-                                        the wake failed, 409 if the tenant is on hold
+                                        the wake failed; 409 (with or without wait) if
+                                        the tenant is suspended or failed
 - POST /v1/tenants/{id}/sleep           200 tenant once the agent stopped (final sync done)
 - GET  /v1/tenants/{id}/logs            text/plain, streamed; ?follow=true&since_s=N&tail=N
 - GET  /v1/tenants/{id}/buffer          {"pending": n, "dead_letters": m}
@@ -29,7 +30,7 @@ from daemon import keys
 from daemon.admin_api import error_response, read_json_object
 from daemon.buffer import chat_id_of
 from daemon.message_path import BUFFER, DELIVERY, WAKE
-from daemon.model import validate_tenant_id
+from daemon.model import TenantStatus, validate_tenant_id
 from daemon.wake import WakeFailed, WakeRefused
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 SIMULATED_UPDATE_BASE = 1_000_000_000
 """Simulated update ids start here, far from the ids a test's real updates use."""
 MAX_TAIL = 100_000
+HELD = frozenset({TenantStatus.SUSPENDED, TenantStatus.FAILED, TenantStatus.DELETED})
+"""Statuses a wake is refused in (an operator must resume the tenant first)."""
 
 
 def _tenant_id(request: web.Request) -> str:
@@ -65,6 +68,14 @@ async def wake_tenant(request: web.Request) -> web.Response:
     registry = request.app[keys.REGISTRY]
     tenant = await registry.get(tenant_id)
     wake = request.app[WAKE]
+    if tenant.status in HELD:
+        # Said now, not after a 202 for a background wake that would be refused.
+        reason = f": {tenant.status_reason}" if tenant.status_reason else ""
+        return error_response(
+            409,
+            f"tenant {tenant_id!r} is {tenant.status.value}{reason} — not woken "
+            f"(`otm tenant resume {tenant_id}` first)",
+        )
     if not _flag(request, "wait"):
         request.app[keys.TASKS].spawn(
             _wake_in_background(wake, tenant_id), name=f"wake:{tenant_id}"

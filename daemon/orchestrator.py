@@ -38,6 +38,8 @@ def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
             raise ValueError("idle_timeout_s must be an integer between 30 and 604800 (or null)")
     if "bot_token" in out and not isinstance(out["bot_token"], str):
         raise ValueError("bot_token must be a string")
+    if "bot_token" in out and not out["bot_token"].strip():
+        raise ValueError("bot_token must not be empty")
     if "image" in out and out["image"] is not None and not isinstance(out["image"], str):
         raise ValueError("image must be a string")
     if "labels" in out:
@@ -73,6 +75,10 @@ class Orchestrator:
         if not isinstance(tenant_id, str):
             raise ValueError("tenant_id is required")
         validate_tenant_id(tenant_id)
+        if "bot_token" not in fields_:
+            # A tenant without a bot can never receive a message: refuse it now rather
+            # than let its first wake fail.
+            raise ValueError("bot_token is required (the tenant's Telegram bot token)")
         tenant = await self.registry.create(Tenant(tenant_id=tenant_id, **fields_))
         log.info("tenant %s created", tenant_id)
         await self.coordination.publish_event(tenant_id, "created", status=tenant.status.value)

@@ -48,6 +48,8 @@ class ApiError(CliError):
         super().__init__(message)
         self.status = status
         self.message = message
+        # One rule for client- and server-side validation: invalid input exits 2.
+        self.exit_code = 2 if status == 400 else 1
 
 
 def default_data_dir() -> Path:

@@ -30,7 +30,7 @@ def get_config(
         out(render_config(config, output))
         return
     if key not in config:
-        raise CliError(f"unknown config key {key!r} (known: {', '.join(sorted(config))})")
+        raise UsageError(f"unknown config key {key!r} (known: {', '.join(sorted(config))})")
     if output == DocFormat.table:
         out(str(config[key]))
     else:

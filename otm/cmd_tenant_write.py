@@ -96,14 +96,19 @@ def create(
     """Register a tenant (its agent starts on the first message)."""
     body: dict[str, Any] = {"tenant_id": tenant_id(name)}
     secret = read_secret(value=bot_token, file=bot_token_file, stdin=bot_token_stdin)
-    if secret is not None:
-        body["bot_token"] = secret
     given, seconds = _idle_timeout(idle_timeout)
     if given:
         body["idle_timeout_s"] = seconds
     sets, removes = parse_labels(label or [])
     if removes:
         raise UsageError("--label KEY- (remove) only makes sense with `otm tenant update`")
+    if secret is None:
+        # A tenant without a bot never gets a message: refused here, not at its first wake.
+        raise UsageError(
+            "a bot token is required (the tenant's Telegram bot): "
+            "--bot-token-file FILE or --bot-token-stdin"
+        )
+    body["bot_token"] = secret
     if sets:
         body["labels"] = sets
     if image is not None:

@@ -43,6 +43,7 @@ from aiohttp import web
 from daemon import keys
 from daemon.adapters.local_logs import LogSink
 from daemon.agent_activity import fetch_agent_activity
+from daemon.agent_command import command_not_startable, resolve_agent_command
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
 from daemon.ports import (
@@ -104,7 +105,9 @@ class LocalRuntime:
         self.state_store = state_store
         self.session = session
         self.webhook_url_for = webhook_url_for
-        self.command = tuple(settings.agent_command) or DEFAULT_AGENT_COMMAND
+        self.command = (
+            resolve_agent_command(settings.agent_command, Path.cwd()) or DEFAULT_AGENT_COMMAND
+        )
         self.root = settings.agents_dir
         self._agents: dict[str, _Agent] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -182,16 +185,21 @@ class LocalRuntime:
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
             nonce = secrets.token_hex(8)
-            proc = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=run_dir,
-                env=self._agent_env(run_dir, state_dir, config_path, nonce),
-                start_new_session=True,  # own process group: stop kills its children too
-                limit=1 << 20,
-            )
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *self.command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    cwd=run_dir,
+                    env=self._agent_env(run_dir, state_dir, config_path, nonce),
+                    start_new_session=True,  # own process group: stop kills its children too
+                    limit=1 << 20,
+                )
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+                error = command_not_startable(self.command, exc)
+                self._log(tenant_id).write(f"[otm] {error}")  # `otm logs` says why
+                raise error from None
             (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
             instance = Instance(
                 name=name,
