@@ -23,7 +23,8 @@ def resolve_agent_command(words: Sequence[str], cwd: Path) -> tuple[str, ...]:
     for word in words:
         looks_like_path = "/" in word and not word.startswith("-") and not os.path.isabs(word)
         if looks_like_path and (cwd / word).exists():
-            resolved.append(str((cwd / word).resolve()))
+            # abspath, not resolve(): a venv python is a symlink that must stay one.
+            resolved.append(os.path.abspath(cwd / word))
         else:
             resolved.append(word)
     return tuple(resolved)
