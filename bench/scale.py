@@ -58,12 +58,12 @@ from bench.common import verdict as verdict_of
 from bench.redis_server import BenchRedis
 from daemon import k8s_names as names
 from daemon import manifests as m
-from daemon.coordination import EVENTS_CHANNEL
 from daemon.embedded_redis import free_port
 from daemon.informer import PodInformer
 from daemon.k8s_client import call_json, open_api_client
 from daemon.model import Tenant, TenantStatus
 from daemon.ports import Registry
+from daemon.redis_keys import EVENTS_CHANNEL
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.fake_k8s import PODS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +11,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon import keys
+from daemon.admin_http import (
+    error_response,
+    matches_labels,
+    parse_label_selector,
+    read_json_object,
+)
+from daemon.admin_http import tenant_id_param as _tenant_id
 from daemon.coordination import config_as_dict
 from daemon.model import (
     ConditionFailed,
@@ -19,17 +25,12 @@ from daemon.model import (
     TenantExists,
     TenantNotFound,
     TenantStatus,
-    validate_tenant_id,
 )
 
 log = logging.getLogger(__name__)
 
 UNAUTHENTICATED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 @web.middleware
@@ -66,26 +67,6 @@ def auth_middleware(token: str) -> Any:
         return await handler(request)
 
     return check
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
-        raise web.HTTPBadRequest(reason="malformed JSON body") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(reason="JSON body must be an object")
-    return body
-
-
-def _tenant_id(request: web.Request) -> str:
-    return validate_tenant_id(request.match_info["tenant_id"])
 
 
 # -- probes -------------------------------------------------------------------
@@ -180,39 +161,6 @@ async def set_config(request: web.Request) -> web.Response:
     return web.json_response(config_as_dict(config))
 
 
-# -- label selectors (subset of Kubernetes syntax: k=v, k!=v, k, !k) ------------
-def parse_label_selector(selector: str) -> list[tuple[str, str, str | None]]:
-    terms: list[tuple[str, str, str | None]] = []
-    for raw in filter(None, (part.strip() for part in selector.split(","))):
-        if "!=" in raw:
-            key, value = raw.split("!=", 1)
-            terms.append(("!=", key.strip(), value.strip()))
-        elif "=" in raw:
-            key, value = raw.split("=", 1)
-            terms.append(("=", key.strip().rstrip("="), value.strip()))
-        elif raw.startswith("!"):
-            terms.append(("!", raw[1:].strip(), None))
-        else:
-            terms.append(("exists", raw, None))
-    for _, key, _ in terms:
-        if not key:
-            raise ValueError(f"invalid label selector {selector!r}")
-    return terms
-
-
-def matches_labels(labels: dict[str, str], terms: list[tuple[str, str, str | None]]) -> bool:
-    for op, key, value in terms:
-        if op == "=" and labels.get(key) != value:
-            return False
-        if op == "!=" and labels.get(key) == value:
-            return False
-        if op == "exists" and key not in labels:
-            return False
-        if op == "!" and key in labels:
-            return False
-    return True
-
-
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
@@ -228,7 +176,3 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/config", get_config)
     app.router.add_patch("/v1/config", set_config)
     app.router.add_put("/v1/config", set_config)
-    from daemon import admin_lifecycle, admin_watch  # here, not at the top: they import this
-
-    admin_lifecycle.setup_routes(app)
-    admin_watch.setup_routes(app)

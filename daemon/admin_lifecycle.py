@@ -27,10 +27,12 @@ from typing import Any
 from aiohttp import web
 
 from daemon import keys
-from daemon.admin_api import error_response, read_json_object
+from daemon.admin_http import error_response, read_json_object
+from daemon.admin_http import tenant_id_param as _tenant_id
 from daemon.buffer import chat_id_of
-from daemon.message_path import BUFFER, DELIVERY, WAKE
-from daemon.model import TenantStatus, validate_tenant_id
+from daemon.keys import BUFFER, DELIVERY, WAKE
+from daemon.model import TenantStatus
+from daemon.redis_keys import simulated_update_key
 from daemon.wake import WakeFailed, WakeRefused
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,6 @@ SIMULATED_UPDATE_BASE = 1_000_000_000
 MAX_TAIL = 100_000
 HELD = frozenset({TenantStatus.SUSPENDED, TenantStatus.FAILED, TenantStatus.DELETED})
 """Statuses a wake is refused in (an operator must resume the tenant first)."""
-
-
-def _tenant_id(request: web.Request) -> str:
-    return validate_tenant_id(request.match_info["tenant_id"])
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -180,7 +178,7 @@ async def simulate_update(request: web.Request) -> web.Response:
         if isinstance(chat_id, bool) or not isinstance(chat_id, int):
             raise ValueError("chat_id must be an integer")
         redis = request.app[keys.REDIS]
-        update_id = SIMULATED_UPDATE_BASE + int(await redis.incr(f"otm:simulated:{tenant_id}"))
+        update_id = SIMULATED_UPDATE_BASE + int(await redis.incr(simulated_update_key(tenant_id)))
         update = simulated_text_update(update_id, chat_id, text)
     raw = json.dumps(update).encode()
     result = await request.app[BUFFER].append(tenant_id, update_id, raw)

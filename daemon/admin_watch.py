@@ -1,8 +1,8 @@
 """`GET /v1/watch` (server-sent tenant changes) and `GET /v1/status` (one-glance health).
 
-One Redis subscription per daemon (the hub) fans tenant events out to every open
-watch stream. Each stream holds at most ``MAX_PENDING`` distinct tenant ids; a
-client that falls further behind is sent a fresh snapshot instead, so a slow
+The daemon's one Redis subscription (TenantSignals) feeds the hub, which fans tenant
+events out to every open watch stream. Each stream holds at most ``MAX_PENDING``
+distinct tenant ids; a client that falls further behind is sent a fresh snapshot instead, so a slow
 reader never grows the daemon's memory. Events only name the tenant: the stream
 re-reads the record from the registry, so coalescing repeated events is exact.
 """
@@ -10,25 +10,24 @@ re-reads the record from the registry, so coalescing repeated events is exact.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import keys
-from daemon.admin_api import matches_labels, parse_label_selector
-from daemon.coordination import EVENTS_CHANNEL, config_as_dict
+from daemon.admin_http import matches_labels, parse_label_selector
+from daemon.coordination import config_as_dict
+from daemon.keys import STARTED_AT, WATCH_HUB
 from daemon.model import Tenant, TenantNotFound, TenantStatus
 from daemon.ports import Registry
+from daemon.signals import TenantSignals
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +92,21 @@ class WatchStream:
 
 
 class WatchHub:
-    """The daemon's one subscription to tenant events, started by the first watcher."""
+    """Fans the daemon's one subscription to tenant events (TenantSignals) out to every
+    open watch stream."""
 
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
+    def __init__(self, signals: TenantSignals) -> None:
+        self.signals = signals
         self.streams: set[WatchStream] = set()
-        self._subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        signals.on_event(self._on_event)
+        # Streams attached before a lost subscription may have missed changes:
+        # resync them once changes flow again.
+        signals.on_reconnect(self._resync)
 
     async def attach(self, stream: WatchStream) -> None:
         """Register ``stream`` once events are flowing (TimeoutError if they do not):
         every change published after this returns reaches the stream."""
-        if self._task is None or self._task.done():
-            self._task = self._app[keys.TASKS].spawn(
-                self._run(), name="watch-hub", expect_forever=True
-            )
-        await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        await asyncio.wait_for(self.signals.connected.wait(), SUBSCRIBE_TIMEOUT_S)
         self.streams.add(stream)
 
     def detach(self, stream: WatchStream) -> None:
@@ -129,53 +127,16 @@ class WatchHub:
                 for stream in streams:
                     if not stream.finished.is_set() and stream.handler is not None:
                         stream.handler.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
-    async def _run(self) -> None:
-        # Own pubsub rather than Coordination.subscribe_events: the handler must know
-        # the subscription is live before it takes its snapshot, or a change made in
-        # between would be lost.
-        redis = self._app[keys.COORDINATION].redis
-        backoff = 0.2
-        while True:
-            pubsub = redis.pubsub()
-            try:
-                await pubsub.subscribe(EVENTS_CHANNEL)
-                async for message in pubsub.listen():
-                    kind = message.get("type")
-                    if kind == "subscribe":
-                        backoff = 0.2
-                        # Streams attached before a lost subscription may have missed
-                        # changes: resync them now that changes flow again.
-                        for stream in self.streams:
-                            stream.fall_behind()
-                        self._subscribed.set()
-                    elif kind == "message":
-                        self._fan_out(message["data"])
-            except (aioredis.RedisError, OSError) as exc:
-                log.warning("watch: event subscription lost (%s); retrying", exc)
-            finally:
-                self._subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-
-    def _fan_out(self, raw: bytes | str) -> None:
-        try:
-            tenant_id = json.loads(raw)["tenant_id"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("watch: ignoring malformed event %r", raw[:200])
-            return
+    def _resync(self) -> None:
         for stream in self.streams:
-            stream.offer(str(tenant_id))
+            stream.fall_behind()
+
+    def _on_event(self, tenant_id: str, event: dict[str, Any]) -> None:
+        for stream in self.streams:
+            stream.offer(tenant_id)
 
 
-WATCH_HUB = web.AppKey("watch_hub", WatchHub)
-STARTED_AT = web.AppKey("started_at", float)
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -278,13 +239,9 @@ async def _bounded(coro: Any) -> tuple[bool, Any]:
         return False, exc
 
 
-def _leader(app: web.Application) -> bool | None:
-    """Whether this replica leads; None while leader election is not wired in.
-    Looked up, not imported: daemon/leader.py is loaded only when its context runs."""
-    module = sys.modules.get("daemon.leader")
-    key = getattr(module, "LEADER", None)
-    elector = app.get(key) if key is not None else None
-    return None if elector is None else bool(elector.is_leader)
+def _leader(app: web.Application) -> bool:
+    """Whether this replica leads."""
+    return app[keys.LEADER].is_leader
 
 
 def _version() -> str | None:
@@ -304,11 +261,8 @@ async def status(request: web.Request) -> web.Response:
     registry_ok, tenants = await _bounded(app[keys.REGISTRY].list())
     by_status = Counter(t.status.value for t in tenants) if registry_ok else {}
     config_ok, config = await _bounded(coordination.get_config())
-    instances: list[Any] = []
-    runtime_ok: bool | None = None
-    if runtime is not None:
-        runtime_ok, listed = await _bounded(runtime.list())
-        instances = listed if runtime_ok else []
+    runtime_ok, listed = await _bounded(runtime.list())
+    instances: list[Any] = listed if runtime_ok else []
     warm = sum(1 for i in instances if getattr(i, "warm", False) and i.tenant_id is None)
     body = {
         "daemon": {
@@ -348,7 +302,6 @@ async def _close_streams(app: web.Application) -> None:
 
 
 def setup_routes(app: web.Application) -> None:
-    app[WATCH_HUB] = WatchHub(app)
     app[STARTED_AT] = time.monotonic()
     app.on_shutdown.append(_close_streams)
     app.router.add_get("/v1/watch", watch)

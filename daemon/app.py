@@ -17,13 +17,15 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon import admin_api, keys, wiring
+from daemon import admin_api, admin_lifecycle, admin_watch, keys, wiring
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.metrics import Metrics
 from daemon.model import new_secret
 from daemon.orchestrator import Orchestrator
+from daemon.router import create_router_app
 from daemon.settings import Settings
+from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
 
@@ -126,13 +128,23 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    runtime = await wiring.make_runtime(app)
+    runtime, warm_pool = await wiring.make_runtime(
+        settings=app[keys.SETTINGS],
+        state_store=app[keys.STATE_STORE],
+        coordination=app[keys.COORDINATION],
+        session=app[keys.HTTP],
+        metrics=app[keys.METRICS],
+        webhook_url_for=wiring.agent_webhook_urls(
+            app[keys.SETTINGS], lambda: app.get(keys.ROUTER_URL)
+        ),
+    )
     app[keys.RUNTIME] = runtime
+    if warm_pool is not None:
+        app[keys.WARM_POOL] = warm_pool
     try:
         yield
     finally:
-        if runtime is not None:
-            await runtime.close()
+        await runtime.close()
 
 
 async def orchestrator_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -148,8 +160,6 @@ async def orchestrator_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def router_listener_ctx(app: web.Application) -> AsyncIterator[None]:
-    from daemon.router import create_router_app
-
     settings = app[keys.SETTINGS]
     runner = web.AppRunner(create_router_app(app), access_log=None, handle_signals=False)
     await runner.setup()
@@ -176,6 +186,11 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    # The daemon's one pub/sub subscriber (listening from the message path's context on)
+    # and the admin watch streams it feeds.
+    signals = TenantSignals()
+    app[keys.SIGNALS] = signals
+    app[keys.WATCH_HUB] = admin_watch.WatchHub(signals)
     app.cleanup_ctx.extend(
         [
             tasks_ctx,
@@ -191,6 +206,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_shutdown.append(stop_background_tasks)
     admin_api.setup_routes(app)
+    admin_lifecycle.setup_routes(app)
+    admin_watch.setup_routes(app)
     return app
 
 

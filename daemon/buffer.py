@@ -27,37 +27,24 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-PREFIX = "otm:"
-PENDING_KEY = PREFIX + "pending"
-WORK_CHANNEL = PREFIX + "work"
+from daemon.redis_keys import (
+    PENDING_KEY,
+    WORK_CHANNEL,
+    dead_key,
+    lock_key,
+    seen_key,
+    tries_key,
+)
+from daemon.redis_keys import buffer_key as buf_key
+from daemon.redis_keys import delivery_lease_name as lease_name
+
 DEDUPE_TTL_S = 25 * 3600
 DEAD_LETTER_MAXLEN = 1000
 
 
-def buf_key(tenant_id: str) -> str:
-    return f"{PREFIX}buf:{tenant_id}"
-
-
-def seen_key(tenant_id: str, update_id: int) -> str:
-    return f"{PREFIX}seen:{tenant_id}:{update_id}"
-
-
-def tries_key(tenant_id: str) -> str:
-    return f"{PREFIX}tries:{tenant_id}"
-
-
-def dead_key(tenant_id: str) -> str:
-    return f"{PREFIX}dead:{tenant_id}"
-
-
-def lease_name(tenant_id: str) -> str:
-    """Name of the delivery lease for Coordination's lock functions."""
-    return f"delivery:{tenant_id}"
-
-
 def lease_key(tenant_id: str) -> str:
-    # Same key scheme as Coordination.acquire_lock, which takes and renews the lease.
-    return f"{PREFIX}lock:{lease_name(tenant_id)}"
+    # The key Coordination.acquire_lock takes and renews the delivery lease under.
+    return lock_key(lease_name(tenant_id))
 
 
 # KEYS: buf, seen, pending   ARGV: update_id, body, ttl_ms, tenant_id, now_ms

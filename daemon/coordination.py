@@ -6,30 +6,32 @@ besides the registry's conditional writes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from daemon.redis_keys import CONFIG_CHANNEL, CONFIG_KEY, EVENTS_CHANNEL, endpoint_key, lock_key
+from daemon.redis_keys import event_log_key as _event_log_key
+
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "otm:"
-CONFIG_KEY = KEY_PREFIX + "config"
-CONFIG_CHANNEL = KEY_PREFIX + "config:changed"
-EVENTS_CHANNEL = KEY_PREFIX + "events"
 # Per-tenant event log kept short: it is for operators, not an audit trail.
 EVENT_LOG_MAXLEN = 500
 
-# Release/extend only if we still own the lock (fencing by owner token).
-_RELEASE_LUA = """
+# Release/extend only if we still own the lock (fencing by owner token): never touch
+# a lock or lease another owner took after ours expired. Shared with leader.RedisLease.
+RELEASE_IF_OWNER_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-_EXTEND_LUA = """
+EXTEND_IF_OWNER_LUA = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
@@ -74,13 +76,11 @@ class Coordination:
     def __init__(self, redis: aioredis.Redis, *, config_defaults: LiveConfig | None = None) -> None:
         self.redis = redis
         self._config_defaults = config_defaults or LiveConfig()
-        self._release = redis.register_script(_RELEASE_LUA)
-        self._extend = redis.register_script(_EXTEND_LUA)
+        self._release = redis.register_script(RELEASE_IF_OWNER_LUA)
+        self._extend = redis.register_script(EXTEND_IF_OWNER_LUA)
 
     # -- endpoint cache ---------------------------------------------------
-    @staticmethod
-    def _endpoint_key(tenant_id: str) -> str:
-        return f"{KEY_PREFIX}endpoint:{tenant_id}"
+    _endpoint_key = staticmethod(endpoint_key)
 
     async def get_endpoint(self, tenant_id: str) -> str | None:
         value = await self.redis.get(self._endpoint_key(tenant_id))
@@ -98,9 +98,7 @@ class Coordination:
         return bool(await self._release(keys=[key], args=[only_if]))
 
     # -- locks --------------------------------------------------------------
-    @staticmethod
-    def _lock_key(name: str) -> str:
-        return f"{KEY_PREFIX}lock:{name}"
+    _lock_key = staticmethod(lock_key)
 
     async def acquire_lock(self, name: str, ttl_s: float) -> str | None:
         """Owner token if acquired, None if someone else holds it."""
@@ -116,6 +114,35 @@ class Coordination:
     async def release_lock(self, name: str, token: str) -> bool:
         """Fenced release: only the owner's token deletes the lock."""
         return bool(await self._release(keys=[self._lock_key(name)], args=[token]))
+
+    async def keep_alive(
+        self,
+        name: str,
+        token: str,
+        ttl_s: float,
+        released: asyncio.Event,
+        on_lost: Callable[[], object] | None = None,
+    ) -> None:
+        """Extend a held lock or lease every third of its TTL until ``released`` is set.
+        Losing it (expired, or another owner) logs, calls ``on_lost`` and ends; a failed
+        extension is retried. ``released`` is a flag, not only a cancel: redis-py may
+        swallow a cancellation inside a command."""
+        while not released.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ttl_s / 3):
+                    await released.wait()
+            if released.is_set():
+                return
+            try:
+                held = await self.extend_lock(name, token, ttl_s)
+            except Exception as exc:
+                log.warning("could not extend %s: %s", name, exc)
+                continue
+            if not held and not released.is_set():
+                log.error("lost %s while holding it", name)
+                if on_lost is not None:
+                    on_lost()
+                return
 
     async def lock_owner(self, name: str) -> str | None:
         value = await self.redis.get(self._lock_key(name))
@@ -148,12 +175,10 @@ class Coordination:
                     yield await self.get_config()
         finally:
             await pubsub.unsubscribe(CONFIG_CHANNEL)
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     # -- tenant events (operator-facing) ---------------------------------------
-    @staticmethod
-    def _event_log_key(tenant_id: str) -> str:
-        return f"{KEY_PREFIX}events:{tenant_id}"
+    _event_log_key = staticmethod(_event_log_key)
 
     async def publish_event(self, tenant_id: str, kind: str, **data: Any) -> None:
         """Append to the tenant's event log and tell live watchers (TUI, -w).
@@ -195,7 +220,7 @@ class Coordination:
                     yield json.loads(message["data"])
         finally:
             await pubsub.unsubscribe(EVENTS_CHANNEL)
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def ping(self) -> bool:
         try:

@@ -19,10 +19,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from aiohttp import web
-
-from daemon import keys
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
 from daemon.leader import checkpoint
@@ -43,40 +41,6 @@ def idle_deadline(tenant: Tenant, config: LiveConfig) -> datetime:
     return tenant.last_active_at + timedelta(seconds=timeout)
 
 
-async def stop_tenant(
-    registry: Registry,
-    runtime: Runtime,
-    coordination: Coordination,
-    tenant_id: str,
-    *,
-    grace_s: float,
-) -> None:
-    """running → stopping → (agent stopped, final state sync) → idle.
-    Used when the daemon has no wake module providing ``sleep``."""
-    tenant = await registry.get(tenant_id)
-    await registry.update(
-        tenant_id,
-        if_status={TenantStatus.RUNNING},
-        if_version=tenant.version,
-        status=TenantStatus.STOPPING,
-        status_reason="idle",
-    )
-    await coordination.publish_event(tenant_id, "stopping", reason="idle")
-    if tenant.endpoint:
-        await coordination.delete_endpoint(tenant_id, only_if=tenant.endpoint)
-    await runtime.stop(tenant_id, grace_s=grace_s)
-    await registry.update(
-        tenant_id,
-        if_status={TenantStatus.STOPPING},
-        status=TenantStatus.IDLE,
-        status_reason="",
-        endpoint=None,
-        gateway_url=None,
-        pod_name=None,
-    )
-    await coordination.publish_event(tenant_id, "idle", reason="idle timeout")
-
-
 class Culler:
     def __init__(
         self,
@@ -85,6 +49,7 @@ class Culler:
         runtime: Runtime,
         coordination: Coordination,
         sleep: SleepFn,
+        events: Callable[[], AsyncIterator[dict[str, Any]]] | None = None,
         max_interval_s: float = 60.0,
         max_concurrent_sleeps: int = 16,
         retry_after_s: float = RETRY_AFTER_S,
@@ -93,6 +58,8 @@ class Culler:
         self.runtime = runtime
         self.coordination = coordination
         self.sleep = sleep
+        self.events = events or coordination.subscribe_events
+        """Tenant events of every replica: the daemon's one subscriber (TenantSignals.events)."""
         self.max_interval_s = max_interval_s
         self.retry_after_s = retry_after_s
         self._config = LiveConfig()
@@ -221,7 +188,7 @@ class Culler:
         while True:
             checkpoint()
             try:
-                async for event in self.coordination.subscribe_events():
+                async for event in self.events():
                     checkpoint()
                     tid = event.get("tenant_id")
                     if isinstance(tid, str) and tid not in self._sleeping:
@@ -281,45 +248,3 @@ def _with_last_active(tenant: Tenant, at: datetime) -> Tenant:
     from dataclasses import replace
 
     return replace(tenant, last_active_at=at)
-
-
-def _sleep_fn(app: web.Application) -> SleepFn:
-    """The wake module's sleep (under the tenant's wake lock, final state sync
-    in runtime.stop) when the message path is wired; otherwise stop_tenant."""
-    from daemon.message_path import WAKE
-
-    if WAKE in app:
-        return app[WAKE].sleep
-    registry, coordination = app[keys.REGISTRY], app[keys.COORDINATION]
-    runtime = app[keys.RUNTIME]
-    grace_s = app[keys.SETTINGS].agent_stop_grace_s
-
-    async def sleep(tenant_id: str) -> None:
-        await stop_tenant(registry, runtime, coordination, tenant_id, grace_s=grace_s)
-
-    return sleep
-
-
-async def culler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the culler runs while this replica leads."""
-    from daemon.leader import LEADER_TASKS
-
-    if app[keys.RUNTIME] is None:
-        yield
-        return
-    culler = Culler(
-        registry=app[keys.REGISTRY],
-        runtime=app[keys.RUNTIME],
-        coordination=app[keys.COORDINATION],
-        sleep=_sleep_fn(app),
-    )
-    app[CULLER] = culler
-    leader_tasks = app[LEADER_TASKS]
-    leader_tasks.add("culler", culler.run)
-    try:
-        yield
-    finally:
-        await leader_tasks.remove("culler")
-
-
-CULLER = web.AppKey("culler", Culler)

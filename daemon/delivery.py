@@ -38,18 +38,19 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from daemon.buffer import Buffer, BufferedUpdate, lease_key, lease_name
+from daemon.buffer import Buffer, BufferedUpdate, lease_key
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.ports import InstancePhase, Registry, Runtime
+from daemon.redis_keys import delivery_lease_name as lease_name
+from daemon.telegram import SECRET_HEADER
 from daemon.tenant_cache import TenantCache, TenantInfo
 from daemon.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 
 log = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 LEASE_TTL_S = 5.0
 """Renewed every third of it; a crashed holder blocks its tenant at most this long."""
 IDLE_S = 30.0
@@ -276,24 +277,10 @@ class DeliveryManager:
     async def _renew(
         self, name: str, token: str, worker: asyncio.Task[Any] | None, released: asyncio.Event
     ) -> None:
-        while not released.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LEASE_TTL_S / 3):
-                    await released.wait()
-            if released.is_set():
-                return
-            try:
-                held = await self.coordination.extend_lock(name, token, LEASE_TTL_S)
-            except Exception as exc:
-                log.warning("could not renew %s: %s", name, exc)
-                continue
-            if not held and not released.is_set():
-                # Acks are fenced on the token, so even a worker that misses
-                # this cancel cannot remove an entry any more.
-                log.error("lost %s; stopping its worker", name)
-                if worker is not None:
-                    worker.cancel()
-                return
+        # On loss the worker is cancelled; acks are fenced on the token, so even a
+        # worker that misses this cancel cannot remove an entry any more.
+        on_lost = worker.cancel if worker is not None else None
+        await self.coordination.keep_alive(name, token, LEASE_TTL_S, released, on_lost)
 
     async def _drain(self, tenant_id: str, token: str, poke: asyncio.Event) -> bool:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""

@@ -1,28 +1,67 @@
-"""Typed aiohttp AppKeys: the daemon's shared resources, set by cleanup contexts."""
+"""Typed aiohttp AppKeys: the daemon's shared parts, set by the composition root.
+
+Only the composition root (app.py, wiring.py, message_path.py, __main__.py) and the
+HTTP handlers (router.py, admin_*.py) read these; every other part gets its
+collaborators as constructor arguments. The domain types are imported for type
+checking only, so importing this module pulls no part of the daemon in.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon.coordination import Coordination
-from daemon.metrics import Metrics
-from daemon.orchestrator import Orchestrator
-from daemon.ports import Registry, Runtime, StateStore
-from daemon.settings import Settings
-from daemon.tasks import TaskGroup
-from daemon.telegram import BotApi
+if TYPE_CHECKING:
+    from daemon.admin_watch import WatchHub
+    from daemon.buffer import Buffer
+    from daemon.coordination import Coordination
+    from daemon.culler import Culler
+    from daemon.delivery import DeliveryManager
+    from daemon.leader import LeaderElector, LeaderTasks
+    from daemon.metrics import Metrics
+    from daemon.orchestrator import Orchestrator
+    from daemon.ports import Registry, Runtime, StateStore
+    from daemon.reconciler import Reconciler
+    from daemon.settings import Settings
+    from daemon.signals import TenantSignals
+    from daemon.tasks import TaskGroup
+    from daemon.telegram import BotApi
+    from daemon.tenant_cache import TenantCache
+    from daemon.wake import WakeManager
+    from daemon.warm_pool import WarmPool
 
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Metrics)
-TASKS = web.AppKey("tasks", TaskGroup)
+# Shared resources (one cleanup context each in app.py).
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+TASKS: web.AppKey[TaskGroup] = web.AppKey("tasks")
 REDIS = web.AppKey("redis", aioredis.Redis)
-COORDINATION = web.AppKey("coordination", Coordination)
-REGISTRY = web.AppKey("registry", Registry)
-STATE_STORE = web.AppKey("state_store", StateStore)
-RUNTIME = web.AppKey("runtime", Runtime)
+COORDINATION: web.AppKey[Coordination] = web.AppKey("coordination")
+REGISTRY: web.AppKey[Registry] = web.AppKey("registry")
+STATE_STORE: web.AppKey[StateStore] = web.AppKey("state_store")
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-BOT_API = web.AppKey("bot_api", BotApi)
-ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
+BOT_API: web.AppKey[BotApi] = web.AppKey("bot_api")
+ORCHESTRATOR: web.AppKey[Orchestrator] = web.AppKey("orchestrator")
 ROUTER_URL = web.AppKey("router_url", str)
+PARENT = web.AppKey("parent", web.Application)
+"""On the router app: the admin app holding the shared parts."""
+STARTED_AT = web.AppKey("started_at", float)
+WATCH_HUB: web.AppKey[WatchHub] = web.AppKey("watch_hub")
+
+# The message path (message_path.py).
+BUFFER: web.AppKey[Buffer] = web.AppKey("buffer")
+TENANT_CACHE: web.AppKey[TenantCache] = web.AppKey("tenant_cache")
+SIGNALS: web.AppKey[TenantSignals] = web.AppKey("signals")
+WAKE: web.AppKey[WakeManager] = web.AppKey("wake")
+DELIVERY: web.AppKey[DeliveryManager] = web.AppKey("delivery")
+
+# Loops (wiring.py).
+LEADER: web.AppKey[LeaderElector] = web.AppKey("leader")
+LEADER_TASKS: web.AppKey[LeaderTasks] = web.AppKey("leader_tasks")
+RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
+CULLER: web.AppKey[Culler] = web.AppKey("culler")
+WARM_POOL: web.AppKey[WarmPool] = web.AppKey("warm_pool")
+"""Set with the Kubernetes runtime only (wiring.background_contexts adds its loop then)."""

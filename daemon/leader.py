@@ -24,16 +24,17 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
-from aiohttp import web
 
-from daemon import keys
 from daemon.cancellation import cancel_and_wait
+from daemon.coordination import EXTEND_IF_OWNER_LUA, RELEASE_IF_OWNER_LUA
+from daemon.k8s_names import LEADER_LEASE
 from daemon.metrics import Metrics
+from daemon.redis_keys import LEADER_KEY
 from daemon.tasks import TaskGroup
 
 if TYPE_CHECKING:
@@ -41,20 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REDIS_LEADER_KEY = "otm:leader"
+REDIS_LEADER_KEY = LEADER_KEY
 
-# Renew only if the key still holds our token (fencing: never extend a lease
-# another replica took after ours expired).
-_RENEW_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 def checkpoint() -> None:
@@ -117,8 +106,9 @@ class RedisLease:
         self.key = key
         self._lease_ms = max(1, int(lease_s * 1000))
         self._token = f"{identity}/{secrets.token_hex(8)}"
-        self._renew = redis.register_script(_RENEW_LUA)
-        self._release = redis.register_script(_RELEASE_LUA)
+        # Renew and release only while the key still holds our token (fencing).
+        self._renew = redis.register_script(EXTEND_IF_OWNER_LUA)
+        self._release = redis.register_script(RELEASE_IF_OWNER_LUA)
 
     async def try_acquire(self) -> bool:
         if await self.redis.set(self.key, self._token, nx=True, px=self._lease_ms):
@@ -174,9 +164,7 @@ class KubernetesLease:
 
     @classmethod
     async def open(cls, settings: Settings, *, identity: str, lease_s: float) -> KubernetesLease:
-        from kubernetes_asyncio import client, config
-
-        from daemon.k8s_names import LEADER_LEASE
+        from kubernetes_asyncio import client, config  # lazy: only with runtime=kubernetes
 
         configuration = client.Configuration()
         if settings.kubeconfig:
@@ -476,42 +464,15 @@ class LeaderTasks:
                 await group.close()
 
 
-LEADER = web.AppKey("leader", LeaderElector)
-LEADER_TASKS = web.AppKey("leader_tasks", LeaderTasks)
-
-
-async def make_elector(app: web.Application) -> LeaderElector:
-    settings = app[keys.SETTINGS]
+async def make_elector(
+    *, settings: Settings, redis: aioredis.Redis, metrics: Metrics
+) -> LeaderElector:
+    """The elector on the lease backend the settings call for."""
     identity = default_identity()
     lease_s = settings.leader_lease_s
     backend: LeaseBackend
     if settings.runtime == "kubernetes":
         backend = await KubernetesLease.open(settings, identity=identity, lease_s=lease_s)
     else:
-        backend = RedisLease(app[keys.REDIS], identity=identity, lease_s=lease_s)
-    return LeaderElector(backend, lease_s=lease_s, metrics=app[keys.METRICS])
-
-
-async def leader_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: campaign for leadership for the app's lifetime; leader-only
-    loops register with ``app[LEADER_TASKS]``."""
-    elector = await make_elector(app)
-    metrics = app[keys.METRICS]
-    metrics.is_leader.set(0)
-    leader_tasks = LeaderTasks(
-        elector,
-        on_failure=lambda name: metrics.background_task_failures.labels(task=name).inc(),
-    )
-    app[LEADER] = elector
-    app[LEADER_TASKS] = leader_tasks
-    tasks = app[keys.TASKS]
-    campaign = tasks.spawn(elector.run(), name="leader-election", expect_forever=True)
-    runner = tasks.spawn(leader_tasks.run(), name="leader-tasks", expect_forever=True)
-    try:
-        yield
-    finally:
-        stuck = await cancel_and_wait([runner, campaign], timeout=5)
-        if stuck:
-            log.error("leader tasks did not stop: %s", [t.get_name() for t in stuck])
-        await elector.release()
-        await elector.backend.close()
+        backend = RedisLease(redis, identity=identity, lease_s=lease_s)
+    return LeaderElector(backend, lease_s=lease_s, metrics=metrics)

@@ -1,6 +1,7 @@
 """Composition of the message path: buffer, tenant cache, wake, delivery, signals.
 
-One cleanup context (registered through wiring.background_contexts) builds
+Part of the composition root (with app.py and wiring.py). One cleanup context
+(registered through wiring.background_contexts) builds
 them after the shared resources exist and before the router starts listening,
 and tears them down (workers cancelled, leases released) before Redis closes.
 """
@@ -17,25 +18,16 @@ from daemon import keys
 from daemon.buffer import Buffer
 from daemon.cancellation import cancel_and_wait
 from daemon.delivery import DeliveryManager
-from daemon.signals import TenantSignals
+from daemon.keys import BUFFER, DELIVERY, TENANT_CACHE, WAKE
 from daemon.tenant_cache import TenantCache
 from daemon.wake import EndpointCache, WakeManager
 
 log = logging.getLogger(__name__)
 
-BUFFER = web.AppKey("buffer", Buffer)
-TENANT_CACHE = web.AppKey("tenant_cache", TenantCache)
-SIGNALS = web.AppKey("signals", TenantSignals)
-WAKE = web.AppKey("wake", WakeManager)
-DELIVERY = web.AppKey("delivery", DeliveryManager)
-
-
 async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[keys.RUNTIME]
-    if runtime is None:
-        raise RuntimeError("the message path needs a runtime adapter")
     coordination = app[keys.COORDINATION]
-    signals = TenantSignals()
+    signals = app[keys.SIGNALS]
     buffer = Buffer(app[keys.REDIS])
     tenants = TenantCache(app[keys.REGISTRY])
     endpoints = EndpointCache(coordination)
@@ -66,7 +58,6 @@ async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
     # Missed messages while disconnected: drop cached knowledge, re-scan work.
     signals.on_reconnect(tenants.clear)
     signals.on_reconnect(delivery.request_sweep)
-    app[SIGNALS] = signals
     app[BUFFER] = buffer
     app[TENANT_CACHE] = tenants
     app[WAKE] = wake

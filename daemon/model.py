@@ -21,6 +21,10 @@ class TenantStatus(StrEnum):
     DELETED = "deleted"
 
 
+DETACHED: dict[str, None] = {"endpoint": None, "gateway_url": None, "pod_name": None}
+"""Registry changes that detach a tenant from its instance (``registry.update(**DETACHED)``):
+every way a tenant stops (sleep, failed wake, suspend, agent lost) clears the same fields."""
+
 # A tenant id becomes part of pod, Secret and S3 key names: lowercase DNS label.
 TENANT_ID_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Leaves room in 63-character Kubernetes names for prefixes such as "otm-tenant-".

@@ -9,6 +9,7 @@ from typing import Any
 
 from daemon.coordination import Coordination
 from daemon.model import (
+    DETACHED,
     ConditionFailed,
     Tenant,
     TenantStatus,
@@ -18,7 +19,7 @@ from daemon.model import (
 )
 from daemon.ports import Registry, Runtime, StateStore
 from daemon.settings import Settings
-from daemon.telegram import BotApi
+from daemon.telegram import BotApi, webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Orchestrator:
         settings: Settings,
         registry: Registry,
         state_store: StateStore,
-        runtime: Runtime | None,
+        runtime: Runtime,
         coordination: Coordination,
         bot_api: BotApi,
     ) -> None:
@@ -67,7 +68,7 @@ class Orchestrator:
 
     def webhook_url(self, tenant_id: str) -> str | None:
         base = self.settings.public_base_url
-        return f"{base.rstrip('/')}/tg/{tenant_id}" if base else None
+        return webhook_url(base, tenant_id) if base else None
 
     async def create_tenant(self, body: dict[str, Any]) -> Tenant:
         fields_ = _check_body(body, _CREATE_FIELDS)
@@ -121,8 +122,7 @@ class Orchestrator:
                 tenant = await self.registry.update(
                     tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING
                 )
-        if self.runtime is not None:
-            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+        await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
         await self.coordination.delete_endpoint(tenant_id)
         await self.state_store.delete_tenant(tenant_id)
         if tenant.bot_token and self.webhook_url(tenant_id):
@@ -145,8 +145,7 @@ class Orchestrator:
             tenant = await self.registry.update(
                 tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING
             )
-            if self.runtime is not None:
-                await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
             await self.coordination.delete_endpoint(tenant_id)
         try:
             tenant = await self.registry.update(
@@ -154,9 +153,7 @@ class Orchestrator:
                 if_version=tenant.version,
                 status=TenantStatus.SUSPENDED,
                 status_reason="suspended by operator",
-                endpoint=None,
-                gateway_url=None,
-                pod_name=None,
+                **DETACHED,
             )
         except ConditionFailed:
             # Someone moved it meanwhile (e.g. a wake): try once more from fresh state.

@@ -22,20 +22,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from aiohttp import web
-
-from daemon import keys
 from daemon.cancellation import cancel_and_wait
-from daemon.coordination import KEY_PREFIX, Coordination
+from daemon.coordination import Coordination
 from daemon.leader import checkpoint
 from daemon.metrics import Metrics
-from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
+from daemon.model import DETACHED, ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase, Registry, Runtime
+from daemon.redis_keys import crashes_key
 from daemon.wake import ENDPOINT_TTL_S
 
 log = logging.getLogger(__name__)
@@ -223,9 +221,7 @@ class Reconciler:
                 if_version=tenant.version,
                 status=TenantStatus.IDLE,
                 status_reason=f"agent lost: {reason}",
-                endpoint=None,
-                gateway_url=None,
-                pod_name=None,
+                **DETACHED,
             )
         except (ConditionFailed, TenantNotFound):
             return  # another replica (or a wake) changed the record first
@@ -255,7 +251,7 @@ class Reconciler:
         """Count the loss; past the live-config wake limit within the window
         the tenant goes to failed (operator attention) instead of re-waking forever."""
         tid = tenant.tenant_id
-        key = f"{KEY_PREFIX}crashes:{tid}"
+        key = crashes_key(tid)
         try:
             redis = self.coordination.redis
             count = int(await redis.incr(key))
@@ -493,57 +489,3 @@ class Reconciler:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
                     await self._kick.wait()
-
-
-async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: events on every replica, safety net while leading."""
-    from daemon.leader import LEADER, LEADER_TASKS
-
-    runtime = app[keys.RUNTIME]
-    if runtime is None:  # no runtime configured: nothing to reconcile
-        yield
-        return
-    settings = app[keys.SETTINGS]
-    elector = app[LEADER]
-    reconciler = Reconciler(
-        registry=app[keys.REGISTRY],
-        runtime=runtime,
-        coordination=app[keys.COORDINATION],
-        metrics=app[keys.METRICS],
-        resync_interval_s=settings.reconcile_interval_s,
-        wake_stale_after_s=settings.wake_timeout_s + 30.0,
-        stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
-        on_instance_lost=_delivery_nudge(app),
-        is_leader=lambda: elector.is_leader,
-        # Kubernetes: every replica sees every pod. Local: only its own agents.
-        runtime_sees_all=settings.runtime == "kubernetes",
-    )
-    app[RECONCILER] = reconciler
-    events = app[keys.TASKS].spawn(
-        reconciler.run_events(), name="reconciler-events", expect_forever=True
-    )
-    leader_tasks = app[LEADER_TASKS]
-    leader_tasks.add("reconciler-resync", reconciler.run_safety_net)
-    try:
-        yield
-    finally:
-        await leader_tasks.remove("reconciler-resync")
-        await cancel_and_wait([events], timeout=5)
-
-
-def _delivery_nudge(app: web.Application) -> Callable[[str], Awaitable[None]] | None:
-    """Tell delivery an agent died: if the tenant has buffered updates, its
-    worker starts and wakes the tenant again."""
-    from daemon.message_path import DELIVERY
-
-    if DELIVERY not in app:
-        return None
-    delivery = app[DELIVERY]
-
-    async def nudge(tenant_id: str) -> None:
-        delivery.notify_if_pending(tenant_id)
-
-    return nudge
-
-
-RECONCILER = web.AppKey("reconciler", Reconciler)

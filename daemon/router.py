@@ -22,14 +22,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import keys
-from daemon.message_path import BUFFER, DELIVERY, TENANT_CACHE
+from daemon.keys import BUFFER, DELIVERY, PARENT, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
+from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
-
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-PARENT = web.AppKey("parent", web.Application)
-
 
 def _answer(request: web.Request, status: int, text: str) -> web.Response:
     request.app[PARENT][keys.METRICS].webhook_requests.labels(status=str(status)).inc()
@@ -102,6 +99,6 @@ def create_router_app(parent: web.Application) -> web.Application:
     # The handler enforces the body limit itself (413 before buffering anything).
     app = web.Application(client_max_size=parent[keys.SETTINGS].max_body_bytes + 1)
     app[PARENT] = parent
-    app.router.add_post("/tg/{tenant_id}", handle_update)
+    app.router.add_post(WEBHOOK_PATH, handle_update)
     app.router.add_get("/healthz", healthz)
     return app

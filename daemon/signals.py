@@ -1,6 +1,7 @@
-"""Cross-replica signals for the message path, over Redis pub/sub.
+"""Cross-replica signals over Redis pub/sub: the daemon's one subscriber.
 
-One subscriber connection per daemon listens to two channels:
+One subscriber connection per daemon listens to two channels, and fans them out
+in-process (message path, culler, tenant gauge, admin watch streams):
 
 - ``otm:events`` (Coordination.publish_event): every tenant change any replica
   makes. Here it invalidates the tenant cache and the endpoint cache, wakes
@@ -19,13 +20,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from daemon.buffer import WORK_CHANNEL
-from daemon.coordination import EVENTS_CHANNEL
+from daemon.redis_keys import EVENTS_CHANNEL, WORK_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Subscription:
 class TenantSignals:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = {}
+        self._all: set[Subscription] = set()
         self._handlers: list[EventHandler] = []
         self._work_handlers: list[Callable[[str, str], None]] = []
         self._reconnect_handlers: list[Callable[[], None]] = []
@@ -68,6 +69,16 @@ class TenantSignals:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[tenant_id]
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Every tenant event from now on (all tenants), until the consumer stops."""
+        sub = Subscription()
+        self._all.add(sub)
+        try:
+            while True:
+                yield await sub.queue.get()
+        finally:
+            self._all.discard(sub)
 
     def on_event(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
@@ -89,7 +100,7 @@ class TenantSignals:
                 handler(tenant_id, event)
             except Exception:
                 log.exception("event handler failed for %s", tenant_id)
-        for sub in self._subs.get(tenant_id, ()):
+        for sub in (*self._subs.get(tenant_id, ()), *self._all):
             sub.queue.put_nowait(event)
 
     def dispatch_work(self, payload: str) -> None:
@@ -106,12 +117,19 @@ class TenantSignals:
         while True:
             pubsub = redis.pubsub()
             try:
-                await pubsub.subscribe(EVENTS_CHANNEL, WORK_CHANNEL)
-                self.connected.set()
-                for handler in self._reconnect_handlers:
-                    handler()
-                delay = 0.1
+                channels = {EVENTS_CHANNEL, WORK_CHANNEL}
+                await pubsub.subscribe(*channels)
                 async for message in pubsub.listen():
+                    if message.get("type") == "subscribe":
+                        # Connected once Redis confirmed both channels: an event published
+                        # after that reaches us (a waiter may read state, then wait).
+                        channels.discard(_text(message["channel"]))
+                        if not channels:
+                            self.connected.set()
+                            for handler in self._reconnect_handlers:
+                                handler()
+                            delay = 0.1
+                        continue
                     if message.get("type") != "message":
                         continue
                     channel = message["channel"]
@@ -134,4 +152,8 @@ class TenantSignals:
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -10,6 +10,16 @@ from typing import Any
 
 import aiohttp
 
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+"""The header carrying a webhook's secret token (Telegram sets it; agents check it)."""
+WEBHOOK_PATH = "/tg/{tenant_id}"
+"""The router's webhook route for one tenant."""
+
+
+def webhook_url(base_url: str, tenant_id: str) -> str:
+    """The URL Telegram posts a tenant's updates to: the router at ``base_url``."""
+    return base_url.rstrip("/") + WEBHOOK_PATH.format(tenant_id=tenant_id)
+
 
 class BotApiError(Exception):
     pass

@@ -16,12 +16,8 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
-
-from daemon import keys
 from daemon.metrics import Metrics
 from daemon.model import TenantStatus
 from daemon.ports import Registry
@@ -81,21 +77,3 @@ class TenantGauge:
                 await asyncio.sleep(max(0.0, started + spacing - time.monotonic()))
         finally:
             self.metrics.tenants_by_status.clear()
-
-
-async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context; after the message path's (its signals carry tenant events) and
-    the leader's (the gauge runs while this replica leads)."""
-    from daemon.leader import LEADER_TASKS
-    from daemon.message_path import SIGNALS
-
-    gauge = TenantGauge(app[keys.REGISTRY], app[keys.METRICS])
-    signals = app.get(SIGNALS)
-    if signals is not None:
-        signals.on_event(gauge.mark_dirty)
-    leader_tasks = app[LEADER_TASKS]
-    leader_tasks.add("tenant-gauge", gauge.run)
-    try:
-        yield
-    finally:
-        await leader_tasks.remove("tenant-gauge")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from daemon.coordination import Coordination
 from daemon.metrics import Metrics
-from daemon.model import ConditionFailed, OtmError, Tenant, TenantStatus
+from daemon.model import DETACHED, ConditionFailed, OtmError, Tenant, TenantStatus
 from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
 from daemon.settings import Settings
 from daemon.signals import TenantSignals
@@ -304,9 +304,7 @@ class WakeManager:
                 status=TenantStatus.FAILED if failed else TenantStatus.IDLE,
                 status_reason=f"wake failed ({count_text}): {reason}",
                 wake_attempts=attempts,
-                endpoint=None,
-                gateway_url=None,
-                pod_name=None,
+                **DETACHED,
             )
         except Exception as exc:
             log.error("could not record failed wake of %s: %s", tenant_id, exc)
@@ -355,9 +353,7 @@ class WakeManager:
             if_status={TenantStatus.STOPPING},
             status=TenantStatus.IDLE,
             status_reason="",
-            endpoint=None,
-            gateway_url=None,
-            pod_name=None,
+            **DETACHED,
         )
         await self.endpoints.drop(tenant_id)
         await self._publish(tenant_id, "idle", reason="slept")
@@ -398,19 +394,7 @@ class WakeManager:
                 log.warning("could not release wake lock of %s: %s", tenant_id, exc)
 
     async def _keep_lock(self, name: str, token: str, done: asyncio.Event) -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LOCK_TTL_S / 3):
-                    await done.wait()
-            if done.is_set():
-                return
-            try:
-                if not await self.coordination.extend_lock(name, token, LOCK_TTL_S):
-                    if not done.is_set():
-                        log.error("lost %s lock while holding it", name)
-                    return
-            except Exception as exc:
-                log.warning("could not extend %s lock: %s", name, exc)
+        await self.coordination.keep_alive(name, token, LOCK_TTL_S, done)
 
     async def _publish(self, tenant_id: str, kind: str, **data: object) -> None:
         await self.coordination.publish_event(tenant_id, kind, **data)

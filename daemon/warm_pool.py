@@ -21,10 +21,8 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
 from kubernetes_asyncio import client
 
-from daemon import keys
 from daemon import manifests as m
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
@@ -265,20 +263,3 @@ class WarmPool:
         if self.metrics is not None:
             self.metrics.warm_pool_size.set(self.size)
             self.metrics.warm_pool_target.set(self.target)
-
-
-async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Run the pool manager while this replica leads (or always, without leader election)."""
-    pool: WarmPool | None = getattr(app[keys.RUNTIME], "warm_pool", None)
-    if pool is None:
-        yield
-        return
-    from daemon.leader import LEADER_TASKS
-
-    if LEADER_TASKS in app:
-        app[LEADER_TASKS].add("warm-pool", pool.run)
-        yield
-        await app[LEADER_TASKS].remove("warm-pool")
-    else:
-        app[keys.TASKS].spawn(pool.run(), name="warm-pool", expect_forever=True)
-        yield

@@ -1,16 +1,37 @@
-"""Pick adapters from settings. Imports are lazy so the embedded default never
-loads boto3 or kubernetes_asyncio it does not use."""
+"""The composition root's builders: adapters chosen by settings, and every background
+loop built from explicit parts (as kopf's ``spawn_tasks`` builds its root tasks).
+
+Each loop takes its collaborators as constructor arguments; only this module (with
+app.py and message_path.py) reads them from the aiohttp app. Adapter imports are lazy
+so the embedded default never loads boto3 or kubernetes_asyncio it does not use.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp import web
 
 from daemon import keys
+from daemon.cancellation import cancel_and_wait
+from daemon.coordination import Coordination
+from daemon.culler import Culler
+from daemon.leader import LeaderTasks, make_elector
+from daemon.message_path import message_path_ctx
+from daemon.metrics import Metrics
 from daemon.ports import Registry, Runtime, StateStore
+from daemon.reconciler import Reconciler
 from daemon.settings import Settings
+from daemon.telegram import webhook_url
+from daemon.tenant_metrics import TenantGauge
+
+if TYPE_CHECKING:
+    from daemon.warm_pool import WarmPool
+
+log = logging.getLogger(__name__)
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
@@ -43,29 +64,59 @@ async def make_state_store(settings: Settings) -> StateStore:
     return DirStateStore(settings.state_dir)
 
 
-async def make_runtime(app: web.Application) -> Runtime | Any:
-    settings = app[keys.SETTINGS]
+def agent_webhook_urls(
+    settings: Settings, router_url: Callable[[], str | None]
+) -> Callable[[str], str]:
+    """What an agent registers with Telegram (setWebhook): the public router URL, else
+    the local router's (known only once its listener started, hence the callable)."""
+
+    def webhook_url_for(tenant_id: str) -> str:
+        base = settings.public_base_url or router_url() or "http://127.0.0.1"
+        return webhook_url(base, tenant_id)
+
+    return webhook_url_for
+
+
+async def make_runtime(
+    *,
+    settings: Settings,
+    state_store: StateStore,
+    coordination: Coordination,
+    session: aiohttp.ClientSession,
+    metrics: Metrics,
+    webhook_url_for: Callable[[str], str],
+) -> tuple[Runtime, WarmPool | None]:
+    """The runtime adapter, and its warm pool (Kubernetes only) for ``warm_pool_ctx``."""
     if settings.runtime == "kubernetes":
         from daemon.adapters.runtime_k8s import KubernetesRuntime
 
-        return await KubernetesRuntime.open(app)
+        k8s = await KubernetesRuntime.open(
+            settings=settings,
+            coordination=coordination,
+            session=session,
+            metrics=metrics,
+            webhook_url_for=webhook_url_for,
+        )
+        return k8s, k8s.warm_pool
     from daemon.adapters.runtime_local import LocalRuntime
 
-    return await LocalRuntime.open(app)
+    local = await LocalRuntime.open(
+        settings=settings,
+        state_store=state_store,
+        session=session,
+        webhook_url_for=webhook_url_for,
+    )
+    return local, None
 
 
 def background_contexts(settings: Settings) -> list[CleanupCtx]:
-    """Cleanup contexts of the long-running tasks (delivery, reconciler, culler, warm pool)."""
-    from daemon.culler import culler_ctx
-    from daemon.leader import leader_ctx
-    from daemon.message_path import message_path_ctx
-    from daemon.reconciler import reconciler_ctx
-    from daemon.tenant_metrics import tenant_metrics_ctx
+    """Cleanup contexts of the long-running parts, in start order.
 
-    # The message path (delivery, wake/sleep) first: the reconciler nudges delivery
-    # and the culler sleeps through wake, so they must stop before it closes.
-    # Leader election before the loops that register leader-only tasks with it
-    # (the tenant gauge too; it also listens to the message path's tenant events).
+    The message path (delivery, wake/sleep) first: the reconciler nudges delivery
+    and the culler sleeps through wake, so they must stop before it closes.
+    Leader election before the loops that register leader-only tasks with it
+    (the tenant gauge too; it also listens to the message path's tenant events).
+    """
     contexts: list[CleanupCtx] = [
         message_path_ctx,
         leader_ctx,
@@ -74,7 +125,111 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
         tenant_metrics_ctx,
     ]
     if settings.runtime == "kubernetes":
-        from daemon.warm_pool import warm_pool_ctx
-
         contexts.append(warm_pool_ctx)
     return contexts
+
+
+async def leader_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Campaign for leadership for the app's lifetime; leader-only loops register
+    with ``app[keys.LEADER_TASKS]``."""
+    metrics = app[keys.METRICS]
+    elector = await make_elector(
+        settings=app[keys.SETTINGS], redis=app[keys.REDIS], metrics=metrics
+    )
+    metrics.is_leader.set(0)
+    leader_tasks = LeaderTasks(
+        elector,
+        on_failure=lambda name: metrics.background_task_failures.labels(task=name).inc(),
+    )
+    app[keys.LEADER] = elector
+    app[keys.LEADER_TASKS] = leader_tasks
+    tasks = app[keys.TASKS]
+    campaign = tasks.spawn(elector.run(), name="leader-election", expect_forever=True)
+    runner = tasks.spawn(leader_tasks.run(), name="leader-tasks", expect_forever=True)
+    try:
+        yield
+    finally:
+        stuck = await cancel_and_wait([runner, campaign], timeout=5)
+        if stuck:
+            log.error("leader tasks did not stop: %s", [t.get_name() for t in stuck])
+        await elector.release()
+        await elector.backend.close()
+
+
+async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Runtime events on every replica, the safety net while leading."""
+    settings = app[keys.SETTINGS]
+    elector = app[keys.LEADER]
+    delivery = app[keys.DELIVERY]
+
+    async def nudge_delivery(tenant_id: str) -> None:
+        # An agent died: if the tenant has buffered updates, its worker wakes it again.
+        delivery.notify_if_pending(tenant_id)
+
+    reconciler = Reconciler(
+        registry=app[keys.REGISTRY],
+        runtime=app[keys.RUNTIME],
+        coordination=app[keys.COORDINATION],
+        metrics=app[keys.METRICS],
+        resync_interval_s=settings.reconcile_interval_s,
+        wake_stale_after_s=settings.wake_timeout_s + 30.0,
+        stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
+        on_instance_lost=nudge_delivery,
+        is_leader=lambda: elector.is_leader,
+        # Kubernetes: every replica sees every pod. Local: only its own agents.
+        runtime_sees_all=settings.runtime == "kubernetes",
+    )
+    app[keys.RECONCILER] = reconciler
+    events = app[keys.TASKS].spawn(
+        reconciler.run_events(), name="reconciler-events", expect_forever=True
+    )
+    leader_tasks = app[keys.LEADER_TASKS]
+    leader_tasks.add("reconciler-resync", reconciler.run_safety_net)
+    try:
+        yield
+    finally:
+        await leader_tasks.remove("reconciler-resync")
+        await cancel_and_wait([events], timeout=5)
+
+
+async def culler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The culler runs while this replica leads; it sleeps tenants through wake's
+    sleep (under the tenant's wake lock, final state sync in runtime.stop)."""
+    culler = Culler(
+        registry=app[keys.REGISTRY],
+        runtime=app[keys.RUNTIME],
+        coordination=app[keys.COORDINATION],
+        sleep=app[keys.WAKE].sleep,
+        events=app[keys.SIGNALS].events,
+    )
+    # Events may have been missed while the subscriber reconnected: re-read everything.
+    app[keys.SIGNALS].on_reconnect(culler.kick)
+    app[keys.CULLER] = culler
+    leader_tasks = app[keys.LEADER_TASKS]
+    leader_tasks.add("culler", culler.run)
+    try:
+        yield
+    finally:
+        await leader_tasks.remove("culler")
+
+
+async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The tenant gauge, refreshed on the message path's tenant events, while leading."""
+    gauge = TenantGauge(app[keys.REGISTRY], app[keys.METRICS])
+    app[keys.SIGNALS].on_event(gauge.mark_dirty)
+    leader_tasks = app[keys.LEADER_TASKS]
+    leader_tasks.add("tenant-gauge", gauge.run)
+    try:
+        yield
+    finally:
+        await leader_tasks.remove("tenant-gauge")
+
+
+async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Refill the Kubernetes warm pool while this replica leads."""
+    leader_tasks = app[keys.LEADER_TASKS]
+    leader_tasks.add("warm-pool", app[keys.WARM_POOL].run)
+    try:
+        yield
+    finally:
+        await leader_tasks.remove("warm-pool")

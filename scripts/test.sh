@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then run every test tier (unit, contract, e2e, Kubernetes fake, deploy
-# validation, TUI, the real-OpenClaw tier) plus ruff and mypy.
+# validation, TUI, the real-OpenClaw tier) plus ruff, mypy and the import-linter contracts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -10,4 +10,5 @@ if command -v npm >/dev/null 2>&1 && [ -x scripts/install-openclaw.sh ]; then
 fi
 .venv/bin/ruff check daemon otm tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

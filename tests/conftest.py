@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tests.support.servers import FAKE_AWS_ENV, reset_moto, running_moto, running_redis
+
+# Shared fixtures live in tests/support and are registered here, so no tier imports
+# another tier's conftest.
+pytest_plugins = ["tests.support.daemon_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +33,16 @@ def redis_url(redis_server: str) -> str:
     finally:
         client.close()
     return redis_server
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client of the test's Redis."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(scope="session")

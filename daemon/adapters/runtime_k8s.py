@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from kubernetes_asyncio import client
 
 from daemon import k8s_names as names
-from daemon import keys
 from daemon import manifests as m
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
+from daemon.coordination import Coordination
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
 from daemon.metrics import Metrics
@@ -50,9 +49,6 @@ GATEWAY_CONTAINER = "gateway"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 # Extra time beyond the grace period for the kubelet to report a pod gone.
 STOP_SLACK_S = 30.0
-
-POD_SETTINGS = web.AppKey("k8s_pod_settings", m.PodSettings)
-"""Optional override of the pod settings derived from Settings (tests, dev clusters)."""
 
 
 @dataclass(frozen=True)
@@ -113,9 +109,16 @@ class KubernetesRuntime:
         self._owns_api = owns_api
 
     @classmethod
-    async def open(cls, app: web.Application) -> KubernetesRuntime:
-        settings: Settings = app[keys.SETTINGS]
-        pod_settings = app.get(POD_SETTINGS) or m.PodSettings.from_settings(settings)
+    async def open(
+        cls,
+        *,
+        settings: Settings,
+        coordination: Coordination,
+        session: aiohttp.ClientSession,
+        metrics: Metrics,
+        webhook_url_for: Callable[[str], str],
+    ) -> KubernetesRuntime:
+        pod_settings = m.PodSettings.from_settings(settings)
         api = await open_api_client(settings.kubeconfig)
         informer = PodInformer(api, pod_settings.namespace)
         try:
@@ -123,25 +126,18 @@ class KubernetesRuntime:
         except BaseException:
             await api.close()
             raise
-        metrics = app[keys.METRICS]
-
-        def webhook_url_for(tenant_id: str) -> str:
-            # What OpenClaw registers with Telegram (setWebhook): the public router URL.
-            base = settings.public_base_url or app.get(keys.ROUTER_URL) or "http://127.0.0.1"
-            return f"{base.rstrip('/')}/tg/{tenant_id}"
-
         pool = WarmPool(
             api=api,
             informer=informer,
             pod_settings=pod_settings,
-            coordination=app[keys.COORDINATION],
+            coordination=coordination,
             metrics=metrics,
         )
         return cls(
             api=api,
             informer=informer,
             pod_settings=pod_settings,
-            session=app[keys.HTTP],
+            session=session,
             webhook_url_for=webhook_url_for,
             api_root=settings.telegram_api_base,
             warm_pool=pool,

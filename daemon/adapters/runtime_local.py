@@ -38,9 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from daemon import keys
 from daemon.adapters.local_logs import LogSink
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_command import command_not_startable, resolve_agent_command
@@ -116,19 +114,19 @@ class LocalRuntime:
         self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
-    async def open(cls, app: web.Application) -> LocalRuntime:
-        settings = app[keys.SETTINGS]
-
-        def webhook_url_for(tenant_id: str) -> str:
-            # What the agent registers with Telegram (setWebhook): the public
-            # router URL, else the local router (the listener starts later).
-            base = settings.public_base_url or app.get(keys.ROUTER_URL) or "http://127.0.0.1"
-            return f"{base.rstrip('/')}/tg/{tenant_id}"
-
+    async def open(
+        cls,
+        *,
+        settings: Settings,
+        state_store: StateStore,
+        session: aiohttp.ClientSession,
+        webhook_url_for: Callable[[str], str],
+    ) -> LocalRuntime:
+        """The runtime, with the agents a previous daemon left running recovered."""
         runtime = cls(
             settings=settings,
-            state_store=app[keys.STATE_STORE],
-            session=app[keys.HTTP],
+            state_store=state_store,
+            session=session,
             webhook_url_for=webhook_url_for,
         )
         await runtime.recover()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from daemon.adapters.aws import s3_client
-from daemon.adapters.state_dir import SnapshotsOnKeys, check_key
+from daemon.adapters.state_keys import SnapshotsOnKeys, check_key
 from daemon.model import validate_tenant_id
 
 if TYPE_CHECKING:

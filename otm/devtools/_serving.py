@@ -23,6 +23,10 @@ from aiohttp import web
 class AppServer:
     """An aiohttp app bound to ``host:port`` (port 0 picks a free one) for the life of a context."""
 
+    shutdown_timeout_s = 1.0
+    """Short: the fakes hold no state worth waiting for, and a test's teardown should not
+    stall on a client that keeps a connection open."""
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.requested_port = port
@@ -43,9 +47,9 @@ class AppServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        # shutdown_timeout is short: the fakes hold no state worth waiting for, and a test's
-        # teardown should not stall on a client that keeps a connection open.
-        self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.build_app(), access_log=None, shutdown_timeout=self.shutdown_timeout_s
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port)
         await site.start()

@@ -29,7 +29,11 @@ from otm.tui.main_screen import MUTATING_ACTIONS, TenantsScreen
 from otm.tui.messages import (
     ActionFinished,
     BufferCountsFetched,
+    ConfigEditorRequested,
+    ConfigSaved,
+    ReconnectRequested,
     StatusFetched,
+    TenantActionRequested,
     WatchConnected,
     WatchDisconnected,
     WatchEventReceived,
@@ -106,7 +110,7 @@ class OtmApp(App[None]):
             self.set_keymap(self.keymap)
 
     def get_default_screen(self) -> Screen[Any]:
-        return TenantsScreen()
+        return TenantsScreen(self)
 
     @property
     def tenants_screen(self) -> TenantsScreen:
@@ -335,14 +339,36 @@ class OtmApp(App[None]):
             self.pop_screen()
 
     def open_describe(self, tenant_id: str) -> None:
-        self.push_screen(DescribeScreen(tenant_id))
+        self.push_screen(DescribeScreen(self, tenant_id))
 
     def open_logs(self, tenant_id: str) -> None:
-        self.push_screen(LogsScreen(tenant_id))
+        self.push_screen(LogsScreen(self, tenant_id))
 
     def open_config(self) -> None:
         if not isinstance(self.screen, ConfigScreen):
-            self.push_screen(ConfigScreen())
+            self.push_screen(ConfigScreen(self))
+
+    # -- what screens ask for (they post, the app acts) ----------------------------------
+    def on_tenant_action_requested(self, message: TenantActionRequested) -> None:
+        self._tenant_action(message.action, message.tenant_id)
+
+    def on_config_editor_requested(self, message: ConfigEditorRequested) -> None:
+        self.open_config()
+
+    def on_reconnect_requested(self, message: ReconnectRequested) -> None:
+        self.reconnect()
+
+    def on_config_saved(self, message: ConfigSaved) -> None:
+        self.config_saved(message.changes, message.config)
+
+    def _tenant_action(self, action: str, tenant_id: str) -> None:
+        {
+            "describe": self.open_describe,
+            "logs": self.open_logs,
+            "wake": self.request_wake,
+            "sleep": self.request_sleep,
+            "delete": self.request_delete,
+        }[action](tenant_id)
 
     def open_health(self) -> None:
         if not isinstance(self.screen, HealthScreen):
@@ -383,13 +409,7 @@ class OtmApp(App[None]):
         elif name == "help":
             self.action_help()
         elif tenant_id is not None:
-            {
-                "describe": self.open_describe,
-                "logs": self.open_logs,
-                "wake": self.request_wake,
-                "sleep": self.request_sleep,
-                "delete": self.request_delete,
-            }[name](tenant_id)
+            self._tenant_action(name, tenant_id)
 
     def help_sections(self) -> list[tuple[str, list[HelpRow]]]:
         sections: list[tuple[str, type[Any], frozenset[str]]] = [

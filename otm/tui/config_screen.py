@@ -14,8 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
 from otm.tui.keybar import KeyBar
-from otm.tui.main_screen import dashboard
+from otm.tui.messages import ConfigSaved
 from otm.tui.source import SourceError
+from otm.tui.state import DashboardState
 
 KEY_HELP = {
     "warm_pool_target": "Pre-started agent pods kept ready so a wake skips the boot.",
@@ -103,12 +104,13 @@ class ConfigScreen(Screen[None]):
             super().__init__()
             self.error = error
 
-    def __init__(self) -> None:
+    def __init__(self, state: DashboardState) -> None:
         super().__init__()
+        self.state = state
         self.config: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
-        readonly = dashboard(self).readonly
+        readonly = self.state.readonly
         with VerticalScroll(id="config-body"):
             title = "Live config (shared by all daemon replicas)"
             yield Static(title + ("  [read-only]" if readonly else ""), id="config-title")
@@ -123,7 +125,7 @@ class ConfigScreen(Screen[None]):
         self.action_reload()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "save" and (dashboard(self).readonly or self.config is None):
+        if action == "save" and (self.state.readonly or self.config is None):
             return None
         return True
 
@@ -133,7 +135,7 @@ class ConfigScreen(Screen[None]):
     @work(exclusive=True, group="config", exit_on_error=False)
     async def _load(self) -> None:
         try:
-            config = await dashboard(self).source.get_config()
+            config = await self.state.source.get_config()
         except SourceError as exc:
             self.post_message(self.Loaded(None, str(exc)))
         else:
@@ -146,7 +148,7 @@ class ConfigScreen(Screen[None]):
         self.show_error(None, message.error)
         if message.config is None:
             return
-        readonly = dashboard(self).readonly
+        readonly = self.state.readonly
         for key, value in message.config.items():
             await fields.mount(
                 Vertical(
@@ -176,7 +178,7 @@ class ConfigScreen(Screen[None]):
         return {key: self.query_one(f"#input-{key}", Input).value for key in self.config}
 
     def action_save(self) -> None:
-        if self.config is None or dashboard(self).readonly:
+        if self.config is None or self.state.readonly:
             return
         changes, errors = changed_values(self.config, self.entered())
         if errors:
@@ -192,14 +194,15 @@ class ConfigScreen(Screen[None]):
     @work(exclusive=True, group="config-save", exit_on_error=False)
     async def _save(self, changes: dict[str, int]) -> None:
         try:
-            config = await dashboard(self).source.set_config(changes)
+            config = await self.state.source.set_config(changes)
         except SourceError as exc:
             self.post_message(self.SaveFailed(str(exc)))
         else:
             self.post_message(self.Saved(changes, config))
 
     def on_config_screen_saved(self, message: Saved) -> None:
-        dashboard(self).config_saved(message.changes, message.config)
+        # To the app directly: this screen's own queue closes with the dismiss.
+        self.app.post_message(ConfigSaved(message.changes, message.config))
         self.dismiss()
 
     def on_config_screen_save_failed(self, message: SaveFailed) -> None:

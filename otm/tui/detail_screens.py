@@ -17,8 +17,9 @@ from textual.widgets import Log, Static
 
 from otm.tui import view
 from otm.tui.keybar import KeyBar
-from otm.tui.main_screen import dashboard
+from otm.tui.messages import TenantActionRequested
 from otm.tui.source import Record, SourceError, TenantDetails
+from otm.tui.state import DashboardState
 
 RECORD_FIELDS = (
     "tenant_id",
@@ -126,8 +127,9 @@ class DescribeScreen(Screen[None]):
             self.details = details
             self.error = error
 
-    def __init__(self, tenant_id: str) -> None:
+    def __init__(self, state: DashboardState, tenant_id: str) -> None:
         super().__init__()
+        self.state = state
         self.tenant_id = tenant_id
         self.details: TenantDetails | None = None
 
@@ -150,14 +152,14 @@ class DescribeScreen(Screen[None]):
     @work(exclusive=True, group="describe", exit_on_error=False)
     async def _load(self) -> None:
         try:
-            details = await dashboard(self).source.describe(self.tenant_id)
+            details = await self.state.source.describe(self.tenant_id)
         except SourceError as exc:
             self.post_message(self.Loaded(None, str(exc)))
         else:
             self.post_message(self.Loaded(details, None))
 
     def on_describe_screen_loaded(self, message: Loaded) -> None:
-        app = dashboard(self)
+        app = self.state
         if message.details is None:
             self.query_one("#describe-record", Static).update(
                 Text(f"cannot describe {self.tenant_id}: {message.error}", style="red")
@@ -182,7 +184,7 @@ class DescribeScreen(Screen[None]):
         )
 
     def action_logs(self) -> None:
-        dashboard(self).open_logs(self.tenant_id)
+        self.post_message(TenantActionRequested("logs", self.tenant_id))
 
 
 class LogsScreen(Screen[None]):
@@ -212,8 +214,11 @@ class LogsScreen(Screen[None]):
             self.note = note
             self.error = error
 
-    def __init__(self, tenant_id: str, *, since_s: float = LOGS_SINCE_S) -> None:
+    def __init__(
+        self, state: DashboardState, tenant_id: str, *, since_s: float = LOGS_SINCE_S
+    ) -> None:
         super().__init__()
+        self.state = state
         self.tenant_id = tenant_id
         self.since_s = since_s
         self._pending: list[str] = []
@@ -244,7 +249,7 @@ class LogsScreen(Screen[None]):
 
     @work(exclusive=True, group="logs", exit_on_error=False)
     async def _stream(self) -> None:
-        source = dashboard(self).source
+        source = self.state.source
         try:
             async for line in source.logs(self.tenant_id, follow=True, since_s=self.since_s):
                 # Lines pile up here and the handler takes them all: a burst costs one

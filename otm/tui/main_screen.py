@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import cast
 
 from rich.text import Text
 from textual import events, on
@@ -14,19 +14,14 @@ from textual.widgets import DataTable, Input, Static
 from otm.tui import view
 from otm.tui.health import connection_text, health_text
 from otm.tui.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from otm.tui.app import OtmApp
+from otm.tui.messages import ConfigEditorRequested, ReconnectRequested, TenantActionRequested
+from otm.tui.state import DashboardState
 
 MUTATING_ACTIONS = frozenset({"wake", "sleep", "delete"})
 # Below this height the health panel gives its rows to the table.
 PANEL_MIN_HEIGHT = 16
 # The table's border (left and right) and its vertical scrollbar.
 TABLE_CHROME = 4
-
-
-def dashboard(node: Any) -> OtmApp:
-    return cast("OtmApp", node.app)
 
 
 def _comparable(cell: str | Text) -> tuple[str, str]:
@@ -127,8 +122,9 @@ class TenantsScreen(Screen[None]):
     }
     """
 
-    def __init__(self) -> None:
+    def __init__(self, state: DashboardState) -> None:
         super().__init__()
+        self.state = state
         self.query_text = ""
         self._columns: list[view.Column] = []
         self._row_ids: list[str] = []
@@ -160,7 +156,7 @@ class TenantsScreen(Screen[None]):
         self.refresh_table()
 
     def refresh_health(self) -> None:
-        app = dashboard(self)
+        app = self.state
         panel = self.query_one(HealthPanel)
         panel.display = self.size.height >= PANEL_MIN_HEIGHT
         text = connection_text(app.connection, app.source.label)
@@ -173,7 +169,7 @@ class TenantsScreen(Screen[None]):
         panel.update(text)
 
     def refresh_table(self) -> None:
-        app = dashboard(self)
+        app = self.state
         table = self.table
         columns = view.columns_for_width(max(self.size.width - TABLE_CHROME, 0))
         if columns != self._columns:
@@ -220,7 +216,7 @@ class TenantsScreen(Screen[None]):
     def visible_ids(self) -> list[str]:
         """Tenant ids the filter lets through, in table order (from the app's state, which
         may be ahead of the table until the next render)."""
-        tenants = view.visible_tenants(dashboard(self).tenants, self.query_text)
+        tenants = view.visible_tenants(self.state.tenants, self.query_text)
         return [str(t["tenant_id"]) for t in tenants]
 
     def _reselect(self, tenant_id: str | None) -> None:
@@ -236,7 +232,7 @@ class TenantsScreen(Screen[None]):
 
     # -- actions -------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING_ACTIONS and dashboard(self).readonly:
+        if action in MUTATING_ACTIONS and self.state.readonly:
             return None  # shown, greyed out
         return True
 
@@ -275,30 +271,30 @@ class TenantsScreen(Screen[None]):
     @on(DataTable.RowSelected, "#tenants")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            dashboard(self).open_describe(event.row_key.value)
+            self.post_message(TenantActionRequested("describe", event.row_key.value))
 
     def action_describe(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
-            dashboard(self).open_describe(tenant_id)
+            self.post_message(TenantActionRequested("describe", tenant_id))
 
     def action_logs(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
-            dashboard(self).open_logs(tenant_id)
+            self.post_message(TenantActionRequested("logs", tenant_id))
 
     def action_wake(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
-            dashboard(self).request_wake(tenant_id)
+            self.post_message(TenantActionRequested("wake", tenant_id))
 
     def action_sleep(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
-            dashboard(self).request_sleep(tenant_id)
+            self.post_message(TenantActionRequested("sleep", tenant_id))
 
     def action_delete(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
-            dashboard(self).request_delete(tenant_id)
+            self.post_message(TenantActionRequested("delete", tenant_id))
 
     def action_config(self) -> None:
-        dashboard(self).open_config()
+        self.post_message(ConfigEditorRequested())
 
     def action_refresh(self) -> None:
-        dashboard(self).reconnect()
+        self.post_message(ReconnectRequested())

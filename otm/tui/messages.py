@@ -1,4 +1,5 @@
-"""Past-tense messages workers post to the app: workers fetch, handlers own state."""
+"""Messages posted to the app: past-tense ones from workers (workers fetch, handlers own
+state), and the requests screens make (screens never call the app's methods)."""
 
 from __future__ import annotations
 
@@ -62,4 +63,30 @@ class ActionFinished(Message):
         self.severity: SeverityLevel = severity
         self.record = record
         self.deleted = deleted
+        self.config = config
+
+
+class TenantActionRequested(Message):
+    """A screen asked for ``action`` (describe, logs, wake, sleep, delete) on a tenant."""
+
+    def __init__(self, action: str, tenant_id: str) -> None:
+        super().__init__()
+        self.action = action
+        self.tenant_id = tenant_id
+
+
+class ConfigEditorRequested(Message):
+    """A screen asked for the live config editor."""
+
+
+class ReconnectRequested(Message):
+    """A screen asked to drop the watch and reconnect now."""
+
+
+class ConfigSaved(Message):
+    """The config editor saved ``changes``; ``config`` is the daemon's answer."""
+
+    def __init__(self, changes: dict[str, int], config: dict[str, Any]) -> None:
+        super().__init__()
+        self.changes = changes
         self.config = config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -13,14 +13,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from daemon.coordination import (
-    CONFIG_CHANNEL,
-    EVENT_LOG_MAXLEN,
-    EVENTS_CHANNEL,
-    Coordination,
-    LiveConfig,
-    config_as_dict,
-)
+from daemon.coordination import EVENT_LOG_MAXLEN, Coordination, LiveConfig, config_as_dict
+from daemon.redis_keys import CONFIG_CHANNEL, EVENTS_CHANNEL
+from tests.support.polling import eventually
 
 Replicas = tuple[Coordination, Coordination]
 
@@ -33,15 +28,6 @@ async def replicas(redis_url: str) -> AsyncIterator[Replicas]:
     finally:
         for client in clients:
             await client.aclose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll ``check`` until true; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.02)
 
 
 async def subscribers(coord: Coordination, channel: str) -> int:

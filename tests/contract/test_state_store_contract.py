@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.adapters.state_dir import SNAPSHOT_KEY
+from daemon.adapters.state_keys import SNAPSHOT_KEY
 from daemon.adapters.state_s3 import S3StateStore
 from daemon.model import InvalidTenantId
 from daemon.ports import StateStore

@@ -20,11 +20,11 @@ from typing import Any
 import aiohttp
 
 from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.support.servers import REPO_ROOT, project_env, python_cmd
 
 ADMIN_TOKEN = "e2e-admin-token"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 START_TIMEOUT_S = 30.0
 STUB_DB = "agent-stub.sqlite"
 
@@ -176,17 +176,6 @@ class Daemon:
             tenant_id, secret, make_text_update(update_id, chat_id, text)
         )
         assert status == 200, f"router answered {status} for update {update_id}"
-
-
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    """Await an async predicate, re-checking only when the fake Telegram sees traffic
-    or every 100 ms (daemon state lives in another process), bounded by ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def replies(telegram: FakeTelegram, bot_token: str, chat_id: int) -> list[str]:

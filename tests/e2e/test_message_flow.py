@@ -10,8 +10,9 @@ import asyncio
 
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import Daemon, agent_update_log, replies, wait_for
+from tests.e2e.harness import Daemon, agent_update_log, replies
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
 
@@ -97,7 +98,7 @@ async def test_fifty_in_order_across_sleep_and_state_survives(
     async def all_replied() -> bool:
         return len(echoes(replies(telegram, "1003:ord", 9))) >= 50
 
-    await wait_for(all_replied, REPLY_TIMEOUT, "50 replies")
+    await eventually(all_replied, REPLY_TIMEOUT, "50 replies")
     texts = echoes(replies(telegram, "1003:ord", 9))
     expected = ["echo: first (#1)"] + [f"echo: n{n} (#{n})" for n in range(2, 51)]
     # In order, each exactly once, and the counter (agent state) continued across the restart.
@@ -143,7 +144,7 @@ async def test_daemon_sigkill_loses_and_duplicates_nothing(
         texts = echoes(replies(telegram, "1005:crash", 11))
         return all(any(t.startswith(f"echo: k{n} ") for t in texts) for n in range(1, 21))
 
-    await wait_for(all_replied, REPLY_TIMEOUT, "replies to all 20 updates")
+    await eventually(all_replied, REPLY_TIMEOUT, "replies to all 20 updates")
     status, _ = await daemon.api("POST", "/v1/tenants/crash/sleep")
     assert status == 200
     assert agent_update_log(daemon.data_dir, "crash") == list(range(1, 21))
@@ -171,7 +172,7 @@ async def test_agent_crash_mid_stream(daemon: Daemon, telegram: FakeTelegram) ->
     async def all_replied() -> bool:
         return len(echoes(replies(telegram, "1006:boom", 13))) >= 10
 
-    await wait_for(all_replied, REPLY_TIMEOUT, "10 replies")
+    await eventually(all_replied, REPLY_TIMEOUT, "10 replies")
     # Each update answered, in order. (An agent killed between sending a reply and
     # recording it may answer that one update again after its restart: that is
     # the agent's own replay policy, not a second delivery — see the update log.)

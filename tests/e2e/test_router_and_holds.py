@@ -11,8 +11,9 @@ import redis.asyncio as aioredis
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import Daemon, replies, wait_for
+from tests.e2e.harness import Daemon, replies
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
 
@@ -64,7 +65,7 @@ async def test_poison_update_is_dead_lettered_and_does_not_block(
     async def two_replies() -> bool:
         return len([t for t in replies(telegram, "1102:p", 6) if t != STARTING_NOTICE]) >= 2
 
-    await wait_for(two_replies, REPLY_TIMEOUT, "replies around the poison update")
+    await eventually(two_replies, REPLY_TIMEOUT, "replies around the poison update")
     texts = [t for t in replies(telegram, "1102:p", 6) if t != STARTING_NOTICE]
     assert texts == ["echo: before (#1)", "echo: after (#2)"]
     status, buffer = await daemon.api("GET", "/v1/tenants/poison/buffer")
@@ -117,7 +118,7 @@ async def test_deleted_tenant_is_unknown_at_once_and_its_buffer_dropped(
         async def purged() -> bool:
             return not await client.exists("otm:buf:doomed")
 
-        await wait_for(purged, REPLY_TIMEOUT, "the deleted tenant's buffer to be dropped")
+        await eventually(purged, REPLY_TIMEOUT, "the deleted tenant's buffer to be dropped")
         assert not await client.sismember("otm:pending", "doomed")
     finally:
         await client.aclose()
@@ -136,7 +137,7 @@ async def test_failed_wakes_mark_tenant_failed_and_resume_delivers(
     async def failed() -> bool:
         return (await daemon.tenant("flaky"))["status"] == "failed"
 
-    await wait_for(failed, REPLY_TIMEOUT, "tenant failed after 2 wake attempts")
+    await eventually(failed, REPLY_TIMEOUT, "tenant failed after 2 wake attempts")
     tenant = await daemon.tenant("flaky")
     assert "wake failed (2/2)" in tenant["status_reason"]
     assert "bot token" in tenant["status_reason"]

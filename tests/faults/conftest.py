@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-# Re-exported fixtures (pytest finds fixtures by name in a conftest's namespace).
-from tests.e2e.conftest import daemon, start_daemon, telegram  # noqa: F401
 from tests.support.servers import running_redis
 
 

@@ -13,7 +13,8 @@ import string
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+from daemon.telegram import SECRET_HEADER
+
 ROUTER = "router"
 ADMIN = "admin"
 

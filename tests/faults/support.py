@@ -13,9 +13,11 @@ from typing import Any
 import aiohttp
 
 from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.telegram import SECRET_HEADER
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.harness import SECRET_HEADER, Daemon, replies
+from tests.e2e.harness import Daemon, agent_update_log, replies
+from tests.support.polling import eventually
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 RETRY_PAUSE_S = 0.1
@@ -122,3 +124,31 @@ class AgentCensus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def wait_all_answered(
+    telegram: FakeTelegram, tenants: dict[str, str], chat_id: int, count: int, timeout: float
+) -> None:
+    """Until each tenant's chat got the echoes of its updates 1..count, first answers in order
+    (``tenants``: id -> bot token; the updates' texts are ``{tenant}-{n}``)."""
+
+    async def all_answered() -> bool:
+        return all(
+            first_answers(telegram, token, chat_id)
+            == [f"echo: {t}-{n}" for n in range(1, count + 1)]
+            for t, token in tenants.items()
+        )
+
+    await eventually(all_answered, timeout, "every update answered, in order")
+
+
+async def sleep_and_check_each_update_recorded_once(
+    daemon: Daemon, tenant_ids: list[str], count: int
+) -> None:
+    """Sleep each tenant (final state sync), then its agent's persisted update log must be
+    1..count exactly: nothing lost, nothing twice."""
+    for tenant_id in tenant_ids:
+        status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/sleep")
+        assert status == 200, body
+    for tenant_id in tenant_ids:
+        assert agent_update_log(daemon.data_dir, tenant_id) == list(range(1, count + 1))

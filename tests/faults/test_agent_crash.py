@@ -9,8 +9,14 @@ import random
 import signal
 
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
-from tests.faults.support import TelegramSender, first_answers, live_agents
+from tests.e2e.harness import Daemon
+from tests.faults.support import (
+    TelegramSender,
+    live_agents,
+    sleep_and_check_each_update_recorded_once,
+    wait_all_answered,
+)
+from tests.support.polling import eventually
 
 SEED = 13
 PER_TENANT = 20
@@ -37,7 +43,7 @@ async def test_agent_crashes_lose_and_duplicate_nothing(
                     async def running() -> bool:
                         return len(live_agents(daemon.data_dir, tenant_id)) == 1
 
-                    await wait_for(running, REPLY_TIMEOUT, f"{tenant_id}'s agent")
+                    await eventually(running, REPLY_TIMEOUT, f"{tenant_id}'s agent")
                     for pid in live_agents(daemon.data_dir, tenant_id):
                         os.killpg(pid, signal.SIGKILL)
                         killed.append(pid)
@@ -46,15 +52,5 @@ async def test_agent_crashes_lose_and_duplicate_nothing(
         await asyncio.gather(*(stream(t) for t in tenants))
     assert len(killed) == 4
 
-    async def all_answered() -> bool:
-        return all(
-            first_answers(telegram, token, 5)
-            == [f"echo: {t}-{n}" for n in range(1, PER_TENANT + 1)]
-            for t, token in tenants.items()
-        )
-
-    await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
-    for tenant_id in tenants:
-        status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/sleep")
-        assert status == 200, body
-        assert agent_update_log(daemon.data_dir, tenant_id) == list(range(1, PER_TENANT + 1))
+    await wait_all_answered(telegram, tenants, 5, PER_TENANT, REPLY_TIMEOUT)
+    await sleep_and_check_each_update_recorded_once(daemon, list(tenants), PER_TENANT)

@@ -4,21 +4,17 @@ redis-server: fenced on the lease like a single ack, keeps dedupe, fixes the ind
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.buffer import Buffer, lease_key, tries_key
+from daemon.buffer import Buffer, lease_key
+from daemon.redis_keys import tries_key
 
 
 @pytest.fixture
-async def buffer(redis_url: str) -> AsyncIterator[Buffer]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield Buffer(client)
-    finally:
-        await client.aclose()
+def buffer(redis_client: aioredis.Redis) -> Buffer:
+    return Buffer(redis_client)
 
 
 def body(update_id: int) -> bytes:

@@ -7,9 +7,17 @@ import asyncio
 import random
 
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
-from tests.faults.support import AgentCensus, TelegramSender, first_answers, live_agents
+from tests.e2e.harness import Daemon, agent_update_log
+from tests.faults.support import (
+    AgentCensus,
+    TelegramSender,
+    first_answers,
+    live_agents,
+    sleep_and_check_each_update_recorded_once,
+    wait_all_answered,
+)
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 
 SEED = 7
 REPLY_TIMEOUT = 45.0
@@ -39,7 +47,7 @@ async def test_sigkill_during_wakes(start_daemon: DaemonFactory, telegram: FakeT
                 states = [(await daemon.tenant(t))["status"] for t in tenants]
                 return all(s == "provisioning" for s in states)
 
-            await wait_for(all_provisioning, 10, "three wakes in progress")
+            await eventually(all_provisioning, 10, "three wakes in progress")
             await daemon.kill()  # agents are booting; wake locks and records left mid-way
             current[0] = daemon = await start_daemon(**slow)
             for tenant_id in tenants:
@@ -51,7 +59,7 @@ async def test_sigkill_during_wakes(start_daemon: DaemonFactory, telegram: FakeT
                     for t, token in tenants.items()
                 )
 
-            await wait_for(all_answered, REPLY_TIMEOUT, "answers after the restart")
+            await eventually(all_answered, REPLY_TIMEOUT, "answers after the restart")
         for tenant_id in tenants:
             assert len(live_agents(daemon.data_dir, tenant_id)) == 1
         await _sleep_all(daemon, list(tenants))
@@ -98,14 +106,5 @@ async def test_repeated_sigkill_during_deliveries(
                 await asyncio.gather(streams, return_exceptions=True)
     assert restarts == 3
 
-    async def all_answered() -> bool:
-        return all(
-            first_answers(telegram, token, 9)
-            == [f"echo: {t}-{n}" for n in range(1, per_tenant + 1)]
-            for t, token in tenants.items()
-        )
-
-    await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
-    await _sleep_all(daemon, list(tenants))
-    for tenant_id in tenants:
-        assert agent_update_log(daemon.data_dir, tenant_id) == list(range(1, per_tenant + 1))
+    await wait_all_answered(telegram, tenants, 9, per_tenant, REPLY_TIMEOUT)
+    await sleep_and_check_each_update_recorded_once(daemon, list(tenants), per_tenant)

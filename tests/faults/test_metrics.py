@@ -8,7 +8,8 @@ import re
 from prometheus_client.parser import text_string_to_metric_families
 
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, wait_for
+from tests.e2e.harness import Daemon
+from tests.support.polling import eventually
 
 WAKE_PHASES = ("lock", "registry", "runtime_start", "ready", "first_delivery")
 
@@ -48,7 +49,7 @@ async def test_metrics_after_a_wake_and_a_delivery(daemon: Daemon, telegram: Fak
             and m.get(("otm_deliveries_total", ())) == 1.0
         )
 
-    await wait_for(settled, 15, "the tenant gauge and the delivery counter")
+    await eventually(settled, 15, "the tenant gauge and the delivery counter")
     m = await scraped()
     for phase in WAKE_PHASES:
         count = value(m, "otm_wake_phase_seconds_count", phase=phase)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from daemon.embedded_redis import EmbeddedRedis
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
-from tests.faults.support import TelegramSender, first_answers
+from tests.e2e.harness import Daemon, agent_update_log
+from tests.faults.support import TelegramSender, wait_all_answered
 
 SEED = 11
 PER_TENANT = 30
@@ -60,14 +60,7 @@ async def test_redis_restarts_lose_and_duplicate_nothing(
             # While Redis was down the router said so (503), it never lied with a 200.
             assert telegram_side.non_200.get(503, 0) > 0, telegram_side.non_200
 
-        async def all_answered() -> bool:
-            return all(
-                first_answers(telegram, token, 3)
-                == [f"echo: {t}-{n}" for n in range(1, PER_TENANT + 1)]
-                for t, token in tenants.items()
-            )
-
-        await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
+        await wait_all_answered(telegram, tenants, 3, PER_TENANT, REPLY_TIMEOUT)
         for tenant_id in tenants:
             status, body = await daemon.api("POST", f"/v1/tenants/{tenant_id}/sleep")
             assert status == 200, body

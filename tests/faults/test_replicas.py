@@ -9,9 +9,9 @@ import random
 import signal
 
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import agent_update_log, wait_for
-from tests.faults.support import AgentCensus, TelegramSender, first_answers
+from tests.e2e.harness import agent_update_log
+from tests.faults.support import AgentCensus, TelegramSender, wait_all_answered
+from tests.support.daemon_fixtures import DaemonFactory
 
 SEED = 19
 PER_TENANT = 15
@@ -48,14 +48,7 @@ async def test_two_replicas_one_agent_per_tenant_exactly_once(
 
             await asyncio.gather(*(stream(t) for t in tenants))
 
-        async def all_answered() -> bool:
-            return all(
-                first_answers(telegram, token, 6)
-                == [f"echo: {t}-{n}" for n in range(1, PER_TENANT + 1)]
-                for t, token in tenants.items()
-            )
-
-        await wait_for(all_answered, REPLY_TIMEOUT, "every update answered, in order")
+        await wait_all_answered(telegram, tenants, 6, PER_TENANT, REPLY_TIMEOUT)
     finally:
         await census.stop()
     assert census.peak == dict.fromkeys(tenants, 1), census.peak

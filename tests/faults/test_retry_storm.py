@@ -8,8 +8,9 @@ import random
 import re
 
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.e2e.harness import Daemon, agent_update_log, wait_for
+from tests.e2e.harness import Daemon, agent_update_log
 from tests.faults.support import TelegramSender, echoes
+from tests.support.polling import eventually
 
 SEED = 17
 DISTINCT = 6
@@ -38,7 +39,7 @@ async def test_retry_storm_delivers_each_update_once(
         async def all_answered() -> bool:
             return len(echoes(telegram, "550:storm", 4)) >= DISTINCT
 
-        await wait_for(all_answered, REPLY_TIMEOUT, "one answer per update")
+        await eventually(all_answered, REPLY_TIMEOUT, "one answer per update")
         second = await storm(COPIES // 5)  # late retries, after delivery
         assert second == [200] * (DISTINCT * (COPIES // 5))
     await asyncio.sleep(0.5)  # a wrongly accepted retry would be delivered by now

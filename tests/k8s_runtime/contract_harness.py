@@ -15,8 +15,8 @@ from daemon.adapters.state_dir import DirStateStore
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, open_runtime
-from tests.runtime.conftest import RuntimeHarness
 from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.runtime_harness import RuntimeHarness
 
 
 @asynccontextmanager
@@ -30,7 +30,12 @@ async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator
             backend.store = k8s.server.store
             async with open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime:
                 yield RuntimeHarness(
-                    runtime, store, telegram, reachable=True, crash=backend.kill_tenant
+                    runtime,
+                    store,
+                    telegram,
+                    reachable=True,
+                    crash=backend.kill_tenant,
+                    set_agent_env=backend.agent_env.__setitem__,
                 )
     finally:
         await backend.close()

@@ -67,6 +67,9 @@ class ProcessPodBackend:
         self.root = root
         self.state_store = state_store
         self.store: Store | None = None  # set once the fake server exists
+        self.agent_env: dict[str, str] = {}
+        """Extra env for agents started from now on (stand-in knobs such as a boot delay);
+        passed explicitly because project_env() keeps the test process's OTM_* out."""
         self._pods: dict[str, _Running] = {}
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
@@ -75,7 +78,7 @@ class ProcessPodBackend:
         return base64.b64decode(secret["data"][key]).decode()
 
     def _env(self, ctx: PodContext, container: dict[str, Any]) -> dict[str, str]:
-        env = project_env()
+        env = project_env(**self.agent_env)
         for item in container.get("env", []):
             if "value" in item:
                 env[item["name"]] = str(item["value"])

@@ -19,20 +19,16 @@ from daemon.adapters.state_dir import DirStateStore
 from daemon.wake import STARTING_NOTICE
 from daemon.warm_pool import claimable
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.harness import Daemon, wait_for
+from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
+from tests.support.daemon_fixtures import DaemonFactory
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
-
-
-@pytest_asyncio.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as tg:
-        yield tg
 
 
 @pytest_asyncio.fixture
@@ -54,23 +50,13 @@ async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
 
 
 @pytest_asyncio.fixture
-async def daemon(
-    cluster: FakeK8s, data_dir: Path, redis_url: str, telegram: FakeTelegram
-) -> AsyncIterator[Daemon]:
-    daemon = Daemon(
-        data_dir,
-        redis_url,
-        telegram,
+async def daemon(cluster: FakeK8s, start_daemon: DaemonFactory) -> Daemon:
+    return await start_daemon(
         OTM_RUNTIME="kubernetes",
         OTM_KUBECONFIG=str(cluster.kubeconfig_path),
         OTM_TENANT_NAMESPACE=NS,
         OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
     )
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
 
 
 def _pods(cluster: FakeK8s) -> list[dict]:  # type: ignore[type-arg]
@@ -81,7 +67,7 @@ async def _one_warm_pod(cluster: FakeK8s, what: str) -> None:
     async def ready() -> bool:
         return sum(claimable(p) for p in _pods(cluster)) == 1
 
-    await wait_for(ready, REPLY_TIMEOUT, what)
+    await eventually(ready, REPLY_TIMEOUT, what)
 
 
 async def test_wakes_through_kubernetes_cold_then_warm(

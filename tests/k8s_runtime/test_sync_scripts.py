@@ -92,7 +92,10 @@ def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None
     }
     proc = subprocess.Popen(["sh", "-c", script], env=env)
     try:
-        (bind / "tenant.env").write_text("S3_PREFIX='tenants/carol/'\n")
+        # Atomically, as the warm bootstrap writes it (writeAtomic): the loop may source
+        # the file as soon as it exists, so a half-written one would be read empty.
+        (bind / "tenant.env.tmp").write_text("S3_PREFIX='tenants/carol/'\n")
+        (bind / "tenant.env.tmp").rename(bind / "tenant.env")
         for _ in range(100):  # bounded: 10 s
             if (bind / "restored").exists():
                 break

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
-import pytest_asyncio
+import pytest
 import redis.asyncio as aioredis
 
 from daemon import manifests as m
@@ -19,13 +19,9 @@ from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
 
 
-@pytest_asyncio.fixture
-async def coordination(redis_url: str) -> AsyncIterator[Coordination]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield Coordination(client)
-    finally:
-        await client.aclose()
+@pytest.fixture
+def coordination(redis_client: aioredis.Redis) -> Coordination:
+    return Coordination(redis_client)
 
 
 def _pool(runtime: KubernetesRuntime) -> WarmPool:

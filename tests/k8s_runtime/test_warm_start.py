@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.ports import InstancePhase
+from daemon.telegram import SECRET_HEADER
 from daemon.warm_pool import WarmPool
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
@@ -25,12 +26,6 @@ from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
 from tests.support.fake_k8s.fixture import running_fake_k8s
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
-
-
-@pytest_asyncio.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as tg:
-        yield tg
 
 
 @pytest_asyncio.fixture
@@ -53,9 +48,7 @@ async def _post_update(webhook_url: str, secret: str, update_id: int) -> int:
     update = make_text_update(update_id, chat_id=4242, text="hello")
     async with (
         aiohttp.ClientSession() as session,
-        session.post(
-            webhook_url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
-        ) as resp,
+        session.post(webhook_url, json=update, headers={SECRET_HEADER: secret}) as resp,
     ):
         return resp.status
 

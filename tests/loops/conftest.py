@@ -1,45 +1,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
 from daemon.metrics import Metrics
-
-# Real daemon processes (python -m daemon): the e2e tier's fixtures, not a copy.
-from tests.e2e.conftest import start_daemon, telegram  # noqa: F401
+from daemon.settings import load_settings
+from daemon.signals import TenantSignals
+from daemon.tasks import TaskGroup
+from daemon.telegram import BotApi
+from daemon.wake import EndpointCache, WakeManager
 from tests.loops.memory_runtime import MemoryRuntime
-
-
-async def eventually(
-    predicate: Callable[[], Awaitable[bool] | bool], *, timeout: float = 5.0, what: str = ""
-) -> None:
-    """Poll ``predicate`` until true; fail after ``timeout`` (a bound, not a speed assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture
@@ -64,6 +41,34 @@ def runtime() -> MemoryRuntime:
 @pytest.fixture
 def metrics() -> Metrics:
     return Metrics()
+
+
+@pytest.fixture
+async def wake(
+    tmp_path: Path,
+    registry: SqliteRegistry,
+    runtime: MemoryRuntime,
+    coordination: Coordination,
+    metrics: Metrics,
+) -> AsyncIterator[WakeManager]:
+    """The daemon's wake/sleep over the loops' parts (what the culler sleeps tenants with)."""
+    settings = load_settings(flags={"data_dir": str(tmp_path), "agent_stop_grace_s": 5.0}, env={})
+    tasks = TaskGroup()
+    async with aiohttp.ClientSession() as session:
+        try:
+            yield WakeManager(
+                settings=settings,
+                registry=registry,
+                runtime=runtime,
+                coordination=coordination,
+                endpoints=EndpointCache(coordination),
+                signals=TenantSignals(),
+                bot_api=BotApi(session, "http://127.0.0.1:9"),
+                metrics=metrics,
+                tasks=tasks,
+            )
+        finally:
+            await tasks.close()
 
 
 async def stop_tasks(*tasks: asyncio.Task[object], timeout: float = 5.0) -> None:

@@ -11,11 +11,13 @@ import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
-from daemon.culler import Culler, idle_deadline, stop_tenant
+from daemon.culler import Culler, idle_deadline
 from daemon.model import Tenant, TenantStatus, utcnow
 from daemon.ports import AgentActivity, AgentLaunch
-from tests.loops.conftest import eventually, stop_tasks
+from daemon.wake import WakeManager
+from tests.loops.conftest import stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
+from tests.support.polling import eventually
 
 
 async def start_running(
@@ -44,26 +46,26 @@ async def start_running(
 
 
 def make_culler(
-    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination, wake: WakeManager
 ) -> Culler:
-    async def sleep(tid: str) -> None:
-        await stop_tenant(registry, runtime, coordination, tid, grace_s=5.0)
-
     # A long safety-net interval: everything the tests see must be deadline/event driven.
     return Culler(
         registry=registry,
         runtime=runtime,
         coordination=coordination,
-        sleep=sleep,
+        sleep=wake.sleep,
         max_interval_s=60.0,
     )
 
 
 @pytest.fixture
 async def culler(
-    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+    registry: SqliteRegistry,
+    runtime: MemoryRuntime,
+    coordination: Coordination,
+    wake: WakeManager,
 ) -> AsyncIterator[Culler]:
-    culler = make_culler(registry, runtime, coordination)
+    culler = make_culler(registry, runtime, coordination, wake)
     task = asyncio.create_task(culler.run())
     try:
         yield culler
@@ -157,11 +159,14 @@ async def test_tenant_event_schedules_a_new_deadline(
 
 
 async def test_shorter_live_default_applies(
-    registry: SqliteRegistry, runtime: MemoryRuntime, redis_client: aioredis.Redis
+    registry: SqliteRegistry,
+    runtime: MemoryRuntime,
+    redis_client: aioredis.Redis,
+    wake: WakeManager,
 ) -> None:
     coordination = Coordination(redis_client, config_defaults=LiveConfig(default_idle_timeout_s=1))
     await start_running(registry, runtime, coordination, "t1", idle_timeout_s=None)
-    culler = make_culler(registry, runtime, coordination)
+    culler = make_culler(registry, runtime, coordination, wake)
     task = asyncio.create_task(culler.run())
     try:
         await eventually(lambda: is_idle(registry, "t1"), timeout=6, what="culled by default")
@@ -170,11 +175,11 @@ async def test_shorter_live_default_applies(
 
 
 async def test_woken_meanwhile_is_not_slept(
-    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination, wake: WakeManager
 ) -> None:
     """The culler re-reads the record before acting: fresh activity wins."""
     await start_running(registry, runtime, coordination, "t1", idle_timeout_s=1, idle_for_s=5)
-    culler = make_culler(registry, runtime, coordination)
+    culler = make_culler(registry, runtime, coordination, wake)
     await registry.touch("t1", utcnow())  # a message arrived after any listing
     task = asyncio.create_task(culler.run())
     try:
@@ -186,7 +191,7 @@ async def test_woken_meanwhile_is_not_slept(
 
 
 async def test_failed_sleep_is_retried_later_not_in_a_loop(
-    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination, wake: WakeManager
 ) -> None:
     attempts: list[str] = []
 
@@ -196,7 +201,7 @@ async def test_failed_sleep_is_retried_later_not_in_a_loop(
             # Fails fast and (like a real sleep) publishes an event that re-kicks the culler.
             await coordination.publish_event(tid, "sleep_failed")
             raise RuntimeError("lock held elsewhere")
-        await stop_tenant(registry, runtime, coordination, tid, grace_s=1.0)
+        await wake.sleep(tid)
 
     await start_running(registry, runtime, coordination, "t1", idle_timeout_s=1, idle_for_s=5)
     culler = Culler(

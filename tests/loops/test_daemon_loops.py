@@ -18,7 +18,7 @@ from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
 from daemon.coordination import Coordination
 from tests.e2e.harness import Daemon
-from tests.loops.conftest import eventually
+from tests.support.polling import eventually
 
 LEASE_S = 3.0
 StartDaemon = Callable[..., Awaitable[Daemon]]

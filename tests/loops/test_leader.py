@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from daemon.leader import REDIS_LEADER_KEY, LeaderElector, LeaderTasks, RedisLease
 from daemon.metrics import Metrics
-from tests.loops.conftest import eventually
+from tests.support.polling import eventually
 from tests.support.servers import running_redis
 
 LEASE_S = 1.5

@@ -14,8 +14,9 @@ from daemon.k8s_names import LEADER_LEASE
 from daemon.leader import KubernetesLease, LeaderElector
 from daemon.metrics import Metrics
 from daemon.settings import load_settings
-from tests.loops.conftest import eventually, stop_tasks
+from tests.loops.conftest import stop_tasks
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.polling import eventually
 
 LEASE_S = 2.0
 NAMESPACE = "otm-system"

@@ -15,8 +15,9 @@ from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase
 from daemon.reconciler import Action, Reconciler, decide
-from tests.loops.conftest import eventually, stop_tasks
+from tests.loops.conftest import stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
+from tests.support.polling import eventually
 
 NOW = utcnow()
 

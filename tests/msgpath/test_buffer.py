@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.buffer import (
-    DEDUPE_TTL_S,
-    PENDING_KEY,
-    Buffer,
-    chat_id_of,
-    lease_key,
-    seen_key,
-)
+from daemon.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
+from daemon.redis_keys import PENDING_KEY, seen_key
 
 
 @pytest.fixture
-async def buffer(redis_url: str) -> AsyncIterator[Buffer]:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        yield Buffer(client)
-    finally:
-        await client.aclose()
+def buffer(redis_client: aioredis.Redis) -> Buffer:
+    return Buffer(redis_client)
 
 
 def body(update_id: int, text: str = "hi") -> bytes:

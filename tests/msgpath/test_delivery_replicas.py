@@ -26,7 +26,7 @@ from daemon.model import Tenant, TenantStatus
 from daemon.settings import load_settings
 from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
-from daemon.telegram import BotApi
+from daemon.telegram import SECRET_HEADER, BotApi
 from daemon.tenant_cache import TenantCache
 from daemon.wake import EndpointCache, WakeManager
 
@@ -42,7 +42,7 @@ class Agent:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
-        if request.headers.get("X-Telegram-Bot-Api-Secret-Token") != self.secret:
+        if request.headers.get(SECRET_HEADER) != self.secret:
             return web.Response(status=401)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -26,8 +26,9 @@ import pytest
 from daemon.adapters.runtime_local import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
-from tests.e2e.harness import Daemon, end_orphan_agents, wait_for
+from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.polling import eventually
 from tests.support.servers import running_redis
 
 pytestmark = [
@@ -97,7 +98,7 @@ async def _wait_running(daemon: Daemon) -> None:
         assert status != "failed", daemon.log_tail()
         return status == "running"
 
-    await wait_for(running, BOOT_TIMEOUT_S, f"{TENANT} running")
+    await eventually(running, BOOT_TIMEOUT_S, f"{TENANT} running")
 
 
 def _stop_lines(data_dir: Path) -> list[str]:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -25,31 +24,10 @@ import pytest
 
 from daemon.adapters.runtime_local import PID_FILE, LocalRuntime, recorded_agent_pid
 from daemon.adapters.state_dir import DirStateStore
-from daemon.ports import AgentLaunch, Runtime, StateStore
 from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram
-
-
-@dataclass
-class RuntimeHarness:
-    runtime: Runtime
-    state_store: StateStore
-    telegram: FakeTelegram
-    reachable: bool
-    """The test process can POST to an instance's webhook_url and GET its gateway."""
-    crash: Callable[[str], Awaitable[None]] | None
-    """Kill a tenant's agent the hard way (None: the adapter cannot inject a crash)."""
-
-    @staticmethod
-    def launch(tenant_id: str, bot_id: int = 4242) -> AgentLaunch:
-        return AgentLaunch(
-            tenant_id=tenant_id,
-            bot_token=f"{bot_id}:contract",
-            webhook_secret=f"secret-{tenant_id}",
-            gateway_token=f"gw-{tenant_id}",
-            hooks_token=f"hooks-{tenant_id}",
-        )
-
+from tests.k8s_runtime.contract_harness import kubernetes_runtime
+from tests.support.runtime_harness import RuntimeHarness
 
 HarnessFactory = Callable[[Path, FakeTelegram], AbstractAsyncContextManager[RuntimeHarness]]
 
@@ -79,24 +57,28 @@ async def local_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[Runt
             if pid is not None:
                 os.killpg(pid, signal.SIGKILL)
 
+    # LocalRuntime passes the daemon's OTM_AGENT_* variables on to its agents.
+    saved_env = dict(os.environ)
     try:
-        yield RuntimeHarness(runtime, store, telegram, reachable=True, crash=crash)
+        yield RuntimeHarness(
+            runtime,
+            store,
+            telegram,
+            reachable=True,
+            crash=crash,
+            set_agent_env=os.environ.__setitem__,
+        )
     finally:
         await runtime.close()
         await session.close()
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
 RUNTIME_FACTORIES: dict[str, HarnessFactory] = {"local": local_runtime}
 
 
-def _register_kubernetes() -> None:
-    # Imported late: the harness module imports RuntimeHarness from this one.
-    from tests.k8s_runtime.contract_harness import kubernetes_runtime
-
-    RUNTIME_FACTORIES["kubernetes"] = kubernetes_runtime
-
-
-_register_kubernetes()
+RUNTIME_FACTORIES["kubernetes"] = kubernetes_runtime
 
 
 @pytest.fixture(params=sorted(RUNTIME_FACTORIES))

@@ -22,11 +22,11 @@ from daemon.adapters.runtime_local import PID_FILE, LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
 from daemon.ports import AgentLaunch
 from daemon.settings import load_settings
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 
 READY_TIMEOUT = 20.0
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MODEL_KEY = "sk-model-key-for-agents"
 LAUNCH = AgentLaunch(
     tenant_id="modeltenant",

@@ -9,11 +9,11 @@ import aiohttp
 import pytest
 
 from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import make_text_update
-from tests.runtime.conftest import RuntimeHarness
+from tests.support.runtime_harness import RuntimeHarness
 
 READY_TIMEOUT = 20.0
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def next_event(
@@ -135,14 +135,12 @@ async def test_crash_is_reported_and_state_kept(harness: RuntimeHarness) -> None
     assert [m.text for m in sent] == ["echo: pre (#1)", "echo: post (#2)"]
 
 
-async def test_wait_ready_times_out_and_fails_for_unknown(
-    harness: RuntimeHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_wait_ready_times_out_and_fails_for_unknown(harness: RuntimeHarness) -> None:
     runtime = harness.runtime
     with pytest.raises(AgentFailed):
         await runtime.wait_ready("nobody", 1.0)
     # The stand-in agent honours a simulated boot time (ignored by other agents).
-    monkeypatch.setenv("OTM_AGENT_BOOT_DELAY_S", "30")
+    harness.set_agent_env("OTM_AGENT_BOOT_DELAY_S", "30")
     await runtime.start(harness.launch("slow"))
     with pytest.raises(TimeoutError):
         await runtime.wait_ready("slow", 0.3)

@@ -15,10 +15,10 @@ from typing import Any
 
 import aiohttp
 
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def free_port() -> int:

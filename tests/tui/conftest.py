@@ -4,7 +4,6 @@ no cursor blink (snapshots must not depend on when they were taken)."""
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from textual.widgets import Input, Static
 
 from otm.tui import OtmApp, Timings, make_app
 from tests.cli.daemon_proc import DaemonProc
+from tests.support.polling import eventually
 from tests.tui.fake_source import MIXED_BUFFERS, FakeTenantSource, frozen_clock, mixed_tenants
 from tests.tui.real_daemon import start_daemon
 
@@ -59,11 +59,7 @@ def app(source: FakeTenantSource) -> OtmApp:
 
 async def wait_until(pilot: Pilot[None], predicate: Callable[[], object], what: str = "") -> None:
     """Let the app run until ``predicate()`` holds (bounded: fails after WAIT_S)."""
-    deadline = time.monotonic() + WAIT_S
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await pilot.pause(0.02)
+    await eventually(predicate, WAIT_S, what, pause=pilot.pause)
 
 
 def settled(app: OtmApp) -> bool:

@@ -23,12 +23,12 @@ import time
 
 from aiohttp import web
 
+from daemon.telegram import SECRET_HEADER
 from otm.devtools.agent_stub.config import TelegramConfig
 from otm.devtools.agent_stub.runtime import RUNTIME_KEY, AgentRuntime
 
 logger = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ACCEPTED_HEADER = "x-openclaw-delivery-accepted"
 MAX_BODY_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 30.0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 from aiohttp import web
+
+from otm.devtools._serving import AppServer
 
 from . import control_http
 from .backend import PodBackend, SimulatedPodBackend
@@ -21,7 +22,7 @@ from .store import Store
 JSON = dict[str, Any]
 
 
-class FakeKubernetes:
+class FakeKubernetes(AppServer):
     """An in-memory Kubernetes API server over real HTTP on 127.0.0.1.
 
     Use as `async with FakeKubernetes() as fake:`, or `await start()` / `await stop()`.
@@ -58,15 +59,15 @@ class FakeKubernetes:
         backend = pod_backend or SimulatedPodBackend(config.start_delay if config else 0.0)
         self.kubelet = Kubelet(self.store, self.logs, backend, config) if config else None
         self._state = ApiState(self.store, self.logs, self.token, bookmark_interval)
-        self._port = port
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        super().__init__(host="127.0.0.1", port=port)
         for name in namespaces:
             self.store.create(NAMESPACES, None, {"metadata": {"name": name}})
 
     # Lifecycle -----------------------------------------------------------------------------
 
-    def make_app(self) -> web.Application:
+    shutdown_timeout_s = 5.0
+
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[api_middleware], client_max_size=8 * 1024 * 1024)
         app[API_STATE] = self._state
         app.on_shutdown.append(self._end_streams)
@@ -88,38 +89,9 @@ class FakeKubernetes:
             await self.kubelet.stop()
         self.store.close()
 
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self.make_app(), shutdown_timeout=5.0)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self._port)
-        await self._site.start()
-        sockets = self._runner.addresses
-        self._port = int(sockets[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeKubernetes:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
-
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return self.base_url
 
     def kubeconfig(self, namespace: str = "default") -> JSON:
         return {

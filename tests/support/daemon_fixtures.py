@@ -1,3 +1,7 @@
+"""Fixtures for tests that run real daemon processes (``python -m daemon``) against the
+fake Telegram Bot API: a pytest plugin registered in tests/conftest.py, so every tier
+(e2e, faults, loops) uses them without importing another tier's conftest."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable

@@ -1,0 +1,64 @@
+"""Every Redis key and channel name the daemon uses, in one place.
+
+All live under ``otm:`` so a shared Redis can hold other data too, and a
+``SCAN otm:*`` shows everything otm keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+PREFIX = "otm:"
+
+# Coordination (coordination.py): live config, tenant events, endpoints, locks.
+CONFIG_KEY = PREFIX + "config"
+CONFIG_CHANNEL = PREFIX + "config:changed"
+EVENTS_CHANNEL = PREFIX + "events"
+
+# Message path (buffer.py, delivery.py, signals.py).
+PENDING_KEY = PREFIX + "pending"
+"""Set of tenant ids with buffered updates."""
+WORK_CHANNEL = PREFIX + "work"
+"""``"{origin} {tenant_id}"``: a tenant has work another replica should deliver."""
+
+# Leader election (leader.py, Redis lease backend).
+LEADER_KEY = PREFIX + "leader"
+
+
+def _tenant_key(kind: str) -> Callable[[str], str]:
+    def key(tenant_id: str) -> str:
+        return f"{PREFIX}{kind}:{tenant_id}"
+
+    key.__name__ = f"{kind}_key"
+    return key
+
+
+endpoint_key = _tenant_key("endpoint")
+"""A running tenant's agent webhook URL (with a TTL)."""
+event_log_key = _tenant_key("events")
+"""The tenant's recent events, for operators (a Redis Stream)."""
+buffer_key = _tenant_key("buf")
+"""The tenant's durable update buffer (a Redis Stream)."""
+tries_key = _tenant_key("tries")
+"""Failed delivery attempts per buffered entry id (a hash)."""
+dead_key = _tenant_key("dead")
+"""Dead-lettered updates of a tenant (a Redis Stream)."""
+crashes_key = _tenant_key("crashes")
+"""Agent losses within the reconciler's crash window."""
+simulated_update_key = _tenant_key("simulated")
+"""Counter of the admin API's simulated update ids."""
+
+
+def lock_key(name: str) -> str:
+    """A lock or lease taken with Coordination.acquire_lock (wake locks, delivery leases)."""
+    return f"{PREFIX}lock:{name}"
+
+
+def seen_key(tenant_id: str, update_id: int) -> str:
+    """Dedupe marker of one update_id (Telegram retries)."""
+    return f"{PREFIX}seen:{tenant_id}:{update_id}"
+
+
+def delivery_lease_name(tenant_id: str) -> str:
+    """Name of a tenant's delivery lease for Coordination's lock functions."""
+    return f"delivery:{tenant_id}"
