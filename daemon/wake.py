@@ -28,8 +28,8 @@ from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
 from daemon.settings import Settings
 from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
-from daemon.wake_errors import WakeImpossible, no_bot_token_reason
 from daemon.telegram import BotApi
+from daemon.wake_errors import WakeImpossible, no_bot_token_reason
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from otm.client import CliError, UsageError
+from otm.client import UsageError
 from otm.cmd_common import DocOutputOpt, make_client, out
 from otm.output import DocFormat, parse_duration, render_config
 

@@ -108,9 +108,13 @@ async def test_malformed_json_and_non_object(admin: TestClient) -> None:
 
 async def test_duplicate_unknown_and_invalid_path(admin: TestClient) -> None:
     assert (
-        await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "dup", "idle_timeout_s": 60})
+        await admin.post(
+            "/v1/tenants", json={"bot_token": "1:t", "tenant_id": "dup", "idle_timeout_s": 60}
+        )
     ).status == 201
-    resp = await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "dup", "idle_timeout_s": 999})
+    resp = await admin.post(
+        "/v1/tenants", json={"bot_token": "1:t", "tenant_id": "dup", "idle_timeout_s": 999}
+    )
     assert resp.status == 409
     assert "already exists" in (await resp.json())["error"]
     # The loser changed nothing.

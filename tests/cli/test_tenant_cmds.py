@@ -145,7 +145,13 @@ def test_server_rejections_same_exit_rule_and_change_nothing(
 
 
 def test_update_merges_labels_and_clears_timeout(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme --label tier=gold --label team=a --idle-timeout 1h --bot-token-stdin", input=BOT_TOKEN))
+    ok(
+        cli(
+            "tenant create acme --label tier=gold --label team=a --idle-timeout 1h "
+            "--bot-token-stdin",
+            input=BOT_TOKEN,
+        )
+    )
     out = ok(cli("tenant update acme --label tier- --label zone=eu --idle-timeout default -o json"))
     updated = json.loads(out)
     assert updated["labels"] == {"team": "a", "zone": "eu"}

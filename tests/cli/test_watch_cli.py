@@ -41,8 +41,14 @@ def test_watch_prints_table_then_changes(cli: Cli, clean_daemon: DaemonProc) -> 
     ok(cli("tenant create before --label tier=gold --bot-token-stdin", input=BOT_TOKEN))
 
     def changes() -> None:
-        assert api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "w1"})[0] == 201
-        assert api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "w2"})[0] == 201
+        assert (
+            api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "w1"})[0]
+            == 201
+        )
+        assert (
+            api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "w2"})[0]
+            == 201
+        )
         assert api(clean_daemon, "DELETE", "/v1/tenants/before")[0] == 204
 
     driver = _when_watching(clean_daemon, changes)
@@ -67,7 +73,12 @@ def test_watch_json_lines_with_selector(cli: Cli, clean_daemon: DaemonProc) -> N
     def changes() -> None:
         api(clean_daemon, "POST", "/v1/tenants/plain/suspend")  # not selected: never shown
         api(clean_daemon, "PATCH", "/v1/tenants/gold1", {"labels": {"tier": "silver"}})
-        api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "gold2", "labels": {"tier": "gold"}})
+        api(
+            clean_daemon,
+            "POST",
+            "/v1/tenants",
+            {"bot_token": "1:t", "tenant_id": "gold2", "labels": {"tier": "gold"}},
+        )
 
     driver = _when_watching(clean_daemon, changes)
     try:

@@ -56,14 +56,18 @@ async def open_watch(admin: TestClient, **params: str) -> ClientResponse:
 
 
 async def test_snapshot_then_upserts_and_deletes(admin: TestClient) -> None:
-    assert (await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "acme"})).status == 201
+    assert (
+        await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "acme"})
+    ).status == 201
     async with await open_watch(admin) as resp:
         name, data = await next_event(resp)
         assert name == "snapshot"
         assert [t["tenant_id"] for t in data["items"]] == ["acme"]
         assert "bot_token" not in data["items"][0]
 
-        assert (await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "beta"})).status == 201
+        assert (
+            await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "beta"})
+        ).status == 201
         name, data = await next_event(resp)
         assert (name, data["type"], data["tenant"]["tenant_id"]) == ("tenant", "upsert", "beta")
         assert data["tenant"]["status"] == "idle"
@@ -80,7 +84,9 @@ async def test_snapshot_then_upserts_and_deletes(admin: TestClient) -> None:
 
 
 async def test_filters_and_leaving_the_selection(admin: TestClient) -> None:
-    await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "gold", "labels": {"tier": "gold"}})
+    await admin.post(
+        "/v1/tenants", json={"bot_token": "1:t", "tenant_id": "gold", "labels": {"tier": "gold"}}
+    )
     await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "plain"})
     async with await open_watch(admin, selector="tier=gold", status="idle") as resp:
         assert [t["tenant_id"] for t in (await next_event(resp))[1]["items"]] == ["gold"]

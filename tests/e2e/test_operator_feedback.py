@@ -83,7 +83,7 @@ async def test_relative_agent_command_resolves_against_the_daemon_cwd(
 ) -> None:
     # As the README writes it: a path relative to where the daemon was started
     # (the harness starts it in the repository root), while agents run in their run dir.
-    python = os.path.relpath(sys.executable, REPO_ROOT)
+    python = os.path.relpath(sys.executable, REPO_ROOT)  # noqa: ASYNC240 - no I/O
     assert "/" in python
     daemon = await start_daemon(OTM_AGENT_COMMAND=f"{python} -m otm.devtools.agent_stub")
     await daemon.create_tenant("relcmd", "1603:relcmd")
