@@ -55,7 +55,10 @@ class Settings:
     state_store: StateStoreKind = "dir"
     """Tenant state backend: ``dir`` (embedded) or ``s3``."""
     s3_bucket: str = "otm-tenant-state"
-    """Bucket holding ``tenants/{id}/state/`` and ``tenants/{id}/workspace/``."""
+    """Bucket holding each tenant's state under ``tenants/{id}/``: ``state/`` and
+    ``workspace/`` files (Kubernetes agents, synced by their pod) or one
+    ``snapshots/latest.tar.gz`` (local agents). Created at start if missing and
+    the credentials allow it."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
 
@@ -79,7 +82,9 @@ class Settings:
     """Local runtime: command starting one agent. Empty: the bundled stand-in
     agent (``python -m otm.devtools.agent_stub``). A real gateway is e.g.
     ``/opt/node/bin/node /opt/openclaw/openclaw.mjs gateway``; an absolute
-    first word also puts its directory first in the agent's ``PATH``."""
+    first word also puts its directory first in the agent's ``PATH``. Relative
+    paths (``.tools/...``) are resolved against the daemon's working directory
+    (agents run in their own run directory)."""
     agent_model_base_url: str | None = None
     """OpenAI-compatible model server every agent uses, ending in ``/v1`` (e.g.
     ``http://127.0.0.1:8000/v1``); rendered into each tenant's openclaw.json as

@@ -15,8 +15,9 @@ from typer.testing import CliRunner, Result
 from daemon.wake import STARTING_NOTICE
 from otm.cli import app
 from otm.devtools.fake_telegram import FakeTelegram
-from tests.e2e.conftest import DaemonFactory
-from tests.e2e.harness import ADMIN_TOKEN, Daemon, wait_for
+from tests.e2e.harness import ADMIN_TOKEN, Daemon
+from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.polling import eventually
 from tests.support.servers import REPO_ROOT
 
 
@@ -45,7 +46,7 @@ async def test_missing_agent_command_fails_at_once_with_the_reason(
     daemon = await start_daemon(OTM_AGENT_COMMAND="tools/missing/node gateway")
     secret = await daemon.create_tenant("nocmd", "1601:nocmd")
     await daemon.send_text("nocmd", secret, 1, 5, "hello")
-    await wait_for(lambda: _status_is(daemon, "nocmd", "failed"), 30, "tenant failed")
+    await eventually(lambda: _status_is(daemon, "nocmd", "failed"), 30, "failed", interval=0.1)
     tenant = await daemon.tenant("nocmd")
     # One attempt, not max_wake_attempts of them: exec'ing a missing file cannot succeed.
     assert tenant["wake_attempts"] == 1
@@ -72,7 +73,7 @@ async def test_a_retried_wake_sends_one_starting_notice(
     await _set_config(daemon, max_wake_attempts=3)
     secret = await daemon.create_tenant("flaky", "1602:flaky")
     await daemon.send_text("flaky", secret, 1, 6, "hello")
-    await wait_for(lambda: _status_is(daemon, "flaky", "failed"), 60, "tenant failed")
+    await eventually(lambda: _status_is(daemon, "flaky", "failed"), 60, "failed", interval=0.1)
     assert (await daemon.tenant("flaky"))["wake_attempts"] == 3
     # One cold start seen by the user: one notice, not one per retry.
     assert [m.text for m in telegram.sent("1602:flaky", 6)] == [STARTING_NOTICE]
