@@ -4,7 +4,7 @@ otm/cmd_tenant_write.py and are registered on the same sub-app by otm/cli.py."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +31,7 @@ from otm.output import (
     tenant_row,
     to_yaml,
 )
+from otm.reconnect import reconnecting
 
 app = typer.Typer(
     name="tenant",
@@ -66,7 +67,13 @@ def list_tenants(
     client = make_client(ctx)
     query = {"status": status.value if status else None, "selector": selector or None}
     if watch:
-        watch_tenants(client, query, output, headers=not no_headers, max_events=max_events)
+        watch_tenants(
+            lambda: make_client(ctx),
+            query,
+            output,
+            headers=not no_headers,
+            max_events=max_events,
+        )
         return
     items = client.get("/v1/tenants", **query)["items"]
     if not items and output in (Format.table, Format.wide):
@@ -119,7 +126,9 @@ def describe_tenant(ctx: typer.Context, name: TenantArg) -> None:
 
 # -- watch ---------------------------------------------------------------------
 class WatchPrinter:
-    """Prints the first snapshot like `list`, then one line (or document) per change."""
+    """Prints the first snapshot like `list`, then one line (or document) per change.
+    Later snapshots (after a reconnect, or when the daemon resyncs a slow reader)
+    print only what changed since: no duplicate rows."""
 
     def __init__(self, fmt: Format, *, headers: bool) -> None:
         self.fmt = fmt
@@ -129,17 +138,26 @@ class WatchPrinter:
             TENANT_WIDE_HEADERS if wide else TENANT_HEADERS, show_headers=headers
         )
         self.started = False
+        self.printed: dict[str, str] = {}
+        """tenant id → its last printed record (JSON), to skip unchanged ones."""
 
     def snapshot(self, items: list[Mapping[str, Any]]) -> Iterator[str]:
         if self.fmt in (Format.table, Format.wide) and not self.started:
             self.started = True
+            for item in items:
+                self._remember(item)
             rows = [tenant_row(t, wide=self.wide, now=now()) for t in items]
             yield self.table.render(rows)
             return
+        present = {str(t.get("tenant_id")) for t in items}
+        for gone in [t for t in self.printed if t not in present]:
+            yield self.one({"tenant_id": gone, "status": "deleted"})
         for item in items:
-            yield self.one(item)
+            if self.printed.get(str(item.get("tenant_id"))) != _fingerprint(item):
+                yield self.one(item)
 
     def one(self, tenant: Mapping[str, Any]) -> str:
+        self._remember(tenant)
         if self.fmt == Format.json:
             return json.dumps(tenant, separators=(",", ":"))  # one line per change
         if self.fmt == Format.yaml:
@@ -148,29 +166,52 @@ class WatchPrinter:
             return tenant_name(tenant)
         return self.table.row(tenant_row(tenant, wide=self.wide, now=now()))
 
+    def _remember(self, tenant: Mapping[str, Any]) -> None:
+        tenant_id = str(tenant.get("tenant_id"))
+        if tenant.get("status") == "deleted":
+            self.printed.pop(tenant_id, None)
+        else:
+            self.printed[tenant_id] = _fingerprint(tenant)
+
+
+def _fingerprint(tenant: Mapping[str, Any]) -> str:
+    return json.dumps(tenant, sort_keys=True, separators=(",", ":"))
+
 
 def watch_tenants(
-    client: AdminClient,
+    make: Callable[[], AdminClient],
     query: dict[str, str | None],
     fmt: Format,
     *,
     headers: bool,
     max_events: int | None,
+    max_reconnects: int | None = None,
 ) -> None:
-    """Follow `GET /v1/watch` until Ctrl-C (or ``max_events`` changes, for tests)."""
+    """Follow `GET /v1/watch` until Ctrl-C (or ``max_events`` changes, for tests),
+    reconnecting when the daemon restarts."""
     printer = WatchPrinter(fmt, headers=headers)
     changes = 0
-    stream = client.stream_events("/v1/watch", query=dict(query))
+
+    def open_stream(again: bool) -> Iterator[tuple[str, Any]]:
+        return make().stream_events("/v1/watch", query=dict(query))
+
+    events = reconnecting(open_stream, what="the watch", max_reconnects=max_reconnects)
+    snapshots = 0
     try:
-        for event, data in stream:
+        for event, data in events:
             if event == "snapshot":
-                for text in printer.snapshot(data.get("items", [])):
-                    out(text)
+                texts = list(printer.snapshot(data.get("items", [])))
+                snapshots += 1
+                counted = len(texts) if snapshots > 1 else 0  # the first is the list
             elif event == "tenant":
-                out(printer.one(data["tenant"]))
-                changes += 1
-                if max_events is not None and changes >= max_events:
-                    return
+                texts = [printer.one(data["tenant"])]
+                counted = 1
+            else:
+                continue
+            for text in texts:
+                out(text)
+            changes += counted
+            if max_events is not None and counted and changes >= max_events:
+                return
     finally:
-        stream.close()
-    raise CliError("the daemon closed the watch stream")
+        events.close()
