@@ -11,8 +11,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from otm import cmd_config, cmd_daemon, cmd_status, cmd_tenant, cmd_tenant_write
+from otm import cmd_config, cmd_daemon, cmd_status, cmd_tenant, cmd_tenant_write, help_style
 from otm.client import CliError
+
+help_style.apply()
 
 GLOBAL_OPTIONS = frozenset({"--server", "--token", "--data-dir"})
 # Command modules owned by other work that plug in when present (each has register(app)).

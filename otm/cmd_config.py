@@ -21,7 +21,7 @@ app = typer.Typer(
 @app.command("get")
 def get_config(
     ctx: typer.Context,
-    key: Annotated[str | None, typer.Argument(metavar="[KEY]", help="One key only.")] = None,
+    key: Annotated[str | None, typer.Argument(metavar="KEY", help="One key only.")] = None,
     output: DocOutputOpt = DocFormat.table,
 ) -> None:
     """Show the live config, or one value."""
