@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from daemon.model import TenantStatus
-from otm.client import AdminClient, ApiError, CliError
+from otm.client import AdminClient, ApiError, CliError, UsageError
 from otm.cmd_common import (
-    OutputOpt,
     TenantArg,
     TenantsArg,
+    complete_label,
     make_client,
     now,
     out,
@@ -23,14 +23,16 @@ from otm.cmd_common import (
 from otm.output import (
     TENANT_HEADERS,
     TENANT_WIDE_HEADERS,
+    DocFormat,
     Format,
     TablePrinter,
     render_describe,
-    render_tenants,
     tenant_name,
     tenant_row,
+    to_json,
     to_yaml,
 )
+from otm.output_spec import ListOutputOpt, ShowLabelsOpt, parse_output, render
 from otm.reconnect import reconnecting
 
 app = typer.Typer(
@@ -41,7 +43,13 @@ app = typer.Typer(
 
 SelectorOpt = Annotated[
     str | None,
-    typer.Option("--selector", "-l", help="Label selector: k=v, k!=v, k, !k (comma-separated)."),
+    typer.Option(
+        "--selector",
+        "-l",
+        metavar="SELECTOR",
+        help="Label selector: k=v, k!=v, k, !k, 'k in (a,b)', 'k notin (a,b)' (comma: AND).",
+        autocompletion=complete_label,
+    ),
 ]
 StatusOpt = Annotated[
     TenantStatus | None, typer.Option("--status", help="Only tenants in this status.")
@@ -54,7 +62,8 @@ def list_tenants(
     ctx: typer.Context,
     selector: SelectorOpt = None,
     status: StatusOpt = None,
-    output: OutputOpt = Format.table,
+    output: ListOutputOpt = "table",
+    show_labels: ShowLabelsOpt = False,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="After the list, print each change.")
     ] = False,
@@ -65,31 +74,36 @@ def list_tenants(
 ) -> None:
     """List tenants (like `kubectl get`)."""
     client = make_client(ctx)
+    spec = parse_output(output)
     query = {"status": status.value if status else None, "selector": selector or None}
     if watch:
+        if spec.fmt is None:
+            raise UsageError("-w prints table, wide, json, yaml or name (not templates)")
         watch_tenants(
             lambda: make_client(ctx),
             query,
-            output,
+            spec.fmt,
             headers=not no_headers,
             max_events=max_events,
         )
         return
     items = client.get("/v1/tenants", **query)["items"]
-    if not items and output in (Format.table, Format.wide):
+    if not items and spec.fmt in (Format.table, Format.wide, None) and not spec.jsonpath:
         typer.echo("No tenants found.", err=True)
         return
-    out(render_tenants(items, output, now=now(), headers=not no_headers))
+    out(render(items, spec, now=now(), headers=not no_headers, show_labels=show_labels))
 
 
 @app.command("get")
 def get_tenants(
     ctx: typer.Context,
     names: TenantsArg,
-    output: OutputOpt = Format.table,
+    output: ListOutputOpt = "table",
+    show_labels: ShowLabelsOpt = False,
     no_headers: NoHeadersOpt = False,
 ) -> None:
     """Show one or more tenants."""
+    spec = parse_output(output)
     ids = [tenant_id(n) for n in names]
     client = make_client(ctx)
     items: list[dict[str, Any]] = []
@@ -102,7 +116,16 @@ def get_tenants(
                 raise
             missing.append(exc.message)
     if items:
-        out(render_tenants(items, output, now=now(), single=len(ids) == 1, headers=not no_headers))
+        out(
+            render(
+                items,
+                spec,
+                now=now(),
+                single=len(ids) == 1,
+                headers=not no_headers,
+                show_labels=show_labels,
+            )
+        )
     if missing:
         for message in missing[:-1]:
             typer.echo(f"error: {message}", err=True)
@@ -110,7 +133,19 @@ def get_tenants(
 
 
 @app.command("describe")
-def describe_tenant(ctx: typer.Context, name: TenantArg) -> None:
+def describe_tenant(
+    ctx: typer.Context,
+    name: TenantArg,
+    output: Annotated[
+        DocFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table: the text view; json/yaml: the same fields as a document.",
+            case_sensitive=False,
+        ),
+    ] = DocFormat.table,
+) -> None:
     """The tenant's record, buffered messages and recent events."""
     tid = tenant_id(name)
     client = make_client(ctx)
@@ -121,7 +156,11 @@ def describe_tenant(ctx: typer.Context, name: TenantArg) -> None:
         buffer = client.get(f"/v1/tenants/{tid}/buffer")
     except ApiError:
         buffer = None  # a daemon without the buffer endpoint
-    out(render_describe(tenant, events[-20:], buffer, now=now()))
+    if output == DocFormat.table:
+        out(render_describe(tenant, events[-20:], buffer, now=now()))
+        return
+    doc = {"tenant": tenant, "buffer": buffer, "events": events[-20:]}
+    out(to_json(doc) if output == DocFormat.json else to_yaml(doc))
 
 
 # -- watch ---------------------------------------------------------------------

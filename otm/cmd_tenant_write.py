@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +10,8 @@ import typer
 from otm.client import AdminClient, ApiError, CliError, UsageError
 from otm.cmd_common import (
     TenantArg,
-    TenantsArg,
+    complete_label,
+    complete_tenant,
     make_client,
     now,
     out,
@@ -47,7 +49,12 @@ IdleTimeoutOpt = Annotated[
 ]
 LabelOpt = Annotated[
     list[str] | None,
-    typer.Option("--label", metavar="KEY=VALUE", help="Set a label (repeatable; KEY- removes)."),
+    typer.Option(
+        "--label",
+        metavar="KEY=VALUE",
+        help="Set a label (repeatable; KEY- removes).",
+        autocompletion=complete_label,
+    ),
 ]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="Agent image for this tenant.")]
 MaybeOutputOpt = Annotated[
@@ -92,6 +99,7 @@ def create(
     label: LabelOpt = None,
     image: ImageOpt = None,
     output: MaybeOutputOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Register a tenant (its agent starts on the first message)."""
     body: dict[str, Any] = {"tenant_id": tenant_id(name)}
@@ -113,8 +121,25 @@ def create(
         body["labels"] = sets
     if image is not None:
         body["image"] = image
-    tenant = make_client(ctx).request("POST", "/v1/tenants", body=body)
+    client = make_client(ctx)
+    if dry_run:
+        _must_not_exist(client, body["tenant_id"])
+        preview = {k: v for k, v in body.items() if k != "bot_token"}
+        preview["has_bot_token"] = True
+        _report(preview, output, "created (dry run)")
+        return
+    tenant = client.request("POST", "/v1/tenants", body=body)
     _report(tenant, output, "created")
+
+
+def _must_not_exist(client: AdminClient, tid: str) -> None:
+    try:
+        client.get(f"/v1/tenants/{tid}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return
+        raise
+    raise CliError(f"tenant {tid!r} already exists")
 
 
 def update(
@@ -158,15 +183,47 @@ def update(
 
 def delete(
     ctx: typer.Context,
-    names: TenantsArg,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="NAME...",
+            help="Tenant ids (or tenant/NAME).",
+            autocompletion=complete_tenant,
+        ),
+    ] = None,
+    selector: Annotated[
+        str | None,
+        typer.Option(
+            "--selector",
+            "-l",
+            metavar="SELECTOR",
+            help="Delete the tenants it selects.",
+            autocompletion=complete_label,
+        ),
+    ] = None,
+    all_tenants: Annotated[bool, typer.Option("--all", help="Delete every tenant.")] = False,
     dry_run: DryRunOpt = False,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", hidden=True, help="Accepted; otm never asks.")
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask before deleting by -l or --all."),
     ] = False,
 ) -> None:
-    """Delete tenants: stop the agent, remove state and record (no confirmation, like kubectl)."""
-    ids = [tenant_id(n) for n in names]
+    """Delete tenants: stop the agent, remove state and record. Named tenants go without
+    a question (like kubectl); -l and --all ask first unless --yes (or --dry-run)."""
+    given = sum((bool(names), selector is not None, all_tenants))
+    if given != 1:
+        raise UsageError("give tenant names, -l SELECTOR or --all (exactly one of them)")
     client = make_client(ctx)
+    if names:
+        ids = [tenant_id(n) for n in names]
+    else:
+        items = client.get("/v1/tenants", selector=selector or None)["items"]
+        ids = [str(t["tenant_id"]) for t in items]
+        if not ids:
+            typer.echo("No tenants found.", err=True)
+            return
+        if not dry_run and not yes:
+            _confirm(ids)
     failures: list[str] = []
     for tid in ids:
         try:
@@ -184,6 +241,15 @@ def delete(
         for message in failures[:-1]:
             typer.echo(f"error: {message}", err=True)
         raise CliError(failures[-1])
+
+
+def _confirm(ids: list[str]) -> None:
+    """Ask on a terminal; refuse (usage error) where nobody can answer."""
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    if not sys.stdin.isatty():
+        raise UsageError(f"this deletes {len(ids)} tenant(s) ({shown}): pass --yes to confirm")
+    if not typer.confirm(f"Delete {len(ids)} tenant(s): {shown}?", default=False, err=True):
+        raise CliError("nothing deleted")
 
 
 def _action(client: AdminClient, tid: str, action: str, *, timeout: float, **query: Any) -> Any:
