@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from otm.client import AdminClient, CliError, Target
-from otm.cmd_common import make_client, tenant_id
+from otm.cmd_common import duration_seconds, make_client, tenant_id
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."  # same text as daemon.wake
 POLL_S = 5.0
@@ -60,8 +60,11 @@ def chat(
         int | None, typer.Option("--chat-id", help="Telegram chat id (default: per tenant).")
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the reply.")
-    ] = DEFAULT_TIMEOUT_S,
+        str,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="How long to wait for the reply (90s, 2m)."
+        ),
+    ] = f"{DEFAULT_TIMEOUT_S:.0f}s",
     telegram_api_base: Annotated[
         str | None,
         typer.Option(
@@ -72,7 +75,8 @@ def chat(
     ] = None,
 ) -> None:
     """Send TEXT to a tenant's agent as a Telegram message and print its reply (local demo)."""
-    typer.echo(run_chat(make_client(ctx), tenant, text, chat_id, timeout, telegram_api_base))
+    wait_s = duration_seconds("--timeout", timeout)
+    typer.echo(run_chat(make_client(ctx), tenant, text, chat_id, wait_s, telegram_api_base))
 
 
 def run_chat(

@@ -11,7 +11,7 @@ import typer
 
 from daemon.model import InvalidTenantId, validate_tenant_id
 from otm.client import AdminClient, UsageError, resolve_target
-from otm.output import DocFormat, Format
+from otm.output import DocFormat, Format, parse_duration
 
 
 def make_client(ctx: typer.Context, *, timeout: float | None = None) -> AdminClient:
@@ -55,6 +55,17 @@ def tenant_id(name: str) -> str:
         return validate_tenant_id(name)
     except InvalidTenantId as exc:
         raise UsageError(str(exc)) from None
+
+
+def duration_seconds(flag: str, text: str) -> float:
+    """A duration flag's value (``90``, ``90s``, ``2m``) in seconds; usage error if not one."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"{flag} must be longer than 0s")
+    return float(seconds)
 
 
 def parse_labels(pairs: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -12,6 +12,7 @@ from otm.cmd_common import (
     TenantArg,
     complete_label,
     complete_tenant,
+    duration_seconds,
     make_client,
     now,
     out,
@@ -65,8 +66,8 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Only print what would happen; change nothing.")
 ]
 TimeoutOpt = Annotated[
-    float,
-    typer.Option("--timeout", metavar="SECONDS", help="How long to wait for the daemon."),
+    str,
+    typer.Option("--timeout", metavar="DURATION", help="How long to wait for the daemon (6m)."),
 ]
 
 
@@ -279,13 +280,14 @@ def wake(
     ctx: typer.Context,
     name: TenantArg,
     wait: Annotated[bool, typer.Option("--wait", help="Return once the agent is running.")] = False,
-    timeout: TimeoutOpt = LIFECYCLE_TIMEOUT_S,
+    timeout: TimeoutOpt = f"{LIFECYCLE_TIMEOUT_S:.0f}s",
     output: MaybeOutputOpt = None,
 ) -> None:
     """Start the tenant's agent now instead of on its next message."""
     tid = tenant_id(name)
     query = {"wait": "true"} if wait else {}
-    tenant = _action(make_client(ctx), tid, "wake", timeout=timeout, **query)
+    wait_s = duration_seconds("--timeout", timeout)
+    tenant = _action(make_client(ctx), tid, "wake", timeout=wait_s, **query)
     _report(tenant, output, "running" if wait else "waking")
 
 
@@ -293,7 +295,7 @@ def sleep(
     ctx: typer.Context,
     name: TenantArg,
     dry_run: DryRunOpt = False,
-    timeout: TimeoutOpt = LIFECYCLE_TIMEOUT_S,
+    timeout: TimeoutOpt = f"{LIFECYCLE_TIMEOUT_S:.0f}s",
     output: MaybeOutputOpt = None,
 ) -> None:
     """Stop the tenant's agent after its final state sync."""
@@ -303,7 +305,7 @@ def sleep(
         tenant = client.get(f"/v1/tenants/{tid}")
         _report(tenant, output, f"asleep (dry run; now {tenant.get('status')})")
         return
-    tenant = _action(client, tid, "sleep", timeout=timeout)
+    tenant = _action(client, tid, "sleep", timeout=duration_seconds("--timeout", timeout))
     _report(tenant, output, "asleep")
 
 

@@ -193,3 +193,15 @@ def test_completion_of_config_keys_labels_and_tenants(cli: Cli, clean_daemon: Da
     assert _complete(clean_daemon, "otm tenant list -l ti") == ["tier"]
     assert _complete(clean_daemon, "otm tenant list -l tier=") == ["tier=gold"]
     assert _complete(clean_daemon, "otm tenant describe co") == ["comp"]
+
+
+def test_durations_everywhere(cli: Cli, clean_daemon: DaemonProc) -> None:
+    created = json.loads(
+        ok(cli("tenant create dur --idle-timeout 15m -o json --bot-token-stdin", input=BOT_TOKEN))
+    )
+    assert created["idle_timeout_s"] == 900
+    assert "900" in ok(cli("config set default_idle_timeout_s=15m"))
+    failed(cli("tenant wake dur --timeout soon"), 2, "--timeout", "invalid duration")
+    failed(cli("tenant sleep dur --timeout 0s"), 2, "--timeout must be longer than 0s")
+    failed(cli("chat dur hi --timeout forever"), 2, "--timeout", "invalid duration")
+    failed(cli("tenant update dur --idle-timeout 1x"), 2, "invalid duration")

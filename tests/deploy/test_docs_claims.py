@@ -5,13 +5,16 @@ one the state store writes."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import boto3
+import pytest
 
 from daemon.adapters.registry_dynamodb import DynamoRegistry
 from daemon.adapters.state_keys import SNAPSHOT_KEY
 from daemon.adapters.state_s3 import S3StateStore
+from daemon.agent_command import resolve_agent_command
 from daemon.settings import Settings
 from daemon.settings_doc import field_docstrings
 from tests.support.servers import REPO_ROOT
@@ -68,3 +71,31 @@ async def test_the_documented_state_layout_is_the_written_one(
     scripts = _source_of_pod_scripts()
     assert 'state/"' in scripts and 'workspace/"' in scripts
     assert "``state/`` and ``workspace/`` files (Kubernetes agents" in documented
+
+
+def _readme() -> str:
+    return (REPO_ROOT / "README.md").read_text()
+
+
+def test_readme_keeps_two_commands_and_both_exist() -> None:
+    block = _readme().split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["./scripts/run-local.sh", "./scripts/test.sh"]
+    for command in commands:
+        assert (REPO_ROOT / command).stat().st_mode & 0o111
+    assert "../shared" not in _readme()
+
+
+def test_readme_openclaw_command_resolves_as_written() -> None:
+    """The README's OTM_AGENT_COMMAND, relative paths and all, names files that exist
+    once resolved against the repository (where run-local.sh starts the daemon)."""
+    section = _readme().split("## Running a real OpenClaw locally", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    command = shlex.split(block.split("OTM_AGENT_COMMAND=", 1)[1])[0]
+    words = resolve_agent_command(shlex.split(command), REPO_ROOT)
+    assert words[-1] == "gateway"
+    paths = [w for w in words if "/" in w]
+    assert len(paths) == 2 and all(Path(p).is_absolute() for p in paths)
+    if not (REPO_ROOT / ".tools" / "openclaw").exists():
+        pytest.skip("the pinned OpenClaw is not installed (scripts/install-openclaw.sh)")
+    assert all(Path(p).exists() for p in paths)
