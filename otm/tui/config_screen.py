@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
+from otm.output import parse_duration
 from otm.tui.keybar import KeyBar
 from otm.tui.messages import ConfigSaved
 from otm.tui.source import SourceError
@@ -21,7 +22,7 @@ from otm.tui.state import DashboardState
 KEY_HELP = {
     "warm_pool_target": "Pre-started agent pods kept ready so a wake skips the boot.",
     "default_idle_timeout_s": (
-        "Seconds without activity before a running tenant is put to sleep "
+        "Time without activity (90s, 15m, 1h) before a running tenant is put to sleep "
         "(a tenant's own idle_timeout_s wins)."
     ),
     "max_wake_attempts": "Failed wakes in a row before a tenant is marked failed.",
@@ -37,9 +38,14 @@ def changed_values(
     for key, raw in entered.items():
         text = raw.strip()
         try:
-            value = int(text)
+            # *_s keys take durations (15m, 1h30m) as the CLI does; a bare number is seconds.
+            value = parse_duration(text) if key.endswith("_s") else int(text)
         except ValueError:
-            errors[key] = f"{key} must be an integer"
+            errors[key] = (
+                f"{key} must be a duration (90s, 15m, 1h) or seconds"
+                if key.endswith("_s")
+                else f"{key} must be an integer"
+            )
             continue
         if value != current.get(key):
             changes[key] = value

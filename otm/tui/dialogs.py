@@ -27,6 +27,7 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("escape", "answer(False)", "No", id="confirm.no", tooltip="Keep it"),
         Binding("n", "answer(False)", "No", id="confirm.n", show=False, tooltip="Keep it"),
+        Binding("y", "answer(True)", "Yes", id="confirm.y", tooltip="Go ahead (as in k9s)"),
     ]
     AUTO_FOCUS = "#no"
     DEFAULT_CSS = """

@@ -38,11 +38,17 @@ def test_columns_degrade_with_width() -> None:
     def keys(width: int) -> list[str]:
         return [c.key for c in view.columns_for_width(width)]
 
-    every = ["name", "status", "endpoint", "last_active", "idle_deadline", "buffered", "age"]
+    every = ["name", "status", "endpoint", "last_active", "idle_deadline", "buffered", "age",
+             "reason"]  # fmt: skip
     assert keys(200) == every
-    assert keys(106) == every
-    assert "endpoint" not in keys(105)
-    assert keys(76) == ["name", "status", "idle_deadline", "buffered", "age"]
+    # NAME shrinks first (down to NAME_FLOOR), only then are columns dropped.
+    shrunk = view.columns_for_width(130)
+    assert [c.key for c in shrunk] == every and shrunk[0].width == 14
+    assert keys(126) == every
+    assert keys(125) == every[:-1]  # REASON goes first
+    assert keys(96) == every[:-1]
+    assert "endpoint" not in keys(95)
+    assert keys(76) == ["name", "status", "last_active", "idle_deadline", "buffered", "age"]
     assert keys(20) == ["name", "status"]  # never below the two that identify a row
     # Spare width goes to NAME, up to its maximum.
     name = {c.key: c.width for c in view.columns_for_width(300)}["name"]
@@ -59,7 +65,7 @@ def test_row_cells_and_idle_deadline() -> None:
         running.public(), columns, now=NOW, default_idle_timeout_s=600, buffered=3
     )
     plain = [getattr(c, "plain", c) for c in cells]
-    assert plain == ["acme", "running", "10.0.0.1:8787", "2m ago", "in 8m", "3", "3d"]
+    assert plain == ["acme", "running", "10.0.0.1:8787", "2m ago", "in 8m", "3", "3d", "-"]
     overdue = tenant("late", "running", ip="10.0.0.2", active_ago=timedelta(minutes=12))
     assert view.idle_deadline(overdue.public(), 600) == NOW - timedelta(minutes=2)
     cells = view.row_cells(overdue.public(), columns, now=NOW, default_idle_timeout_s=600,
