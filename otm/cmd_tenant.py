@@ -157,7 +157,15 @@ def describe_tenant(
     except ApiError:
         buffer = None  # a daemon without the buffer endpoint
     if output == DocFormat.table:
-        out(render_describe(tenant, events[-20:], buffer, now=now()))
+        try:  # the live default idle timeout gives a running tenant its deadline
+            default_idle = client.get("/v1/config").get("default_idle_timeout_s")
+        except ApiError:
+            default_idle = None
+        out(
+            render_describe(
+                tenant, events[-20:], buffer, now=now(), default_idle_timeout_s=default_idle
+            )
+        )
         return
     doc = {"tenant": tenant, "buffer": buffer, "events": events[-20:]}
     out(to_json(doc) if output == DocFormat.json else to_yaml(doc))

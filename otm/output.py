@@ -220,29 +220,15 @@ def render_describe(
     buffer: Mapping[str, Any] | None,
     *,
     now: datetime,
+    default_idle_timeout_s: int | None = None,
 ) -> str:
     """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
     `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
-    timeout = tenant.get("idle_timeout_s")
-    fields = [
-        ("Name", tenant.get("tenant_id")),
-        ("Status", tenant.get("status")),
-        ("Reason", tenant.get("status_reason") or NONE),
-        ("Labels", format_labels(tenant.get("labels"))),
-        ("Endpoint", tenant.get("endpoint") or NONE),
-        ("Gateway", tenant.get("gateway_url") or NONE),
-        ("Pod", tenant.get("pod_name") or NONE),
-        ("Image", tenant.get("image") or "default"),
-        ("Idle Timeout", format_duration(timeout) if timeout is not None else "default"),
-        ("Bot Token", "set" if tenant.get("has_bot_token") else "not set"),
-        ("Wake Attempts", tenant.get("wake_attempts", 0)),
-        ("Buffered", "unknown" if buffer is None else buffer.get("pending", "unknown")),
-        ("Dead Letters", "unknown" if buffer is None else buffer.get("dead_letters", 0)),
-        ("Created", _stamp(tenant.get("created_at"), now)),
-        ("Last Active", _stamp(tenant.get("last_active_at"), now)),
-        ("Updated", _stamp(tenant.get("updated_at"), now)),
-        ("Version", tenant.get("version")),
-    ]
+    from otm.describe_view import describe_fields  # one field list for CLI and TUI
+
+    fields = describe_fields(
+        tenant, buffer, now=now, default_idle_timeout_s=default_idle_timeout_s
+    )
     width = max(len(k) for k, _ in fields) + 2
     lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
     lines.append("Events:")

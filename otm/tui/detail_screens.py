@@ -15,10 +15,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Log, Static
 
+from otm.describe_view import describe_fields
 from otm.tui import view
 from otm.tui.keybar import KeyBar
 from otm.tui.messages import TenantActionRequested
-from otm.tui.source import Record, SourceError, TenantDetails
+from otm.tui.source import BufferInfo, Record, SourceError, TenantDetails
 from otm.tui.state import DashboardState
 
 RECORD_FIELDS = (
@@ -82,32 +83,31 @@ def event_time(event: Record) -> datetime | None:
     return datetime.fromtimestamp(int(millis) / 1000, UTC)
 
 
-def record_table(record: Record, *, now: datetime, default_idle_timeout_s: int | None) -> Table:
+def record_table(
+    record: Record,
+    *,
+    now: datetime,
+    default_idle_timeout_s: int | None,
+    buffer: BufferInfo | None = None,
+) -> Table:
+    """The same fields, in the same order, as `otm tenant describe` (otm/describe_view.py)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    keys = [k for k in RECORD_FIELDS if k in record] + sorted(set(record) - set(RECORD_FIELDS))
-    for key in keys:
-        value = record[key]
-        if key == "status":
-            grid.add_row(key, view.status_text(str(value)))
-            continue
-        if key == "labels" and isinstance(value, dict):
-            shown = ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
-        elif key.endswith("_at") and (when := view.parse_time(value)) is not None:
-            shown = f"{value} ({view.human_duration(now - when)} ago)"
+    buffer_doc = (
+        None
+        if buffer is None
+        else {"pending": buffer.pending, "dead_letters": buffer.dead_letters}
+    )
+    for label, value in describe_fields(
+        record, buffer_doc, now=now, default_idle_timeout_s=default_idle_timeout_s
+    ):
+        if label == "Status":
+            grid.add_row(label, view.status_text(value))
+        elif label == "Reason" and record.get("status") == "failed":
+            grid.add_row(label, Text(value, style="red"))
         else:
-            shown = "-" if value in (None, "") else str(value)
-        grid.add_row(key, shown)
-    deadline = view.idle_deadline(record, default_idle_timeout_s)
-    if deadline is not None:
-        left = deadline - now
-        grid.add_row(
-            "idle_deadline",
-            f"{deadline.isoformat()} ("
-            + (f"in {view.human_duration(left)}" if left.total_seconds() > 0 else "due")
-            + ")",
-        )
+            grid.add_row(label, value)
     return grid
 
 
@@ -199,7 +199,10 @@ class DescribeScreen(Screen[None]):
         now = app.clock()
         self.query_one("#describe-record", Static).update(
             record_table(
-                details.record, now=now, default_idle_timeout_s=app.default_idle_timeout_s()
+                details.record,
+                now=now,
+                default_idle_timeout_s=app.default_idle_timeout_s(),
+                buffer=details.buffer,
             )
         )
         buffer = details.buffer
