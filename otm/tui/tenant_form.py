@@ -84,11 +84,11 @@ class TenantFormScreen(Screen[None]):
         Binding("ctrl+s", "save", "Save", id="form.save", tooltip="Create or apply the changes"),
     ]
     DEFAULT_CSS = """
-    TenantFormScreen #form-body { padding: 0 1; }
+    TenantFormScreen #form-body { padding: 0 1; height: 1fr; }
     TenantFormScreen #form-title { text-style: bold; margin-bottom: 1; }
     TenantFormScreen Label { margin-top: 1; }
-    TenantFormScreen #form-error { color: $error; margin-top: 1; }
-    TenantFormScreen #form-buttons { height: auto; margin-top: 1; }
+    TenantFormScreen #form-error { color: $error; padding: 0 1; height: auto; }
+    TenantFormScreen #form-buttons { height: auto; padding: 0 1; }
     """
 
     def __init__(self, record: Record | None) -> None:
@@ -118,10 +118,10 @@ class TenantFormScreen(Screen[None]):
                 yield Input("" if timeout is None else format_duration(timeout), id="idle_timeout")
                 yield Label("Image (blank: the default)")
                 yield Input(str(record.get("image") or ""), id="image")
-            yield Static("", id="form-error")
-            with Horizontal(id="form-buttons"):
-                yield Button("Save", id="save", variant="primary")
-                yield Button("Cancel", id="cancel")
+        yield Static("", id="form-error")
+        with Horizontal(id="form-buttons"):  # outside the scroll: always reachable
+            yield Button("Save", id="save", variant="primary")
+            yield Button("Cancel", id="cancel")
         yield KeyBar()
 
     def entered(self) -> dict[str, str]:
