@@ -1,5 +1,6 @@
 """`otm`: the operator CLI (kubectl habits: -o, -w, -l; data on stdout, errors on
-stderr; exit 0 ok, 1 failure, 2 usage)."""
+stderr). Exit codes: 0 ok; 2 usage and validation errors, found by the CLI or by the
+daemon (HTTP 400); 1 everything else (not found, conflicts, daemon unreachable)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ class CliError(Exception):
 
 
 class UsageError(CliError):
-    """Bad input caught before anything was sent; exit 2 like click's usage errors."""
+    """Bad input caught before anything was sent; exit 2 like click's usage errors (and
+    like the daemon's own validation errors, see ApiError)."""
 
     exit_code = 2
 
