@@ -6,6 +6,8 @@
                                         the tenant is suspended or failed
 - POST /v1/tenants/{id}/sleep           200 tenant once the agent stopped (final sync done)
 - GET  /v1/tenants/{id}/logs            text/plain, streamed; ?follow=true&since_s=N&tail=N
+                                        &timestamps=true&previous=true&container=gateway|
+                                        restore|sync (follow spans sleep and wake)
 - GET  /v1/tenants/{id}/buffer          {"pending": n, "dead_letters": m}
 - GET  /v1/tenants/{id}/dead-letters    {"items": [{id, update_id, reason, attempts, at_ms,
                                         update}]}
@@ -33,6 +35,7 @@ from daemon.admin_http import tenant_id_param as _tenant_id
 from daemon.buffer import chat_id_of
 from daemon.keys import BUFFER, DELIVERY, WAKE
 from daemon.log_follow import follow_across_runs
+from daemon.log_options import LogOptions
 from daemon.model import TenantStatus
 from daemon.redis_keys import simulated_update_key
 from daemon.wake import WakeFailed, WakeRefused
@@ -107,16 +110,26 @@ async def sleep_tenant(request: web.Request) -> web.Response:
 async def tenant_logs(request: web.Request) -> web.StreamResponse:
     tenant_id = _tenant_id(request)
     await request.app[keys.REGISTRY].get(tenant_id)
-    follow = _flag(request, "follow")
+    options = LogOptions(
+        timestamps=_flag(request, "timestamps"),
+        previous=_flag(request, "previous"),
+        container=request.query.get("container") or "gateway",
+    )
+    follow = _flag(request, "follow") and not options.previous  # a finished run ends
     since_s = _number(request, "since_s")
     tail_raw = _number(request, "tail")
     runtime = request.app[keys.RUNTIME]
     with request.app[keys.SIGNALS].subscribe(tenant_id) as events:
         try:
             history = [
-                line async for line in runtime.logs(tenant_id, follow=False, since_s=since_s)
+                line
+                async for line in runtime.logs(
+                    tenant_id, follow=False, since_s=since_s, options=options
+                )
             ]
         except KeyError:
+            if options.previous:
+                return error_response(404, f"tenant {tenant_id!r} has no previous run")
             if not follow:
                 return error_response(
                     404,
@@ -149,6 +162,7 @@ async def tenant_logs(request: web.Request) -> web.StreamResponse:
                     events,
                     tenant_id,
                     since_s=since_s,
+                    options=options,
                     sent=history,
                     write=write,
                     client_gone=client_gone,

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
+from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.ports import Runtime
 from daemon.signals import Subscription
 
@@ -37,6 +38,7 @@ async def follow_across_runs(
     tenant_id: str,
     *,
     since_s: float | None,
+    options: LogOptions = DEFAULT_LOG_OPTIONS,
     sent: list[str],
     write: Callable[[str], Awaitable[None]],
     client_gone: Callable[[], bool],
@@ -49,7 +51,9 @@ async def follow_across_runs(
     window = since_s
     while True:
         try:
-            async for line in runtime.logs(tenant_id, follow=True, since_s=window):
+            async for line in runtime.logs(
+                tenant_id, follow=True, since_s=window, options=options
+            ):
                 if skip > 0:
                     skip -= 1
                     continue

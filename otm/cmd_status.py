@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,6 +13,12 @@ from otm.client import ApiError, CliError, UsageError
 from otm.cmd_common import DocOutputOpt, TenantArg, make_client, out, tenant_id
 from otm.output import DocFormat, parse_duration, render_status
 from otm.reconnect import line_stamp, reconnecting
+
+
+class LogContainer(StrEnum):
+    gateway = "gateway"
+    restore = "restore"
+    sync = "sync"
 
 
 def status(ctx: typer.Context, output: DocOutputOpt = DocFormat.table) -> None:
@@ -32,6 +39,24 @@ def logs(
     tail: Annotated[
         int | None, typer.Option("--tail", metavar="N", help="Only the last N lines.", min=0)
     ] = None,
+    timestamps: Annotated[
+        bool,
+        typer.Option(
+            "--timestamps", help="Prefix each line with its time (local lines always have one)."
+        ),
+    ] = False,
+    previous: Annotated[
+        bool,
+        typer.Option("--previous", "-p", help="The agent's previous run (before the last start)."),
+    ] = False,
+    container: Annotated[
+        LogContainer,
+        typer.Option(
+            "--container",
+            "-c",
+            help="Kubernetes: the pod's gateway, its restore init container or its sync sidecar.",
+        ),
+    ] = LogContainer.gateway,
 ) -> None:
     """Print the tenant agent's log (Ctrl-C ends -f)."""
     tid = tenant_id(name)
@@ -41,10 +66,15 @@ def logs(
             since_s = parse_duration(since)
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from None
-    if follow:
-        follow_logs(ctx, tid, since_s=since_s, tail=tail)
+    extra = {
+        "timestamps": "true" if timestamps else None,
+        "previous": "true" if previous else None,
+        "container": container.value if container != LogContainer.gateway else None,
+    }
+    if follow and not previous:
+        follow_logs(ctx, tid, since_s=since_s, tail=tail, extra=extra)
         return
-    query = {"since_s": since_s, "tail": tail}
+    query = {"since_s": since_s, "tail": tail, **extra}
     lines = make_client(ctx).stream_lines(f"/v1/tenants/{tid}/logs", query=query, read_timeout=60.0)
     try:
         for line in lines:
@@ -67,6 +97,7 @@ def follow_logs(
     *,
     since_s: int | None,
     tail: int | None,
+    extra: dict[str, str | None] | None = None,
     max_reconnects: int | None = None,
 ) -> None:
     """`logs -f`: follows the tenant across sleep and wake (the daemon does) and across
@@ -74,7 +105,7 @@ def follow_logs(
     state: dict[str, float | str | None] = {"last_stamp": None, "last_at": None}
 
     def open_stream(again: bool) -> Iterator[str]:
-        query: dict[str, str | int | float | None] = {"follow": "true"}
+        query: dict[str, str | int | float | None] = {"follow": "true", **(extra or {})}
         if again:
             last_at = state["last_at"]
             # Only what the daemon logged since the last line we saw (plus slack).

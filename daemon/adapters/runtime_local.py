@@ -39,11 +39,12 @@ from typing import Any
 
 import aiohttp
 
-from daemon.adapters.local_logs import LogSink
+from daemon.adapters.local_logs import LogSink, previous_run
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_command import command_not_startable, resolve_agent_command
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
+from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -369,11 +370,24 @@ class LocalRuntime:
             queue.put_nowait(event)
 
     async def logs(
-        self, tenant_id: str, *, follow: bool, since_s: float | None
+        self,
+        tenant_id: str,
+        *,
+        follow: bool,
+        since_s: float | None,
+        options: LogOptions = DEFAULT_LOG_OPTIONS,
     ) -> AsyncIterator[str]:
+        if options.container != "gateway":
+            raise ValueError("the local runtime runs one process per agent: only -c gateway")
         sink = self._log(tenant_id)
         if not sink.path.exists():
             raise KeyError(tenant_id)
+        if options.previous:
+            # The run before the latest one (each run starts with "[otm] starting").
+            history = [line async for line in sink.lines(follow=False, since_s=None, running=False)]
+            for line in previous_run(history):
+                yield line
+            return
         async for line in sink.lines(
             follow=follow, since_s=since_s, running=tenant_id in self._agents
         ):

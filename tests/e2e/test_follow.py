@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -153,3 +155,40 @@ async def test_open_streams_do_not_hold_the_daemon_shutdown(
         # Daemon.stop SIGKILLs a daemon that has not exited after the timeout.
         await daemon.stop(timeout=20)
         assert proc.returncode == 0
+
+
+async def test_logs_previous_and_container_on_the_local_runtime(
+    daemon: Daemon, telegram: FakeTelegram
+) -> None:
+    await daemon.create_tenant("prev", "1806:prev")
+    none_yet = await _run(daemon, telegram, "logs", "prev", "--previous")
+    assert none_yet.returncode == 1 and "no previous run" in none_yet.stderr
+    await _chat(daemon, telegram, "prev", "one")
+    status, body = await daemon.api("POST", "/v1/tenants/prev/sleep")
+    assert status == 200, body
+    await _chat(daemon, telegram, "prev", "two")
+    current = await _run(daemon, telegram, "logs", "prev")
+    previous = await _run(daemon, telegram, "logs", "prev", "-p")
+    assert previous.returncode == 0, previous.stderr
+    starts = [line for line in current.stdout.splitlines() if "[otm] starting" in line]
+    assert len(starts) == 2
+    assert starts[0] in previous.stdout and starts[1] not in previous.stdout
+    assert "[otm] stopping" in previous.stdout
+    wrong = await _run(daemon, telegram, "logs", "prev", "-c", "sync")
+    assert wrong.returncode == 2 and "only -c gateway" in wrong.stderr
+
+
+async def _run(daemon: Daemon, telegram: FakeTelegram, *args: str) -> Any:
+    env = project_env(
+        OTM_DATA_DIR=str(daemon.data_dir),
+        OTM_ADMIN_TOKEN=ADMIN_TOKEN,
+        OTM_TELEGRAM_API_BASE=telegram.base_url,
+    )
+    return await asyncio.to_thread(
+        subprocess.run,
+        python_cmd("-m", "otm", *args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
