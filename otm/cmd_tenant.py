@@ -20,13 +20,13 @@ from otm.cmd_common import (
     out,
     tenant_id,
 )
+from otm.describe_view import render_describe
 from otm.output import (
     TENANT_HEADERS,
     TENANT_WIDE_HEADERS,
     DocFormat,
     Format,
     TablePrinter,
-    render_describe,
     tenant_name,
     tenant_row,
     to_json,

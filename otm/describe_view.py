@@ -1,13 +1,21 @@
-"""The fields of `otm tenant describe` and the dashboard's describe panel: one list, so
-the CLI and the TUI show the same fields in the same order."""
+"""`otm tenant describe` and the dashboard's describe panel: one field list, so the CLI
+and the TUI show the same fields in the same order; and the CLI's text rendering."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from otm.output import NONE, age_since, format_duration, format_labels, human_age
+from otm.output import (
+    NONE,
+    TablePrinter,
+    _compact,
+    age_since,
+    format_duration,
+    format_labels,
+    human_age,
+)
 
 
 def _age(timestamp: Any, now: datetime) -> tuple[datetime | None, str]:
@@ -69,3 +77,41 @@ def describe_fields(
         ("Updated", _age(tenant.get("updated_at"), now)[1]),
         ("Version", str(tenant.get("version"))),
     ]
+
+
+def render_describe(
+    tenant: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    buffer: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+    default_idle_timeout_s: int | None = None,
+) -> str:
+    """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
+    `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
+    fields = describe_fields(
+        tenant, buffer, now=now, default_idle_timeout_s=default_idle_timeout_s
+    )
+    width = max(len(k) for k, _ in fields) + 2
+    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
+    lines.append("Events:")
+    if not events:
+        lines.append("  <none>")
+    else:
+        rows = [_event_row(e, now) for e in events]
+        table = TablePrinter(("AGE", "KIND", "DETAILS"))
+        lines.extend("  " + line for line in table.render(rows).splitlines())
+    return "\n".join(lines)
+
+
+_EVENT_META = {"tenant_id", "kind", "id"}
+
+
+def _event_row(event: Mapping[str, Any], now: datetime) -> list[str]:
+    age = NONE
+    event_id = str(event.get("id", ""))
+    millis = event_id.split("-", 1)[0]
+    if millis.isdigit():
+        age = human_age(now.timestamp() - int(millis) / 1000)
+    details = " ".join(f"{k}={_compact(v)}" for k, v in event.items() if k not in _EVENT_META)
+    return [age, str(event.get("kind", "")), details or NONE]

@@ -214,52 +214,6 @@ def render_tenants(
     return table.render([tenant_row(t, wide=wide, now=now) for t in items])
 
 
-def render_describe(
-    tenant: Mapping[str, Any],
-    events: Sequence[Mapping[str, Any]],
-    buffer: Mapping[str, Any] | None,
-    *,
-    now: datetime,
-    default_idle_timeout_s: int | None = None,
-) -> str:
-    """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
-    `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
-    from otm.describe_view import describe_fields  # one field list for CLI and TUI
-
-    fields = describe_fields(
-        tenant, buffer, now=now, default_idle_timeout_s=default_idle_timeout_s
-    )
-    width = max(len(k) for k, _ in fields) + 2
-    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
-    lines.append("Events:")
-    if not events:
-        lines.append("  <none>")
-    else:
-        rows = [_event_row(e, now) for e in events]
-        table = TablePrinter(("AGE", "KIND", "DETAILS"))
-        lines.extend("  " + line for line in table.render(rows).splitlines())
-    return "\n".join(lines)
-
-
-def _stamp(timestamp: str | None, now: datetime) -> str:
-    if not timestamp:
-        return NONE
-    return f"{timestamp} ({age_since(timestamp, now)} ago)"
-
-
-_EVENT_META = {"tenant_id", "kind", "id"}
-
-
-def _event_row(event: Mapping[str, Any], now: datetime) -> list[str]:
-    age = NONE
-    event_id = str(event.get("id", ""))
-    millis = event_id.split("-", 1)[0]
-    if millis.isdigit():
-        age = human_age(now.timestamp() - int(millis) / 1000)
-    details = " ".join(f"{k}={_compact(v)}" for k, v in event.items() if k not in _EVENT_META)
-    return [age, str(event.get("kind", "")), details or NONE]
-
-
 def _compact(value: Any) -> str:
     if isinstance(value, str):
         return value

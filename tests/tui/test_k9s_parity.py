@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from textual.widgets import Input, Log
 
-from otm.describe_view import describe_fields
-from otm.output import render_describe
+from otm.describe_view import describe_fields, render_describe
 from otm.tui import OtmApp
 from otm.tui.config_screen import ConfigScreen
 from otm.tui.detail_screens import DescribeScreen, LogsScreen, shown_lines
