@@ -106,7 +106,8 @@ def test_run_prod_local_serves_a_tenant_from_dynamodb_and_s3(
         timeout=90,
     )
     assert chat.returncode == 0, chat.stderr
-    assert chat.stdout.strip() == "echo: hello (#1)"
+    # The stand-in agent answers through the model gateway in front of the stub LLM.
+    assert chat.stdout.strip().startswith("echo: hello"), chat.stdout
     slept = subprocess.run(
         [*otm, "tenant", "sleep", "prodlocal"], env=env, capture_output=True, text=True, timeout=90
     )
