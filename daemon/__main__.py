@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import sys
@@ -18,11 +19,28 @@ from daemon.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("daemon")
 
+SHUTDOWN_TIMEOUT_S = 5.0
+PORT_HINT = (
+    "another otm daemon (or ./scripts/run-local.sh) is probably running; stop it, or choose "
+    "other ports: --router-port/--admin-port or OTM_ROUTER_PORT/OTM_ADMIN_PORT (0 picks a free one)"
+)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for the operator; a port conflict says how to get out of it."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"{exc} — {PORT_HINT}"
+    return str(exc) or type(exc).__name__
+
 
 async def serve(settings: Settings) -> int:
     """Exit code: 0 after a requested stop, 1 after the daemon stopped itself (fatal)."""
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Streams (watch, logs -f) are ended by on_shutdown hooks; this bounds whatever is
+    # left (aiohttp's default would wait 60 s for every open handler).
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,7 +79,7 @@ def main(settings: Settings | None = None) -> int:
     try:
         return asyncio.run(serve(settings))
     except Exception as exc:
-        log.error("daemon failed: %s", exc)
+        log.error("daemon failed: %s", describe_failure(exc))
         return 1
 
 

@@ -8,6 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+# Re-exported: the handlers import selectors from here (equality- and set-based).
+from daemon.label_selector import matches_labels as matches_labels
+from daemon.label_selector import parse_label_selector as parse_label_selector
 from daemon.model import validate_tenant_id
 
 
@@ -34,35 +37,3 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 def tenant_id_param(request: web.Request) -> str:
     return validate_tenant_id(request.match_info["tenant_id"])
 
-
-# -- label selectors (subset of Kubernetes syntax: k=v, k!=v, k, !k) ------------
-def parse_label_selector(selector: str) -> list[tuple[str, str, str | None]]:
-    terms: list[tuple[str, str, str | None]] = []
-    for raw in filter(None, (part.strip() for part in selector.split(","))):
-        if "!=" in raw:
-            key, value = raw.split("!=", 1)
-            terms.append(("!=", key.strip(), value.strip()))
-        elif "=" in raw:
-            key, value = raw.split("=", 1)
-            terms.append(("=", key.strip().rstrip("="), value.strip()))
-        elif raw.startswith("!"):
-            terms.append(("!", raw[1:].strip(), None))
-        else:
-            terms.append(("exists", raw, None))
-    for _, key, _ in terms:
-        if not key:
-            raise ValueError(f"invalid label selector {selector!r}")
-    return terms
-
-
-def matches_labels(labels: dict[str, str], terms: list[tuple[str, str, str | None]]) -> bool:
-    for op, key, value in terms:
-        if op == "=" and labels.get(key) != value:
-            return False
-        if op == "!=" and labels.get(key) == value:
-            return False
-        if op == "exists" and key not in labels:
-            return False
-        if op == "!" and key in labels:
-            return False
-    return True

@@ -2,9 +2,12 @@
 
 - POST /v1/tenants/{id}/wake            202 tenant (wake runs in the background);
                                         ?wait=true: 200 once running, 503 {"error"} if
-                                        the wake failed, 409 if the tenant is on hold
+                                        the wake failed; 409 (with or without wait) if
+                                        the tenant is suspended or failed
 - POST /v1/tenants/{id}/sleep           200 tenant once the agent stopped (final sync done)
 - GET  /v1/tenants/{id}/logs            text/plain, streamed; ?follow=true&since_s=N&tail=N
+                                        &timestamps=true&previous=true&container=gateway|
+                                        restore|sync (follow spans sleep and wake)
 - GET  /v1/tenants/{id}/buffer          {"pending": n, "dead_letters": m}
 - GET  /v1/tenants/{id}/dead-letters    {"items": [{id, update_id, reason, attempts, at_ms,
                                         update}]}
@@ -18,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -31,6 +35,9 @@ from daemon.admin_http import error_response, read_json_object
 from daemon.admin_http import tenant_id_param as _tenant_id
 from daemon.buffer import chat_id_of
 from daemon.keys import BUFFER, DELIVERY, WAKE
+from daemon.log_follow import follow_across_runs
+from daemon.log_options import LogOptions
+from daemon.model import TenantStatus
 from daemon.redis_keys import simulated_update_key
 from daemon.wake import StateNotSaved, WakeFailed, WakeRefused
 
@@ -39,6 +46,10 @@ log = logging.getLogger(__name__)
 SIMULATED_UPDATE_BASE = 1_000_000_000
 """Simulated update ids start here, far from the ids a test's real updates use."""
 MAX_TAIL = 100_000
+LOG_FOLLOWERS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("log_followers")
+"""Request handlers following a tenant's log (`logs -f`), cancelled at shutdown."""
+HELD = frozenset({TenantStatus.SUSPENDED, TenantStatus.FAILED, TenantStatus.DELETED})
+"""Statuses a wake is refused in (an operator must resume the tenant first)."""
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -65,6 +76,14 @@ async def wake_tenant(request: web.Request) -> web.Response:
     registry = request.app[keys.REGISTRY]
     tenant = await registry.get(tenant_id)
     wake = request.app[WAKE]
+    if tenant.status in HELD:
+        # Said now, not after a 202 for a background wake that would be refused.
+        reason = f": {tenant.status_reason}" if tenant.status_reason else ""
+        return error_response(
+            409,
+            f"tenant {tenant_id!r} is {tenant.status.value}{reason} — not woken "
+            f"(`otm tenant resume {tenant_id}` first)",
+        )
     if not _flag(request, "wait"):
         request.app[keys.TASKS].spawn(
             _wake_in_background(wake, tenant_id), name=f"wake:{tenant_id}"
@@ -97,36 +116,76 @@ async def sleep_tenant(request: web.Request) -> web.Response:
 async def tenant_logs(request: web.Request) -> web.StreamResponse:
     tenant_id = _tenant_id(request)
     await request.app[keys.REGISTRY].get(tenant_id)
-    follow = _flag(request, "follow")
+    options = LogOptions(
+        timestamps=_flag(request, "timestamps"),
+        previous=_flag(request, "previous"),
+        container=request.query.get("container") or "gateway",
+    )
+    follow = _flag(request, "follow") and not options.previous  # a finished run ends
     since_s = _number(request, "since_s")
     tail_raw = _number(request, "tail")
     runtime = request.app[keys.RUNTIME]
-    try:
-        history = [line async for line in runtime.logs(tenant_id, follow=False, since_s=since_s)]
-    except KeyError:
-        return error_response(404, f"no logs for tenant {tenant_id!r}")
-    shown = history
-    if tail_raw is not None:
-        shown = history[max(len(history) - int(min(tail_raw, MAX_TAIL)), 0) :]
-    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
-    await response.prepare(request)
-    for line in shown:
-        await response.write(_line(line))
-    if follow:
-        # The follow stream starts with the same history: skip what was sent.
-        skip = len(history)
+    with request.app[keys.SIGNALS].subscribe(tenant_id) as events:
         try:
-            async for line in runtime.logs(tenant_id, follow=True, since_s=since_s):
-                if skip > 0:
-                    skip -= 1
-                    continue
-                await response.write(_line(line))
+            history = [
+                line
+                async for line in runtime.logs(
+                    tenant_id, follow=False, since_s=since_s, options=options
+                )
+            ]
         except KeyError:
-            pass
-        except ConnectionResetError:
-            return response  # the client went away
+            if options.previous:
+                return error_response(404, f"tenant {tenant_id!r} has no previous run")
+            if not follow:
+                return error_response(
+                    404,
+                    f"no logs for tenant {tenant_id!r} yet: its agent has not started "
+                    f"(`otm logs {tenant_id} -f` waits for it)",
+                )
+            history = []  # -f waits for the first boot
+        shown = history
+        if tail_raw is not None:
+            shown = history[max(len(history) - int(min(tail_raw, MAX_TAIL)), 0) :]
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await response.prepare(request)
+        for line in shown:
+            await response.write(_line(line))
+        if follow:
+            followers = request.app[LOG_FOLLOWERS]
+            task = asyncio.current_task()
+            assert task is not None
+            followers.add(task)  # ended at shutdown: a follower never holds the daemon up
+
+            async def write(line: str) -> None:
+                await response.write(_line(line))
+
+            def client_gone() -> bool:
+                return request.transport is None or request.transport.is_closing()
+
+            try:
+                await follow_across_runs(
+                    runtime,
+                    events,
+                    tenant_id,
+                    since_s=since_s,
+                    options=options,
+                    sent=history,
+                    write=write,
+                    client_gone=client_gone,
+                )
+            except ConnectionResetError:
+                return response  # the client went away
+            finally:
+                followers.discard(task)
+            return response
     await response.write_eof()
     return response
+
+
+async def _end_log_followers(app: web.Application) -> None:
+    followers = app[LOG_FOLLOWERS]
+    for task in followers.copy():
+        task.cancel()
 
 
 def _line(line: str) -> bytes:
@@ -201,6 +260,9 @@ def simulated_text_update(update_id: int, chat_id: int, text: str) -> dict[str, 
 
 
 def setup_routes(app: web.Application) -> None:
+    followers: set[asyncio.Task[Any]] = set()
+    app[LOG_FOLLOWERS] = followers
+    app.on_shutdown.append(_end_log_followers)
     app.router.add_post("/v1/tenants/{tenant_id}/wake", wake_tenant)
     app.router.add_post("/v1/tenants/{tenant_id}/sleep", sleep_tenant)
     app.router.add_get("/v1/tenants/{tenant_id}/logs", tenant_logs)

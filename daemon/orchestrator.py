@@ -42,6 +42,8 @@ def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
             raise ValueError("idle_timeout_s must be an integer between 30 and 604800 (or null)")
     if "bot_token" in out:
         out["bot_token"] = validate_bot_token(out["bot_token"])
+        if not out["bot_token"]:
+            raise ValueError("bot_token must not be empty")
     if "image" in out and out["image"] is not None and not isinstance(out["image"], str):
         raise ValueError("image must be a string")
     if "labels" in out:
@@ -77,6 +79,10 @@ class Orchestrator:
         if not isinstance(tenant_id, str):
             raise ValueError("tenant_id is required")
         validate_tenant_id(tenant_id)
+        if not fields_.get("bot_token"):
+            # A tenant without a bot can never receive a message: refuse it now rather
+            # than let its first wake fail.
+            raise ValueError("bot_token is required (the tenant's Telegram bot token)")
         # The tenant's model key is minted here (only its id is stored; model_gateway/keys.py).
         tenant = await self.registry.create(
             Tenant(tenant_id=tenant_id, model_key_id=new_key_id(), **fields_)

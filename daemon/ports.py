@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.model import Tenant, TenantStatus
 
 
@@ -187,8 +188,16 @@ class Runtime(Protocol):
         """Instance changes as they happen (for the reconciler)."""
         ...
 
-    def logs(self, tenant_id: str, *, follow: bool, since_s: float | None) -> AsyncIterator[str]:
-        """Agent log lines; KeyError if the tenant has no instance or logs."""
+    def logs(
+        self,
+        tenant_id: str,
+        *,
+        follow: bool,
+        since_s: float | None,
+        options: LogOptions = DEFAULT_LOG_OPTIONS,
+    ) -> AsyncIterator[str]:
+        """Agent log lines; KeyError if the tenant has no instance or logs; ValueError
+        for options this runtime cannot honour (daemon/log_options.py)."""
         ...
 
     async def activity(self, tenant_id: str) -> AgentActivity | None:

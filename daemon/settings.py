@@ -57,7 +57,10 @@ class Settings:
     state_store: StateStoreKind = "dir"
     """Tenant state backend: ``dir`` (embedded) or ``s3``."""
     s3_bucket: str = "otm-tenant-state"
-    """Bucket holding ``tenants/{id}/state/`` and ``tenants/{id}/workspace/``."""
+    """Bucket holding each tenant's state under ``tenants/{id}/``: ``state/`` and
+    ``workspace/`` files (Kubernetes agents, synced by their pod) or one
+    ``snapshots/latest.tar.gz`` (local agents). Created at start if missing and
+    the credentials allow it."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
 
@@ -91,7 +94,9 @@ class Settings:
     """Local runtime: command starting one agent. Empty: the bundled stand-in
     agent (``python -m otm.devtools.agent_stub``). A real gateway is e.g.
     ``/opt/node/bin/node /opt/openclaw/openclaw.mjs gateway``; an absolute
-    first word also puts its directory first in the agent's ``PATH``."""
+    first word also puts its directory first in the agent's ``PATH``. Relative
+    paths (``.tools/...``) are resolved against the daemon's working directory
+    (agents run in their own run directory)."""
     agent_sandbox: Literal["auto", "bwrap", "none"] = "auto"
     """Local runtime: confinement of agents (daemon/adapters/local_sandbox.py).
     ``bwrap``: bubblewrap (own user/PID namespaces, host read-only, data directory

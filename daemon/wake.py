@@ -32,6 +32,7 @@ from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
 from daemon.wake_admission import WakeAdmission
+from daemon.wake_errors import WakeImpossible, no_bot_token_reason
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +243,21 @@ class WakeManager:
         await self._publish(tenant_id, "waking")
         self.metrics.wake_phase_seconds.labels(phase="registry").observe(time.monotonic() - t0)
         try:
+            if not tenant.bot_token:
+                raise WakeImpossible(no_bot_token_reason(tenant_id))
             return await self._boot(tenant, notice_chat, deadline)
         except asyncio.CancelledError:
             await self._after_failure(tenant_id, "wake cancelled (daemon shutting down)", False)
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if isinstance(exc, WakeImpossible):
+                reason = str(exc)  # written for the operator
             log.warning("wake of %s failed: %s", tenant_id, reason)
-            failed = await self._after_failure(tenant_id, reason, True)
+            # An error no retry can fix fails the tenant now, not after N attempts.
+            failed = await self._after_failure(
+                tenant_id, reason, True, final=isinstance(exc, WakeImpossible)
+            )
             self.metrics.wakes.labels(outcome="failed" if failed else "retry").inc()
             raise WakeFailed(f"wake of {tenant_id!r} failed: {reason}") from exc
 
@@ -257,9 +265,11 @@ class WakeManager:
         tenant_id = tenant.tenant_id
         cold = await self.runtime.get(tenant_id) is None
         long_wait, ready = asyncio.Event(), asyncio.Event()
-        if cold and notice_chat is not None and tenant.bot_token:
-            # Once per start (this wake boots or binds an agent), not per message; and only
-            # when the wait is long: a cold boot, or a warm bind not ready within 2 s.
+        first_attempt = tenant.wake_attempts == 0
+        if cold and first_attempt and notice_chat is not None and tenant.bot_token:
+            # Once per start (this wake boots or binds an agent), not per message and not
+            # per retry (wake_attempts counts this start's failures); and only when the
+            # wait is long: a cold boot, or a warm bind not ready within 2 s.
             self.tasks.spawn(
                 self._notice_if_slow(tenant.bot_token, notice_chat, long_wait, ready),
                 name=f"notice:{tenant_id}",
@@ -324,20 +334,24 @@ class WakeManager:
             last_active_at=datetime.now(UTC),
         )
 
-    async def _after_failure(self, tenant_id: str, reason: str, count: bool) -> bool:
-        """Clean up a failed boot; True if the tenant is now ``failed``."""
+    async def _after_failure(
+        self, tenant_id: str, reason: str, count: bool, *, final: bool = False
+    ) -> bool:
+        """Clean up a failed boot; True if the tenant is now ``failed`` (``final``:
+        at once, the error cannot go away by retrying)."""
         with contextlib.suppress(Exception):
             await self.runtime.stop(tenant_id, grace_s=min(self.settings.agent_stop_grace_s, 10))
         try:
             tenant = await self.registry.get(tenant_id)
             config = await self.coordination.get_config()
             attempts = tenant.wake_attempts + (1 if count else 0)
-            failed = attempts >= config.max_wake_attempts
+            failed = final or attempts >= config.max_wake_attempts
+            count_text = "not retried" if final else f"{attempts}/{config.max_wake_attempts}"
             await self.registry.update(
                 tenant_id,
                 if_status={TenantStatus.PROVISIONING},
                 status=TenantStatus.FAILED if failed else TenantStatus.IDLE,
-                status_reason=f"wake failed ({attempts}/{config.max_wake_attempts}): {reason}",
+                status_reason=f"wake failed ({count_text}): {reason}",
                 wake_attempts=attempts,
                 **DETACHED,
             )

@@ -1,9 +1,11 @@
 """`otm`: the operator CLI (kubectl habits: -o, -w, -l; data on stdout, errors on
-stderr; exit 0 ok, 1 failure, 2 usage)."""
+stderr). Exit codes: 0 ok; 2 usage and validation errors, found by the CLI or by the
+daemon (HTTP 400); 1 everything else (not found, conflicts, daemon unreachable)."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,9 +13,19 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from otm import cmd_config, cmd_daemon, cmd_status, cmd_tenant, cmd_tenant_model, cmd_tenant_write
+from otm import (
+    cmd_config,
+    cmd_daemon,
+    cmd_status,
+    cmd_tenant,
+    cmd_tenant_model,
+    cmd_tenant_write,
+    help_style,
+)
 from otm.client import CliError
 from otm.cmd_common import warn
+
+help_style.apply()
 
 GLOBAL_OPTIONS = frozenset({"--server", "--token", "--data-dir"})
 # Command modules owned by other work that plug in when present (each has register(app)).
@@ -69,6 +81,19 @@ app = typer.Typer(
 )
 
 
+def client_version() -> str:
+    try:
+        return importlib.metadata.version("otm")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"otm {client_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     server: Annotated[
@@ -95,6 +120,12 @@ def root(
             help="Local daemon's data dir (env OTM_DATA_DIR; default ~/.otm).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the CLI version."
+        ),
+    ] = False,
 ) -> None:
     """otm: tenants, live config, status and logs of an otm daemon."""
     if token is not None:
@@ -110,6 +141,23 @@ cmd_tenant_model.register(cmd_tenant.app)
 app.add_typer(cmd_config.app, name="config")
 cmd_status.register(app)
 cmd_daemon.register(app)
+
+
+@app.command("version")
+def version_command(
+    ctx: typer.Context,
+    client_only: Annotated[
+        bool, typer.Option("--client", help="Only the CLI's version (no daemon needed).")
+    ] = False,
+) -> None:
+    """The CLI's and the daemon's versions (like `kubectl version`)."""
+    typer.echo(f"Client Version: {client_version()}")
+    if client_only:
+        return
+    from otm.cmd_common import make_client
+
+    daemon = make_client(ctx, timeout=5.0).get("/v1/status").get("daemon") or {}
+    typer.echo(f"Server Version: {daemon.get('version') or 'unknown'}")
 
 
 def _register_optional(target: typer.Typer) -> None:

@@ -32,7 +32,8 @@ class CliError(Exception):
 
 
 class UsageError(CliError):
-    """Bad input caught before anything was sent; exit 2 like click's usage errors."""
+    """Bad input caught before anything was sent; exit 2 like click's usage errors (and
+    like the daemon's own validation errors, see ApiError)."""
 
     exit_code = 2
 
@@ -48,6 +49,8 @@ class ApiError(CliError):
         super().__init__(message)
         self.status = status
         self.message = message
+        # One rule for client- and server-side validation: invalid input exits 2.
+        self.exit_code = 2 if status == 400 else 1
 
 
 def default_data_dir() -> Path:

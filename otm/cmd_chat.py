@@ -20,10 +20,14 @@ from typing import Annotated, Any
 import typer
 
 from otm.client import AdminClient, CliError, Target
-from otm.cmd_common import make_client, tenant_id
+from otm.cmd_common import duration_seconds, make_client, tenant_id
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."  # same text as daemon.wake
-MAX_POLL_S = 60.0
+POLL_S = 5.0
+"""Between two looks at the tenant's status while waiting (a failed wake ends the wait)."""
+DEFAULT_TIMEOUT_S = 120.0
+"""Longer than a real OpenClaw's wake after sleep (~30 s) plus a slow model's first turn."""
+HELD = ("suspended", "failed")
 
 
 class ChatError(CliError):
@@ -56,8 +60,11 @@ def chat(
         int | None, typer.Option("--chat-id", help="Telegram chat id (default: per tenant).")
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for the reply.")
-    ] = 30.0,
+        str,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="How long to wait for the reply (90s, 2m)."
+        ),
+    ] = f"{DEFAULT_TIMEOUT_S:.0f}s",
     telegram_api_base: Annotated[
         str | None,
         typer.Option(
@@ -68,7 +75,8 @@ def chat(
     ] = None,
 ) -> None:
     """Send TEXT to a tenant's agent as a Telegram message and print its reply (local demo)."""
-    typer.echo(run_chat(make_client(ctx), tenant, text, chat_id, timeout, telegram_api_base))
+    wait_s = duration_seconds("--timeout", timeout)
+    typer.echo(run_chat(make_client(ctx), tenant, text, chat_id, wait_s, telegram_api_base))
 
 
 def run_chat(
@@ -89,16 +97,36 @@ def run_chat(
     chat_id = default_chat_id(tenant) if chat_id is None else chat_id
     seen = len(_sent(api_base, chat_id, 0, 0))
     admin.request("POST", f"/v1/tenants/{tenant}/simulate", body={"text": text, "chat_id": chat_id})
+    _raise_if_held(admin, tenant)
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
-        messages = _sent(api_base, chat_id, seen + 1, min(remaining, MAX_POLL_S))
+        messages = _sent(api_base, chat_id, seen + 1, min(remaining, POLL_S))
         for message in messages[seen:]:
             seen += 1
             if message.get("text") == STARTING_NOTICE:
                 typer.echo(f"{tenant}: {STARTING_NOTICE}", err=True)
                 continue
             return str(message.get("text", ""))
-    raise ChatError(f"no reply from {tenant} within {timeout:.0f}s (see `otm logs {tenant}`)")
+        _raise_if_held(admin, tenant)  # a wake that failed for good ends the wait
+    raise ChatError(
+        f"no reply from {tenant} within {timeout:.0f}s; the message stays buffered "
+        f"(status {admin.get(f'/v1/tenants/{tenant}').get('status')}; see `otm logs {tenant}`, "
+        "or wait longer with --timeout)"
+    )
+
+
+def _raise_if_held(admin: AdminClient, tenant: str) -> None:
+    """A suspended or failed tenant will not answer: say why instead of timing out."""
+    record = admin.get(f"/v1/tenants/{tenant}")
+    status = record.get("status")
+    if status not in HELD:
+        return
+    reason = f" ({record['status_reason']})" if record.get("status_reason") else ""
+    raise ChatError(
+        f"tenant {tenant} is {status}{reason}: the message is held in its buffer and is "
+        f"delivered after `otm tenant resume {tenant}`"
+        + (f" (see `otm logs {tenant}`)" if status == "failed" else "")
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import typer
 
 from daemon.model import InvalidTenantId, validate_tenant_id
 from otm.client import AdminClient, UsageError, resolve_target
-from otm.output import DocFormat, Format
+from otm.output import DocFormat, Format, parse_duration
 
 
 def make_client(ctx: typer.Context, *, timeout: float | None = None) -> AdminClient:
@@ -40,12 +40,32 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+RESOURCE_PREFIXES = ("tenant/", "tenants/")
+"""`otm tenant list -o name` prints tenant/NAME; every command takes it back (xargs)."""
+
+
 def tenant_id(name: str) -> str:
-    """Client-side id check: a malformed id is a usage error (2), not a server round trip."""
+    """Client-side id check: a malformed id is a usage error (2), not a server round trip.
+    Accepts ``tenant/NAME`` as kubectl accepts ``pod/NAME``."""
+    for prefix in RESOURCE_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
     try:
         return validate_tenant_id(name)
     except InvalidTenantId as exc:
         raise UsageError(str(exc)) from None
+
+
+def duration_seconds(flag: str, text: str) -> float:
+    """A duration flag's value (``90``, ``90s``, ``2m``) in seconds; usage error if not one."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"{flag} must be longer than 0s")
+    return float(seconds)
 
 
 def parse_labels(pairs: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -101,6 +121,31 @@ def complete_tenant(ctx: typer.Context, incomplete: str) -> list[str]:
         return [str(t["tenant_id"]) for t in items if str(t["tenant_id"]).startswith(incomplete)]
     except Exception:
         return []
+
+
+def complete_label(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Label keys in use (``tier``), and ``key=value`` pairs once a ``=`` is typed; for
+    ``-l`` the prefix before the last comma is kept (``tier=gold,zo`` → ``tier=gold,zone``)."""
+    head, _, last = incomplete.rpartition(",")
+    prefix = head + "," if head else ""
+    try:
+        items: list[dict[str, Any]] = make_client(ctx, timeout=1.0).get("/v1/tenants")["items"]
+    except Exception:
+        return []
+    pairs = {(k, v) for t in items for k, v in (t.get("labels") or {}).items()}
+    keys = {k for k, _ in pairs}
+    options = sorted(f"{k}={v}" for k, v in pairs) if "=" in last else sorted(keys)
+    return [prefix + o for o in options if o.startswith(last.lstrip("!"))]
+
+
+def complete_config_key(incomplete: str) -> list[str]:
+    """Live-config keys (``KEY`` or ``KEY=`` for `config set`), no daemon needed."""
+    import dataclasses
+
+    from daemon.coordination import LiveConfig  # completion only: keeps `otm` light
+
+    keys = [f.name for f in dataclasses.fields(LiveConfig)]
+    return [k for k in keys if k.startswith(incomplete)]
 
 
 TenantArg = Annotated[

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from otm.client import CliError, UsageError
-from otm.cmd_common import DocOutputOpt, make_client, out
+from otm.client import UsageError
+from otm.cmd_common import DocOutputOpt, complete_config_key, make_client, out
 from otm.output import DocFormat, parse_duration, render_config
 
 app = typer.Typer(
@@ -21,7 +21,9 @@ app = typer.Typer(
 @app.command("get")
 def get_config(
     ctx: typer.Context,
-    key: Annotated[str | None, typer.Argument(metavar="[KEY]", help="One key only.")] = None,
+    key: Annotated[str | None, typer.Argument(
+            metavar="KEY", help="One key only.", autocompletion=complete_config_key
+        )] = None,
     output: DocOutputOpt = DocFormat.table,
 ) -> None:
     """Show the live config, or one value."""
@@ -30,7 +32,7 @@ def get_config(
         out(render_config(config, output))
         return
     if key not in config:
-        raise CliError(f"unknown config key {key!r} (known: {', '.join(sorted(config))})")
+        raise UsageError(f"unknown config key {key!r} (known: {', '.join(sorted(config))})")
     if output == DocFormat.table:
         out(str(config[key]))
     else:
@@ -56,11 +58,22 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return changes
 
 
+def _complete_assignment(incomplete: str) -> list[str]:
+    if "=" in incomplete:
+        return []
+    return [f"{key}=" for key in complete_config_key(incomplete)]
+
+
 @app.command("set")
 def set_config(
     ctx: typer.Context,
     assignments: Annotated[
-        list[str], typer.Argument(metavar="KEY=VALUE...", help="Keys to change.")
+        list[str],
+        typer.Argument(
+            metavar="KEY=VALUE...",
+            help="Keys to change (durations for *_s keys: 90s, 15m, 1h).",
+            autocompletion=_complete_assignment,
+        ),
     ],
     output: DocOutputOpt = DocFormat.table,
 ) -> None:

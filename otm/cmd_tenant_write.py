@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +10,9 @@ import typer
 from otm.client import AdminClient, ApiError, CliError, UsageError
 from otm.cmd_common import (
     TenantArg,
-    TenantsArg,
+    complete_label,
+    complete_tenant,
+    duration_seconds,
     make_client,
     now,
     out,
@@ -47,7 +50,12 @@ IdleTimeoutOpt = Annotated[
 ]
 LabelOpt = Annotated[
     list[str] | None,
-    typer.Option("--label", metavar="KEY=VALUE", help="Set a label (repeatable; KEY- removes)."),
+    typer.Option(
+        "--label",
+        metavar="KEY=VALUE",
+        help="Set a label (repeatable; KEY- removes).",
+        autocompletion=complete_label,
+    ),
 ]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="Agent image for this tenant.")]
 MaybeOutputOpt = Annotated[
@@ -58,8 +66,8 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Only print what would happen; change nothing.")
 ]
 TimeoutOpt = Annotated[
-    float,
-    typer.Option("--timeout", metavar="SECONDS", help="How long to wait for the daemon."),
+    str,
+    typer.Option("--timeout", metavar="DURATION", help="How long to wait for the daemon (6m)."),
 ]
 
 
@@ -92,24 +100,47 @@ def create(
     label: LabelOpt = None,
     image: ImageOpt = None,
     output: MaybeOutputOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Register a tenant (its agent starts on the first message)."""
     body: dict[str, Any] = {"tenant_id": tenant_id(name)}
     secret = read_secret(value=bot_token, file=bot_token_file, stdin=bot_token_stdin)
-    if secret is not None:
-        body["bot_token"] = secret
     given, seconds = _idle_timeout(idle_timeout)
     if given:
         body["idle_timeout_s"] = seconds
     sets, removes = parse_labels(label or [])
     if removes:
         raise UsageError("--label KEY- (remove) only makes sense with `otm tenant update`")
+    if secret is None:
+        # A tenant without a bot never gets a message: refused here, not at its first wake.
+        raise UsageError(
+            "a bot token is required (the tenant's Telegram bot): "
+            "--bot-token-file FILE or --bot-token-stdin"
+        )
+    body["bot_token"] = secret
     if sets:
         body["labels"] = sets
     if image is not None:
         body["image"] = image
-    tenant = make_client(ctx).request("POST", "/v1/tenants", body=body)
+    client = make_client(ctx)
+    if dry_run:
+        _must_not_exist(client, body["tenant_id"])
+        preview = {k: v for k, v in body.items() if k != "bot_token"}
+        preview["has_bot_token"] = True
+        _report(preview, output, "created (dry run)")
+        return
+    tenant = client.request("POST", "/v1/tenants", body=body)
     _report(tenant, output, "created")
+
+
+def _must_not_exist(client: AdminClient, tid: str) -> None:
+    try:
+        client.get(f"/v1/tenants/{tid}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return
+        raise
+    raise CliError(f"tenant {tid!r} already exists")
 
 
 def update(
@@ -153,15 +184,47 @@ def update(
 
 def delete(
     ctx: typer.Context,
-    names: TenantsArg,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="NAME...",
+            help="Tenant ids (or tenant/NAME).",
+            autocompletion=complete_tenant,
+        ),
+    ] = None,
+    selector: Annotated[
+        str | None,
+        typer.Option(
+            "--selector",
+            "-l",
+            metavar="SELECTOR",
+            help="Delete the tenants it selects.",
+            autocompletion=complete_label,
+        ),
+    ] = None,
+    all_tenants: Annotated[bool, typer.Option("--all", help="Delete every tenant.")] = False,
     dry_run: DryRunOpt = False,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", hidden=True, help="Accepted; otm never asks.")
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask before deleting by -l or --all."),
     ] = False,
 ) -> None:
-    """Delete tenants: stop the agent, remove state and record (no confirmation, like kubectl)."""
-    ids = [tenant_id(n) for n in names]
+    """Delete tenants: stop the agent, remove state and record. Named tenants go without
+    a question (like kubectl); -l and --all ask first unless --yes (or --dry-run)."""
+    given = sum((bool(names), selector is not None, all_tenants))
+    if given != 1:
+        raise UsageError("give tenant names, -l SELECTOR or --all (exactly one of them)")
     client = make_client(ctx)
+    if names:
+        ids = [tenant_id(n) for n in names]
+    else:
+        items = client.get("/v1/tenants", selector=selector or None)["items"]
+        ids = [str(t["tenant_id"]) for t in items]
+        if not ids:
+            typer.echo("No tenants found.", err=True)
+            return
+        if not dry_run and not yes:
+            _confirm(ids)
     failures: list[str] = []
     for tid in ids:
         try:
@@ -179,6 +242,15 @@ def delete(
         for message in failures[:-1]:
             typer.echo(f"error: {message}", err=True)
         raise CliError(failures[-1])
+
+
+def _confirm(ids: list[str]) -> None:
+    """Ask on a terminal; refuse (usage error) where nobody can answer."""
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    if not sys.stdin.isatty():
+        raise UsageError(f"this deletes {len(ids)} tenant(s) ({shown}): pass --yes to confirm")
+    if not typer.confirm(f"Delete {len(ids)} tenant(s): {shown}?", default=False, err=True):
+        raise CliError("nothing deleted")
 
 
 def _action(client: AdminClient, tid: str, action: str, *, timeout: float, **query: Any) -> Any:
@@ -208,13 +280,14 @@ def wake(
     ctx: typer.Context,
     name: TenantArg,
     wait: Annotated[bool, typer.Option("--wait", help="Return once the agent is running.")] = False,
-    timeout: TimeoutOpt = LIFECYCLE_TIMEOUT_S,
+    timeout: TimeoutOpt = f"{LIFECYCLE_TIMEOUT_S:.0f}s",
     output: MaybeOutputOpt = None,
 ) -> None:
     """Start the tenant's agent now instead of on its next message."""
     tid = tenant_id(name)
     query = {"wait": "true"} if wait else {}
-    tenant = _action(make_client(ctx), tid, "wake", timeout=timeout, **query)
+    wait_s = duration_seconds("--timeout", timeout)
+    tenant = _action(make_client(ctx), tid, "wake", timeout=wait_s, **query)
     _report(tenant, output, "running" if wait else "waking")
 
 
@@ -222,7 +295,7 @@ def sleep(
     ctx: typer.Context,
     name: TenantArg,
     dry_run: DryRunOpt = False,
-    timeout: TimeoutOpt = LIFECYCLE_TIMEOUT_S,
+    timeout: TimeoutOpt = f"{LIFECYCLE_TIMEOUT_S:.0f}s",
     output: MaybeOutputOpt = None,
 ) -> None:
     """Stop the tenant's agent after its final state sync."""
@@ -232,7 +305,7 @@ def sleep(
         tenant = client.get(f"/v1/tenants/{tid}")
         _report(tenant, output, f"asleep (dry run; now {tenant.get('status')})")
         return
-    tenant = _action(client, tid, "sleep", timeout=timeout)
+    tenant = _action(client, tid, "sleep", timeout=duration_seconds("--timeout", timeout))
     _report(tenant, output, "asleep")
 
 

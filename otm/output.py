@@ -214,66 +214,6 @@ def render_tenants(
     return table.render([tenant_row(t, wide=wide, now=now) for t in items])
 
 
-def render_describe(
-    tenant: Mapping[str, Any],
-    events: Sequence[Mapping[str, Any]],
-    buffer: Mapping[str, Any] | None,
-    *,
-    now: datetime,
-) -> str:
-    """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
-    `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
-    timeout = tenant.get("idle_timeout_s")
-    fields = [
-        ("Name", tenant.get("tenant_id")),
-        ("Status", tenant.get("status")),
-        ("Reason", tenant.get("status_reason") or NONE),
-        ("Labels", format_labels(tenant.get("labels"))),
-        ("Endpoint", tenant.get("endpoint") or NONE),
-        ("Gateway", tenant.get("gateway_url") or NONE),
-        ("Pod", tenant.get("pod_name") or NONE),
-        ("Image", tenant.get("image") or "default"),
-        ("Idle Timeout", format_duration(timeout) if timeout is not None else "default"),
-        ("Bot Token", "set" if tenant.get("has_bot_token") else "not set"),
-        ("Wake Attempts", tenant.get("wake_attempts", 0)),
-        ("Buffered", "unknown" if buffer is None else buffer.get("pending", "unknown")),
-        ("Dead Letters", "unknown" if buffer is None else buffer.get("dead_letters", 0)),
-        ("Created", _stamp(tenant.get("created_at"), now)),
-        ("Last Active", _stamp(tenant.get("last_active_at"), now)),
-        ("Updated", _stamp(tenant.get("updated_at"), now)),
-        ("Version", tenant.get("version")),
-    ]
-    width = max(len(k) for k, _ in fields) + 2
-    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
-    lines.append("Events:")
-    if not events:
-        lines.append("  <none>")
-    else:
-        rows = [_event_row(e, now) for e in events]
-        table = TablePrinter(("AGE", "KIND", "DETAILS"))
-        lines.extend("  " + line for line in table.render(rows).splitlines())
-    return "\n".join(lines)
-
-
-def _stamp(timestamp: str | None, now: datetime) -> str:
-    if not timestamp:
-        return NONE
-    return f"{timestamp} ({age_since(timestamp, now)} ago)"
-
-
-_EVENT_META = {"tenant_id", "kind", "id"}
-
-
-def _event_row(event: Mapping[str, Any], now: datetime) -> list[str]:
-    age = NONE
-    event_id = str(event.get("id", ""))
-    millis = event_id.split("-", 1)[0]
-    if millis.isdigit():
-        age = human_age(now.timestamp() - int(millis) / 1000)
-    details = " ".join(f"{k}={_compact(v)}" for k, v in event.items() if k not in _EVENT_META)
-    return [age, str(event.get("kind", "")), details or NONE]
-
-
 def _compact(value: Any) -> str:
     if isinstance(value, str):
         return value

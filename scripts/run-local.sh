@@ -18,9 +18,21 @@ mkdir -p "$OTM_DATA_DIR"
 fake_pid=""
 if [ -z "${OTM_TELEGRAM_API_BASE:-}" ]; then
     port=${OTM_FAKE_TELEGRAM_PORT:-8099}
+    fake_log="$OTM_DATA_DIR/fake-telegram.log"
     .venv/bin/python -m otm.devtools.fake_telegram --host 127.0.0.1 --port "$port" \
-        >"$OTM_DATA_DIR/fake-telegram.log" 2>&1 &
+        >"$fake_log" 2>&1 &
     fake_pid=$!
+    # It prints its URL once bound: say "listening" only then, and say why if it died.
+    until grep -q '^http' "$fake_log" 2>/dev/null; do
+        if ! kill -0 "$fake_pid" 2>/dev/null; then
+            echo "run-local: the fake Telegram Bot API could not start on 127.0.0.1:$port:" >&2
+            tail -n 1 "$fake_log" >&2
+            echo "run-local: another run-local.sh is probably running; stop it, or choose other" \
+                "ports: OTM_FAKE_TELEGRAM_PORT=N ./scripts/run-local.sh --router-port N --admin-port N" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
     export OTM_TELEGRAM_API_BASE="http://127.0.0.1:$port"
     echo "fake Telegram Bot API on $OTM_TELEGRAM_API_BASE (replies: $OTM_TELEGRAM_API_BASE/_fake/sent)"
 fi

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Idempotent setup: a .venv with otm and its dev tools, redis-server for the embedded default,
-# and bubblewrap, which confines local agents (agent_sandbox, docs/security.md).
+# Idempotent setup: a .venv with otm, and redis-server for the embedded default.
+#   ./scripts/setup.sh          runtime only: what the daemon and the CLI need (run-local.sh)
+#   ./scripts/setup.sh dev      plus the test and lint tools (test.sh)
+#   ./scripts/setup.sh aws-local  plus a local moto server for DynamoDB/S3 (run-prod-local.sh)
+# bubblewrap confines local agents (agent_sandbox, docs/security.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,9 +25,32 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.otm-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[dev]"
-    touch "$stamp"
+extra=${1:-}
+case "$extra" in
+    ""|dev|aws-local) ;;
+    *) echo "setup: unknown extra '$extra' (dev, aws-local or nothing)" >&2; exit 2 ;;
+esac
+spec="."
+[ -n "$extra" ] && spec=".[$extra]"
+# One stamp per extra; dev includes everything aws-local brings, and both include the runtime.
+stamp=".venv/.otm-installed${extra:+-$extra}"
+satisfied() {
+    local s=$1
+    [ -f "$s" ] && [ ! pyproject.toml -nt "$s" ]
+}
+if satisfied "$stamp" || satisfied .venv/.otm-installed-dev \
+    || { [ -z "$extra" ] && satisfied .venv/.otm-installed-aws-local; }; then
+    exit 0
 fi
+echo "setup: installing otm${extra:+ with its $extra extra} into .venv (progress below)" >&2
+.venv/bin/python -m pip install -q --upgrade pip
+# pip's own progress lines, one per package, instead of minutes of silence.
+set +e
+.venv/bin/python -m pip install -e "$spec" 2>&1 \
+    | grep --line-buffered -E '^(Collecting|Successfully installed|ERROR)' \
+    | sed -u -e 's/^/setup: /' -e 's/ (from .*//' >&2
+status=${PIPESTATUS[0]}
+set -e
+[ "$status" = 0 ] || { echo "setup: pip install failed" >&2; exit "$status"; }
+touch "$stamp"
+echo "setup: done" >&2

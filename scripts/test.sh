@@ -3,7 +3,7 @@
 # validation, TUI, the real-OpenClaw tier) plus ruff, mypy and the import-linter contracts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh dev
 # The real-OpenClaw tier needs a pinned openclaw + Node 24 from npm (~650 MB, cached in .tools/).
 if command -v npm >/dev/null 2>&1 && [ -x scripts/install-openclaw.sh ]; then
     ./scripts/install-openclaw.sh || echo "test: openclaw install failed; that tier will be skipped" >&2

@@ -100,6 +100,17 @@ class LogSink:
                 self._followers.discard(queue)
 
 
+RUN_START = "[otm] starting "
+
+
+def previous_run(lines: list[str]) -> list[str]:
+    """The lines of the run before the latest one (KeyError if there was none)."""
+    starts = [i for i, line in enumerate(lines) if RUN_START in line]
+    if len(starts) < 2:
+        raise KeyError("no previous run")
+    return lines[starts[-2] : starts[-1]]
+
+
 def _read_history(path: Path, limit: int) -> list[str]:
     lines: list[str] = []
     rotated = path.with_name(path.name + ".1")

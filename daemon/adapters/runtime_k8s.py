@@ -30,6 +30,7 @@ from daemon.agent_model import model_provider
 from daemon.coordination import Coordination
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
+from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.metrics import Metrics
 from daemon.openclaw_config import ModelProvider
 from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
@@ -420,11 +421,20 @@ class KubernetesRuntime:
                 yield InstanceEvent(kind="deleted" if ended else kind.lower(), instance=instance)
 
     async def logs(
-        self, tenant_id: str, *, follow: bool, since_s: float | None
+        self,
+        tenant_id: str,
+        *,
+        follow: bool,
+        since_s: float | None,
+        options: LogOptions = DEFAULT_LOG_OPTIONS,
     ) -> AsyncIterator[str]:
         pod = self._current_pod(tenant_id)
         name = pod["metadata"]["name"] if pod is not None else names.tenant_pod_name(tenant_id)
-        kwargs: dict[str, Any] = {"container": GATEWAY_CONTAINER, "follow": follow}
+        kwargs: dict[str, Any] = {"container": options.pod_container, "follow": follow}
+        if options.timestamps:
+            kwargs["timestamps"] = True
+        if options.previous:
+            kwargs["previous"] = True
         if since_s is not None:
             kwargs["since_seconds"] = max(1, round(since_s))
         if follow:

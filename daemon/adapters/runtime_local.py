@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -42,14 +43,16 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from daemon.adapters import local_processes
-from daemon.adapters.local_logs import LogSink
+from daemon.adapters.local_logs import LogSink, previous_run
 from daemon.adapters.local_processes import NONCE_ENV
 from daemon.adapters.local_run_state import restore_run_state, save_run_state
 from daemon.adapters.local_sandbox import AgentSandbox, agent_environment
 from daemon.agent_activity import agent_answers, fetch_agent_activity
+from daemon.agent_command import command_not_startable, resolve_agent_command
 from daemon.agent_model import model_provider
 from daemon.crash_points import crash_point
 from daemon.embedded_redis import free_port
+from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.metrics import COLD, PHASE_CHANNEL_UP, PHASE_RESTORE, Metrics
 from daemon.openclaw_activity import fetch_openclaw_activity
 from daemon.openclaw_config import render_openclaw_config, tuning_from_settings
@@ -115,7 +118,9 @@ class LocalRuntime:
         self.state_store = state_store
         self.session = session
         self.webhook_url_for = webhook_url_for
-        self.command = tuple(settings.agent_command) or DEFAULT_AGENT_COMMAND
+        self.command = (
+            resolve_agent_command(settings.agent_command, Path.cwd()) or DEFAULT_AGENT_COMMAND
+        )
         self.root = settings.agents_dir
         self.sandbox = AgentSandbox.resolve(settings.agent_sandbox, settings.data_dir)
         self._agents: dict[str, _Agent] = {}
@@ -204,7 +209,12 @@ class LocalRuntime:
             fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
-            proc = await self.spawn(run_dir, state_dir, config_path)
+            try:
+                proc = await self.spawn(run_dir, state_dir, config_path)
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+                error = command_not_startable(self.command, exc)
+                self._log(tenant_id).write(f"[otm] {error}")  # `otm logs` says why
+                raise error from None
             instance = Instance(
                 name=name,
                 tenant_id=tenant_id,
@@ -238,6 +248,10 @@ class LocalRuntime:
         """Start the agent command on a prepared run dir and record its pid file (also used
         by the warm pool, so both paths run agents the same way)."""
         nonce = secrets.token_hex(8)
+        env = self._agent_env(run_dir, state_dir, config_path, nonce)
+        if shutil.which(self.command[0], path=env.get("PATH")) is None:
+            # Checked here: inside the sandbox a missing command is only an exit status.
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.command[0])
         # The marker first: a daemon killed right after the spawn finds the process by it.
         await asyncio.to_thread(local_processes.write_instance_marker, run_dir, nonce)
         proc = await asyncio.create_subprocess_exec(
@@ -246,7 +260,7 @@ class LocalRuntime:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=run_dir,
-            env=self._agent_env(run_dir, state_dir, config_path, nonce),
+            env=env,
             start_new_session=True,  # own process group: stop kills its children too
             limit=1 << 20,
         )
@@ -399,11 +413,24 @@ class LocalRuntime:
             queue.put_nowait(event)
 
     async def logs(
-        self, tenant_id: str, *, follow: bool, since_s: float | None
+        self,
+        tenant_id: str,
+        *,
+        follow: bool,
+        since_s: float | None,
+        options: LogOptions = DEFAULT_LOG_OPTIONS,
     ) -> AsyncIterator[str]:
+        if options.container != "gateway":
+            raise ValueError("the local runtime runs one process per agent: only -c gateway")
         sink = self._log(tenant_id)
         if not sink.path.exists():
             raise KeyError(tenant_id)
+        if options.previous:
+            # The run before the latest one (each run starts with "[otm] starting").
+            history = [line async for line in sink.lines(follow=False, since_s=None, running=False)]
+            for line in previous_run(history):
+                yield line
+            return
         async for line in sink.lines(
             follow=follow, since_s=since_s, running=tenant_id in self._agents
         ):

@@ -169,6 +169,22 @@ class ApiTenantSource:
     async def delete(self, tenant_id: str) -> None:
         await self._json("DELETE", _tenant_path(tenant_id))
 
+    async def suspend(self, tenant_id: str) -> Record:
+        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/suspend")
+        return record
+
+    async def resume(self, tenant_id: str) -> Record:
+        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/resume")
+        return record
+
+    async def create(self, body: Mapping[str, Any]) -> Record:
+        record: Record = await self._json("POST", "/v1/tenants", body=body)
+        return record
+
+    async def update(self, tenant_id: str, changes: Mapping[str, Any]) -> Record:
+        record: Record = await self._json("PATCH", _tenant_path(tenant_id), body=changes)
+        return record
+
     async def buffered(self, tenant_id: str) -> int | None:
         info = await self._buffer(tenant_id)
         return None if info is None else info.pending

@@ -34,11 +34,14 @@ from otm.tui.messages import (
     ReconnectRequested,
     StatusFetched,
     TenantActionRequested,
+    TenantFormRequested,
+    TenantFormSubmitted,
     WatchConnected,
     WatchDisconnected,
     WatchEventReceived,
 )
 from otm.tui.source import Delete, Record, Snapshot, SourceError, TenantSource, Upsert
+from otm.tui.tenant_form import TenantFormScreen
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,15 @@ class OtmApp(App[None]):
             tooltip="Command line: tenants, config, health, help, quit, wake NAME, …",
         ),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
+        Binding(
+            "ctrl+c",
+            "quit",
+            "Quit",
+            id="app.ctrl_c",
+            show=False,
+            priority=True,
+            tooltip="Leave the dashboard (as in k9s)",
+        ),
     ]
 
     def __init__(
@@ -309,9 +321,50 @@ class OtmApp(App[None]):
         )
         self.push_screen(ConfirmScreen(question, yes_label="Yes, delete"), answered)
 
+    def request_hold(self, verb: str, tenant_id: str) -> None:
+        """suspend or resume."""
+        if not self._refuse_readonly(verb):
+            self._spawn(self._act(verb, tenant_id), "actions")
+
+    def open_form(self, tenant_id: str | None) -> None:
+        if self._refuse_readonly("create" if tenant_id is None else "edit"):
+            return
+        record = None
+        if tenant_id is not None:
+            record = self.tenants.get(tenant_id)
+            if record is None:
+                self.notify(f"no tenant named {tenant_id!r}", severity="error")
+                return
+        self.push_screen(TenantFormScreen(record))
+
+    def on_tenant_form_requested(self, message: TenantFormRequested) -> None:
+        self.open_form(message.tenant_id)
+
+    def on_tenant_form_submitted(self, message: TenantFormSubmitted) -> None:
+        self._spawn(self._submit_form(message), "actions")
+
+    async def _submit_form(self, form: TenantFormSubmitted) -> None:
+        verb = "create" if form.create else "update"
+        try:
+            if form.create:
+                record = await self.source.create(form.body)
+                text = f"created {form.tenant_id}"
+            else:
+                record = await self.source.update(form.tenant_id, form.body)
+                fields = ", ".join("bot token" if k == "bot_token" else k for k in form.body)
+                text = f"updated {form.tenant_id}: {fields}"
+        except SourceError as exc:
+            self.post_message(ActionFinished(f"{verb} {form.tenant_id}: {exc}", severity="error"))
+        else:
+            self.post_message(ActionFinished(text, record=record))
+
     async def _act(self, verb: str, tenant_id: str) -> None:
         try:
-            if verb == "wake":
+            if verb in ("suspend", "resume"):
+                record = await getattr(self.source, verb)(tenant_id)
+                done = "suspended" if verb == "suspend" else "resumed"
+                self.post_message(ActionFinished(f"{tenant_id} {done}", record=record))
+            elif verb == "wake":
                 record = await self.source.wake(tenant_id)
                 self.post_message(ActionFinished(f"waking {tenant_id}", record=record))
             elif verb == "sleep":
@@ -376,6 +429,9 @@ class OtmApp(App[None]):
             "wake": self.request_wake,
             "sleep": self.request_sleep,
             "delete": self.request_delete,
+            "suspend": lambda t: self.request_hold("suspend", t),
+            "resume": lambda t: self.request_hold("resume", t),
+            "edit": self.open_form,
         }[action](tenant_id)
 
     def open_health(self) -> None:
@@ -427,6 +483,7 @@ class OtmApp(App[None]):
             ("Logs", LogsScreen, frozenset()),
             ("Config editor", ConfigScreen, frozenset({"save"}) if self.readonly else frozenset()),
             ("Delete confirmation", ConfirmScreen, frozenset()),
+            ("New/edit tenant", TenantFormScreen, frozenset()),
         ]
         out: list[tuple[str, list[HelpRow]]] = []
         for title, owner, disabled in sections:

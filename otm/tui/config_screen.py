@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
+from otm.output import format_duration, parse_duration
 from otm.tui.keybar import KeyBar
 from otm.tui.messages import ConfigSaved
 from otm.tui.source import SourceError
@@ -21,7 +22,7 @@ from otm.tui.state import DashboardState
 KEY_HELP = {
     "warm_pool_target": "Pre-started agent pods kept ready so a wake skips the boot.",
     "default_idle_timeout_s": (
-        "Seconds without activity before a running tenant is put to sleep "
+        "Time without activity (90s, 15m, 1h) before a running tenant is put to sleep "
         "(a tenant's own idle_timeout_s wins)."
     ),
     "max_wake_attempts": "Failed wakes in a row before a tenant is marked failed.",
@@ -37,9 +38,14 @@ def changed_values(
     for key, raw in entered.items():
         text = raw.strip()
         try:
-            value = int(text)
+            # *_s keys take durations (15m, 1h30m) as the CLI does; a bare number is seconds.
+            value = parse_duration(text) if key.endswith("_s") else int(text)
         except ValueError:
-            errors[key] = f"{key} must be an integer"
+            errors[key] = (
+                f"{key} must be a duration (90s, 15m, 1h) or seconds"
+                if key.endswith("_s")
+                else f"{key} must be an integer"
+            )
             continue
         if value != current.get(key):
             changes[key] = value
@@ -75,7 +81,8 @@ class ConfigScreen(Screen[None]):
         ),
     ]
     DEFAULT_CSS = """
-    ConfigScreen #config-body { padding: 0 1; }
+    ConfigScreen #config-body { padding: 0 1; height: 1fr; }
+    ConfigScreen #config-error { padding: 0 1; height: auto; }
     ConfigScreen #config-title { margin-bottom: 1; text-style: bold; }
     ConfigScreen #config-fields { height: auto; }
     ConfigScreen .field { height: auto; margin-bottom: 1; }
@@ -83,7 +90,7 @@ class ConfigScreen(Screen[None]):
     ConfigScreen .field Input { width: 30; }
     ConfigScreen .hint { color: $text-muted; }
     ConfigScreen .error { color: $error; text-style: bold; }
-    ConfigScreen #config-buttons { height: auto; }
+    ConfigScreen #config-buttons { height: auto; padding: 0 1; }
     ConfigScreen #config-buttons Button { margin-right: 2; }
     """
 
@@ -115,10 +122,11 @@ class ConfigScreen(Screen[None]):
             title = "Live config (shared by all daemon replicas)"
             yield Static(title + ("  [read-only]" if readonly else ""), id="config-title")
             yield Vertical(Static("loading…"), id="config-fields")
-            yield Static("", id="config-error", classes="error")
-            with Horizontal(id="config-buttons"):
-                yield Button("Save", id="save", variant="primary", disabled=True)
-                yield Button("Cancel", id="cancel")
+        # Outside the scroll: Save stays on screen however small the terminal is.
+        yield Static("", id="config-error", classes="error")
+        with Horizontal(id="config-buttons"):
+            yield Button("Save", id="save", variant="primary", disabled=True)
+            yield Button("Cancel", id="cancel")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -153,7 +161,13 @@ class ConfigScreen(Screen[None]):
             await fields.mount(
                 Vertical(
                     Label(key),
-                    Input(str(value), id=f"input-{key}", type="integer", disabled=readonly),
+                    Input(
+                        format_duration(value) if key.endswith("_s") else str(value),
+                        id=f"input-{key}",
+                        # Durations (15m) for *_s keys, as in the CLI; counts stay integers.
+                        type="text" if key.endswith("_s") else "integer",
+                        disabled=readonly,
+                    ),
                     Static(KEY_HELP.get(key, ""), classes="hint"),
                     Static("", id=f"error-{key}", classes="error"),
                     classes="field",

@@ -15,10 +15,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Log, Static
 
+from otm.describe_view import describe_fields
 from otm.tui import view
 from otm.tui.keybar import KeyBar
 from otm.tui.messages import TenantActionRequested
-from otm.tui.source import Record, SourceError, TenantDetails
+from otm.tui.source import BufferInfo, Record, SourceError, TenantDetails
 from otm.tui.state import DashboardState
 
 RECORD_FIELDS = (
@@ -41,6 +42,36 @@ RECORD_FIELDS = (
 RECENT_EVENTS = 20
 LOGS_SINCE_S = 600.0
 LOG_MAX_LINES = 10_000
+SINCE_CHOICES: dict[str, float | None] = {
+    "0": None,
+    "1": 60.0,
+    "2": 300.0,
+    "3": 900.0,
+    "4": 1800.0,
+    "5": 3600.0,
+}
+"""k9s's log ranges: 0 everything, 1 one minute … 5 one hour."""
+_STAMP_LEN = len("2026-01-01T00:00:00.000000Z ")
+
+
+def strip_stamp(line: str) -> str:
+    """The line without the local runtime's ISO-8601 prefix (if it has one)."""
+    head = line[:_STAMP_LEN]
+    if len(head) == _STAMP_LEN and head[4] == "-" and head[10] == "T" and head.endswith("Z "):
+        return line[_STAMP_LEN:]
+    return line
+
+
+def shown_lines(lines: list[str], *, timestamps: bool, wrap_width: int | None) -> list[str]:
+    """What the log widget shows for the raw ``lines`` under the toggles."""
+    out: list[str] = []
+    for line in lines:
+        text = line if timestamps else strip_stamp(line)
+        if wrap_width is None or wrap_width < 10 or len(text) <= wrap_width:
+            out.append(text)
+            continue
+        out.extend(text[i : i + wrap_width] for i in range(0, len(text), wrap_width))
+    return out
 
 
 def event_time(event: Record) -> datetime | None:
@@ -52,32 +83,31 @@ def event_time(event: Record) -> datetime | None:
     return datetime.fromtimestamp(int(millis) / 1000, UTC)
 
 
-def record_table(record: Record, *, now: datetime, default_idle_timeout_s: int | None) -> Table:
+def record_table(
+    record: Record,
+    *,
+    now: datetime,
+    default_idle_timeout_s: int | None,
+    buffer: BufferInfo | None = None,
+) -> Table:
+    """The same fields, in the same order, as `otm tenant describe` (otm/describe_view.py)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    keys = [k for k in RECORD_FIELDS if k in record] + sorted(set(record) - set(RECORD_FIELDS))
-    for key in keys:
-        value = record[key]
-        if key == "status":
-            grid.add_row(key, view.status_text(str(value)))
-            continue
-        if key == "labels" and isinstance(value, dict):
-            shown = ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
-        elif key.endswith("_at") and (when := view.parse_time(value)) is not None:
-            shown = f"{value} ({view.human_duration(now - when)} ago)"
+    buffer_doc = (
+        None
+        if buffer is None
+        else {"pending": buffer.pending, "dead_letters": buffer.dead_letters}
+    )
+    for label, value in describe_fields(
+        record, buffer_doc, now=now, default_idle_timeout_s=default_idle_timeout_s
+    ):
+        if label == "Status":
+            grid.add_row(label, view.status_text(value))
+        elif label == "Reason" and record.get("status") == "failed":
+            grid.add_row(label, Text(value, style="red"))
         else:
-            shown = "-" if value in (None, "") else str(value)
-        grid.add_row(key, shown)
-    deadline = view.idle_deadline(record, default_idle_timeout_s)
-    if deadline is not None:
-        left = deadline - now
-        grid.add_row(
-            "idle_deadline",
-            f"{deadline.isoformat()} ("
-            + (f"in {view.human_duration(left)}" if left.total_seconds() > 0 else "due")
-            + ")",
-        )
+            grid.add_row(label, value)
     return grid
 
 
@@ -171,7 +201,10 @@ class DescribeScreen(Screen[None]):
         now = app.clock()
         self.query_one("#describe-record", Static).update(
             record_table(
-                details.record, now=now, default_idle_timeout_s=app.default_idle_timeout_s()
+                details.record,
+                now=now,
+                default_idle_timeout_s=app.default_idle_timeout_s(),
+                buffer=details.buffer,
             )
         )
         buffer = details.buffer
@@ -219,6 +252,33 @@ class LogsScreen(Screen[None]):
             id="logs.reconnect",
             tooltip="Clear and stream the logs again",
         ),
+        Binding("w", "flip('wrap')", "Wrap", id="logs.wrap", tooltip="Wrap long lines"),
+        Binding(
+            "t",
+            "flip('timestamps')",
+            "Timestamps",
+            id="logs.timestamps",
+            tooltip="Show or hide each line's timestamp",
+        ),
+        Binding(
+            "s",
+            "flip('autoscroll')",
+            "Autoscroll",
+            id="logs.autoscroll",
+            tooltip="Keep the newest line in view",
+        ),
+        *(
+            Binding(
+                key,
+                f"since('{key}')",
+                "Since",
+                id=f"logs.since_{key}",
+                show=key == "0",
+                key_display="0-5",
+                tooltip="Since: 0 all, 1 1m, 2 5m, 3 15m, 4 30m, 5 1h",
+            )
+            for key in SINCE_CHOICES
+        ),
     ]
     DEFAULT_CSS = """
     LogsScreen #logs-title { padding: 0 1; background: $boost; }
@@ -235,25 +295,38 @@ class LogsScreen(Screen[None]):
             self.error = error
 
     def __init__(
-        self, state: DashboardState, tenant_id: str, *, since_s: float = LOGS_SINCE_S
+        self, state: DashboardState, tenant_id: str, *, since_s: float | None = LOGS_SINCE_S
     ) -> None:
         super().__init__()
         self.state = state
         self.tenant_id = tenant_id
         self.since_s = since_s
+        self.wrap = False
+        self.timestamps = True
+        self.autoscroll = True
+        self.raw: list[str] = []
+        """Every line received (bounded), re-rendered when a toggle changes."""
         self._pending: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            Text.assemble(
-                ("logs ", "bold"),
-                (self.tenant_id, "bold cyan"),
-                f"  following, since {view.human_duration_s(self.since_s)} ago",
-            ),
-            id="logs-title",
-        )
+        yield Static(self._title(), id="logs-title")
         yield Log(id="logs", max_lines=LOG_MAX_LINES, auto_scroll=True)
         yield KeyBar()
+
+    def _title(self) -> Text:
+        since = "all" if self.since_s is None else f"{view.human_duration_s(self.since_s)} ago"
+
+        def flag(name: str, on: bool) -> tuple[str, str]:
+            return (f"  {name}:{'on' if on else 'off'}", "green" if on else "dim")
+
+        return Text.assemble(
+            ("logs ", "bold"),
+            (self.tenant_id, "bold cyan"),
+            f"  following across wakes, since {since}",
+            flag("wrap", self.wrap),
+            flag("timestamps", self.timestamps),
+            flag("autoscroll", self.autoscroll),
+        )
 
     @property
     def log_widget(self) -> Log:
@@ -264,8 +337,29 @@ class LogsScreen(Screen[None]):
 
     def action_restart(self) -> None:
         self.log_widget.clear()
+        self.raw.clear()
         self._pending.clear()
         self._stream()
+
+    def action_flip(self, what: str) -> None:
+        setattr(self, what, not getattr(self, what))
+        self.log_widget.auto_scroll = self.autoscroll
+        self.query_one("#logs-title", Static).update(self._title())
+        if what != "autoscroll":
+            self._rerender()
+
+    def action_since(self, key: str) -> None:
+        self.since_s = SINCE_CHOICES[key]
+        self.query_one("#logs-title", Static).update(self._title())
+        self.action_restart()
+
+    def _shown(self, lines: list[str]) -> list[str]:
+        width = self.log_widget.size.width - 2 if self.wrap else None
+        return shown_lines(lines, timestamps=self.timestamps, wrap_width=width)
+
+    def _rerender(self) -> None:
+        self.log_widget.clear()
+        self.log_widget.write_lines(self._shown(self.raw))
 
     @work(exclusive=True, group="logs", exit_on_error=False)
     async def _stream(self) -> None:
@@ -284,7 +378,9 @@ class LogsScreen(Screen[None]):
 
     def on_logs_screen_lines_received(self, message: LinesReceived) -> None:
         lines, self._pending = self._pending, []
-        self.log_widget.write_lines(lines)
+        self.raw.extend(lines)
+        del self.raw[:-LOG_MAX_LINES]
+        self.log_widget.write_lines(self._shown(lines))
 
     def on_logs_screen_ended(self, message: Ended) -> None:
         self.on_logs_screen_lines_received(self.LinesReceived())

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -15,6 +16,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
+from otm.output import DocFormat, render_status
 from otm.tui.commands import COMMANDS, CommandSuggester
 from otm.tui.health import status_rows
 from otm.tui.keybar import KeyBar
@@ -27,6 +29,7 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("escape", "answer(False)", "No", id="confirm.no", tooltip="Keep it"),
         Binding("n", "answer(False)", "No", id="confirm.n", show=False, tooltip="Keep it"),
+        Binding("y", "answer(True)", "Yes", id="confirm.y", tooltip="Go ahead (as in k9s)"),
     ]
     AUTO_FOCUS = "#no"
     DEFAULT_CSS = """
@@ -185,7 +188,7 @@ class HealthScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="health-body"):
-            yield Static(Text("daemon health (GET /v1/status)", style="bold"))
+            yield Static(Text("daemon health (as `otm status`)", style="bold"))
             yield Static("waiting for the daemon…", id="health-detail")
         yield KeyBar()
 
@@ -194,11 +197,15 @@ class HealthScreen(Screen[None]):
         if status is None:
             detail.update(Text(error or "waiting for the daemon…", style="red" if error else ""))
             return
-        table = Table(box=None, padding=(0, 2), show_header=False)
+        # The same summary as `otm status` first, then every field for the curious.
+        summary = Text(render_status(status, DocFormat.table))
+        summary.highlight_words(["FAILING"], style="bold red")
+        summary.highlight_words([" ok "], style="green")
+        table = Table(box=None, padding=(0, 2), show_header=False, title_justify="left")
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
         for key, value in status_rows(status):
             table.add_row(key, value)
         if error:
             table.add_row(Text("last error", style="red"), Text(error, style="red"))
-        detail.update(table)
+        detail.update(Group(summary, Text(""), Text("All fields", style="bold"), table))

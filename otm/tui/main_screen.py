@@ -14,10 +14,24 @@ from textual.widgets import DataTable, Input, Static
 from otm.tui import view
 from otm.tui.health import connection_text, health_text
 from otm.tui.keybar import KeyBar
-from otm.tui.messages import ConfigEditorRequested, ReconnectRequested, TenantActionRequested
+from otm.tui.messages import (
+    ConfigEditorRequested,
+    ReconnectRequested,
+    TenantActionRequested,
+    TenantFormRequested,
+)
 from otm.tui.state import DashboardState
 
-MUTATING_ACTIONS = frozenset({"wake", "sleep", "delete"})
+MUTATING_ACTIONS = frozenset({"wake", "sleep", "delete", "suspend", "create", "edit"})
+SORT_BINDINGS = {
+    "N": "name",
+    "S": "status",
+    "R": "reason",
+    "L": "last_active",
+    "B": "buffered",
+    "A": "age",
+}
+"""k9s's shift+letter sorts; pressing the same one again reverses the order."""
 # Below this height the health panel gives its rows to the table.
 PANEL_MIN_HEIGHT = 16
 # The table's border (left and right) and its vertical scrollbar.
@@ -81,6 +95,44 @@ class TenantsScreen(Screen[None]):
             tooltip="Delete the selected tenant (asks first)",
         ),
         Binding(
+            "p",
+            "suspend",
+            "Suspend/Resume",
+            id="tenants.suspend",
+            tooltip="Hold the selected tenant (messages keep buffering), or lift the hold",
+        ),
+        Binding(
+            "n",
+            "create",
+            "New",
+            id="tenants.create",
+            tooltip="Create a tenant: name, bot token, labels, idle timeout, image",
+        ),
+        Binding(
+            "e",
+            "edit",
+            "Edit",
+            id="tenants.edit",
+            tooltip="Edit labels, idle timeout and image, or rotate the bot token",
+        ),
+        Binding("j", "cursor(1)", "Down", id="tenants.down", show=False, tooltip="Next row"),
+        Binding("k", "cursor(-1)", "Up", id="tenants.up", show=False, tooltip="Previous row"),
+        Binding("g", "cursor_end(0)", "Top", id="tenants.top", show=False, tooltip="First row"),
+        Binding(
+            "G", "cursor_end(1)", "Bottom", id="tenants.bottom", show=False, tooltip="Last row"
+        ),
+        *(
+            Binding(
+                key,
+                f"sort('{column}')",
+                f"Sort {column.replace('_', ' ')}",
+                id=f"tenants.sort_{column}",
+                show=False,
+                tooltip=f"Sort by {column.replace('_', ' ')} (again: reverse)",
+            )
+            for key, column in SORT_BINDINGS.items()
+        ),
+        Binding(
             "c",
             "config",
             "Config",
@@ -126,6 +178,8 @@ class TenantsScreen(Screen[None]):
         super().__init__()
         self.state = state
         self.query_text = ""
+        self.sort_by = "name"
+        self.sort_descending = False
         self._columns: list[view.Column] = []
         self._row_ids: list[str] = []
         self._row_cells: dict[str, list[tuple[str, str]]] = {}
@@ -176,12 +230,12 @@ class TenantsScreen(Screen[None]):
             selected = self.selected_tenant()
             table.clear(columns=True)
             for column in columns:
-                table.add_column(column.label, width=column.width, key=column.key)
+                table.add_column(self._label(column), width=column.width, key=column.key)
             self._columns = columns
             self._row_ids = []
             self._row_cells = {}
             self._reselect(selected)
-        rows = view.visible_tenants(app.tenants, self.query_text)
+        rows = self._visible()
         now = app.clock()
         default_idle = app.default_idle_timeout_s()
         wanted = {
@@ -211,14 +265,35 @@ class TenantsScreen(Screen[None]):
         self._row_ids = ids
         self._row_cells = {k: [_comparable(c) for c in v] for k, v in wanted.items()}
         scope = f"/{self.query_text}" if self.query_text else "all"
-        table.border_title = f"tenants({scope})[{len(ids)}]"
+        table.border_title = f"tenants({scope})[{len(ids)}]" + self._sort_note()
         table.border_subtitle = "" if app.connection.state == "live" else "stale"
 
     def visible_ids(self) -> list[str]:
         """Tenant ids the filter lets through, in table order (from the app's state, which
         may be ahead of the table until the next render)."""
-        tenants = view.visible_tenants(self.state.tenants, self.query_text)
-        return [str(t["tenant_id"]) for t in tenants]
+        return [str(t["tenant_id"]) for t in self._visible()]
+
+    def _visible(self) -> list[dict[str, object]]:
+        return view.visible_tenants(
+            self.state.tenants,
+            self.query_text,
+            sort_by=self.sort_by,
+            descending=self.sort_descending,
+            buffered=self.state.buffered,
+        )
+
+    def _custom_sort(self) -> bool:
+        return (self.sort_by, self.sort_descending) != ("name", False)
+
+    def _sort_note(self) -> str:
+        if not self._custom_sort():
+            return ""
+        return f" {'↓' if self.sort_descending else '↑'}{self.sort_by.upper()}"
+
+    def _label(self, column: view.Column) -> str:
+        if column.key != self.sort_by or not self._custom_sort():
+            return column.label
+        return column.label + ("↓" if self.sort_descending else "↑")
 
     def _reselect(self, tenant_id: str | None) -> None:
         if tenant_id is not None and tenant_id in self.table.rows:
@@ -293,6 +368,37 @@ class TenantsScreen(Screen[None]):
     def action_delete(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
             self.post_message(TenantActionRequested("delete", tenant_id))
+
+    def action_suspend(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            held = self.state.tenants.get(tenant_id, {}).get("status") == "suspended"
+            self.post_message(TenantActionRequested("resume" if held else "suspend", tenant_id))
+
+    def action_create(self) -> None:
+        self.post_message(TenantFormRequested(None))
+
+    def action_edit(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            self.post_message(TenantFormRequested(tenant_id))
+
+    def action_cursor(self, step: int) -> None:
+        table = self.table
+        if table.row_count:
+            row = min(max(table.cursor_row + step, 0), table.row_count - 1)
+            table.move_cursor(row=row, animate=False)
+
+    def action_cursor_end(self, bottom: int) -> None:
+        table = self.table
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1 if bottom else 0, animate=False)
+
+    def action_sort(self, column: str) -> None:
+        if column == self.sort_by:
+            self.sort_descending = not self.sort_descending
+        else:
+            self.sort_by, self.sort_descending = column, False
+        self._columns = []  # headers carry the arrow: rebuild them
+        self.refresh_table()
 
     def action_config(self) -> None:
         self.post_message(ConfigEditorRequested())

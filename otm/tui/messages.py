@@ -77,6 +77,24 @@ class TenantActionRequested(Message):
         self.tenant_id = tenant_id
 
 
+class TenantFormRequested(Message):
+    """A screen asked for the create form (``tenant_id`` None) or the edit form."""
+
+    def __init__(self, tenant_id: str | None) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+
+
+class TenantFormSubmitted(Message):
+    """The create/edit form was submitted: ``body`` is the API request body."""
+
+    def __init__(self, tenant_id: str, body: dict[str, Any], *, create: bool) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+        self.body = body
+        self.create = create
+
+
 class ConfigEditorRequested(Message):
     """A screen asked for the live config editor."""
 

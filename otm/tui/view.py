@@ -34,6 +34,8 @@ class Column:
 
 
 NAME_MIN, NAME_MAX = 20, 40
+NAME_FLOOR = 10
+"""On a narrow terminal NAME gives up its width down to this before a column is dropped."""
 COLUMNS: tuple[Column, ...] = (
     Column("name", "NAME", NAME_MIN, 0),
     Column("status", "STATUS", 12, 0),
@@ -41,22 +43,27 @@ COLUMNS: tuple[Column, ...] = (
     Column("last_active", "LAST ACTIVE", 11, 4),
     Column("idle_deadline", "IDLE DEADLINE", 13, 2),
     Column("buffered", "BUFFERED", 8, 3),
-    Column("usage", "USAGE/COST 24H", 15, 6),
+    Column("usage", "USAGE/COST 24H", 15, 7),
     Column("age", "AGE", 7, 1),
+    Column("reason", "REASON", 28, 6),
 )
+SORT_KEYS = ("name", "status", "reason", "last_active", "buffered", "age")
+"""Columns the table sorts by (shift+letter, as in k9s)."""
 CELL_PADDING = 2  # DataTable pads each cell by one on either side
 
 
 def columns_for_width(width: int) -> list[Column]:
-    """The columns that fit ``width`` cells, dropping the least important first; the NAME
-    column takes what is left (up to NAME_MAX)."""
+    """The columns that fit ``width`` cells. NAME shrinks first (down to NAME_FLOOR),
+    then the least important columns are dropped; NAME takes what is left (up to
+    NAME_MAX)."""
+    shrink = NAME_MIN - NAME_FLOOR
     chosen = list(COLUMNS)
     for drop in sorted(COLUMNS, key=lambda c: -c.priority):
-        if _needed(chosen) <= width or drop.priority == 0:
+        if _needed(chosen) - shrink <= width or drop.priority == 0:
             break
         chosen.remove(drop)
-    spare = max(width - _needed(chosen), 0)
-    name_width = min(NAME_MIN + spare, NAME_MAX)
+    spare = width - _needed(chosen)
+    name_width = max(min(NAME_MIN + spare, NAME_MAX), NAME_FLOOR)
     return [Column(c.key, c.label, name_width, 0) if c.key == "name" else c for c in chosen]
 
 
@@ -188,6 +195,11 @@ def _cell(
         return status_text(str(tenant.get("status", "?")))
     if key == "endpoint":
         return endpoint_or_pod(tenant)
+    if key == "reason":
+        reason = str(tenant.get("status_reason") or "")
+        if not reason:
+            return "-"
+        return Text(reason, style="red") if tenant.get("status") == "failed" else reason
     if key == "last_active":
         last = parse_time(tenant.get("last_active_at"))
         return "-" if last is None else f"{human_duration(now - last)} ago"
@@ -229,10 +241,36 @@ def _lower_keys(labels: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in labels.items()}
 
 
-def visible_tenants(tenants: Mapping[str, Record], query: str) -> list[Record]:
-    """Tenants to show, sorted by name like k9s."""
+def visible_tenants(
+    tenants: Mapping[str, Record],
+    query: str,
+    *,
+    sort_by: str = "name",
+    descending: bool = False,
+    buffered: Mapping[str, int | None] | None = None,
+) -> list[Record]:
+    """Tenants to show, sorted by name like k9s (or by ``sort_by``; ties by name)."""
     chosen = [t for t in tenants.values() if not query or matches(t, query)]
-    return sorted(chosen, key=lambda t: str(t.get("tenant_id", "")))
+    by_name = sorted(chosen, key=lambda t: str(t.get("tenant_id", "")))
+    if sort_by == "name":
+        return list(reversed(by_name)) if descending else by_name
+    counts = buffered or {}
+
+    def key(tenant: Record) -> tuple[int, Any]:
+        if sort_by == "buffered":
+            count = counts.get(str(tenant.get("tenant_id")))
+            return (count is None, count or 0)
+        field = {"status": "status", "reason": "status_reason"}.get(sort_by)
+        if field is not None:
+            value = str(tenant.get(field) or "")
+            return (not value, value)
+        # Times ascending (oldest first); never-active tenants last.
+        field = "last_active_at" if sort_by == "last_active" else "created_at"
+        stamp = parse_time(tenant.get(field))
+        return (stamp is None, stamp.timestamp() if stamp else 0.0)
+
+    ordered = sorted(by_name, key=key)  # stable: ties stay by name
+    return list(reversed(ordered)) if descending else ordered
 
 
 def status_counts(tenants: Iterable[Record]) -> dict[str, int]:

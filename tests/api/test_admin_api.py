@@ -108,9 +108,13 @@ async def test_malformed_json_and_non_object(admin: TestClient) -> None:
 
 async def test_duplicate_unknown_and_invalid_path(admin: TestClient) -> None:
     assert (
-        await admin.post("/v1/tenants", json={"tenant_id": "dup", "idle_timeout_s": 60})
+        await admin.post(
+            "/v1/tenants", json={"bot_token": "1:t", "tenant_id": "dup", "idle_timeout_s": 60}
+        )
     ).status == 201
-    resp = await admin.post("/v1/tenants", json={"tenant_id": "dup", "idle_timeout_s": 999})
+    resp = await admin.post(
+        "/v1/tenants", json={"bot_token": "1:t", "tenant_id": "dup", "idle_timeout_s": 999}
+    )
     assert resp.status == 409
     assert "already exists" in (await resp.json())["error"]
     # The loser changed nothing.
@@ -122,7 +126,7 @@ async def test_duplicate_unknown_and_invalid_path(admin: TestClient) -> None:
 
 
 async def test_suspend_and_resume(admin: TestClient) -> None:
-    await admin.post("/v1/tenants", json={"tenant_id": "hold"})
+    await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "hold"})
     resp = await admin.post("/v1/tenants/hold/suspend")
     assert (await resp.json())["status"] == "suspended"
     resp = await admin.post("/v1/tenants/hold/resume")
@@ -152,9 +156,9 @@ async def test_metrics_exposed(admin: TestClient) -> None:
 
 
 async def test_recreated_tenant_starts_with_a_clean_event_log(admin: TestClient) -> None:
-    await admin.post("/v1/tenants", json={"tenant_id": "again"})
+    await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "again"})
     await admin.post("/v1/tenants/again/suspend")
     assert (await admin.delete("/v1/tenants/again")).status == 204
-    await admin.post("/v1/tenants", json={"tenant_id": "again"})
+    await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "again"})
     events = await (await admin.get("/v1/tenants/again/events")).json()
     assert [e["kind"] for e in events["items"]] == ["created"]

@@ -12,6 +12,8 @@ import yaml
 from tests.cli.conftest import Cli, api, failed, ok
 from tests.cli.daemon_proc import DaemonProc
 
+BOT_TOKEN = "123456:CLI-TEST-TOKEN"
+
 
 def test_config_get_and_set(cli: Cli, clean_daemon: DaemonProc) -> None:
     table = ok(cli("config get")).splitlines()
@@ -36,17 +38,17 @@ def test_config_errors(cli: Cli, clean_daemon: DaemonProc) -> None:
         failed(cli(args), 2, "expected KEY=VALUE")
     assert cli("config set").exit_code == 2
     # Values the daemon rejects are failures (1) with its message; all or nothing.
-    failed(cli("config set warm_pool_target=abc"), 1, "warm_pool_target must be an integer")
-    failed(cli("config set warm_pool_target=5 max_wake_attempts=0"), 1, "max_wake_attempts")
-    failed(cli("config set bogus=1"), 1, "unknown config key 'bogus'")
-    failed(cli("config get bogus"), 1, "unknown config key 'bogus'")
+    failed(cli("config set warm_pool_target=abc"), 2, "warm_pool_target must be an integer")
+    failed(cli("config set warm_pool_target=5 max_wake_attempts=0"), 2, "max_wake_attempts")
+    failed(cli("config set bogus=1"), 2, "unknown config key 'bogus'")
+    failed(cli("config get bogus"), 2, "unknown config key 'bogus'")
     assert api(clean_daemon, "GET", "/v1/config")[1] == before
 
 
 def test_status(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme"))
+    ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
     ok(cli("tenant suspend acme"))
-    ok(cli("tenant create beta"))
+    ok(cli("tenant create beta --bot-token-stdin", input=BOT_TOKEN))
     status = json.loads(ok(cli("status -o json")))
     assert status["daemon"]["pid"] == clean_daemon.process.pid
     assert status["daemon"]["uptime_s"] >= 0
@@ -71,7 +73,7 @@ def test_status(cli: Cli, clean_daemon: DaemonProc) -> None:
 
 
 def test_token_and_server_precedence(cli: Cli, clean_daemon: DaemonProc, tmp_path: Path) -> None:
-    ok(cli("tenant create acme"))
+    ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
     # Flags beat env beat files; global flags work after the subcommand too (kubectl habit).
     elsewhere = {"OTM_DATA_DIR": str(tmp_path / "nothing-here")}
     url, token = clean_daemon.admin_url, clean_daemon.token
@@ -88,7 +90,11 @@ def test_token_and_server_precedence(cli: Cli, clean_daemon: DaemonProc, tmp_pat
     failed(cli("tenant list --token wrong"), 1, "unauthorized", "--token", token_flag=True)
     failed(cli("tenant list", OTM_ADMIN_TOKEN="wrong"), 1, "unauthorized")
     # No token at all (server given, empty data dir): 401, a clear hint, nothing changed.
-    failed(cli(f"tenant create beta --server {url}", **elsewhere), 1, "unauthorized")
+    failed(
+        cli(f"tenant create beta --server {url} --bot-token-stdin", input=BOT_TOKEN, **elsewhere),
+        1,
+        "unauthorized",
+    )
     assert [t["tenant_id"] for t in api(clean_daemon, "GET", "/v1/tenants")[1]["items"]] == ["acme"]
 
 
@@ -124,9 +130,9 @@ def test_malformed_json_to_the_api_changes_nothing(clean_daemon: DaemonProc) -> 
 
 
 def test_tenant_name_completion(cli: Cli, clean_daemon: DaemonProc, tmp_path: Path) -> None:
-    ok(cli("tenant create acme"))
-    ok(cli("tenant create acorn"))
-    ok(cli("tenant create beta"))
+    ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
+    ok(cli("tenant create acorn --bot-token-stdin", input=BOT_TOKEN))
+    ok(cli("tenant create beta --bot-token-stdin", input=BOT_TOKEN))
 
     def complete(words: str, **env: str) -> list[str]:
         result = cli(

@@ -28,7 +28,7 @@ def otm(data_dir: Path, *args: str, input: str | None = None) -> subprocess.Comp
 def _bad_inputs_change_nothing(daemon: DaemonProc, data_dir: Path, tmp_path: Path) -> None:
     cli = Cli(data_dir)
     failed(cli("tenant create Not_A_Dns_Label"), 2, "invalid tenant id")
-    failed(cli("tenant create acme"), 1, "already exists")
+    failed(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN), 1, "already exists")
     failed(cli("tenant get ghost"), 1, "tenant 'ghost' not found")
     failed(cli("tenant delete ghost"), 1, "tenant 'ghost' not found")
     failed(

@@ -29,7 +29,7 @@ def test_create_from_token_file_then_list_in_every_format(
         )
     )
     assert out == "tenant/acme created\n"
-    ok(cli("tenant create beta"))
+    ok(cli("tenant create beta --bot-token-stdin", input=BOT_TOKEN))
 
     table = ok(cli("tenant list")).splitlines()
     assert table[0].split() == ["NAME", "STATUS", "ENDPOINT", "LAST-ACTIVE", "AGE"]
@@ -59,8 +59,8 @@ def test_create_from_token_file_then_list_in_every_format(
 
 
 def test_get_single_and_several(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme"))
-    ok(cli("tenant create beta"))
+    ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
+    ok(cli("tenant create beta --bot-token-stdin", input=BOT_TOKEN))
     single = json.loads(ok(cli("tenant get acme -o json")))
     assert single["tenant_id"] == "acme"
     assert yaml.safe_load(ok(cli("tenant get acme -o yaml")))["tenant_id"] == "acme"
@@ -92,6 +92,7 @@ def test_usage_errors_exit_2_and_change_nothing(
     empty.write_text("\n")
     cases = {
         "tenant create Bad_Name": "invalid tenant id 'Bad_Name'",
+        "tenant create nobot": "a bot token is required",
         "tenant create acme --idle-timeout soon": "invalid duration 'soon'",
         "tenant create acme --label novalue": "invalid label 'novalue'",
         "tenant create acme --label tier-": "only makes sense with `otm tenant update`",
@@ -112,23 +113,45 @@ def test_usage_errors_exit_2_and_change_nothing(
     assert cli("tenant list --status sleepy").exit_code == 2
 
 
-def test_server_rejections_exit_1_and_change_nothing(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme --label tier=gold"))
-    failed(cli("tenant create acme --label tier=silver"), 1, "tenant 'acme' already exists")
-    failed(cli("tenant create beta --idle-timeout 5s"), 1, "idle_timeout_s must be")
-    failed(cli("tenant create beta --label bad=v@lue"), 1, "invalid label value")
+def test_server_rejections_same_exit_rule_and_change_nothing(
+    cli: Cli, clean_daemon: DaemonProc
+) -> None:
+    """Server-side validation exits 2 like client-side usage errors; conflicts and
+    not-found exit 1 (the rule in the README)."""
+    ok(cli("tenant create acme --label tier=gold --bot-token-stdin", input=BOT_TOKEN))
+    failed(
+        cli("tenant create acme --label tier=silver --bot-token-stdin", input=BOT_TOKEN),
+        1,
+        "tenant 'acme' already exists",
+    )
+    failed(
+        cli("tenant create beta --idle-timeout 5s --bot-token-stdin", input=BOT_TOKEN),
+        2,
+        "idle_timeout_s must be",
+    )
+    failed(
+        cli("tenant create beta --label bad=v@lue --bot-token-stdin", input=BOT_TOKEN),
+        2,
+        "invalid label value",
+    )
     for args in ("get", "describe", "delete", "suspend", "resume", "sleep --dry-run"):
         verb, *rest = args.split()
         failed(cli(["tenant", verb, "nope", *rest]), 1, "tenant 'nope' not found")
     failed(cli("tenant update nope --idle-timeout 1h"), 1, "not found")
     failed(cli("tenant resume acme"), 1, "acme")  # not suspended: conditional write refused
-    failed(cli("tenant list -l '=x'"), 1, "invalid label selector")
+    failed(cli("tenant list -l '=x'"), 2, "invalid label selector")
     assert _ids(clean_daemon) == ["acme"]
     assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["labels"] == {"tier": "gold"}
 
 
 def test_update_merges_labels_and_clears_timeout(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme --label tier=gold --label team=a --idle-timeout 1h"))
+    ok(
+        cli(
+            "tenant create acme --label tier=gold --label team=a --idle-timeout 1h "
+            "--bot-token-stdin",
+            input=BOT_TOKEN,
+        )
+    )
     out = ok(cli("tenant update acme --label tier- --label zone=eu --idle-timeout default -o json"))
     updated = json.loads(out)
     assert updated["labels"] == {"team": "a", "zone": "eu"}
@@ -140,8 +163,8 @@ def test_update_merges_labels_and_clears_timeout(cli: Cli, clean_daemon: DaemonP
 
 
 def test_delete_dry_run_and_several(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme"))
-    ok(cli("tenant create beta"))
+    ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
+    ok(cli("tenant create beta --bot-token-stdin", input=BOT_TOKEN))
     assert ok(cli("tenant delete acme --dry-run")) == 'tenant "acme" deleted (dry run)\n'
     assert _ids(clean_daemon) == ["acme", "beta"]
     result = cli("tenant delete acme nope beta")
@@ -151,7 +174,7 @@ def test_delete_dry_run_and_several(cli: Cli, clean_daemon: DaemonProc) -> None:
 
 
 def test_suspend_resume_and_describe(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme --label tier=gold"))
+    ok(cli("tenant create acme --label tier=gold --bot-token-stdin", input=BOT_TOKEN))
     assert ok(cli("tenant suspend acme")) == "tenant/acme suspended\n"
     assert json.loads(ok(cli("tenant get acme -o json")))["status"] == "suspended"
     assert ok(cli("tenant list --status suspended -o name")) == "tenant/acme\n"
@@ -174,7 +197,7 @@ def test_suspend_resume_and_describe(cli: Cli, clean_daemon: DaemonProc) -> None
 
 
 def test_sleep_dry_run_and_lifecycle_verbs(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create acme"))
+    ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
     assert ok(cli("tenant sleep acme --dry-run")) == "tenant/acme asleep (dry run; now idle)\n"
     assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["status"] == "idle"
     for args in ("tenant wake nope", "tenant wake nope --wait", "tenant sleep nope", "logs nope"):

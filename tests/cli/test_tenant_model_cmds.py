@@ -27,7 +27,10 @@ def record(redis_url: str, tenant: str, prompt: int, completion: int) -> None:
 
 def test_usage_json_and_table(cli: Cli, clean_daemon: DaemonProc, cli_redis: str) -> None:
     for tid in ("ua", "ub"):
-        assert api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": tid})[0] == 201
+        assert (
+            api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": tid, "bot_token": "1:t"})[0]
+            == 201
+        )
     record(cli_redis, "ua", 10, 5)
     record(cli_redis, "ua", 1, 2)
 
@@ -50,7 +53,9 @@ def test_usage_bad_input(cli: Cli, clean_daemon: DaemonProc) -> None:
 
 
 def test_rotate_key(cli: Cli, clean_daemon: DaemonProc) -> None:
-    assert api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": "rk"})[0] == 201
+    assert (
+        api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": "rk", "bot_token": "1:t"})[0] == 201
+    )
     assert ok(cli("tenant rotate-key rk")).strip() == "tenant/rk model key rotated"
     status, tenant = api(clean_daemon, "GET", "/v1/tenants/rk")
     assert status == 200 and tenant["has_model_key"] and "model_key_id" not in tenant

@@ -13,6 +13,8 @@ from tests.cli.conftest import Cli, api, ok
 from tests.cli.daemon_proc import DaemonProc
 from tests.support.servers import project_env, python_cmd
 
+BOT_TOKEN = "123456:CLI-TEST-TOKEN"
+
 
 def _when_watching(daemon: DaemonProc, action: Callable[[], None]) -> threading.Thread:
     """Run ``action`` in a thread once the daemon reports a watcher that has been sent
@@ -36,11 +38,17 @@ def _when_watching(daemon: DaemonProc, action: Callable[[], None]) -> threading.
 
 
 def test_watch_prints_table_then_changes(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create before --label tier=gold"))
+    ok(cli("tenant create before --label tier=gold --bot-token-stdin", input=BOT_TOKEN))
 
     def changes() -> None:
-        assert api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": "w1"})[0] == 201
-        assert api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": "w2"})[0] == 201
+        assert (
+            api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "w1"})[0]
+            == 201
+        )
+        assert (
+            api(clean_daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "w2"})[0]
+            == 201
+        )
         assert api(clean_daemon, "DELETE", "/v1/tenants/before")[0] == 204
 
     driver = _when_watching(clean_daemon, changes)
@@ -59,13 +67,18 @@ def test_watch_prints_table_then_changes(cli: Cli, clean_daemon: DaemonProc) -> 
 
 
 def test_watch_json_lines_with_selector(cli: Cli, clean_daemon: DaemonProc) -> None:
-    ok(cli("tenant create gold1 --label tier=gold"))
-    ok(cli("tenant create plain"))
+    ok(cli("tenant create gold1 --label tier=gold --bot-token-stdin", input=BOT_TOKEN))
+    ok(cli("tenant create plain --bot-token-stdin", input=BOT_TOKEN))
 
     def changes() -> None:
         api(clean_daemon, "POST", "/v1/tenants/plain/suspend")  # not selected: never shown
         api(clean_daemon, "PATCH", "/v1/tenants/gold1", {"labels": {"tier": "silver"}})
-        api(clean_daemon, "POST", "/v1/tenants", {"tenant_id": "gold2", "labels": {"tier": "gold"}})
+        api(
+            clean_daemon,
+            "POST",
+            "/v1/tenants",
+            {"bot_token": "1:t", "tenant_id": "gold2", "labels": {"tier": "gold"}},
+        )
 
     driver = _when_watching(clean_daemon, changes)
     try:

@@ -58,14 +58,18 @@ async def open_watch(admin: TestClient, **params: str) -> ClientResponse:
 
 
 async def test_snapshot_then_upserts_and_deletes(admin: TestClient) -> None:
-    assert (await admin.post("/v1/tenants", json={"tenant_id": "acme"})).status == 201
+    assert (
+        await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "acme"})
+    ).status == 201
     async with await open_watch(admin) as resp:
         name, data = await next_event(resp)
         assert name == "snapshot"
         assert [t["tenant_id"] for t in data["items"]] == ["acme"]
         assert "bot_token" not in data["items"][0]
 
-        assert (await admin.post("/v1/tenants", json={"tenant_id": "beta"})).status == 201
+        assert (
+            await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "beta"})
+        ).status == 201
         name, data = await next_event(resp)
         assert (name, data["type"], data["tenant"]["tenant_id"]) == ("tenant", "upsert", "beta")
         assert data["tenant"]["status"] == "idle"
@@ -82,8 +86,10 @@ async def test_snapshot_then_upserts_and_deletes(admin: TestClient) -> None:
 
 
 async def test_filters_and_leaving_the_selection(admin: TestClient) -> None:
-    await admin.post("/v1/tenants", json={"tenant_id": "gold", "labels": {"tier": "gold"}})
-    await admin.post("/v1/tenants", json={"tenant_id": "plain"})
+    await admin.post(
+        "/v1/tenants", json={"bot_token": "1:t", "tenant_id": "gold", "labels": {"tier": "gold"}}
+    )
+    await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "plain"})
     async with await open_watch(admin, selector="tier=gold", status="idle") as resp:
         assert [t["tenant_id"] for t in (await next_event(resp))[1]["items"]] == ["gold"]
         await admin.patch("/v1/tenants/plain", json={"idle_timeout_s": 60})  # not selected
@@ -121,7 +127,7 @@ async def test_lost_subscription_resyncs_with_a_snapshot(admin: TestClient, redi
         # The hub resubscribes and every stream gets a fresh snapshot (events may be lost).
         name, data = await next_event(resp)
         assert (name, data) == ("snapshot", {"items": []})
-        await admin.post("/v1/tenants", json={"tenant_id": "after"})
+        await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "after"})
         name, data = await next_event(resp)
         assert (data["type"], data["tenant"]["tenant_id"]) == ("upsert", "after")
 

@@ -11,6 +11,7 @@ import pytest
 from daemon import k8s_names as names
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.k8s_client import ApiException, call_json
+from daemon.log_options import LogOptions
 from daemon.manifests import tenant_pod
 from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, launch, open_runtime
@@ -194,3 +195,35 @@ async def test_logs_read_and_follow(k8s: FakeK8s) -> None:
 
         with pytest.raises(KeyError):
             [line async for line in runtime.logs("nobody", follow=False, since_s=None)]
+
+
+async def test_logs_options_reach_the_pod_log_api(k8s: FakeK8s) -> None:
+    """`otm logs --timestamps / -c / --previous` on Kubernetes: the kubelet's own options."""
+    async with open_runtime(k8s.kubeconfig_path) as runtime:
+        await runtime.start(launch("gina"))
+        await runtime.wait_ready("gina", timeout=10)
+        k8s.server.append_pod_log(NS, "gina", "stamped line\n", "gateway")
+        stamped = [
+            line
+            async for line in runtime.logs(
+                "gina", follow=False, since_s=None, options=LogOptions(timestamps=True)
+            )
+        ]
+        assert stamped[-1].endswith("Z stamped line") and stamped[-1][:4].isdigit()
+        # -c sync asks the kubelet for the pod's state-sync container by its pod name.
+        with pytest.raises(ApiException) as wrong:
+            [
+                line
+                async for line in runtime.logs(
+                    "gina", follow=False, since_s=None, options=LogOptions(container="sync")
+                )
+            ]
+        assert "state-sync" in str(wrong.value)
+        with pytest.raises(ApiException) as raised:
+            [
+                line
+                async for line in runtime.logs(
+                    "gina", follow=False, since_s=None, options=LogOptions(previous=True)
+                )
+            ]
+        assert "previous terminated container" in str(raised.value)

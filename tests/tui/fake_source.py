@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from daemon.coordination import LiveConfig
-from daemon.model import Tenant, TenantStatus
+from daemon.model import Tenant, TenantStatus, validate_tenant_id
+from daemon.orchestrator import _CREATE_FIELDS, _PATCH_FIELDS, _check_body
 from otm.tui.source import (
     BufferInfo,
     Delete,
@@ -290,6 +291,12 @@ class FakeTenantSource:
     async def wake(self, tenant_id: str) -> Record:
         self.calls.append(("wake", tenant_id))
         record = self._get(tenant_id)
+        if record.status in (TenantStatus.SUSPENDED, TenantStatus.FAILED):
+            # As strict as the daemon: 409 with the reason (daemon/admin_lifecycle.py).
+            raise SourceError(
+                f"tenant {tenant_id!r} is {record.status.value} — not woken "
+                f"(`otm tenant resume {tenant_id}` first)"
+            )
         self.upsert(replace(record, status=TenantStatus.PROVISIONING, version=record.version + 1))
         return record.public()  # like the API's 202: the record as it was when accepted
 
@@ -306,6 +313,55 @@ class FakeTenantSource:
         )
         self.upsert(slept)
         return slept.public()
+
+    async def suspend(self, tenant_id: str) -> Record:
+        self.calls.append(("suspend", tenant_id))
+        record = self._get(tenant_id)
+        held = replace(
+            record, status=TenantStatus.SUSPENDED, endpoint=None, version=record.version + 1
+        )
+        self.upsert(held)
+        return held.public()
+
+    async def resume(self, tenant_id: str) -> Record:
+        self.calls.append(("resume", tenant_id))
+        record = self._get(tenant_id)
+        if record.status not in (TenantStatus.SUSPENDED, TenantStatus.FAILED):
+            raise SourceError(f"tenant {tenant_id!r} is {record.status.value}, not suspended")
+        resumed = replace(
+            record, status=TenantStatus.IDLE, status_reason="", version=record.version + 1
+        )
+        self.upsert(resumed)
+        return resumed.public()
+
+    async def create(self, body: Mapping[str, Any]) -> Record:
+        self.calls.append(("create", dict(body)))
+        try:  # the daemon's own validation (no HTTP in between)
+            fields = _check_body(dict(body), _CREATE_FIELDS)
+            tenant_id = fields.pop("tenant_id", None)
+            if not isinstance(tenant_id, str):
+                raise ValueError("tenant_id is required")
+            validate_tenant_id(tenant_id)
+            if "bot_token" not in fields:
+                raise ValueError("bot_token is required (the tenant's Telegram bot token)")
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        if tenant_id in self.records:
+            raise SourceError(f"tenant {tenant_id!r} already exists")
+        record = Tenant(tenant_id=tenant_id, created_at=NOW, **fields)
+        self.upsert(record)
+        return record.public()
+
+    async def update(self, tenant_id: str, changes: Mapping[str, Any]) -> Record:
+        self.calls.append(("update", (tenant_id, dict(changes))))
+        record = self._get(tenant_id)
+        try:
+            fields = _check_body(dict(changes), _PATCH_FIELDS)
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        updated = replace(record, **fields, version=record.version + 1)
+        self.upsert(updated)
+        return updated.public()
 
     async def delete(self, tenant_id: str) -> None:
         self.calls.append(("delete", tenant_id))

@@ -34,7 +34,13 @@ def panel(app: OtmApp) -> str:
 async def test_dashboard_over_a_real_daemon(daemon: DaemonProc) -> None:
     for tenant_id, labels in (("alpha", {"plan": "pro"}), ("beta", {}), ("gamma", {})):
         assert (
-            api(daemon, "POST", "/v1/tenants", {"tenant_id": tenant_id, "labels": labels})[0] == 201
+            api(
+                daemon,
+                "POST",
+                "/v1/tenants",
+                {"bot_token": "1:t", "tenant_id": tenant_id, "labels": labels},
+            )[0]
+            == 201
         )
     assert api(daemon, "POST", "/v1/tenants/gamma/suspend")[0] == 200
 
@@ -49,7 +55,7 @@ async def test_dashboard_over_a_real_daemon(daemon: DaemonProc) -> None:
 
             # A tenant created elsewhere shows up through the watch stream.
             created = await asyncio.to_thread(
-                api, daemon, "POST", "/v1/tenants", {"tenant_id": "delta"}
+                api, daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "delta"}
             )
             assert created[0] == 201
             await wait_until(pilot, lambda: "delta" in row_ids(app), "the watched tenant")
@@ -96,7 +102,10 @@ async def test_config_and_errors_over_a_real_daemon(daemon: DaemonProc) -> None:
 async def test_watch_reconnects_after_a_daemon_restart(redis_url: str, tmp_path: Path) -> None:
     data_dir, port = tmp_path / "otm", free_port()
     with start_daemon(data_dir, redis_url, port) as first:
-        assert api(first, "POST", "/v1/tenants", {"tenant_id": "survivor"})[0] == 201
+        assert (
+            api(first, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "survivor"})[0]
+            == 201
+        )
         source = ApiTenantSource(resolve_target(data_dir=data_dir, env={}))
         async with source:
             app = make_app(source, readonly=True, timings=FAST)
@@ -110,7 +119,11 @@ async def test_watch_reconnects_after_a_daemon_restart(redis_url: str, tmp_path:
                     assert second.admin_url == first.admin_url
                     await wait_until(pilot, lambda: app.connection.state == "live", "reconnect")
                     created = await asyncio.to_thread(
-                        api, second, "POST", "/v1/tenants", {"tenant_id": "newcomer"}
+                        api,
+                        second,
+                        "POST",
+                        "/v1/tenants",
+                        {"bot_token": "1:t", "tenant_id": "newcomer"},
                     )
                     assert created[0] == 201
                     await wait_until(pilot, lambda: "newcomer" in row_ids(app), "resync")

@@ -61,7 +61,10 @@ def read_until(fd: int, needle: bytes, deadline: float) -> bytes:
 
 
 def test_otm_tui_runs_in_a_terminal(daemon: DaemonProc) -> None:
-    assert api(daemon, "POST", "/v1/tenants", {"tenant_id": "pty-tenant"})[0] == 201
+    assert (
+        api(daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "pty-tenant"})[0]
+        == 201
+    )
     env = project_env(OTM_DATA_DIR=str(daemon.data_dir), TERM="xterm-256color",
                       COLUMNS="100", LINES="30")  # fmt: skip
     env.pop("OTM_SERVER", None)

@@ -264,7 +264,7 @@ async def test_c_opens_config_and_escape_leaves_it(app: OtmApp, source: FakeTena
         assert isinstance(screen, ConfigScreen)
         await wait_until(pilot, lambda: screen.config is not None)
         assert screen.query_one("#input-warm_pool_target", Input).value == "3"
-        assert screen.query_one("#input-default_idle_timeout_s", Input).value == "600"
+        assert screen.query_one("#input-default_idle_timeout_s", Input).value == "10m"
         await pilot.press("escape")
         assert isinstance(app.screen, TenantsScreen)
         assert not any(call[0] == "set_config" for call in source.calls)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from textual.widgets import Button, Input
 
 from daemon.model import TenantStatus
-from otm.tui import OtmApp, make_app
+from otm.tui import OtmApp, make_app, view
 from otm.tui.config_screen import ConfigScreen
 from otm.tui.dialogs import HelpScreen
 from otm.tui.main_screen import HealthPanel, TenantsScreen
@@ -178,7 +178,9 @@ async def test_small_terminal_drops_columns_then_panel(app: OtmApp) -> None:
         await ready(pilot)
         keys = [str(k.value) for k in app.tenants_screen.table.columns]
         assert keys[:2] == ["name", "status"] and "age" in keys
-        assert "endpoint" not in keys and "last_active" not in keys
+        # NAME gave up width before LAST ACTIVE was dropped; ENDPOINT/POD went.
+        assert "endpoint" not in keys and "last_active" in keys
+        assert app.tenants_screen.table.columns["name"].width < view.NAME_MIN
         assert app.tenants_screen.query_one(HealthPanel).display
         # Every row is still reachable and the keys still work.
         assert len(row_ids(app)) == 20
@@ -187,7 +189,7 @@ async def test_small_terminal_drops_columns_then_panel(app: OtmApp) -> None:
         keys = [str(k.value) for k in app.tenants_screen.table.columns]
         assert keys[:2] == ["name", "status"] and len(keys) <= 4
         await pilot.resize_terminal(160, 40)
-        await wait_until(pilot, lambda: len(app.tenants_screen.table.columns) >= 7)
+        await wait_until(pilot, lambda: len(app.tenants_screen.table.columns) >= 8)
         await pilot.press("d")
         assert app.screen is not app.tenants_screen
 

@@ -38,13 +38,19 @@ def test_columns_degrade_with_width() -> None:
     def keys(width: int) -> list[str]:
         return [c.key for c in view.columns_for_width(width)]
 
-    every = ["name", "status", "endpoint", "last_active", "idle_deadline", "buffered", "age"]
-    assert keys(200) == [*every[:6], "usage", "age"]
-    assert keys(123) == [*every[:6], "usage", "age"]
-    assert keys(122) == every  # USAGE/COST goes first
-    assert keys(106) == every
-    assert "endpoint" not in keys(105)
-    assert keys(76) == ["name", "status", "idle_deadline", "buffered", "age"]
+    every = ["name", "status", "endpoint", "last_active", "idle_deadline", "buffered", "usage",
+             "age", "reason"]  # fmt: skip
+    assert keys(200) == every
+    no_usage = [k for k in every if k != "usage"]
+    assert keys(141) == no_usage  # USAGE/COST goes first
+    # NAME shrinks first (down to NAME_FLOOR), only then are columns dropped.
+    shrunk = view.columns_for_width(130)
+    assert [c.key for c in shrunk] == no_usage and shrunk[0].width == 14
+    assert keys(126) == no_usage
+    assert keys(125) == no_usage[:-1]  # then REASON
+    assert keys(96) == no_usage[:-1]
+    assert "endpoint" not in keys(95)
+    assert keys(76) == ["name", "status", "last_active", "idle_deadline", "buffered", "age"]
     assert keys(20) == ["name", "status"]  # never below the two that identify a row
     # Spare width goes to NAME, up to its maximum.
     name = {c.key: c.width for c in view.columns_for_width(300)}["name"]
@@ -61,7 +67,7 @@ def test_row_cells_and_idle_deadline() -> None:
         running.public(), columns, now=NOW, default_idle_timeout_s=600, buffered=3
     )
     plain = [getattr(c, "plain", c) for c in cells]
-    assert plain == ["acme", "running", "10.0.0.1:8787", "2m ago", "in 8m", "3", "-", "3d"]
+    assert plain == ["acme", "running", "10.0.0.1:8787", "2m ago", "in 8m", "3", "-", "3d", "-"]
     used = {"total_tokens": 12_345, "cost_usd": 0.0412}
     cells = view.row_cells(
         running.public(), columns, now=NOW, default_idle_timeout_s=600, buffered=0, usage=used

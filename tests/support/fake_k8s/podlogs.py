@@ -122,6 +122,13 @@ async def serve_log(
 ) -> web.StreamResponse:
     pod = store.get(PODS, namespace, name)
     container = _container_name(pod, request.query.get("container"))
+    if request.query.get("previous") in ("true", "True", "1"):
+        # This fake never restarts a container in place: there is no previous instance,
+        # which a kubelet answers with 400.
+        raise errors.bad_request(
+            f'previous terminated container "{container}" in pod '
+            f'"{pod["metadata"]["name"]}" not found'
+        )
     _check_started(pod, container)
     uid = pod["metadata"]["uid"]
     buffer = logs.buffer(uid, container)
