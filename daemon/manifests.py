@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon import k8s_names as names
+from daemon.openclaw_config import ModelProvider, render_openclaw_config
 from daemon.pod_scripts import (
     BIND_DIR,
     HELPER_STATE,
@@ -35,7 +36,6 @@ from daemon.pod_scripts import (
 from daemon.ports import AgentLaunch
 from daemon.settings import Settings
 from daemon.warm_bootstrap import BOOTSTRAP_JS
-from otm.devtools.openclaw_config import ModelProvider, render_openclaw_config
 
 JSON = dict[str, Any]
 

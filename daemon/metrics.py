@@ -7,6 +7,28 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Wakes include an agent's boot (~40 s for OpenClaw) and, on a new metal node,
 # Karpenter provisioning: buckets reach 600 s.
 WAKE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 600)
+# Phases of one agent start, on every runtime (label ``phase`` of
+# ``otm_agent_start_phase_seconds``; label ``path`` is ``warm`` or ``cold``). One list so the
+# local and Kubernetes runtimes, the bench and dashboards agree on the names.
+PHASE_CLAIM = "claim"
+"""Find and take a free pre-booted gateway (warm), or find none (cold)."""
+PHASE_RESTORE = "restore"
+"""Copy the tenant's snapshot (``agents/main/`` + ``workspace/``) into the agent's state dir."""
+PHASE_CONFIG_WRITE = "config_write"
+"""Render and write openclaw.json: warm, the atomic rewrite the gateway hot-reloads."""
+PHASE_CHANNEL_UP = "channel_up"
+"""Warm: config write → the tenant's webhook accepts the tenant's secret. Cold: spawn → ready."""
+PHASE_FIRST_REPLY = "first_reply"
+"""Ready → the agent's first reply to the waiting message (bench: the fake Bot API's
+``sendMessage``; daemon: first update accepted by the agent, ``first_delivery``)."""
+AGENT_START_PHASES = (
+    PHASE_CLAIM,
+    PHASE_RESTORE,
+    PHASE_CONFIG_WRITE,
+    PHASE_CHANNEL_UP,
+    PHASE_FIRST_REPLY,
+)
+WARM, COLD = "warm", "cold"
 FORWARD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 
 
@@ -41,6 +63,13 @@ class Metrics:
             "otm_wake_phase_seconds",
             "Duration of each wake phase",
             ["phase"],
+            buckets=WAKE_BUCKETS,
+            registry=r,
+        )
+        self.agent_start_phase_seconds = Histogram(
+            "otm_agent_start_phase_seconds",
+            "Duration of each phase of an agent start (AGENT_START_PHASES), warm or cold path",
+            ["phase", "path"],
             buckets=WAKE_BUCKETS,
             registry=r,
         )

@@ -31,6 +31,7 @@ from daemon.agent_model import model_provider
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
 from daemon.metrics import Metrics
+from daemon.openclaw_config import ModelProvider
 from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
 from daemon.ports import (
     AgentActivity,
@@ -42,7 +43,6 @@ from daemon.ports import (
 )
 from daemon.settings import Settings
 from daemon.warm_pool import WarmPool
-from otm.devtools.openclaw_config import ModelProvider
 
 log = logging.getLogger(__name__)
 

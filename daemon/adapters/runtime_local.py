@@ -45,6 +45,7 @@ from daemon.adapters.local_logs import LogSink
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
+from daemon.openclaw_config import render_openclaw_config, tuning_from_settings
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -55,7 +56,6 @@ from daemon.ports import (
     StateStore,
 )
 from daemon.settings import ENV_PREFIX, Settings
-from otm.devtools.openclaw_config import render_openclaw_config
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,7 @@ class LocalRuntime:
                 hooks_token=launch.hooks_token,
                 workspace_dir=str(state_dir / "workspace"),
                 model_provider=model_provider(self.settings),
+                tuning=tuning_from_settings(self.settings),
             )
             # OpenClaw's file log defaults to the host-wide /tmp/openclaw, shared by every
             # tenant; the run dir keeps it per agent (stdout goes to agent.log anyway).

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 
+from daemon.openclaw_config import ModelProvider
 from otm.devtools.agent_stub.store import read_turn_count
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.openclaw_config import ModelProvider
 from otm.devtools.stub_llm import StubLLM
 from tests.devtools.conftest import SpawnAgent
 from tests.support.agent_stub import StubTenant, make_stub_tenant, post_update, wait_agent_idle

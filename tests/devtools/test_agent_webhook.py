@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from daemon.openclaw_config import ModelProvider
 from otm.devtools.agent_stub.store import read_turn_count
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.openclaw_config import ModelProvider
 from otm.devtools.stub_llm import StubLLM
 from tests.devtools.conftest import SpawnAgent
 from tests.support.agent_stub import (

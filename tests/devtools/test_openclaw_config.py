@@ -1,4 +1,4 @@
-"""render_openclaw_config is a pure function: tested as dicts."""
+"""render_openclaw_config (daemon/openclaw_config.py) is a pure function: tested as dicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from otm.devtools.openclaw_config import ModelProvider, render_openclaw_config
+from daemon.openclaw_config import ModelProvider, render_openclaw_config
 
 BASE: dict[str, Any] = {
     "tenant_id": "t2",
@@ -48,7 +48,11 @@ def test_test_tier_config_matches_the_measured_working_shape() -> None:
             }
         },
         "hooks": {"enabled": True, "token": "hk", "path": "/hooks"},
+        # The measured boot/first-turn tuning (GatewayTuning defaults).
+        "session": {"maintenance": {"mode": "warn"}},
+        "plugins": {"allow": ["telegram"], "slots": {"memory": "none"}},
         "models": {
+            "catalogRefresh": {"enabled": False},
             "providers": {
                 "stub": {
                     "baseUrl": "http://127.0.0.1:9001/v1",
@@ -64,7 +68,7 @@ def test_test_tier_config_matches_the_measured_working_shape() -> None:
                         }
                     ],
                 }
-            }
+            },
         },
         "agents": {
             "defaults": {
@@ -78,6 +82,7 @@ def test_test_tier_config_matches_the_measured_working_shape() -> None:
             "mode": "local",
             "bind": "loopback",
             "port": 18002,
+            "controlUi": {"enabled": False},
             "auth": {"mode": "token", "token": "gw"},
         },
     }
@@ -96,10 +101,11 @@ def test_production_defaults_listen_on_all_interfaces_with_the_default_path() ->
         "mode": "local",
         "bind": "lan",
         "port": 18789,
+        "controlUi": {"enabled": False},
         "auth": {"mode": "token", "token": "gw"},
     }
     assert "hooks" not in config
-    assert "models" not in config
+    assert config["models"] == {"catalogRefresh": {"enabled": False}}
     assert "model" not in config["agents"]["defaults"]
 
 

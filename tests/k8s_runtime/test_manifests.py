@@ -42,6 +42,7 @@ def test_rendered_config_listens_on_the_pod_network_with_auth() -> None:
         "mode": "local",
         "bind": "lan",
         "port": names.OPENCLAW_GATEWAY_PORT,
+        "controlUi": {"enabled": False},
         "auth": {"mode": "token", "token": LAUNCH.gateway_token},
     }
     assert config["hooks"] == {"enabled": True, "token": LAUNCH.hooks_token, "path": "/hooks"}

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from otm.devtools.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
+from daemon.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
