@@ -58,6 +58,15 @@ class Settings:
     """Bucket holding ``tenants/{id}/state/`` and ``tenants/{id}/workspace/``."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
+    tenant_state_role_arn: str | None = None
+    """Kubernetes + S3: the role (deploy/iam ``otm-tenant-state``) the daemon assumes to vend
+    a claimed warm pod credentials scoped to ``tenants/{id}/`` (STS session policy). Unset:
+    warm pods cannot reach tenant state, so wakes never claim them (cold start instead)."""
+    tenant_credentials_ttl_s: int = 3600
+    """Lifetime of vended tenant credentials (900-3600: role chaining caps it at one hour);
+    the leader re-vends them 15 min before they expire."""
+    sts_endpoint_url: str | None = None
+    """Override endpoint (``AWS_ENDPOINT_URL_STS``), e.g. a moto server."""
 
     redis_url: str | None = None
     """Shared Redis. Unset: the daemon starts a private ``redis-server`` on a
@@ -156,6 +165,7 @@ ENV_PREFIX = "OTM_"
 _AWS_ENV = {
     "dynamodb_endpoint_url": "AWS_ENDPOINT_URL_DYNAMODB",
     "s3_endpoint_url": "AWS_ENDPOINT_URL_S3",
+    "sts_endpoint_url": "AWS_ENDPOINT_URL_STS",
     "aws_region": "AWS_REGION",
 }
 

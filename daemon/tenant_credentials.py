@@ -169,9 +169,7 @@ def parse_expiry(value: str | None) -> datetime | None:
         return None
 
 
-def due_for_refresh(
-    annotations: Mapping[str, str], now: datetime, *, margin: timedelta
-) -> bool:
+def due_for_refresh(annotations: Mapping[str, str], now: datetime, *, margin: timedelta) -> bool:
     """A bound warm pod whose credentials expire within ``margin`` (or whose expiry is
     unknown: a bind that crashed before annotating) needs new ones."""
     expires = parse_expiry(annotations.get(ANNOTATION_EXPIRES))
@@ -213,7 +211,7 @@ class CredentialRefresher:
             try:
                 creds = await self.vendor.vend(tenant_id)
                 await self.push(pod, creds)
-            except Exception:  # noqa: BLE001 - logged; retried next pass
+            except Exception:
                 log.exception("refreshing the credentials of %s failed", meta.get("name"))
                 continue
             done += 1

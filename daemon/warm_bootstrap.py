@@ -1,30 +1,35 @@
-"""The warm pod's bootstrap: what a warm pool can pre-warm, and how a tenant is bound.
+"""The warm pod's bootstrap: a pre-booted OpenClaw gateway, bound to a tenant at claim.
 
-What is warm before a claim: the node (held by a low-priority pod), the pulled images, the
-Kata microVM and its containers, Node.js and the OpenClaw code in the page cache, and the
-sync sidecar. What cannot be warm: the gateway process itself. OpenClaw opens the tenant's
-SQLite state when it boots, and that state must first be restored from S3; swapping it
-under a running gateway would corrupt it. So the gateway boots at bind time (~6 s measured),
-but nothing before it does: no scheduling, no node, no pull, no VM boot.
+At pod start the bootstrap writes the warm config (the namespace's ``otm-warm-config``
+Secret, rendered by ``openclaw_config.render_warm_config``: Telegram disabled, throw-away
+agent ``warm``, no tenant data) with a random per-pod gateway token and webhook secret, and
+boots the gateway on it. By the time a wake claims the pod, the gateway's 15-20 CPU-seconds
+of boot are spent. The bootstrap stays the container's main process: it forwards SIGTERM to
+the gateway and exits with it, and listens on its own port (``WARM_BIND_PORT``, 18790) for:
 
-How a tenant is bound (decision): the daemon relabels the pod (optimistic concurrency, see
-manifests.claim_patch), then POSTs the tenant's rendered openclaw.json to this bootstrap at
-``http://{podIP}:18789/otm/bind``, authenticated by the shared ``otm-warm-bind`` token.
-Why a push over the pod network and not a per-pod Secret or annotation: the kubelet refreshes
-Secret and downward-API volumes on its sync period (up to a minute), and tenant pods have no
-Kubernetes API access by design. 18789 is used because the NetworkPolicy admits the daemon
-on 18789 and 8787 only; the bootstrap releases the port before the gateway binds it.
+* ``POST /otm/bind`` (Bearer token): ``{tenant_id, config, sync_env}``. ``config`` is the
+  bound openclaw.json (``render_bound_config``); ``sync_env`` carries the tenant-scoped S3
+  credentials (daemon/tenant_credentials.py) and prefix for the sync sidecar. The bootstrap
+  writes ``tenant.env`` for the sidecar, answers 202, waits for the sidecar's ``restored``
+  marker (state sync on: the tenant's ``agents/main/`` and workspace are in place, under an
+  agent id the warm gateway never opened), then rewrites openclaw.json atomically (temp
+  file + rename): the gateway hot-reloads it, no restart. Its own gateway token is kept in
+  the written config, so the gateway section does not change (a change would restart it).
+* the same POST again for the same tenant: a credential refresh. Only ``tenant.env`` is
+  rewritten (the sidecar re-reads it before every sync); 200.
+* ``GET /readyz``: the pod's readiness. 503 until bound, restored and configured; then
+  Ready only when the gateway's /readyz passes AND the tenant's webhook accepts the
+  tenant's secret (a POST with the secret and an empty update: anything but 401/404/5xx
+  means the listener runs with the tenant's secret; the warm secret is then refused).
+* ``GET /healthz``: the bootstrap is alive. Liveness and startup probe the gateway's own
+  /healthz on 18789, which keeps answering throughout the bind: no liveness gap.
 
-Bind sequence inside the pod: write openclaw.json (0600) and tenant.env for the sidecar into
-the shared ``bind`` emptyDir, answer 202, close the listener, wait for the sidecar's
-``restored`` marker (when state sync is on), then start the gateway with the tenant env and
-forward SIGTERM to it. Readiness stays failing (``unbound``) until the real gateway answers
-/readyz, so "Ready" always means "bound and booted".
+Why a push over the pod network and not a Secret or annotation: the kubelet refreshes Secret
+volumes on its sync period (up to a minute), and tenant pods have no Kubernetes API access.
 
-Limit: EKS Pod Identity tags a pod's S3 session with its own name, and the tenant IAM policy
-scopes S3 to ``tenants/<pod name>/``; a warm pod keeps its ``warm-*`` name, so the
-sidecar needs tenant-scoped credentials in the bind's ``sync_env`` (daemon-vended via STS,
-see deploy/iam/README.md option c). Vending them is not implemented yet.
+What is not carried into the running gateway: the tenant's global ``state/openclaw.sqlite``
+(update_id de-duplication, delivery state, pairing approvals); the warm gateway's own is
+used. otm's router buffer de-duplicates updates before they reach the agent.
 
 The script runs on the OpenClaw image's Node (24) and on Node >= 18 in tests.
 """
@@ -40,18 +45,25 @@ const crypto = require('crypto');
 const { spawn } = require('child_process');
 
 const env = process.env;
-const port = Number(env.OTM_BIND_PORT || '18789');
+const port = Number(env.OTM_BIND_PORT || '18790');
 const host = env.OTM_BIND_HOST || '0.0.0.0';
 const dir = env.OTM_BIND_DIR || '/run/otm';
 const token = env.OTM_BIND_TOKEN || '';
 const command = JSON.parse(env.OTM_GATEWAY_COMMAND || '[]');
 const waitRestore = env.OTM_WAIT_RESTORE === '1';
+const warmConfigPath = env.OTM_WARM_CONFIG || '/etc/openclaw-warm/openclaw.json';
 const configPath = env.OPENCLAW_CONFIG_PATH || path.join(dir, 'openclaw.json');
 const MAX_BODY = 1 << 20;
 const TENANT_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ENV_KEY_RE = /^[A-Z_][A-Z0-9_]*$/;
+const gatewayToken = crypto.randomBytes(24).toString('hex');
+// Tests only: every fake pod shares 127.0.0.1, so the fake kubelet maps the pod's ports.
+const probePorts = { gateway: Number(env.OTM_PROBE_GATEWAY_PORT || 0),
+                     webhook: Number(env.OTM_PROBE_WEBHOOK_PORT || 0) };
 
 let boundTenant = null;
+let state = 'unbound';  // unbound → restoring → configured | failed
+let boundConfig = null;
 let child = null;
 let stopping = false;
 
@@ -82,6 +94,35 @@ function envFile(vars) {
     .map(([k, v]) => k + '=' + shellQuote(v) + '\n').join('');
 }
 
+// The pod's own gateway token replaces whatever the rendered config carries, warm and bound
+// alike: the gateway section never changes, so the bind is a hot reload, not a restart.
+function withOwnToken(config) {
+  const out = JSON.parse(JSON.stringify(config));
+  out.gateway = Object.assign({}, out.gateway, { auth: { mode: 'token', token: gatewayToken } });
+  return out;
+}
+
+function bootWarmGateway() {
+  const warm = JSON.parse(fs.readFileSync(warmConfigPath, 'utf8'));
+  const telegram = (warm.channels || {}).telegram;
+  if (telegram && telegram.webhookSecret) {
+    telegram.webhookSecret = crypto.randomBytes(24).toString('hex');
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  writeAtomic(configPath, JSON.stringify(withOwnToken(warm)), 0o600);
+  const childEnv = Object.assign({}, env);
+  delete childEnv.OTM_BIND_TOKEN;
+  childEnv.OPENCLAW_CONFIG_PATH = configPath;
+  childEnv.OPENCLAW_GATEWAY_TOKEN = gatewayToken;
+  log('booting the warm gateway');
+  child = spawn(command[0], command.slice(1), { env: childEnv, stdio: 'inherit' });
+  child.on('exit', (code, signal) => {
+    log('gateway exited code=' + code + ' signal=' + signal);
+    process.exit(code === null || state === 'failed' ? 1 : code);
+  });
+  child.on('error', (err) => { log('cannot start gateway: ' + err.message); process.exit(1); });
+}
+
 function waitForRestore(done) {
   if (!waitRestore) return done(null);
   const timer = setInterval(() => {
@@ -89,51 +130,70 @@ function waitForRestore(done) {
     else if (fs.existsSync(path.join(dir, 'restore-failed'))) {
       clearInterval(timer); done(new Error('state restore failed'));
     }
-  }, 100);
+  }, 50);
 }
 
-function startGateway(payload) {
-  if (stopping) process.exit(0);
-  const childEnv = Object.assign({}, env);
-  delete childEnv.OTM_BIND_TOKEN;
-  for (const [k, v] of Object.entries(payload.env || {})) {
-    if (ENV_KEY_RE.test(k)) childEnv[k] = String(v);
-  }
-  childEnv.OPENCLAW_CONFIG_PATH = configPath;
-  log('starting gateway for ' + payload.tenant_id);
-  child = spawn(command[0], command.slice(1), { env: childEnv, stdio: 'inherit' });
-  child.on('exit', (code, signal) => {
-    log('gateway exited code=' + code + ' signal=' + signal);
-    process.exit(code === null ? 1 : code);
-  });
-  child.on('error', (err) => { log('cannot start gateway: ' + err.message); process.exit(1); });
+function writeTenantEnv(payload) {
+  const syncEnv = Object.assign({}, payload.sync_env || {}, { TENANT_ID: payload.tenant_id });
+  writeAtomic(path.join(dir, 'tenant.env'), envFile(syncEnv), 0o600);
 }
 
-function bind(payload, res, server) {
-  if (!payload || typeof payload.tenant_id !== 'string' || !TENANT_RE.test(payload.tenant_id)
-      || typeof payload.config !== 'object' || payload.config === null) {
-    return reply(res, 400, { error: 'tenant_id and config are required' });
+function bind(payload, res) {
+  if (!payload || typeof payload.tenant_id !== 'string' || !TENANT_RE.test(payload.tenant_id)) {
+    return reply(res, 400, { error: 'tenant_id is required' });
   }
   if (boundTenant !== null) {
-    if (boundTenant === payload.tenant_id) {
-      return reply(res, 202, { ok: true, tenant_id: boundTenant });
+    if (boundTenant !== payload.tenant_id) {
+      return reply(res, 409, { error: 'already bound to another tenant' });
     }
-    return reply(res, 409, { error: 'already bound to another tenant' });
+    writeTenantEnv(payload);  // a credential refresh
+    log('credentials refreshed for ' + boundTenant);
+    return reply(res, 200, { ok: true, tenant_id: boundTenant, refreshed: true });
+  }
+  if (typeof payload.config !== 'object' || payload.config === null) {
+    return reply(res, 400, { error: 'config is required' });
   }
   boundTenant = payload.tenant_id;
+  state = 'restoring';
   fs.mkdirSync(dir, { recursive: true });
-  writeAtomic(configPath, JSON.stringify(payload.config), 0o600);
-  const syncEnv = Object.assign({ TENANT_ID: payload.tenant_id }, payload.sync_env || {});
-  writeAtomic(path.join(dir, 'tenant.env'), envFile(syncEnv), 0o600);
+  writeTenantEnv(payload);
   log('bound to ' + boundTenant);
   reply(res, 202, { ok: true, tenant_id: boundTenant });
-  // Free the gateway port, then boot the gateway on it.
-  server.close(() => waitForRestore((err) => {
-    if (err) { log(err.message); process.exit(1); }
-    startGateway(payload);
-  }));
-  // Every response says `connection: close`; idle keep-alive sockets must not hold the port.
-  if (server.closeIdleConnections) setImmediate(() => server.closeIdleConnections());
+  waitForRestore((err) => {
+    if (err) { state = 'failed'; log(err.message); if (child) child.kill('SIGTERM'); return; }
+    boundConfig = withOwnToken(payload.config);
+    writeAtomic(configPath, JSON.stringify(boundConfig), 0o600);
+    state = 'configured';
+    log('config written for ' + boundTenant);
+  });
+}
+
+function request(options, body) {
+  return new Promise((resolve) => {
+    const opts = Object.assign({ host: '127.0.0.1', timeout: 2000 }, options);
+    const req = http.request(opts, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+    req.end(body);
+  });
+}
+
+// Ready = the gateway is ready and the tenant's webhook accepts the tenant's secret.
+async function tenantReady() {
+  const gw = boundConfig.gateway || {};
+  const tg = (boundConfig.channels || {}).telegram || {};
+  const ready = await request({ port: probePorts.gateway || gw.port, path: '/readyz',
+                                method: 'GET' });
+  if (ready !== 200) return 'gateway';
+  const hook = await request({
+    port: probePorts.webhook || tg.webhookPort, path: tg.webhookPath, method: 'POST',
+    headers: { 'content-type': 'application/json',
+               'x-telegram-bot-api-secret-token': tg.webhookSecret },
+  }, '{}');
+  return hook === 0 || hook === 401 || hook === 404 || hook >= 500 ? 'webhook' : null;
 }
 
 const server = http.createServer((req, res) => {
@@ -142,8 +202,11 @@ const server = http.createServer((req, res) => {
     return reply(res, 200, { ok: true, status: 'live' });
   }
   if (req.method === 'GET' && (url === '/readyz' || url === '/ready')) {
-    const failing = [boundTenant === null ? 'unbound' : 'binding'];
-    return reply(res, 503, { ready: false, failing });
+    if (state !== 'configured') return reply(res, 503, { ready: false, failing: [state] });
+    tenantReady().then((failing) => failing === null
+      ? reply(res, 200, { ready: true, tenant_id: boundTenant })
+      : reply(res, 503, { ready: false, failing: [failing] }));
+    return;
   }
   if (url !== '/otm/bind') return reply(res, 404, { error: 'not found' });
   if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });
@@ -160,28 +223,29 @@ const server = http.createServer((req, res) => {
     let payload;
     try { payload = JSON.parse(Buffer.concat(chunks).toString('utf8')); }
     catch (e) { return reply(res, 400, { error: 'invalid JSON' }); }
-    try { bind(payload, res, server); }
+    try { bind(payload, res); }
     catch (e) {
       log('bind failed: ' + e.message);
       reply(res, 500, { error: 'bind failed' });
-      process.exit(1);
+      state = 'failed';
+      if (child) child.kill('SIGTERM');
     }
   });
 });
 
-process.on('SIGTERM', () => {
+function stop(signal) {
   stopping = true;
-  if (child) child.kill('SIGTERM'); else process.exit(0);
-});
-process.on('SIGINT', () => {
-  stopping = true;
-  if (child) child.kill('SIGINT'); else process.exit(0);
-});
+  if (child) child.kill(signal); else process.exit(0);
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
 
 if (!Array.isArray(command) || command.length === 0) {
   log('OTM_GATEWAY_COMMAND is empty');
   process.exit(2);
 }
 if (!token) { log('OTM_BIND_TOKEN is empty'); process.exit(2); }
+try { bootWarmGateway(); }
+catch (e) { log('cannot read the warm config: ' + e.message); process.exit(2); }
 server.listen(port, host, () => log('waiting for a bind on ' + host + ':' + port));
 """

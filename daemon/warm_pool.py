@@ -4,9 +4,13 @@
   config changes (Coordination.watch_config, pub/sub) or a pod event touches the pool (the
   shared informer), never on a timer. Failed warm pods are deleted, missing ones created
   (generateName), extras deleted (pending ones first: they are not useful yet).
-* ``claim(tenant_id)`` runs on any replica: relabel the oldest claimable pod with its
-  resourceVersion as precondition. Two replicas racing for one pod: one patch wins, the
-  other gets 409 and moves on to the next pod, so a pod is never given to two tenants.
+* ``claim(tenant_id, image=...)`` runs on any replica: relabel the oldest claimable pod of
+  that image with its resourceVersion as precondition. Two replicas racing for one pod: one
+  patch wins, the other gets 409 and moves on to the next pod, so a pod is never given to
+  two tenants. A tenant whose image differs from the pool's finds no pod (cold start).
+* Image- and config-aware: warm pods carry their image and the hash of the warm config
+  (``otm-warm-config`` Secret) they booted with; pods of another image or an old config are
+  never claimed and are replaced by the leader.
 
 Pods this manager created or deleted but the informer has not shown yet are counted, so a
 burst of events does not over-create or over-delete.
@@ -16,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +74,7 @@ class WarmPool:
         pod_settings: m.PodSettings,
         coordination: Coordination | None,
         metrics: Metrics | None = None,
+        render_warm_config: Callable[[str], JSON] | None = None,
     ) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
         self.core: Any = client.CoreV1Api(api)
@@ -81,6 +87,10 @@ class WarmPool:
         self.claims = 0
         self._token: str | None = None
         self._token_lock = asyncio.Lock()
+        # bind token → the warm gateways' openclaw.json (deterministic per token, so every
+        # replica renders the same document and the same hash).
+        self._render_warm_config = render_warm_config or _default_warm_config(pod_settings)
+        self._warm_config: tuple[JSON, str] | None = None
         self._wake = asyncio.Event()
         self._created_unseen: set[str] = set()
         self._deleted_unseen: set[str] = set()
@@ -104,7 +114,38 @@ class WarmPool:
         return len(cached | self._created_unseen)
 
     def available(self) -> int:
-        return sum(1 for p in self.informer.pods() if claimable(p))
+        return sum(1 for p in self.informer.pods() if self._current(p) and claimable(p))
+
+    def _current(self, pod: Mapping[str, Any], image: str | None = None) -> bool:
+        """Booted from this pool's image (or ``image``) and its current warm config."""
+        wanted_image = image or self.pod_settings.image
+        if m.warm_pod_image(pod) != wanted_image:
+            return False
+        return self._warm_config is None or m.warm_pod_config_hash(pod) == self._warm_config[1]
+
+    # -- the warm config --------------------------------------------------------------------
+
+    async def warm_config(self) -> JSON:
+        """The warm gateways' openclaw.json; created or updated in its Secret once."""
+        token = await self.bind_token()
+        async with self._token_lock:
+            if self._warm_config is None:
+                config = self._render_warm_config(token)
+                text = m.config_json(config)
+                await self._apply_warm_config_secret(text)
+                self._warm_config = (config, m.config_hash(text))
+            return self._warm_config[0]
+
+    async def _apply_warm_config_secret(self, text: str) -> None:
+        body = m.warm_config_secret(text, namespace=self.namespace)
+        try:
+            await call_json(self.core.create_namespaced_secret, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            await call_json(
+                self.core.replace_namespaced_secret, m.WARM_CONFIG_SECRET, self.namespace, body
+            )
 
     # -- the bind token ---------------------------------------------------------------------
 
@@ -137,10 +178,12 @@ class WarmPool:
 
     # -- claim (any replica) ----------------------------------------------------------------
 
-    async def claim(self, tenant_id: str) -> JSON | None:
-        """Relabel one claimable pod for the tenant; None when the pool is empty."""
+    async def claim(self, tenant_id: str, *, image: str | None = None) -> JSON | None:
+        """Relabel one claimable pod of ``image`` (default: the pool's) for the tenant; None
+        when there is none."""
+        await self.warm_config()
         candidates = sorted(
-            (p for p in self.informer.pods() if claimable(p)),
+            (p for p in self.informer.pods() if claimable(p) and self._current(p, image)),
             key=lambda p: _meta(p).get("creationTimestamp") or "",
         )
         claimed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -215,10 +258,15 @@ class WarmPool:
                 self._wake.set()
 
     async def reconcile(self) -> None:
-        """One pass: delete failed warm pods, then create or delete to reach the target."""
+        """One pass: delete failed warm pods and those of another image or an old warm
+        config, then create or delete to reach the target."""
+        await self.warm_config()
         for pod in self.informer.pods():
             dead = m.is_warm(pod) and _phase(pod) in ("Failed", "Succeeded")
-            if dead and not _meta(pod).get("deletionTimestamp"):
+            stale = m.is_warm(pod) and not self._current(pod)
+            if (dead or stale) and not _meta(pod).get("deletionTimestamp"):
+                if stale and not dead:
+                    log.info("replacing warm pod %s (old image or config)", _meta(pod)["name"])
                 await self._delete(_meta(pod)["name"])
         pods = self.warm_pods()
         have = len({_meta(p)["name"] for p in pods} | self._created_unseen)
@@ -240,7 +288,9 @@ class WarmPool:
 
     async def _create(self) -> None:
         await self.bind_token()  # the pod's env refers to the bind Secret: it must exist
-        body = m.warm_pod(settings=self.pod_settings)
+        await self.warm_config()  # and its volume to the warm config Secret
+        assert self._warm_config is not None
+        body = m.warm_pod(settings=self.pod_settings, config_sha256=self._warm_config[1])
         pod = await call_json(self.core.create_namespaced_pod, self.namespace, body)
         name = _meta(pod)["name"]
         if name not in self.informer.cache:
@@ -267,6 +317,24 @@ class WarmPool:
             self.metrics.warm_pool_target.set(self.target)
 
 
+def hooks_token_for(bind_token: str) -> str:
+    """The warm gateways' hooks token, derived from the bind Secret (same on every replica)."""
+    return hashlib.sha256(f"otm-warm-hooks:{bind_token}".encode()).hexdigest()
+
+
+def _default_warm_config(ps: m.PodSettings) -> Callable[[str], JSON]:
+    def render(bind_token: str) -> JSON:
+        return m.render_warm_pod_config(
+            ps,
+            api_root=None,
+            # Replaced by a random per-pod token at boot (daemon/warm_bootstrap.py).
+            gateway_token="replaced-at-boot",
+            hooks_token=hooks_token_for(bind_token),
+        )
+
+    return render
+
+
 async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     """Run the pool manager while this replica leads (or always, without leader election)."""
     pool: WarmPool | None = getattr(app[keys.RUNTIME], "warm_pool", None)
@@ -275,10 +343,17 @@ async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     from daemon.leader import LEADER_TASKS
 
+    refresher = getattr(app[keys.RUNTIME], "refresher", None)
     if LEADER_TASKS in app:
         app[LEADER_TASKS].add("warm-pool", pool.run)
+        if refresher is not None:
+            app[LEADER_TASKS].add("warm-credentials", refresher.run)
         yield
         await app[LEADER_TASKS].remove("warm-pool")
+        if refresher is not None:
+            await app[LEADER_TASKS].remove("warm-credentials")
     else:
         app[keys.TASKS].spawn(pool.run(), name="warm-pool", expect_forever=True)
+        if refresher is not None:
+            app[keys.TASKS].spawn(refresher.run(), name="warm-credentials", expect_forever=True)
         yield

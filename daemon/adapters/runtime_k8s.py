@@ -1,7 +1,9 @@
 """Runtime on Kubernetes pods (kubernetes_asyncio), the production adapter.
 
 * start: create or replace the tenant's Secret (rendered openclaw.json + tokens), then claim
-  a warm pod and bind it (warm_pool.py, warm_bootstrap.py) or create ``openclaw-{id}``.
+  a warm pod of the tenant's image and bind it (warm_pool.py, warm_bootstrap.py: its
+  gateway is already booted; the bind carries the bound config and, with S3 state,
+  tenant-scoped credentials from tenant_credentials.py) or create ``openclaw-{id}``.
   409 AlreadyExists adopts the existing pod, so start is idempotent across replicas.
 * Readiness, get, list and watch come from one shared PodInformer (List+Watch, no polling):
   ``wait_ready`` is a predicate over the informer cache resolved by the next pod event.
@@ -30,7 +32,14 @@ from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
-from daemon.metrics import Metrics
+from daemon.metrics import (
+    COLD,
+    PHASE_CHANNEL_UP,
+    PHASE_CLAIM,
+    PHASE_CONFIG_WRITE,
+    WARM,
+    Metrics,
+)
 from daemon.openclaw_config import ModelProvider
 from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
 from daemon.ports import (
@@ -42,7 +51,13 @@ from daemon.ports import (
     InstancePhase,
 )
 from daemon.settings import Settings
-from daemon.warm_pool import WarmPool
+from daemon.tenant_credentials import (
+    ANNOTATION_EXPIRES,
+    CredentialRefresher,
+    CredentialVendor,
+    TenantCredentials,
+)
+from daemon.warm_pool import WarmPool, hooks_token_for
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +108,7 @@ class KubernetesRuntime:
         metrics: Metrics | None = None,
         owns_api: bool = True,
         model_provider: ModelProvider | None = None,
+        credentials: CredentialVendor | None = None,
     ) -> None:
         self.api = api
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
@@ -106,6 +122,16 @@ class KubernetesRuntime:
         self.warm_pool = warm_pool
         self.metrics = metrics
         self.model_provider = model_provider
+        self.credentials = credentials
+        """Vends tenant-scoped S3 credentials to claimed warm pods (None: no warm claims
+        while state is synced to S3, since a warm pod could not reach the tenant's state)."""
+        self.refresher = (
+            CredentialRefresher(
+                vendor=credentials, bound_pods=self._bound_warm_pods, push=self._push_credentials
+            )
+            if credentials is not None
+            else None
+        )
         self.timings: dict[str, StartTiming] = {}
         """The last start of each tenant (claim-to-ready vs create-to-ready, for bench/)."""
         self._expected: dict[str, str] = {}  # tenant → uid of the pod start() produced
@@ -130,12 +156,35 @@ class KubernetesRuntime:
             base = settings.public_base_url or app.get(keys.ROUTER_URL) or "http://127.0.0.1"
             return f"{base.rstrip('/')}/tg/{tenant_id}"
 
+        provider = model_provider(settings)
+
+        def render_warm(bind_token: str) -> JSON:
+            return m.render_warm_pod_config(
+                pod_settings,
+                api_root=settings.telegram_api_base,
+                model_provider=provider,
+                gateway_token="replaced-at-boot",  # per pod, by the bootstrap
+                hooks_token=hooks_token_for(bind_token),
+            )
+
         pool = WarmPool(
             api=api,
             informer=informer,
             pod_settings=pod_settings,
             coordination=app[keys.COORDINATION],
             metrics=metrics,
+            render_warm_config=render_warm,
+        )
+        vendor = (
+            CredentialVendor.open(
+                role_arn=settings.tenant_state_role_arn,
+                bucket=settings.s3_bucket,
+                region=settings.aws_region,
+                endpoint_url=settings.sts_endpoint_url,
+                duration_s=settings.tenant_credentials_ttl_s,
+            )
+            if settings.tenant_state_role_arn and pod_settings.state_sync
+            else None
         )
         return cls(
             api=api,
@@ -146,7 +195,8 @@ class KubernetesRuntime:
             api_root=settings.telegram_api_base,
             warm_pool=pool,
             metrics=metrics,
-            model_provider=model_provider(settings),
+            model_provider=provider,
+            credentials=vendor,
         )
 
     # -- lookups ----------------------------------------------------------------------------
@@ -185,17 +235,18 @@ class KubernetesRuntime:
                 # The model key lives in openclaw.json, i.e. in the tenant Secret (or the
                 # bind request of a warm pod), never in a plain env value of the pod spec.
                 model_provider=self.model_provider,
+                tuning=self.pod_settings.tuning,
             )
             text = m.config_json(config)
             await self._apply_secret(launch, text)
             if (live := self._live_pod(tenant_id)) is not None:  # another replica was faster
                 return live
             await self._clear_dead_pods(tenant_id)
-            pod = await self._claim_warm(launch, config)
-            kind = "warm"
+            pod = await self._claim_warm(launch)
+            kind = WARM
             if pod is None:
                 pod = await self._create_pod(tenant_id, launch.image, m.config_hash(text))
-                kind = "cold"
+                kind = COLD
             self._expected[tenant_id] = pod["metadata"]["uid"]
             self.timings[tenant_id] = StartTiming(kind=kind, started_at=started)
             log.info("started %s pod %s for %s", kind, pod["metadata"]["name"], tenant_id)
@@ -232,16 +283,34 @@ class KubernetesRuntime:
                 lambda cache: True if not self._pods_of(tenant_id, cache) else None, timeout
             )
 
-    async def _claim_warm(self, launch: AgentLaunch, config: JSON) -> JSON | None:
+    async def _claim_warm(self, launch: AgentLaunch) -> JSON | None:
         pool = self.warm_pool
-        if pool is None or (launch.image and launch.image != self.pod_settings.image):
+        if pool is None or (self.pod_settings.state_sync and self.credentials is None):
             return None
+        image = launch.image or self.pod_settings.image
         while True:
-            pod = await pool.claim(launch.tenant_id)
+            claim_started = time.monotonic()
+            pod = await pool.claim(launch.tenant_id, image=image)
+            self._observe(PHASE_CLAIM, WARM if pod else COLD, time.monotonic() - claim_started)
             if pod is None:
                 return None
             try:
-                await self._bind(pod, launch, config, await pool.bind_token())
+                written = time.monotonic()
+                creds = await self._vend(launch.tenant_id)
+                warm = await pool.warm_config()
+                config = m.render_bound_pod_config(
+                    warm,
+                    launch,
+                    webhook_url=self.webhook_url_for(launch.tenant_id),
+                    api_root=self.api_root,
+                )
+                body = m.bind_request(
+                    launch.tenant_id, config, sync_env=creds.env() if creds else None
+                )
+                await self._post_bind(pod, body, await pool.bind_token(), expect=202)
+                self._observe(PHASE_CONFIG_WRITE, WARM, time.monotonic() - written)
+                if creds is not None:
+                    pod = await self._annotate_expiry(pod, creds)
                 return pod
             except (aiohttp.ClientError, TimeoutError, AgentFailed) as exc:
                 log.warning(
@@ -254,19 +323,63 @@ class KubernetesRuntime:
                     pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
                 )
 
-    async def _bind(self, pod: JSON, launch: AgentLaunch, config: JSON, token: str) -> None:
-        endpoint = pod_endpoint(pod, names.OPENCLAW_GATEWAY_PORT)
+    def _observe(self, phase: str, path: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.agent_start_phase_seconds.labels(phase=phase, path=path).observe(seconds)
+
+    async def _vend(self, tenant_id: str) -> TenantCredentials | None:
+        if self.credentials is None or not self.pod_settings.state_sync:
+            return None
+        return await self.credentials.vend(tenant_id)
+
+    async def _post_bind(self, pod: JSON, body: JSON, token: str, *, expect: int) -> None:
+        endpoint = pod_endpoint(pod, names.WARM_BIND_PORT)
         if endpoint is None:
             raise AgentFailed(f"warm pod {pod['metadata']['name']} has no IP")
         url = f"http://{endpoint[0]}:{endpoint[1]}/otm/bind"
         async with self.session.post(
-            url,
-            json=m.bind_request(launch, config),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=HTTP_TIMEOUT,
+            url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
         ) as resp:
-            if resp.status != 202:
+            if resp.status != expect:
                 raise AgentFailed(f"bind answered {resp.status}")
+
+    async def _annotate_expiry(self, pod: JSON, creds: TenantCredentials) -> JSON:
+        patch = {
+            "metadata": {
+                "annotations": {ANNOTATION_EXPIRES: creds.env()["OTM_CREDENTIALS_EXPIRE_AT"]}
+            }
+        }
+        try:
+            return await call_json(
+                self.core.patch_namespaced_pod,
+                pod["metadata"]["name"],
+                self.namespace,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            # Unannotated means "due": the refresher re-vends on its next pass.
+            log.warning("annotating %s failed (%s)", pod["metadata"]["name"], exc.status)
+            return pod
+
+    def _bound_warm_pods(self) -> list[JSON]:
+        """Claimed warm pods still running: their credentials must be kept fresh."""
+        return [
+            p
+            for p in self.informer.pods()
+            if p["metadata"]["name"].startswith(m.WARM_NAME_PREFIX)
+            and m.pod_tenant(p) is not None
+            and not p["metadata"].get("deletionTimestamp")
+            and pod_phase(p) in (InstancePhase.PENDING, InstancePhase.READY)
+        ]
+
+    async def _push_credentials(self, pod: JSON, creds: TenantCredentials) -> None:
+        """A credential refresh: the same bind POST without config (the bootstrap rewrites
+        only the sidecar's tenant.env), then the new expiry on the pod."""
+        assert self.warm_pool is not None
+        body = m.bind_request(creds.tenant_id, None, sync_env=creds.env())
+        await self._post_bind(pod, body, await self.warm_pool.bind_token(), expect=200)
+        await self._annotate_expiry(pod, creds)
 
     async def _create_pod(self, tenant_id: str, image: str | None, config_sha: str) -> JSON:
         body = m.tenant_pod(
@@ -320,6 +433,9 @@ class KubernetesRuntime:
             if self.metrics is not None and timing.to_ready_s is not None:
                 phase = "pod_claim_to_ready" if timing.kind == "warm" else "pod_create_to_ready"
                 self.metrics.wake_phase_seconds.labels(phase=phase).observe(timing.to_ready_s)
+                # Warm: claim → the tenant's webhook accepts its secret (the pod's readiness).
+                # Cold: create → ready (boot included), as on the local runtime.
+                self._observe(PHASE_CHANNEL_UP, timing.kind, timing.to_ready_s)
         return instance
 
     # -- stop -------------------------------------------------------------------------------
