@@ -286,11 +286,15 @@ class WarmPool:
                 await self._delete(_meta(pod)["name"])
         self._report()
 
-    async def _create(self) -> None:
+    async def pod_body(self) -> JSON:
+        """A new warm pod of the pool's image and current warm config."""
         await self.bind_token()  # the pod's env refers to the bind Secret: it must exist
         await self.warm_config()  # and its volume to the warm config Secret
         assert self._warm_config is not None
-        body = m.warm_pod(settings=self.pod_settings, config_sha256=self._warm_config[1])
+        return m.warm_pod(settings=self.pod_settings, config_sha256=self._warm_config[1])
+
+    async def _create(self) -> None:
+        body = await self.pod_body()
         pod = await call_json(self.core.create_namespaced_pod, self.namespace, body)
         name = _meta(pod)["name"]
         if name not in self.informer.cache:

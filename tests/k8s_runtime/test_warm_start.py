@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
-from daemon.ports import InstancePhase
+from daemon import manifests as m
+from daemon.ports import AgentFailed, InstancePhase
 from daemon.warm_pool import WarmPool
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
@@ -122,6 +123,7 @@ async def test_a_second_bind_for_another_tenant_is_refused(runtime: KubernetesRu
     await runtime.start(launch("carol"))
     await runtime.wait_ready("carol", timeout=30)
     (pod,) = await api_pods(runtime, "otm/tenant=carol")
-    # The bootstrap gave the port to the agent: nobody can re-bind a claimed pod.
-    with pytest.raises(Exception):  # noqa: B017 - any failure: refused, 404 or 401
-        await runtime._bind(pod, launch("mallory"), {"x": 1}, await pool.bind_token())
+    # A bound pod is carol's for life: a bind for another tenant is refused (409).
+    body = m.bind_request("mallory", {"x": 1})
+    with pytest.raises(AgentFailed, match="409"):
+        await runtime._post_bind(pod, body, await pool.bind_token(), expect=202)
