@@ -16,6 +16,7 @@ from daemon.k8s_client import call_json, open_api_client
 from daemon.manifests import PodSettings
 from daemon.metrics import Metrics
 from daemon.ports import AgentLaunch
+from daemon.tenant_credentials import CredentialVendor
 from daemon.warm_pool import WarmPool
 
 NS = "otm-tenants"
@@ -45,6 +46,7 @@ async def open_runtime(
     api_root: str = "http://127.0.0.1:9",
     pod_settings: PodSettings = POD_SETTINGS,
     metrics: Metrics | None = None,
+    credentials: CredentialVendor | None = None,
 ) -> AsyncIterator[KubernetesRuntime]:
     """One "replica": its own ApiClient, informer, (warm pool) and runtime."""
     api = await open_api_client(str(kubeconfig))
@@ -73,6 +75,7 @@ async def open_runtime(
             api_root=api_root,
             warm_pool=pool,
             metrics=metrics,
+            credentials=credentials,
         )
         yield runtime
     finally:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon import manifests as m
+from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.ports import AgentFailed, InstancePhase
 from daemon.warm_pool import WarmPool
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
