@@ -19,8 +19,8 @@ the gateway and exits with it, and listens on its own port (``WARM_BIND_PORT``, 
   rewritten (the sidecar re-reads it before every sync); 200.
 * ``GET /readyz``: the pod's readiness. 503 until bound, restored and configured; then
   Ready only when the gateway's /readyz passes AND the tenant's webhook accepts the
-  tenant's secret (a POST with the secret and an empty update: anything but 401/404/5xx
-  means the listener runs with the tenant's secret; the warm secret is then refused).
+  tenant's secret (a POST with the secret and an empty body: OpenClaw answers 400 past
+  the secret check and 401 before it, and spools nothing).
 * ``GET /healthz``: the bootstrap is alive. Liveness and startup probe the gateway's own
   /healthz on 18789, which keeps answering throughout the bind: no liveness gap.
 
@@ -192,8 +192,10 @@ async function tenantReady() {
     port: probePorts.webhook || tg.webhookPort, path: tg.webhookPath, method: 'POST',
     headers: { 'content-type': 'application/json',
                'x-telegram-bot-api-secret-token': tg.webhookSecret },
-  }, '{}');
-  return hook === 0 || hook === 401 || hook === 404 || hook >= 500 ? 'webhook' : null;
+  }, '');
+  // An empty body past the secret check is a 400 (OpenClaw: body not JSON; nothing is
+  // spooled); a wrong secret is a 401, no listener 0/404. `{}` would be a 500 there.
+  return hook === 400 || (hook >= 200 && hook < 300) ? null : 'webhook';
 }
 
 const server = http.createServer((req, res) => {

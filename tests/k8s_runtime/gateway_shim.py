@@ -14,28 +14,48 @@ import sys
 from pathlib import Path
 from typing import Any
 
+POD_STATE_DIR = "/home/node/.openclaw"  # daemon/manifests.py STATE_DIR
 
-def loopback_config(config: dict[str, Any], gateway_port: int, webhook_port: int) -> dict[str, Any]:
+
+def loopback_config(
+    config: dict[str, Any], gateway_port: int, webhook_port: int, state_dir: str | None = None
+) -> dict[str, Any]:
     out = json.loads(json.dumps(config))
     out["gateway"]["port"] = gateway_port
     out["gateway"]["bind"] = "loopback"
     telegram = out["channels"]["telegram"]
     telegram["webhookHost"] = "127.0.0.1"
     telegram["webhookPort"] = webhook_port
+    if state_dir is not None:  # the pod's absolute paths, on this machine
+        text = json.dumps(out).replace(f'"{POD_STATE_DIR}', f'"{state_dir}')
+        out = json.loads(text)
     return out
 
 
-def _hot_reloading(command: list[str], source: Path, local: Path, ports: tuple[int, int]) -> int:
-    """A warm pod's gateway: OpenClaw hot-reloads an atomically rewritten openclaw.json; the
-    stand-in agent does not, so this emulates it by restarting the agent on the new config
-    (the pod, its bootstrap and its state dir stay). Ends with the agent's exit code."""
+def _hot_reloading(
+    command: list[str], source: Path, local: Path, ports: tuple[int, int], *, mirror: bool
+) -> int:
+    """A warm pod's gateway, whose openclaw.json the bootstrap rewrites at the bind.
+
+    ``mirror`` (a real OpenClaw): each rewrite of the pod's config is mirrored, with the
+    loopback ports, into the file the gateway watches, by an atomic rename as well; OpenClaw
+    hot-reloads it. Otherwise (the stand-in agent, which does not hot-reload) the agent is
+    restarted on the new config; the pod, its bootstrap and its state dir stay. Ends with
+    the gateway's exit code."""
     import signal
     import subprocess
     import time
 
+    state_dir = os.environ.get("OPENCLAW_STATE_DIR")
+
     def render() -> float:
         mtime = source.stat().st_mtime
-        local.write_text(json.dumps(loopback_config(json.loads(source.read_text()), *ports)))
+        config = loopback_config(json.loads(source.read_text()), *ports, state_dir)
+        if mirror:  # test-only: the gateway's file log stays out of the shared /tmp/openclaw
+            config["logging"] = {"file": str(source.with_name("openclaw-file.log"))}
+        tmp = local.with_name(local.name + ".tmp")
+        tmp.write_text(json.dumps(config))
+        tmp.rename(local)
         return mtime
 
     seen = render()
@@ -54,9 +74,10 @@ def _hot_reloading(command: list[str], source: Path, local: Path, ports: tuple[i
             return code
         if not stop["signal"] and source.stat().st_mtime != seen:
             seen = render()
-            child.terminate()
-            child.wait()
-            child = subprocess.Popen(command)
+            if not mirror:
+                child.terminate()
+                child.wait()
+                child = subprocess.Popen(command)
         time.sleep(0.05)
 
 
@@ -65,9 +86,11 @@ def main(argv: list[str]) -> None:
     command = argv[argv.index("--") + 1 :]
     source = Path(os.environ["OPENCLAW_CONFIG_PATH"])
     local = source.with_name(source.name + ".loopback.json")
-    if os.environ.get("OTM_SHIM_HOT_RELOAD") == "1":
+    mode = os.environ.get("OTM_SHIM_HOT_RELOAD")
+    if mode in ("restart", "mirror"):
         os.environ["OPENCLAW_CONFIG_PATH"] = str(local)
-        sys.exit(_hot_reloading(command, source, local, (gateway_port, webhook_port)))
+        ports = (gateway_port, webhook_port)
+        sys.exit(_hot_reloading(command, source, local, ports, mirror=mode == "mirror"))
     config = loopback_config(json.loads(source.read_text()), gateway_port, webhook_port)
     local.write_text(json.dumps(config))
     os.environ["OPENCLAW_CONFIG_PATH"] = str(local)

@@ -79,10 +79,14 @@ class ProcessPodBackend:
         state_store: StateStore | None = None,
         *,
         warm_s3: tuple[str, str] | None = None,
+        warm_gateway: list[str] | None = None,
     ) -> None:
         self.root = root
         self.state_store = state_store
         self.warm_s3 = warm_s3
+        self.warm_gateway = warm_gateway
+        """A warm pod's gateway command (default: the stand-in agent); a real OpenClaw
+        gets its config rewrites mirrored (hot reload) instead of a restart."""
         self.store: Store | None = None  # set once the fake server exists
         self._pods: dict[str, _Running] = {}
 
@@ -136,9 +140,10 @@ class ProcessPodBackend:
                 OTM_WAIT_RESTORE="1" if self.warm_s3 else "0",
                 OTM_PROBE_GATEWAY_PORT=str(gateway_port),
                 OTM_PROBE_WEBHOOK_PORT=str(webhook_port),
-                OTM_SHIM_HOT_RELOAD="1",
+                OTM_SHIM_HOT_RELOAD="mirror" if self.warm_gateway else "restart",
                 OTM_GATEWAY_COMMAND=json.dumps(
-                    [*shim, str(gateway_port), str(webhook_port), "--", *AGENT]
+                    [*shim, str(gateway_port), str(webhook_port), "--"]
+                    + (self.warm_gateway or AGENT)
                 ),
             )
             argv = list(container["command"])
@@ -155,6 +160,7 @@ class ProcessPodBackend:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
+            cwd=run_dir / "home",  # the image's WORKDIR stand-in
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ async def open_runtime(
     pod_settings: PodSettings = POD_SETTINGS,
     metrics: Metrics | None = None,
     credentials: CredentialVendor | None = None,
+    render_warm_config: Callable[[str], dict[str, Any]] | None = None,
 ) -> AsyncIterator[KubernetesRuntime]:
     """One "replica": its own ApiClient, informer, (warm pool) and runtime."""
     api = await open_api_client(str(kubeconfig))
@@ -62,6 +63,7 @@ async def open_runtime(
                 pod_settings=pod_settings,
                 coordination=coordination,
                 metrics=metrics,
+                render_warm_config=render_warm_config,
             )
             if warm
             else None

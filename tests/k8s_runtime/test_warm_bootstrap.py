@@ -42,7 +42,8 @@ class H(BaseHTTPRequestHandler):
         tg = json.load(open(path))['channels']['telegram']
         if self.path != tg['webhookPath']: return self.answer(404)
         ok = self.headers.get('x-telegram-bot-api-secret-token') == tg.get('webhookSecret')
-        self.answer(400 if ok else 401)  # an empty update: accepted secret, bad body
+        ok = ok and not os.path.exists(path + '.channel-down')  # a test switch
+        self.answer(400 if ok else 401)  # as OpenClaw: an empty body past the secret is a 400
 servers = [ThreadingHTTPServer(('127.0.0.1', int(p)), H) for p in sys.argv[2:4]]
 for s in servers: threading.Thread(target=s.serve_forever, daemon=True).start()
 import signal; signal.sigwait({signal.SIGTERM}); sys.exit(0)
@@ -202,7 +203,7 @@ async def test_bind_rewrites_the_running_gateways_config_and_refreshes_credentia
         # Ready means the tenant's webhook takes the tenant's secret, not the warm one.
         hook = f"http://127.0.0.1:{pod.ports[1]}/telegram-webhook"
         secret = {"x-telegram-bot-api-secret-token": "whsec-alice"}
-        async with session.post(hook, data=b"{}", headers=secret) as resp:
+        async with session.post(hook, data=b"", headers=secret) as resp:
             assert resp.status == 400
         # Another tenant cannot take the pod; the same tenant refreshes its credentials.
         other = {**payload, "tenant_id": "mallory"}
@@ -253,7 +254,17 @@ async def test_the_config_waits_for_the_restore(tmp_path: Path) -> None:
             )
             value, _ = await sourced.communicate()
             assert value == b"it's"
+            # Restored and configured, but the channel does not take the secret yet.
+            down = tmp_path / "bind" / "openclaw.json.channel-down"
+            down.touch()
             (tmp_path / "bind" / "restored").touch()
+            for _ in range(100):  # bounded: 10 s
+                status, body = await _call(session, "GET", f"{pod.base}/readyz")
+                if body["failing"] != ["restoring"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert (status, body["failing"]) == (503, ["webhook"])
+            down.unlink()
             await _until_ready(session, pod.base)
         assert pod.config["agents"] == {"entries": {"main": {}}}
     finally:
