@@ -97,6 +97,9 @@ class PodSettings:
     """A warm gateway's Telegram before the bind: ``disabled`` (no Bot API traffic; the
     real Bot API would refuse a placeholder token) or ``placeholder`` (a fake/relay API)."""
     tuning: GatewayTuning = field(default_factory=GatewayTuning)
+    compile_cache_dir: str | None = None
+    """A Node compile cache baked into the agent image (deploy/agent-image), copied into
+    the pod's fresh /tmp before the gateway starts: about 3.5 CPU-s less per boot."""
     sync_interval_s: int = 60
     termination_grace_s: int = 330
     """OpenClaw drains turns for up to 315 s, plus reserve and exit margin."""
@@ -120,6 +123,7 @@ class PodSettings:
             "state_sync": settings.state_store == "s3",
             "termination_grace_s": round(settings.agent_stop_grace_s),
             "tuning": tuning_from_settings(settings),
+            "compile_cache_dir": settings.agent_compile_cache_dir,
         }
         values.update(overrides)
         return cls(**values)
@@ -429,6 +433,21 @@ def _gateway_mounts() -> list[JSON]:
     ]
 
 
+def _compile_cache_env(ps: PodSettings) -> list[JSON]:
+    if not ps.compile_cache_dir:
+        return []
+    return [{"name": "OTM_COMPILE_CACHE", "value": ps.compile_cache_dir}]
+
+
+def _with_compile_cache(command: list[str], ps: PodSettings) -> list[str]:
+    """Copy the image's baked compile cache into /tmp (an empty volume), then exec the
+    gateway. A missing cache is not an error: the gateway compiles as without one."""
+    if not ps.compile_cache_dir:
+        return command
+    copy = 'cp -R "$OTM_COMPILE_CACHE" /tmp/ 2>/dev/null || true; exec "$@"'
+    return ["sh", "-c", copy, "sh", *command]
+
+
 def _empty_dirs(*volume_names: str) -> list[JSON]:
     return [{"name": name, "emptyDir": {}} for name in volume_names]
 
@@ -477,10 +496,11 @@ def tenant_pod(
     gateway: JSON = {
         "name": "gateway",
         "image": image or ps.image,
-        "command": list(ps.gateway_command),
+        "command": _with_compile_cache(list(ps.gateway_command), ps),
         "env": [
             {"name": "TENANT_ID", "value": tenant_id},
             *_openclaw_env(f"{CONFIG_DIR}/{CONFIG_KEY}"),
+            *_compile_cache_env(ps),
             _secret_env("OPENCLAW_GATEWAY_TOKEN", secret, SECRET_GATEWAY_TOKEN),
         ],
         "ports": _gateway_ports(),
@@ -543,6 +563,7 @@ def warm_pod(*, settings: PodSettings, image: str | None = None, config_sha256: 
             {"name": "OTM_WARM_CONFIG", "value": f"{WARM_CONFIG_DIR}/{CONFIG_KEY}"},
             {"name": "OTM_GATEWAY_COMMAND", "value": json.dumps(list(ps.gateway_command))},
             {"name": "OTM_WAIT_RESTORE", "value": "1" if ps.state_sync else "0"},
+            *_compile_cache_env(ps),
             _secret_env("OTM_BIND_TOKEN", WARM_BIND_SECRET, WARM_BIND_KEY),
         ],
         "ports": [

@@ -102,7 +102,18 @@ function withOwnToken(config) {
   return out;
 }
 
+// The image's baked Node compile cache into the pod's empty /tmp (deploy/agent-image).
+function copyCompileCache() {
+  const source = env.OTM_COMPILE_CACHE;
+  if (!source) return;
+  try {
+    fs.cpSync(source, path.join(require('os').tmpdir(), path.basename(source)),
+              { recursive: true });
+  } catch (e) { log('no compile cache copied: ' + e.message); }
+}
+
 function bootWarmGateway() {
+  copyCompileCache();
   const warm = JSON.parse(fs.readFileSync(warmConfigPath, 'utf8'));
   const telegram = (warm.channels || {}).telegram;
   if (telegram && telegram.webhookSecret) {

@@ -80,11 +80,13 @@ class ProcessPodBackend:
         *,
         warm_s3: tuple[str, str] | None = None,
         warm_gateway: list[str] | None = None,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
     ) -> None:
         self.root = root
         self.state_store = state_store
         self.warm_s3 = warm_s3
         self.warm_gateway = warm_gateway
+        self.startup_timeout_s = startup_timeout_s
         """A warm pod's gateway command (default: the stand-in agent); a real OpenClaw
         gets its config rewrites mirrored (hot reload) instead of a restart."""
         self.store: Store | None = None  # set once the fake server exists
@@ -183,7 +185,7 @@ class ProcessPodBackend:
     async def _wait_healthy(self, running: _Running, port: int) -> None:
         url = f"http://127.0.0.1:{port}/healthz"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-            for _ in range(round(STARTUP_TIMEOUT_S / PROBE_INTERVAL_S)):
+            for _ in range(round(self.startup_timeout_s / PROBE_INTERVAL_S)):
                 if running.proc.returncode is not None:
                     return  # the exit watcher reports it
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):

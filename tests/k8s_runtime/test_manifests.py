@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -354,3 +355,21 @@ def test_selectors_match_labels() -> None:
     assert m.selector_for("alice") == "app.kubernetes.io/name=openclaw,otm/tenant=alice"
     assert m.WARM_SELECTOR == "app.kubernetes.io/name=openclaw,otm/warm=true"
     assert m.pod_tenant(m.tenant_pod("bob", settings=PS)) == "bob"
+
+
+def test_a_baked_compile_cache_is_copied_into_tmp_before_the_gateway() -> None:
+    ps = dataclasses.replace(PS, compile_cache_dir="/opt/otm/tmp/node-compile-cache")
+    tenant = m.tenant_pod("alice", settings=ps)
+    (gateway,) = tenant["spec"]["containers"]
+    assert gateway["command"][:2] == ["sh", "-c"]
+    assert 'cp -R "$OTM_COMPILE_CACHE" /tmp/' in gateway["command"][2]
+    assert gateway["command"][4:] == list(ps.gateway_command)
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["OTM_COMPILE_CACHE"] == "/opt/otm/tmp/node-compile-cache"
+    (warm,) = m.warm_pod(settings=ps)["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in warm["env"]}["OTM_COMPILE_CACHE"] == (
+        "/opt/otm/tmp/node-compile-cache"
+    )
+    # Without a baked cache the command is the image's own.
+    (plain,) = m.tenant_pod("alice", settings=PS)["spec"]["containers"]
+    assert plain["command"] == list(PS.gateway_command)

@@ -88,7 +88,13 @@ async def _start(tmp_path: Path, *, wait_restore: bool) -> Pod:
     started = tmp_path / "gateway-started.json"
     template = tmp_path / "warm.json"
     template.write_text(json.dumps(warm_config(gateway_port, webhook_port)))
+    baked = tmp_path / "image" / "node-compile-cache" / "openclaw"
+    baked.mkdir(parents=True)
+    (baked / "entry.cache").write_bytes(b"compiled")
+    (tmp_path / "tmp").mkdir()
     env = {
+        "TMPDIR": str(tmp_path / "tmp"),
+        "OTM_COMPILE_CACHE": str(baked.parent),
         "PATH": os.environ["PATH"],
         "OTM_BIND_PORT": str(bind_port),
         "OTM_BIND_HOST": "127.0.0.1",
@@ -163,6 +169,9 @@ async def test_the_gateway_boots_before_the_bind_with_its_own_secrets(pod: Pod) 
     assert own_token not in ("x", "") and record["env"]["OPENCLAW_GATEWAY_TOKEN"] == own_token
     assert config["channels"]["telegram"]["webhookSecret"] != "template-secret"
     assert stat.S_IMODE((pod.dir / "bind" / "openclaw.json").stat().st_mode) == 0o600
+    # The image's baked compile cache was copied into the pod's /tmp before the boot.
+    copied = pod.dir / "tmp" / "node-compile-cache" / "openclaw" / "entry.cache"
+    assert copied.read_bytes() == b"compiled"
     async with aiohttp.ClientSession() as session:
         assert (await _call(session, "GET", f"{pod.base}/healthz"))[0] == 200
         status, body = await _call(session, "GET", f"{pod.base}/readyz")

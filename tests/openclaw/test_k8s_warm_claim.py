@@ -108,7 +108,10 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
     tmp_path: Path, aws: str
 ) -> None:
     gateway = [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway", "--allow-unconfigured"]
-    backend = ProcessPodBackend(tmp_path / "pods", warm_s3=(aws, BUCKET), warm_gateway=gateway)
+    # A real boot on a shared 2-core machine: minutes to /healthz under load.
+    backend = ProcessPodBackend(
+        tmp_path / "pods", warm_s3=(aws, BUCKET), warm_gateway=gateway, startup_timeout_s=240
+    )
     settings = PodSettings(namespace=NS, image="openclaw:test", state_sync=True, s3_bucket=BUCKET)
     vendor = CredentialVendor(
         boto3.client("sts", endpoint_url=aws), role_arn=ROLE_ARN, bucket=BUCKET, duration_s=900
