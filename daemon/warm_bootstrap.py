@@ -64,8 +64,10 @@ const probePorts = { gateway: Number(env.OTM_PROBE_GATEWAY_PORT || 0),
 let boundTenant = null;
 let state = 'unbound';  // unbound → restoring → configured | failed
 let boundConfig = null;
+let configuredAt = 0;
 let child = null;
 let stopping = false;
+const timings = {};  // ms per bind phase, for the daemon's wake metrics (GET /otm/timings)
 
 function log(msg) { process.stdout.write('otm-bootstrap: ' + msg + '\n'); }
 
@@ -170,10 +172,15 @@ function bind(payload, res) {
   writeTenantEnv(payload);
   log('bound to ' + boundTenant);
   reply(res, 202, { ok: true, tenant_id: boundTenant });
+  const bindAt = Date.now();
   waitForRestore((err) => {
     if (err) { state = 'failed'; log(err.message); if (child) child.kill('SIGTERM'); return; }
+    timings.restore_ms = Date.now() - bindAt;
+    const writeAt = Date.now();
     boundConfig = withOwnToken(payload.config);
     writeAtomic(configPath, JSON.stringify(boundConfig), 0o600);
+    timings.config_write_ms = Date.now() - writeAt;
+    configuredAt = Date.now();
     state = 'configured';
     log('config written for ' + boundTenant);
   });
@@ -216,10 +223,16 @@ const server = http.createServer((req, res) => {
   }
   if (req.method === 'GET' && (url === '/readyz' || url === '/ready')) {
     if (state !== 'configured') return reply(res, 503, { ready: false, failing: [state] });
-    tenantReady().then((failing) => failing === null
-      ? reply(res, 200, { ready: true, tenant_id: boundTenant })
-      : reply(res, 503, { ready: false, failing: [failing] }));
+    tenantReady().then((failing) => {
+      if (failing !== null) return reply(res, 503, { ready: false, failing: [failing] });
+      if (timings.channel_up_ms === undefined) timings.channel_up_ms = Date.now() - configuredAt;
+      reply(res, 200, { ready: true, tenant_id: boundTenant });
+    });
     return;
+  }
+  if (req.method === 'GET' && url === '/otm/timings') {
+    if (!authorized(req)) return reply(res, 401, { error: 'unauthorized' });
+    return reply(res, 200, timings);
   }
   if (url !== '/otm/bind') return reply(res, 404, { error: 'not found' });
   if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });

@@ -37,6 +37,7 @@ from daemon.metrics import (
     PHASE_CHANNEL_UP,
     PHASE_CLAIM,
     PHASE_CONFIG_WRITE,
+    PHASE_RESTORE,
     WARM,
     Metrics,
 )
@@ -291,11 +292,10 @@ class KubernetesRuntime:
         while True:
             claim_started = time.monotonic()
             pod = await pool.claim(launch.tenant_id, image=image)
-            self._observe(PHASE_CLAIM, WARM if pod else COLD, time.monotonic() - claim_started)
             if pod is None:
+                self._observe(PHASE_CLAIM, COLD, time.monotonic() - claim_started)
                 return None
             try:
-                written = time.monotonic()
                 creds = await self._vend(launch.tenant_id)
                 warm = await pool.warm_config()
                 config = m.render_bound_pod_config(
@@ -308,7 +308,9 @@ class KubernetesRuntime:
                     launch.tenant_id, config, sync_env=creds.env() if creds else None
                 )
                 await self._post_bind(pod, body, await pool.bind_token(), expect=202)
-                self._observe(PHASE_CONFIG_WRITE, WARM, time.monotonic() - written)
+                # Claim: relabel + vend credentials + the bind POST (the pod's own phases,
+                # restore/config write/channel up, are read from its bootstrap once Ready).
+                self._observe(PHASE_CLAIM, WARM, time.monotonic() - claim_started)
                 if creds is not None:
                     pod = await self._annotate_expiry(pod, creds)
                 return pod
@@ -322,6 +324,28 @@ class KubernetesRuntime:
                 await self._delete_pod(
                     pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
                 )
+
+    async def _observe_bind_phases(self, tenant_id: str) -> None:
+        """The in-pod phases of a warm bind, as the bootstrap timed them: restore (the
+        sidecar's download), config write, channel up (write → webhook takes the secret)."""
+        pod = self._current_pod(tenant_id)
+        endpoint = pod_endpoint(pod, names.WARM_BIND_PORT) if pod else None
+        if endpoint is None or self.warm_pool is None:
+            return
+        url = f"http://{endpoint[0]}:{endpoint[1]}/otm/timings"
+        headers = {"Authorization": f"Bearer {await self.warm_pool.bind_token()}"}
+        try:
+            async with self.session.get(url, headers=headers, timeout=HTTP_TIMEOUT) as resp:
+                body = await resp.json(content_type=None) if resp.status == 200 else {}
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return  # metrics only
+        for phase, key in (
+            (PHASE_RESTORE, "restore_ms"),
+            (PHASE_CONFIG_WRITE, "config_write_ms"),
+            (PHASE_CHANNEL_UP, "channel_up_ms"),
+        ):
+            if isinstance(body.get(key), int | float):
+                self._observe(phase, WARM, body[key] / 1000)
 
     def _observe(self, phase: str, path: str, seconds: float) -> None:
         if self.metrics is not None:
@@ -433,9 +457,10 @@ class KubernetesRuntime:
             if self.metrics is not None and timing.to_ready_s is not None:
                 phase = "pod_claim_to_ready" if timing.kind == "warm" else "pod_create_to_ready"
                 self.metrics.wake_phase_seconds.labels(phase=phase).observe(timing.to_ready_s)
-                # Warm: claim → the tenant's webhook accepts its secret (the pod's readiness).
-                # Cold: create → ready (boot included), as on the local runtime.
-                self._observe(PHASE_CHANNEL_UP, timing.kind, timing.to_ready_s)
+                if timing.kind == COLD:  # create → ready, the boot included
+                    self._observe(PHASE_CHANNEL_UP, COLD, timing.to_ready_s)
+                else:
+                    await self._observe_bind_phases(tenant_id)
         return instance
 
     # -- stop -------------------------------------------------------------------------------

@@ -28,6 +28,14 @@ from botocore.exceptions import ClientError
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.manifests import PodSettings
+from daemon.metrics import (
+    PHASE_CHANNEL_UP,
+    PHASE_CLAIM,
+    PHASE_CONFIG_WRITE,
+    PHASE_RESTORE,
+    WARM,
+    Metrics,
+)
 from daemon.tenant_credentials import ANNOTATION_EXPIRES, CredentialVendor
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import IAM_DIR
@@ -108,6 +116,7 @@ def _objects(url: str) -> dict[str, bytes]:
 class Cluster:
     runtime: KubernetesRuntime
     backend: ProcessPodBackend
+    metrics: Metrics
 
 
 @pytest_asyncio.fixture
@@ -121,6 +130,7 @@ async def cluster(tmp_path: Path, aws: str) -> AsyncIterator[Cluster]:
         s3_endpoint_url=aws,
         warm_telegram="placeholder",
     )
+    metrics = Metrics()
     try:
         async with (
             FakeTelegram() as telegram,
@@ -135,8 +145,9 @@ async def cluster(tmp_path: Path, aws: str) -> AsyncIterator[Cluster]:
                 api_root=telegram.base_url,
                 pod_settings=settings,
                 credentials=_vendor(aws),
+                metrics=metrics,
             ) as runtime:
-                yield Cluster(runtime, backend)
+                yield Cluster(runtime, backend, metrics)
     finally:
         await backend.close()
 
@@ -162,6 +173,12 @@ async def test_warm_claim_restores_and_syncs_the_tenants_state_with_scoped_crede
     started = await runtime.start(alice)
     assert started.name.startswith("warm-")  # the pre-booted pod, no new pod
     ready = await runtime.wait_ready("alice", timeout=30)
+    # Every phase of the warm start was measured (the in-pod ones by the bootstrap).
+    for phase in (PHASE_CLAIM, PHASE_RESTORE, PHASE_CONFIG_WRITE, PHASE_CHANNEL_UP):
+        count = cluster.metrics.registry.get_sample_value(
+            "otm_agent_start_phase_seconds_count", {"phase": phase, "path": WARM}
+        )
+        assert count == 1, phase
     (pod,) = await api_pods(runtime, "otm/tenant=alice")
     state_dir = backend._pods[pod["metadata"]["uid"]].state_dir
 
