@@ -11,6 +11,8 @@ Costs two gateway boots and two turns (about 60 CPU-seconds); run alone with -m 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import shutil
 import time
@@ -77,8 +79,6 @@ async def aws(moto_url: str) -> AsyncIterator[str]:
 async def _warm_pod(runtime: KubernetesRuntime) -> None:
     pool = runtime.warm_pool
     assert pool is not None
-    pool.target = 1
-    await pool.reconcile()
     # A real boot on a shared 2-core machine: up to a few minutes under load.
     await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 240)
 
@@ -147,33 +147,48 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
                     credentials=vendor,
                     render_warm_config=render_warm,
                 ) as runtime:
-                    await _warm_pod(runtime)
-                    (warm,) = await api_pods(runtime, m.WARM_SELECTOR)
-                    first, ready1, reply1 = await _wake_and_talk(runtime, tg, http, 1)
-                    assert "message 1" in first and first.endswith("(prior user turns: 0)")
-                    (bound,) = await api_pods(runtime, "otm/tenant=alice")
-                    assert bound["metadata"]["uid"] == warm["metadata"]["uid"]
-                    # One gateway process per pod: the bind did not start another.
-                    lines = [x async for x in runtime.logs("alice", follow=False, since_s=None)]
-                    assert sum("booting the warm gateway" in x for x in lines) == 1
-                    assert any("config written for alice" in x for x in lines)
-                    await runtime.stop("alice", grace_s=30)
-                    keys = [
-                        o["Key"]
-                        for o in boto3.client("s3", endpoint_url=aws)
-                        .list_objects_v2(Bucket=BUCKET)
-                        .get("Contents", [])
-                    ]
-                    assert any(k.startswith("tenants/alice/state/agents/main/") for k in keys)
-
-                    await _warm_pod(runtime)
-                    second, ready2, reply2 = await _wake_and_talk(runtime, tg, http, 2)
-                    # The restored history: the first turn survived sleep, S3 and a new pod.
-                    assert "message 2" in second and second.endswith("(prior user turns: 1)")
-                    print(
-                        f"warm claim→ready {ready1:.1f}s / {ready2:.1f}s; "
-                        f"post→reply {reply1:.1f}s / {reply2:.1f}s (restored history)"
-                    )
-                    await runtime.stop("alice", grace_s=30)
+                    pool = runtime.warm_pool
+                    assert pool is not None
+                    pool.target = 1  # the pool manager refills after each claim
+                    manager = asyncio.create_task(pool.run(), name="warm-pool-under-test")
+                    try:
+                        await _scenario(runtime, tg, http, aws)
+                    finally:
+                        manager.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await manager
         finally:
             await backend.close()
+
+
+async def _scenario(
+    runtime: KubernetesRuntime, tg: FakeTelegram, http: aiohttp.ClientSession, aws: str
+) -> None:
+    await _warm_pod(runtime)
+    (warm,) = await api_pods(runtime, m.WARM_SELECTOR)
+    first, ready1, reply1 = await _wake_and_talk(runtime, tg, http, 1)
+    assert "message 1" in first and first.endswith("(prior user turns: 0)")
+    (bound,) = await api_pods(runtime, "otm/tenant=alice")
+    assert bound["metadata"]["uid"] == warm["metadata"]["uid"]
+    # One gateway process per pod: the bind did not start another.
+    lines = [x async for x in runtime.logs("alice", follow=False, since_s=None)]
+    assert sum("booting the warm gateway" in x for x in lines) == 1
+    assert any("config written for alice" in x for x in lines)
+    await runtime.stop("alice", grace_s=30)
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=aws)
+        .list_objects_v2(Bucket=BUCKET)
+        .get("Contents", [])
+    ]
+    assert any(k.startswith("tenants/alice/state/agents/main/") for k in keys)
+
+    await _warm_pod(runtime)
+    second, ready2, reply2 = await _wake_and_talk(runtime, tg, http, 2)
+    # The restored history: the first turn survived sleep, S3 and a new pod.
+    assert "message 2" in second and second.endswith("(prior user turns: 1)")
+    print(
+        f"warm claim→ready {ready1:.1f}s / {ready2:.1f}s; "
+        f"post→reply {reply1:.1f}s / {reply2:.1f}s (restored history)"
+    )
+    await runtime.stop("alice", grace_s=30)
