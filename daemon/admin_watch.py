@@ -310,6 +310,7 @@ async def status(request: web.Request) -> web.Response:
         runtime_ok, listed = await _bounded(runtime.list())
         instances = listed if runtime_ok else []
     warm = sum(1 for i in instances if getattr(i, "warm", False) and i.tenant_id is None)
+    pool_status = getattr(getattr(runtime, "warm_pool", None), "status", None)
     body = {
         "daemon": {
             "version": _version(),
@@ -335,6 +336,13 @@ async def status(request: web.Request) -> web.Response:
         "warm_pool": {
             "target": config.warm_pool_target if config_ok else None,
             "size": warm if runtime_ok else None,
+            # The local pool reports ready (claimable) and booting gateways itself; the
+            # target shown stays the live config's.
+            **{
+                k: v
+                for k, v in (pool_status() if callable(pool_status) else {}).items()
+                if k != "target"
+            },
         },
         "config": config_as_dict(config) if config_ok else None,
     }

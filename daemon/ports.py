@@ -126,6 +126,8 @@ class Instance:
     gateway_url: str | None = None
     reason: str = ""
     warm: bool = False
+    """From the warm pool: unclaimed (``tenant_id`` None) or bound to a tenant at claim (a
+    start that returns a warm instance will be quick: no "starting up" notice right away)."""
 
 
 @dataclass(frozen=True)

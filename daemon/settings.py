@@ -116,11 +116,22 @@ class Settings:
     ``memory-core`` is listed). Only ``telegram``: 1 plugin instead of 15, 1.5-3 CPU-s less
     to ready and 4-5 less by the first reply (measured); the cost is no memory tools or
     dreaming, browser, canvas, github or extra provider plugins. Empty: every bundled plugin."""
-    warm_agent_telegram: Literal["disabled", "placeholder"] = "disabled"
+    warm_agent_telegram: Literal["placeholder", "disabled"] = "placeholder"
     """How a pre-booted (warm) local gateway runs Telegram before it is bound to a tenant.
-    ``disabled``: no Bot API traffic while warm; the bind is a plugin reload. ``placeholder``:
-    a placeholder bot token against ``telegram_api_base`` (which must answer it: a fake or
-    relay Bot API, not api.telegram.org); binds ~0.5 s faster (measured)."""
+    ``placeholder``: a placeholder bot account whose Bot API calls go to a loopback Bot API
+    of the warm pool's own (never to Telegram); the bind is a channel restart. ``disabled``:
+    no account while warm; the bind is a plugin reload, ~1 s slower to the tenant's webhook
+    accepting (measured with OpenClaw 2026.9.6: 1.6 s vs 2.4-3.6 s at load 4-5)."""
+    warm_pool_warmup: Literal["none", "turn"] = "none"
+    """``turn``: once a local warm gateway is ready, run one throw-away turn on its ``warm``
+    agent (``/hooks/agent``, nothing delivered) before it counts as ready, so the modules
+    of the reply path are loaded before a tenant is bound. Costs one model call (a full
+    system prompt, ~10k tokens) and 5-7 CPU-s per warm boot; measured 0.5-1 s off a bound
+    gateway's first reply."""
+    warm_pool_refill_pause_s: float = 15.0
+    """Local runtime: no warm gateway boots this soon after a claim (a boot takes a core for
+    ~15 s, which the bound gateway's first turn needs more). The pool size itself is the live
+    config ``warm_pool_target``; boots are one at a time and wait for cold starts."""
 
     telegram_api_base: str = "https://api.telegram.org"
     """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""

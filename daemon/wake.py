@@ -33,6 +33,9 @@ from daemon.telegram import BotApi
 log = logging.getLogger(__name__)
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."
+NOTICE_AFTER_S = 2.0
+"""A warm start (a pre-booted gateway bound at claim) gets the starting-up notice only if it
+is not ready by then; a cold start gets it at once (its boot takes 15 s or more)."""
 LOCK_TTL_S = 6.0
 """Short, and extended while the holder works: a crashed holder blocks others ≤ 6 s."""
 ENDPOINT_TTL_S = 3600.0
@@ -227,13 +230,25 @@ class WakeManager:
     async def _boot(self, tenant: Tenant, notice_chat: int | None, deadline: float) -> Tenant:
         tenant_id = tenant.tenant_id
         cold = await self.runtime.get(tenant_id) is None
+        long_wait, ready = asyncio.Event(), asyncio.Event()
         if cold and notice_chat is not None and tenant.bot_token:
-            # Once per true cold start (this wake boots an agent), not per message.
+            # Once per start (this wake boots or binds an agent), not per message; and only
+            # when the wait is long: a cold boot, or a warm bind not ready within 2 s.
             self.tasks.spawn(
-                self._notice(tenant.bot_token, notice_chat), name=f"notice:{tenant_id}"
+                self._notice_if_slow(tenant.bot_token, notice_chat, long_wait, ready),
+                name=f"notice:{tenant_id}",
             )
+        try:
+            return await self._start_and_wait(tenant, deadline, long_wait)
+        finally:
+            ready.set()
+
+    async def _start_and_wait(
+        self, tenant: Tenant, deadline: float, long_wait: asyncio.Event
+    ) -> Tenant:
+        tenant_id = tenant.tenant_id
         t1 = time.monotonic()
-        await self.runtime.start(
+        started = await self.runtime.start(
             AgentLaunch(
                 tenant_id=tenant_id,
                 bot_token=tenant.bot_token,
@@ -243,6 +258,8 @@ class WakeManager:
                 image=tenant.image,
             )
         )
+        if not started.warm:
+            long_wait.set()
         t2 = time.monotonic()
         self.metrics.wake_phase_seconds.labels(phase="runtime_start").observe(t2 - t1)
         instance = await self.runtime.wait_ready(tenant_id, max(deadline - t2, 0.1))
@@ -302,7 +319,17 @@ class WakeManager:
         )
         return failed
 
-    async def _notice(self, bot_token: str, chat_id: int) -> None:
+    async def _notice_if_slow(
+        self, bot_token: str, chat_id: int, long_wait: asyncio.Event, ready: asyncio.Event
+    ) -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in (long_wait, ready)]
+        try:
+            await asyncio.wait(waits, timeout=NOTICE_AFTER_S, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if ready.is_set():
+            return  # answered quickly: no notice
         try:
             await self.bot_api.send_message(bot_token, chat_id, STARTING_NOTICE)
         except Exception as exc:

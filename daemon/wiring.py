@@ -77,4 +77,8 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
         from daemon.warm_pool import warm_pool_ctx
 
         contexts.append(warm_pool_ctx)
+    else:
+        from daemon.adapters.local_warm_pool import local_warm_pool_ctx
+
+        contexts.append(local_warm_pool_ctx)
     return contexts

@@ -333,10 +333,19 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
             _ok(runtime.get("ok")),
             f"{runtime.get('kind')}, {_count(runtime.get('instances'))} instances",
         ),
-        ("warm-pool", "ok", f"{_count(pool.get('size'))}/{_count(pool.get('target'))} ready"),
+        ("warm-pool", "ok", _warm_pool_details(pool)),
         ("config", "ok", " ".join(f"{k}={_compact(v)}" for k, v in config.items())),
     ]
     return render_table(("COMPONENT", "STATE", "DETAILS"), rows)
+
+
+def _warm_pool_details(pool: Mapping[str, Any]) -> str:
+    if "ready" in pool:  # the local pool tells ready (claimable) from booting gateways
+        return (
+            f"{_count(pool.get('ready'))}/{_count(pool.get('target'))} ready, "
+            f"{_count(pool.get('booting'))} booting"
+        )
+    return f"{_count(pool.get('size'))}/{_count(pool.get('target'))} ready"
 
 
 def _count(value: Any) -> str:

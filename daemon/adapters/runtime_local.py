@@ -32,10 +32,11 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -45,6 +46,7 @@ from daemon.adapters.local_logs import LogSink
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.embedded_redis import free_port
+from daemon.metrics import COLD, PHASE_CHANNEL_UP, PHASE_RESTORE, Metrics
 from daemon.openclaw_config import render_openclaw_config, tuning_from_settings
 from daemon.ports import (
     AgentActivity,
@@ -57,6 +59,9 @@ from daemon.ports import (
 )
 from daemon.settings import ENV_PREFIX, Settings
 
+if TYPE_CHECKING:
+    from daemon.adapters.local_warm_pool import LocalWarmPool
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,9 +73,11 @@ PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
 NONCE_ENV = "OTM_AGENT_NONCE"
 PID_FILE = "agent.pid"
 OPENCLAW_FILE_LOG = "openclaw-file.log"
-REGENERABLE_STATE = ("cache", "tmp")
+REGENERABLE_STATE = ("cache", "tmp", "warm-workspace", "agents/warm")
 """State subdirs never saved: OpenClaw's 54 MB Control UI cache, rebuilt on every start, and
-its per-process temp/lock files (the pod sync sidecar excludes the same)."""
+its per-process temp/lock files (the pod sync sidecar excludes the same); and what a bound
+warm gateway kept of its throw-away agent (local_warm_pool.py), so a bound gateway leaves
+the same snapshot layout as a cold one."""
 _READY_HINTS = ("ready", "listener on", "listening")
 _DAEMON_SETTING_VARS = frozenset(ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Settings))
 
@@ -85,6 +92,7 @@ class _Agent:
     hint: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    spawned_at: float = field(default_factory=time.monotonic)
 
     @property
     def state_dir(self) -> Path:
@@ -111,6 +119,9 @@ class LocalRuntime:
         self._logs: dict[str, LogSink] = {}
         self._watchers: set[asyncio.Queue[InstanceEvent | None]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self.warm_pool: LocalWarmPool | None = None
+        """Pre-booted gateways a start binds instead of spawning (local_warm_pool.py)."""
+        self.metrics: Metrics | None = None
 
     @classmethod
     async def open(cls, app: web.Application) -> LocalRuntime:
@@ -129,6 +140,12 @@ class LocalRuntime:
             webhook_url_for=webhook_url_for,
         )
         await runtime.recover()
+        from daemon.adapters.local_warm_pool import LocalWarmPool
+
+        runtime.metrics = app[keys.METRICS]
+        runtime.warm_pool = LocalWarmPool(
+            runtime, coordination=app[keys.COORDINATION], metrics=runtime.metrics
+        )
         return runtime
 
     def _lock(self, tenant_id: str) -> asyncio.Lock:
@@ -148,12 +165,18 @@ class LocalRuntime:
             if agent is not None and not agent.stopping:
                 return agent.instance
             await self._sync_leftovers(tenant_id)
+            if self.warm_pool is not None:
+                bound = await self.warm_pool.claim(launch)
+                if bound is not None:
+                    return bound
+            started = time.monotonic()
             name = f"{tenant_id}-{secrets.token_hex(3)}"
             run_dir = self.root / tenant_id / name
             state_dir = run_dir / "state"
             state_dir.mkdir(parents=True)
             (run_dir / "home").mkdir()
             restored = await self.state_store.restore_snapshot(tenant_id, state_dir)
+            self._observe(PHASE_RESTORE, COLD, time.monotonic() - started)
             webhook_port = free_port()
             gateway_port = free_port()
             while gateway_port == webhook_port:
@@ -182,18 +205,7 @@ class LocalRuntime:
             fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
-            nonce = secrets.token_hex(8)
-            proc = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=run_dir,
-                env=self._agent_env(run_dir, state_dir, config_path, nonce),
-                start_new_session=True,  # own process group: stop kills its children too
-                limit=1 << 20,
-            )
-            (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
+            proc = await self.spawn(run_dir, state_dir, config_path)
             instance = Instance(
                 name=name,
                 tenant_id=tenant_id,
@@ -219,6 +231,29 @@ class LocalRuntime:
             self._emit("added", instance)
             log.info("agent %s started (pid %d)", name, proc.pid)
             return instance
+
+    async def spawn(
+        self, run_dir: Path, state_dir: Path, config_path: Path
+    ) -> asyncio.subprocess.Process:
+        """Start the agent command on a prepared run dir and record its pid file (also used
+        by the warm pool, so both paths run agents the same way)."""
+        nonce = secrets.token_hex(8)
+        proc = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=run_dir,
+            env=self._agent_env(run_dir, state_dir, config_path, nonce),
+            start_new_session=True,  # own process group: stop kills its children too
+            limit=1 << 20,
+        )
+        (run_dir / PID_FILE).write_text(f"{proc.pid} {nonce}\n")
+        return proc
+
+    def _observe(self, phase: str, path: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.agent_start_phase_seconds.labels(phase=phase, path=path).observe(seconds)
 
     def _agent_env(
         self, run_dir: Path, state_dir: Path, config: Path, nonce: str
@@ -286,6 +321,7 @@ class LocalRuntime:
                 if not agent.ready.done():
                     agent.ready.set_result(agent.instance)
                 self._emit("modified", agent.instance)
+                self._observe(PHASE_CHANNEL_UP, COLD, time.monotonic() - agent.spawned_at)
                 log.info("agent %s ready", agent.instance.name)
                 return
             agent.hint.clear()
@@ -422,7 +458,7 @@ class LocalRuntime:
                 await asyncio.to_thread(shutil.rmtree, state / name, True)
             size = await self.state_store.save_snapshot(tenant_id, state)
             log.info("state of %s saved (%d bytes)", tenant_id, size)
-        await asyncio.to_thread(shutil.rmtree, run_dir, True)
+        await asyncio.to_thread(_remove_run_dir, run_dir)
 
     # -- daemon start / stop ---------------------------------------------------------------
     async def recover(self) -> None:
@@ -437,6 +473,8 @@ class LocalRuntime:
                     await self._sync_leftovers(tenant_dir.name)
 
     async def close(self) -> None:
+        if self.warm_pool is not None:
+            await self.warm_pool.close()
         grace = min(self.settings.agent_stop_grace_s, 15.0)
         await asyncio.gather(
             *(self.stop(tenant_id, grace_s=grace) for tenant_id in list(self._agents)),
@@ -446,6 +484,14 @@ class LocalRuntime:
             queue.put_nowait(None)
         for sink in self._logs.values():
             sink.close()
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    if run_dir.is_symlink():  # a bound warm gateway: its run dir lives in the pool's dir
+        shutil.rmtree(run_dir.resolve(), True)
+        run_dir.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(run_dir, True)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -9,5 +9,5 @@ SIGTERM drain. Extra knobs: ``OTM_AGENT_BOOT_DELAY_S``, ``OTM_AGENT_DRAIN_TIMEOU
 ``OTM_AGENT_RETRY_INITIAL_S``, ``OTM_AGENT_RETRY_MAX_S``, ``OTM_AGENT_LOG_LEVEL``.
 
 Without a model provider, a turn replies ``echo: <text> (#<n>)`` with ``n`` the tenant's
-persisted turn counter (``counter.json`` in the state dir).
+persisted turn counter (``agents/main/agent/counter.json`` in the state dir).
 """

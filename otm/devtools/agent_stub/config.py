@@ -77,6 +77,9 @@ class AgentSettings:
     """Why Telegram cannot start, e.g. a webhook without a secret; reported by /readyz."""
     model: ModelConfig | None
     hooks: HooksConfig | None
+    agent_id: str
+    """The one agent of ``agents.entries`` (OpenClaw resolves a single agent implicitly), else
+    ``main``; its files live under ``agents/<id>/agent/``."""
     boot_delay_s: float
     """``OTM_AGENT_BOOT_DELAY_S``: simulated boot time before any port opens."""
     drain_timeout_s: float
@@ -185,6 +188,13 @@ def _parse_model(data: Mapping[str, Any]) -> ModelConfig | None:
     )
 
 
+def _agent_id(data: Mapping[str, Any]) -> str:
+    entries = _section(data, "agents", "entries")
+    if len(entries) > 1:
+        raise ConfigError("agent stub serves one agent: agents.entries has more than one")
+    return next(iter(entries), "main")
+
+
 def _bind_host(bind: str, gateway: Mapping[str, Any]) -> str:
     if bind == "loopback":
         return "127.0.0.1"
@@ -221,6 +231,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> AgentSettings:
         telegram_problem=telegram_problem,
         model=_parse_model(data),
         hooks=hooks,
+        agent_id=_agent_id(data),
         boot_delay_s=_float_env(env, "OTM_AGENT_BOOT_DELAY_S", 0.0),
         drain_timeout_s=_float_env(env, "OTM_AGENT_DRAIN_TIMEOUT_S", OPENCLAW_DRAIN_BUDGET_S),
         retry_initial_s=_float_env(env, "OTM_AGENT_RETRY_INITIAL_S", 5.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -124,7 +125,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> int:
             return 0
         except TimeoutError:
             pass
-    store = AgentStore(settings.state_dir)
+    store = AgentStore(settings.state_dir, settings.agent_id)
     await store.open()
     http = aiohttp.ClientSession()
     telegram = settings.telegram
@@ -159,7 +160,12 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> int:
                 start_telegram(runtime, bot), name="agent-telegram-startup"
             )
             telegram_task.add_done_callback(_log_task_failure)
+        reloader = ConfigReloader(runtime, http, telegram_task)
+        reload_task = asyncio.create_task(reloader.run(stop), name="agent-config-reload")
+        reload_task.add_done_callback(_log_task_failure)
         await stop.wait()
+        await asyncio.gather(reload_task, return_exceptions=True)
+        telegram_task = reloader.telegram_task
         # Drain: admission closes (readyz says gateway-draining) but the webhook keeps
         # acking into the spool; turns already admitted finish within the budget.
         runtime.draining = True
@@ -181,6 +187,77 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> int:
         await http.close()
         await store.close()
         logger.info("shutdown complete")
+
+
+class ConfigReloader:
+    """Hot reload of ``openclaw.json`` on an (atomic) rewrite, as OpenClaw's watcher does
+    (it also works under ``OPENCLAW_CONFIG_READONLY=1``): a changed Telegram account restarts
+    the channel (getMe, listener, setWebhook with the new token/secret/URL), a changed agent
+    switches the store to that agent's files. Other keys need a restart and are ignored."""
+
+    POLL_S = 0.1
+
+    def __init__(
+        self, runtime: AgentRuntime, http: aiohttp.ClientSession, task: asyncio.Task[None] | None
+    ) -> None:
+        self.runtime = runtime
+        self.http = http
+        self.telegram_task = task
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.runtime.settings.config_path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.POLL_S):
+                    await stop.wait()
+            stamp = self._stat()
+            if stamp is None or stamp == self._stamp or stop.is_set():
+                continue
+            self._stamp = stamp
+            try:
+                new = load_settings()
+            except ConfigError as e:  # a half-written file: keep running on the old config
+                logger.warning("config reload skipped: %s", e)
+                continue
+            logger.info("config change detected")
+            await self.apply(new)
+
+    async def apply(self, new: AgentSettings) -> None:
+        runtime = self.runtime
+        old = runtime.settings
+        runtime.settings = new
+        if new.agent_id != old.agent_id:
+            await runtime.store.switch_agent(new.agent_id)
+            logger.info("agent %s -> %s", old.agent_id, new.agent_id)
+        if new.telegram != old.telegram:
+            logger.info("restarting telegram channel")
+            if self.telegram_task is not None:
+                self.telegram_task.cancel()
+                await asyncio.gather(self.telegram_task, return_exceptions=True)
+            await _stop_webhook(runtime)
+            telegram = new.telegram
+            bot = BotApi(self.http, telegram.api_root, telegram.bot_token) if telegram else None
+            runtime.engine.rebind(
+                bot=bot,
+                dm_policy=DmPolicySource(new.config_path, telegram.dm) if telegram else None,
+            )
+            if telegram is None or bot is None:
+                runtime.telegram = TelegramState.DISABLED
+                self.telegram_task = None
+            else:
+                runtime.telegram = TelegramState.STARTING
+                self.telegram_task = asyncio.create_task(
+                    start_telegram(runtime, bot), name="agent-telegram-startup"
+                )
+                self.telegram_task.add_done_callback(_log_task_failure)
+        logger.info("config hot reload applied")
 
 
 async def _amain(settings: AgentSettings) -> int:

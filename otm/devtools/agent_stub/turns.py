@@ -118,6 +118,11 @@ class TurnEngine:
         """Turns queued or running."""
         self.last_turn_at: datetime | None = None
 
+    def rebind(self, *, bot: BotApi | None, dm_policy: DmPolicySource | None) -> None:
+        """Use another bot account from now on (a config hot reload)."""
+        self._bot = bot
+        self._dm_policy = dm_policy
+
     def submit(self, turn: Turn) -> None:
         self.pending += 1
         self._idle.clear()
