@@ -6,8 +6,9 @@
   ``state/``/``workspace/`` keys in before the agent starts, and the sync sidecar's final sync
   copies them back once the agent has exited (before the pod's deletion completes).
 * Warm pods: the pod's own container command (the Node bootstrap from warm_bootstrap.py),
-  whose gateway is the stand-in agent behind gateway_shim (which emulates OpenClaw's hot
-  reload of the rewritten openclaw.json), booted at pod start on the warm config Secret.
+  whose gateway is the stand-in agent (or a real OpenClaw) behind gateway_shim, which
+  mirrors each rewrite of the pod's openclaw.json onto loopback ports; the gateway
+  hot-reloads it. It boots at pod start on the warm config Secret.
   With ``warm_s3`` (endpoint, bucket), the warm sync sidecar is emulated with the
   credentials the bind wrote to ``tenant.env``: after the bind it restores the tenant's
   ``state/agents/main/`` and ``workspace/`` (pod_scripts.WARM_SYNCED) and marks
@@ -87,8 +88,8 @@ class ProcessPodBackend:
         self.warm_s3 = warm_s3
         self.warm_gateway = warm_gateway
         self.startup_timeout_s = startup_timeout_s
-        """A warm pod's gateway command (default: the stand-in agent); a real OpenClaw
-        gets its config rewrites mirrored (hot reload) instead of a restart."""
+        """A warm pod's gateway command (default: the stand-in agent). Both hot-reload the
+        config rewrites gateway_shim mirrors to them: one gateway process per pod."""
         self.store: Store | None = None  # set once the fake server exists
         self._pods: dict[str, _Running] = {}
 
@@ -142,7 +143,7 @@ class ProcessPodBackend:
                 OTM_WAIT_RESTORE="1" if self.warm_s3 else "0",
                 OTM_PROBE_GATEWAY_PORT=str(gateway_port),
                 OTM_PROBE_WEBHOOK_PORT=str(webhook_port),
-                OTM_SHIM_HOT_RELOAD="mirror" if self.warm_gateway else "restart",
+                OTM_SHIM_HOT_RELOAD="mirror",
                 OTM_GATEWAY_COMMAND=json.dumps(
                     [*shim, str(gateway_port), str(webhook_port), "--"]
                     + (self.warm_gateway or AGENT)

@@ -97,6 +97,9 @@ async def test_warm_wake_binds_a_booted_pod(
 
     lines = [line async for line in runtime.logs("alice", follow=False, since_s=None)]
     assert any("otm-bootstrap: bound to alice" in line for line in lines)
+    # Pre-booted and hot-reloaded: one gateway for the pod's life, none started at the bind.
+    assert sum("booting the warm gateway" in line for line in lines) == 1
+    assert not any("gateway exited" in line for line in lines)
 
     await runtime.stop("alice", grace_s=5)
     assert await runtime.get("alice") is None

@@ -49,6 +49,7 @@ BUCKET = "otm-tenant-state"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/otm-tenant-state"
 SEED = {
     "tenants/alice/state/agents/main/agent/openclaw-agent.sqlite": b"alice history",
+    "tenants/alice/state/agents/main/agent/counter.json": b'{"count": 41}',
     "tenants/alice/workspace/AGENTS.md": b"alice notes",
     "tenants/alice/state/openclaw.sqlite": b"alice global db",
     "tenants/bob/state/agents/main/agent/openclaw-agent.sqlite": b"bob history",
@@ -117,6 +118,7 @@ class Cluster:
     runtime: KubernetesRuntime
     backend: ProcessPodBackend
     metrics: Metrics
+    telegram: FakeTelegram
 
 
 @pytest_asyncio.fixture
@@ -147,7 +149,7 @@ async def cluster(tmp_path: Path, aws: str) -> AsyncIterator[Cluster]:
                 credentials=_vendor(aws),
                 metrics=metrics,
             ) as runtime:
-                yield Cluster(runtime, backend, metrics)
+                yield Cluster(runtime, backend, metrics, telegram)
     finally:
         await backend.close()
 
@@ -202,6 +204,9 @@ async def test_warm_claim_restores_and_syncs_the_tenants_state_with_scoped_crede
         session.post(ready.webhook_url, json=update, headers=headers) as resp,
     ):
         assert resp.status == 200
+    # The bound gateway (the same process, hot-reloaded) continues the tenant's history.
+    (reply,) = await cluster.telegram.wait_for_messages(alice.bot_token, 1, timeout=30)
+    assert reply.text == "echo: hello (#42)"
 
     # The agent writes; the leader refreshes the credentials before they expire.
     (state_dir / "agents/main/agent/turn.txt").write_bytes(b"a new turn")
@@ -217,6 +222,8 @@ async def test_warm_claim_restores_and_syncs_the_tenants_state_with_scoped_crede
     objects = _objects(aws)
     assert objects["tenants/alice/state/agents/main/agent/turn.txt"] == b"a new turn"
     assert objects["tenants/alice/workspace/MEMORY.md"] == b"remembered"
+    counter = objects["tenants/alice/state/agents/main/agent/counter.json"]
+    assert json.loads(counter)["count"] == 42
     assert objects["tenants/alice/state/openclaw.sqlite"] == b"alice global db"
     assert objects["tenants/bob/state/agents/main/agent/openclaw-agent.sqlite"] == b"bob history"
     # Nothing of the warm gateway's own state reached the tenant's prefix.
