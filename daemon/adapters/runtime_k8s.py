@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -128,7 +129,11 @@ class KubernetesRuntime:
         while state is synced to S3, since a warm pod could not reach the tenant's state)."""
         self.refresher = (
             CredentialRefresher(
-                vendor=credentials, bound_pods=self._bound_warm_pods, push=self._push_credentials
+                vendor=credentials,
+                bound_pods=self._bound_warm_pods,
+                push=self._push_credentials,
+                # 15 min before expiry, or half the lifetime of short-lived sessions.
+                margin=timedelta(seconds=min(900, credentials.duration_s // 2)),
             )
             if credentials is not None
             else None
