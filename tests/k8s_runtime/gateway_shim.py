@@ -3,7 +3,9 @@ mapped for the pod, then exec the agent.
 
 ``python -m tests.k8s_runtime.gateway_shim GATEWAY_PORT WEBHOOK_PORT -- CMD...`` with
 ``OPENCLAW_CONFIG_PATH`` set. In a real pod the config's 18789/8787 on the pod IP are used
-as they are; on one test machine every pod shares 127.0.0.1, hence the rewrite.
+as they are; on one test machine every pod shares 127.0.0.1, hence the rewrite. With
+``OTM_SHIM_MIRROR=1`` (warm pods) the shim stays the gateway's parent and mirrors every later
+rewrite of the pod's config (the bind) for the gateway to hot-reload.
 """
 
 from __future__ import annotations
@@ -32,16 +34,11 @@ def loopback_config(
     return out
 
 
-def _hot_reloading(
-    command: list[str], source: Path, local: Path, ports: tuple[int, int], *, mirror: bool
-) -> int:
-    """A warm pod's gateway, whose openclaw.json the bootstrap rewrites at the bind.
-
-    ``mirror`` (a real OpenClaw): each rewrite of the pod's config is mirrored, with the
-    loopback ports, into the file the gateway watches, by an atomic rename as well; OpenClaw
-    hot-reloads it. Otherwise (the stand-in agent, which does not hot-reload) the agent is
-    restarted on the new config; the pod, its bootstrap and its state dir stay. Ends with
-    the gateway's exit code."""
+def _mirroring(command: list[str], source: Path, local: Path, ports: tuple[int, int]) -> int:
+    """A warm pod's gateway, whose openclaw.json the bootstrap rewrites at the bind: each
+    rewrite is mirrored, with the loopback ports, into the file the gateway watches, by an
+    atomic rename as well; the gateway (OpenClaw or the stand-in agent) hot-reloads it.
+    Ends with the gateway's exit code."""
     import signal
     import subprocess
     import time
@@ -51,8 +48,8 @@ def _hot_reloading(
     def render() -> float:
         mtime = source.stat().st_mtime
         config = loopback_config(json.loads(source.read_text()), *ports, state_dir)
-        if mirror:  # test-only: the gateway's file log stays out of the shared /tmp/openclaw
-            config["logging"] = {"file": str(source.with_name("openclaw-file.log"))}
+        # Test-only: a real gateway's file log stays out of the shared /tmp/openclaw.
+        config["logging"] = {"file": str(source.with_name("openclaw-file.log"))}
         tmp = local.with_name(local.name + ".tmp")
         tmp.write_text(json.dumps(config))
         tmp.rename(local)
@@ -74,10 +71,6 @@ def _hot_reloading(
             return code
         if not stop["signal"] and source.stat().st_mtime != seen:
             seen = render()
-            if not mirror:
-                child.terminate()
-                child.wait()
-                child = subprocess.Popen(command)
         time.sleep(0.05)
 
 
@@ -86,11 +79,9 @@ def main(argv: list[str]) -> None:
     command = argv[argv.index("--") + 1 :]
     source = Path(os.environ["OPENCLAW_CONFIG_PATH"])
     local = source.with_name(source.name + ".loopback.json")
-    mode = os.environ.get("OTM_SHIM_HOT_RELOAD")
-    if mode in ("restart", "mirror"):
+    if os.environ.get("OTM_SHIM_MIRROR") == "1":
         os.environ["OPENCLAW_CONFIG_PATH"] = str(local)
-        ports = (gateway_port, webhook_port)
-        sys.exit(_hot_reloading(command, source, local, ports, mirror=mode == "mirror"))
+        sys.exit(_mirroring(command, source, local, (gateway_port, webhook_port)))
     config = loopback_config(json.loads(source.read_text()), gateway_port, webhook_port)
     local.write_text(json.dumps(config))
     os.environ["OPENCLAW_CONFIG_PATH"] = str(local)

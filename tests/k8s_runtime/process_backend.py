@@ -143,7 +143,7 @@ class ProcessPodBackend:
                 OTM_WAIT_RESTORE="1" if self.warm_s3 else "0",
                 OTM_PROBE_GATEWAY_PORT=str(gateway_port),
                 OTM_PROBE_WEBHOOK_PORT=str(webhook_port),
-                OTM_SHIM_HOT_RELOAD="mirror",
+                OTM_SHIM_MIRROR="1",
                 OTM_GATEWAY_COMMAND=json.dumps(
                     [*shim, str(gateway_port), str(webhook_port), "--"]
                     + (self.warm_gateway or AGENT)
