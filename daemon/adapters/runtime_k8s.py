@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes_asyncio import client
 
 from daemon import k8s_names as names
@@ -294,14 +295,19 @@ class KubernetesRuntime:
         if pool is None or (self.pod_settings.state_sync and self.credentials is None):
             return None
         image = launch.image or self.pod_settings.image
+        claim_started = time.monotonic()
+        try:
+            # Before the claim: a pod claimed but never bound would hold the tenant's label.
+            creds = await self._vend(launch.tenant_id)
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("no credentials for %s (%s); starting cold", launch.tenant_id, exc)
+            return None
         while True:
-            claim_started = time.monotonic()
             pod = await pool.claim(launch.tenant_id, image=image)
             if pod is None:
                 self._observe(PHASE_CLAIM, COLD, time.monotonic() - claim_started)
                 return None
             try:
-                creds = await self._vend(launch.tenant_id)
                 warm = await pool.warm_config()
                 config = m.render_bound_pod_config(
                     warm,

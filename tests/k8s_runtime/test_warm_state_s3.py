@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import boto3
+import botocore.config
 import pytest
 import pytest_asyncio
 from botocore.exceptions import ClientError
@@ -274,3 +275,35 @@ def test_moto_enforces_the_tenant_state_role_on_vended_credentials(aws: str) -> 
     finally:
         _set_auth(aws, "inf")
     assert json.loads(_iam_doc("tenant-state-policy.json"))  # the document moto enforced
+
+
+async def test_a_credential_failure_starts_cold_and_claims_nothing(
+    tmp_path: Path, aws: str
+) -> None:
+    """STS unreachable: the wake starts the tenant's own pod and claims no warm pod it
+    could not give credentials to (a claimed, unbound pod would hold the tenant's label)."""
+    settings = PodSettings(namespace=NS, image="openclaw:test", state_sync=True)
+    broken = CredentialVendor(
+        boto3.client(
+            "sts",
+            endpoint_url="http://127.0.0.1:9",
+            region_name="us-east-1",
+            config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1),
+        ),
+        role_arn=ROLE_ARN,
+        bucket=BUCKET,
+    )
+    async with (
+        running_fake_k8s(tmp_path, namespaces=("default", NS)) as k8s,
+        open_runtime(
+            k8s.kubeconfig_path, warm=True, pod_settings=settings, credentials=broken
+        ) as runtime,
+    ):
+        pool = runtime.warm_pool
+        assert pool is not None
+        pool.target = 1
+        await pool.reconcile()
+        await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
+        started = await runtime.start(launch("alice"))
+        assert started.name == "alice" and pool.claims == 0
+        assert pool.available() == 1
