@@ -116,6 +116,19 @@ class WarmPool:
     def available(self) -> int:
         return sum(1 for p in self.informer.pods() if self._current(p) and claimable(p))
 
+    def status(self) -> dict[str, int]:
+        """For ``otm status``: ready (claimable now), booting, stale (an old image or warm
+        config, waiting to be replaced), target."""
+        pods = self.warm_pods()
+        stale = sum(1 for p in pods if not self._current(p))
+        ready = self.available()
+        return {
+            "target": self.target,
+            "ready": ready,
+            "booting": max(0, self.size - ready - stale),
+            "stale": stale,
+        }
+
     def _current(self, pod: Mapping[str, Any], image: str | None = None) -> bool:
         """Booted from this pool's image (or ``image``) and its current warm config."""
         wanted_image = image or self.pod_settings.image

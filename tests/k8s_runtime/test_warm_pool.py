@@ -158,11 +158,13 @@ async def test_claims_are_image_aware_and_old_image_pods_are_replaced(
         # Neither a tenant of the pool's image nor of another image gets it.
         assert await pool.claim("alice") is None
         assert await pool.claim("bob", image="openclaw:other") is None
+        assert pool.status() == {"target": 0, "ready": 0, "booting": 0, "stale": 1}
         await coordination.set_config({"warm_pool_target": 1})
         async with _running(pool):
             await _wait(runtime, lambda: old_name not in runtime.informer.cache)
             await _wait(runtime, lambda: pool.available() == 1)
             (fresh,) = await _live_warm_pods(runtime)
+            assert pool.status() == {"target": 1, "ready": 1, "booting": 0, "stale": 0}
             assert m.warm_pod_image(runtime.informer.cache[fresh]) == POD_SETTINGS.image
             assert await pool.claim("carol", image="openclaw:old") is None
             claimed = await pool.claim("carol", image=POD_SETTINGS.image)
