@@ -316,8 +316,15 @@ def summarise(samples: list[Sample]) -> Section:
     return section
 
 
+async def run_kubernetes(rounds: int, args: argparse.Namespace) -> Section:
+    from bench.openclaw_wake_k8s import run_k8s  # imports this module
+
+    return await run_k8s(rounds, args)
+
+
 SECTIONS: dict[str, Callable[[int, argparse.Namespace], Awaitable[Section]]] = {
     "local": run_local,
+    "kubernetes": run_kubernetes,
 }
 
 

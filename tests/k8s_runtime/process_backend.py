@@ -82,12 +82,15 @@ class ProcessPodBackend:
         warm_s3: tuple[str, str] | None = None,
         warm_gateway: list[str] | None = None,
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        tenant_gateway: list[str] | None = None,
     ) -> None:
         self.root = root
         self.state_store = state_store
         self.warm_s3 = warm_s3
         self.warm_gateway = warm_gateway
         self.startup_timeout_s = startup_timeout_s
+        self.tenant_gateway = tenant_gateway
+        """A cold tenant pod's gateway command (default: the stand-in agent)."""
         """A warm pod's gateway command (default: the stand-in agent). Both hot-reload the
         config rewrites gateway_shim mirrors to them: one gateway process per pod."""
         self.store: Store | None = None  # set once the fake server exists
@@ -155,11 +158,14 @@ class ProcessPodBackend:
             text = self._secret_value(
                 ctx.namespace, volume["secret"]["secretName"], "openclaw.json"
             )
-            config = loopback_config(json.loads(text), gateway_port, webhook_port)
+            state_dir = str(run_dir / "state")
+            config = loopback_config(json.loads(text), gateway_port, webhook_port, state_dir)
+            if self.tenant_gateway:  # a real gateway's file log stays out of /tmp/openclaw
+                config["logging"] = {"file": str(run_dir / "openclaw-file.log")}
             config_path = run_dir / "openclaw.json"
             config_path.write_text(json.dumps(config))
             env["OPENCLAW_CONFIG_PATH"] = str(config_path)
-            argv = AGENT
+            argv = self.tenant_gateway or AGENT
         proc = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
