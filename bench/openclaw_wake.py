@@ -361,7 +361,7 @@ async def main(argv: list[str] | None = None) -> int:
         section = await SECTIONS[name](rounds, args)
         print(f"machine after {name}: {machine_load()}")
         print_table(f"openclaw wake ({name} runtime, real gateway, stub LLM)", section.figures)
-        if name == "local":
+        if name == "local" or "local" not in (args.section or ["local"]):
             headline = section
     print(json.dumps({"load_after": machine_load()}))
     ratio = headline.warm_p50 / headline.cold_p50 if headline.cold_p50 > 0 else float("nan")

@@ -12,6 +12,7 @@ zero here), so it measures the gateway side of a wake, which is what the warm po
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 
@@ -54,6 +55,7 @@ def _aws_setup(url: str) -> None:
 
 async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
     os.environ.update(FAKE_AWS_ENV)  # boto3 in this process (the moto setup, the S3 store)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     gateway = [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway", "--allow-unconfigured"]
     with scratch("otm-bench-openclaw-wake-k8s-") as root, running_moto() as moto:
         _aws_setup(moto)
@@ -103,7 +105,13 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
                 )
                 await daemon.start()
                 try:
-                    print(f"kubernetes section: daemon {shlex.quote(str(data_dir))}", flush=True)
+                    # --warm-telegram/--warm-up are local settings: warm pods run Telegram
+                    # disabled until the bind (PodSettings.warm_telegram), no warm-up turn.
+                    print(
+                        f"kubernetes section (warm pods: Telegram disabled, no warm-up); "
+                        f"daemon {shlex.quote(str(data_dir))}",
+                        flush=True,
+                    )
                     return await _local_rounds(LocalBench(daemon, telegram), rounds)
                 finally:
                     await daemon.stop(timeout=120)
