@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,8 +29,8 @@ from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes_asyncio import client
 
+from daemon import agent_state, keys
 from daemon import k8s_names as names
-from daemon import keys
 from daemon import manifests as m
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
@@ -52,6 +54,7 @@ from daemon.ports import (
     Instance,
     InstanceEvent,
     InstancePhase,
+    StateStore,
 )
 from daemon.settings import Settings
 from daemon.tenant_credentials import (
@@ -68,6 +71,13 @@ GATEWAY_CONTAINER = "gateway"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 # Extra time beyond the grace period for the kubelet to report a pod gone.
 STOP_SLACK_S = 30.0
+
+# The tenant's global databases (and their WAL) as keys under its ``state/`` prefix.
+_GLOBAL_DB_FILES = tuple(
+    f"{db.as_posix()}{suffix}"
+    for db in (agent_state.OPENCLAW_GLOBAL_DB, agent_state.STUB_GLOBAL_DB)
+    for suffix in ("", "-wal", "-shm")
+)
 
 POD_SETTINGS = web.AppKey("k8s_pod_settings", m.PodSettings)
 """Optional override of the pod settings derived from Settings (tests, dev clusters)."""
@@ -112,6 +122,7 @@ class KubernetesRuntime:
         owns_api: bool = True,
         model_provider: ModelProvider | None = None,
         credentials: CredentialVendor | None = None,
+        state_store: StateStore | None = None,
     ) -> None:
         self.api = api
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
@@ -126,6 +137,9 @@ class KubernetesRuntime:
         self.metrics = metrics
         self.model_provider = model_provider
         self.credentials = credentials
+        self.state_store = state_store
+        """Where the tenant's global database can be read before a warm claim (what a
+        warm gateway cannot take over sends the tenant cold: daemon/agent_state.py)."""
         """Vends tenant-scoped S3 credentials to claimed warm pods (None: no warm claims
         while state is synced to S3, since a warm pod could not reach the tenant's state)."""
         self.refresher = (
@@ -204,6 +218,7 @@ class KubernetesRuntime:
             metrics=metrics,
             model_provider=provider,
             credentials=vendor,
+            state_store=app.get(keys.STATE_STORE) if pod_settings.state_sync else None,
         )
 
     # -- lookups ----------------------------------------------------------------------------
@@ -296,6 +311,9 @@ class KubernetesRuntime:
             return None
         image = launch.image or self.pod_settings.image
         claim_started = time.monotonic()
+        if blockers := await self._warm_blockers(launch.tenant_id):
+            log.info("%s starts cold: %s", launch.tenant_id, "; ".join(blockers))
+            return None
         try:
             # Before the claim: a pod claimed but never bound would hold the tenant's label.
             creds = await self._vend(launch.tenant_id)
@@ -335,6 +353,24 @@ class KubernetesRuntime:
                 await self._delete_pod(
                     pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
                 )
+
+    async def _warm_blockers(self, tenant_id: str) -> list[str]:
+        """What in the tenant's saved global database a warm gateway would drop (acked but
+        unprocessed updates, user-created cron jobs): the same check as the local pool,
+        on the few keys it reads, fetched from the state store."""
+        if self.state_store is None:
+            return []
+        with tempfile.TemporaryDirectory(prefix="otm-warm-check-") as tmp:
+            root = Path(tmp)
+            for relative in _GLOBAL_DB_FILES:
+                try:
+                    data = await self.state_store.get(tenant_id, f"state/{relative}")
+                except KeyError:
+                    continue
+                target = root / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            return await asyncio.to_thread(agent_state.warm_blockers, root)
 
     async def _observe_bind_phases(self, tenant_id: str) -> None:
         """The in-pod phases of a warm bind, as the bootstrap timed them: restore (the

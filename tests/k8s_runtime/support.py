@@ -15,7 +15,7 @@ from daemon.informer import PodInformer
 from daemon.k8s_client import call_json, open_api_client
 from daemon.manifests import PodSettings
 from daemon.metrics import Metrics
-from daemon.ports import AgentLaunch
+from daemon.ports import AgentLaunch, StateStore
 from daemon.tenant_credentials import CredentialVendor
 from daemon.warm_pool import WarmPool
 
@@ -48,6 +48,7 @@ async def open_runtime(
     metrics: Metrics | None = None,
     credentials: CredentialVendor | None = None,
     render_warm_config: Callable[[str], dict[str, Any]] | None = None,
+    state_store: StateStore | None = None,
 ) -> AsyncIterator[KubernetesRuntime]:
     """One "replica": its own ApiClient, informer, (warm pool) and runtime."""
     api = await open_api_client(str(kubeconfig))
@@ -78,6 +79,7 @@ async def open_runtime(
             warm_pool=pool,
             metrics=metrics,
             credentials=credentials,
+            state_store=state_store,
         )
         yield runtime
     finally:

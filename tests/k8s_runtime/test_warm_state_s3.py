@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
+from daemon.adapters.state_s3 import S3StateStore
 from daemon.manifests import PodSettings
 from daemon.metrics import (
     PHASE_CHANNEL_UP,
@@ -307,3 +309,37 @@ async def test_a_credential_failure_starts_cold_and_claims_nothing(
         started = await runtime.start(launch("alice"))
         assert started.name == "alice" and pool.claims == 0
         assert pool.available() == 1
+
+
+async def test_unprocessed_updates_in_the_saved_global_db_send_the_tenant_cold(
+    tmp_path: Path, aws: str
+) -> None:
+    """A warm gateway keeps its own global database: updates the tenant's agent acked but
+    never processed would be lost, so such a tenant starts cold (its pod opens its own)."""
+    db = tmp_path / "agent-stub.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE updates (update_id INTEGER, body TEXT, done INTEGER)")
+        conn.execute("INSERT INTO updates VALUES (7, '{}', 0)")
+    store = await S3StateStore.open(BUCKET, "us-east-1", aws)
+    settings = PodSettings(namespace=NS, image="openclaw:test", state_sync=True)
+    try:
+        await store.put("alice", "state/agent-stub.sqlite", db.read_bytes())
+        async with (
+            running_fake_k8s(tmp_path, namespaces=("default", NS)) as k8s,
+            open_runtime(
+                k8s.kubeconfig_path,
+                warm=True,
+                pod_settings=settings,
+                credentials=_vendor(aws),
+                state_store=store,
+            ) as runtime,
+        ):
+            pool = runtime.warm_pool
+            assert pool is not None
+            pool.target = 1
+            await pool.reconcile()
+            await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
+            started = await runtime.start(launch("alice"))
+            assert started.name == "alice" and pool.claims == 0
+    finally:
+        await store.close()
