@@ -16,32 +16,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes_asyncio import client
 
-from daemon import agent_state, keys
 from daemon import k8s_names as names
+from daemon import keys
 from daemon import manifests as m
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
+from daemon.k8s_warm_binding import WarmBinding
 from daemon.metrics import (
     COLD,
     PHASE_CHANNEL_UP,
-    PHASE_CLAIM,
-    PHASE_CONFIG_WRITE,
-    PHASE_RESTORE,
     WARM,
     Metrics,
 )
@@ -58,10 +53,8 @@ from daemon.ports import (
 )
 from daemon.settings import Settings
 from daemon.tenant_credentials import (
-    ANNOTATION_EXPIRES,
     CredentialRefresher,
     CredentialVendor,
-    TenantCredentials,
 )
 from daemon.warm_pool import WarmPool, hooks_token_for
 
@@ -71,13 +64,6 @@ GATEWAY_CONTAINER = "gateway"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 # Extra time beyond the grace period for the kubelet to report a pod gone.
 STOP_SLACK_S = 30.0
-
-# The tenant's global databases (and their WAL) as keys under its ``state/`` prefix.
-_GLOBAL_DB_FILES = tuple(
-    f"{db.as_posix()}{suffix}"
-    for db in (agent_state.OPENCLAW_GLOBAL_DB, agent_state.STUB_GLOBAL_DB)
-    for suffix in ("", "-wal", "-shm")
-)
 
 POD_SETTINGS = web.AppKey("k8s_pod_settings", m.PodSettings)
 """Optional override of the pod settings derived from Settings (tests, dev clusters)."""
@@ -107,7 +93,7 @@ def _rv_at_least(current: str | None, wanted: str | None) -> bool:
         return True
 
 
-class KubernetesRuntime:
+class KubernetesRuntime(WarmBinding):
     def __init__(
         self,
         *,
@@ -304,153 +290,6 @@ class KubernetesRuntime:
             await self.informer.wait_for(
                 lambda cache: True if not self._pods_of(tenant_id, cache) else None, timeout
             )
-
-    async def _claim_warm(self, launch: AgentLaunch) -> JSON | None:
-        pool = self.warm_pool
-        if pool is None or (self.pod_settings.state_sync and self.credentials is None):
-            return None
-        image = launch.image or self.pod_settings.image
-        claim_started = time.monotonic()
-        if blockers := await self._warm_blockers(launch.tenant_id):
-            log.info("%s starts cold: %s", launch.tenant_id, "; ".join(blockers))
-            return None
-        try:
-            # Before the claim: a pod claimed but never bound would hold the tenant's label.
-            creds = await self._vend(launch.tenant_id)
-        except (BotoCoreError, ClientError) as exc:
-            log.warning("no credentials for %s (%s); starting cold", launch.tenant_id, exc)
-            return None
-        while True:
-            pod = await pool.claim(launch.tenant_id, image=image)
-            if pod is None:
-                self._observe(PHASE_CLAIM, COLD, time.monotonic() - claim_started)
-                return None
-            try:
-                warm = await pool.warm_config()
-                config = m.render_bound_pod_config(
-                    warm,
-                    launch,
-                    webhook_url=self.webhook_url_for(launch.tenant_id),
-                    api_root=self.api_root,
-                )
-                body = m.bind_request(
-                    launch.tenant_id, config, sync_env=creds.env() if creds else None
-                )
-                await self._post_bind(pod, body, await pool.bind_token(), expect=202)
-                # Claim: relabel + vend credentials + the bind POST (the pod's own phases,
-                # restore/config write/channel up, are read from its bootstrap once Ready).
-                self._observe(PHASE_CLAIM, WARM, time.monotonic() - claim_started)
-                if creds is not None:
-                    pod = await self._annotate_expiry(pod, creds)
-                return pod
-            except (aiohttp.ClientError, TimeoutError, AgentFailed) as exc:
-                log.warning(
-                    "binding warm pod %s to %s failed (%s); discarding it",
-                    pod["metadata"]["name"],
-                    launch.tenant_id,
-                    exc,
-                )
-                await self._delete_pod(
-                    pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
-                )
-
-    async def _warm_blockers(self, tenant_id: str) -> list[str]:
-        """What in the tenant's saved global database a warm gateway would drop (acked but
-        unprocessed updates, user-created cron jobs): the same check as the local pool,
-        on the few keys it reads, fetched from the state store."""
-        if self.state_store is None:
-            return []
-        with tempfile.TemporaryDirectory(prefix="otm-warm-check-") as tmp:
-            root = Path(tmp)
-            for relative in _GLOBAL_DB_FILES:
-                try:
-                    data = await self.state_store.get(tenant_id, f"state/{relative}")
-                except KeyError:
-                    continue
-                target = root / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            return await asyncio.to_thread(agent_state.warm_blockers, root)
-
-    async def _observe_bind_phases(self, tenant_id: str) -> None:
-        """The in-pod phases of a warm bind, as the bootstrap timed them: restore (the
-        sidecar's download), config write, channel up (write → webhook takes the secret)."""
-        pod = self._current_pod(tenant_id)
-        endpoint = pod_endpoint(pod, names.WARM_BIND_PORT) if pod else None
-        if endpoint is None or self.warm_pool is None:
-            return
-        url = f"http://{endpoint[0]}:{endpoint[1]}/otm/timings"
-        headers = {"Authorization": f"Bearer {await self.warm_pool.bind_token()}"}
-        try:
-            async with self.session.get(url, headers=headers, timeout=HTTP_TIMEOUT) as resp:
-                body = await resp.json(content_type=None) if resp.status == 200 else {}
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return  # metrics only
-        for phase, key in (
-            (PHASE_RESTORE, "restore_ms"),
-            (PHASE_CONFIG_WRITE, "config_write_ms"),
-            (PHASE_CHANNEL_UP, "channel_up_ms"),
-        ):
-            if isinstance(body.get(key), int | float):
-                self._observe(phase, WARM, body[key] / 1000)
-
-    def _observe(self, phase: str, path: str, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.agent_start_phase_seconds.labels(phase=phase, path=path).observe(seconds)
-
-    async def _vend(self, tenant_id: str) -> TenantCredentials | None:
-        if self.credentials is None or not self.pod_settings.state_sync:
-            return None
-        return await self.credentials.vend(tenant_id)
-
-    async def _post_bind(self, pod: JSON, body: JSON, token: str, *, expect: int) -> None:
-        endpoint = pod_endpoint(pod, names.WARM_BIND_PORT)
-        if endpoint is None:
-            raise AgentFailed(f"warm pod {pod['metadata']['name']} has no IP")
-        url = f"http://{endpoint[0]}:{endpoint[1]}/otm/bind"
-        async with self.session.post(
-            url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT
-        ) as resp:
-            if resp.status != expect:
-                raise AgentFailed(f"bind answered {resp.status}")
-
-    async def _annotate_expiry(self, pod: JSON, creds: TenantCredentials) -> JSON:
-        patch = {
-            "metadata": {
-                "annotations": {ANNOTATION_EXPIRES: creds.env()["OTM_CREDENTIALS_EXPIRE_AT"]}
-            }
-        }
-        try:
-            return await call_json(
-                self.core.patch_namespaced_pod,
-                pod["metadata"]["name"],
-                self.namespace,
-                patch,
-                _content_type="application/merge-patch+json",
-            )
-        except ApiException as exc:
-            # Unannotated means "due": the refresher re-vends on its next pass.
-            log.warning("annotating %s failed (%s)", pod["metadata"]["name"], exc.status)
-            return pod
-
-    def _bound_warm_pods(self) -> list[JSON]:
-        """Claimed warm pods still running: their credentials must be kept fresh."""
-        return [
-            p
-            for p in self.informer.pods()
-            if p["metadata"]["name"].startswith(m.WARM_NAME_PREFIX)
-            and m.pod_tenant(p) is not None
-            and not p["metadata"].get("deletionTimestamp")
-            and pod_phase(p) in (InstancePhase.PENDING, InstancePhase.READY)
-        ]
-
-    async def _push_credentials(self, pod: JSON, creds: TenantCredentials) -> None:
-        """A credential refresh: the same bind POST without config (the bootstrap rewrites
-        only the sidecar's tenant.env), then the new expiry on the pod."""
-        assert self.warm_pool is not None
-        body = m.bind_request(creds.tenant_id, None, sync_env=creds.env())
-        await self._post_bind(pod, body, await self.warm_pool.bind_token(), expect=200)
-        await self._annotate_expiry(pod, creds)
 
     async def _create_pod(self, tenant_id: str, image: str | None, config_sha: str) -> JSON:
         body = m.tenant_pod(
