@@ -201,6 +201,8 @@ class LocalWarmPool:
             finally:
                 follow.cancel()
                 await asyncio.gather(follow, return_exceptions=True)
+                # No warm gateway outlives its pool (close() is idempotent).
+                await asyncio.shield(self.close())
 
     async def _follow_config(self) -> None:
         if self.coordination is None:
@@ -298,6 +300,9 @@ class LocalWarmPool:
         config_path = run_dir / CONFIG_FILE
         await asyncio.to_thread(_write_new, config_path, config)
         proc = await self.runtime.spawn(run_dir, state_dir, config_path)
+        if self._closed:  # closed while spawning: this one would outlive the pool
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
         sink = self._log_sink
 
         def to_pool_log(line: str) -> None:
@@ -419,6 +424,7 @@ class LocalWarmPool:
                 await asyncio.to_thread(shutil.rmtree, run_dir, True)
 
     async def close(self) -> None:
+        """Stop every unclaimed gateway (bound ones are the runtime's to stop)."""
         self._closed = True
         self._changed.set()
         await asyncio.gather(

@@ -6,7 +6,8 @@ Each tenant's agent is one process group on 127.0.0.1 with two free ports
 (not inside) the state dir, so the snapshot never carries its secrets. The
 default command is the bundled stand-in agent; ``settings.agent_command``
 plugs in a real ``openclaw gateway`` instead, and ``settings.agent_model_*``
-give it a model (daemon/agent_model.py).
+give it a model (daemon/openclaw_config.py). With ``warm_pool_target`` > 0 a start binds a
+pre-booted gateway instead of spawning one (local_warm_pool.py).
 
 State: restored from the StateStore snapshot before start; saved after the
 process exited (the final sync of ``stop``, and a post-mortem sync after a

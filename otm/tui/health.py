@@ -90,7 +90,8 @@ def health_chunks(status: Mapping[str, Any] | None, error: str | None = None) ->
     if runtime.get("instances") is not None:
         text.append(f" ({runtime['instances']} instances)")
     chunks.append(text)
-    size, target = warm.get("size"), warm.get("target")
+    # The local pool tells ready (claimable) gateways from booting ones: count the ready.
+    size, target = warm.get("ready", warm.get("size")), warm.get("target")
     pool_style = "green" if size is not None and target is not None and size >= target else "yellow"
     chunks.append(
         Text.assemble(("warm pool ", "bold"), (f"{_or_dash(size)}/{_or_dash(target)}", pool_style))

@@ -9,6 +9,7 @@ on sleep has the cold layout (a later cold start continues it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import sqlite3
 import tarfile
@@ -19,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from daemon.adapters import local_warm_pool
 from daemon.adapters.local_warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.runtime_local import LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
@@ -50,6 +52,7 @@ class Pool:
     store: DirStateStore
     metrics: Metrics
     runner: asyncio.Task[None]
+    llm: StubLLM
 
     async def fill(self, target: int = 1) -> WarmGateway:
         self.pool.target = target
@@ -104,10 +107,11 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         pool = runtime.warm_pool = LocalWarmPool(runtime, coordination=None, metrics=metrics)
         runner = asyncio.create_task(pool.run(), name="test-warm-pool")
         try:
-            yield Pool(runtime, pool, telegram, store, metrics, runner)
+            yield Pool(runtime, pool, telegram, store, metrics, runner, llm)
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+            await pool.close()  # a test may have detached the pool from the runtime
             await runtime.close()
             await session.close()
 
@@ -236,3 +240,78 @@ async def test_the_placeholder_bot_api_answers_only_the_placeholder_token() -> N
             assert (await resp.json())["result"] is True
         async with http.post(f"{api.base_url}/bot{LAUNCH.bot_token}/getMe") as resp:
             assert resp.status == 401
+
+
+async def test_a_bound_gateway_orphaned_by_a_daemon_crash_is_saved_like_a_cold_one(
+    setup: Pool,
+) -> None:
+    """The next daemon's recovery finds the bound gateway through the tenant's run-dir link:
+    it ends it, saves its state (the turn it took survives) and removes both dirs."""
+    gateway = await setup.fill()
+    await setup.runtime.start(LAUNCH)
+    await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    assert await setup.say(gateway.webhook_url, 1, "one") == "echo: one (prior user turns: 0)"
+
+    # The crashed daemon is gone: nothing of it watches the agent any more.
+    crashed = setup.runtime._agents.pop(LAUNCH.tenant_id)
+    for task in crashed.tasks[1:]:  # its exit watcher and readiness probe
+        task.cancel()
+    await asyncio.gather(*crashed.tasks[1:], return_exceptions=True)
+    successor = LocalRuntime(
+        settings=setup.runtime.settings,
+        state_store=setup.store,
+        session=setup.runtime.session,
+        webhook_url_for=setup.runtime.webhook_url_for,
+    )
+    await successor.recover()  # the test process is no daemon: the agent counts as orphaned
+    await asyncio.wait_for(gateway.exited.wait(), TIMEOUT)
+    assert not gateway.run_dir.exists()
+    assert not (setup.runtime.root / LAUNCH.tenant_id / gateway.name).exists()
+    names = _snapshot_names(setup.store, LAUNCH.tenant_id)
+    assert "agents/main/agent/stub-agent.sqlite" in names
+    assert not any(n.startswith(("agents/warm", "warm-workspace")) for n in names)
+
+
+async def test_a_warm_up_turn_runs_on_the_throwaway_agent_only(setup: Pool) -> None:
+    """``warm_pool_warmup: turn``: one model call before the gateway counts as ready, on the
+    agent ``warm``; the tenant bound later sees none of it."""
+    setup.pool.settings = dataclasses.replace(setup.pool.settings, warm_pool_warmup="turn")
+    gateway = await setup.fill()
+    [warm_up] = setup.llm.requests
+    assert warm_up.messages[-1]["content"] == "warm-up"
+    assert setup.telegram.sent() == []  # nothing delivered
+
+    await setup.runtime.start(LAUNCH)
+    await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    assert await setup.say(gateway.webhook_url, 1, "hi") == "echo: hi (prior user turns: 0)"
+
+
+@pytest.mark.parametrize("step", ["_move_carried", "_write_atomically"])
+async def test_a_claim_failing_half_way_loses_nothing_and_leaves_nothing(
+    setup: Pool, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A claim that fails after the restore or at the config write: the half-bound gateway
+    (it may hold tenant files) is stopped and removed, the tenant's snapshot is untouched,
+    and the next start works (cold here) with the history."""
+    await _history_by_cold_run(setup)
+    before = _snapshot_names(setup.store, LAUNCH.tenant_id)
+    gateway = await setup.fill()
+
+    def fail(*args: object) -> None:
+        raise OSError(f"injected failure in {step}")
+
+    monkeypatch.setattr(local_warm_pool, step, fail)
+    setup.pool.target = 0  # no refill: the next start must be cold
+    with pytest.raises(OSError, match="injected"):
+        await setup.runtime.start(LAUNCH)
+    await asyncio.wait_for(gateway.exited.wait(), TIMEOUT)
+    assert not gateway.run_dir.exists()
+    assert setup.pool.status()["size"] == 0
+    assert _snapshot_names(setup.store, LAUNCH.tenant_id) == before
+
+    monkeypatch.undo()
+    instance = await setup.runtime.start(LAUNCH)
+    assert instance.name != gateway.name
+    ready = await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    assert ready.webhook_url is not None
+    assert await setup.say(ready.webhook_url, 2, "again") == "echo: again (prior user turns: 1)"
