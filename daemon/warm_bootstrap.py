@@ -65,6 +65,7 @@ let boundTenant = null;
 let state = 'unbound';  // unbound → restoring → configured | failed
 let boundConfig = null;
 let configuredAt = 0;
+let webhookVerified = false;
 let child = null;
 let stopping = false;
 const timings = {};  // ms per bind phase, for the daemon's wake metrics (GET /otm/timings)
@@ -206,6 +207,9 @@ async function tenantReady() {
   const ready = await request({ port: probePorts.gateway || gw.port, path: '/readyz',
                                 method: 'GET' });
   if (ready !== 200) return 'gateway';
+  // Once the tenant's secret was accepted, the gateway's own readiness suffices: no
+  // webhook request per probe for the rest of the pod's life.
+  if (webhookVerified) return null;
   const hook = await request({
     port: probePorts.webhook || tg.webhookPort, path: tg.webhookPath, method: 'POST',
     headers: { 'content-type': 'application/json',
@@ -213,7 +217,8 @@ async function tenantReady() {
   }, '');
   // An empty body past the secret check is a 400 (OpenClaw: body not JSON; nothing is
   // spooled); a wrong secret is a 401, no listener 0/404. `{}` would be a 500 there.
-  return hook === 400 || (hook >= 200 && hook < 300) ? null : 'webhook';
+  webhookVerified = hook === 400 || (hook >= 200 && hook < 300);
+  return webhookVerified ? null : 'webhook';
 }
 
 const server = http.createServer((req, res) => {
