@@ -316,8 +316,15 @@ def summarise(samples: list[Sample]) -> Section:
     return section
 
 
+async def run_kubernetes(rounds: int, args: argparse.Namespace) -> Section:
+    from bench.openclaw_wake_k8s import run_k8s  # imports this module
+
+    return await run_k8s(rounds, args)
+
+
 SECTIONS: dict[str, Callable[[int, argparse.Namespace], Awaitable[Section]]] = {
     "local": run_local,
+    "kubernetes": run_kubernetes,
 }
 
 
@@ -354,7 +361,7 @@ async def main(argv: list[str] | None = None) -> int:
         section = await SECTIONS[name](rounds, args)
         print(f"machine after {name}: {machine_load()}")
         print_table(f"openclaw wake ({name} runtime, real gateway, stub LLM)", section.figures)
-        if name == "local":
+        if name == "local" or "local" not in (args.section or ["local"]):
             headline = section
     print(json.dumps({"load_after": machine_load()}))
     ratio = headline.warm_p50 / headline.cold_p50 if headline.cold_p50 > 0 else float("nan")
