@@ -8,6 +8,7 @@ end with the tenant's own agent answering on the instance's webhook URL.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest_asyncio
 
 from daemon import manifests as m
 from daemon.adapters.runtime_k8s import KubernetesRuntime
+from daemon.openclaw_config import API_KEY_PLACEHOLDER, ModelProvider
 from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
 from daemon.warm_pool import WarmPool
@@ -97,6 +99,31 @@ async def test_warm_wake_binds_a_booted_pod(
     await runtime.stop("alice", grace_s=5)
     assert await runtime.get("alice") is None
     assert await api_pods(runtime, "otm/tenant=alice") == []
+
+
+async def test_a_warm_bind_points_the_agent_at_the_model_gateway_with_the_tenants_key(
+    runtime: KubernetesRuntime, tmp_path: Path
+) -> None:
+    runtime.model_provider = ModelProvider(
+        name="otm",
+        base_url="http://127.0.0.1:9/v1",
+        model_id="stub-model",
+        api_key=API_KEY_PLACEHOLDER,
+    )
+    await _one_warm_pod(runtime)
+    started = await runtime.start(launch("alice", model_key="otm-mk-alice.k1.secret"))
+    assert started.name.startswith("warm-")
+    await runtime.wait_ready("alice", timeout=30)
+    (pod,) = await api_pods(runtime, "otm/tenant=alice")
+    bound = json.loads(
+        (tmp_path / "pods" / pod["metadata"]["uid"] / "bind" / "openclaw.json").read_text()
+    )
+    provider = bound["models"]["providers"]["otm"]
+    assert (provider["baseUrl"], provider["apiKey"]) == (
+        "http://127.0.0.1:9/v1",
+        "otm-mk-alice.k1.secret",
+    )
+    await runtime.stop("alice", grace_s=5)
 
 
 async def test_cold_wake_when_the_pool_is_empty(
