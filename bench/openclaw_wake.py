@@ -45,8 +45,9 @@ from daemon.metrics import AGENT_START_PHASES, PHASE_FIRST_REPLY
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
-from tests.e2e.harness import Daemon, wait_for
+from tests.e2e.harness import Daemon
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.polling import eventually
 
 BOOT_TIMEOUT_S = 240.0
 REPLY_TIMEOUT_S = 120.0
@@ -175,7 +176,7 @@ class LocalBench:
             pool = status_body["warm_pool"]
             return bool(pool["ready"] == target and pool["booting"] == 0)
 
-        await wait_for(met, BOOT_TIMEOUT_S, f"warm pool at {target}")
+        await eventually(met, BOOT_TIMEOUT_S, f"warm pool at {target}")
 
     async def sample(self, kind: str, tenant_id: str, token: str) -> Sample:
         before = await phase_sums(self.daemon)
@@ -316,8 +317,15 @@ def summarise(samples: list[Sample]) -> Section:
     return section
 
 
+async def run_kubernetes(rounds: int, args: argparse.Namespace) -> Section:
+    from bench.openclaw_wake_k8s import run_k8s  # imports this module
+
+    return await run_k8s(rounds, args)
+
+
 SECTIONS: dict[str, Callable[[int, argparse.Namespace], Awaitable[Section]]] = {
     "local": run_local,
+    "kubernetes": run_kubernetes,
 }
 
 
@@ -354,7 +362,7 @@ async def main(argv: list[str] | None = None) -> int:
         section = await SECTIONS[name](rounds, args)
         print(f"machine after {name}: {machine_load()}")
         print_table(f"openclaw wake ({name} runtime, real gateway, stub LLM)", section.figures)
-        if name == "local":
+        if name == "local" or "local" not in (args.section or ["local"]):
             headline = section
     print(json.dumps({"load_after": machine_load()}))
     ratio = headline.warm_p50 / headline.cold_p50 if headline.cold_p50 > 0 else float("nan")

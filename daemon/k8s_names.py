@@ -31,6 +31,7 @@ LABEL_WARM = "otm/warm"  # "true" on unclaimed warm-pool pods
 # Ports
 OPENCLAW_GATEWAY_PORT = 18789
 OPENCLAW_WEBHOOK_PORT = 8787
+WARM_BIND_PORT = 18790  # a warm pod's bootstrap: bind, credential refresh, tenant readiness
 DAEMON_ROUTER_PORT = 8080
 DAEMON_ADMIN_PORT = 8081
 DAEMON_MODEL_GATEWAY_PORT = 8082

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon import k8s_names as names
-from daemon.openclaw_config import ModelProvider, render_openclaw_config
+from daemon.openclaw_config import (
+    GatewayTuning,
+    ModelProvider,
+    WarmTelegram,
+    render_bound_config,
+    render_openclaw_config,
+    render_warm_config,
+    tuning_from_settings,
+)
 from daemon.pod_scripts import (
     BIND_DIR,
     HELPER_STATE,
@@ -58,10 +66,15 @@ SECRET_WEBHOOK_SECRET = "webhook-secret"
 # Shared Secret holding the token warm pods accept bind requests with.
 WARM_BIND_SECRET = "otm-warm-bind"
 WARM_BIND_KEY = "token"
+# Shared Secret holding the warm gateways' openclaw.json (no tenant data; the model key).
+WARM_CONFIG_SECRET = "otm-warm-config"
+WARM_CONFIG_DIR = "/etc/openclaw-warm"
 WARM_NAME_PREFIX = names.WARM_POD_PREFIX
 
 ANNOTATION_CONFIG_HASH = "otm/config-sha256"
 ANNOTATION_CLAIMED_AT = "otm/claimed-at"
+ANNOTATION_IMAGE = "otm/image"
+"""On warm pods: the image they run, so a claim never takes another image's gateway."""
 
 OPENCLAW_SELECTOR = f"{names.LABEL_APP}={names.APP_OPENCLAW}"
 WARM_SELECTOR = f"{OPENCLAW_SELECTOR},{names.LABEL_WARM}=true"
@@ -81,6 +94,13 @@ class PodSettings:
     s3_endpoint_url: str | None = None
     state_sync: bool = True
     """False: no restore/sync containers (clusters without S3, tests)."""
+    warm_telegram: WarmTelegram = "disabled"
+    """A warm gateway's Telegram before the bind: ``disabled`` (no Bot API traffic; the
+    real Bot API would refuse a placeholder token) or ``placeholder`` (a fake/relay API)."""
+    tuning: GatewayTuning = field(default_factory=GatewayTuning)
+    compile_cache_dir: str | None = None
+    """A Node compile cache baked into the agent image (deploy/agent-image), copied into
+    the pod's fresh /tmp before the gateway starts: about 3.5 CPU-s less per boot."""
     sync_interval_s: int = 60
     termination_grace_s: int = 330
     """OpenClaw drains turns for up to 315 s, plus reserve and exit margin."""
@@ -103,6 +123,8 @@ class PodSettings:
             "s3_endpoint_url": settings.s3_endpoint_url,
             "state_sync": settings.state_store == "s3",
             "termination_grace_s": round(settings.agent_stop_grace_s),
+            "tuning": tuning_from_settings(settings),
+            "compile_cache_dir": settings.agent_compile_cache_dir,
         }
         values.update(overrides)
         return cls(**values)
@@ -139,6 +161,7 @@ def render_tenant_config(
     webhook_url: str,
     api_root: str | None,
     model_provider: ModelProvider | None = None,
+    tuning: GatewayTuning | None = None,
 ) -> JSON:
     """The tenant's openclaw.json for a pod: webhook listener on all interfaces of the pod,
     gateway on the pod network with token auth (the NetworkPolicy admits only the daemon)."""
@@ -157,7 +180,72 @@ def render_tenant_config(
         hooks_token=launch.hooks_token,
         workspace_dir=WORKSPACE_DIR,
         model_provider=model_provider,
+        tuning=tuning,
     )
+
+
+def render_warm_pod_config(
+    ps: PodSettings,
+    *,
+    api_root: str | None,
+    model_provider: ModelProvider | None = None,
+    gateway_token: str,
+    hooks_token: str,
+) -> JSON:
+    """The warm gateways' openclaw.json (the ``otm-warm-config`` Secret). The bootstrap
+    replaces the gateway token and webhook secret with random per-pod values at boot."""
+    return render_warm_config(
+        warm_secret=gateway_token,
+        workspace_dir=WORKSPACE_DIR,
+        webhook_host="0.0.0.0",
+        webhook_port=names.OPENCLAW_WEBHOOK_PORT,
+        webhook_path=WEBHOOK_PATH,
+        api_root=api_root,
+        gateway_port=names.OPENCLAW_GATEWAY_PORT,
+        gateway_bind="lan",
+        gateway_token=gateway_token,
+        hooks_token=hooks_token,
+        model_provider=model_provider,
+        tuning=ps.tuning,
+        telegram=ps.warm_telegram,
+    )
+
+
+def render_bound_pod_config(
+    warm: Mapping[str, Any],
+    launch: AgentLaunch,
+    *,
+    webhook_url: str,
+    api_root: str | None,
+    model_provider: ModelProvider | None = None,
+) -> JSON:
+    """The warm config rewritten for the tenant (the bind's ``config``); ``model_provider``
+    is the model gateway with the tenant's own key."""
+    return render_bound_config(
+        warm,
+        tenant_id=launch.tenant_id,
+        bot_token=launch.bot_token,
+        webhook_url=webhook_url,
+        webhook_secret=launch.webhook_secret,
+        workspace_dir=WORKSPACE_DIR,
+        api_root=api_root,
+        model_provider=model_provider,
+    )
+
+
+def warm_config_secret(config_text: str, *, namespace: str) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": WARM_CONFIG_SECRET,
+            "namespace": namespace,
+            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
+            "annotations": {ANNOTATION_CONFIG_HASH: config_hash(config_text)},
+        },
+        "type": "Opaque",
+        "stringData": {CONFIG_KEY: config_text},
+    }
 
 
 def config_json(config: Mapping[str, Any]) -> str:
@@ -311,6 +399,20 @@ def _probes() -> JSON:
     }
 
 
+def _warm_probes() -> JSON:
+    """Startup and liveness on the pre-booted gateway's own /healthz (it serves through the
+    bind: no liveness gap); readiness on the bootstrap, which is Ready only once the tenant
+    is bound, restored and its webhook accepts the tenant's secret."""
+    probes = _probes()
+    probes["readinessProbe"] = {
+        "httpGet": {"path": "/readyz", "port": names.WARM_BIND_PORT},
+        "periodSeconds": 1,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+    return probes
+
+
 def _gateway_ports() -> list[JSON]:
     return [
         {"name": "gateway", "containerPort": names.OPENCLAW_GATEWAY_PORT, "protocol": "TCP"},
@@ -337,6 +439,21 @@ def _gateway_mounts() -> list[JSON]:
         {"name": "workspace", "mountPath": WORKSPACE_DIR},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
+
+
+def _compile_cache_env(ps: PodSettings) -> list[JSON]:
+    if not ps.compile_cache_dir:
+        return []
+    return [{"name": "OTM_COMPILE_CACHE", "value": ps.compile_cache_dir}]
+
+
+def _with_compile_cache(command: list[str], ps: PodSettings) -> list[str]:
+    """Copy the image's baked compile cache into /tmp (an empty volume), then exec the
+    gateway. A missing cache is not an error: the gateway compiles as without one."""
+    if not ps.compile_cache_dir:
+        return command
+    copy = 'cp -R "$OTM_COMPILE_CACHE" /tmp/ 2>/dev/null || true; exec "$@"'
+    return ["sh", "-c", copy, "sh", *command]
 
 
 def _empty_dirs(*volume_names: str) -> list[JSON]:
@@ -387,10 +504,11 @@ def tenant_pod(
     gateway: JSON = {
         "name": "gateway",
         "image": image or ps.image,
-        "command": list(ps.gateway_command),
+        "command": _with_compile_cache(list(ps.gateway_command), ps),
         "env": [
             {"name": "TENANT_ID", "value": tenant_id},
             *_openclaw_env(f"{CONFIG_DIR}/{CONFIG_KEY}"),
+            *_compile_cache_env(ps),
             _secret_env("OPENCLAW_GATEWAY_TOKEN", secret, SECRET_GATEWAY_TOKEN),
         ],
         "ports": _gateway_ports(),
@@ -433,36 +551,54 @@ def tenant_pod(
     }
 
 
-def warm_pod(*, settings: PodSettings, image: str | None = None) -> JSON:
-    """An unclaimed warm-pool pod: VM booted, images pulled, the bootstrap waiting for a bind.
+def warm_pod(*, settings: PodSettings, image: str | None = None, config_sha256: str = "") -> JSON:
+    """An unclaimed warm-pool pod: its gateway pre-booted on the warm config, the bootstrap
+    waiting for a bind (daemon/warm_bootstrap.py).
 
     restartPolicy Never: a bootstrap or gateway that exits leaves the pod Failed, which the
     runtime reports (a restarted bootstrap would come back unbound under a tenant's label).
     """
     ps = settings
+    image = image or ps.image
     gateway: JSON = {
         "name": "gateway",
-        "image": image or ps.image,
+        "image": image,
         "command": ["node", "-e", BOOTSTRAP_JS],
         "env": [
             *_openclaw_env(f"{BIND_DIR}/{CONFIG_KEY}"),
             {"name": "OTM_BIND_DIR", "value": BIND_DIR},
-            {"name": "OTM_BIND_PORT", "value": str(names.OPENCLAW_GATEWAY_PORT)},
+            {"name": "OTM_BIND_PORT", "value": str(names.WARM_BIND_PORT)},
+            {"name": "OTM_WARM_CONFIG", "value": f"{WARM_CONFIG_DIR}/{CONFIG_KEY}"},
             {"name": "OTM_GATEWAY_COMMAND", "value": json.dumps(list(ps.gateway_command))},
             {"name": "OTM_WAIT_RESTORE", "value": "1" if ps.state_sync else "0"},
+            *_compile_cache_env(ps),
             # The namespace's bind key; the bootstrap derives this pod's own token from
             # it and its name, then drops the key (daemon/warm_bind_token.py).
             _secret_env("OTM_BIND_TOKEN", WARM_BIND_SECRET, WARM_BIND_KEY),
             {"name": "OTM_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
-        "ports": _gateway_ports(),
-        **_probes(),
+        "ports": [
+            *_gateway_ports(),
+            {"name": "bind", "containerPort": names.WARM_BIND_PORT, "protocol": "TCP"},
+        ],
+        **_warm_probes(),
         "resources": {"requests": dict(ps.requests), "limits": dict(ps.limits)},
         "securityContext": container_security_context(),
-        "volumeMounts": [*_gateway_mounts(), {"name": "bind", "mountPath": BIND_DIR}],
+        "volumeMounts": [
+            *_gateway_mounts(),
+            {"name": "bind", "mountPath": BIND_DIR},
+            {"name": "warm-config", "mountPath": WARM_CONFIG_DIR, "readOnly": True},
+        ],
     }
-    # The startup probe would pass on the bootstrap; the gateway replaces it later.
     init = [sync_sidecar(None, ps)] if ps.state_sync else []
+    warm_config: JSON = {
+        "name": "warm-config",
+        "secret": {
+            "secretName": WARM_CONFIG_SECRET,
+            "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+            "defaultMode": 0o440,
+        },
+    }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -470,16 +606,27 @@ def warm_pod(*, settings: PodSettings, image: str | None = None) -> JSON:
             "generateName": WARM_NAME_PREFIX,
             "namespace": ps.namespace,
             "labels": warm_labels(),
+            "annotations": {ANNOTATION_IMAGE: image, ANNOTATION_CONFIG_HASH: config_sha256},
         },
         "spec": _pod_spec(
             priority_class=names.WARM_PRIORITY_CLASS,
             containers=[gateway],
             init_containers=init,
-            volumes=_empty_dirs("home", "state", "workspace", "tmp", "bind"),
+            volumes=[*_empty_dirs("home", "state", "workspace", "tmp", "bind"), warm_config],
             ps=ps,
             restart_policy="Never",
         ),
     }
+
+
+def warm_pod_image(pod: Mapping[str, Any]) -> str | None:
+    annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ANNOTATION_IMAGE)
+
+
+def warm_pod_config_hash(pod: Mapping[str, Any]) -> str | None:
+    annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ANNOTATION_CONFIG_HASH)
 
 
 def claim_patch(pod: Mapping[str, Any], tenant_id: str, claimed_at: str) -> JSON:
@@ -496,24 +643,21 @@ def claim_patch(pod: Mapping[str, Any], tenant_id: str, claimed_at: str) -> JSON
 
 
 def bind_request(
-    launch: AgentLaunch,
-    config: Mapping[str, Any],
+    tenant_id: str,
+    config: Mapping[str, Any] | None,
     *,
     sync_env: Mapping[str, str] | None = None,
 ) -> JSON:
     """Body of the bind POST to a claimed warm pod's bootstrap (sent over the pod network,
-    never stored in the API server). ``sync_env`` carries tenant-scoped S3 credentials
-    for the sync sidecar when the daemon vends them."""
-    env = {
-        "TENANT_ID": launch.tenant_id,
-        "OPENCLAW_GATEWAY_TOKEN": launch.gateway_token,
+    never stored in the API server). ``config`` None: a credential refresh. ``sync_env``
+    carries the tenant-scoped S3 credentials for the sync sidecar."""
+    body: JSON = {
+        "tenant_id": tenant_id,
+        "sync_env": {"S3_PREFIX": tenant_s3_prefix(tenant_id), **(sync_env or {})},
     }
-    return {
-        "tenant_id": launch.tenant_id,
-        "config": dict(config),
-        "env": env,
-        "sync_env": {"S3_PREFIX": tenant_s3_prefix(launch.tenant_id), **(sync_env or {})},
-    }
+    if config is not None:
+        body["config"] = dict(config)
+    return body
 
 
 def env_values(pod: Mapping[str, Any]) -> list[str]:

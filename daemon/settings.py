@@ -63,6 +63,15 @@ class Settings:
     the credentials allow it."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
+    tenant_state_role_arn: str | None = None
+    """Kubernetes + S3: the role (deploy/iam ``otm-tenant-state``) the daemon assumes to vend
+    a claimed warm pod credentials scoped to ``tenants/{id}/`` (STS session policy). Unset:
+    warm pods cannot reach tenant state, so wakes never claim them (cold start instead)."""
+    tenant_credentials_ttl_s: int = 3600
+    """Lifetime of vended tenant credentials (900-3600: role chaining caps it at one hour);
+    the leader re-vends them 15 min before they expire."""
+    sts_endpoint_url: str | None = None
+    """Override endpoint (``AWS_ENDPOINT_URL_STS``), e.g. a moto server."""
 
     redis_url: str | None = None
     """Shared Redis. Unset: the daemon starts a private ``redis-server`` on a
@@ -90,6 +99,10 @@ class Settings:
     """Namespace of the daemon itself (leader Lease)."""
     agent_image: str = "ghcr.io/openclaw/openclaw:2026.9.6"
     """Default OpenClaw image for tenant pods (a tenant record may override)."""
+    agent_compile_cache_dir: str | None = None
+    """Kubernetes: a Node compile cache baked into the agent image (deploy/agent-image sets
+    ``/opt/otm/tmp/node-compile-cache``); pods copy it into their /tmp before the gateway
+    boots. Unset: every pod start recompiles OpenClaw's modules (~3.5 CPU-s, measured)."""
     agent_command: tuple[str, ...] = ()
     """Local runtime: command starting one agent. Empty: the bundled stand-in
     agent (``python -m otm.devtools.agent_stub``). A real gateway is e.g.
@@ -251,6 +264,7 @@ ENV_PREFIX = "OTM_"
 _AWS_ENV = {
     "dynamodb_endpoint_url": "AWS_ENDPOINT_URL_DYNAMODB",
     "s3_endpoint_url": "AWS_ENDPOINT_URL_S3",
+    "sts_endpoint_url": "AWS_ENDPOINT_URL_STS",
     "aws_region": "AWS_REGION",
 }
 

@@ -1,37 +1,46 @@
-"""The warm pod's bootstrap: what a warm pool can pre-warm, and how a tenant is bound.
+"""The warm pod's bootstrap: a pre-booted OpenClaw gateway, bound to a tenant at claim.
 
-What is warm before a claim: the node (held by a low-priority pod), the pulled images, the
-Kata microVM and its containers, Node.js and the OpenClaw code in the page cache, and the
-sync sidecar. What cannot be warm: the gateway process itself. OpenClaw opens the tenant's
-SQLite state when it boots, and that state must first be restored from S3; swapping it
-under a running gateway would corrupt it. So the gateway boots at bind time (~6 s measured),
-but nothing before it does: no scheduling, no node, no pull, no VM boot.
+At pod start the bootstrap writes the warm config (the namespace's ``otm-warm-config``
+Secret, rendered by ``openclaw_config.render_warm_config``: Telegram disabled, throw-away
+agent ``warm``, no tenant data) with a random per-pod gateway token and webhook secret, and
+boots the gateway on it. By the time a wake claims the pod, the gateway's 15-20 CPU-seconds
+of boot are spent. The bootstrap stays the container's main process: it forwards SIGTERM to
+the gateway and exits with it, and listens on its own port (``WARM_BIND_PORT``, 18790) for:
 
-How a tenant is bound (decision): the daemon relabels the pod (optimistic concurrency, see
-manifests.claim_patch), then POSTs the tenant's rendered openclaw.json to this bootstrap at
-``http://{podIP}:18789/otm/bind``, authenticated by a per-pod token: HMAC-SHA256 of the
-pod's name under the ``otm-warm-bind`` key (daemon/warm_bind_token.py). The key reaches the
-pod as ``OTM_BIND_TOKEN``; the bootstrap derives its own token and, on Node >= 22.15/23.11
-(``process.execve``), re-executes itself with only the derived token in its environment, so
-tenant code (the gateway is the bootstrap's child) cannot read the key from
-``/proc/<bootstrap>/environ`` and bind other warm pods. It can read its own pod's token,
-which is worthless: the pod is bound already, and a repeated bind is accepted only with the
-same tenant, config and env as the first (``sync_env`` may differ: fresh credentials).
-Why a push over the pod network and not a per-pod Secret or annotation: the kubelet refreshes
-Secret and downward-API volumes on its sync period (up to a minute), and tenant pods have no
-Kubernetes API access by design. 18789 is used because the NetworkPolicy admits the daemon
-on 18789 and 8787 only; the bootstrap releases the port before the gateway binds it.
+* ``POST /otm/bind`` (Bearer token, per pod: see below): ``{tenant_id, config,
+  sync_env}``. ``config`` is the bound openclaw.json (``render_bound_config``);
+  ``sync_env`` carries the tenant-scoped S3 credentials (daemon/tenant_credentials.py)
+  and prefix for the sync sidecar. The bootstrap
+  writes ``tenant.env`` for the sidecar, answers 202, waits for the sidecar's ``restored``
+  marker (state sync on: the tenant's ``agents/main/`` and workspace are in place, under an
+  agent id the warm gateway never opened), then rewrites openclaw.json atomically (temp
+  file + rename): the gateway hot-reloads it, no restart. Its own gateway token is kept in
+  the written config, so the gateway section does not change (a change would restart it).
+* the same POST again for the same tenant without ``config``: a credential refresh. Only
+  ``tenant.env`` is rewritten (the sidecar re-reads it before every sync); 200. A repeated
+  POST with a ``config`` is accepted (202, an idempotent retry; ``sync_env`` may differ:
+  fresh credentials) only with the same tenant, config and env as the first bind, else 409.
+* ``GET /readyz``: the pod's readiness. 503 until bound, restored and configured; then
+  Ready only when the gateway's /readyz passes AND the tenant's webhook accepts the
+  tenant's secret (a POST with the secret and an empty body: OpenClaw answers 400 past
+  the secret check and 401 before it, and spools nothing).
+* ``GET /healthz``: the bootstrap is alive. Liveness and startup probe the gateway's own
+  /healthz on 18789, which keeps answering throughout the bind: no liveness gap.
 
-Bind sequence inside the pod: write openclaw.json (0600) and tenant.env for the sidecar into
-the shared ``bind`` emptyDir, answer 202, close the listener, wait for the sidecar's
-``restored`` marker (when state sync is on), then start the gateway with the tenant env and
-forward SIGTERM to it. Readiness stays failing (``unbound``) until the real gateway answers
-/readyz, so "Ready" always means "bound and booted".
+The bind token is per pod: HMAC-SHA256 of the pod's name under the ``otm-warm-bind`` key
+(daemon/warm_bind_token.py). The key reaches the pod as ``OTM_BIND_TOKEN``, its name as
+``OTM_POD_NAME`` (downward API); the bootstrap derives its own token and, on Node >=
+22.15/23.11 (``process.execve``), re-executes itself with only the derived token in its
+environment, so tenant code (the gateway is the bootstrap's child) cannot read the key from
+``/proc/<bootstrap>/environ`` and bind or refresh other warm pods. It can read its own pod's
+token, which is worthless: the pod is bound already, and a repeated bind must match the first.
 
-Limit: EKS Pod Identity tags a pod's S3 session with its own name, and the tenant IAM policy
-scopes S3 to ``tenants/<pod name>/``; a warm pod keeps its ``warm-*`` name, so the
-sidecar needs tenant-scoped credentials in the bind's ``sync_env`` (daemon-vended via STS,
-see deploy/iam/README.md option c). Vending them is not implemented yet.
+Why a push over the pod network and not a Secret or annotation: the kubelet refreshes Secret
+volumes on its sync period (up to a minute), and tenant pods have no Kubernetes API access.
+
+What is not carried into the running gateway: the tenant's global ``state/openclaw.sqlite``
+(update_id de-duplication, delivery state, pairing approvals); the warm gateway's own is
+used. otm's router buffer de-duplicates updates before they reach the agent.
 
 The script runs on the OpenClaw image's Node (24) and on Node >= 18 in tests.
 """
@@ -47,7 +56,7 @@ const crypto = require('crypto');
 const { spawn } = require('child_process');
 
 const env = process.env;
-const port = Number(env.OTM_BIND_PORT || '18789');
+const port = Number(env.OTM_BIND_PORT || '18790');
 const host = env.OTM_BIND_HOST || '0.0.0.0';
 const dir = env.OTM_BIND_DIR || '/run/otm';
 // Per-pod token (see the module doc): derive it, then drop the namespace key from our
@@ -63,15 +72,25 @@ if (env.OTM_POD_NAME && env.OTM_BIND_DERIVED !== '1' && token) {
 }
 const command = JSON.parse(env.OTM_GATEWAY_COMMAND || '[]');
 const waitRestore = env.OTM_WAIT_RESTORE === '1';
+const warmConfigPath = env.OTM_WARM_CONFIG || '/etc/openclaw-warm/openclaw.json';
 const configPath = env.OPENCLAW_CONFIG_PATH || path.join(dir, 'openclaw.json');
 const MAX_BODY = 1 << 20;
 const TENANT_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ENV_KEY_RE = /^[A-Z_][A-Z0-9_]*$/;
+const gatewayToken = crypto.randomBytes(24).toString('hex');
+// Tests only: every fake pod shares 127.0.0.1, so the fake kubelet maps the pod's ports.
+const probePorts = { gateway: Number(env.OTM_PROBE_GATEWAY_PORT || 0),
+                     webhook: Number(env.OTM_PROBE_WEBHOOK_PORT || 0) };
 
 let boundTenant = null;
 let boundSignature = null;
+let state = 'unbound';  // unbound → restoring → configured | failed
+let boundConfig = null;
+let configuredAt = 0;
+let webhookVerified = false;
 let child = null;
 let stopping = false;
+const timings = {};  // ms per bind phase, for the daemon's wake metrics (GET /otm/timings)
 
 function log(msg) { process.stdout.write('otm-bootstrap: ' + msg + '\n'); }
 
@@ -110,6 +129,47 @@ function envFile(vars) {
     .map(([k, v]) => k + '=' + shellQuote(v) + '\n').join('');
 }
 
+// The pod's own gateway token replaces whatever the rendered config carries, warm and bound
+// alike: the gateway section never changes, so the bind is a hot reload, not a restart.
+function withOwnToken(config) {
+  const out = JSON.parse(JSON.stringify(config));
+  out.gateway = Object.assign({}, out.gateway, { auth: { mode: 'token', token: gatewayToken } });
+  return out;
+}
+
+// The image's baked Node compile cache into the pod's empty /tmp (deploy/agent-image).
+function copyCompileCache() {
+  const source = env.OTM_COMPILE_CACHE;
+  if (!source) return;
+  try {
+    fs.cpSync(source, path.join(require('os').tmpdir(), path.basename(source)),
+              { recursive: true });
+  } catch (e) { log('no compile cache copied: ' + e.message); }
+}
+
+function bootWarmGateway() {
+  copyCompileCache();
+  const warm = JSON.parse(fs.readFileSync(warmConfigPath, 'utf8'));
+  const telegram = (warm.channels || {}).telegram;
+  if (telegram && telegram.webhookSecret) {
+    telegram.webhookSecret = crypto.randomBytes(24).toString('hex');
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  writeAtomic(configPath, JSON.stringify(withOwnToken(warm)), 0o600);
+  const childEnv = Object.assign({}, env);
+  delete childEnv.OTM_BIND_TOKEN;
+  delete childEnv.OTM_BIND_DERIVED;
+  childEnv.OPENCLAW_CONFIG_PATH = configPath;
+  childEnv.OPENCLAW_GATEWAY_TOKEN = gatewayToken;
+  log('booting the warm gateway');
+  child = spawn(command[0], command.slice(1), { env: childEnv, stdio: 'inherit' });
+  child.on('exit', (code, signal) => {
+    log('gateway exited code=' + code + ' signal=' + signal);
+    process.exit(code === null || state === 'failed' ? 1 : code);
+  });
+  child.on('error', (err) => { log('cannot start gateway: ' + err.message); process.exit(1); });
+}
+
 function waitForRestore(done) {
   if (!waitRestore) return done(null);
   const timer = setInterval(() => {
@@ -117,54 +177,91 @@ function waitForRestore(done) {
     else if (fs.existsSync(path.join(dir, 'restore-failed'))) {
       clearInterval(timer); done(new Error('state restore failed'));
     }
-  }, 100);
+  }, 50);
 }
 
-function startGateway(payload) {
-  if (stopping) process.exit(0);
-  const childEnv = Object.assign({}, env);
-  delete childEnv.OTM_BIND_TOKEN;
-  delete childEnv.OTM_BIND_DERIVED;
-  for (const [k, v] of Object.entries(payload.env || {})) {
-    if (ENV_KEY_RE.test(k)) childEnv[k] = String(v);
-  }
-  childEnv.OPENCLAW_CONFIG_PATH = configPath;
-  log('starting gateway for ' + payload.tenant_id);
-  child = spawn(command[0], command.slice(1), { env: childEnv, stdio: 'inherit' });
-  child.on('exit', (code, signal) => {
-    log('gateway exited code=' + code + ' signal=' + signal);
-    process.exit(code === null ? 1 : code);
-  });
-  child.on('error', (err) => { log('cannot start gateway: ' + err.message); process.exit(1); });
+function writeTenantEnv(payload) {
+  const syncEnv = Object.assign({}, payload.sync_env || {}, { TENANT_ID: payload.tenant_id });
+  writeAtomic(path.join(dir, 'tenant.env'), envFile(syncEnv), 0o600);
 }
 
-function bind(payload, res, server) {
-  if (!payload || typeof payload.tenant_id !== 'string' || !TENANT_RE.test(payload.tenant_id)
-      || typeof payload.config !== 'object' || payload.config === null) {
-    return reply(res, 400, { error: 'tenant_id and config are required' });
+function bind(payload, res) {
+  if (!payload || typeof payload.tenant_id !== 'string' || !TENANT_RE.test(payload.tenant_id)) {
+    return reply(res, 400, { error: 'tenant_id is required' });
   }
   const signature = canonical([payload.tenant_id, payload.config, payload.env || {}]);
   if (boundTenant !== null) {
-    if (boundSignature === signature) {
-      return reply(res, 202, { ok: true, tenant_id: boundTenant });
+    if (boundTenant !== payload.tenant_id) {
+      return reply(res, 409, { error: 'already bound to another tenant' });
     }
-    return reply(res, 409, { error: 'already bound with another tenant or config' });
+    if (payload.config === undefined && payload.env === undefined) {
+      writeTenantEnv(payload);  // a credential refresh
+      log('credentials refreshed for ' + boundTenant);
+      return reply(res, 200, { ok: true, tenant_id: boundTenant, refreshed: true });
+    }
+    // A retried bind: the same tenant, config and env as the first (sync_env may differ).
+    if (boundSignature !== signature) {
+      return reply(res, 409, { error: 'already bound with another config' });
+    }
+    writeTenantEnv(payload);
+    return reply(res, 202, { ok: true, tenant_id: boundTenant });
+  }
+  if (typeof payload.config !== 'object' || payload.config === null) {
+    return reply(res, 400, { error: 'config is required' });
   }
   boundTenant = payload.tenant_id;
   boundSignature = signature;
+  state = 'restoring';
   fs.mkdirSync(dir, { recursive: true });
-  writeAtomic(configPath, JSON.stringify(payload.config), 0o600);
-  const syncEnv = Object.assign({ TENANT_ID: payload.tenant_id }, payload.sync_env || {});
-  writeAtomic(path.join(dir, 'tenant.env'), envFile(syncEnv), 0o600);
+  writeTenantEnv(payload);
   log('bound to ' + boundTenant);
   reply(res, 202, { ok: true, tenant_id: boundTenant });
-  // Free the gateway port, then boot the gateway on it.
-  server.close(() => waitForRestore((err) => {
-    if (err) { log(err.message); process.exit(1); }
-    startGateway(payload);
-  }));
-  // Every response says `connection: close`; idle keep-alive sockets must not hold the port.
-  if (server.closeIdleConnections) setImmediate(() => server.closeIdleConnections());
+  const bindAt = Date.now();
+  waitForRestore((err) => {
+    if (err) { state = 'failed'; log(err.message); if (child) child.kill('SIGTERM'); return; }
+    timings.restore_ms = Date.now() - bindAt;
+    const writeAt = Date.now();
+    boundConfig = withOwnToken(payload.config);
+    writeAtomic(configPath, JSON.stringify(boundConfig), 0o600);
+    timings.config_write_ms = Date.now() - writeAt;
+    configuredAt = Date.now();
+    state = 'configured';
+    log('config written for ' + boundTenant);
+  });
+}
+
+function request(options, body) {
+  return new Promise((resolve) => {
+    const opts = Object.assign({ host: '127.0.0.1', timeout: 2000 }, options);
+    const req = http.request(opts, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+    req.end(body);
+  });
+}
+
+// Ready = the gateway is ready and the tenant's webhook accepts the tenant's secret.
+async function tenantReady() {
+  const gw = boundConfig.gateway || {};
+  const tg = (boundConfig.channels || {}).telegram || {};
+  const ready = await request({ port: probePorts.gateway || gw.port, path: '/readyz',
+                                method: 'GET' });
+  if (ready !== 200) return 'gateway';
+  // Once the tenant's secret was accepted, the gateway's own readiness suffices: no
+  // webhook request per probe for the rest of the pod's life.
+  if (webhookVerified) return null;
+  const hook = await request({
+    port: probePorts.webhook || tg.webhookPort, path: tg.webhookPath, method: 'POST',
+    headers: { 'content-type': 'application/json',
+               'x-telegram-bot-api-secret-token': tg.webhookSecret },
+  }, '');
+  // An empty body past the secret check is a 400 (OpenClaw: body not JSON; nothing is
+  // spooled); a wrong secret is a 401, no listener 0/404. `{}` would be a 500 there.
+  webhookVerified = hook === 400 || (hook >= 200 && hook < 300);
+  return webhookVerified ? null : 'webhook';
 }
 
 const server = http.createServer((req, res) => {
@@ -173,8 +270,17 @@ const server = http.createServer((req, res) => {
     return reply(res, 200, { ok: true, status: 'live' });
   }
   if (req.method === 'GET' && (url === '/readyz' || url === '/ready')) {
-    const failing = [boundTenant === null ? 'unbound' : 'binding'];
-    return reply(res, 503, { ready: false, failing });
+    if (state !== 'configured') return reply(res, 503, { ready: false, failing: [state] });
+    tenantReady().then((failing) => {
+      if (failing !== null) return reply(res, 503, { ready: false, failing: [failing] });
+      if (timings.channel_up_ms === undefined) timings.channel_up_ms = Date.now() - configuredAt;
+      reply(res, 200, { ready: true, tenant_id: boundTenant });
+    });
+    return;
+  }
+  if (req.method === 'GET' && url === '/otm/timings') {
+    if (!authorized(req)) return reply(res, 401, { error: 'unauthorized' });
+    return reply(res, 200, timings);
   }
   if (url !== '/otm/bind') return reply(res, 404, { error: 'not found' });
   if (req.method !== 'POST') return reply(res, 405, { error: 'method not allowed' });
@@ -191,28 +297,29 @@ const server = http.createServer((req, res) => {
     let payload;
     try { payload = JSON.parse(Buffer.concat(chunks).toString('utf8')); }
     catch (e) { return reply(res, 400, { error: 'invalid JSON' }); }
-    try { bind(payload, res, server); }
+    try { bind(payload, res); }
     catch (e) {
       log('bind failed: ' + e.message);
       reply(res, 500, { error: 'bind failed' });
-      process.exit(1);
+      state = 'failed';
+      if (child) child.kill('SIGTERM');
     }
   });
 });
 
-process.on('SIGTERM', () => {
+function stop(signal) {
   stopping = true;
-  if (child) child.kill('SIGTERM'); else process.exit(0);
-});
-process.on('SIGINT', () => {
-  stopping = true;
-  if (child) child.kill('SIGINT'); else process.exit(0);
-});
+  if (child) child.kill(signal); else process.exit(0);
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
 
 if (!Array.isArray(command) || command.length === 0) {
   log('OTM_GATEWAY_COMMAND is empty');
   process.exit(2);
 }
 if (!token) { log('OTM_BIND_TOKEN is empty'); process.exit(2); }
+try { bootWarmGateway(); }
+catch (e) { log('cannot read the warm config: ' + e.message); process.exit(2); }
 server.listen(port, host, () => log('waiting for a bind on ' + host + ':' + port));
 """

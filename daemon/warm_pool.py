@@ -4,9 +4,13 @@
   config changes (Coordination.watch_config, pub/sub) or a pod event touches the pool (the
   shared informer), never on a timer. Failed warm pods are deleted, missing ones created
   (generateName), extras deleted (pending ones first: they are not useful yet).
-* ``claim(tenant_id)`` runs on any replica: relabel the oldest claimable pod with its
-  resourceVersion as precondition. Two replicas racing for one pod: one patch wins, the
-  other gets 409 and moves on to the next pod, so a pod is never given to two tenants.
+* ``claim(tenant_id, image=...)`` runs on any replica: relabel the oldest claimable pod of
+  that image with its resourceVersion as precondition. Two replicas racing for one pod: one
+  patch wins, the other gets 409 and moves on to the next pod, so a pod is never given to
+  two tenants. A tenant whose image differs from the pool's finds no pod (cold start).
+* Image- and config-aware: warm pods carry their image and the hash of the warm config
+  (``otm-warm-config`` Secret) they booted with; pods of another image or an old config are
+  never claimed and are replaced by the leader.
 
 Pods this manager created or deleted but the informer has not shown yet are counted, so a
 burst of events does not over-create or over-delete.
@@ -16,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +35,7 @@ from daemon.informer import PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json
 from daemon.metrics import Metrics
 from daemon.model import new_secret
+from daemon.warm_bind_token import pod_bind_token
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ class WarmPool:
         pod_settings: m.PodSettings,
         coordination: Coordination | None,
         metrics: Metrics | None = None,
+        render_warm_config: Callable[[str], JSON] | None = None,
     ) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
         self.core: Any = client.CoreV1Api(api)
@@ -79,6 +86,10 @@ class WarmPool:
         self.claims = 0
         self._token: str | None = None
         self._token_lock = asyncio.Lock()
+        # bind token → the warm gateways' openclaw.json (deterministic per token, so every
+        # replica renders the same document and the same hash).
+        self._render_warm_config = render_warm_config or _default_warm_config(pod_settings)
+        self._warm_config: tuple[JSON, str] | None = None
         self._wake = asyncio.Event()
         self._created_unseen: set[str] = set()
         self._deleted_unseen: set[str] = set()
@@ -102,16 +113,65 @@ class WarmPool:
         return len(cached | self._created_unseen)
 
     def available(self) -> int:
-        return sum(1 for p in self.informer.pods() if claimable(p))
+        return sum(1 for p in self.informer.pods() if self._current(p) and claimable(p))
+
+    def status(self) -> dict[str, int]:
+        """For ``otm status``: ready (claimable now), booting, stale (an old image or warm
+        config, waiting to be replaced), target."""
+        pods = self.warm_pods()
+        stale = sum(1 for p in pods if not self._current(p))
+        ready = self.available()
+        return {
+            "target": self.target,
+            "ready": ready,
+            "booting": max(0, self.size - ready - stale),
+            "stale": stale,
+        }
+
+    def _current(self, pod: Mapping[str, Any], image: str | None = None) -> bool:
+        """Booted from this pool's image (or ``image``) and its current warm config."""
+        wanted_image = image or self.pod_settings.image
+        if m.warm_pod_image(pod) != wanted_image:
+            return False
+        return self._warm_config is None or m.warm_pod_config_hash(pod) == self._warm_config[1]
+
+    # -- the warm config --------------------------------------------------------------------
+
+    async def warm_config(self) -> JSON:
+        """The warm gateways' openclaw.json; created or updated in its Secret once."""
+        token = await self.bind_token()
+        async with self._token_lock:
+            if self._warm_config is None:
+                config = self._render_warm_config(token)
+                text = m.config_json(config)
+                await self._apply_warm_config_secret(text)
+                self._warm_config = (config, m.config_hash(text))
+            return self._warm_config[0]
+
+    async def _apply_warm_config_secret(self, text: str) -> None:
+        body = m.warm_config_secret(text, namespace=self.namespace)
+        try:
+            await call_json(self.core.create_namespaced_secret, self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            await call_json(
+                self.core.replace_namespaced_secret, m.WARM_CONFIG_SECRET, self.namespace, body
+            )
 
     # -- the bind token ---------------------------------------------------------------------
 
     async def bind_token(self) -> str:
-        """The shared token warm bootstraps accept binds with (created once per namespace)."""
+        """The namespace's bind key (created once per namespace). Never sent to a pod as a
+        token: each pod accepts only its own, ``pod_bind_token`` (daemon/warm_bind_token.py)."""
         async with self._token_lock:
             if self._token is None:
                 self._token = await self._read_or_create_token()
             return self._token
+
+    async def pod_bind_token(self, pod: Mapping[str, Any]) -> str:
+        """The token this warm pod's bootstrap accepts binds (and refreshes) with."""
+        return pod_bind_token(await self.bind_token(), _meta(pod)["name"])
 
     async def _read_or_create_token(self) -> str:
         for _ in range(3):
@@ -135,10 +195,12 @@ class WarmPool:
 
     # -- claim (any replica) ----------------------------------------------------------------
 
-    async def claim(self, tenant_id: str) -> JSON | None:
-        """Relabel one claimable pod for the tenant; None when the pool is empty."""
+    async def claim(self, tenant_id: str, *, image: str | None = None) -> JSON | None:
+        """Relabel one claimable pod of ``image`` (default: the pool's) for the tenant; None
+        when there is none."""
+        await self.warm_config()
         candidates = sorted(
-            (p for p in self.informer.pods() if claimable(p)),
+            (p for p in self.informer.pods() if claimable(p) and self._current(p, image)),
             key=lambda p: _meta(p).get("creationTimestamp") or "",
         )
         claimed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -213,10 +275,15 @@ class WarmPool:
                 self._wake.set()
 
     async def reconcile(self) -> None:
-        """One pass: delete failed warm pods, then create or delete to reach the target."""
+        """One pass: delete failed warm pods and those of another image or an old warm
+        config, then create or delete to reach the target."""
+        await self.warm_config()
         for pod in self.informer.pods():
             dead = m.is_warm(pod) and _phase(pod) in ("Failed", "Succeeded")
-            if dead and not _meta(pod).get("deletionTimestamp"):
+            stale = m.is_warm(pod) and not self._current(pod)
+            if (dead or stale) and not _meta(pod).get("deletionTimestamp"):
+                if stale and not dead:
+                    log.info("replacing warm pod %s (old image or config)", _meta(pod)["name"])
                 await self._delete(_meta(pod)["name"])
         pods = self.warm_pods()
         have = len({_meta(p)["name"] for p in pods} | self._created_unseen)
@@ -236,9 +303,15 @@ class WarmPool:
                 await self._delete(_meta(pod)["name"])
         self._report()
 
-    async def _create(self) -> None:
+    async def pod_body(self) -> JSON:
+        """A new warm pod of the pool's image and current warm config."""
         await self.bind_token()  # the pod's env refers to the bind Secret: it must exist
-        body = m.warm_pod(settings=self.pod_settings)
+        await self.warm_config()  # and its volume to the warm config Secret
+        assert self._warm_config is not None
+        return m.warm_pod(settings=self.pod_settings, config_sha256=self._warm_config[1])
+
+    async def _create(self) -> None:
+        body = await self.pod_body()
         pod = await call_json(self.core.create_namespaced_pod, self.namespace, body)
         name = _meta(pod)["name"]
         if name not in self.informer.cache:
@@ -263,3 +336,21 @@ class WarmPool:
         if self.metrics is not None:
             self.metrics.warm_pool_size.set(self.size)
             self.metrics.warm_pool_target.set(self.target)
+
+
+def hooks_token_for(bind_token: str) -> str:
+    """The warm gateways' hooks token, derived from the bind Secret (same on every replica)."""
+    return hashlib.sha256(f"otm-warm-hooks:{bind_token}".encode()).hexdigest()
+
+
+def _default_warm_config(ps: m.PodSettings) -> Callable[[str], JSON]:
+    def render(bind_token: str) -> JSON:
+        return m.render_warm_pod_config(
+            ps,
+            api_root=None,
+            # Replaced by a random per-pod token at boot (daemon/warm_bootstrap.py).
+            gateway_token="replaced-at-boot",
+            hooks_token=hooks_token_for(bind_token),
+        )
+
+    return render

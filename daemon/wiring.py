@@ -96,6 +96,7 @@ async def make_runtime(
             session=session,
             metrics=metrics,
             webhook_url_for=webhook_url_for,
+            state_store=state_store,
         )
         return k8s, k8s.warm_pool
     from daemon.adapters.local_warm_pool import LocalWarmPool
@@ -237,13 +238,19 @@ async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Refill the Kubernetes warm pool while this replica leads."""
+    """Refill the Kubernetes warm pool, and refresh the credentials of bound warm pods,
+    while this replica leads."""
     leader_tasks = app[keys.LEADER_TASKS]
     leader_tasks.add("warm-pool", app[keys.WARM_POOL].run)
+    refresher = getattr(app[keys.RUNTIME], "refresher", None)
+    if refresher is not None:
+        leader_tasks.add("warm-credentials", refresher.run)
     try:
         yield
     finally:
         await leader_tasks.remove("warm-pool")
+        if refresher is not None:
+            await leader_tasks.remove("warm-credentials")
 
 
 async def local_warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:

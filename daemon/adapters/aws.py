@@ -9,7 +9,7 @@ lock; the clients they make are.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -59,4 +59,16 @@ def s3_client(region: str, endpoint_url: str | None) -> S3Client:
             region_name=region,
             endpoint_url=endpoint_url,
             config=_config(read_timeout=60, path_style=endpoint_url is not None),
+        )
+
+
+def sts_client(region: str, endpoint_url: str | None) -> Any:
+    """STS client for vending tenant-scoped credentials (daemon/tenant_credentials.py).
+    Typed Any: the project installs no STS type stubs."""
+    with _lock:
+        return _shared_session().client(
+            "sts",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=_config(read_timeout=15),
         )

@@ -1,7 +1,9 @@
 """Runtime on Kubernetes pods (kubernetes_asyncio), the production adapter.
 
 * start: create or replace the tenant's Secret (rendered openclaw.json + tokens), then claim
-  a warm pod and bind it (warm_pool.py, warm_bootstrap.py) or create ``openclaw-{id}``.
+  a warm pod of the tenant's image and bind it (warm_pool.py, warm_bootstrap.py: its
+  gateway is already booted; the bind carries the bound config and, with S3 state,
+  tenant-scoped credentials from tenant_credentials.py) or create ``openclaw-{id}``.
   409 AlreadyExists adopts the existing pod, so start is idempotent across replicas.
 * Readiness, get, list and watch come from one shared PodInformer (List+Watch, no polling):
   ``wait_ready`` is a predicate over the informer cache resolved by the next pod event.
@@ -13,11 +15,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -25,13 +27,20 @@ from kubernetes_asyncio import client
 
 from daemon import k8s_names as names
 from daemon import manifests as m
+from daemon.adapters.aws import sts_client
 from daemon.agent_activity import fetch_agent_activity
 from daemon.agent_model import model_provider
 from daemon.coordination import Coordination
 from daemon.informer import DELETED, PodInformer
 from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
+from daemon.k8s_warm_binding import WarmBinding
 from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
-from daemon.metrics import Metrics
+from daemon.metrics import (
+    COLD,
+    PHASE_CHANNEL_UP,
+    WARM,
+    Metrics,
+)
 from daemon.openclaw_config import ModelProvider
 from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
 from daemon.ports import (
@@ -41,10 +50,14 @@ from daemon.ports import (
     Instance,
     InstanceEvent,
     InstancePhase,
+    StateStore,
 )
 from daemon.settings import Settings
-from daemon.warm_bind_token import pod_bind_token
-from daemon.warm_pool import WarmPool
+from daemon.tenant_credentials import (
+    CredentialRefresher,
+    CredentialVendor,
+)
+from daemon.warm_pool import WarmPool, hooks_token_for
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +91,7 @@ def _rv_at_least(current: str | None, wanted: str | None) -> bool:
         return True
 
 
-class KubernetesRuntime:
+class KubernetesRuntime(WarmBinding):
     def __init__(
         self,
         *,
@@ -92,6 +105,8 @@ class KubernetesRuntime:
         metrics: Metrics | None = None,
         owns_api: bool = True,
         model_provider: ModelProvider | None = None,
+        credentials: CredentialVendor | None = None,
+        state_store: StateStore | None = None,
     ) -> None:
         self.api = api
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
@@ -105,6 +120,23 @@ class KubernetesRuntime:
         self.warm_pool = warm_pool
         self.metrics = metrics
         self.model_provider = model_provider
+        self.credentials = credentials
+        self.state_store = state_store
+        """Where the tenant's global database can be read before a warm claim (what a
+        warm gateway cannot take over sends the tenant cold: daemon/agent_state.py)."""
+        """Vends tenant-scoped S3 credentials to claimed warm pods (None: no warm claims
+        while state is synced to S3, since a warm pod could not reach the tenant's state)."""
+        self.refresher = (
+            CredentialRefresher(
+                vendor=credentials,
+                bound_pods=self._bound_warm_pods,
+                push=self._push_credentials,
+                # 15 min before expiry, or half the lifetime of short-lived sessions.
+                margin=timedelta(seconds=min(900, credentials.duration_s // 2)),
+            )
+            if credentials is not None
+            else None
+        )
         self.timings: dict[str, StartTiming] = {}
         """The last start of each tenant (claim-to-ready vs create-to-ready, for bench/)."""
         self._expected: dict[str, str] = {}  # tenant → uid of the pod start() produced
@@ -120,6 +152,7 @@ class KubernetesRuntime:
         session: aiohttp.ClientSession,
         metrics: Metrics,
         webhook_url_for: Callable[[str], str],
+        state_store: StateStore | None = None,
     ) -> KubernetesRuntime:
         pod_settings = m.PodSettings.from_settings(settings)
         api = await open_api_client(settings.kubeconfig)
@@ -129,12 +162,34 @@ class KubernetesRuntime:
         except BaseException:
             await api.close()
             raise
+        provider = model_provider(settings)
+
+        def render_warm(bind_key: str) -> JSON:
+            return m.render_warm_pod_config(
+                pod_settings,
+                api_root=settings.telegram_api_base,
+                model_provider=provider,
+                gateway_token="replaced-at-boot",  # per pod, by the bootstrap
+                hooks_token=hooks_token_for(bind_key),
+            )
+
         pool = WarmPool(
             api=api,
             informer=informer,
             pod_settings=pod_settings,
             coordination=coordination,
             metrics=metrics,
+            render_warm_config=render_warm,
+        )
+        vendor = (
+            CredentialVendor(
+                sts_client(settings.aws_region, settings.sts_endpoint_url),
+                role_arn=settings.tenant_state_role_arn,
+                bucket=settings.s3_bucket,
+                duration_s=settings.tenant_credentials_ttl_s,
+            )
+            if settings.tenant_state_role_arn and pod_settings.state_sync
+            else None
         )
         return cls(
             api=api,
@@ -145,7 +200,9 @@ class KubernetesRuntime:
             api_root=settings.telegram_api_base,
             warm_pool=pool,
             metrics=metrics,
-            model_provider=model_provider(settings),
+            model_provider=provider,
+            credentials=vendor,
+            state_store=state_store if pod_settings.state_sync else None,
         )
 
     # -- lookups ----------------------------------------------------------------------------
@@ -183,22 +240,19 @@ class KubernetesRuntime:
                 api_root=self.api_root,
                 # The model key lives in openclaw.json, i.e. in the tenant Secret (or the
                 # bind request of a warm pod), never in a plain env value of the pod spec.
-                model_provider=(
-                    dataclasses.replace(self.model_provider, api_key=launch.model_key)
-                    if self.model_provider is not None and launch.model_key
-                    else self.model_provider
-                ),
+                model_provider=self.tenant_model_provider(launch),
+                tuning=self.pod_settings.tuning,
             )
             text = m.config_json(config)
             await self._apply_secret(launch, text)
             if (live := self._live_pod(tenant_id)) is not None:  # another replica was faster
                 return live
             await self._clear_dead_pods(tenant_id)
-            pod = await self._claim_warm(launch, config)
-            kind = "warm"
+            pod = await self._claim_warm(launch)
+            kind = WARM
             if pod is None:
                 pod = await self._create_pod(tenant_id, launch.image, m.config_hash(text))
-                kind = "cold"
+                kind = COLD
             self._expected[tenant_id] = pod["metadata"]["uid"]
             self.timings[tenant_id] = StartTiming(kind=kind, started_at=started)
             log.info("started %s pod %s for %s", kind, pod["metadata"]["name"], tenant_id)
@@ -234,43 +288,6 @@ class KubernetesRuntime:
             await self.informer.wait_for(
                 lambda cache: True if not self._pods_of(tenant_id, cache) else None, timeout
             )
-
-    async def _claim_warm(self, launch: AgentLaunch, config: JSON) -> JSON | None:
-        pool = self.warm_pool
-        if pool is None or (launch.image and launch.image != self.pod_settings.image):
-            return None
-        while True:
-            pod = await pool.claim(launch.tenant_id)
-            if pod is None:
-                return None
-            try:
-                token = pod_bind_token(await pool.bind_token(), pod["metadata"]["name"])
-                await self._bind(pod, launch, config, token)
-                return pod
-            except (aiohttp.ClientError, TimeoutError, AgentFailed) as exc:
-                log.warning(
-                    "binding warm pod %s to %s failed (%s); discarding it",
-                    pod["metadata"]["name"],
-                    launch.tenant_id,
-                    exc,
-                )
-                await self._delete_pod(
-                    pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"]
-                )
-
-    async def _bind(self, pod: JSON, launch: AgentLaunch, config: JSON, token: str) -> None:
-        endpoint = pod_endpoint(pod, names.OPENCLAW_GATEWAY_PORT)
-        if endpoint is None:
-            raise AgentFailed(f"warm pod {pod['metadata']['name']} has no IP")
-        url = f"http://{endpoint[0]}:{endpoint[1]}/otm/bind"
-        async with self.session.post(
-            url,
-            json=m.bind_request(launch, config),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=HTTP_TIMEOUT,
-        ) as resp:
-            if resp.status != 202:
-                raise AgentFailed(f"bind answered {resp.status}")
 
     async def _create_pod(self, tenant_id: str, image: str | None, config_sha: str) -> JSON:
         body = m.tenant_pod(
@@ -324,6 +341,10 @@ class KubernetesRuntime:
             if self.metrics is not None and timing.to_ready_s is not None:
                 phase = "pod_claim_to_ready" if timing.kind == "warm" else "pod_create_to_ready"
                 self.metrics.wake_phase_seconds.labels(phase=phase).observe(timing.to_ready_s)
+                if timing.kind == COLD:  # create → ready, the boot included
+                    self._observe(PHASE_CHANNEL_UP, COLD, timing.to_ready_s)
+                else:
+                    await self._observe_bind_phases(tenant_id)
         return instance
 
     # -- stop -------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ OUT_OF_BAND_SECRETS: Mapping[tuple[str, str], str] = {
     (names.TENANT_NAMESPACE, manifests.WARM_BIND_SECRET): (
         "token warm pods accept bind requests with; created by the daemon"
     ),
+    (names.TENANT_NAMESPACE, manifests.WARM_CONFIG_SECRET): (
+        "the pre-booted warm gateways' openclaw.json; created by the daemon"
+    ),
 }
 #: (namespace pattern, name) -> who creates it.
 OUT_OF_BAND_CONFIGMAPS: Mapping[tuple[str, str], str] = {

@@ -132,7 +132,7 @@ def tenant_pod_isolation(
     redis = _pods_with(pods, names.DAEMON_NAMESPACE, "otm-redis")
     if not daemons:
         problems.append(f"isolation: no daemon pods ({names.APP_DAEMON}) in the render")
-    tenant_ports = (names.OPENCLAW_WEBHOOK_PORT, names.OPENCLAW_GATEWAY_PORT)
+    tenant_ports = (names.OPENCLAW_WEBHOOK_PORT, names.OPENCLAW_GATEWAY_PORT, names.WARM_BIND_PORT)
     for daemon in daemons:
         for port in tenant_ports:
             expectations.expect(daemon, tenant, port, allowed=True)

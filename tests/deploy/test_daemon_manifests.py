@@ -135,10 +135,16 @@ def test_warm_bind_secret_holds_what_warm_pods_read(
 ) -> None:
     ps = _pod_settings(rendered[overlay])
     secret = manifests.warm_bind_secret("bind-token-0123456789", namespace=ps.namespace)
-    assert check_schema(secret) == []
-    assert inv.secret_is_out_of_band(names.TENANT_NAMESPACE, secret["metadata"]["name"])
+    warm = manifests.render_warm_pod_config(
+        ps, api_root=None, gateway_token="replaced-at-boot", hooks_token="h" * 32
+    )
+    config = manifests.warm_config_secret(manifests.config_json(warm), namespace=ps.namespace)
+    for doc in (secret, config):
+        assert check_schema(doc) == []
+        assert inv.secret_is_out_of_band(names.TENANT_NAMESPACE, doc["metadata"]["name"])
     _assert_secret_refs_resolve(
-        manifests.warm_pod(settings=ps), {secret["metadata"]["name"]: secret}
+        manifests.warm_pod(settings=ps),
+        {secret["metadata"]["name"]: secret, config["metadata"]["name"]: config},
     )
 
 

@@ -91,14 +91,34 @@ def test_no_provider_credential_in_any_rendered_tenant_object(
     secret = manifests.tenant_secret(launch, text, namespace=ps.namespace)
     pod = manifests.tenant_pod("alice", settings=ps)
     warm = manifests.warm_pod(settings=ps)
-    bind = manifests.bind_request(launch, config)
+    warm_config = manifests.render_warm_pod_config(
+        ps,
+        api_root=None,
+        model_provider=model_provider(settings),
+        gateway_token="replaced-at-boot",
+        hooks_token="hooks-token-0123456789",
+    )
+    bound = manifests.render_bound_pod_config(
+        warm_config,
+        launch,
+        webhook_url="https://otm.example.com/tg/alice",
+        api_root=None,
+        model_provider=model_provider(settings, launch.model_key),
+    )
+    # sync_env (the vended, tenant-scoped S3 session) is left out: its AWS_* variable
+    # names are checked below against provider credentials only.
+    bind = manifests.bind_request(launch.tenant_id, bound)
     provider = config["models"]["providers"]["otm"]
     assert (provider["baseUrl"], provider["apiKey"]) == (settings.model_gateway_url, TENANT_KEY)
+    # A warm pod is bound to the gateway with the tenant's key; the warm config has none.
+    assert bind["config"]["models"]["providers"]["otm"]["apiKey"] == TENANT_KEY
+    assert TENANT_KEY not in json.dumps(warm_config)
     for name, obj in {
         "openclaw.json": config,
         "secret": secret,
         "pod": pod,
         "warm pod": warm,
+        "warm config": warm_config,
         "bind request": bind,
     }.items():
         dumped = json.dumps(obj)

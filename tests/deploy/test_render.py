@@ -60,6 +60,7 @@ def test_site_values_reach_the_daemon_config(rendered: dict[str, list[Doc]], ove
     assert config is not None
     assert config["data"]["AWS_REGION"] == site["AWS_REGION"]
     assert config["data"]["OTM_S3_BUCKET"] == site["S3_BUCKET"]
+    assert config["data"]["OTM_TENANT_STATE_ROLE_ARN"] == site["TENANT_STATE_ROLE_ARN"]
     assert config["data"]["OTM_PUBLIC_BASE_URL"] == f"https://{site['PUBLIC_HOST']}"
     # The site ConfigMap is local-config: used for replacements, never applied.
     assert inv.find(rendered[overlay], "ConfigMap", "otm-site") is None

@@ -6,7 +6,13 @@
   ``state/``/``workspace/`` keys in before the agent starts, and the sync sidecar's final sync
   copies them back once the agent has exited (before the pod's deletion completes).
 * Warm pods: the pod's own container command (the Node bootstrap from warm_bootstrap.py),
-  whose gateway command is the stand-in agent.
+  whose gateway is the stand-in agent (or a real OpenClaw) behind gateway_shim, which
+  mirrors each rewrite of the pod's openclaw.json onto loopback ports; the gateway
+  hot-reloads it. It boots at pod start on the warm config Secret.
+  With ``warm_s3`` (endpoint, bucket), the warm sync sidecar is emulated with the
+  credentials the bind wrote to ``tenant.env``: after the bind it restores the tenant's
+  ``state/agents/main/`` and ``workspace/`` (pod_scripts.WARM_SYNCED) and marks
+  ``restored``; at stop it uploads them back, re-reading ``tenant.env`` first.
 
 Container env comes from the pod spec: literal values, ``metadata.name`` fieldRefs, and
 secretKeyRefs resolved against the fake's store, as a kubelet does. Readiness is the
@@ -20,6 +26,7 @@ import base64
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -29,7 +36,9 @@ from typing import Any
 import aiohttp
 
 from daemon import k8s_names as names
+from daemon import manifests as m
 from daemon.embedded_redis import free_port
+from daemon.pod_scripts import WARM_SYNCED
 from daemon.ports import StateStore
 from tests.k8s_runtime.gateway_shim import loopback_config
 from tests.support.fake_k8s import SECRETS, PodContext, PodStarted, Store
@@ -48,6 +57,8 @@ class _Running:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     stopping: bool = False
     synced: asyncio.Event = field(default_factory=asyncio.Event)
+    bind_dir: Path | None = None
+    """Warm pods: where the bootstrap writes tenant.env and the sidecar its markers."""
 
 
 # What the sync scripts leave out (daemon/manifests.py): config, locks, caches.
@@ -63,9 +74,25 @@ def _synced(relative: str) -> bool:
 
 
 class ProcessPodBackend:
-    def __init__(self, root: Path, state_store: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        state_store: StateStore | None = None,
+        *,
+        warm_s3: tuple[str, str] | None = None,
+        warm_gateway: list[str] | None = None,
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
+        tenant_gateway: list[str] | None = None,
+    ) -> None:
         self.root = root
         self.state_store = state_store
+        self.warm_s3 = warm_s3
+        self.warm_gateway = warm_gateway
+        self.startup_timeout_s = startup_timeout_s
+        self.tenant_gateway = tenant_gateway
+        """A cold tenant pod's gateway command (default: the stand-in agent)."""
+        """A warm pod's gateway command (default: the stand-in agent). Both hot-reload the
+        config rewrites gateway_shim mirrors to them: one gateway process per pod."""
         self.store: Store | None = None  # set once the fake server exists
         self.agent_env: dict[str, str] = {}
         """Extra env for agents started from now on (stand-in knobs such as a boot delay);
@@ -103,16 +130,33 @@ class ProcessPodBackend:
         tenant_id = pod["metadata"]["labels"].get(names.LABEL_TENANT)
         if tenant_id is not None:
             await self._restore(tenant_id, run_dir / "state")
-        if pod["metadata"]["labels"].get(names.LABEL_WARM) == "true":
+        warm = pod["metadata"]["labels"].get(names.LABEL_WARM) == "true"
+        ports = {
+            names.OPENCLAW_GATEWAY_PORT: gateway_port,
+            names.OPENCLAW_WEBHOOK_PORT: webhook_port,
+        }
+        ready_port = gateway_port
+        if warm:
             shim = [sys.executable, "-m", "tests.k8s_runtime.gateway_shim"]
+            bind_port = ready_port = free_port()
+            ports[names.WARM_BIND_PORT] = bind_port
+            warm_config = run_dir / "warm-openclaw.json"
+            warm_config.write_text(
+                self._secret_value(ctx.namespace, m.WARM_CONFIG_SECRET, m.CONFIG_KEY)
+            )
             env.update(
                 OTM_BIND_HOST="127.0.0.1",
-                OTM_BIND_PORT=str(gateway_port),
+                OTM_BIND_PORT=str(bind_port),
                 OTM_BIND_DIR=str(run_dir / "bind"),
+                OTM_WARM_CONFIG=str(warm_config),
                 OPENCLAW_CONFIG_PATH=str(run_dir / "bind" / "openclaw.json"),
-                OTM_WAIT_RESTORE="0",
+                OTM_WAIT_RESTORE="1" if self.warm_s3 else "0",
+                OTM_PROBE_GATEWAY_PORT=str(gateway_port),
+                OTM_PROBE_WEBHOOK_PORT=str(webhook_port),
+                OTM_SHIM_MIRROR="1",
                 OTM_GATEWAY_COMMAND=json.dumps(
-                    [*shim, str(gateway_port), str(webhook_port), "--", *AGENT]
+                    [*shim, str(gateway_port), str(webhook_port), "--"]
+                    + (self.warm_gateway or AGENT)
                 ),
             )
             argv = list(container["command"])
@@ -121,40 +165,41 @@ class ProcessPodBackend:
             text = self._secret_value(
                 ctx.namespace, volume["secret"]["secretName"], "openclaw.json"
             )
-            config = loopback_config(json.loads(text), gateway_port, webhook_port)
+            state_dir = str(run_dir / "state")
+            config = loopback_config(json.loads(text), gateway_port, webhook_port, state_dir)
+            if self.tenant_gateway:  # a real gateway's file log stays out of /tmp/openclaw
+                config["logging"] = {"file": str(run_dir / "openclaw-file.log")}
             config_path = run_dir / "openclaw.json"
             config_path.write_text(json.dumps(config))
             env["OPENCLAW_CONFIG_PATH"] = str(config_path)
-            argv = AGENT
+            argv = self.tenant_gateway or AGENT
         proc = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
+            cwd=run_dir / "home",  # the image's WORKDIR stand-in
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
         running = _Running(proc, tenant_id, run_dir / "state")
+        if warm:
+            running.bind_dir = run_dir / "bind"
         self._pods[ctx.uid] = running
         running.tasks = [
             asyncio.create_task(self._pump_logs(ctx, proc)),
             asyncio.create_task(self._watch_exit(ctx, running)),
-            asyncio.create_task(self._probe(ctx, gateway_port)),
+            asyncio.create_task(self._probe(ctx, ready_port)),
         ]
+        if warm and self.warm_s3:
+            running.tasks.append(asyncio.create_task(self._warm_restore(running)))
         # The kubelet's startupProbe: the container counts as started once /healthz answers.
         await self._wait_healthy(running, gateway_port)
-        return PodStarted(
-            pod_ip="127.0.0.1",
-            ports={
-                names.OPENCLAW_GATEWAY_PORT: gateway_port,
-                names.OPENCLAW_WEBHOOK_PORT: webhook_port,
-            },
-            ready=False,
-        )
+        return PodStarted(pod_ip="127.0.0.1", ports=ports, ready=False)
 
     async def _wait_healthy(self, running: _Running, port: int) -> None:
         url = f"http://127.0.0.1:{port}/healthz"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-            for _ in range(round(STARTUP_TIMEOUT_S / PROBE_INTERVAL_S)):
+            for _ in range(round(self.startup_timeout_s / PROBE_INTERVAL_S)):
                 if running.proc.returncode is not None:
                     return  # the exit watcher reports it
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
@@ -180,9 +225,80 @@ class ProcessPodBackend:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(await self.state_store.get(tenant_id, key))
 
+    # -- the warm sync sidecar, emulated with the credentials of tenant.env ---------------
+
+    def _tenant_s3(self, bind_dir: Path) -> tuple[Any, str, str]:
+        """(client, bucket, prefix) as the sidecar's aws-cli would have them."""
+        import boto3
+
+        assert self.warm_s3 is not None
+        values: dict[str, str] = {}
+        for line in (bind_dir / "tenant.env").read_text().splitlines():
+            key, _, raw = line.partition("=")
+            values[key] = shlex.split(raw)[0] if raw else ""
+        endpoint, bucket = self.warm_s3
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=values["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=values["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=values["AWS_SESSION_TOKEN"],
+        )
+        return client, bucket, values["S3_PREFIX"]
+
+    async def _warm_restore(self, running: _Running) -> None:
+        bind_dir = running.bind_dir
+        assert bind_dir is not None
+        # A file, not an event: the sidecar polls for it the same way.
+        while not (bind_dir / "tenant.env").exists():  # noqa: ASYNC110
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+        def download() -> None:
+            client, bucket, prefix = self._tenant_s3(bind_dir)
+            for sub in WARM_SYNCED:
+                pages = client.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix + sub
+                )
+                for page in pages:
+                    for obj in page.get("Contents", []):
+                        rest = obj["Key"][len(prefix) :]
+                        top, _, tail = rest.partition("/")
+                        local = running.state_dir / (tail if top == "state" else rest)
+                        local.parent.mkdir(parents=True, exist_ok=True)
+                        body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
+                        local.write_bytes(body.read())
+
+        try:
+            await asyncio.to_thread(download)
+        except Exception:
+            (bind_dir / "restore-failed").touch()
+            raise
+        (bind_dir / "restored").touch()
+
+    def _warm_upload(self, running: _Running) -> None:
+        bind_dir = running.bind_dir
+        assert bind_dir is not None
+        if not (bind_dir / "restored").exists():
+            return  # an unbound warm pod has nothing to save
+        client, bucket, prefix = self._tenant_s3(bind_dir)
+        for sub in WARM_SYNCED:
+            top, _, tail = sub.partition("/")
+            local_root = running.state_dir / tail if top == "state" else running.state_dir / sub
+            for path in sorted(local_root.rglob("*")):
+                if path.is_file() and _synced(path.relative_to(running.state_dir).as_posix()):
+                    key = prefix + sub + path.relative_to(local_root).as_posix()
+                    client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+
     async def _final_sync(self, running: _Running) -> None:
         """The sidecar's preStop sync, once the agent has exited."""
         if running.synced.is_set():
+            return
+        if running.bind_dir is not None and self.warm_s3 is not None:
+            try:
+                await asyncio.to_thread(self._warm_upload, running)
+            finally:
+                running.synced.set()
             return
         try:
             if self.state_store is not None and running.tenant_id is not None:

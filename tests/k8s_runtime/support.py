@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from daemon.informer import PodInformer
 from daemon.k8s_client import call_json, open_api_client
 from daemon.manifests import PodSettings
 from daemon.metrics import Metrics
-from daemon.ports import AgentLaunch
+from daemon.ports import AgentLaunch, StateStore
+from daemon.tenant_credentials import CredentialVendor
 from daemon.warm_pool import WarmPool
 
 NS = "otm-tenants"
@@ -45,6 +46,9 @@ async def open_runtime(
     api_root: str = "http://127.0.0.1:9",
     pod_settings: PodSettings = POD_SETTINGS,
     metrics: Metrics | None = None,
+    credentials: CredentialVendor | None = None,
+    render_warm_config: Callable[[str], dict[str, Any]] | None = None,
+    state_store: StateStore | None = None,
 ) -> AsyncIterator[KubernetesRuntime]:
     """One "replica": its own ApiClient, informer, (warm pool) and runtime."""
     api = await open_api_client(str(kubeconfig))
@@ -60,6 +64,7 @@ async def open_runtime(
                 pod_settings=pod_settings,
                 coordination=coordination,
                 metrics=metrics,
+                render_warm_config=render_warm_config,
             )
             if warm
             else None
@@ -73,6 +78,8 @@ async def open_runtime(
             api_root=api_root,
             warm_pool=pool,
             metrics=metrics,
+            credentials=credentials,
+            state_store=state_store,
         )
         yield runtime
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -251,7 +252,7 @@ def test_no_secret_in_any_env_value_or_arg(kind: str) -> None:
 
 
 def test_warm_pod() -> None:
-    pod = m.warm_pod(settings=PS)
+    pod = m.warm_pod(settings=PS, config_sha256="abc")
     assert pod["metadata"] == {
         "generateName": "warm-",
         "namespace": "otm-tenants",
@@ -260,7 +261,10 @@ def test_warm_pod() -> None:
             names.LABEL_MANAGED_BY: names.MANAGED_BY,
             names.LABEL_WARM: "true",
         },
+        # What a claim matches: the pod's image and the warm config it booted with.
+        "annotations": {"otm/image": PS.image, "otm/config-sha256": "abc"},
     }
+    assert m.warm_pod_image(m.warm_pod(settings=PS, image="other:1")) == "other:1"
     spec = pod["spec"]
     assert spec["priorityClassName"] == "otm-warm"
     assert spec["runtimeClassName"] == "kata-qemu"
@@ -273,16 +277,53 @@ def test_warm_pod() -> None:
         "name": "OTM_BIND_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": "otm-warm-bind", "key": "token"}},
     }
-    assert env["OTM_BIND_PORT"]["value"] == "18789"
+    assert env["OTM_BIND_PORT"]["value"] == "18790"
     assert json.loads(env["OTM_GATEWAY_COMMAND"]["value"]) == ["node", "openclaw.mjs", "gateway"]
     assert env["OPENCLAW_CONFIG_PATH"]["value"] == "/run/otm/openclaw.json"
-    assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 18789}
+    assert env["OTM_WARM_CONFIG"]["value"] == "/etc/openclaw-warm/openclaw.json"
+    # Ready = bound and the tenant's webhook up (the bootstrap decides); liveness and startup
+    # watch the pre-booted gateway itself, which serves /healthz through the bind.
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 18790}
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 18789}
+    assert gateway["startupProbe"]["httpGet"] == {"path": "/healthz", "port": 18789}
+    assert {p["containerPort"] for p in gateway["ports"]} == {18789, 8787, 18790}
+    mounts = {v["name"]: v for v in gateway["volumeMounts"]}
+    assert mounts["warm-config"]["readOnly"] is True
     (sync,) = spec["initContainers"]
     assert sync["restartPolicy"] == "Always"
     assert "tenant.env" in sync["command"][2]
     assert {"name": "TENANT_ID"} not in [{"name": e["name"]} for e in sync["env"]]
-    assert {v["name"] for v in spec["volumes"]} == {"home", "state", "workspace", "tmp", "bind"}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert set(volumes) == {"home", "state", "workspace", "tmp", "bind", "warm-config"}
+    assert volumes["warm-config"]["secret"]["secretName"] == "otm-warm-config"
     assert m.is_warm(pod) and m.pod_tenant(pod) is None
+
+
+def test_warm_and_bound_pod_configs() -> None:
+    warm = m.render_warm_pod_config(
+        PS, api_root="http://tg", gateway_token="replaced-at-boot", hooks_token="h" * 16
+    )
+    telegram = warm["channels"]["telegram"]
+    assert telegram["enabled"] is False  # no Bot API traffic while warm (PS default)
+    assert "botToken" not in telegram
+    assert (telegram["webhookPort"], telegram["webhookPath"]) == (8787, "/telegram-webhook")
+    assert warm["agents"]["entries"] == {"warm": {"workspace": m.WORKSPACE_DIR}}
+    assert warm["gateway"]["port"] == 18789
+    # The tuned keys are rendered for pods too.
+    assert warm["gateway"]["controlUi"] == {"enabled": False}
+    assert warm["plugins"]["allow"] == ["telegram"]
+    bound = m.render_bound_pod_config(
+        warm, LAUNCH, webhook_url="https://otm.example/tg/alice", api_root="http://tg"
+    )
+    assert bound["channels"]["telegram"]["botToken"] == LAUNCH.bot_token
+    assert bound["channels"]["telegram"]["webhookSecret"] == LAUNCH.webhook_secret
+    assert bound["agents"]["entries"] == {"main": {"workspace": m.WORKSPACE_DIR}}
+    assert bound["gateway"] == warm["gateway"]  # a gateway change would restart it
+    secret = m.warm_config_secret(m.config_json(warm), namespace="otm-tenants")
+    assert secret["metadata"]["name"] == "otm-warm-config"
+    assert secret["metadata"]["annotations"]["otm/config-sha256"] == m.config_hash(
+        m.config_json(warm)
+    )
 
 
 def test_claim_patch_is_conditional_on_resource_version() -> None:
@@ -298,12 +339,15 @@ def test_claim_patch_is_conditional_on_resource_version() -> None:
     }
 
 
-def test_bind_request_carries_config_and_tenant_env() -> None:
-    body = m.bind_request(LAUNCH, _config())
-    assert body["tenant_id"] == "alice"
-    assert body["config"] == _config()
-    assert body["env"] == {"TENANT_ID": "alice", "OPENCLAW_GATEWAY_TOKEN": LAUNCH.gateway_token}
-    assert body["sync_env"] == {"S3_PREFIX": "tenants/alice/"}
+def test_bind_request_carries_config_and_sync_env() -> None:
+    body = m.bind_request("alice", _config(), sync_env={"AWS_SESSION_TOKEN": "t"})
+    assert body == {
+        "tenant_id": "alice",
+        "config": _config(),
+        "sync_env": {"S3_PREFIX": "tenants/alice/", "AWS_SESSION_TOKEN": "t"},
+    }
+    # A credential refresh: no config.
+    assert "config" not in m.bind_request("alice", None, sync_env={"AWS_SESSION_TOKEN": "u"})
 
 
 def test_selectors_match_labels() -> None:
@@ -311,3 +355,21 @@ def test_selectors_match_labels() -> None:
     assert m.selector_for("alice") == "app.kubernetes.io/name=openclaw,otm/tenant=alice"
     assert m.WARM_SELECTOR == "app.kubernetes.io/name=openclaw,otm/warm=true"
     assert m.pod_tenant(m.tenant_pod("bob", settings=PS)) == "bob"
+
+
+def test_a_baked_compile_cache_is_copied_into_tmp_before_the_gateway() -> None:
+    ps = dataclasses.replace(PS, compile_cache_dir="/opt/otm/tmp/node-compile-cache")
+    tenant = m.tenant_pod("alice", settings=ps)
+    (gateway,) = tenant["spec"]["containers"]
+    assert gateway["command"][:2] == ["sh", "-c"]
+    assert 'cp -R "$OTM_COMPILE_CACHE" /tmp/' in gateway["command"][2]
+    assert gateway["command"][4:] == list(ps.gateway_command)
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["OTM_COMPILE_CACHE"] == "/opt/otm/tmp/node-compile-cache"
+    (warm,) = m.warm_pod(settings=ps)["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in warm["env"]}["OTM_COMPILE_CACHE"] == (
+        "/opt/otm/tmp/node-compile-cache"
+    )
+    # Without a baked cache the command is the image's own.
+    (plain,) = m.tenant_pod("alice", settings=PS)["spec"]["containers"]
+    assert plain["command"] == list(PS.gateway_command)

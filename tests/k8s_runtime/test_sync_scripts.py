@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from daemon import manifests as m
+from daemon import pod_scripts
 
 FAKE_AWS = """#!/bin/sh
 echo "$*" >> "$AWS_LOG"
@@ -66,6 +67,20 @@ def test_sync_uploads_nothing_before_the_restore_completed(tmp_path: Path) -> No
     assert (code, calls) == (0, [])
 
 
+def test_warm_sync_uploads_nothing_before_the_warm_restore_completed(tmp_path: Path) -> None:
+    code, calls = _run(tmp_path, pod_scripts.warm_sync_script())
+    assert (code, calls) == (0, [])
+    code, _ = _run(tmp_path, pod_scripts.warm_restore_script(), AWS_FAIL="1")
+    assert code != 0 and not _marker(tmp_path).exists()  # a cut-short restore: no marker
+    code, calls = _run(tmp_path, pod_scripts.warm_sync_script())
+    assert (code, calls) == (0, [])
+    assert _run(tmp_path, pod_scripts.warm_restore_script())[0] == 0
+    assert _marker(tmp_path).exists()
+    code, calls = _run(tmp_path, pod_scripts.warm_sync_script())
+    assert code == 0
+    assert calls[0].startswith("s3 sync /state/agents/main/ s3://bucket-1/tenants/alice/state/")
+
+
 def test_sync_uploads_without_config_locks_or_cache(tmp_path: Path) -> None:
     _marker(tmp_path).touch()
     code, calls = _run(tmp_path, m.sync_script())
@@ -92,7 +107,11 @@ def test_warm_final_sync_does_nothing_before_a_bind(tmp_path: Path) -> None:
     _marker(tmp_path).touch()
     code, calls = _run(tmp_path, script, S3_PREFIX="")
     assert code == 0
-    assert calls[0].startswith("s3 sync /state/ s3://bucket-1/tenants/bob/state/")
+    # Only the tenant's agent and workspace: never the warm gateway's global DB or agent.
+    assert calls[0].startswith(
+        "s3 sync /state/agents/main/ s3://bucket-1/tenants/bob/state/agents/main/"
+    )
+    assert calls[1].startswith("s3 sync /workspace/ s3://bucket-1/tenants/bob/workspace/")
 
 
 def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None:
@@ -121,8 +140,41 @@ def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None
             subprocess.run(["sleep", "0.1"], check=True)
         assert (bind / "restored").exists()
         calls = (tmp_path / "aws.log").read_text().splitlines()
-        assert calls[0].startswith("s3 sync s3://bucket-1/tenants/carol/state/ /state/")
+        assert calls[0].startswith(
+            "s3 sync s3://bucket-1/tenants/carol/state/agents/main/ /state/agents/main/"
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0  # SIGTERM ends the loop cleanly (preStop did the sync)
+
+
+def test_warm_sidecar_rereads_refreshed_credentials_before_each_sync(tmp_path: Path) -> None:
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    script = m.sync_loop_script(1, wait_for_bind=True).replace(m.BIND_DIR, str(bind))
+    script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text('#!/bin/sh\necho "$AWS_ACCESS_KEY_ID $*" >> "$AWS_LOG"\n')
+    (bin_dir / "aws").chmod(0o755)
+    log = tmp_path / "aws.log"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "AWS_LOG": str(log), "S3_BUCKET": "b"}
+    proc = subprocess.Popen(["sh", "-c", script], env=env)
+    try:
+        (bind / "tenant.env").write_text("S3_PREFIX='tenants/carol/'\nAWS_ACCESS_KEY_ID='OLD'\n")
+        for _ in range(100):  # bounded: 10 s
+            if (bind / "restored").exists():
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        (bind / "tenant.env").write_text("S3_PREFIX='tenants/carol/'\nAWS_ACCESS_KEY_ID='NEW'\n")
+        for _ in range(100):
+            if "NEW s3 sync /state/" in log.read_text():
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        lines = log.read_text().splitlines()
+        assert lines[0].startswith("OLD s3 sync s3://b/tenants/carol/state/agents/main/")
+        assert any(line.startswith("NEW s3 sync /state/agents/main/") for line in lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -117,7 +118,7 @@ async def test_two_replicas_never_claim_the_same_pod(k8s: FakeK8s) -> None:
     ):
         for _ in range(3):
             await call_json(
-                replica_a.core.create_namespaced_pod, NS, m.warm_pod(settings=POD_SETTINGS)
+                replica_a.core.create_namespaced_pod, NS, await _pool(replica_a).pod_body()
             )
         for replica in (replica_a, replica_b):
             await _wait(replica, lambda r=replica: _pool(r).available() == 3)  # type: ignore[misc]
@@ -134,3 +135,45 @@ async def test_two_replicas_never_claim_the_same_pod(k8s: FakeK8s) -> None:
         for tenant, name in claimed.items():
             assert by_name[name]["metadata"]["labels"]["otm/tenant"] == tenant
         assert not [p for p in by_name.values() if claimable(p)]
+
+
+async def test_claims_are_image_aware_and_old_image_pods_are_replaced(
+    k8s: FakeK8s, coordination: Coordination
+) -> None:
+    old_settings = dataclasses.replace(POD_SETTINGS, image="openclaw:old")
+    async with open_runtime(k8s.kubeconfig_path, warm=True, coordination=coordination) as runtime:
+        pool = _pool(runtime)
+        # A warm pod left by a daemon that ran the previous image.
+        old_pool_body = await pool.pod_body()
+        old_body = m.warm_pod(
+            settings=old_settings, config_sha256=m.warm_pod_config_hash(old_pool_body) or ""
+        )
+        old = await call_json(runtime.core.create_namespaced_pod, NS, old_body)
+        old_name = old["metadata"]["name"]
+        await _wait(runtime, lambda: claimable(runtime.informer.cache.get(old_name) or {}))
+        # Neither a tenant of the pool's image nor of another image gets it.
+        assert await pool.claim("alice") is None
+        assert await pool.claim("bob", image="openclaw:other") is None
+        assert pool.status() == {"target": 0, "ready": 0, "booting": 0, "stale": 1}
+        await coordination.set_config({"warm_pool_target": 1})
+        async with _running(pool):
+            await _wait(runtime, lambda: old_name not in runtime.informer.cache)
+            await _wait(runtime, lambda: pool.available() == 1)
+            (fresh,) = await _live_warm_pods(runtime)
+            assert pool.status() == {"target": 1, "ready": 1, "booting": 0, "stale": 0}
+            assert m.warm_pod_image(runtime.informer.cache[fresh]) == POD_SETTINGS.image
+            assert await pool.claim("carol", image="openclaw:old") is None
+            claimed = await pool.claim("carol", image=POD_SETTINGS.image)
+            assert claimed is not None and claimed["metadata"]["name"] == fresh
+
+
+async def test_pods_of_an_old_warm_config_are_never_claimed(k8s: FakeK8s) -> None:
+    async with open_runtime(k8s.kubeconfig_path, warm=True) as runtime:
+        pool = _pool(runtime)
+        stale = m.warm_pod(settings=POD_SETTINGS, config_sha256="0" * 64)
+        pod = await call_json(runtime.core.create_namespaced_pod, NS, stale)
+        name = pod["metadata"]["name"]
+        await _wait(runtime, lambda: claimable(runtime.informer.cache.get(name) or {}))
+        assert await pool.claim("alice") is None
+        await pool.reconcile()  # target 0: the stale pod goes
+        await _wait(runtime, lambda: name not in runtime.informer.cache)

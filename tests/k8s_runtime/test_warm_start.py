@@ -8,6 +8,7 @@ end with the tenant's own agent answering on the instance's webhook URL.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from daemon import manifests as m
 from daemon.adapters.runtime_k8s import KubernetesRuntime
+from daemon.openclaw_config import API_KEY_PLACEHOLDER, ModelProvider
 from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
 from daemon.warm_pool import WarmPool
@@ -89,10 +92,38 @@ async def test_warm_wake_binds_a_booted_pod(
 
     lines = [line async for line in runtime.logs("alice", follow=False, since_s=None)]
     assert any("otm-bootstrap: bound to alice" in line for line in lines)
+    # Pre-booted and hot-reloaded: one gateway for the pod's life, none started at the bind.
+    assert sum("booting the warm gateway" in line for line in lines) == 1
+    assert not any("gateway exited" in line for line in lines)
 
     await runtime.stop("alice", grace_s=5)
     assert await runtime.get("alice") is None
     assert await api_pods(runtime, "otm/tenant=alice") == []
+
+
+async def test_a_warm_bind_points_the_agent_at_the_model_gateway_with_the_tenants_key(
+    runtime: KubernetesRuntime, tmp_path: Path
+) -> None:
+    runtime.model_provider = ModelProvider(
+        name="otm",
+        base_url="http://127.0.0.1:9/v1",
+        model_id="stub-model",
+        api_key=API_KEY_PLACEHOLDER,
+    )
+    await _one_warm_pod(runtime)
+    started = await runtime.start(launch("alice", model_key="otm-mk-alice.k1.secret"))
+    assert started.name.startswith("warm-")
+    await runtime.wait_ready("alice", timeout=30)
+    (pod,) = await api_pods(runtime, "otm/tenant=alice")
+    bound = json.loads(
+        (tmp_path / "pods" / pod["metadata"]["uid"] / "bind" / "openclaw.json").read_text()
+    )
+    provider = bound["models"]["providers"]["otm"]
+    assert (provider["baseUrl"], provider["apiKey"]) == (
+        "http://127.0.0.1:9/v1",
+        "otm-mk-alice.k1.secret",
+    )
+    await runtime.stop("alice", grace_s=5)
 
 
 async def test_cold_wake_when_the_pool_is_empty(
@@ -115,10 +146,14 @@ async def test_a_second_bind_for_another_tenant_is_refused(runtime: KubernetesRu
     await runtime.start(launch("carol"))
     await runtime.wait_ready("carol", timeout=30)
     (pod,) = await api_pods(runtime, "otm/tenant=carol")
-    # The bootstrap gave the port to the agent, which has no bind endpoint: the runtime
-    # reports the refusal, and the pod keeps serving the tenant it was bound to.
-    with pytest.raises(AgentFailed, match=r"^bind answered 404$"):
-        await runtime._bind(pod, launch("mallory"), {"x": 1}, await pool.bind_token())
+    # A bound pod is carol's for life: a bind for another tenant is refused (409), even
+    # with the pod's own token, and the pod keeps serving the tenant it was bound to.
+    body = m.bind_request("mallory", {"x": 1})
+    with pytest.raises(AgentFailed, match="409"):
+        await runtime._post_bind(pod, body, await pool.pod_bind_token(pod), expect=202)
+    # The namespace key itself is not a pod's token.
+    with pytest.raises(AgentFailed, match="401"):
+        await runtime._post_bind(pod, body, await pool.bind_token(), expect=202)
     instance = await runtime.get("carol")
     assert instance is not None and instance.phase == InstancePhase.READY
     (still,) = await api_pods(runtime, "otm/tenant=carol")

@@ -26,13 +26,15 @@ NODE = str(NODE_24) if NODE_24.exists() else shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs node")
 KEY = "namespace-bind-key-0123456789"
 POD = "warm-x7k2p"
-# The "gateway": waits until it is told to go (a file appears), then exits 0.
+# The pre-booted "gateway": runs until it is told to go (a file appears), then exits 0.
 GATEWAY = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.05)"
 
 
 @pytest_asyncio.fixture
 async def bootstrap(tmp_path: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     port = free_port()
+    warm = tmp_path / "warm.json"
+    warm.write_text(json.dumps({"gateway": {"port": 18789, "auth": {"token": "warm"}}}))
     env = {
         "PATH": "/usr/bin:/bin",
         "OTM_BIND_PORT": str(port),
@@ -40,7 +42,8 @@ async def bootstrap(tmp_path: Path) -> AsyncIterator[tuple[str, asyncio.subproce
         "OTM_BIND_DIR": str(tmp_path / "bind"),
         "OTM_BIND_TOKEN": KEY,
         "OTM_POD_NAME": POD,
-        "OTM_WAIT_RESTORE": "1",  # the gateway waits: the repeated bind arrives meanwhile
+        "OTM_WARM_CONFIG": str(warm),
+        "OTM_WAIT_RESTORE": "1",  # the config waits: the repeated bind arrives meanwhile
         "OPENCLAW_CONFIG_PATH": str(tmp_path / "bind" / "openclaw.json"),
         "OTM_GATEWAY_COMMAND": json.dumps([sys.executable, "-c", GATEWAY, str(tmp_path / "go")]),
     }
@@ -68,12 +71,11 @@ def read_config(tmp_path: Path) -> str:
     return (tmp_path / "bind" / "tenant.env").read_text()
 
 
-def payload(config_port: int = 18789, tenant: str = "alice") -> dict[str, Any]:
+def payload(config_port: int = 18789, tenant: str = "alice", session: str = "s1") -> dict[str, Any]:
     return {
         "tenant_id": tenant,
         "config": {"gateway": {"port": config_port, "auth": {"token": "gw"}}},
-        "env": {"TENANT_ID": tenant, "OPENCLAW_GATEWAY_TOKEN": "gw"},
-        "sync_env": {"S3_PREFIX": f"tenants/{tenant}/"},
+        "sync_env": {"S3_PREFIX": f"tenants/{tenant}/", "AWS_SESSION_TOKEN": session},
     }
 
 
@@ -110,6 +112,7 @@ async def test_per_pod_token_and_repeated_bind_must_match(
     with_key = await _raw_bind(base, KEY, payload())
     other_pods = await _raw_bind(base, pod_bind_token(KEY, "warm-other"), payload())
     same = await _raw_bind(base, own, payload())
+    fresh_credentials = await _raw_bind(base, own, payload(session="s2"))
     changed = await _raw_bind(base, own, payload(config_port=1))
     other_tenant = await _raw_bind(base, own, payload(tenant="mallory"))
     async with aiohttp.ClientSession() as session:
@@ -119,8 +122,15 @@ async def test_per_pod_token_and_repeated_bind_must_match(
     assert await _finish(with_key) == 401  # the namespace key itself is not a pod token
     assert await _finish(other_pods) == 401  # another pod's token
     assert await _finish(same) == 202  # an identical retry
+    assert await _finish(fresh_credentials) == 202  # sync_env may differ
     assert await _finish(changed) == 409  # same tenant, different config
     assert await _finish(other_tenant) == 409
+    async with aiohttp.ClientSession() as session:  # a credential refresh: no config
+        refresh = {"tenant_id": "alice", "sync_env": {"AWS_SESSION_TOKEN": "s3"}}
+        for token, status in ((pod_bind_token(KEY, "warm-other"), 401), (own, 200)):
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.post(f"{base}/otm/bind", json=refresh, headers=headers) as resp:
+                assert resp.status == status
 
     if NODE_24.exists():  # process.execve: the key left the bootstrap's environ
         environ = read_environ(proc.pid)
@@ -129,4 +139,5 @@ async def test_per_pod_token_and_repeated_bind_must_match(
     (tmp_path / "bind" / "restored").write_text("")
     (tmp_path / "go").write_text("")
     assert await asyncio.wait_for(proc.wait(), 10) == 0
-    assert "alice" in read_config(tmp_path)
+    tenant_env = read_config(tmp_path)
+    assert "TENANT_ID='alice'" in tenant_env and "AWS_SESSION_TOKEN='s3'" in tenant_env

@@ -1,0 +1,121 @@
+"""The Kubernetes section of bench/openclaw_wake.py: the same rounds (cold, warm with history,
+warm without) through a real ``python -m daemon`` on the Kubernetes runtime, against the fake
+API server whose kubelet runs real OpenClaw gateways (tests/k8s_runtime/process_backend.py):
+cold pods boot on the tenant's state restored from S3 (moto); warm pods boot at pod start on
+the warm config and are bound at claim (vended STS credentials, the emulated sync sidecar's
+restore of ``agents/main/`` + workspace, one atomic config rewrite, hot reload).
+
+What it does not model: pod scheduling, image pulls, Kata VM boots and S3 latency (all
+zero here), so it measures the gateway side of a wake, which is what the warm pod hides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+
+import boto3
+
+from bench.openclaw_wake import BOOT_TIMEOUT_S, LocalBench, Section, _local_rounds
+from bench.redis_server import BenchRedis
+from bench.wake import scratch
+from daemon import k8s_names as names
+from daemon.adapters.state_s3 import S3StateStore
+from otm.devtools.fake_telegram import FakeTelegram
+from otm.devtools.stub_llm import StubLLM
+from tests.deploy.iam_docs import IAM_DIR
+from tests.e2e.harness import Daemon
+from tests.k8s_runtime.process_backend import ProcessPodBackend
+from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
+from tests.support.servers import FAKE_AWS_ENV, running_moto
+
+NS = names.TENANT_NAMESPACE
+BUCKET = "otm-bench-tenant-state"
+ACCOUNT = "123456789012"  # moto's default account
+ROLE = "otm-tenant-state"
+
+
+def _aws_setup(url: str) -> None:
+    """The bucket and the tenant-state role of deploy/iam, as the setup guide creates them."""
+
+    def doc(name: str) -> str:
+        text = (IAM_DIR / name).read_text()
+        return text.replace("@ACCOUNT_ID@", ACCOUNT).replace("@BUCKET@", BUCKET)
+
+    boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
+    iam = boto3.client("iam", endpoint_url=url)
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=doc("tenant-state-trust-policy.json"))
+    iam.put_role_policy(
+        RoleName=ROLE, PolicyName=ROLE, PolicyDocument=doc("tenant-state-policy.json")
+    )
+
+
+async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
+    os.environ.update(FAKE_AWS_ENV)  # boto3 in this process (the moto setup, the S3 store)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    gateway = [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway", "--allow-unconfigured"]
+    with scratch("otm-bench-openclaw-wake-k8s-") as root, running_moto() as moto:
+        _aws_setup(moto)
+        store = await S3StateStore.open(BUCKET, "us-east-1", moto)
+        backend = ProcessPodBackend(
+            root / "pods",
+            state_store=store,
+            warm_s3=(moto, BUCKET),
+            warm_gateway=gateway,
+            tenant_gateway=gateway,
+            startup_timeout_s=BOOT_TIMEOUT_S,
+        )
+        redis = BenchRedis(root / "redis", fsync="everysec")
+        redis.start()
+        try:
+            async with (
+                FakeTelegram(host="127.0.0.1", port=0) as telegram,
+                StubLLM(host="127.0.0.1", port=0) as llm,
+                running_fake_k8s(
+                    root,
+                    namespaces=("default", NS, names.DAEMON_NAMESPACE),
+                    pod_backend=backend,
+                    bookmark_interval=0.5,
+                ) as k8s,
+            ):
+                backend.store = k8s.server.store
+                data_dir = root / "data"
+                data_dir.mkdir()
+                daemon = Daemon(
+                    data_dir,
+                    redis.url,
+                    telegram,
+                    OTM_RUNTIME="kubernetes",
+                    OTM_KUBECONFIG=str(k8s.kubeconfig_path),
+                    OTM_TENANT_NAMESPACE=NS,
+                    OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+                    OTM_STATE_STORE="s3",
+                    OTM_S3_BUCKET=BUCKET,
+                    AWS_ENDPOINT_URL_S3=moto,
+                    AWS_ENDPOINT_URL_STS=moto,
+                    OTM_TENANT_STATE_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
+                    OTM_AGENT_MODEL_BASE_URL=llm.base_url,
+                    OTM_AGENT_MODEL_ID="stub-model",
+                    OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
+                    OTM_AGENT_STOP_GRACE_S="60",
+                    **FAKE_AWS_ENV,
+                )
+                await daemon.start()
+                try:
+                    # --warm-telegram/--warm-up are local settings: warm pods run Telegram
+                    # disabled until the bind (PodSettings.warm_telegram), no warm-up turn.
+                    print(
+                        f"kubernetes section (warm pods: Telegram disabled, no warm-up); "
+                        f"daemon {shlex.quote(str(data_dir))}",
+                        flush=True,
+                    )
+                    return await _local_rounds(LocalBench(daemon, telegram), rounds)
+                finally:
+                    await daemon.stop(timeout=120)
+        finally:
+            redis.stop()
+            await backend.close()
+            await store.close()
