@@ -45,8 +45,9 @@ from daemon.metrics import AGENT_START_PHASES, PHASE_FIRST_REPLY
 from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
-from tests.e2e.harness import Daemon, wait_for
+from tests.e2e.harness import Daemon
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.polling import eventually
 
 BOOT_TIMEOUT_S = 240.0
 REPLY_TIMEOUT_S = 120.0
@@ -175,7 +176,7 @@ class LocalBench:
             pool = status_body["warm_pool"]
             return bool(pool["ready"] == target and pool["booting"] == 0)
 
-        await wait_for(met, BOOT_TIMEOUT_S, f"warm pool at {target}")
+        await eventually(met, BOOT_TIMEOUT_S, f"warm pool at {target}", interval=0.2)
 
     async def sample(self, kind: str, tenant_id: str, token: str) -> Sample:
         before = await phase_sums(self.daemon)
