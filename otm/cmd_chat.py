@@ -22,7 +22,7 @@ import typer
 from otm.client import AdminClient, CliError, Target
 from otm.cmd_common import make_client, tenant_id
 
-STARTING_NOTICE = "🏗 Starting up, please wait..."  # same text as daemon.wake
+STARTING_NOTICE = "🏗 Starting up, please wait..."  # same text as daemon.msgpath.wake
 MAX_POLL_S = 60.0
 
 

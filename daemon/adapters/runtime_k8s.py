@@ -23,16 +23,17 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from daemon import k8s_names as names
-from daemon import manifests as m
-from daemon.agent_activity import fetch_agent_activity
-from daemon.agent_model import model_provider
+from daemon.agent.activity import fetch_agent_activity
+from daemon.agent.openclaw_config import ModelProvider, model_provider
 from daemon.coordination import Coordination
-from daemon.informer import DELETED, PodInformer
-from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
+from daemon.kube import manifests as m
+from daemon.kube import names
+from daemon.kube.client import JSON, ApiException, call_json, open_api_client
+from daemon.kube.informer import DELETED, PodInformer
+from daemon.kube.pod_status import instance_from_pod, pod_endpoint, pod_phase
+from daemon.kube.warm_bind_token import pod_bind_token
+from daemon.kube.warm_pool import WarmPool
 from daemon.metrics import Metrics
-from daemon.openclaw_config import ModelProvider
-from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -42,8 +43,6 @@ from daemon.ports import (
     InstancePhase,
 )
 from daemon.settings import Settings
-from daemon.warm_bind_token import pod_bind_token
-from daemon.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import k8s_names as names
 from daemon.adapters.state_dir import DirStateStore
+from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import STUB_DB
 from tests.faults.support import TelegramSender, wait_all_answered

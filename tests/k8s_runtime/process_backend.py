@@ -28,8 +28,8 @@ from typing import Any
 
 import aiohttp
 
-from daemon import k8s_names as names
 from daemon.embedded_redis import free_port
+from daemon.kube import names
 from daemon.ports import StateStore
 from tests.k8s_runtime.gateway_shim import loopback_config
 from tests.support.fake_k8s import SECRETS, PodContext, PodStarted, Store
@@ -50,7 +50,7 @@ class _Running:
     synced: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-# What the sync scripts leave out (daemon/manifests.py): config, locks, caches.
+# What the sync scripts leave out (daemon/kube/manifests.py): config, locks, caches.
 def _synced(relative: str) -> bool:
     top = relative.split("/", 1)[0]
     name = relative.rsplit("/", 1)[-1]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from daemon import k8s_names as names
 from daemon.adapters.state_dir import DirStateStore
-from daemon.wake import STARTING_NOTICE
-from daemon.warm_pool import claimable
+from daemon.kube import names
+from daemon.kube.warm_pool import claimable
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend

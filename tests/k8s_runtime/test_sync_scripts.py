@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from daemon import manifests as m
+from daemon.kube import manifests as m
 
 FAKE_AWS = """#!/bin/sh
 echo "$*" >> "$AWS_LOG"

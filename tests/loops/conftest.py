@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
 from daemon.metrics import Metrics
+from daemon.msgpath.pubsub import TenantSignals
+from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.settings import load_settings
-from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
-from daemon.wake import EndpointCache, WakeManager
 from tests.loops.memory_runtime import MemoryRuntime
 
 

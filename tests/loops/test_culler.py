@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
-from daemon.culler import Culler, idle_deadline
+from daemon.lifecycle.culler import Culler, idle_deadline
 from daemon.model import Tenant, TenantStatus, utcnow
+from daemon.msgpath.wake import WakeManager
 from daemon.ports import AgentActivity, AgentLaunch
-from daemon.wake import WakeManager
 from tests.loops.conftest import stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.support.polling import eventually

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from daemon import k8s_names as names
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
 from daemon.adapters.state_dir import DirStateStore
 from daemon.coordination import Coordination
+from daemon.kube import names
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS

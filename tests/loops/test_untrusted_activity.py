@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.agent_activity import parse_agent_activity
+from daemon.agent.activity import parse_agent_activity
 from daemon.coordination import Coordination
-from daemon.culler import Culler
+from daemon.lifecycle.culler import Culler
 from daemon.model import TenantStatus, utcnow
+from daemon.msgpath.wake import WakeManager
 from daemon.ports import AgentActivity
-from daemon.wake import WakeManager
 from tests.loops.conftest import stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.loops.test_culler import is_idle, make_culler, start_running

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from daemon import wake_admission
-from daemon.wake_admission import WakeAdmission
+from daemon.msgpath import wake_admission
+from daemon.msgpath.wake_admission import WakeAdmission
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Busy-aware idle culling judged by a real OpenClaw gateway (local runtime).
 
 A tenant whose idle timeout passes while its turn still waits on the model is not slept:
-the culler asks the gateway (its ``sessions.list`` ``hasActiveRun``, daemon/openclaw_activity.py)
-and extends the deadline. Once the reply is out, the idle tenant is slept.
+the culler asks the gateway (its ``sessions.list`` ``hasActiveRun``,
+daemon/agent/openclaw_activity.py) and extends the deadline. Once the reply is out, the idle tenant is slept.
 
 Needs ``.tools/openclaw``; one gateway boot (30-65 s on a 2-core machine) and a slow turn.
 """

@@ -2,7 +2,7 @@
 
 OpenClaw's spawn-broker runs in its own session and process group (``detached: true``), so
 signalling the gateway's process group misses it. The local runtime finds every process of
-an agent by the instance marker in its environment (daemon/adapters/local_processes.py):
+an agent by the instance marker in its environment (daemon/adapters/local/processes.py):
 1. a forced stop (the grace period runs out: SIGKILL) ends the whole tree;
 2. a daemon SIGKILLed with a gateway running: the next daemon ends the whole tree at start-up.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.openclaw_config import ModelProvider, render_openclaw_config
+from daemon.agent.openclaw_config import ModelProvider, render_openclaw_config
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.agent_stub import SECRET_HEADER, free_port

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.runtime_local import PID_FILE
+from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM, reply_for
 from otm.devtools.stub_llm import _usage as stub_usage

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.local_warm_pool import WARM_DIR
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.warm_pool import WARM_DIR
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters.runtime_local import PID_FILE, LocalRuntime, recorded_agent_pid
+from daemon.adapters.local.runtime import PID_FILE, LocalRuntime, recorded_agent_pid
 from daemon.adapters.state_dir import DirStateStore
 from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram

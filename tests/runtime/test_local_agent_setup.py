@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters.runtime_local import PID_FILE, LocalRuntime
+from daemon.adapters.local.runtime import PID_FILE, LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
 from daemon.ports import AgentLaunch
 from daemon.settings import load_settings

@@ -20,13 +20,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters import local_warm_pool
-from daemon.adapters.local_warm_pool import LocalWarmPool, WarmGateway
-from daemon.adapters.runtime_local import LocalRuntime
+from daemon.adapters.local import warm_pool as local_warm_pool
+from daemon.adapters.local.runtime import LocalRuntime
+from daemon.adapters.local.warm_bot_api import PlaceholderBotApi
+from daemon.adapters.local.warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.state_dir import DirStateStore
-from daemon.adapters.warm_bot_api import PlaceholderBotApi
+from daemon.agent.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.metrics import Metrics
-from daemon.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.ports import AgentLaunch
 from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update

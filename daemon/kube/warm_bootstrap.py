@@ -10,7 +10,7 @@ but nothing before it does: no scheduling, no node, no pull, no VM boot.
 How a tenant is bound (decision): the daemon relabels the pod (optimistic concurrency, see
 manifests.claim_patch), then POSTs the tenant's rendered openclaw.json to this bootstrap at
 ``http://{podIP}:18789/otm/bind``, authenticated by a per-pod token: HMAC-SHA256 of the
-pod's name under the ``otm-warm-bind`` key (daemon/warm_bind_token.py). The key reaches the
+pod's name under the ``otm-warm-bind`` key (daemon/kube/warm_bind_token.py). The key reaches the
 pod as ``OTM_BIND_TOKEN``; the bootstrap derives its own token and, on Node >= 22.15/23.11
 (``process.execve``), re-executes itself with only the derived token in its environment, so
 tenant code (the gateway is the bootstrap's child) cannot read the key from

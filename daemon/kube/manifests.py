@@ -7,7 +7,7 @@ sidecar (an init container with ``restartPolicy: Always``) syncs the state dir t
 sidecar's preStop sync runs after the gateway has drained its turns and closed its SQLite
 files: the final sync is consistent, unlike a sync that races a still-running gateway.
 
-Warm pod (``warm_pod``): see daemon/warm_bootstrap.py for what is pre-warmed and how a tenant
+Warm pod (``warm_pod``): see daemon/kube/warm_bootstrap.py for what is pre-warmed and how a tenant
 is bound at claim time.
 
 Secrets never appear as plain values in a pod spec: the gateway token comes from a
@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon import k8s_names as names
-from daemon.openclaw_config import ModelProvider, render_openclaw_config
-from daemon.pod_scripts import (
+from daemon.agent.openclaw_config import ModelProvider, render_openclaw_config
+from daemon.kube import names
+from daemon.kube.pod_scripts import (
     BIND_DIR,
     HELPER_STATE,
     HELPER_WORKSPACE,
@@ -34,9 +34,9 @@ from daemon.pod_scripts import (
     sync_loop_script,
     sync_script,
 )
+from daemon.kube.warm_bootstrap import BOOTSTRAP_JS
 from daemon.ports import AgentLaunch
 from daemon.settings import Settings
-from daemon.warm_bootstrap import BOOTSTRAP_JS
 
 JSON = dict[str, Any]
 
@@ -451,7 +451,7 @@ def warm_pod(*, settings: PodSettings, image: str | None = None) -> JSON:
             {"name": "OTM_GATEWAY_COMMAND", "value": json.dumps(list(ps.gateway_command))},
             {"name": "OTM_WAIT_RESTORE", "value": "1" if ps.state_sync else "0"},
             # The namespace's bind key; the bootstrap derives this pod's own token from
-            # it and its name, then drops the key (daemon/warm_bind_token.py).
+            # it and its name, then drops the key (daemon/kube/warm_bind_token.py).
             _secret_env("OTM_BIND_TOKEN", WARM_BIND_SECRET, WARM_BIND_KEY),
             {"name": "OTM_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],

@@ -23,11 +23,11 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from daemon import manifests as m
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
-from daemon.informer import PodInformer
-from daemon.k8s_client import JSON, ApiException, call_json
+from daemon.kube import manifests as m
+from daemon.kube.client import JSON, ApiException, call_json
+from daemon.kube.informer import PodInformer
 from daemon.metrics import Metrics
 from daemon.model import new_secret
 
