@@ -1,1 +1,2 @@
-"""Background loops run by the leader or every replica: culler, leader election, tenant metrics."""
+"""Background loops run by the leader or every replica: culler, leader election, tenant
+metrics."""

@@ -2,7 +2,8 @@
 
 A tenant whose idle timeout passes while its turn still waits on the model is not slept:
 the culler asks the gateway (its ``sessions.list`` ``hasActiveRun``,
-daemon/agent/openclaw_activity.py) and extends the deadline. Once the reply is out, the idle tenant is slept.
+daemon/agent/openclaw_activity.py) and extends the deadline. Once the reply is out, the idle
+tenant is slept.
 
 Needs ``.tools/openclaw``; one gateway boot (30-65 s on a 2-core machine) and a slow turn.
 """
