@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
@@ -23,18 +21,10 @@ from daemon.coordination import Coordination
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_tier_marks
 from tests.support.polling import eventually
-from tests.support.servers import running_redis
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocbusy"
 BOT_TOKEN = "5353:fake-openclaw-busy-token"
@@ -42,12 +32,6 @@ CHAT = 333
 BOOT_TIMEOUT_S = 180.0
 SLOW_MODEL_S = 15.0
 """The turn's model call: far longer than the tenant's 1 s idle timeout."""
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
 
 
 async def _status(daemon: Daemon) -> str:

@@ -12,26 +12,15 @@ Needs ``.tools/openclaw``; two gateway boots (30-65 s each on a 2-core machine).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.faults.crash_support import agent_processes, kill_processes
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
-from tests.support.servers import running_redis
+from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_tier_marks
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocks"
 BOT_TOKEN = "5252:fake-openclaw-kill-token"
@@ -40,12 +29,6 @@ BOOT_TIMEOUT_S = 180.0
 
 def _session_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[3])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
 
 
 async def _wake(daemon: Daemon) -> set[int]:

