@@ -11,7 +11,6 @@ Needs ``.tools/openclaw``; one gateway boot (30-65 s on a 2-core machine) and a 
 from __future__ import annotations
 
 import asyncio
-import shlex
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -21,7 +20,10 @@ from daemon.coordination import Coordination
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_tier_marks
+from tests.support.openclaw import (
+    openclaw_tier_marks,
+    real_gateway_env,
+)
 from tests.support.polling import eventually
 
 pytestmark = openclaw_tier_marks()
@@ -49,14 +51,7 @@ async def test_idle_timeout_during_a_turn_waits_for_the_turn(
             data_dir,
             own_redis,
             telegram,
-            OTM_AGENT_COMMAND=shlex.join(
-                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-            ),
-            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-            OTM_AGENT_MODEL_ID="stub-model",
-            OTM_AGENT_MODEL_API_KEY="stub-model-key",
-            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-            OTM_AGENT_STOP_GRACE_S="60",
+            **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S),
         )
         registry = SqliteRegistry(data_dir / "registry.sqlite3")
         client = aioredis.Redis.from_url(own_redis)

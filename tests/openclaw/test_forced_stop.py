@@ -11,14 +11,16 @@ Needs ``.tools/openclaw``; two gateway boots (30-65 s each on a 2-core machine).
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.faults.crash_support import agent_processes, kill_processes
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_tier_marks
+from tests.support.openclaw import (
+    openclaw_tier_marks,
+    real_gateway_env,
+)
 
 pytestmark = openclaw_tier_marks()
 
@@ -53,17 +55,8 @@ async def test_forced_stop_and_daemon_crash_leave_no_gateway_process(
         FakeTelegram(host="127.0.0.1", port=0) as telegram,
         StubLLM(host="127.0.0.1", port=0) as llm,
     ):
-        env = {
-            "OTM_AGENT_COMMAND": shlex.join(
-                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-            ),
-            "OTM_AGENT_MODEL_BASE_URL": llm.base_url,
-            "OTM_AGENT_MODEL_ID": "stub-model",
-            "OTM_AGENT_MODEL_API_KEY": "stub-model-key",
-            "OTM_WAKE_TIMEOUT_S": str(BOOT_TIMEOUT_S),
-            # Far shorter than a gateway's drain: every stop ends in SIGKILL.
-            "OTM_AGENT_STOP_GRACE_S": "0.2",
-        }
+        # A stop grace far shorter than a gateway's drain: every stop ends in SIGKILL.
+        env = real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, stop_grace_s=0.2)
         daemon = Daemon(data_dir, own_redis, telegram, **env)
         restarted = Daemon(data_dir, own_redis, telegram, **env)
         try:

@@ -18,7 +18,6 @@ Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw te
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 
@@ -28,10 +27,9 @@ from otm.devtools.stub_llm import StubLLM, reply_for
 from otm.devtools.stub_llm import _usage as stub_usage
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
-    NODE_BIN_DIR,
-    OPENCLAW_ENTRY,
     echo_replies,
     openclaw_tier_marks,
+    real_gateway_env,
     wait_for_echo_reply,
 )
 from tests.support.polling import eventually
@@ -48,10 +46,6 @@ TURN_TIMEOUT_S = 90.0
 """Ready to reply: measured 8-18 s idle and up to 29 s under load (the first turn is slowest)."""
 SLOW_MODEL_S = 6.0
 """How long the stub model holds the answer that is in flight when the tenant is slept."""
-
-
-def _gateway_command() -> str:
-    return shlex.join([str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"])
 
 
 def _process_group(pgid: int) -> set[int]:
@@ -111,12 +105,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             data_dir,
             own_redis,
             telegram,
-            OTM_AGENT_COMMAND=_gateway_command(),
-            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-            OTM_AGENT_MODEL_ID="stub-model",
-            OTM_AGENT_MODEL_API_KEY="stub-model-key",
-            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-            OTM_AGENT_STOP_GRACE_S="60",
+            **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S),
         )
         pgid: int | None = None
         try:

@@ -12,7 +12,6 @@ Needs ``.tools/openclaw``; skipped otherwise. Two gateway boots (15-65 s each) a
 
 from __future__ import annotations
 
-import shlex
 import time
 from pathlib import Path
 
@@ -22,10 +21,9 @@ from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
 from tests.support.openclaw import (
-    NODE_BIN_DIR,
-    OPENCLAW_ENTRY,
     echo_replies,
     openclaw_tier_marks,
+    real_gateway_env,
     wait_for_echo_reply,
 )
 from tests.support.polling import eventually
@@ -70,13 +68,7 @@ async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
             data_dir,
             own_redis,
             telegram,
-            OTM_AGENT_COMMAND=shlex.join(
-                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-            ),
-            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-            OTM_AGENT_MODEL_ID="stub-model",
-            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-            OTM_AGENT_STOP_GRACE_S="60",
+            **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, model_api_key=None),
         )
         try:
             await daemon.start()

@@ -7,6 +7,7 @@ import contextlib
 import html
 import json
 import os
+import shlex
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,31 @@ def openclaw_tier_marks(timeout_s: int = 480) -> list[pytest.MarkDecorator]:
         ),
         pytest.mark.timeout(timeout_s),
     ]
+
+
+def gateway_command() -> str:
+    """``OTM_AGENT_COMMAND`` for a real ``openclaw gateway``."""
+    return shlex.join([str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"])
+
+
+def real_gateway_env(
+    model_base_url: str,
+    wake_timeout_s: float,
+    *,
+    stop_grace_s: float = 60.0,
+    model_api_key: str | None = "stub-model-key",
+) -> dict[str, str]:
+    """The daemon's environment for tenants run by a real gateway on the stub model."""
+    env = {
+        "OTM_AGENT_COMMAND": gateway_command(),
+        "OTM_AGENT_MODEL_BASE_URL": model_base_url,
+        "OTM_AGENT_MODEL_ID": "stub-model",
+        "OTM_WAKE_TIMEOUT_S": str(wake_timeout_s),
+        "OTM_AGENT_STOP_GRACE_S": str(stop_grace_s),
+    }
+    if model_api_key is not None:
+        env["OTM_AGENT_MODEL_API_KEY"] = model_api_key
+    return env
 
 
 def echo_replies(telegram: FakeTelegram, bot_token: str, chat: int) -> list[str]:
