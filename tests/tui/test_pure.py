@@ -181,7 +181,7 @@ async def test_health_lines_from_status() -> None:
     partial = health_text({"daemon": {"leader": False}, "registry": None}).plain
     assert "leader no" in partial and "registry ? ?" in partial
     assert ("warm_pool.target", "3") in status_rows(status)
-    assert ("daemon.lifecycle.leader", "yes") in status_rows(status)
+    assert ("daemon.leader", "yes") in status_rows(status)
 
 
 def test_connection_text() -> None:

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "otm.devtools.agent_stub")
 WEBHOOK_PATH = "/telegram-webhook"
 PROBE_FIRST_S = 0.02
