@@ -18,7 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /install /usr/local
 RUN groupadd --gid 10001 otm \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin otm \
- && python -c "import daemon.k8s_names, otm"
+ && python -c "import daemon.kube.names, otm"
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8080 8081

@@ -61,7 +61,7 @@ from bench.common import (
 )
 from bench.httpload import Connection
 from bench.redis_server import BenchRedis
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import SECRET_HEADER, Daemon
 

@@ -42,7 +42,7 @@ from bench.common import Figure, machine_load, print_table, verdict
 from bench.redis_server import BenchRedis
 from bench.wake import scratch
 from daemon.metrics import AGENT_START_PHASES, PHASE_FIRST_REPLY
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon

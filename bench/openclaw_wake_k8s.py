@@ -21,8 +21,8 @@ import boto3
 from bench.openclaw_wake import BOOT_TIMEOUT_S, LocalBench, Section, _local_rounds
 from bench.redis_server import BenchRedis
 from bench.wake import scratch
-from daemon import k8s_names as names
 from daemon.adapters.state_s3 import S3StateStore
+from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.deploy.iam_docs import IAM_DIR

@@ -56,11 +56,11 @@ from bench.common import (
 )
 from bench.common import verdict as verdict_of
 from bench.redis_server import BenchRedis
-from daemon import k8s_names as names
-from daemon import manifests as m
 from daemon.embedded_redis import free_port
-from daemon.informer import PodInformer
-from daemon.k8s_client import call_json, open_api_client
+from daemon.kube import manifests as m
+from daemon.kube import names
+from daemon.kube.client import call_json, open_api_client
+from daemon.kube.informer import PodInformer
 from daemon.model import Tenant, TenantStatus
 from daemon.ports import Registry
 from daemon.redis_keys import EVENTS_CHANNEL

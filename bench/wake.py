@@ -41,8 +41,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import Figure, machine_load, ms, percentile, print_table, ratio, verdict
 from bench.redis_server import BenchRedis
-from daemon.adapters.local_logs import line_time
-from daemon.agent_activity import agent_answers
+from daemon.adapters.local.logs import line_time
+from daemon.agent.activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
@@ -306,9 +306,9 @@ async def local_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list
 
 # -- Kubernetes runtime against the fake API server -------------------------------------------
 async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[Figure]:
-    from daemon import k8s_names as names
     from daemon.adapters.state_dir import DirStateStore
-    from daemon.warm_pool import claimable
+    from daemon.kube import names
+    from daemon.kube.warm_pool import claimable
     from tests.k8s_runtime.process_backend import ProcessPodBackend
     from tests.k8s_runtime.support import NS
     from tests.support.fake_k8s import PODS

@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from daemon import keys
+from daemon import app_keys as keys
 from daemon.app import create_app, write_discovery_file
 from daemon.hardening import restrict_process_umask
 from daemon.logs import setup_logging

@@ -19,19 +19,24 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon import admin_api, admin_lifecycle, admin_model, admin_watch, keys, wiring
-from daemon.adapters.local_processes import lock_data_dir
+from daemon import app_keys as keys
+from daemon import wiring
+from daemon.adapters.local.processes import lock_data_dir
+from daemon.admin import api as admin_api
+from daemon.admin import lifecycle as admin_lifecycle
+from daemon.admin import model as admin_model
+from daemon.admin import watch as admin_watch
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis, supervise
 from daemon.hardening import secure_data_dir
 from daemon.metrics import Metrics
 from daemon.model import new_secret
 from daemon.model_gateway.app import model_gateway_ctx
+from daemon.msgpath.pubsub import TenantSignals
 from daemon.orchestrator import Orchestrator
 from daemon.router import create_router_app
 from daemon.router_limits import ConnectionGuard, GuardedTCPSite
 from daemon.settings import Settings
-from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
 

@@ -47,7 +47,7 @@ class LiveConfig:
     default_idle_timeout_s: int = 600
     max_wake_attempts: int = 5
     max_concurrent_wakes: int = 10
-    """Cluster-wide cap on wakes in progress (daemon/wake_admission.py); more queue FIFO."""
+    """Cluster-wide cap on wakes in progress (daemon/msgpath/wake_admission.py); more queue FIFO."""
 
     @staticmethod
     def validate_changes(changes: dict[str, Any]) -> dict[str, int]:

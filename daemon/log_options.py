@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 POD_CONTAINERS = {"gateway": "gateway", "restore": "state-restore", "sync": "state-sync"}
-"""Operator name → container of a tenant pod (daemon/manifests.py)."""
+"""Operator name → container of a tenant pod (daemon/kube/manifests.py)."""
 
 
 @dataclass(frozen=True)

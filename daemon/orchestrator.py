@@ -1,5 +1,5 @@
 """Tenant lifecycle: create, update, delete, suspend/resume (wake/sleep live in
-daemon/wake.py). Every state change is a conditional registry write."""
+daemon/msgpath/wake.py). Every state change is a conditional registry write."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import logging
 from typing import Any
 
-from daemon.buffer import Buffer
 from daemon.coordination import Coordination
 from daemon.model import (
     DETACHED,
@@ -20,6 +19,7 @@ from daemon.model import (
     validate_tenant_id,
 )
 from daemon.model_gateway.keys import new_key_id
+from daemon.msgpath.buffer import Buffer
 from daemon.ports import Registry, Runtime, StateStore
 from daemon.settings import Settings
 from daemon.telegram import BotApi, webhook_url

@@ -29,12 +29,12 @@ from enum import StrEnum
 
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
-from daemon.leader import checkpoint
+from daemon.lifecycle.leader import checkpoint
 from daemon.metrics import Metrics
 from daemon.model import DETACHED, ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
+from daemon.msgpath.wake import ENDPOINT_TTL_S
 from daemon.ports import Instance, InstanceEvent, InstancePhase, Registry, Runtime
 from daemon.redis_keys import crashes_key
-from daemon.wake import ENDPOINT_TTL_S
 
 log = logging.getLogger(__name__)
 

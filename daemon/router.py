@@ -26,12 +26,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon import keys
-from daemon.keys import BUFFER, DELIVERY, PARENT, TENANT_CACHE
+from daemon import app_keys as keys
+from daemon.app_keys import BUFFER, DELIVERY, PARENT, TENANT_CACHE
 from daemon.model import InvalidTenantId, validate_tenant_id
 from daemon.model_gateway.limits import MinuteWindow
+from daemon.msgpath.tenant_cache import LookupThrottled
 from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH, read_body_limited
-from daemon.tenant_cache import LookupThrottled
 
 log = logging.getLogger(__name__)
 

@@ -111,7 +111,7 @@ class Settings:
     paths (``.tools/...``) are resolved against the daemon's working directory
     (agents run in their own run directory)."""
     agent_sandbox: Literal["auto", "bwrap", "none"] = "auto"
-    """Local runtime: confinement of agents (daemon/adapters/local_sandbox.py).
+    """Local runtime: confinement of agents (daemon/adapters/local/sandbox.py).
     ``bwrap``: bubblewrap (own user/PID namespaces, host read-only, data directory
     hidden, only the agent's run dir writable); start-up fails if it does not work
     here. ``auto``: bwrap when it works, else ``none`` with a loud warning.

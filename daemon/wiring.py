@@ -15,21 +15,21 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from daemon import keys
+from daemon import app_keys as keys
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
-from daemon.culler import Culler
-from daemon.leader import LeaderTasks, make_elector
-from daemon.message_path import message_path_ctx
+from daemon.lifecycle.culler import Culler
+from daemon.lifecycle.leader import LeaderTasks, make_elector
+from daemon.lifecycle.tenant_metrics import TenantGauge
 from daemon.metrics import Metrics
+from daemon.msgpath.message_path import message_path_ctx
 from daemon.ports import Registry, Runtime, StateStore
 from daemon.reconciler import Reconciler
 from daemon.settings import Settings
 from daemon.telegram import webhook_url
-from daemon.tenant_metrics import TenantGauge
 
 if TYPE_CHECKING:
-    from daemon.warm_pool import WarmPool
+    from daemon.kube.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ async def make_runtime(
             state_store=state_store,
         )
         return k8s, k8s.warm_pool
-    from daemon.adapters.local_warm_pool import LocalWarmPool
-    from daemon.adapters.runtime_local import LocalRuntime
+    from daemon.adapters.local.runtime import LocalRuntime
+    from daemon.adapters.local.warm_pool import LocalWarmPool
 
     local = await LocalRuntime.open(
         settings=settings,

@@ -13,17 +13,12 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from otm import (
-    cmd_config,
-    cmd_daemon,
-    cmd_status,
-    cmd_tenant,
-    cmd_tenant_model,
-    cmd_tenant_write,
-    help_style,
-)
+from otm import cmd_config, cmd_daemon, cmd_status, help_style
 from otm.client import CliError
 from otm.cmd_common import warn
+from otm.cmd_tenant import model as cmd_tenant_model
+from otm.cmd_tenant import read as cmd_tenant
+from otm.cmd_tenant import write as cmd_tenant_write
 
 help_style.apply()
 

@@ -22,7 +22,7 @@ import typer
 from otm.client import AdminClient, CliError, Target
 from otm.cmd_common import duration_seconds, make_client, tenant_id
 
-STARTING_NOTICE = "🏗 Starting up, please wait..."  # same text as daemon.wake
+STARTING_NOTICE = "🏗 Starting up, please wait..."  # same text as daemon.msgpath.wake
 POLL_S = 5.0
 """Between two looks at the tenant's status while waiting (a failed wake ends the wait)."""
 DEFAULT_TIMEOUT_S = 120.0

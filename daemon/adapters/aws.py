@@ -63,7 +63,7 @@ def s3_client(region: str, endpoint_url: str | None) -> S3Client:
 
 
 def sts_client(region: str, endpoint_url: str | None) -> Any:
-    """STS client for vending tenant-scoped credentials (daemon/tenant_credentials.py).
+    """STS client for vending tenant-scoped credentials (daemon/kube/tenant_credentials.py).
     Typed Any: the project installs no STS type stubs."""
     with _lock:
         return _shared_session().client(

@@ -25,15 +25,21 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
-from daemon import k8s_names as names
-from daemon import manifests as m
 from daemon.adapters.aws import sts_client
-from daemon.agent_activity import fetch_agent_activity
-from daemon.agent_model import model_provider
+from daemon.agent.activity import fetch_agent_activity
+from daemon.agent.openclaw_config import ModelProvider, model_provider
 from daemon.coordination import Coordination
-from daemon.informer import DELETED, PodInformer
-from daemon.k8s_client import JSON, ApiException, call_json, open_api_client
-from daemon.k8s_warm_binding import WarmBinding
+from daemon.kube import manifests as m
+from daemon.kube import names
+from daemon.kube.client import JSON, ApiException, call_json, open_api_client
+from daemon.kube.informer import DELETED, PodInformer
+from daemon.kube.pod_status import instance_from_pod, pod_endpoint, pod_phase
+from daemon.kube.tenant_credentials import (
+    CredentialRefresher,
+    CredentialVendor,
+)
+from daemon.kube.warm_binding import WarmBinding
+from daemon.kube.warm_pool import WarmPool, hooks_token_for
 from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.metrics import (
     COLD,
@@ -41,8 +47,6 @@ from daemon.metrics import (
     WARM,
     Metrics,
 )
-from daemon.openclaw_config import ModelProvider
-from daemon.pod_status import instance_from_pod, pod_endpoint, pod_phase
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -53,11 +57,6 @@ from daemon.ports import (
     StateStore,
 )
 from daemon.settings import Settings
-from daemon.tenant_credentials import (
-    CredentialRefresher,
-    CredentialVendor,
-)
-from daemon.warm_pool import WarmPool, hooks_token_for
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ class KubernetesRuntime(WarmBinding):
         self.credentials = credentials
         self.state_store = state_store
         """Where the tenant's global database can be read before a warm claim (what a
-        warm gateway cannot take over sends the tenant cold: daemon/agent_state.py)."""
+        warm gateway cannot take over sends the tenant cold: daemon/agent/state.py)."""
         """Vends tenant-scoped S3 credentials to claimed warm pods (None: no warm claims
         while state is synced to S3, since a warm pod could not reach the tenant's state)."""
         self.refresher = (

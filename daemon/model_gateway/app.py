@@ -25,7 +25,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from daemon import keys
+from daemon import app_keys as keys
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound
 from daemon.model_gateway.keys import ModelKeys, shared_key_secret

@@ -1,7 +1,7 @@
-"""Moved to :mod:`daemon.openclaw_config` (the daemon renders every agent's config); this
+"""Moved to :mod:`daemon.agent.openclaw_config` (the daemon renders every agent's config); this
 re-export keeps the devtools' and tests' imports working."""
 
-from daemon.openclaw_config import (
+from daemon.agent.openclaw_config import (
     DEFAULT_WEBHOOK_PATH,
     DmPolicy,
     GatewayBind,

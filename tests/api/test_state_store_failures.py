@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon import keys
+from daemon import app_keys as keys
 from daemon.adapters.state_dir import DirStateStore
 from daemon.adapters.state_keys import SNAPSHOT_KEY
 from daemon.app import create_app

@@ -3,7 +3,7 @@ log, and `--token` warns that it is visible in process listings."""
 
 from __future__ import annotations
 
-from daemon.adapters.local_logs import stamp
+from daemon.adapters.local.logs import stamp
 from otm.terminal import strip_terminal_controls
 from tests.cli.conftest import TOKEN_FLAG_WARNING, Cli, api, ok
 from tests.cli.daemon_proc import DaemonProc

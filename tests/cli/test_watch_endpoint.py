@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from daemon import admin_watch
-from daemon.admin_watch import WatchStream
+from daemon.admin import watch as admin_watch
+from daemon.admin.watch import WatchStream
 from daemon.redis_keys import EVENTS_CHANNEL
 from tests.support.admin_app import running_admin_app
 from tests.support.polling import eventually

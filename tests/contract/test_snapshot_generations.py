@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.local_run_state import (
+from daemon.adapters.local.run_state import (
     RESTORED_MARKER,
     restore_run_state,
     save_run_state,

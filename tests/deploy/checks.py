@@ -23,7 +23,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import kubernetes_validate.utils  # type: ignore[import-untyped]
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from daemon.model import InvalidTenantId, validate_tenant_id
 from tests.deploy import inventory as inv
 from tests.deploy.daemon_env import check_daemon_settings

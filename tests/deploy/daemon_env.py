@@ -9,7 +9,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from daemon.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from tests.deploy import inventory as inv
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from tests.deploy.render import REPO_ROOT
 
 Doc = dict[str, Any]

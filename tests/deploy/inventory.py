@@ -10,8 +10,7 @@ import fnmatch
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from daemon import k8s_names as names
-from daemon import manifests
+from daemon.kube import manifests, names
 from tests.deploy.netpol import PodEndpoint
 
 Doc = dict[str, Any]

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from tests.deploy import inventory as inv
 
 Doc = dict[str, Any]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from tests.deploy import inventory as inv
 from tests.deploy.netpol import (
     IPEndpoint,

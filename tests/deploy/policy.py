@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from tests.deploy import inventory as inv
 
 Doc = dict[str, Any]
@@ -308,7 +308,7 @@ def _check_redis(docs: list[Doc]) -> list[str]:
 
 
 def check_names(docs: list[Doc]) -> list[str]:
-    """The objects the daemon relies on exist under their daemon/k8s_names.py names."""
+    """The objects the daemon relies on exist under their daemon/kube/names.py names."""
     problems: list[str] = []
     required = [
         ("Namespace", names.DAEMON_NAMESPACE, None),

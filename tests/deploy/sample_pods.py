@@ -1,13 +1,13 @@
 """Hand-written pods shaped like the ones the daemon generates (DESIGN.md, "Pod
-(production)"), built from daemon/k8s_names.py. They are a stable subject for the tests
+(production)"), built from daemon/kube/names.py. They are a stable subject for the tests
 that break a pod on purpose; test_daemon_manifests.py checks the daemon's real pod
-builder (daemon/manifests.py)."""
+builder (daemon/kube/manifests.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from daemon import k8s_names as names
+from daemon.kube import names
 
 Doc = dict[str, Any]
 

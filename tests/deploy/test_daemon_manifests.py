@@ -1,4 +1,4 @@
-"""The pods and Secrets the daemon generates at runtime (daemon/manifests.py), built from
+"""The pods and Secrets the daemon generates at runtime (daemon/kube/manifests.py), built from
 the Settings the rendered Deployment gives the daemon, checked against that render and
 against the tenant IAM policy."""
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon import k8s_names as names
-from daemon import manifests
+from daemon.kube import manifests, names
 from daemon.ports import AgentLaunch
 from tests.deploy import inventory as inv
 from tests.deploy.checks import check_runtime_pod, check_schema
@@ -71,7 +70,7 @@ def _warm_prefix_pending(problems: list[str]) -> None:
         f"{names.WARM_POD_PREFIX!r} (the tenant S3 policy denies warm-* pods)"
     ]
     pytest.xfail(
-        f"daemon/manifests.py names warm pods {manifests.WARM_NAME_PREFIX!r}, "
+        f"daemon/kube/manifests.py names warm pods {manifests.WARM_NAME_PREFIX!r}, "
         f"not k8s_names.WARM_POD_PREFIX {names.WARM_POD_PREFIX!r}"
     )
 
@@ -107,7 +106,7 @@ def test_claimed_warm_pod_fits_the_render(rendered: dict[str, list[Doc]]) -> Non
             "(the S3 scope is derived from the pod name)"
         )
         assert name_problem in problems, problems
-        pytest.xfail(f"daemon/manifests.py names warm pods {manifests.WARM_NAME_PREFIX!r}")
+        pytest.xfail(f"daemon/kube/manifests.py names warm pods {manifests.WARM_NAME_PREFIX!r}")
     assert problems == []
 
 

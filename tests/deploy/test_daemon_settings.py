@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from daemon import admin_api
-from daemon import k8s_names as names
+from daemon.admin import api as admin_api
+from daemon.kube import names
 from daemon.settings import ENV_PREFIX, Settings
 from tests.deploy import inventory as inv
 from tests.deploy.daemon_env import (
@@ -83,7 +83,7 @@ def test_rendered_environment_loads_the_production_settings(
 def test_probes_and_alb_health_check_use_open_admin_routes(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    """/livez and /readyz need no bearer token (daemon/admin_api.py), so the kubelet
+    """/livez and /readyz need no bearer token (daemon/admin/api.py), so the kubelet
     and the ALB can call them."""
     docs = rendered[overlay]
     settings = daemon_settings(docs)

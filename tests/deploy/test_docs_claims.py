@@ -14,7 +14,7 @@ import pytest
 from daemon.adapters.registry_dynamodb import DynamoRegistry
 from daemon.adapters.state_keys import SNAPSHOT_KEY
 from daemon.adapters.state_s3 import S3StateStore
-from daemon.agent_command import resolve_agent_command
+from daemon.agent.command import resolve_agent_command
 from daemon.settings import Settings
 from daemon.settings_doc import field_docstrings
 from tests.support.servers import REPO_ROOT
@@ -67,7 +67,7 @@ async def test_the_documented_state_layout_is_the_written_one(
     documented = " ".join(field_docstrings(Settings)["s3_bucket"].split())
     assert f"``{SNAPSHOT_KEY}``" in documented
     assert f"tenants/{{id}}/{SNAPSHOT_KEY}" in _guide()
-    # The per-file layout is what Kubernetes pods sync (daemon/pod_scripts.py).
+    # The per-file layout is what Kubernetes pods sync (daemon/kube/pod_scripts.py).
     scripts = _source_of_pod_scripts()
     assert 'state/"' in scripts and 'workspace/"' in scripts
     assert "``state/`` and ``workspace/`` files (Kubernetes agents" in documented

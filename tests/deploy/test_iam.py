@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from daemon.model import InvalidTenantId, validate_tenant_id
 from tests.deploy.iam_docs import BUCKET, CLUSTER_ARN, IAM_DIR, TABLE_ARN, load, pod_session
 from tests.deploy.iam_eval import is_allowed

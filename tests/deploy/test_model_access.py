@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from daemon import k8s_names as names
-from daemon import manifests
-from daemon.openclaw_config import model_provider
+from daemon.agent.openclaw_config import model_provider
+from daemon.kube import manifests, names
 from daemon.ports import AgentLaunch
 from tests.deploy import inventory as inv
 from tests.deploy.daemon_env import daemon_env, daemon_settings

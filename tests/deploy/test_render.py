@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from tests.deploy import inventory as inv
 from tests.deploy.checks import check_rendered
 from tests.deploy.render import KUSTOMIZE_ROOT, REPO_ROOT, kubectl_binary

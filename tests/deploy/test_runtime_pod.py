@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from tests.deploy.checks import check_runtime_pod
 from tests.deploy.sample_pods import tenant_pod, warm_pod
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon import k8s_names as names
+from daemon.kube import names
 from daemon.model import Tenant, TenantStatus
 from tests.deploy import inventory as inv
 from tests.deploy.guide import GUIDE, create_table_arguments, otm_invocations

@@ -1,4 +1,4 @@
-"""Daemon-vended tenant credentials (daemon/tenant_credentials.py) under the IAM documents of
+"""Daemon-vended tenant credentials (daemon/kube/tenant_credentials.py) under the IAM documents of
 deploy/iam/: an STS session's permissions are the intersection of the assumed role's policy
 and the session policy (IAM policy evaluation logic), evaluated here with iam_eval."""
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.tenant_credentials import session_policy
+from daemon.kube.tenant_credentials import session_policy
 from tests.deploy.iam_docs import ACCOUNT_ID, BUCKET, load
 from tests.deploy.iam_eval import is_allowed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.openclaw_config import ModelProvider
+from daemon.agent.openclaw_config import ModelProvider
 from otm.devtools.agent_stub.store import read_turn_count
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM

@@ -1,4 +1,4 @@
-"""render_openclaw_config (daemon/openclaw_config.py) is a pure function: tested as dicts."""
+"""render_openclaw_config (daemon/agent/openclaw_config.py) is a pure function: tested as dicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from daemon.openclaw_config import ModelProvider, render_openclaw_config
+from daemon.agent.openclaw_config import ModelProvider, render_openclaw_config
 
 BASE: dict[str, Any] = {
     "tenant_id": "t2",

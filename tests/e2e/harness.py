@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.support.servers import REPO_ROOT, project_env, python_cmd

@@ -6,7 +6,7 @@ import asyncio
 
 from typer.testing import CliRunner
 
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm import cmd_chat
 from otm.cli import app
 from otm.devtools.fake_telegram import FakeTelegram

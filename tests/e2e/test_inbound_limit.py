@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from daemon.msgpath.wake import STARTING_NOTICE
 from daemon.router import SECRET_HEADER
-from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.support.daemon_fixtures import DaemonFactory
 

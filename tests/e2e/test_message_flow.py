@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon, agent_update_log, replies
 from tests.support.daemon_fixtures import DaemonFactory
@@ -154,7 +154,7 @@ async def test_agent_crash_mid_stream(daemon: Daemon, telegram: FakeTelegram) ->
     import os
     import signal
 
-    from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+    from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 
     secret = await daemon.create_tenant("boom", "1006:boom")
     for n in range(1, 6):

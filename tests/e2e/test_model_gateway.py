@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.bedrock_stub import DEFAULT_MODEL as BEDROCK_MODEL
 from otm.devtools.bedrock_stub import BedrockStub
 from otm.devtools.fake_telegram import FakeTelegram

@@ -12,7 +12,7 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.cli import app
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import ADMIN_TOKEN, Daemon

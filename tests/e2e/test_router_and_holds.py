@@ -11,7 +11,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from daemon.embedded_redis import EmbeddedRedis
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import Daemon, replies
 from tests.support.daemon_fixtures import DaemonFactory

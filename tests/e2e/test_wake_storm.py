@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from daemon.coordination import EVENTS_CHANNEL
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.support.daemon_fixtures import DaemonFactory
 

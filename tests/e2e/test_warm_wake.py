@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from daemon.wake import STARTING_NOTICE
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon, replies
 from tests.support.daemon_fixtures import DaemonFactory

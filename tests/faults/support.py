@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
+from daemon.msgpath.wake import STARTING_NOTICE
 from daemon.telegram import SECRET_HEADER
-from daemon.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import Daemon, agent_update_log, replies
 from tests.support.polling import eventually

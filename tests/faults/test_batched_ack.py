@@ -8,7 +8,7 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.buffer import Buffer, lease_key
+from daemon.msgpath.buffer import Buffer, lease_key
 from daemon.redis_keys import tries_key
 
 

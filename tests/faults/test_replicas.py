@@ -16,16 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from daemon import k8s_names as names
-from daemon.adapters.state_dir import DirStateStore
+from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import STUB_DB
 from tests.faults.support import TelegramSender, wait_all_answered
-from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.fake_cluster import cluster_running_agents
 from tests.support.fake_k8s import PODS
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 
 SEED = 19
 PER_TENANT = 15
@@ -34,17 +33,8 @@ REPLY_TIMEOUT = 45.0
 
 @pytest.fixture
 async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
-    store = DirStateStore(data_dir / "state")  # the daemons' own (embedded) state store
-    backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
-    try:
-        async with running_fake_k8s(
-            tmp_path, namespaces=("default", NS, names.DAEMON_NAMESPACE), pod_backend=backend
-        ) as k8s:
-            backend.store = k8s.server.store
-            yield k8s
-    finally:
-        await backend.close()
-        await store.close()
+    async with cluster_running_agents(tmp_path, data_dir) as k8s:
+        yield k8s
 
 
 class PodCensus:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-POD_STATE_DIR = "/home/node/.openclaw"  # daemon/manifests.py STATE_DIR
+POD_STATE_DIR = "/home/node/.openclaw"  # daemon/kube/manifests.py STATE_DIR
 
 
 def loopback_config(

@@ -35,10 +35,10 @@ from typing import Any
 
 import aiohttp
 
-from daemon import k8s_names as names
-from daemon import manifests as m
 from daemon.embedded_redis import free_port
-from daemon.pod_scripts import WARM_SYNCED
+from daemon.kube import manifests as m
+from daemon.kube import names
+from daemon.kube.pod_scripts import WARM_SYNCED
 from daemon.ports import StateStore
 from tests.k8s_runtime.gateway_shim import loopback_config
 from tests.support.fake_k8s import SECRETS, PodContext, PodStarted, Store
@@ -61,7 +61,7 @@ class _Running:
     """Warm pods: where the bootstrap writes tenant.env and the sidecar its markers."""
 
 
-# What the sync scripts leave out (daemon/manifests.py): config, locks, caches.
+# What the sync scripts leave out (daemon/kube/manifests.py): config, locks, caches.
 def _synced(relative: str) -> bool:
     top = relative.split("/", 1)[0]
     name = relative.rsplit("/", 1)[-1]

@@ -11,13 +11,13 @@ import aiohttp
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.coordination import Coordination
-from daemon.informer import PodInformer
-from daemon.k8s_client import call_json, open_api_client
-from daemon.manifests import PodSettings
+from daemon.kube.client import call_json, open_api_client
+from daemon.kube.informer import PodInformer
+from daemon.kube.manifests import PodSettings
+from daemon.kube.tenant_credentials import CredentialVendor
+from daemon.kube.warm_pool import WarmPool
 from daemon.metrics import Metrics
 from daemon.ports import AgentLaunch, StateStore
-from daemon.tenant_credentials import CredentialVendor
-from daemon.warm_pool import WarmPool
 
 NS = "otm-tenants"
 # No S3 in these tests: the restore/sync containers are left out (their specs are tested

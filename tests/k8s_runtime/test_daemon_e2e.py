@@ -14,17 +14,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from daemon import k8s_names as names
-from daemon.adapters.state_dir import DirStateStore
-from daemon.wake import STARTING_NOTICE
-from daemon.warm_pool import claimable
+from daemon.kube import names
+from daemon.kube.warm_pool import claimable
+from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
-from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.fake_cluster import cluster_running_agents
 from tests.support.fake_k8s import PODS
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
@@ -33,20 +32,8 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 
 @pytest_asyncio.fixture
 async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
-    store = DirStateStore(data_dir / "state")  # the daemon's own (embedded) state store
-    backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
-    try:
-        async with running_fake_k8s(
-            tmp_path,
-            namespaces=("default", NS, names.DAEMON_NAMESPACE),
-            pod_backend=backend,
-            bookmark_interval=0.5,
-        ) as k8s:
-            backend.store = k8s.server.store
-            yield k8s
-    finally:
-        await backend.close()
-        await store.close()
+    async with cluster_running_agents(tmp_path, data_dir, bookmark_interval=0.5) as k8s:
+        yield k8s
 
 
 @pytest_asyncio.fixture

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from daemon.informer import ADDED, DELETED, PodInformer
-from daemon.k8s_client import open_api_client
-from daemon.manifests import OPENCLAW_SELECTOR
+from daemon.kube.client import open_api_client
+from daemon.kube.informer import ADDED, DELETED, PodInformer
+from daemon.kube.manifests import OPENCLAW_SELECTOR
 from tests.k8s_runtime.support import NS
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s

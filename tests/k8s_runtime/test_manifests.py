@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from daemon import k8s_names as names
-from daemon import manifests as m
+from daemon.kube import manifests as m
+from daemon.kube import names
 from daemon.ports import AgentLaunch
 from daemon.settings import Settings
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 
-from daemon import k8s_names as names
-from daemon.agent_model import model_provider
-from daemon.k8s_client import call_json
-from daemon.manifests import env_values
+from daemon.agent.openclaw_config import model_provider
+from daemon.kube import names
+from daemon.kube.client import call_json
+from daemon.kube.manifests import env_values
 from daemon.settings import Settings
 from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from daemon import k8s_names as names
 from daemon.adapters.runtime_k8s import KubernetesRuntime
-from daemon.k8s_client import ApiException, call_json
+from daemon.kube import names
+from daemon.kube.client import ApiException, call_json
+from daemon.kube.manifests import tenant_pod
 from daemon.log_options import LogOptions
-from daemon.manifests import tenant_pod
 from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, launch, open_runtime
 from tests.support.fake_k8s import KubeletConfig, SimulatedPodBackend

@@ -6,8 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from daemon import manifests as m
-from daemon import pod_scripts
+from daemon.kube import manifests as m
+from daemon.kube import pod_scripts
 
 FAKE_AWS = """#!/bin/sh
 echo "$*" >> "$AWS_LOG"

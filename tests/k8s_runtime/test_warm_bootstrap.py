@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from daemon.embedded_redis import free_port
-from daemon.warm_bootstrap import BOOTSTRAP_JS
+from daemon.kube.warm_bootstrap import BOOTSTRAP_JS
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
 TOKEN = "bind-token-123"

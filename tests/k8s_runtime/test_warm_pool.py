@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from daemon import manifests as m
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.coordination import Coordination
-from daemon.k8s_client import call_json
+from daemon.kube import manifests as m
+from daemon.kube.client import call_json
+from daemon.kube.warm_pool import WarmPool, claimable
 from daemon.metrics import Metrics
-from daemon.warm_pool import WarmPool, claimable
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
 

@@ -1,6 +1,6 @@
 """Warm and cold wakes with real agent processes behind the fake kubelet.
 
-A warm wake claims a pod whose Node bootstrap (daemon/warm_bootstrap.py) is already up, and
+A warm wake claims a pod whose Node bootstrap (daemon/kube/warm_bootstrap.py) is already up, and
 binds it: the bootstrap writes the tenant's openclaw.json and starts the agent. A cold wake
 creates ``openclaw-{id}``, whose agent reads the config from the tenant's Secret. Both must
 end with the tenant's own agent answering on the instance's webhook URL.
@@ -17,12 +17,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from daemon import manifests as m
 from daemon.adapters.runtime_k8s import KubernetesRuntime
-from daemon.openclaw_config import API_KEY_PLACEHOLDER, ModelProvider
+from daemon.agent.openclaw_config import API_KEY_PLACEHOLDER, ModelProvider
+from daemon.kube import manifests as m
+from daemon.kube.warm_pool import WarmPool
 from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
-from daemon.warm_pool import WarmPool
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime

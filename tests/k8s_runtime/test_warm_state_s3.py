@@ -30,7 +30,8 @@ from botocore.exceptions import ClientError
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.adapters.state_s3 import S3StateStore
-from daemon.manifests import PodSettings
+from daemon.kube.manifests import PodSettings
+from daemon.kube.tenant_credentials import ANNOTATION_EXPIRES, CredentialVendor
 from daemon.metrics import (
     PHASE_CHANNEL_UP,
     PHASE_CLAIM,
@@ -39,7 +40,6 @@ from daemon.metrics import (
     WARM,
     Metrics,
 )
-from daemon.tenant_credentials import ANNOTATION_EXPIRES, CredentialVendor
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend

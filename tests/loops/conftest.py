@@ -10,12 +10,14 @@ import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
+from daemon.lifecycle.culler import Culler
 from daemon.metrics import Metrics
+from daemon.msgpath.pubsub import TenantSignals
+from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.settings import load_settings
-from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
-from daemon.wake import EndpointCache, WakeManager
+from tests.loops.loop_support import make_culler, stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 
 
@@ -71,11 +73,17 @@ async def wake(
             await tasks.close()
 
 
-async def stop_tasks(*tasks: asyncio.Task[object], timeout: float = 5.0) -> None:
-    """Cancel and wait (bounded): a loop that ignores cancellation fails the test."""
-    for task in tasks:
-        task.cancel()
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=timeout)
-    assert not pending, f"tasks ignored cancellation: {pending}"
+@pytest.fixture
+async def culler(
+    registry: SqliteRegistry,
+    runtime: MemoryRuntime,
+    coordination: Coordination,
+    wake: WakeManager,
+) -> AsyncIterator[Culler]:
+    """The culler over the loops' parts, running; stopped (bounded) at teardown."""
+    culler = make_culler(registry, runtime, coordination, wake)
+    task = asyncio.create_task(culler.run())
+    try:
+        yield culler
+    finally:
+        await stop_tasks(task)

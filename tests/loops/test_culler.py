@@ -3,82 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination, LiveConfig
-from daemon.culler import Culler, idle_deadline
+from daemon.lifecycle.culler import Culler, idle_deadline
 from daemon.model import Tenant, TenantStatus, utcnow
-from daemon.ports import AgentActivity, AgentLaunch
-from daemon.wake import WakeManager
-from tests.loops.conftest import stop_tasks
+from daemon.msgpath.wake import WakeManager
+from daemon.ports import AgentActivity
+from tests.loops.loop_support import is_idle, make_culler, start_running, status_of, stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.support.polling import eventually
-
-
-async def start_running(
-    registry: SqliteRegistry,
-    runtime: MemoryRuntime,
-    coordination: Coordination,
-    tid: str,
-    idle_timeout_s: int | None,
-    *,
-    idle_for_s: float = 0.0,
-) -> None:
-    inst = await runtime.start(
-        AgentLaunch(tid, bot_token="", webhook_secret="s", gateway_token="g", hooks_token="h")
-    )
-    await registry.create(
-        Tenant(
-            tenant_id=tid,
-            status=TenantStatus.RUNNING,
-            idle_timeout_s=idle_timeout_s,
-            pod_name=inst.name,
-            endpoint=inst.webhook_url,
-            last_active_at=utcnow() - timedelta(seconds=idle_for_s),
-        )
-    )
-    await coordination.set_endpoint(tid, inst.webhook_url or "", 600)
-
-
-def make_culler(
-    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination, wake: WakeManager
-) -> Culler:
-    # A long safety-net interval: everything the tests see must be deadline/event driven.
-    return Culler(
-        registry=registry,
-        runtime=runtime,
-        coordination=coordination,
-        sleep=wake.sleep,
-        max_interval_s=60.0,
-    )
-
-
-@pytest.fixture
-async def culler(
-    registry: SqliteRegistry,
-    runtime: MemoryRuntime,
-    coordination: Coordination,
-    wake: WakeManager,
-) -> AsyncIterator[Culler]:
-    culler = make_culler(registry, runtime, coordination, wake)
-    task = asyncio.create_task(culler.run())
-    try:
-        yield culler
-    finally:
-        await stop_tasks(task)
-
-
-async def status_of(registry: SqliteRegistry, tid: str) -> TenantStatus:
-    return (await registry.get(tid)).status
-
-
-async def is_idle(registry: SqliteRegistry, tid: str) -> bool:
-    return await status_of(registry, tid) == TenantStatus.IDLE
 
 
 async def has_event(coordination: Coordination, tid: str, kind: str) -> bool:

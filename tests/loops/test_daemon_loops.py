@@ -15,16 +15,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from daemon import k8s_names as names
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
-from daemon.adapters.state_dir import DirStateStore
 from daemon.coordination import Coordination
+from daemon.kube import names
 from tests.e2e.harness import Daemon
-from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
+from tests.support.fake_cluster import cluster_running_agents
 from tests.support.fake_k8s import PODS
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
 from tests.support.servers import REPO_ROOT, python_cmd
 
@@ -124,17 +123,8 @@ async def _status_is(daemon: Daemon, tenant_id: str, expected: str) -> bool:
 async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
     """Replicas share agents only on the Kubernetes runtime (a local-runtime daemon
     owns its data dir alone): the fake apiserver, its kubelet running stand-in agents."""
-    store = DirStateStore(data_dir / "state")
-    backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
-    try:
-        async with running_fake_k8s(
-            tmp_path, namespaces=("default", NS, names.DAEMON_NAMESPACE), pod_backend=backend
-        ) as k8s:
-            backend.store = k8s.server.store
-            yield k8s
-    finally:
-        await backend.close()
-        await store.close()
+    async with cluster_running_agents(tmp_path, data_dir) as k8s:
+        yield k8s
 
 
 def tenant_pods(cluster: FakeK8s, tenant_id: str) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.leader import REDIS_LEADER_KEY, LeaderElector, LeaderTasks, RedisLease
+from daemon.lifecycle.leader import REDIS_LEADER_KEY, LeaderElector, LeaderTasks, RedisLease
 from daemon.metrics import Metrics
 from tests.support.polling import eventually
 from tests.support.servers import running_redis

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client
 
-from daemon.k8s_names import LEADER_LEASE
-from daemon.leader import KubernetesLease, LeaderElector
+from daemon.kube.names import LEADER_LEASE
+from daemon.lifecycle.leader import KubernetesLease, LeaderElector
 from daemon.metrics import Metrics
 from daemon.settings import load_settings
-from tests.loops.conftest import stop_tasks
+from tests.loops.loop_support import stop_tasks
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
 

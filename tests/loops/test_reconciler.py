@@ -15,7 +15,7 @@ from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase
 from daemon.reconciler import Action, Reconciler, decide
-from tests.loops.conftest import stop_tasks
+from tests.loops.loop_support import stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.support.polling import eventually
 

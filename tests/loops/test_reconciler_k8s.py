@@ -17,7 +17,7 @@ from daemon.model import Tenant, TenantStatus
 from daemon.ports import Instance
 from daemon.reconciler import Reconciler
 from tests.k8s_runtime.support import NS, launch, open_runtime
-from tests.loops.conftest import stop_tasks
+from tests.loops.loop_support import stop_tasks
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
 

@@ -3,47 +3,23 @@ tenant's agent neither crashes the culler for everyone nor exempts that tenant."
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.agent_activity import parse_agent_activity
+from daemon.agent.activity import parse_agent_activity
 from daemon.coordination import Coordination
-from daemon.culler import Culler
+from daemon.lifecycle.culler import Culler
 from daemon.model import TenantStatus, utcnow
 from daemon.ports import AgentActivity
-from daemon.wake import WakeManager
-from tests.loops.conftest import stop_tasks
+from tests.loops.loop_support import is_idle, start_running
 from tests.loops.memory_runtime import MemoryRuntime
-from tests.loops.test_culler import is_idle, make_culler, start_running
 from tests.support.polling import eventually
 
 NAIVE = datetime(2026, 1, 1, 12, 0, 0)  # no timezone
 YEAR_9999 = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 FAR_FUTURE = datetime(3000, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def runtime() -> MemoryRuntime:
-    return MemoryRuntime()
-
-
-@pytest.fixture
-async def culler(
-    registry: SqliteRegistry,
-    runtime: MemoryRuntime,
-    coordination: Coordination,
-    wake: WakeManager,
-) -> AsyncIterator[Culler]:
-    culler = make_culler(registry, runtime, coordination, wake)
-    task = asyncio.create_task(culler.run())
-    try:
-        yield culler
-    finally:
-        await stop_tasks(task)
 
 
 @pytest.mark.parametrize("reported", [NAIVE, YEAR_9999, FAR_FUTURE], ids=["naive", "9999", "3000"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -48,12 +47,8 @@ def test_prices() -> None:
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.Redis.from_url(redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
+def client(redis_client: aioredis.Redis) -> aioredis.Redis:
+    return redis_client  # the root conftest's client of the test's Redis
 
 
 async def test_request_limit_refuses_then_recovers(client: aioredis.Redis) -> None:

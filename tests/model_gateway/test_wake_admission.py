@@ -4,22 +4,17 @@ a dead waiter or holder frees its place."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from daemon import wake_admission
-from daemon.wake_admission import WakeAdmission
+from daemon.msgpath import wake_admission
+from daemon.msgpath.wake_admission import WakeAdmission
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.Redis.from_url(redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
+def client(redis_client: aioredis.Redis) -> aioredis.Redis:
+    return redis_client  # the root conftest's client of the test's Redis
 
 
 async def test_cap_across_replicas_in_fifo_order(client: aioredis.Redis) -> None:

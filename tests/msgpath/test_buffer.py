@@ -7,7 +7,7 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
+from daemon.msgpath.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
 from daemon.redis_keys import PENDING_KEY, seen_key
 
 

@@ -14,21 +14,21 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from daemon.adapters.local.runtime import LocalRuntime
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.adapters.runtime_local import LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
-from daemon.buffer import Buffer, lease_key
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
-from daemon.delivery import DeliveryManager
 from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantStatus
+from daemon.msgpath.buffer import Buffer, lease_key
+from daemon.msgpath.delivery import DeliveryManager
+from daemon.msgpath.pubsub import TenantSignals
+from daemon.msgpath.tenant_cache import TenantCache
+from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.settings import load_settings
-from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import SECRET_HEADER, BotApi
-from daemon.tenant_cache import TenantCache
-from daemon.wake import EndpointCache, WakeManager
 
 
 @dataclass

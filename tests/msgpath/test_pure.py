@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from daemon.adapters.local_logs import line_time, stamp
+from daemon.adapters.local.logs import line_time, stamp
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.delivery import BACKOFF_CAP_S, Outcome, backoff_delay, classify
 from daemon.model import Tenant, TenantStatus
-from daemon.tenant_cache import TenantCache
+from daemon.msgpath.delivery import BACKOFF_CAP_S, Outcome, backoff_delay, classify
+from daemon.msgpath.tenant_cache import TenantCache
 
 
 def test_backoff_grows_and_is_capped() -> None:

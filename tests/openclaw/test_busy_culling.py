@@ -1,8 +1,9 @@
 """Busy-aware idle culling judged by a real OpenClaw gateway (local runtime).
 
 A tenant whose idle timeout passes while its turn still waits on the model is not slept:
-the culler asks the gateway (its ``sessions.list`` ``hasActiveRun``, daemon/openclaw_activity.py)
-and extends the deadline. Once the reply is out, the idle tenant is slept.
+the culler asks the gateway (its ``sessions.list`` ``hasActiveRun``,
+daemon/agent/openclaw_activity.py) and extends the deadline. Once the reply is out, the idle
+tenant is slept.
 
 Needs ``.tools/openclaw``; one gateway boot (30-65 s on a 2-core machine) and a slow turn.
 """
@@ -10,11 +11,8 @@ Needs ``.tools/openclaw``; one gateway boot (30-65 s on a 2-core machine) and a 
 from __future__ import annotations
 
 import asyncio
-import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
@@ -22,18 +20,13 @@ from daemon.coordination import Coordination
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.openclaw import (
+    openclaw_tier_marks,
+    real_gateway_env,
+)
 from tests.support.polling import eventually
-from tests.support.servers import running_redis
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocbusy"
 BOT_TOKEN = "5353:fake-openclaw-busy-token"
@@ -41,12 +34,6 @@ CHAT = 333
 BOOT_TIMEOUT_S = 180.0
 SLOW_MODEL_S = 15.0
 """The turn's model call: far longer than the tenant's 1 s idle timeout."""
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
 
 
 async def _status(daemon: Daemon) -> str:
@@ -64,14 +51,7 @@ async def test_idle_timeout_during_a_turn_waits_for_the_turn(
             data_dir,
             own_redis,
             telegram,
-            OTM_AGENT_COMMAND=shlex.join(
-                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-            ),
-            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-            OTM_AGENT_MODEL_ID="stub-model",
-            OTM_AGENT_MODEL_API_KEY="stub-model-key",
-            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-            OTM_AGENT_STOP_GRACE_S="60",
+            **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S),
         )
         registry = SqliteRegistry(data_dir / "registry.sqlite3")
         client = aioredis.Redis.from_url(own_redis)

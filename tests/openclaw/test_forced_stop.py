@@ -2,7 +2,7 @@
 
 OpenClaw's spawn-broker runs in its own session and process group (``detached: true``), so
 signalling the gateway's process group misses it. The local runtime finds every process of
-an agent by the instance marker in its environment (daemon/adapters/local_processes.py):
+an agent by the instance marker in its environment (daemon/adapters/local/processes.py):
 1. a forced stop (the grace period runs out: SIGKILL) ends the whole tree;
 2. a daemon SIGKILLed with a gateway running: the next daemon ends the whole tree at start-up.
 
@@ -11,27 +11,18 @@ Needs ``.tools/openclaw``; two gateway boots (30-65 s each on a 2-core machine).
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.faults.crash_support import agent_processes, kill_processes
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
-from tests.support.servers import running_redis
+from tests.support.openclaw import (
+    openclaw_tier_marks,
+    real_gateway_env,
+)
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocks"
 BOT_TOKEN = "5252:fake-openclaw-kill-token"
@@ -40,12 +31,6 @@ BOOT_TIMEOUT_S = 180.0
 
 def _session_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[3])
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
 
 
 async def _wake(daemon: Daemon) -> set[int]:
@@ -70,17 +55,8 @@ async def test_forced_stop_and_daemon_crash_leave_no_gateway_process(
         FakeTelegram(host="127.0.0.1", port=0) as telegram,
         StubLLM(host="127.0.0.1", port=0) as llm,
     ):
-        env = {
-            "OTM_AGENT_COMMAND": shlex.join(
-                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-            ),
-            "OTM_AGENT_MODEL_BASE_URL": llm.base_url,
-            "OTM_AGENT_MODEL_ID": "stub-model",
-            "OTM_AGENT_MODEL_API_KEY": "stub-model-key",
-            "OTM_WAKE_TIMEOUT_S": str(BOOT_TIMEOUT_S),
-            # Far shorter than a gateway's drain: every stop ends in SIGKILL.
-            "OTM_AGENT_STOP_GRACE_S": "0.2",
-        }
+        # A stop grace far shorter than a gateway's drain: every stop ends in SIGKILL.
+        env = real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, stop_grace_s=0.2)
         daemon = Daemon(data_dir, own_redis, telegram, **env)
         restarted = Daemon(data_dir, own_redis, telegram, **env)
         try:

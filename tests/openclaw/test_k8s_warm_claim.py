@@ -25,12 +25,12 @@ import boto3
 import pytest
 import pytest_asyncio
 
-from daemon import manifests as m
 from daemon.adapters.runtime_k8s import KubernetesRuntime
-from daemon.manifests import PodSettings
-from daemon.openclaw_config import ModelProvider
-from daemon.tenant_credentials import CredentialVendor
-from daemon.warm_pool import hooks_token_for
+from daemon.agent.openclaw_config import ModelProvider
+from daemon.kube import manifests as m
+from daemon.kube.manifests import PodSettings
+from daemon.kube.tenant_credentials import CredentialVendor
+from daemon.kube.warm_pool import hooks_token_for
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.deploy.iam_docs import IAM_DIR

@@ -12,22 +12,14 @@ import time
 from pathlib import Path
 
 import aiohttp
-import pytest
 
-from daemon.openclaw_config import ModelProvider, render_openclaw_config
+from daemon.agent.openclaw_config import ModelProvider, render_openclaw_config
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.agent_stub import SECRET_HEADER, free_port
-from tests.support.openclaw import OPENCLAW_DIR, OpenClawGateway, openclaw_installed
+from tests.support.openclaw import OpenClawGateway, openclaw_tier_marks
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(300),
-]
+pytestmark = openclaw_tier_marks(300)
 
 CHAT = 111
 BOT_TOKEN = "4242:fake-openclaw-token"

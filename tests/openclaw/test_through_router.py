@@ -17,33 +17,25 @@ Needs ``.tools/openclaw``; skipped otherwise. Run alone: ``pytest -m openclaw te
 
 from __future__ import annotations
 
-import html
 import json
-import shlex
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from daemon.adapters.runtime_local import PID_FILE
+from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM, reply_for
 from otm.devtools.stub_llm import _usage as stub_usage
 from tests.e2e.harness import Daemon, end_orphan_agents
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.openclaw import (
+    echo_replies,
+    openclaw_tier_marks,
+    real_gateway_env,
+    wait_for_echo_reply,
+)
 from tests.support.polling import eventually
-from tests.support.servers import running_redis
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    # Two boots (up to ~65 s each under load) + two turns (up to ~30 s) + drains + daemon.
-    pytest.mark.timeout(480),
-]
+# Two boots (up to ~65 s each under load) + two turns (up to ~30 s) + drains + daemon.
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocr1"
 BOT_TOKEN = "5151:fake-openclaw-router-token"
@@ -54,10 +46,6 @@ TURN_TIMEOUT_S = 90.0
 """Ready to reply: measured 8-18 s idle and up to 29 s under load (the first turn is slowest)."""
 SLOW_MODEL_S = 6.0
 """How long the stub model holds the answer that is in flight when the tenant is slept."""
-
-
-def _gateway_command() -> str:
-    return shlex.join([str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"])
 
 
 def _process_group(pgid: int) -> set[int]:
@@ -81,19 +69,13 @@ def _agent_group(data_dir: Path) -> tuple[int, set[int]]:
 
 
 def _echo_replies(telegram: FakeTelegram) -> list[str]:
-    # The chat also gets the daemon's "starting up" notice on each cold wake.
-    return [html.unescape(m.text) for m in telegram.sent(BOT_TOKEN, CHAT) if "echo:" in m.text]
+    return echo_replies(telegram, BOT_TOKEN, CHAT)
 
 
 async def _wait_for_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
-    if not await telegram.state.changes.wait_until(
-        lambda: len(_echo_replies(telegram)) >= count, TURN_TIMEOUT_S
-    ):
-        seen = [m.text for m in telegram.sent(BOT_TOKEN, CHAT)]
-        raise AssertionError(
-            f"no reply #{count} within {TURN_TIMEOUT_S}s; chat saw {seen}\n{daemon.log_tail()}"
-        )
-    return _echo_replies(telegram)[count - 1]
+    return await wait_for_echo_reply(
+        telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
+    )
 
 
 async def _wait_running(daemon: Daemon) -> None:
@@ -110,15 +92,6 @@ def _stop_lines(data_dir: Path) -> list[str]:
     return [line for line in log.splitlines() if " stopped: agent exited with code " in line]
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis for this test alone: in a full run, other areas' session-scoped daemons sit
-    on the session Redis and, as replicas of another "cluster", would join in delivery and
-    leadership for this tenant."""
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
-
-
 async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_across_sleep(
     own_redis: str, data_dir: Path
 ) -> None:
@@ -132,12 +105,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             data_dir,
             own_redis,
             telegram,
-            OTM_AGENT_COMMAND=_gateway_command(),
-            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-            OTM_AGENT_MODEL_ID="stub-model",
-            OTM_AGENT_MODEL_API_KEY="stub-model-key",
-            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-            OTM_AGENT_STOP_GRACE_S="60",
+            **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S),
         )
         pgid: int | None = None
         try:

@@ -12,31 +12,23 @@ Needs ``.tools/openclaw``; skipped otherwise. Two gateway boots (15-65 s each) a
 
 from __future__ import annotations
 
-import html
-import shlex
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from daemon.adapters.local_warm_pool import WARM_DIR
-from daemon.adapters.runtime_local import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
+from daemon.adapters.local.warm_pool import WARM_DIR
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
-from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.openclaw import (
+    echo_replies,
+    openclaw_tier_marks,
+    real_gateway_env,
+    wait_for_echo_reply,
+)
 from tests.support.polling import eventually
-from tests.support.servers import running_redis
 
-pytestmark = [
-    pytest.mark.openclaw,
-    pytest.mark.skipif(
-        not openclaw_installed(),
-        reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = openclaw_tier_marks()
 
 TENANT = "ocwarm"
 BOT_TOKEN = "6262:fake-openclaw-warm-token"
@@ -45,23 +37,14 @@ BOOT_TIMEOUT_S = 180.0
 TURN_TIMEOUT_S = 90.0
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server.url
-
-
 def _echo_replies(telegram: FakeTelegram) -> list[str]:
-    return [html.unescape(m.text) for m in telegram.sent(BOT_TOKEN, CHAT) if "echo:" in m.text]
+    return echo_replies(telegram, BOT_TOKEN, CHAT)
 
 
 async def _wait_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
-    if not await telegram.state.changes.wait_until(
-        lambda: len(_echo_replies(telegram)) >= count, TURN_TIMEOUT_S
-    ):
-        seen = [m.text for m in telegram.sent(BOT_TOKEN, CHAT)]
-        raise AssertionError(f"no reply #{count}; chat saw {seen}\n{daemon.log_tail()}")
-    return _echo_replies(telegram)[count - 1]
+    return await wait_for_echo_reply(
+        telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
+    )
 
 
 async def _status(daemon: Daemon, expected: str) -> None:
@@ -85,13 +68,7 @@ async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
             data_dir,
             own_redis,
             telegram,
-            OTM_AGENT_COMMAND=shlex.join(
-                [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-            ),
-            OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-            OTM_AGENT_MODEL_ID="stub-model",
-            OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-            OTM_AGENT_STOP_GRACE_S="60",
+            **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, model_api_key=None),
         )
         try:
             await daemon.start()

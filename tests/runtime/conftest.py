@@ -22,11 +22,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters.runtime_local import PID_FILE, LocalRuntime, recorded_agent_pid
-from daemon.adapters.state_dir import DirStateStore
-from daemon.settings import load_settings
+from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.contract_harness import kubernetes_runtime
+from tests.support.local_runtime import local_runtime_settings, new_local_runtime
 from tests.support.runtime_harness import RuntimeHarness
 
 HarnessFactory = Callable[[Path, FakeTelegram], AbstractAsyncContextManager[RuntimeHarness]]
@@ -34,22 +33,9 @@ HarnessFactory = Callable[[Path, FakeTelegram], AbstractAsyncContextManager[Runt
 
 @asynccontextmanager
 async def local_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator[RuntimeHarness]:
-    settings = load_settings(
-        flags={
-            "data_dir": str(tmp),
-            "telegram_api_base": telegram.base_url,
-            "agent_stop_grace_s": 10.0,
-        },
-        env={},
-    )
-    store = DirStateStore(settings.state_dir)
+    settings = local_runtime_settings(tmp, telegram.base_url, env={})
     session = aiohttp.ClientSession()
-    runtime = LocalRuntime(
-        settings=settings,
-        state_store=store,
-        session=session,
-        webhook_url_for=lambda tenant_id: f"http://127.0.0.1:9/tg/{tenant_id}",
-    )
+    runtime, store = new_local_runtime(settings, session)
 
     async def crash(tenant_id: str) -> None:
         for pid_file in (settings.agents_dir / tenant_id).glob(f"*/{PID_FILE}"):

@@ -18,13 +18,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters.runtime_local import PID_FILE, LocalRuntime
+from daemon.adapters.local.runtime import PID_FILE, LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
 from daemon.ports import AgentLaunch
-from daemon.settings import load_settings
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
+from tests.support.local_runtime import local_runtime_settings, new_local_runtime
 
 READY_TIMEOUT = 20.0
 MODEL_KEY = "sk-upstream-model-key"
@@ -52,26 +52,17 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         FakeTelegram(host="127.0.0.1", port=0) as telegram,
         StubLLM(host="127.0.0.1", port=0) as llm,
     ):
-        settings = load_settings(
-            flags={
-                "data_dir": str(tmp_path),
-                "telegram_api_base": telegram.base_url,
-                "agent_stop_grace_s": 10.0,
-                "agent_model_base_url": llm.base_url,
-                "agent_model_id": "stub-model",
-                # The runtime alone: the stub stands where the daemon's gateway would be.
-                "model_gateway_url": llm.base_url,
-            },
+        settings = local_runtime_settings(
+            tmp_path,
+            telegram.base_url,
+            agent_model_base_url=llm.base_url,
+            agent_model_id="stub-model",
+            # The runtime alone: the stub stands where the daemon's gateway would be.
+            model_gateway_url=llm.base_url,
         )
         assert settings.agent_model_api_key == MODEL_KEY
-        store = DirStateStore(settings.state_dir)
         session = aiohttp.ClientSession()
-        runtime = LocalRuntime(
-            settings=settings,
-            state_store=store,
-            session=session,
-            webhook_url_for=lambda tenant_id: f"http://127.0.0.1:9/tg/{tenant_id}",
-        )
+        runtime, store = new_local_runtime(settings, session)
         try:
             yield runtime, telegram, llm, store
         finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.adapters.local_processes import (
+from daemon.adapters.local.processes import (
     NONCE_ENV,
     DataDirLocked,
     end_run_dir_processes,

@@ -20,17 +20,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters import local_warm_pool
-from daemon.adapters.local_warm_pool import LocalWarmPool, WarmGateway
-from daemon.adapters.runtime_local import LocalRuntime
+from daemon.adapters.local import warm_pool as local_warm_pool
+from daemon.adapters.local.runtime import LocalRuntime
+from daemon.adapters.local.warm_bot_api import PlaceholderBotApi
+from daemon.adapters.local.warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.state_dir import DirStateStore
-from daemon.adapters.warm_bot_api import PlaceholderBotApi
+from daemon.agent.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.metrics import Metrics
-from daemon.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.ports import AgentLaunch
-from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
+from tests.support.local_runtime import local_runtime_settings, new_local_runtime
 
 TIMEOUT = 20.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -82,27 +82,18 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         FakeTelegram(host="127.0.0.1", port=0) as telegram,
         StubLLM(host="127.0.0.1", port=0) as llm,
     ):
-        settings = load_settings(
-            flags={
-                "data_dir": str(tmp_path),
-                "telegram_api_base": telegram.base_url,
-                "agent_stop_grace_s": 10.0,
-                "agent_model_base_url": llm.base_url,
-                "agent_model_id": "stub-model",
-                "model_gateway_url": llm.base_url,
-                "warm_agent_telegram": request.param,
-                "warm_pool_refill_pause_s": 0.0,
-            },
+        settings = local_runtime_settings(
+            tmp_path,
+            telegram.base_url,
             env={},
+            agent_model_base_url=llm.base_url,
+            agent_model_id="stub-model",
+            model_gateway_url=llm.base_url,
+            warm_agent_telegram=request.param,
+            warm_pool_refill_pause_s=0.0,
         )
-        store = DirStateStore(settings.state_dir)
         session = aiohttp.ClientSession()
-        runtime = LocalRuntime(
-            settings=settings,
-            state_store=store,
-            session=session,
-            webhook_url_for=lambda tenant_id: f"http://127.0.0.1:9/tg/{tenant_id}",
-        )
+        runtime, store = new_local_runtime(settings, session)
         metrics = Metrics()
         runtime.metrics = metrics
         pool = runtime.warm_pool = LocalWarmPool(runtime, coordination=None, metrics=metrics)

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.adapters.local_sandbox import AgentSandbox, agent_environment, bwrap_works
-from daemon.adapters.runtime_local import LocalRuntime
+from daemon.adapters.local.runtime import LocalRuntime
+from daemon.adapters.local.sandbox import AgentSandbox, agent_environment, bwrap_works
 from daemon.adapters.state_dir import DirStateStore
 from daemon.ports import AgentLaunch
 from daemon.settings import load_settings
@@ -153,7 +153,7 @@ def test_environment_is_an_allow_list() -> None:
 def test_forced_bwrap_without_bubblewrap_refuses_to_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from daemon.adapters import local_sandbox
+    from daemon.adapters.local import sandbox as local_sandbox
 
     monkeypatch.setattr(local_sandbox, "bwrap_works", lambda: "not installed (test)")
     with pytest.raises(local_sandbox.SandboxUnavailable):

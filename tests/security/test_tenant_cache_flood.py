@@ -11,7 +11,7 @@ import pytest
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.model import Tenant
-from daemon.tenant_cache import LookupThrottled, TenantCache
+from daemon.msgpath.tenant_cache import LookupThrottled, TenantCache
 
 BOGUS = 50_000
 

@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 
 from daemon.embedded_redis import free_port
-from daemon.warm_bind_token import pod_bind_token
-from daemon.warm_bootstrap import BOOTSTRAP_JS
+from daemon.kube.warm_bind_token import pod_bind_token
+from daemon.kube.warm_bootstrap import BOOTSTRAP_JS
 from tests.support.servers import REPO_ROOT
 
 # OpenClaw's own Node (24: process.execve) when installed, else the system's.

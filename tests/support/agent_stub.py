@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from daemon.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
+from daemon.agent.openclaw_config import DmPolicy, ModelProvider, render_openclaw_config
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM

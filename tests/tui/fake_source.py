@@ -292,7 +292,7 @@ class FakeTenantSource:
         self.calls.append(("wake", tenant_id))
         record = self._get(tenant_id)
         if record.status in (TenantStatus.SUSPENDED, TenantStatus.FAILED):
-            # As strict as the daemon: 409 with the reason (daemon/admin_lifecycle.py).
+            # As strict as the daemon: 409 with the reason (daemon/admin/lifecycle.py).
             raise SourceError(
                 f"tenant {tenant_id!r} is {record.status.value} — not woken "
                 f"(`otm tenant resume {tenant_id}` first)"

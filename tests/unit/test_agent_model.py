@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from daemon.agent_model import API_KEY_PLACEHOLDER, model_provider
+from daemon.agent.openclaw_config import API_KEY_PLACEHOLDER, model_provider
 from daemon.settings import Settings
 
 GATEWAY = "http://127.0.0.1:8082/v1/"

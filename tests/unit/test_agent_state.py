@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from daemon.agent_state import OPENCLAW_GLOBAL_DB, STUB_GLOBAL_DB, warm_blockers
+from daemon.agent.state import OPENCLAW_GLOBAL_DB, STUB_GLOBAL_DB, warm_blockers
 
 
 def _openclaw_db(state: Path) -> sqlite3.Connection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from daemon.openclaw_activity import activity_of
+from daemon.agent.openclaw_activity import activity_of
 
 RUNNING = {"key": "agent:main:main", "hasActiveRun": True, "activeRunIds": None,
            "status": "running", "startedAt": 1796404080494, "endedAt": None}  # fmt: skip

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from daemon.openclaw_config import (
+from daemon.agent.openclaw_config import (
     PLACEHOLDER_BOT_TOKEN,
     TENANT_AGENT_ID,
     WARM_AGENT_ID,

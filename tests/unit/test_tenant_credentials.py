@@ -1,4 +1,5 @@
-"""Pure parts of daemon/tenant_credentials.py: the refresh schedule and what is never logged."""
+"""Pure parts of daemon/kube/tenant_credentials.py: the refresh schedule and what is never
+logged."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.tenant_credentials import (
+from daemon.kube.tenant_credentials import (
     ANNOTATION_EXPIRES,
     CredentialRefresher,
     CredentialVendor,

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import keys, wiring
+from daemon import app_keys as keys
+from daemon import wiring
 
 
 class RecordingLeaderTasks:

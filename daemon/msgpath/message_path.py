@@ -14,16 +14,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from daemon import keys
-from daemon.buffer import Buffer
+from daemon import app_keys as keys
+from daemon.app_keys import BUFFER, DELIVERY, TENANT_CACHE, WAKE
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
-from daemon.delivery import DeliveryManager
-from daemon.keys import BUFFER, DELIVERY, TENANT_CACHE, WAKE
 from daemon.model_gateway.app import MODEL_KEYS
-from daemon.tenant_cache import TenantCache
-from daemon.wake import EndpointCache, WakeManager
-from daemon.wake_admission import AdmissionMetrics, WakeAdmission
+from daemon.msgpath.buffer import Buffer
+from daemon.msgpath.delivery import DeliveryManager
+from daemon.msgpath.tenant_cache import TenantCache
+from daemon.msgpath.wake import EndpointCache, WakeManager
+from daemon.msgpath.wake_admission import AdmissionMetrics, WakeAdmission
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from daemon.crash_points import crash_point
 from daemon.metrics import Metrics
 from daemon.model import DETACHED, ConditionFailed, OtmError, Tenant, TenantStatus
 from daemon.model_gateway.keys import ModelKeys
+from daemon.msgpath.pubsub import TenantSignals
+from daemon.msgpath.wake_admission import WakeAdmission
 from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
 from daemon.settings import Settings
-from daemon.signals import TenantSignals
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
-from daemon.wake_admission import WakeAdmission
 from daemon.wake_errors import WakeImpossible, no_bot_token_reason
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ message to a sleeping tenant should not wait for that. So the pool keeps
   needs that CPU more). Extra or failed warm gateways are stopped.
 - **Claim** (``claim``, inside ``LocalRuntime.start`` under the tenant lock): take a ready
   gateway of the same command; unpack the tenant's snapshot beside it; if its global state
-  holds something a running gateway cannot take over (``daemon/agent_state.py``), give the
+  holds something a running gateway cannot take over (``daemon/agent/state.py``), give the
   gateway back and start cold. Otherwise move ``agents/main/`` and ``workspace/`` into the
   warm state dir (``main`` was never opened there), then one atomic config write
   (``render_bound_config``, tmp + rename) that the gateway hot-reloads. The gateway becomes
@@ -44,11 +44,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from daemon import agent_state
-from daemon.adapters import local_processes
-from daemon.adapters.local_logs import LogSink
-from daemon.adapters.local_run_state import mark_restored
-from daemon.adapters.runtime_local import (
+from daemon.adapters.local import processes as local_processes
+from daemon.adapters.local.logs import LogSink
+from daemon.adapters.local.run_state import mark_restored
+from daemon.adapters.local.runtime import (
     OPENCLAW_FILE_LOG,
     ORPHAN_GRACE_S,
     PROBE_TIMEOUT,
@@ -56,7 +55,15 @@ from daemon.adapters.runtime_local import (
     _Agent,
     _signal_group,
 )
-from daemon.adapters.warm_bot_api import PlaceholderBotApi
+from daemon.adapters.local.warm_bot_api import PlaceholderBotApi
+from daemon.agent import state as agent_state
+from daemon.agent.openclaw_config import (
+    WARM_AGENT_ID,
+    model_provider,
+    render_bound_config,
+    render_warm_config,
+    tuning_from_settings,
+)
 from daemon.coordination import Coordination
 from daemon.embedded_redis import free_port
 from daemon.metrics import (
@@ -68,17 +75,10 @@ from daemon.metrics import (
     Metrics,
 )
 from daemon.model import new_secret
-from daemon.openclaw_config import (
-    WARM_AGENT_ID,
-    model_provider,
-    render_bound_config,
-    render_warm_config,
-    tuning_from_settings,
-)
 from daemon.ports import AgentLaunch, Instance, InstancePhase
 
 if TYPE_CHECKING:
-    from daemon.adapters.runtime_local import LocalRuntime
+    from daemon.adapters.local.runtime import LocalRuntime
 
 log = logging.getLogger(__name__)
 

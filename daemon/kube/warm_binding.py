@@ -1,7 +1,7 @@
 """The warm half of the Kubernetes runtime: claim a pre-booted warm pod and bind it.
 
 A wake claims a warm pod of the tenant's image (warm_pool.py) unless the tenant's saved
-global database holds what a warm gateway would drop (daemon/agent_state.py), vends the
+global database holds what a warm gateway would drop (daemon/agent/state.py), vends the
 tenant's S3 credentials first (tenant_credentials.py; no credentials, no claim), POSTs the
 bound config to the pod's bootstrap (warm_bootstrap.py), and records the expiry of the
 credentials on the pod for the leader's refresher, which re-POSTs fresh ones. The pod's
@@ -23,11 +23,15 @@ from typing import Any
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from daemon import agent_state
-from daemon import k8s_names as names
-from daemon import manifests as m
-from daemon.informer import PodInformer
-from daemon.k8s_client import JSON, ApiException, call_json
+from daemon.agent import state as agent_state
+from daemon.agent.openclaw_config import ModelProvider
+from daemon.kube import manifests as m
+from daemon.kube import names
+from daemon.kube.client import JSON, ApiException, call_json
+from daemon.kube.informer import PodInformer
+from daemon.kube.pod_status import pod_endpoint, pod_phase
+from daemon.kube.tenant_credentials import ANNOTATION_EXPIRES, CredentialVendor, TenantCredentials
+from daemon.kube.warm_pool import WarmPool
 from daemon.metrics import (
     COLD,
     PHASE_CHANNEL_UP,
@@ -37,11 +41,7 @@ from daemon.metrics import (
     WARM,
     Metrics,
 )
-from daemon.openclaw_config import ModelProvider
-from daemon.pod_status import pod_endpoint, pod_phase
 from daemon.ports import AgentFailed, AgentLaunch, InstancePhase, StateStore
-from daemon.tenant_credentials import ANNOTATION_EXPIRES, CredentialVendor, TenantCredentials
-from daemon.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)

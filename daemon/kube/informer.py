@@ -25,8 +25,8 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import RESTResponse
 
-from daemon.k8s_client import JSON, ApiException, call_json
-from daemon.manifests import OPENCLAW_SELECTOR
+from daemon.kube.client import JSON, ApiException, call_json
+from daemon.kube.manifests import OPENCLAW_SELECTOR
 
 log = logging.getLogger(__name__)
 

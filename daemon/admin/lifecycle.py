@@ -30,16 +30,16 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import keys
-from daemon.admin_http import error_response, read_json_object
-from daemon.admin_http import tenant_id_param as _tenant_id
-from daemon.buffer import chat_id_of
-from daemon.keys import BUFFER, DELIVERY, WAKE
-from daemon.log_follow import follow_across_runs
+from daemon import app_keys as keys
+from daemon.admin.http import error_response, read_json_object
+from daemon.admin.http import tenant_id_param as _tenant_id
+from daemon.admin.log_follow import follow_across_runs
+from daemon.app_keys import BUFFER, DELIVERY, WAKE
 from daemon.log_options import LogOptions
 from daemon.model import TenantStatus
+from daemon.msgpath.buffer import chat_id_of
+from daemon.msgpath.wake import StateNotSaved, WakeFailed, WakeRefused
 from daemon.redis_keys import simulated_update_key
-from daemon.wake import StateNotSaved, WakeFailed, WakeRefused
 
 log = logging.getLogger(__name__)
 

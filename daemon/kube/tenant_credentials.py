@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon import k8s_names as names
+from daemon.kube import names
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Per-pod bind tokens of warm pods (see daemon/warm_bootstrap.py).
+"""Per-pod bind tokens of warm pods (see daemon/kube/warm_bootstrap.py).
 
 One key per namespace (the ``otm-warm-bind`` Secret) and one token per pod,
 HMAC-SHA256(key, pod name): the bootstrap derives its own from its name, the

@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import EXTEND_IF_OWNER_LUA, RELEASE_IF_OWNER_LUA
-from daemon.k8s_names import LEADER_LEASE
+from daemon.kube.names import LEADER_LEASE
 from daemon.metrics import Metrics
 from daemon.redis_keys import LEADER_KEY
 from daemon.tasks import TaskGroup

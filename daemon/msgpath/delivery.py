@@ -38,16 +38,16 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from daemon.buffer import Buffer, BufferedUpdate, lease_key
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
+from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
+from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
+from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 from daemon.ports import InstancePhase, Registry, Runtime
 from daemon.redis_keys import delivery_lease_name as lease_name
 from daemon.telegram import SECRET_HEADER
-from daemon.tenant_cache import TenantCache, TenantInfo
-from daemon.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 
 log = logging.getLogger(__name__)
 

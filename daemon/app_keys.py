@@ -15,23 +15,23 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from daemon.admin_watch import WatchHub
-    from daemon.buffer import Buffer
+    from daemon.admin.watch import WatchHub
     from daemon.coordination import Coordination
-    from daemon.culler import Culler
-    from daemon.delivery import DeliveryManager
-    from daemon.leader import LeaderElector, LeaderTasks
+    from daemon.kube.warm_pool import WarmPool
+    from daemon.lifecycle.culler import Culler
+    from daemon.lifecycle.leader import LeaderElector, LeaderTasks
     from daemon.metrics import Metrics
+    from daemon.msgpath.buffer import Buffer
+    from daemon.msgpath.delivery import DeliveryManager
+    from daemon.msgpath.pubsub import TenantSignals
+    from daemon.msgpath.tenant_cache import TenantCache
+    from daemon.msgpath.wake import WakeManager
     from daemon.orchestrator import Orchestrator
     from daemon.ports import Registry, Runtime, StateStore
     from daemon.reconciler import Reconciler
     from daemon.settings import Settings
-    from daemon.signals import TenantSignals
     from daemon.tasks import TaskGroup
     from daemon.telegram import BotApi
-    from daemon.tenant_cache import TenantCache
-    from daemon.wake import WakeManager
-    from daemon.warm_pool import WarmPool
 
 # Shared resources (one cleanup context each in app.py).
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")

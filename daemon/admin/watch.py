@@ -21,13 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import keys
-from daemon.admin_http import matches_labels, parse_label_selector
+from daemon import app_keys as keys
+from daemon.admin.http import matches_labels, parse_label_selector
+from daemon.app_keys import STARTED_AT, WATCH_HUB
 from daemon.coordination import config_as_dict
-from daemon.keys import STARTED_AT, WATCH_HUB
 from daemon.model import Tenant, TenantNotFound, TenantStatus
+from daemon.msgpath.pubsub import TenantSignals
 from daemon.ports import Registry
-from daemon.signals import TenantSignals
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def _wake_admission(app: web.Application) -> dict[str, Any] | None:
-    """Wakes in progress and queued (daemon/wake_admission.py), cluster-wide."""
+    """Wakes in progress and queued (daemon/msgpath/wake_admission.py), cluster-wide."""
     admission = getattr(app.get(keys.WAKE), "admission", None)
     if admission is None:
         return None

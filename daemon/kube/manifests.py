@@ -7,7 +7,7 @@ sidecar (an init container with ``restartPolicy: Always``) syncs the state dir t
 sidecar's preStop sync runs after the gateway has drained its turns and closed its SQLite
 files: the final sync is consistent, unlike a sync that races a still-running gateway.
 
-Warm pod (``warm_pod``): see daemon/warm_bootstrap.py for what is pre-warmed and how a tenant
+Warm pod (``warm_pod``): see daemon/kube/warm_bootstrap.py for what is pre-warmed and how a tenant
 is bound at claim time.
 
 Secrets never appear as plain values in a pod spec: the gateway token comes from a
@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon import k8s_names as names
-from daemon.openclaw_config import (
+from daemon.agent.openclaw_config import (
     GatewayTuning,
     ModelProvider,
     WarmTelegram,
@@ -32,7 +31,8 @@ from daemon.openclaw_config import (
     render_warm_config,
     tuning_from_settings,
 )
-from daemon.pod_scripts import (
+from daemon.kube import names
+from daemon.kube.pod_scripts import (
     BIND_DIR,
     HELPER_STATE,
     HELPER_WORKSPACE,
@@ -42,9 +42,9 @@ from daemon.pod_scripts import (
     sync_loop_script,
     sync_script,
 )
+from daemon.kube.warm_bootstrap import BOOTSTRAP_JS
 from daemon.ports import AgentLaunch
 from daemon.settings import Settings
-from daemon.warm_bootstrap import BOOTSTRAP_JS
 
 JSON = dict[str, Any]
 
@@ -553,7 +553,7 @@ def tenant_pod(
 
 def warm_pod(*, settings: PodSettings, image: str | None = None, config_sha256: str = "") -> JSON:
     """An unclaimed warm-pool pod: its gateway pre-booted on the warm config, the bootstrap
-    waiting for a bind (daemon/warm_bootstrap.py).
+    waiting for a bind (daemon/kube/warm_bootstrap.py).
 
     restartPolicy Never: a bootstrap or gateway that exits leaves the pod Failed, which the
     runtime reports (a restarted bootstrap would come back unbound under a tenant's label).
@@ -573,7 +573,7 @@ def warm_pod(*, settings: PodSettings, image: str | None = None, config_sha256: 
             {"name": "OTM_WAIT_RESTORE", "value": "1" if ps.state_sync else "0"},
             *_compile_cache_env(ps),
             # The namespace's bind key; the bootstrap derives this pod's own token from
-            # it and its name, then drops the key (daemon/warm_bind_token.py).
+            # it and its name, then drops the key (daemon/kube/warm_bind_token.py).
             _secret_env("OTM_BIND_TOKEN", WARM_BIND_SECRET, WARM_BIND_KEY),
             {"name": "OTM_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],

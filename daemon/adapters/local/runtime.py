@@ -6,7 +6,7 @@ Each tenant's agent is one process group on 127.0.0.1 with two free ports
 (not inside) the state dir, so the snapshot never carries its secrets. The
 default command is the bundled stand-in agent; ``settings.agent_command``
 plugs in a real ``openclaw gateway`` instead, and ``settings.agent_model_*``
-give it a model (daemon/openclaw_config.py). With ``warm_pool_target`` > 0 a start binds a
+give it a model (daemon/agent/openclaw_config.py). With ``warm_pool_target`` > 0 a start binds a
 pre-booted gateway instead of spawning one (local_warm_pool.py).
 
 State: restored from the StateStore snapshot before start; saved after the
@@ -42,20 +42,23 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from daemon.adapters import local_processes
-from daemon.adapters.local_logs import LogSink, previous_run
-from daemon.adapters.local_processes import NONCE_ENV
-from daemon.adapters.local_run_state import restore_run_state, save_run_state
-from daemon.adapters.local_sandbox import AgentSandbox, agent_environment
-from daemon.agent_activity import agent_answers, fetch_agent_activity
-from daemon.agent_command import command_not_startable, resolve_agent_command
-from daemon.agent_model import model_provider
+from daemon.adapters.local import processes as local_processes
+from daemon.adapters.local.logs import LogSink, previous_run
+from daemon.adapters.local.processes import NONCE_ENV
+from daemon.adapters.local.run_state import restore_run_state, save_run_state
+from daemon.adapters.local.sandbox import AgentSandbox, agent_environment
+from daemon.agent.activity import agent_answers, fetch_agent_activity
+from daemon.agent.command import command_not_startable, resolve_agent_command
+from daemon.agent.openclaw_activity import fetch_openclaw_activity
+from daemon.agent.openclaw_config import (
+    model_provider,
+    render_openclaw_config,
+    tuning_from_settings,
+)
 from daemon.crash_points import crash_point
 from daemon.embedded_redis import free_port
 from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.metrics import COLD, PHASE_CHANNEL_UP, PHASE_RESTORE, Metrics
-from daemon.openclaw_activity import fetch_openclaw_activity
-from daemon.openclaw_config import render_openclaw_config, tuning_from_settings
 from daemon.ports import (
     AgentActivity,
     AgentFailed,
@@ -68,11 +71,11 @@ from daemon.ports import (
 from daemon.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:
-    from daemon.adapters.local_warm_pool import LocalWarmPool
+    from daemon.adapters.local.warm_pool import LocalWarmPool
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "otm.devtools.agent_stub")
 WEBHOOK_PATH = "/telegram-webhook"
 PROBE_FIRST_S = 0.02

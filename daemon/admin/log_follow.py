@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
+from daemon.msgpath.pubsub import Subscription
 from daemon.ports import Runtime
-from daemon.signals import Subscription
 
 BOOT_EVENTS = frozenset({"waking", "running"})
 IDLE_CHECK_S = 15.0

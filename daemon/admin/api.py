@@ -11,14 +11,14 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from daemon import keys
-from daemon.admin_http import (
+from daemon import app_keys as keys
+from daemon.admin.http import (
     error_response,
     matches_labels,
     parse_label_selector,
     read_json_object,
 )
-from daemon.admin_http import tenant_id_param as _tenant_id
+from daemon.admin.http import tenant_id_param as _tenant_id
 from daemon.coordination import config_as_dict
 from daemon.model import (
     ConditionFailed,

@@ -1,5 +1,5 @@
 """`otm tenant list|get|describe` (reads, including `list -w`); the writes live in
-otm/cmd_tenant_write.py and are registered on the same sub-app by otm/cli.py."""
+otm/cmd_tenant/write.py and are registered on the same sub-app by otm/cli.py."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from daemon import k8s_names as names
-from daemon import manifests as m
+from daemon.kube import manifests as m
+from daemon.kube import names
 from daemon.ports import Instance, InstancePhase
 
 # Only test clusters set this: the fake kubelet runs pods as local processes on 127.0.0.1

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.openclaw_config import PLACEHOLDER_BOT_TOKEN
+from daemon.agent.openclaw_config import PLACEHOLDER_BOT_TOKEN
 
 PLACEHOLDER_BOT: dict[str, Any] = {
     "id": int(PLACEHOLDER_BOT_TOKEN.split(":", 1)[0]),

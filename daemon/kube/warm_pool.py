@@ -28,14 +28,14 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from daemon import manifests as m
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
-from daemon.informer import PodInformer
-from daemon.k8s_client import JSON, ApiException, call_json
+from daemon.kube import manifests as m
+from daemon.kube.client import JSON, ApiException, call_json
+from daemon.kube.informer import PodInformer
+from daemon.kube.warm_bind_token import pod_bind_token
 from daemon.metrics import Metrics
 from daemon.model import new_secret
-from daemon.warm_bind_token import pod_bind_token
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ class WarmPool:
 
     async def bind_token(self) -> str:
         """The namespace's bind key (created once per namespace). Never sent to a pod as a
-        token: each pod accepts only its own, ``pod_bind_token`` (daemon/warm_bind_token.py)."""
+        token: each pod accepts only its own, ``pod_bind_token``
+        (daemon/kube/warm_bind_token.py)."""
         async with self._token_lock:
             if self._token is None:
                 self._token = await self._read_or_create_token()
@@ -348,7 +349,7 @@ def _default_warm_config(ps: m.PodSettings) -> Callable[[str], JSON]:
         return m.render_warm_pod_config(
             ps,
             api_root=None,
-            # Replaced by a random per-pod token at boot (daemon/warm_bootstrap.py).
+            # Replaced by a random per-pod token at boot (daemon/kube/warm_bootstrap.py).
             gateway_token="replaced-at-boot",
             hooks_token=hooks_token_for(bind_token),
         )

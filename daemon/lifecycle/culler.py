@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon.agent_activity import trusted_turn_time
+from daemon.agent.activity import trusted_turn_time
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
-from daemon.leader import checkpoint
+from daemon.lifecycle.leader import checkpoint
 from daemon.model import ConditionFailed, Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Registry, Runtime
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon import keys
-from daemon.keys import WAKE
+from daemon import app_keys as keys
+from daemon.app_keys import WAKE
 from daemon.model import validate_tenant_id
 from daemon.model_gateway.app import USAGE
 from daemon.model_gateway.usage import ModelUsage

@@ -9,7 +9,7 @@ the gateway and exits with it, and listens on its own port (``WARM_BIND_PORT``, 
 
 * ``POST /otm/bind`` (Bearer token, per pod: see below): ``{tenant_id, config,
   sync_env}``. ``config`` is the bound openclaw.json (``render_bound_config``);
-  ``sync_env`` carries the tenant-scoped S3 credentials (daemon/tenant_credentials.py)
+  ``sync_env`` carries the tenant-scoped S3 credentials (daemon/kube/tenant_credentials.py)
   and prefix for the sync sidecar. The bootstrap
   writes ``tenant.env`` for the sidecar, answers 202, waits for the sidecar's ``restored``
   marker (state sync on: the tenant's ``agents/main/`` and workspace are in place, under an
@@ -28,7 +28,7 @@ the gateway and exits with it, and listens on its own port (``WARM_BIND_PORT``, 
   /healthz on 18789, which keeps answering throughout the bind: no liveness gap.
 
 The bind token is per pod: HMAC-SHA256 of the pod's name under the ``otm-warm-bind`` key
-(daemon/warm_bind_token.py). The key reaches the pod as ``OTM_BIND_TOKEN``, its name as
+(daemon/kube/warm_bind_token.py). The key reaches the pod as ``OTM_BIND_TOKEN``, its name as
 ``OTM_POD_NAME`` (downward API); the bootstrap derives its own token and, on Node >=
 22.15/23.11 (``process.execve``), re-executes itself with only the derived token in its
 environment, so tenant code (the gateway is the bootstrap's child) cannot read the key from

@@ -1,0 +1,1 @@
+"""The admin HTTP API: route assembly, shared helpers, lifecycle, watch, model."""

@@ -1,0 +1,1 @@
+"""Kubernetes parts: client, names, manifests, informer, pod status, warm pool."""

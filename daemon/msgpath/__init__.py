@@ -1,0 +1,1 @@
+"""The message path: durable buffer, delivery, wake, tenant cache, Redis pub/sub."""
