@@ -23,7 +23,7 @@ GUIDE = REPO_ROOT / "docs" / "setup-guide.md"
 
 
 def _source_of_pod_scripts() -> str:
-    return (REPO_ROOT / "daemon" / "pod_scripts.py").read_text()
+    return (REPO_ROOT / "daemon" / "kube" / "pod_scripts.py").read_text()
 
 
 def _guide() -> str:
