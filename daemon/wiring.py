@@ -8,6 +8,7 @@ so the embedded default never loads boto3 or kubernetes_asyncio it does not use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from daemon import app_keys as keys
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.lifecycle.culler import Culler
-from daemon.lifecycle.leader import LeaderTasks, make_elector
+from daemon.lifecycle.leader import LeaderTasks, TaskFactory, make_elector
 from daemon.lifecycle.tenant_metrics import TenantGauge
 from daemon.metrics import Metrics
 from daemon.msgpath.message_path import message_path_ctx
@@ -217,40 +218,42 @@ async def culler_ctx(app: web.Application) -> AsyncIterator[None]:
     # Events may have been missed while the subscriber reconnected: re-read everything.
     app[keys.SIGNALS].on_reconnect(culler.kick)
     app[keys.CULLER] = culler
-    leader_tasks = app[keys.LEADER_TASKS]
-    leader_tasks.add("culler", culler.run)
-    try:
+    async with _while_leading(app, {"culler": culler.run}):
         yield
-    finally:
-        await leader_tasks.remove("culler")
 
 
 async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     """The tenant gauge, refreshed on the message path's tenant events, while leading."""
     gauge = TenantGauge(app[keys.REGISTRY], app[keys.METRICS])
     app[keys.SIGNALS].on_event(gauge.mark_dirty)
-    leader_tasks = app[keys.LEADER_TASKS]
-    leader_tasks.add("tenant-gauge", gauge.run)
-    try:
+    async with _while_leading(app, {"tenant-gauge": gauge.run}):
         yield
-    finally:
-        await leader_tasks.remove("tenant-gauge")
 
 
 async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     """Refill the Kubernetes warm pool, and refresh the credentials of bound warm pods,
     while this replica leads."""
-    leader_tasks = app[keys.LEADER_TASKS]
-    leader_tasks.add("warm-pool", app[keys.WARM_POOL].run)
+    tasks: dict[str, TaskFactory] = {"warm-pool": app[keys.WARM_POOL].run}
     refresher = getattr(app[keys.RUNTIME], "refresher", None)
     if refresher is not None:
-        leader_tasks.add("warm-credentials", refresher.run)
+        tasks["warm-credentials"] = refresher.run
+    async with _while_leading(app, tasks):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _while_leading(
+    app: web.Application, tasks: dict[str, TaskFactory]
+) -> AsyncIterator[None]:
+    """Run ``tasks`` (by name) while this replica leads, for the body of the block."""
+    leader_tasks = app[keys.LEADER_TASKS]
+    for name, factory in tasks.items():
+        leader_tasks.add(name, factory)
     try:
         yield
     finally:
-        await leader_tasks.remove("warm-pool")
-        if refresher is not None:
-            await leader_tasks.remove("warm-credentials")
+        for name in tasks:
+            await leader_tasks.remove(name)
 
 
 async def local_warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:

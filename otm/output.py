@@ -193,6 +193,11 @@ def tenant_name(tenant: Mapping[str, Any]) -> str:
     return f"tenant/{tenant.get('tenant_id', '')}"
 
 
+def tenants_document(items: Sequence[Mapping[str, Any]], *, single: bool = False) -> Any:
+    """What json/yaml/jsonpath print: ``{"items": [...]}``, or one tenant bare (``single``)."""
+    return dict(items[0]) if single and len(items) == 1 else {"items": list(items)}
+
+
 def render_tenants(
     items: Sequence[Mapping[str, Any]],
     fmt: Format,
@@ -203,7 +208,7 @@ def render_tenants(
 ) -> str:
     """A list of tenants (``single``: one object, which json/yaml print bare)."""
     if fmt in (Format.json, Format.yaml):
-        doc: Any = dict(items[0]) if single and len(items) == 1 else {"items": list(items)}
+        doc = tenants_document(items, single=single)
         return to_json(doc) if fmt == Format.json else to_yaml(doc)
     if fmt == Format.name:
         return "\n".join(tenant_name(t) for t in items)

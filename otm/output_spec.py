@@ -18,6 +18,7 @@ from otm.output import (
     format_labels,
     render_tenants,
     tenant_row,
+    tenants_document,
 )
 
 FORMATS_HELP = "table|wide|json|yaml|name|jsonpath=TEMPLATE|custom-columns=SPEC"
@@ -77,8 +78,7 @@ def render(
     show_labels: bool = False,
 ) -> str:
     if spec.jsonpath is not None:
-        doc: Any = dict(items[0]) if single and len(items) == 1 else {"items": list(items)}
-        return render_jsonpath(spec.jsonpath, doc)
+        return render_jsonpath(spec.jsonpath, tenants_document(items, single=single))
     if spec.columns:
         table = TablePrinter([h for h, _ in spec.columns], show_headers=headers)
         return table.render(custom_column_rows(spec.columns, items)) if items else ""

@@ -217,32 +217,34 @@ def render_openclaw_config(
         if MEMORY_PLUGIN not in tuning.plugins_allow:
             plugins["slots"] = {"memory": "none"}
         config["plugins"] = plugins
-    # No remote catalog fetch (catalog.openclaw.ai) at boot: models come from this config.
-    models: dict[str, Any] = {"catalogRefresh": {"enabled": False}}
-    config["models"] = models
+    config["models"] = _models(model_provider)
     if model_provider is not None:
         defaults["model"] = {"primary": model_provider.primary}
-        models.update(
-            {
-                "providers": {
-                    model_provider.name: {
-                        "baseUrl": model_provider.base_url,
-                        "apiKey": model_provider.api_key,
-                        "api": model_provider.api,
-                        "models": [
-                            {
-                                "id": model_provider.model_id,
-                                "name": model_provider.model_name or model_provider.model_id,
-                                "input": ["text"],
-                                "contextWindow": model_provider.context_window,
-                                "maxTokens": model_provider.max_tokens,
-                            }
-                        ],
-                    }
-                }
-            }
-        )
     return config
+
+
+def _models(model_provider: ModelProvider | None) -> dict[str, Any]:
+    """The ``models`` section: ``model_provider`` as the only provider, when given."""
+    # No remote catalog fetch (catalog.openclaw.ai) at boot: models come from this config.
+    models: dict[str, Any] = {"catalogRefresh": {"enabled": False}}
+    if model_provider is not None:
+        models["providers"] = {
+            model_provider.name: {
+                "baseUrl": model_provider.base_url,
+                "apiKey": model_provider.api_key,
+                "api": model_provider.api,
+                "models": [
+                    {
+                        "id": model_provider.model_id,
+                        "name": model_provider.model_name or model_provider.model_id,
+                        "input": ["text"],
+                        "contextWindow": model_provider.context_window,
+                        "maxTokens": model_provider.max_tokens,
+                    }
+                ],
+            }
+        }
+    return models
 
 
 def _telegram_account(
@@ -374,17 +376,6 @@ def render_bound_config(
     agents["defaults"] = {**agents["defaults"], "workspace": workspace_dir}
     agents["entries"] = {TENANT_AGENT_ID: {"workspace": workspace_dir}}
     if model_provider is not None:
-        with_model = render_openclaw_config(
-            tenant_id=tenant_id,
-            bot_token=bot_token,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            webhook_port=warm_telegram["webhookPort"],
-            gateway_port=gateway["port"],
-            gateway_bind="loopback",
-            workspace_dir=workspace_dir,
-            model_provider=model_provider,
-        )
-        bound["models"] = with_model["models"]
-        agents["defaults"]["model"] = with_model["agents"]["defaults"]["model"]
+        bound["models"] = _models(model_provider)
+        agents["defaults"]["model"] = {"primary": model_provider.primary}
     return bound

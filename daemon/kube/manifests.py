@@ -20,9 +20,10 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from daemon.agent.openclaw_config import (
+    GatewayBind,
     GatewayTuning,
     ModelProvider,
     WarmTelegram,
@@ -155,6 +156,25 @@ def tenant_s3_prefix(tenant_id: str) -> str:
 # -- openclaw.json and the Secret --------------------------------------------------------
 
 
+class _PodListeners(TypedDict):
+    webhook_host: str
+    webhook_port: int
+    webhook_path: str
+    gateway_port: int
+    gateway_bind: GatewayBind
+
+
+# Where a pod's gateway listens: the webhook on all interfaces of the pod, the gateway on the
+# pod network (token auth; the NetworkPolicy admits only the daemon).
+_POD_LISTENERS: _PodListeners = {
+    "webhook_host": "0.0.0.0",
+    "webhook_port": names.OPENCLAW_WEBHOOK_PORT,
+    "webhook_path": WEBHOOK_PATH,
+    "gateway_port": names.OPENCLAW_GATEWAY_PORT,
+    "gateway_bind": "lan",
+}
+
+
 def render_tenant_config(
     launch: AgentLaunch,
     *,
@@ -170,12 +190,8 @@ def render_tenant_config(
         bot_token=launch.bot_token,
         webhook_url=webhook_url,
         webhook_secret=launch.webhook_secret,
-        webhook_host="0.0.0.0",
-        webhook_port=names.OPENCLAW_WEBHOOK_PORT,
-        webhook_path=WEBHOOK_PATH,
         api_root=api_root,
-        gateway_port=names.OPENCLAW_GATEWAY_PORT,
-        gateway_bind="lan",
+        **_POD_LISTENERS,
         gateway_token=launch.gateway_token,
         hooks_token=launch.hooks_token,
         workspace_dir=WORKSPACE_DIR,
@@ -197,12 +213,8 @@ def render_warm_pod_config(
     return render_warm_config(
         warm_secret=gateway_token,
         workspace_dir=WORKSPACE_DIR,
-        webhook_host="0.0.0.0",
-        webhook_port=names.OPENCLAW_WEBHOOK_PORT,
-        webhook_path=WEBHOOK_PATH,
         api_root=api_root,
-        gateway_port=names.OPENCLAW_GATEWAY_PORT,
-        gateway_bind="lan",
+        **_POD_LISTENERS,
         gateway_token=gateway_token,
         hooks_token=hooks_token,
         model_provider=model_provider,
@@ -464,6 +476,18 @@ def _secret_env(name: str, secret: str, key: str) -> JSON:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
+def _config_volume(name: str, secret_name: str) -> JSON:
+    """A volume holding ``openclaw.json`` from ``secret_name``, readable by the pod's group."""
+    return {
+        "name": name,
+        "secret": {
+            "secretName": secret_name,
+            "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+            "defaultMode": 0o440,
+        },
+    }
+
+
 def _pod_spec(
     *,
     priority_class: str,
@@ -528,14 +552,7 @@ def tenant_pod(
     }
     if config_sha256:
         metadata["annotations"] = {ANNOTATION_CONFIG_HASH: config_sha256}
-    config_volume: JSON = {
-        "name": "config",
-        "secret": {
-            "secretName": secret,
-            "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
-            "defaultMode": 0o440,
-        },
-    }
+    config_volume = _config_volume("config", secret)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -591,14 +608,7 @@ def warm_pod(*, settings: PodSettings, image: str | None = None, config_sha256: 
         ],
     }
     init = [sync_sidecar(None, ps)] if ps.state_sync else []
-    warm_config: JSON = {
-        "name": "warm-config",
-        "secret": {
-            "secretName": WARM_CONFIG_SECRET,
-            "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
-            "defaultMode": 0o440,
-        },
-    }
+    warm_config = _config_volume("warm-config", WARM_CONFIG_SECRET)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

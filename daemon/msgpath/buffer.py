@@ -72,20 +72,10 @@ redis.call('sadd', KEYS[3], ARGV[4])
 return {id, redis.call('xlen', KEYS[1])}
 """
 
-# KEYS: buf, tries, pending, lease   ARGV: entry_id, tenant_id, lease_token
-# Fenced: only the current lease owner may ack. Returns remaining length, or -1
-# when the lease was lost (the caller must stop delivering).
-ACK_LUA = """
-if redis.call('get', KEYS[4]) ~= ARGV[3] then return -1 end
-redis.call('xdel', KEYS[1], ARGV[1])
-redis.call('hdel', KEYS[2], ARGV[1])
-local n = redis.call('xlen', KEYS[1])
-if n == 0 then redis.call('srem', KEYS[3], ARGV[2]) end
-return n
-"""
-
 # KEYS: buf, tries, pending, lease   ARGV: tenant_id, lease_token, entry_id...
-# ACK_LUA for several entries at once (a batch delivered in order): one round trip.
+# Fenced: only the current lease owner may ack. Removes the entries (a batch delivered in
+# order) in one round trip. Returns remaining length, or -1 when the lease was lost (the
+# caller must stop delivering).
 ACK_MANY_LUA = """
 if redis.call('get', KEYS[4]) ~= ARGV[2] then return -1 end
 for i = 3, #ARGV do
@@ -191,7 +181,6 @@ class Buffer:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._append = redis.register_script(APPEND_LUA)
-        self._ack = redis.register_script(ACK_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._check = redis.register_script(CHECK_PENDING_LUA)
@@ -225,12 +214,7 @@ class Buffer:
 
     async def ack(self, tenant_id: str, entry_id: str, lease_token: str) -> int:
         """Remove a delivered update; -1 if the lease was lost (nothing removed)."""
-        return int(
-            await self._ack(
-                keys=[buf_key(tenant_id), tries_key(tenant_id), PENDING_KEY, lease_key(tenant_id)],
-                args=[entry_id, tenant_id, lease_token],
-            )
-        )
+        return await self.ack_many(tenant_id, [entry_id], lease_token)
 
     async def ack_many(self, tenant_id: str, entry_ids: list[str], lease_token: str) -> int:
         """Remove delivered updates; -1 if the lease was lost (nothing removed)."""

@@ -127,35 +127,48 @@ async def _parse(request: web.Request) -> tuple[dict[str, Any], str] | web.Respo
     return body, model_id
 
 
-async def handle_converse(request: web.Request) -> web.Response:
+async def _reply(request: web.Request) -> tuple[str, int] | web.Response:
+    """The stub's reply to a valid request and its input token count, or the error."""
     parsed = await _parse(request)
     if isinstance(parsed, web.Response):
         return parsed
     body, _ = parsed
     chat, input_tokens = _as_chat(body)
-    reply = reply_for(chat)
-    output_tokens = len(reply.split())
+    return reply_for(chat), input_tokens
+
+
+async def handle_converse(request: web.Request) -> web.Response:
+    answered = await _reply(request)
+    if isinstance(answered, web.Response):
+        return answered
+    reply, input_tokens = answered
     return web.json_response(
         {
             "output": {"message": {"role": "assistant", "content": [{"text": reply}]}},
             "stopReason": "end_turn",
-            "usage": {
-                "inputTokens": input_tokens,
-                "outputTokens": output_tokens,
-                "totalTokens": input_tokens + output_tokens,
-            },
-            "metrics": {"latencyMs": 1},
+            **_usage(reply, input_tokens),
         }
     )
 
 
+def _usage(reply: str, input_tokens: int) -> dict[str, Any]:
+    """The ``usage`` and ``metrics`` of a reply, as both APIs report them."""
+    output_tokens = len(reply.split())
+    return {
+        "usage": {
+            "inputTokens": input_tokens,
+            "outputTokens": output_tokens,
+            "totalTokens": input_tokens + output_tokens,
+        },
+        "metrics": {"latencyMs": 1},
+    }
+
+
 async def handle_converse_stream(request: web.Request) -> web.StreamResponse:
-    parsed = await _parse(request)
-    if isinstance(parsed, web.Response):
-        return parsed
-    body, _ = parsed
-    chat, input_tokens = _as_chat(body)
-    reply = reply_for(chat)
+    answered = await _reply(request)
+    if isinstance(answered, web.Response):
+        return answered
+    reply, input_tokens = answered
     response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
     await response.prepare(request)
     await response.write(event_frame("messageStart", {"role": "assistant"}))
@@ -166,20 +179,7 @@ async def handle_converse_stream(request: web.Request) -> web.StreamResponse:
         )
     await response.write(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
     await response.write(event_frame("messageStop", {"stopReason": "end_turn"}))
-    output_tokens = len(reply.split())
-    await response.write(
-        event_frame(
-            "metadata",
-            {
-                "usage": {
-                    "inputTokens": input_tokens,
-                    "outputTokens": output_tokens,
-                    "totalTokens": input_tokens + output_tokens,
-                },
-                "metrics": {"latencyMs": 1},
-            },
-        )
-    )
+    await response.write(event_frame("metadata", _usage(reply, input_tokens)))
     await response.write_eof()
     return response
 

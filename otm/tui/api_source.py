@@ -158,24 +158,24 @@ class ApiTenantSource:
         config: dict[str, Any] = await self._json("PATCH", "/v1/config", body=dict(changes))
         return config
 
-    async def wake(self, tenant_id: str) -> Record:
-        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/wake")
+    async def _tenant_action(self, tenant_id: str, action: str) -> Record:
+        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/{action}")
         return record
 
+    async def wake(self, tenant_id: str) -> Record:
+        return await self._tenant_action(tenant_id, "wake")
+
     async def sleep(self, tenant_id: str) -> Record:
-        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/sleep")
-        return record
+        return await self._tenant_action(tenant_id, "sleep")
 
     async def delete(self, tenant_id: str) -> None:
         await self._json("DELETE", _tenant_path(tenant_id))
 
     async def suspend(self, tenant_id: str) -> Record:
-        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/suspend")
-        return record
+        return await self._tenant_action(tenant_id, "suspend")
 
     async def resume(self, tenant_id: str) -> Record:
-        record: Record = await self._json("POST", f"{_tenant_path(tenant_id)}/resume")
-        return record
+        return await self._tenant_action(tenant_id, "resume")
 
     async def create(self, body: Mapping[str, Any]) -> Record:
         record: Record = await self._json("POST", "/v1/tenants", body=body)

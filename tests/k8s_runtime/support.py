@@ -97,3 +97,13 @@ async def api_pods(runtime: KubernetesRuntime, selector: str = "") -> list[dict[
         runtime.core.list_namespaced_pod, runtime.namespace, label_selector=selector
     )
     return list(body["items"])
+
+
+async def one_warm_pod(runtime: KubernetesRuntime, timeout_s: float = 30) -> WarmPool:
+    """The runtime's warm pool, filled to one available pod."""
+    pool = runtime.warm_pool
+    assert pool is not None
+    pool.target = 1
+    await pool.reconcile()
+    await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, timeout_s)
+    return pool

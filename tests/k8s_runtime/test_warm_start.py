@@ -20,12 +20,11 @@ import pytest_asyncio
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.agent.openclaw_config import API_KEY_PLACEHOLDER, ModelProvider
 from daemon.kube import manifests as m
-from daemon.kube.warm_pool import WarmPool
 from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, launch, one_warm_pod, open_runtime
 from tests.support.fake_k8s.fixture import running_fake_k8s
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -56,19 +55,10 @@ async def _post_update(webhook_url: str, secret: str, update_id: int) -> int:
         return resp.status
 
 
-async def _one_warm_pod(runtime: KubernetesRuntime) -> WarmPool:
-    pool = runtime.warm_pool
-    assert pool is not None
-    pool.target = 1
-    await pool.reconcile()
-    await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
-    return pool
-
-
 async def test_warm_wake_binds_a_booted_pod(
     runtime: KubernetesRuntime, telegram: FakeTelegram
 ) -> None:
-    pool = await _one_warm_pod(runtime)
+    pool = await one_warm_pod(runtime)
     alice = launch("alice")
 
     started = await runtime.start(alice)
@@ -110,7 +100,7 @@ async def test_a_warm_bind_points_the_agent_at_the_model_gateway_with_the_tenant
         model_id="stub-model",
         api_key=API_KEY_PLACEHOLDER,
     )
-    await _one_warm_pod(runtime)
+    await one_warm_pod(runtime)
     started = await runtime.start(launch("alice", model_key="otm-mk-alice.k1.secret"))
     assert started.name.startswith("warm-")
     await runtime.wait_ready("alice", timeout=30)
@@ -142,7 +132,7 @@ async def test_cold_wake_when_the_pool_is_empty(
 
 
 async def test_a_second_bind_for_another_tenant_is_refused(runtime: KubernetesRuntime) -> None:
-    pool = await _one_warm_pod(runtime)
+    pool = await one_warm_pod(runtime)
     await runtime.start(launch("carol"))
     await runtime.wait_ready("carol", timeout=30)
     (pod,) = await api_pods(runtime, "otm/tenant=carol")

@@ -43,7 +43,7 @@ from daemon.metrics import (
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, launch, one_warm_pod, open_runtime
 from tests.support.fake_k8s.fixture import running_fake_k8s
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -168,11 +168,8 @@ async def test_warm_claim_restores_and_syncs_the_tenants_state_with_scoped_crede
     cluster: Cluster, aws: str
 ) -> None:
     runtime, backend = cluster.runtime, cluster.backend
-    pool = runtime.warm_pool
-    assert pool is not None and runtime.refresher is not None
-    pool.target = 1
-    await pool.reconcile()
-    await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
+    assert runtime.refresher is not None
+    await one_warm_pod(runtime)
 
     alice = launch("alice")
     started = await runtime.start(alice)
@@ -241,11 +238,7 @@ async def test_without_credentials_a_wake_never_claims_a_warm_pod(tmp_path: Path
         running_fake_k8s(tmp_path, namespaces=("default", NS)) as k8s,
         open_runtime(k8s.kubeconfig_path, warm=True, pod_settings=settings) as runtime,
     ):
-        pool = runtime.warm_pool
-        assert pool is not None
-        pool.target = 1
-        await pool.reconcile()
-        await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
+        pool = await one_warm_pod(runtime)
         started = await runtime.start(launch("alice"))
         assert started.name == "alice" and pool.claims == 0
 
@@ -301,11 +294,7 @@ async def test_a_credential_failure_starts_cold_and_claims_nothing(
             k8s.kubeconfig_path, warm=True, pod_settings=settings, credentials=broken
         ) as runtime,
     ):
-        pool = runtime.warm_pool
-        assert pool is not None
-        pool.target = 1
-        await pool.reconcile()
-        await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
+        pool = await one_warm_pod(runtime)
         started = await runtime.start(launch("alice"))
         assert started.name == "alice" and pool.claims == 0
         assert pool.available() == 1
@@ -334,11 +323,7 @@ async def test_unprocessed_updates_in_the_saved_global_db_send_the_tenant_cold(
                 state_store=store,
             ) as runtime,
         ):
-            pool = runtime.warm_pool
-            assert pool is not None
-            pool.target = 1
-            await pool.reconcile()
-            await runtime.informer.wait_for(lambda _: True if pool.available() == 1 else None, 30)
+            pool = await one_warm_pod(runtime)
             started = await runtime.start(launch("alice"))
             assert started.name == "alice" and pool.claims == 0
     finally:

@@ -80,6 +80,14 @@ async def ready(pilot: Pilot[None]) -> OtmApp:
     return app
 
 
+async def select(pilot: Pilot[None], app: OtmApp, tenant_id: str) -> None:
+    """Put the tenants table's cursor on ``tenant_id``."""
+    table = app.tenants_screen.table
+    table.move_cursor(row=table.get_row_index(tenant_id), animate=False)
+    await pilot.pause()
+    assert app.tenants_screen.selected_tenant() == tenant_id
+
+
 def static_text(app: OtmApp, selector: str) -> str:
     """What a Static on the active screen shows, as plain text (Rich renderables too)."""
     content = app.screen.query_one(selector, Static).content

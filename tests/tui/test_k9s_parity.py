@@ -16,7 +16,7 @@ from otm.tui.dialogs import ConfirmScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.main_screen import TenantsScreen
 from otm.tui.tenant_form import TenantFormScreen, form_body
-from tests.tui.conftest import cell_text, ready, row_ids, static_text, wait_until
+from tests.tui.conftest import cell_text, ready, row_ids, select, static_text, wait_until
 from tests.tui.fake_source import FakeTenantSource
 
 SIZE = (130, 30)
@@ -29,12 +29,6 @@ def toasts(app: OtmApp) -> list[tuple[str, str]]:
 def keybar_text(app: OtmApp) -> str:
     content = app.screen.query_one(KeyBar).content
     return str(getattr(content, "plain", content))
-
-
-async def select(pilot, app: OtmApp, tenant_id: str) -> None:  # type: ignore[no-untyped-def]
-    table = app.tenants_screen.table
-    table.move_cursor(row=table.get_row_index(tenant_id), animate=False)
-    await pilot.pause()
 
 
 async def test_shift_letters_sort_and_again_reverses(app: OtmApp) -> None:

@@ -9,17 +9,18 @@ from otm.tui.config_screen import ConfigScreen
 from otm.tui.detail_screens import DescribeScreen, LogsScreen
 from otm.tui.dialogs import CommandPrompt, ConfirmScreen, HealthScreen, HelpScreen
 from otm.tui.main_screen import TenantsScreen
-from tests.tui.conftest import build_app, cell_text, ready, row_ids, static_text, wait_until
+from tests.tui.conftest import (
+    build_app,
+    cell_text,
+    ready,
+    row_ids,
+    select,
+    static_text,
+    wait_until,
+)
 from tests.tui.fake_source import FakeTenantSource
 
 SIZE = (110, 30)  # big enough for every column; smaller renders keep the tests quick
-
-
-async def select(pilot, app: OtmApp, tenant_id: str) -> None:  # type: ignore[no-untyped-def]
-    table = app.tenants_screen.table
-    table.move_cursor(row=table.get_row_index(tenant_id), animate=False)
-    await pilot.pause()
-    assert app.tenants_screen.selected_tenant() == tenant_id
 
 
 async def test_table_shows_every_tenant_sorted_with_columns(app: OtmApp) -> None:

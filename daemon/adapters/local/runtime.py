@@ -107,6 +107,13 @@ class _Agent:
     def state_dir(self) -> Path:
         return self.run_dir / "state"
 
+    async def wait_hint(self, delay: float) -> None:
+        """Up to ``delay`` seconds, less if its log hints it may be ready (``hint``)."""
+        self.hint.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self.hint.wait()
+
 
 class LocalRuntime:
     def __init__(
@@ -339,10 +346,7 @@ class LocalRuntime:
                 self._observe(PHASE_CHANNEL_UP, COLD, time.monotonic() - agent.spawned_at)
                 log.info("agent %s ready", agent.instance.name)
                 return
-            agent.hint.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await agent.hint.wait()
+            await agent.wait_hint(delay)
             delay = min(delay * 2, PROBE_MAX_S)
 
     async def _answers(self, url: str, *, json_ready: bool = False) -> bool:

@@ -562,10 +562,7 @@ class LocalWarmPool:
                     time.monotonic() - written,
                 )
                 return
-            agent.hint.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await agent.hint.wait()
+            await agent.wait_hint(delay)
             delay = min(delay * 2, BIND_PROBE_MAX_S)
 
     async def _accepts_secret(self, url: str, secret: str) -> bool:
