@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
@@ -52,10 +53,19 @@ class SqliteRegistry:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
         self._lock = asyncio.Lock()
+        # Held by the worker thread for the whole call. The asyncio lock alone
+        # is released when the awaiting task is cancelled while its thread
+        # still runs; close() must never free the connection under a running
+        # statement (that crashed the interpreter), so it waits on this too.
+        self._thread_lock = threading.Lock()
+
+    def _locked(self, fn: Any, *args: Any) -> Any:
+        with self._thread_lock:
+            return fn(*args)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         async with self._lock:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.to_thread(self._locked, fn, *args)
 
     async def create(self, tenant: Tenant) -> Tenant:
         record = tenant_to_record(tenant)

@@ -121,10 +121,17 @@ async def test_ip_drift_updates_registry(
     await k8s.server.sandbox_changed(NS, instance.name, new_ip="10.77.0.9")
 
     async def moved() -> bool:
+        # The reconciler writes the registry (the source of truth, whose
+        # conditional write decides who wins) and only then the cache, so
+        # wait for both rather than reading the cache the moment the registry moved.
         endpoint = (await registry.get("bob")).endpoint
-        return endpoint is not None and endpoint != instance.webhook_url
+        return (
+            endpoint is not None
+            and endpoint != instance.webhook_url
+            and await coordination.get_endpoint("bob") == endpoint
+        )
 
-    await eventually(moved, timeout=10, what="endpoint follows the new pod IP")
+    await eventually(moved, timeout=10, what="registry and cache follow the new pod IP")
     record = await registry.get("bob")
     assert record.status == TenantStatus.RUNNING
     assert await coordination.get_endpoint("bob") == record.endpoint

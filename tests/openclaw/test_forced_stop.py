@@ -11,6 +11,10 @@ Needs ``.tools/openclaw``; two gateway boots (30-65 s each on a 2-core machine).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from otm.devtools.fake_telegram import FakeTelegram
@@ -31,6 +35,48 @@ BOOT_TIMEOUT_S = 180.0
 
 def _session_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[3])
+
+
+@contextlib.contextmanager
+def _output_pipes_held(pids: list[int]) -> Iterator[None]:
+    """Hold a second read end on the agent processes' output pipes (and drain it).
+
+    A local agent's stdout/stderr is a pipe to the daemon. Once the daemon is SIGKILLed,
+    OpenClaw's next log line gets EPIPE and it exits on its own (its stream error handler
+    calls process.exit on EPIPE), so whether the orphans are still running when the next
+    daemon starts depends on whether the gateway logged in between: under load it often
+    did. A pod's output goes to the container runtime, which outlives the daemon; holding
+    the pipe here gives the local orphans the same footing, so the next daemon always
+    meets a live tree to end."""
+    loop = asyncio.get_running_loop()
+    fds: list[int] = []
+    seen: set[str] = set()
+
+    def drain(fd: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            if not os.read(fd, 1 << 16):  # every writer gone
+                loop.remove_reader(fd)
+
+    try:
+        for pid in pids:
+            for stream in (1, 2):
+                path = f"/proc/{pid}/fd/{stream}"
+                try:
+                    target = os.readlink(path)
+                    if not target.startswith("pipe:") or target in seen:
+                        continue
+                    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                seen.add(target)
+                fds.append(fd)
+                loop.add_reader(fd, drain, fd)
+        assert fds, "no agent output pipe found"
+        yield
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+            os.close(fd)
 
 
 async def _wake(daemon: Daemon) -> set[int]:
@@ -75,10 +121,11 @@ async def test_forced_stop_and_daemon_crash_leave_no_gateway_process(
 
             # 2. The daemon dies with a gateway running; the next one ends its processes.
             await _wake(daemon)
-            await daemon.kill()
-            assert agent_processes(data_dir)  # orphaned, still running
-            await restarted.start()
-            left = agent_processes(data_dir)
+            with _output_pipes_held(agent_processes(data_dir)):
+                await daemon.kill()
+                assert agent_processes(data_dir), "the orphaned gateway was already gone"
+                await restarted.start()
+                left = agent_processes(data_dir)
             kill_processes(left)
             assert left == [], "processes left after the next daemon started"
         finally:

@@ -35,6 +35,7 @@ class AgentRuntime:
     webhook_runner: web.AppRunner | None = None
     _submitted: set[int] = field(default_factory=set)
     _backlog: set[int] = field(default_factory=set)
+    _dispatching: bool = False
 
     @property
     def admitting(self) -> bool:
@@ -54,17 +55,30 @@ class AgentRuntime:
         return self.engine.pending + len(self._backlog)
 
     async def on_update_accepted(self, update_id: int, body: dict[str, Any]) -> None:
-        if self.admitting:
+        if self.admitting and not self._dispatching:
             await self._submit(update_id, body)
         else:
-            # Stays in the durable spool; processed when admission opens (or after a restart).
+            # Stays in the durable spool; processed when admission opens (or after a restart),
+            # or by the spool pass running now, behind the updates that arrived before it.
             self._backlog.add(update_id)
 
     async def dispatch_spooled(self) -> None:
-        """Submit every spooled, unprocessed update in arrival order (at start of admission)."""
-        for spooled in await self.store.pending_updates():
-            if self.admitting:
-                await self._submit(spooled.update_id, spooled.body)
+        """Submit every spooled, unprocessed update in arrival order (at start of admission).
+
+        Until a pass finds nothing new, updates accepted meanwhile are left to it: one whose
+        webhook call ends just as admission opens must not overtake the spooled ones."""
+        self._dispatching = True
+        try:
+            while self.admitting:
+                pending = await self.store.pending_updates()
+                spooled = [s for s in pending if s.update_id not in self._submitted]
+                if not spooled:
+                    return
+                for update in spooled:
+                    if self.admitting:
+                        await self._submit(update.update_id, update.body)
+        finally:
+            self._dispatching = False
 
     async def _submit(self, update_id: int, body: dict[str, Any]) -> None:
         # An update can be both just accepted and listed as pending while admission opens.
