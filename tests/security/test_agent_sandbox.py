@@ -159,3 +159,39 @@ def test_forced_bwrap_without_bubblewrap_refuses_to_start(
     with pytest.raises(local_sandbox.SandboxUnavailable):
         AgentSandbox.resolve("bwrap", tmp_path)
     assert AgentSandbox.resolve("auto", tmp_path).mode == "none"
+
+
+@pytest.mark.skipif(bwrap_works() is not None, reason=f"bubblewrap unusable: {bwrap_works()}")
+async def test_agent_code_under_tmp_stays_readable_in_the_sandbox(
+    tmp_path: Path, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox hides /tmp; an agent whose code lives there (a checkout in /tmp, as CI
+    clones it) must still start, while the data directory beside it stays hidden."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "tmp_probe_agent.py").write_text((Path(__file__).parent / "probe_agent.py").read_text())
+    monkeypatch.setenv("PYTHONPATH", str(code))
+    monkeypatch.setattr(sys.modules[__name__], "PROBE", (sys.executable, "-m", "tmp_probe_agent"))
+    probes = await run_probe(tmp_path / "data", telegram, "bwrap", monkeypatch)
+    reads = [p for p in probes if p.startswith("PROBE read ")]
+    assert len(reads) == 5 and all(" denied " in p for p in reads), probes
+
+
+def test_exposed_roots_show_code_under_hidden_dirs_but_never_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    from daemon.adapters.local.sandbox import _exposed_roots
+
+    hidden = str(tmp_path)
+    python = tmp_path / "ci" / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.touch()
+    data = tmp_path / "run" / "data"
+    code = tmp_path / "run" / "code"
+    (data / "x").mkdir(parents=True)
+    code.mkdir()
+    # A checkout in a hidden dir: its whole entry (venv lib/ beside bin/) is shown.
+    assert _exposed_roots([str(python), "-m", "x"], [hidden], str(data)) == [str(tmp_path / "ci")]
+    # The data dir lives in that entry: only the path itself is shown.
+    assert _exposed_roots([str(code)], [hidden], str(data)) == [str(code)]
+    assert _exposed_roots([str(data / "x"), "/usr/bin", "relative"], [hidden], str(data)) == []

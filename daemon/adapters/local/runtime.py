@@ -265,7 +265,9 @@ class LocalRuntime:
         # The marker first: a daemon killed right after the spawn finds the process by it.
         await asyncio.to_thread(local_processes.write_instance_marker, run_dir, nonce)
         proc = await asyncio.create_subprocess_exec(
-            *self.sandbox.command(self.command, run_dir),
+            *self.sandbox.command(
+                self.command, run_dir, env.get("PYTHONPATH", "").split(os.pathsep)
+            ),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

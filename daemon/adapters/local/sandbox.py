@@ -165,8 +165,12 @@ class AgentSandbox:
         )
         return cls("none", data_dir)
 
-    def command(self, command: Sequence[str], run_dir: Path) -> list[str]:
-        """``command`` wrapped so that it runs confined to ``run_dir``."""
+    def command(
+        self, command: Sequence[str], run_dir: Path, readable: Sequence[str] = ()
+    ) -> list[str]:
+        """``command`` wrapped so that it runs confined to ``run_dir``. ``readable``: more
+        paths the agent must read (its PYTHONPATH), kept visible read-only when they lie
+        under a hidden directory."""
         if self.mode == "none":
             return list(command)
         data_dir = str(self.data_dir.resolve())
@@ -181,15 +185,12 @@ class AgentSandbox:
                 args += ["--tmpfs", str(target)]
             elif target.is_file() and not target.is_symlink():
                 args += ["--ro-bind", "/dev/null", str(target)]
-        # A command living under a hidden directory (a script in /tmp) stays readable.
-        for word in command:
-            if (
-                os.path.isabs(word)
-                and os.path.exists(word)
-                and _under(word, HIDDEN_DIRS)
-                and not _under(word, [data_dir])
-            ):
-                args += ["--ro-bind", word, word]
+        # A command (or its code) living under a hidden directory stays readable: a checkout
+        # in /tmp with its venv, say. The whole top entry under /tmp is shown read-only (a
+        # venv's python needs its lib/ beside bin/); the data directory stays hidden below.
+        for root in _exposed_roots([*command, *readable], HIDDEN_DIRS, data_dir):
+            args += ["--ro-bind", root, root]
+        args += ["--tmpfs", data_dir]
         run = str(run_dir.resolve())
         args += ["--bind", run, run, "--chdir", run]
         # SIGTERM ignored by bubblewrap itself, default again for the agent (see module doc).
@@ -204,6 +205,24 @@ class AgentSandbox:
             "--default-signal=TERM",
             *command,
         ]
+
+
+def _exposed_roots(paths: Sequence[str], hidden: Sequence[str], data_dir: str) -> list[str]:
+    """For each existing absolute path under a hidden directory (and not in the data
+    directory): the hidden directory's entry that holds it (``/tmp/x/a/b`` -> ``/tmp/x``)."""
+    roots: list[str] = []
+    for path in paths:
+        if not (os.path.isabs(path) and os.path.exists(path)) or _under(path, [data_dir]):
+            continue
+        for top in hidden:
+            if _under(path, [top]) and path != top:
+                first = os.path.relpath(path, top).split(os.sep)[0]
+                root = os.path.join(top, first)
+                if not _under(data_dir, [root]) and root not in roots:
+                    roots.append(root)
+                elif _under(data_dir, [root]) and path not in roots:
+                    roots.append(path)  # the data dir lives in that entry: only the path
+    return roots
 
 
 def _under(path: str, dirs: Sequence[str]) -> bool:
