@@ -184,6 +184,10 @@ class Settings:
     of the reply path are loaded before a tenant is bound. Costs one model call (a full
     system prompt, ~10k tokens) and 5-7 CPU-s per warm boot; measured 0.5-1 s off a bound
     gateway's first reply."""
+    warm_notice_after_s: float = 2.0
+    """A warm start (a pre-booted gateway bound at claim) sends the "starting up" notice only
+    if it is not ready within this many seconds; a cold start sends it at once (its boot
+    takes 15 s or more)."""
     warm_pool_refill_pause_s: float = 15.0
     """Local runtime: no warm gateway boots this soon after a claim (a boot takes a core for
     ~15 s, which the bound gateway's first turn needs more). The pool size itself is the live

@@ -37,9 +37,6 @@ from daemon.wake_errors import WakeImpossible, no_bot_token_reason
 log = logging.getLogger(__name__)
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."
-NOTICE_AFTER_S = 2.0
-"""A warm start (a pre-booted gateway bound at claim) gets the starting-up notice only if it
-is not ready by then; a cold start gets it at once (its boot takes 15 s or more)."""
 LOCK_TTL_S = 6.0
 """Short, and extended while the holder works: a crashed holder blocks others ≤ 6 s."""
 ENDPOINT_TTL_S = 3600.0
@@ -368,7 +365,9 @@ class WakeManager:
     ) -> None:
         waits = [asyncio.ensure_future(e.wait()) for e in (long_wait, ready)]
         try:
-            await asyncio.wait(waits, timeout=NOTICE_AFTER_S, return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                waits, timeout=self.settings.warm_notice_after_s, return_when="FIRST_COMPLETED"
+            )
         finally:
             for waiter in waits:
                 waiter.cancel()
