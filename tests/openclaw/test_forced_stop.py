@@ -103,6 +103,10 @@ async def test_forced_stop_and_daemon_crash_leave_no_gateway_process(
     ):
         # A stop grace far shorter than a gateway's drain: every stop ends in SIGKILL.
         env = real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, stop_grace_s=0.2)
+        # Unsandboxed: under bubblewrap (--die-with-parent, own PID namespace) a daemon's
+        # death ends the agent's whole tree by itself, leaving nothing to adopt; without it
+        # the orphans live on and the next daemon must end them, which is what this proves.
+        env["OTM_AGENT_SANDBOX"] = "none"
         daemon = Daemon(data_dir, own_redis, telegram, **env)
         restarted = Daemon(data_dir, own_redis, telegram, **env)
         try:
