@@ -79,8 +79,7 @@ def logs(
     lines = make_client(ctx).stream_lines(f"/v1/tenants/{tid}/logs", query=query, read_timeout=60.0)
     try:
         for line in lines:
-            # Agent logs are written by tenant code: no escape sequence reaches the terminal.
-            typer.echo(strip_terminal_controls(line))
+            _echo_agent_line(line)
     except ApiError as exc:
         raise _unsupported(exc) from None
     finally:
@@ -91,6 +90,12 @@ def _unsupported(exc: ApiError) -> CliError:
     if exc.status in (404, 405) and "tenant" not in exc.message:
         return CliError("this daemon does not support `logs` yet (upgrade it)")
     return exc
+
+
+def _echo_agent_line(line: str) -> None:
+    # Agent logs are written by tenant code: no escape sequence reaches the terminal,
+    # followed (-f) or not.
+    typer.echo(strip_terminal_controls(line))
 
 
 def follow_logs(
@@ -129,7 +134,7 @@ def follow_logs(
                     continue  # printed before the reconnect
                 state["last_stamp"] = stamp
             state["last_at"] = time.monotonic()
-            typer.echo(line)
+            _echo_agent_line(line)
     except ApiError as exc:
         raise _unsupported(exc) from None
 
