@@ -4,7 +4,8 @@ no cursor blink (snapshots must not depend on when they were taken)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,14 @@ async def ready(pilot: Pilot[None]) -> OtmApp:
     assert isinstance(app, OtmApp)
     await wait_until(pilot, lambda: settled(app), "the first render")
     return app
+
+
+@asynccontextmanager
+async def running(app: OtmApp, size: tuple[int, int]) -> AsyncIterator[Pilot[None]]:
+    """The app under Pilot, after its first complete render."""
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        yield pilot
 
 
 async def select(pilot: Pilot[None], app: OtmApp, tenant_id: str) -> None:

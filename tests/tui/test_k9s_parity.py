@@ -16,7 +16,7 @@ from otm.tui.dialogs import ConfirmScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.main_screen import TenantsScreen
 from otm.tui.tenant_form import TenantFormScreen, form_body
-from tests.tui.conftest import cell_text, ready, row_ids, select, static_text, wait_until
+from tests.tui.conftest import cell_text, row_ids, running, select, static_text, wait_until
 from tests.tui.fake_source import FakeTenantSource
 
 SIZE = (130, 30)
@@ -32,8 +32,7 @@ def keybar_text(app: OtmApp) -> str:
 
 
 async def test_shift_letters_sort_and_again_reverses(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         by_name = row_ids(app)
         assert by_name == sorted(by_name)
         await pilot.press("S")
@@ -44,8 +43,10 @@ async def test_shift_letters_sort_and_again_reverses(app: OtmApp) -> None:
         await pilot.press("S")
         await wait_until(
             pilot,
-            lambda: [cell_text(app, t, "status").lower() for t in row_ids(app)]
-            == sorted(statuses, reverse=True),
+            lambda: (
+                [cell_text(app, t, "status").lower() for t in row_ids(app)]
+                == sorted(statuses, reverse=True)
+            ),
             "reversed",
         )
         assert "↓STATUS" in str(app.tenants_screen.table.border_title)
@@ -54,8 +55,7 @@ async def test_shift_letters_sort_and_again_reverses(app: OtmApp) -> None:
 
 
 async def test_vim_keys_move_the_cursor(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         ids = row_ids(app)
         screen = app.tenants_screen
         await pilot.press("G")
@@ -68,17 +68,8 @@ async def test_vim_keys_move_the_cursor(app: OtmApp) -> None:
         assert screen.selected_tenant() == ids[2]
 
 
-async def test_ctrl_c_quits(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await pilot.press("ctrl+c")
-        await pilot.pause()
-        assert not app.is_running
-
-
 async def test_y_confirms_a_delete(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "kite-school")
         await pilot.press("ctrl+d")
         assert isinstance(app.screen, ConfirmScreen)
@@ -88,8 +79,7 @@ async def test_y_confirms_a_delete(app: OtmApp, source: FakeTenantSource) -> Non
 
 
 async def test_breadcrumbs_and_reason_column(app: OtmApp) -> None:
-    async with app.run_test(size=(160, 30)) as pilot:
-        await ready(pilot)
+    async with running(app, (160, 30)) as pilot:
         await wait_until(pilot, lambda: keybar_text(app), "the key bar")
         assert keybar_text(app).startswith("<tenants> ? Help  : Command  q Quit")
         assert "readiness timeout" in cell_text(app, "delta-fitness", "reason")
@@ -101,8 +91,7 @@ async def test_breadcrumbs_and_reason_column(app: OtmApp) -> None:
 
 
 async def test_a_refused_wake_is_a_red_toast(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "cedar-legal")  # suspended
         await pilot.press("w")
         await wait_until(pilot, lambda: any(s == "error" for s, _ in toasts(app)), "a toast")
@@ -112,8 +101,7 @@ async def test_a_refused_wake_is_a_red_toast(app: OtmApp, source: FakeTenantSour
 
 
 async def test_p_suspends_and_resumes(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "kite-school")
         await pilot.press("p")
         await wait_until(pilot, lambda: cell_text(app, "kite-school", "status") == "suspended")
@@ -126,8 +114,7 @@ async def test_p_suspends_and_resumes(app: OtmApp, source: FakeTenantSource) -> 
 
 
 async def test_n_creates_a_tenant(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("n")
         assert isinstance(app.screen, TenantFormScreen)
         app.screen.query_one("#name", Input).value = "newbie"
@@ -147,8 +134,7 @@ async def test_n_creates_a_tenant(app: OtmApp, source: FakeTenantSource) -> None
 
 
 async def test_e_edits_and_rotates_the_token(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "kite-school")
         await pilot.press("e")
         assert isinstance(app.screen, TenantFormScreen)
@@ -181,8 +167,7 @@ def test_form_body_sends_only_changes() -> None:
 async def test_log_toggles_and_since(app: OtmApp, source: FakeTenantSource) -> None:
     stamped = "2026-05-01T11:59:00.000000Z gateway listening on :18789"
     source.log_lines["bakery-bot"] = [stamped]
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "bakery-bot")
         await pilot.press("l")
         screen = app.screen
@@ -203,8 +188,7 @@ async def test_log_toggles_and_since(app: OtmApp, source: FakeTenantSource) -> N
 
 
 async def test_narrow_terminal_keeps_the_essentials(app: OtmApp) -> None:
-    async with app.run_test(size=(80, 24)) as pilot:
-        await ready(pilot)
+    async with running(app, (80, 24)) as pilot:
         await wait_until(pilot, lambda: keybar_text(app), "the key bar")
         assert "? Help  : Command  q Quit" in keybar_text(app)
         await pilot.press("c")
@@ -215,8 +199,7 @@ async def test_narrow_terminal_keeps_the_essentials(app: OtmApp) -> None:
 
 
 async def test_config_editor_takes_durations(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("c")
         screen = app.screen
         assert isinstance(screen, ConfigScreen)

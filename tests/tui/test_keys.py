@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Button, Input, Log, Static
 
 from otm.tui import OtmApp
@@ -12,8 +13,8 @@ from otm.tui.main_screen import TenantsScreen
 from tests.tui.conftest import (
     build_app,
     cell_text,
-    ready,
     row_ids,
+    running,
     select,
     static_text,
     wait_until,
@@ -24,8 +25,7 @@ SIZE = (110, 30)  # big enough for every column; smaller renders keep the tests 
 
 
 async def test_table_shows_every_tenant_sorted_with_columns(app: OtmApp) -> None:
-    async with app.run_test(size=(120, 40)) as pilot:
-        await ready(pilot)
+    async with running(app, (120, 40)):
         ids = row_ids(app)
         assert len(ids) == 20 and ids == sorted(ids)
         table = app.tenants_screen.table
@@ -44,8 +44,7 @@ async def test_table_shows_every_tenant_sorted_with_columns(app: OtmApp) -> None
 
 
 async def test_slash_filters_enter_keeps_escape_clears(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("slash")
         box = app.screen.query_one("#filter", Input)
         assert box.has_focus
@@ -66,8 +65,7 @@ async def test_slash_filters_enter_keeps_escape_clears(app: OtmApp) -> None:
 
 
 async def test_escape_in_the_filter_box_clears_and_closes_it(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("slash", *"failed")
         assert row_ids(app) == ["delta-fitness", "lumen-optics"]
         await pilot.press("escape")
@@ -76,8 +74,7 @@ async def test_escape_in_the_filter_box_clears_and_closes_it(app: OtmApp) -> Non
 
 
 async def test_d_describes_the_selected_tenant(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "cedar-legal")
         await pilot.press("d")
         assert isinstance(app.screen, DescribeScreen)
@@ -99,16 +96,14 @@ async def test_d_describes_the_selected_tenant(app: OtmApp, source: FakeTenantSo
 
 
 async def test_enter_on_a_row_describes_it(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "ivy-books")
         await pilot.press("enter")
         assert isinstance(app.screen, DescribeScreen) and app.screen.tenant_id == "ivy-books"
 
 
 async def test_describe_follows_watch_changes(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("d")  # acme-support, the first row
         screen = app.screen
         assert isinstance(screen, DescribeScreen)
@@ -123,8 +118,7 @@ async def test_describe_follows_watch_changes(app: OtmApp, source: FakeTenantSou
 
 async def test_l_streams_logs_and_escape_stops_them(app: OtmApp, source: FakeTenantSource) -> None:
     source.log_lines["bakery-bot"] = ["booting gateway", "listening on :18789"]
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "bakery-bot")
         await pilot.press("l")
         assert isinstance(app.screen, LogsScreen)
@@ -150,8 +144,7 @@ async def test_l_streams_logs_and_escape_stops_them(app: OtmApp, source: FakeTen
 
 
 async def test_l_from_describe_opens_logs(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("d", "l")
         assert isinstance(app.screen, LogsScreen) and app.screen.tenant_id == "acme-support"
         await pilot.press("escape", "escape")
@@ -159,8 +152,7 @@ async def test_l_from_describe_opens_logs(app: OtmApp) -> None:
 
 
 async def test_logs_of_an_unknown_tenant_end_with_the_error(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         app.open_logs("ghost")
         await pilot.pause()
         log = app.screen.query_one(Log)
@@ -169,8 +161,7 @@ async def test_logs_of_an_unknown_tenant_end_with_the_error(app: OtmApp) -> None
 
 
 async def test_w_wakes_the_selected_tenant(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "alpine-tours")
         await pilot.press("w")
         await wait_until(pilot, lambda: ("wake", "alpine-tours") in source.calls)
@@ -181,8 +172,7 @@ async def test_w_wakes_the_selected_tenant(app: OtmApp, source: FakeTenantSource
 
 
 async def test_s_sleeps_the_selected_tenant(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "dune-coffee")
         await pilot.press("s")
         await wait_until(pilot, lambda: ("sleep", "dune-coffee") in source.calls)
@@ -191,8 +181,7 @@ async def test_s_sleeps_the_selected_tenant(app: OtmApp, source: FakeTenantSourc
 
 
 async def test_ctrl_d_confirm_defaults_to_no(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "kite-school")
         await pilot.press("ctrl+d")
         dialog = app.screen
@@ -209,8 +198,7 @@ async def test_ctrl_d_confirm_defaults_to_no(app: OtmApp, source: FakeTenantSour
 
 
 async def test_ctrl_d_escape_and_n_also_answer_no(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         for key in ("escape", "n"):
             await pilot.press("ctrl+d")
             assert isinstance(app.screen, ConfirmScreen)
@@ -221,8 +209,7 @@ async def test_ctrl_d_escape_and_n_also_answer_no(app: OtmApp, source: FakeTenan
 
 
 async def test_ctrl_d_yes_deletes(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await select(pilot, app, "kite-school")
         await pilot.press("ctrl+d", "tab", "enter")  # focus moves to "Yes, delete"
         await wait_until(pilot, lambda: ("delete", "kite-school") in source.calls)
@@ -233,8 +220,7 @@ async def test_ctrl_d_yes_deletes(app: OtmApp, source: FakeTenantSource) -> None
 
 
 async def test_ctrl_r_reconnects_the_watch(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         assert source.watch_calls == 1
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: source.watch_calls == 2 and source.open_watches == 1)
@@ -242,8 +228,7 @@ async def test_ctrl_r_reconnects_the_watch(app: OtmApp, source: FakeTenantSource
 
 
 async def test_question_mark_lists_every_binding(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         shown = " ".join(static_text(app, f"#{s.id}") for s in app.screen.query(".help-section"))
@@ -258,8 +243,7 @@ async def test_question_mark_lists_every_binding(app: OtmApp) -> None:
 
 
 async def test_c_opens_config_and_escape_leaves_it(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("c")
         screen = app.screen
         assert isinstance(screen, ConfigScreen)
@@ -274,8 +258,7 @@ async def test_c_opens_config_and_escape_leaves_it(app: OtmApp, source: FakeTena
 async def test_config_editor_shows_validation_errors_inline(
     app: OtmApp, source: FakeTenantSource
 ) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("c")
         screen = app.screen
         assert isinstance(screen, ConfigScreen)
@@ -314,8 +297,7 @@ async def test_config_editor_shows_validation_errors_inline(
 
 
 async def test_config_cancel_button_leaves(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("c")
         screen = app.screen
         assert isinstance(screen, ConfigScreen)
@@ -326,17 +308,16 @@ async def test_config_cancel_button_leaves(app: OtmApp) -> None:
         assert isinstance(app.screen, TenantsScreen)
 
 
-async def test_q_quits(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await pilot.press("q")
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])  # ctrl+c as in k9s
+async def test_q_and_ctrl_c_quit(app: OtmApp, key: str) -> None:
+    async with running(app, SIZE) as pilot:
+        await pilot.press(key)
         await pilot.pause()
         assert not app.is_running
 
 
 async def test_colon_runs_commands(app: OtmApp, source: FakeTenantSource) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
 
         async def command(text: str) -> None:
             await pilot.press("colon")
@@ -387,8 +368,7 @@ async def test_colon_runs_commands(app: OtmApp, source: FakeTenantSource) -> Non
 
 
 async def test_command_line_completes_and_escape_cancels(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("colon", *"wake orb")
         box = app.screen.query_one("#command", Input)
         await wait_until(pilot, lambda: box._suggestion == "wake orbit-cafe", "a suggestion")
@@ -411,8 +391,7 @@ async def test_usage_column_and_describe_section(source: FakeTenantSource) -> No
         }
     }
     app = build_app(source)
-    async with app.run_test(size=(160, 30)) as pilot:
-        await ready(pilot)
+    async with running(app, (160, 30)) as pilot:
         await wait_until(pilot, lambda: cell_text(app, "acme-support", "usage") != "-", "usage")
         assert cell_text(app, "acme-support", "usage") == "1.5k tok $0.01"
         assert cell_text(app, "bakery-bot", "usage") == "-"

@@ -13,7 +13,16 @@ from otm.tui import OtmApp, make_app, view
 from otm.tui.config_screen import ConfigScreen
 from otm.tui.dialogs import HelpScreen
 from otm.tui.main_screen import HealthPanel, TenantsScreen
-from tests.tui.conftest import FAST, build_app, cell_text, ready, row_ids, static_text, wait_until
+from tests.tui.conftest import (
+    FAST,
+    build_app,
+    cell_text,
+    ready,
+    row_ids,
+    running,
+    static_text,
+    wait_until,
+)
 from tests.tui.fake_source import FakeTenantSource, frozen_clock, tenant
 
 SIZE = (110, 30)
@@ -26,8 +35,7 @@ def panel_text(app: OtmApp) -> str:
 async def test_watch_upserts_and_deletes_update_the_table(
     app: OtmApp, source: FakeTenantSource
 ) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         source.upsert(tenant("zeta-labs", "provisioning"))
         source.remove("pine-hostel")
         record = source.records["alpine-tours"]
@@ -62,8 +70,7 @@ async def test_a_flood_of_upserts_renders_once_per_tick(source: FakeTenantSource
 async def test_unchanged_row_order_updates_cells_in_place(
     app: OtmApp, source: FakeTenantSource
 ) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("down", "down", "down")
         selected = app.tenants_screen.selected_tenant()
         record = source.records["bakery-bot"]
@@ -132,8 +139,7 @@ async def test_a_slow_daemon_never_blocks_the_ui_nor_piles_up_polls(
 
 
 async def test_health_panel_shows_daemon_and_warm_pool(app: OtmApp) -> None:
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE):
         text = panel_text(app)
         for part in ("daemon 0.1.0", "up 3h12m", "leader yes", "redis ok", "registry sqlite ok",
                      "runtime local ok (10 instances)", "warm pool 2/3", "tenants 20",
@@ -143,8 +149,7 @@ async def test_health_panel_shows_daemon_and_warm_pool(app: OtmApp) -> None:
 
 async def test_readonly_disables_mutations(source: FakeTenantSource) -> None:
     app = build_app(source, readonly=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         assert "READ-ONLY" in panel_text(app)
         bindings = app.screen.active_bindings
         for key in ("w", "s", "ctrl+d"):
@@ -177,8 +182,7 @@ async def test_readonly_disables_mutations(source: FakeTenantSource) -> None:
 
 
 async def test_small_terminal_drops_columns_then_panel(app: OtmApp) -> None:
-    async with app.run_test(size=(80, 24)) as pilot:
-        await ready(pilot)
+    async with running(app, (80, 24)) as pilot:
         keys = [str(k.value) for k in app.tenants_screen.table.columns]
         assert keys[:2] == ["name", "status"] and "age" in keys
         # NAME gave up width before LAST ACTIVE was dropped; ENDPOINT/POD went.
@@ -200,8 +204,7 @@ async def test_small_terminal_drops_columns_then_panel(app: OtmApp) -> None:
 async def test_keymap_remaps_by_binding_id(source: FakeTenantSource) -> None:
     app = make_app(source, readonly=False, clock=frozen_clock, timings=FAST,
                    keymap={"tenants.wake": "W"})  # fmt: skip
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
+    async with running(app, SIZE) as pilot:
         await pilot.press("w")
         await pilot.pause(0.1)
         assert not any(c[0] == "wake" for c in source.calls)
