@@ -61,79 +61,61 @@ def tenant(
     )
 
 
+# name, status, pod IP, last active, created (s, m, h, d ago); "-" for no IP.
+MIXED_TABLE = """
+acme-support   running      10.0.3.7   2m   41d
+alpine-tours   idle         -          5h   12d
+bakery-bot     running      10.0.3.12  9m   8d
+blue-harbor    provisioning -          10s  2d
+cedar-legal    suspended    -          3d   90d
+city-museum    idle         -          2d   30d
+delta-fitness  failed       -          40m  6d
+dune-coffee    running      10.0.4.3   12m  15d
+echo-dental    stopping     10.0.4.9   11m  4d
+fjord-rentals  idle         -          26h  60d
+garden-club    running      10.0.5.21  30s  1d
+harbor-pilots  idle         -          7d   200d
+ivy-books      provisioning -          5s   3h
+juniper-vet    running      10.0.5.30  4m   19d
+kite-school    idle         -          50m  9d
+lumen-optics   failed       -          2h   1d
+maple-dental   running      10.0.6.2   1m   33d
+nova-robotics  suspended    -          14d  120d
+orbit-cafe     running      10.0.6.8   7m   3d
+pine-hostel    idle         -          3h   5d
+"""
+MIXED_EXTRAS: dict[str, dict[str, Any]] = {
+    "bakery-bot": {"idle_timeout_s": 900},
+    "cedar-legal": {"status_reason": "billing hold"},
+    "delta-fitness": {
+        "status_reason": "wake failed: readiness timeout after 600s",
+        "wake_attempts": 5,
+    },
+    "juniper-vet": {"labels": {"plan": "pro"}},
+    "lumen-optics": {"status_reason": "image pull failed", "wake_attempts": 5},
+    "maple-dental": {"labels": {"plan": "pro"}},
+}
+_UNITS = {"s": timedelta(seconds=1), "m": timedelta(minutes=1), "h": timedelta(hours=1)}
+_UNITS["d"] = timedelta(days=1)
+
+
+def _ago(text: str) -> timedelta:
+    return int(text[:-1]) * _UNITS[text[-1]]
+
+
 def mixed_tenants() -> list[Tenant]:
     """Twenty tenants in every state, as an operator would see on a busy afternoon."""
-    m, h, d = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+    rows = [line.split() for line in MIXED_TABLE.strip().splitlines()]
     return [
-        tenant("acme-support", "running", ip="10.0.3.7", active_ago=2 * m, created_ago=41 * d),
-        tenant("alpine-tours", "idle", active_ago=5 * h, created_ago=12 * d),
         tenant(
-            "bakery-bot",
-            "running",
-            ip="10.0.3.12",
-            active_ago=9 * m,
-            created_ago=8 * d,
-            idle_timeout_s=900,
-        ),
-        tenant(
-            "blue-harbor", "provisioning", active_ago=10 * timedelta(seconds=1), created_ago=2 * d
-        ),
-        tenant(
-            "cedar-legal",
-            "suspended",
-            active_ago=3 * d,
-            created_ago=90 * d,
-            status_reason="billing hold",
-        ),
-        tenant("city-museum", "idle", active_ago=2 * d, created_ago=30 * d),
-        tenant(
-            "delta-fitness",
-            "failed",
-            active_ago=40 * m,
-            created_ago=6 * d,
-            status_reason="wake failed: readiness timeout after 600s",
-            wake_attempts=5,
-        ),
-        tenant("dune-coffee", "running", ip="10.0.4.3", active_ago=12 * m, created_ago=15 * d),
-        tenant("echo-dental", "stopping", ip="10.0.4.9", active_ago=11 * m, created_ago=4 * d),
-        tenant("fjord-rentals", "idle", active_ago=26 * h, created_ago=60 * d),
-        tenant(
-            "garden-club",
-            "running",
-            ip="10.0.5.21",
-            active_ago=30 * timedelta(seconds=1),
-            created_ago=1 * d,
-        ),
-        tenant("harbor-pilots", "idle", active_ago=7 * d, created_ago=200 * d),
-        tenant("ivy-books", "provisioning", active_ago=5 * timedelta(seconds=1), created_ago=3 * h),
-        tenant(
-            "juniper-vet",
-            "running",
-            ip="10.0.5.30",
-            active_ago=4 * m,
-            created_ago=19 * d,
-            labels={"plan": "pro"},
-        ),
-        tenant("kite-school", "idle", active_ago=50 * m, created_ago=9 * d),
-        tenant(
-            "lumen-optics",
-            "failed",
-            active_ago=2 * h,
-            created_ago=1 * d,
-            status_reason="image pull failed",
-            wake_attempts=5,
-        ),
-        tenant(
-            "maple-dental",
-            "running",
-            ip="10.0.6.2",
-            active_ago=1 * m,
-            created_ago=33 * d,
-            labels={"plan": "pro"},
-        ),
-        tenant("nova-robotics", "suspended", active_ago=14 * d, created_ago=120 * d),
-        tenant("orbit-cafe", "running", ip="10.0.6.8", active_ago=7 * m, created_ago=3 * d),
-        tenant("pine-hostel", "idle", active_ago=3 * h, created_ago=5 * d),
+            name,
+            status,
+            ip=None if ip == "-" else ip,
+            active_ago=_ago(active),
+            created_ago=_ago(created),
+            **MIXED_EXTRAS.get(name, {}),
+        )
+        for name, status, ip, active, created in rows
     ]
 
 
