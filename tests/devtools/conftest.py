@@ -11,7 +11,12 @@ import pytest
 
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
-from tests.support.agent_stub import AgentStubProcess, StubTenant, make_stub_tenant
+from tests.support.agent_stub import (
+    AgentStubProcess,
+    StubTenant,
+    make_stub_tenant,
+    stub_model_tenant,
+)
 
 SpawnAgent = Callable[..., Awaitable[AgentStubProcess]]
 
@@ -37,6 +42,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def tenant(tmp_path: Path, fake_tg: FakeTelegram) -> StubTenant:
     return make_stub_tenant(tmp_path, fake_tg.base_url)
+
+
+@pytest.fixture
+def model_tenant(tmp_path: Path, fake_tg: FakeTelegram, stub_llm: StubLLM) -> StubTenant:
+    """A tenant whose agent talks to the stub LLM (real turns, real history)."""
+    return stub_model_tenant(tmp_path, fake_tg, stub_llm)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import aiohttp
 
@@ -14,7 +13,6 @@ from tests.devtools.conftest import SpawnAgent
 from tests.support.agent_stub import (
     StubTenant,
     post_update,
-    stub_model_tenant,
     wait_agent_idle,
 )
 
@@ -58,13 +56,13 @@ async def wait_for_readyz_failing(
 
 
 async def test_sigterm_drains_the_turn_in_flight_and_spools_later_updates(
-    tmp_path: Path,
+    model_tenant: StubTenant,
     fake_tg: FakeTelegram,
     stub_llm: StubLLM,
     spawn_agent: SpawnAgent,
     http: aiohttp.ClientSession,
 ) -> None:
-    tenant = stub_model_tenant(tmp_path, fake_tg, stub_llm)
+    tenant = model_tenant
     agent = await spawn_agent(tenant)
     stub_llm.delay_s = 2.0
     await post_update(http, tenant, make_text_update(1, CHAT, "slow one"))
@@ -101,13 +99,13 @@ async def test_sigterm_drains_the_turn_in_flight_and_spools_later_updates(
 
 
 async def test_drain_is_bounded(
-    tmp_path: Path,
+    model_tenant: StubTenant,
     fake_tg: FakeTelegram,
     stub_llm: StubLLM,
     spawn_agent: SpawnAgent,
     http: aiohttp.ClientSession,
 ) -> None:
-    tenant = stub_model_tenant(tmp_path, fake_tg, stub_llm)
+    tenant = model_tenant
     agent = await spawn_agent(tenant, OTM_AGENT_DRAIN_TIMEOUT_S="0.3")
     stub_llm.delay_s = 30.0
     await post_update(http, tenant, make_text_update(1, CHAT, "never finishes"))

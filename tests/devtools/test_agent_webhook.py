@@ -18,7 +18,6 @@ from tests.support.agent_stub import (
     StubTenant,
     make_stub_tenant,
     post_update,
-    stub_model_tenant,
     wait_agent_idle,
 )
 
@@ -99,14 +98,14 @@ async def test_repeated_update_ids_are_acked_but_processed_once(
 
 
 async def test_turns_are_ordered_per_chat_with_history_kept_per_chat(
-    tmp_path: Path,
+    model_tenant: StubTenant,
     fake_tg: FakeTelegram,
     stub_llm: StubLLM,
     spawn_agent: SpawnAgent,
     http: aiohttp.ClientSession,
 ) -> None:
     stub_llm.delay_s = 0.05  # a turn takes a while, so a later update arrives mid-turn
-    tenant = stub_model_tenant(tmp_path, fake_tg, stub_llm)
+    tenant = model_tenant
     await spawn_agent(tenant)
     update_id = 0
     for i in range(4):
