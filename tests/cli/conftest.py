@@ -11,8 +11,8 @@ import redis
 from typer.testing import CliRunner, Result
 
 from otm.cli import app
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
 from tests.support.admin_calls import api
+from tests.support.daemon_proc import DaemonProc, daemon_env, running_daemon
 from tests.support.servers import running_redis
 
 

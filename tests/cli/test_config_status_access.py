@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 
 BOT_TOKEN = "123456:CLI-TEST-TOKEN"
 

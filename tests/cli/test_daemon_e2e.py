@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.cli.conftest import Cli, failed, ok
-from tests.cli.daemon_proc import DaemonProc, running_daemon
+from tests.support.daemon_proc import DaemonProc, running_daemon
 from tests.support.servers import project_env, python_cmd
 
 BOT_TOKEN = "123456:E2E-SECRET"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 from tests.support.servers import project_env, python_cmd
 
 BOT_TOKEN = "123456:HABITS-TOKEN"

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import queue
-import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 
 import pytest
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
-from tests.support.servers import project_env, python_cmd, running_redis
+from tests.support.daemon_proc import (
+    DaemonProc,
+    daemon_env,
+    interrupt_quietly,
+    interruptible,
+    running_daemon,
+    running_fake_telegram,
+)
+from tests.support.servers import project_env, running_redis
 
 BOT_TOKEN = "424242:LIFECYCLE-TOKEN"
 
@@ -83,26 +88,12 @@ def test_wake_logs_sleep_roundtrip(agent_daemon: DaemonProc) -> None:
 
 def _follow_until_ctrl_c(daemon: DaemonProc) -> None:
     """`otm logs -f` streams until Ctrl-C, which ends it quietly (exit 130)."""
-    process = subprocess.Popen(
-        python_cmd("-m", "otm", "logs", "acme", "-f"),
-        env=project_env(OTM_DATA_DIR=str(daemon.data_dir)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    first: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: first.put(stdout.readline()), daemon=True).start()
-    try:
+    env = project_env(OTM_DATA_DIR=str(daemon.data_dir))
+    with interruptible("-m", "otm", "logs", "acme", "-f", env=env) as process:
+        assert process.stdout is not None
+        stdout = process.stdout
+        first: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: first.put(stdout.readline()), daemon=True).start()
         assert first.get(timeout=15).strip(), "no log line streamed"
         assert process.poll() is None  # still following
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
+        interrupt_quietly(process)

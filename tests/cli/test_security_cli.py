@@ -6,7 +6,7 @@ from __future__ import annotations
 from daemon.adapters.local.logs import stamp
 from otm.terminal import strip_terminal_controls
 from tests.cli.conftest import TOKEN_FLAG_WARNING, Cli, api, ok
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 
 HOSTILE = (
     "title\x1b]0;pwned\x07 red\x1b[31m clear\x1b[2J link\x1b]8;;http://evil\x1b\\x\x1b]8;;\x1b\\"

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 
 BOT_TOKEN = "123456:SECRET-BOT-TOKEN"
 

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from daemon.model_gateway.usage import UsageStore
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 
 
 def record(redis_url: str, tenant: str, prompt: int, completion: int) -> None:

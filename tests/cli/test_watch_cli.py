@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 
 from tests.cli.conftest import Cli, api, ok
-from tests.cli.daemon_proc import DaemonProc
-from tests.support.servers import project_env, python_cmd
+from tests.support.daemon_proc import DaemonProc, interrupt_quietly, interruptible
+from tests.support.servers import project_env
 
 BOT_TOKEN = "123456:CLI-TEST-TOKEN"
 
@@ -97,26 +95,9 @@ def test_watch_json_lines_with_selector(cli: Cli, clean_daemon: DaemonProc) -> N
 
 def test_ctrl_c_ends_watch_quietly(clean_daemon: DaemonProc) -> None:
     ok_env = project_env(OTM_DATA_DIR=str(clean_daemon.data_dir))
-    # Restore default SIGINT handling: a parent running us in the background may ignore it.
-    process = subprocess.Popen(
-        python_cmd("-m", "otm", "tenant", "list", "-w", "-o", "name"),
-        env=ok_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
+    with interruptible("-m", "otm", "tenant", "list", "-w", "-o", "name", env=ok_env) as process:
         deadline = time.monotonic() + 15
         while api(clean_daemon, "GET", "/v1/status")[1]["daemon"]["watchers"] < 1:
             assert time.monotonic() < deadline, "watch never attached"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    assert stdout == ""
+        assert interrupt_quietly(process) == ""

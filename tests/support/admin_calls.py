@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 
 
 def api(

@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from otm.tui import OtmApp, Timings, make_app
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 from tests.support.polling import eventually
 from tests.tui.fake_source import MIXED_BUFFERS, FakeTenantSource, frozen_clock, mixed_tenants
 from tests.tui.real_daemon import start_daemon

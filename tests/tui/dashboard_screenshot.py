@@ -26,8 +26,8 @@ from typing import Any
 from otm.client import resolve_target
 from otm.tui import make_app
 from otm.tui.api_source import ApiTenantSource
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
 from tests.support.admin_calls import api
+from tests.support.daemon_proc import DaemonProc, daemon_env, running_daemon
 from tests.support.servers import project_env, python_cmd, running_redis
 from tests.tui.conftest import FAST
 from tests.tui.fake_source import MIXED_BUFFERS, mixed_tenants

@@ -7,7 +7,7 @@ import socket
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.support.daemon_proc import DaemonProc, daemon_env, running_daemon
 
 
 def free_port() -> int:

@@ -15,8 +15,8 @@ from otm.tui.api_source import ApiTenantSource
 from otm.tui.detail_screens import DescribeScreen
 from otm.tui.main_screen import HealthPanel
 from otm.tui.source import SourceError, SourceUnavailable
-from tests.cli.daemon_proc import DaemonProc
 from tests.support.admin_calls import api
+from tests.support.daemon_proc import DaemonProc
 from tests.tui.conftest import FAST, cell_text, row_ids, wait_until
 from tests.tui.real_daemon import free_port, start_daemon
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from otm.cli import app
-from tests.cli.daemon_proc import DaemonProc
 from tests.support.admin_calls import api
+from tests.support.daemon_proc import DaemonProc
 from tests.support.servers import project_env, python_cmd
 
 runner = CliRunner()

@@ -131,3 +131,32 @@ def running_fake_telegram(log_path: Path, ready_timeout: float = 20.0) -> Iterat
             process.wait(10)
         reader.join(5)
         stdout.close()
+
+
+@contextmanager
+def interruptible(*args: str, env: Mapping[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """A CLI subprocess that Ctrl-C can end; killed at exit if it is still running."""
+    # Restore default SIGINT handling: a parent running us in the background may ignore it.
+    process = subprocess.Popen(
+        python_cmd(*args),
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+
+def interrupt_quietly(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C ends the command with 130 and no traceback; what it printed to stdout."""
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    return stdout
