@@ -16,6 +16,7 @@ from tests.deploy.checks import check_runtime_pod, check_schema
 from tests.deploy.daemon_env import daemon_settings
 from tests.deploy.iam_docs import load, pod_session
 from tests.deploy.iam_eval import is_allowed
+from tests.support.fake_k8s.patching import merge_patch
 
 Doc = dict[str, Any]
 OVERLAYS = ["eks", "dev"]
@@ -44,19 +45,6 @@ def _created(pod: Doc) -> Doc:
         meta["name"] = meta.pop("generateName") + WARM_SUFFIX
     meta["resourceVersion"] = "41"
     return stored
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """JSON merge patch (RFC 7386), as the API server applies a claim patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge_patch(result.get(key), value)
-    return result
 
 
 def _warm_prefix_pending(problems: list[str]) -> None:
@@ -95,7 +83,7 @@ def test_claimed_warm_pod_fits_the_render(rendered: dict[str, list[Doc]]) -> Non
     the daemon only, and isolated from other tenants."""
     docs = rendered["eks"]
     warm = _created(manifests.warm_pod(settings=_pod_settings(docs)))
-    claimed = _merge_patch(warm, manifests.claim_patch(warm, "alice", "2026-11-25T12:00:00Z"))
+    claimed = merge_patch(warm, manifests.claim_patch(warm, "alice", "2026-11-25T12:00:00Z"))
     assert claimed["metadata"]["labels"][names.LABEL_TENANT] == "alice"
     assert names.LABEL_WARM not in claimed["metadata"]["labels"]
     problems = check_runtime_pod(claimed, docs)

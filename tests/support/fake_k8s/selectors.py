@@ -60,25 +60,17 @@ class LabelSelector:
         return self.matches(obj.get("metadata", {}).get("labels"))
 
 
+# A comma not followed by a ")" before the next "(" is outside a set: it separates terms.
+# (The daemon's own parser in daemon/label_selector.py counts depth; the fake tokenises
+# independently, so a bug in one is not mirrored by the other.)
+_TERM_SEPARATOR = re.compile(r",(?![^(]*\))")
+
+
 def _split_terms(selector: str) -> list[str]:
     """Split on commas outside parentheses: `a in (x,y),b` → [`a in (x,y)`, `b`]."""
-    terms: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in selector:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if char == "," and depth == 0:
-            terms.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    terms.append("".join(current).strip())
-    if depth != 0:
+    if selector.count("(") != selector.count(")"):
         raise bad_request(f"unable to parse requirement: unbalanced parentheses in {selector!r}")
-    return terms
+    return [term.strip() for term in _TERM_SEPARATOR.split(selector)]
 
 
 def _check_key(key: str) -> None:
