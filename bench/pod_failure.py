@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO_ROOT))
 from daemon.adapters.registry_sqlite import SqliteRegistry  # noqa: E402
 from daemon.coordination import Coordination  # noqa: E402
 from daemon.metrics import Metrics  # noqa: E402
-from daemon.model import Tenant, TenantStatus  # noqa: E402
 from daemon.reconciler import Reconciler  # noqa: E402
 from tests.k8s_runtime.support import NS, launch, open_runtime  # noqa: E402
 from tests.support.fake_k8s.fixture import running_fake_k8s  # noqa: E402
+from tests.support.records import running_record  # noqa: E402
 from tests.support.servers import running_redis  # noqa: E402
 
 TARGET_P99_S = 1.0
@@ -53,14 +53,7 @@ async def run(tenants: int, tmp: Path) -> list[float]:
                     await runtime.start(launch(tid))
                 for tid in ids:
                     instance = await runtime.wait_ready(tid, timeout=30)
-                    await registry.create(
-                        Tenant(
-                            tenant_id=tid,
-                            status=TenantStatus.RUNNING,
-                            pod_name=instance.name,
-                            endpoint=instance.webhook_url,
-                        )
-                    )
+                    await registry.create(running_record(tid, instance))
                 reconciler = Reconciler(
                     registry=registry, runtime=runtime, coordination=coordination, metrics=Metrics()
                 )

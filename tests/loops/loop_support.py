@@ -9,10 +9,33 @@ from datetime import timedelta
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination
 from daemon.lifecycle.culler import Culler
-from daemon.model import Tenant, TenantStatus, utcnow
+from daemon.metrics import Metrics
+from daemon.model import TenantStatus, utcnow
 from daemon.msgpath.wake import WakeManager
-from daemon.ports import AgentLaunch
+from daemon.ports import AgentLaunch, Registry, Runtime
+from daemon.reconciler import Reconciler
 from tests.loops.memory_runtime import MemoryRuntime
+from tests.support.records import running_record
+
+# The loop tests' clock: resyncs and orphan graces short enough for a test, stale wakes never.
+QUICK_RECONCILER = {"resync_interval_s": 0.3, "wake_stale_after_s": 300.0, "orphan_grace_s": 0.2}
+
+
+def quick_reconciler(
+    registry: Registry,
+    runtime: Runtime,
+    coordination: Coordination,
+    metrics: Metrics,
+    **timings: float,
+) -> Reconciler:
+    """A reconciler with the loop tests' short timings (a test may override any)."""
+    return Reconciler(
+        registry=registry,
+        runtime=runtime,
+        coordination=coordination,
+        metrics=metrics,
+        **{**QUICK_RECONCILER, **timings},
+    )
 
 
 async def stop_tasks(*tasks: asyncio.Task[object], timeout: float = 5.0) -> None:
@@ -38,12 +61,10 @@ async def start_running(
         AgentLaunch(tid, bot_token="", webhook_secret="s", gateway_token="g", hooks_token="h")
     )
     await registry.create(
-        Tenant(
-            tenant_id=tid,
-            status=TenantStatus.RUNNING,
+        running_record(
+            tid,
+            inst,
             idle_timeout_s=idle_timeout_s,
-            pod_name=inst.name,
-            endpoint=inst.webhook_url,
             last_active_at=utcnow() - timedelta(seconds=idle_for_s),
         )
     )

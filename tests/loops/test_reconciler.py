@@ -15,9 +15,10 @@ from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase
 from daemon.reconciler import Action, Reconciler, decide
-from tests.loops.loop_support import stop_tasks
+from tests.loops.loop_support import quick_reconciler, stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.support.polling import eventually
+from tests.support.records import running_record
 
 NOW = utcnow()
 
@@ -136,16 +137,7 @@ def test_decide(
 async def reconciler(
     registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination, metrics: Metrics
 ) -> AsyncIterator[Reconciler]:
-    rec = Reconciler(
-        registry=registry,
-        runtime=runtime,
-        coordination=coordination,
-        metrics=metrics,
-        resync_interval_s=0.3,
-        wake_stale_after_s=300,
-        orphan_grace_s=0.2,
-        orphan_stop_grace_s=1.0,
-    )
+    rec = quick_reconciler(registry, runtime, coordination, metrics, orphan_stop_grace_s=1.0)
     tasks = [asyncio.create_task(rec.run_events())]
     await eventually(lambda: runtime.watchers == 1, what="watch open")
     try:
@@ -158,14 +150,7 @@ async def running_tenant(
     registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination, tid: str
 ) -> Instance:
     inst = instance(tid)
-    await registry.create(
-        Tenant(
-            tenant_id=tid,
-            status=TenantStatus.RUNNING,
-            pod_name=inst.name,
-            endpoint=inst.webhook_url,
-        )
-    )
+    await registry.create(running_record(tid, inst))
     await coordination.set_endpoint(tid, inst.webhook_url or "", 60)
     runtime.instances[tid] = inst  # present before the reconciler looks: no event
     return inst

@@ -17,9 +17,10 @@ from daemon.model import Tenant, TenantStatus
 from daemon.ports import Instance
 from daemon.reconciler import Reconciler
 from tests.k8s_runtime.support import NS, launch, open_runtime
-from tests.loops.loop_support import stop_tasks
+from tests.loops.loop_support import quick_reconciler, stop_tasks
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
+from tests.support.records import running_record
 
 
 @pytest.fixture
@@ -44,14 +45,8 @@ async def loops(
     metrics: Metrics,
 ) -> AsyncIterator[Reconciler]:
     """Event handling and the leader's safety net, as a leading replica runs them."""
-    reconciler = Reconciler(
-        registry=registry,
-        runtime=k8s_runtime,
-        coordination=coordination,
-        metrics=metrics,
-        resync_interval_s=0.5,
-        orphan_grace_s=0.2,
-        orphan_stop_grace_s=0,
+    reconciler = quick_reconciler(
+        registry, k8s_runtime, coordination, metrics, resync_interval_s=0.5, orphan_stop_grace_s=0
     )
     tasks = [
         asyncio.create_task(reconciler.run_events()),
@@ -66,15 +61,7 @@ async def loops(
 async def running(runtime: KubernetesRuntime, registry: SqliteRegistry, tenant_id: str) -> Instance:
     await runtime.start(launch(tenant_id))
     instance = await runtime.wait_ready(tenant_id, timeout=10)
-    await registry.create(
-        Tenant(
-            tenant_id=tenant_id,
-            status=TenantStatus.RUNNING,
-            pod_name=instance.name,
-            endpoint=instance.webhook_url,
-            gateway_url=instance.gateway_url,
-        )
-    )
+    await registry.create(running_record(tenant_id, instance, gateway_url=instance.gateway_url))
     return instance
 
 
