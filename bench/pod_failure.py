@@ -30,9 +30,10 @@ from daemon.adapters.registry_sqlite import SqliteRegistry  # noqa: E402
 from daemon.coordination import Coordination  # noqa: E402
 from daemon.metrics import Metrics  # noqa: E402
 from daemon.reconciler import Reconciler  # noqa: E402
-from tests.k8s_runtime.support import NS, launch, open_runtime  # noqa: E402
+from tests.k8s_runtime.support import NS, open_runtime  # noqa: E402
 from tests.support.fake_k8s.fixture import running_fake_k8s  # noqa: E402
 from tests.support.records import running_record  # noqa: E402
+from tests.support.records import sample_launch as launch  # noqa: E402
 from tests.support.servers import running_redis  # noqa: E402
 
 TARGET_P99_S = 1.0

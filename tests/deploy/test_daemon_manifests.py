@@ -10,27 +10,17 @@ from typing import Any
 import pytest
 
 from daemon.kube import manifests, names
-from daemon.ports import AgentLaunch
 from tests.deploy import inventory as inv
 from tests.deploy.checks import check_runtime_pod, check_schema
 from tests.deploy.daemon_env import daemon_settings
 from tests.deploy.iam_docs import load, pod_session
 from tests.deploy.iam_eval import is_allowed
 from tests.support.fake_k8s.patching import merge_patch
+from tests.support.records import sample_launch
 
 Doc = dict[str, Any]
 OVERLAYS = ["eks", "dev"]
 WARM_SUFFIX = "x7k2p"  # what the API server would append to generateName
-
-
-def _launch(tenant_id: str) -> AgentLaunch:
-    return AgentLaunch(
-        tenant_id=tenant_id,
-        bot_token="123456:bot-token-of-" + tenant_id,
-        webhook_secret="webhook-secret-0123456789",
-        gateway_token="gateway-token-0123456789",
-        hooks_token="hooks-token-0123456789",
-    )
 
 
 def _pod_settings(docs: list[Doc]) -> manifests.PodSettings:
@@ -104,7 +94,7 @@ def test_tenant_secret_holds_what_the_pod_reads(
 ) -> None:
     docs = rendered[overlay]
     ps = _pod_settings(docs)
-    launch = _launch("alice")
+    launch = sample_launch("alice")
     config = manifests.render_tenant_config(
         launch, webhook_url="https://otm.example.com/tg/alice", api_root=None
     )

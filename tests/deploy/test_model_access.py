@@ -12,12 +12,12 @@ import pytest
 
 from daemon.agent.openclaw_config import model_provider
 from daemon.kube import manifests, names
-from daemon.ports import AgentLaunch
 from tests.deploy import inventory as inv
 from tests.deploy.daemon_env import daemon_env, daemon_settings
 from tests.deploy.iam_docs import ACCOUNT_ID, BEDROCK_MODEL_ID, REGION, load, pod_session
 from tests.deploy.iam_eval import is_allowed
 from tests.deploy.render import KUSTOMIZE_ROOT
+from tests.support.records import sample_launch
 
 Doc = dict[str, Any]
 UPSTREAM_KEY = "sk-provider-credential-SENTINEL"
@@ -71,14 +71,7 @@ def test_no_provider_credential_in_any_rendered_tenant_object(
         agent_model_base_url="https://api.provider.example/v1",
         agent_model_api_key=UPSTREAM_KEY,
     )
-    launch = AgentLaunch(
-        tenant_id="alice",
-        bot_token="123456:bot-token-of-alice",
-        webhook_secret="webhook-secret-0123456789",
-        gateway_token="gateway-token-0123456789",
-        hooks_token="hooks-token-0123456789",
-        model_key=TENANT_KEY,
-    )
+    launch = sample_launch("alice", model_key=TENANT_KEY)
     ps = manifests.PodSettings.from_settings(settings)
     config = manifests.render_tenant_config(
         launch,

@@ -17,24 +17,12 @@ from daemon.kube.manifests import PodSettings
 from daemon.kube.tenant_credentials import CredentialVendor
 from daemon.kube.warm_pool import WarmPool
 from daemon.metrics import Metrics
-from daemon.ports import AgentLaunch, StateStore
+from daemon.ports import StateStore
 
 NS = "otm-tenants"
 # No S3 in these tests: the restore/sync containers are left out (their specs are tested
 # as dicts in test_manifests.py).
 POD_SETTINGS = PodSettings(namespace=NS, image="openclaw:test", state_sync=False)
-
-
-def launch(tenant_id: str = "alice", **overrides: Any) -> AgentLaunch:
-    values: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "bot_token": f"1000{len(tenant_id)}:token-of-{tenant_id}",
-        "webhook_secret": f"whsec-{tenant_id}",
-        "gateway_token": f"gw-{tenant_id}",
-        "hooks_token": f"hooks-{tenant_id}",
-    }
-    values.update(overrides)
-    return AgentLaunch(**values)
 
 
 @contextlib.asynccontextmanager

@@ -9,16 +9,10 @@ import pytest
 
 from daemon.kube import manifests as m
 from daemon.kube import names
-from daemon.ports import AgentLaunch
 from daemon.settings import Settings
+from tests.support.records import sample_launch
 
-LAUNCH = AgentLaunch(
-    tenant_id="alice",
-    bot_token="123456:bot-secret-token",
-    webhook_secret="whsecret-0123456789",
-    gateway_token="gwtoken-0123456789",
-    hooks_token="hookstoken-0123456789",
-)
+LAUNCH = sample_launch("alice")
 SECRETS = [LAUNCH.bot_token, LAUNCH.webhook_secret, LAUNCH.gateway_token, LAUNCH.hooks_token]
 PS = m.PodSettings(namespace="otm-tenants", image="openclaw:test", s3_bucket="bucket-1")
 

@@ -10,8 +10,9 @@ from daemon.kube import names
 from daemon.kube.client import call_json
 from daemon.kube.manifests import env_values
 from daemon.settings import Settings
-from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
+from tests.support.records import sample_launch as launch
 
 MODEL_KEY = "sk-cluster-model-key"
 TENANT_KEY = "otm-mk-mia.k1.mac"

@@ -14,9 +14,10 @@ from daemon.kube.client import ApiException, call_json
 from daemon.kube.manifests import tenant_pod
 from daemon.log_options import LogOptions
 from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
-from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_k8s import KubeletConfig, SimulatedPodBackend
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.records import sample_launch as launch
 
 
 async def _secret(runtime: KubernetesRuntime, tenant_id: str) -> dict[str, str]:

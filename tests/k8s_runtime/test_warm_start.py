@@ -24,8 +24,9 @@ from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, launch, one_warm_pod, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
 from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
 

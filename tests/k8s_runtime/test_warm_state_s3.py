@@ -43,8 +43,9 @@ from daemon.metrics import (
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, launch, one_warm_pod, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
 from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
 ACCOUNT = "123456789012"  # moto's default account

@@ -16,11 +16,12 @@ from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantStatus
 from daemon.ports import Instance
 from daemon.reconciler import Reconciler
-from tests.k8s_runtime.support import NS, launch, open_runtime
+from tests.k8s_runtime.support import NS, open_runtime
 from tests.loops.loop_support import quick_reconciler, stop_tasks
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
 from tests.support.records import running_record
+from tests.support.records import sample_launch as launch
 
 
 @pytest.fixture

@@ -35,10 +35,11 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.agent_stub import SECRET_HEADER
 from tests.support.fake_k8s.fixture import running_fake_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
+from tests.support.records import sample_launch as launch
 
 pytestmark = [
     pytest.mark.openclaw,

@@ -20,23 +20,16 @@ import pytest
 
 from daemon.adapters.local.runtime import PID_FILE, LocalRuntime
 from daemon.adapters.state_dir import DirStateStore
-from daemon.ports import AgentLaunch
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.local_runtime import local_runtime_settings, new_local_runtime
+from tests.support.records import sample_launch
 
 READY_TIMEOUT = 20.0
 MODEL_KEY = "sk-upstream-model-key"
 TENANT_KEY = "otm-mk-modeltenant.k1.mac"
-LAUNCH = AgentLaunch(
-    tenant_id="modeltenant",
-    bot_token="6161:model-tenant",
-    webhook_secret="secret-model",
-    gateway_token="gw-model",
-    hooks_token="hooks-model",
-    model_key=TENANT_KEY,
-)
+LAUNCH = sample_launch("modeltenant", model_key=TENANT_KEY)
 
 
 Setup = tuple[LocalRuntime, FakeTelegram, StubLLM, DirStateStore]

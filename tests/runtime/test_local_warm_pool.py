@@ -27,21 +27,15 @@ from daemon.adapters.local.warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.state_dir import DirStateStore
 from daemon.agent.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.metrics import Metrics
-from daemon.ports import AgentLaunch
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.local_runtime import local_runtime_settings, new_local_runtime
+from tests.support.records import sample_launch
 
 TIMEOUT = 20.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHAT = 77
-LAUNCH = AgentLaunch(
-    tenant_id="warmtenant",
-    bot_token="7171:warm-tenant",
-    webhook_secret="secret-warm-tenant",
-    gateway_token="gw-warm",
-    hooks_token="hooks-warm",
-)
+LAUNCH = sample_launch("warmtenant")
 
 
 @dataclass

@@ -14,22 +14,12 @@ import pytest
 from daemon.adapters.local.runtime import LocalRuntime
 from daemon.adapters.local.sandbox import AgentSandbox, agent_environment, bwrap_works
 from daemon.adapters.state_dir import DirStateStore
-from daemon.ports import AgentLaunch
 from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram
+from tests.support.records import sample_launch as launch
 
 PROBE = (sys.executable, "-m", "tests.security.probe_agent")
 AWS_SECRET = "AKIA-sentinel-secret-of-the-daemon"
-
-
-def launch(tenant_id: str) -> AgentLaunch:
-    return AgentLaunch(
-        tenant_id=tenant_id,
-        bot_token="4242:contract",
-        webhook_secret=f"secret-{tenant_id}",
-        gateway_token=f"gw-{tenant_id}",
-        hooks_token=f"hooks-{tenant_id}",
-    )
 
 
 @pytest.fixture
