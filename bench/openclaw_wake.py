@@ -44,10 +44,10 @@ from bench.wake import scratch
 from daemon.metrics import AGENT_START_PHASES, PHASE_FIRST_REPLY
 from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.polling import eventually
+from tests.support.servers import telegram_and_llm
 
 BOOT_TIMEOUT_S = 240.0
 REPLY_TIMEOUT_S = 120.0
@@ -196,10 +196,7 @@ async def run_local(rounds: int, args: argparse.Namespace) -> Section:
         redis = BenchRedis(root / "redis", fsync="everysec")
         redis.start()
         try:
-            async with (
-                FakeTelegram(host="127.0.0.1", port=0) as telegram,
-                StubLLM(host="127.0.0.1", port=0) as llm,
-            ):
+            async with telegram_and_llm() as (telegram, llm):
                 data_dir = root / "data"
                 data_dir.mkdir()
                 daemon = Daemon(

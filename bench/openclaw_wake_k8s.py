@@ -23,14 +23,12 @@ from bench.redis_server import BenchRedis
 from bench.wake import scratch
 from daemon.adapters.state_s3 import S3StateStore
 from daemon.kube import names
-from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.deploy.iam_docs import IAM_DIR
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.support.fake_k8s.fixture import running_fake_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
-from tests.support.servers import FAKE_AWS_ENV, running_moto
+from tests.support.servers import FAKE_AWS_ENV, running_moto, telegram_and_llm
 
 NS = names.TENANT_NAMESPACE
 BUCKET = "otm-bench-tenant-state"
@@ -72,8 +70,7 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
         redis.start()
         try:
             async with (
-                FakeTelegram(host="127.0.0.1", port=0) as telegram,
-                StubLLM(host="127.0.0.1", port=0) as llm,
+                telegram_and_llm() as (telegram, llm),
                 running_fake_k8s(
                     root,
                     namespaces=("default", NS, names.DAEMON_NAMESPACE),

@@ -17,14 +17,13 @@ import redis.asyncio as aioredis
 
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination
-from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     openclaw_tier_marks,
     real_gateway_env,
 )
 from tests.support.polling import eventually
+from tests.support.servers import telegram_and_llm
 
 pytestmark = openclaw_tier_marks()
 
@@ -43,10 +42,7 @@ async def _status(daemon: Daemon) -> str:
 async def test_idle_timeout_during_a_turn_waits_for_the_turn(
     own_redis: str, data_dir: Path
 ) -> None:
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         daemon = Daemon(
             data_dir,
             own_redis,

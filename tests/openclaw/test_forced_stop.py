@@ -17,14 +17,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.faults.crash_support import agent_processes, kill_processes
 from tests.support.openclaw import (
     openclaw_tier_marks,
     real_gateway_env,
 )
+from tests.support.servers import telegram_and_llm
 
 pytestmark = openclaw_tier_marks()
 
@@ -97,10 +96,7 @@ async def _wake(daemon: Daemon) -> set[int]:
 async def test_forced_stop_and_daemon_crash_leave_no_gateway_process(
     own_redis: str, data_dir: Path
 ) -> None:
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         # A stop grace far shorter than a gateway's drain: every stop ends in SIGKILL.
         env = real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, stop_grace_s=0.2)
         # Unsandboxed: under bubblewrap (--die-with-parent, own PID namespace) a daemon's

@@ -32,7 +32,6 @@ from daemon.kube.manifests import PodSettings
 from daemon.kube.tenant_credentials import CredentialVendor
 from daemon.kube.warm_pool import hooks_token_for
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.stub_llm import StubLLM
 from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, open_runtime
@@ -40,6 +39,7 @@ from tests.support.agent_stub import SECRET_HEADER
 from tests.support.fake_k8s.fixture import running_fake_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.records import sample_launch as launch
+from tests.support.servers import telegram_and_llm
 
 pytestmark = [
     pytest.mark.openclaw,
@@ -118,8 +118,7 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
         boto3.client("sts", endpoint_url=aws), role_arn=ROLE_ARN, bucket=BUCKET, duration_s=900
     )
     async with (
-        FakeTelegram(host="127.0.0.1", port=0) as tg,
-        StubLLM(host="127.0.0.1", port=0) as llm,
+        telegram_and_llm() as (tg, llm),
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
     ):
         provider = ModelProvider(

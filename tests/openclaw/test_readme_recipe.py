@@ -12,11 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from otm.cli import app
-from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import ADMIN_TOKEN, Daemon, end_orphan_agents
 from tests.support.openclaw import openclaw_installed
-from tests.support.servers import REPO_ROOT, running_redis
+from tests.support.servers import REPO_ROOT, running_redis, telegram_and_llm
 
 pytestmark = [
     pytest.mark.openclaw,
@@ -40,10 +38,7 @@ async def test_the_readme_recipe_answers_through_otm_chat(tmp_path: Path, data_d
     command = _readme_command()
     assert command.startswith(".tools/")  # relative, exactly as a user pastes it
     with running_redis(tmp_path / "redis") as redis:
-        async with (
-            FakeTelegram(host="127.0.0.1", port=0) as telegram,
-            StubLLM(host="127.0.0.1", port=0) as llm,
-        ):
+        async with telegram_and_llm() as (telegram, llm):
             daemon = Daemon(
                 data_dir,
                 redis.url,

@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 
 from daemon.agent.openclaw_config import ModelProvider, render_openclaw_config
-from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.stub_llm import StubLLM
+from otm.devtools.fake_telegram import make_text_update
 from tests.support.agent_stub import SECRET_HEADER, free_port
 from tests.support.openclaw import OpenClawGateway, openclaw_tier_marks
+from tests.support.servers import telegram_and_llm
 
 pytestmark = openclaw_tier_marks(300)
 
@@ -30,8 +30,7 @@ async def test_real_gateway_answers_a_webhook_update_through_the_fake_bot_api(
     tmp_path: Path,
 ) -> None:
     async with (
-        FakeTelegram(host="127.0.0.1", port=0) as tg,
-        StubLLM(host="127.0.0.1", port=0) as llm,
+        telegram_and_llm() as (tg, llm),
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
     ):
         home = tmp_path / "home"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM, reply_for
 from otm.devtools.stub_llm import _usage as stub_usage
+from otm.devtools.stub_llm import reply_for
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     echo_replies,
@@ -33,6 +33,7 @@ from tests.support.openclaw import (
     wait_for_echo_reply,
 )
 from tests.support.polling import eventually
+from tests.support.servers import telegram_and_llm
 
 # Two boots (up to ~65 s each under load) + two turns (up to ~30 s) + drains + daemon.
 pytestmark = openclaw_tier_marks()
@@ -97,10 +98,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
 ) -> None:
     timings: dict[str, float] = {}
     clock = time.monotonic
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         daemon = Daemon(
             data_dir,
             own_redis,

@@ -18,7 +18,6 @@ from pathlib import Path
 from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.adapters.local.warm_pool import WARM_DIR
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
 from tests.support.openclaw import (
     echo_replies,
@@ -27,6 +26,7 @@ from tests.support.openclaw import (
     wait_for_echo_reply,
 )
 from tests.support.polling import eventually
+from tests.support.servers import telegram_and_llm
 
 pytestmark = openclaw_tier_marks()
 
@@ -60,10 +60,7 @@ async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
     own_redis: str, data_dir: Path
 ) -> None:
     timings: dict[str, float] = {}
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         daemon = Daemon(
             data_dir,
             own_redis,

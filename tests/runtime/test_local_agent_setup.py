@@ -25,6 +25,7 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.local_runtime import local_runtime_settings, new_local_runtime
 from tests.support.records import sample_launch
+from tests.support.servers import telegram_and_llm
 
 READY_TIMEOUT = 20.0
 MODEL_KEY = "sk-upstream-model-key"
@@ -41,10 +42,7 @@ async def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     # operator would set it (a daemon setting: never passed on).
     monkeypatch.setenv("OTM_AGENT_RETRY_MAX_S", "7")
     monkeypatch.setenv("OTM_AGENT_MODEL_API_KEY", MODEL_KEY)
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         settings = local_runtime_settings(
             tmp_path,
             telegram.base_url,

@@ -31,6 +31,7 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.local_runtime import local_runtime_settings, new_local_runtime
 from tests.support.records import sample_launch
+from tests.support.servers import telegram_and_llm
 
 TIMEOUT = 20.0
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -72,10 +73,7 @@ class Pool:
 
 @pytest.fixture(params=["disabled", "placeholder"])
 async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pool]:
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         settings = local_runtime_settings(
             tmp_path,
             telegram.base_url,

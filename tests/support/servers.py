@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from daemon.embedded_redis import EmbeddedRedis
+from otm.devtools.fake_telegram import FakeTelegram
+from otm.devtools.stub_llm import StubLLM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,13 @@ def project_env(**extra: str) -> dict[str, str]:
 
 def python_cmd(*args: Any) -> list[str]:
     return [sys.executable, *map(str, args)]
+
+
+@asynccontextmanager
+async def telegram_and_llm() -> AsyncIterator[tuple[FakeTelegram, StubLLM]]:
+    """The fake Bot API and the stub LLM on loopback ports: what an agent under test talks to."""
+    async with (
+        FakeTelegram(host="127.0.0.1", port=0) as telegram,
+        StubLLM(host="127.0.0.1", port=0) as llm,
+    ):
+        yield telegram, llm
