@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from daemon import app_keys as keys
 from daemon.adapters.state_dir import DirStateStore
 from daemon.adapters.state_keys import SNAPSHOT_KEY
-from daemon.app import create_app
-from daemon.settings import load_settings
 from otm.devtools.fake_telegram import FakeTelegram
+from tests.support.admin_app import running_admin_app
 
 TOKEN = "store-failures-token"
 
@@ -32,26 +31,18 @@ def read_only_fs(path: Path, data: bytes) -> None:
 async def admin(redis_url: str, data_dir: Path) -> AsyncIterator[TestClient]:
     """The whole daemon app in-process (real Redis, SQLite, local stand-in agents) with
     the fake Bot API; its directory state store is the one made to refuse writes."""
-    async with FakeTelegram(host="127.0.0.1", port=0) as telegram:
-        settings = load_settings(
-            flags={
-                "data_dir": str(data_dir),
-                "redis_url": redis_url,
-                "admin_token": TOKEN,
-                "router_port": 0,
-                "telegram_api_base": telegram.base_url,
-                "wake_timeout_s": 30,
-                "agent_stop_grace_s": 10,
-            },
-            env={},
-        )
-        client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
-        await client.start_server()
-        client.session.headers["Authorization"] = f"Bearer {TOKEN}"
-        try:
-            yield client
-        finally:
-            await client.close()
+    async with (
+        FakeTelegram(host="127.0.0.1", port=0) as telegram,
+        running_admin_app(
+            redis_url,
+            data_dir,
+            TOKEN,
+            telegram_api_base=telegram.base_url,
+            wake_timeout_s=30,
+            agent_stop_grace_s=10,
+        ) as client,
+    ):
+        yield client
 
 
 def store_of(admin: TestClient) -> DirStateStore:

@@ -14,18 +14,12 @@ from daemon.settings import load_settings
 
 @asynccontextmanager
 async def running_admin_app(
-    redis_url: str, data_dir: Path, token: str
+    redis_url: str, data_dir: Path, token: str, **flags: object
 ) -> AsyncIterator[TestClient]:
-    """A full daemon app (real Redis, SQLite, local runtime) with an authenticated client."""
-    settings = load_settings(
-        flags={
-            "data_dir": str(data_dir),
-            "redis_url": redis_url,
-            "admin_token": token,
-            "router_port": 0,
-        },
-        env={},
-    )
+    """A full daemon app (real Redis, SQLite, local runtime) with an authenticated client;
+    ``flags`` are more settings, as `otm daemon` flags."""
+    base = {"data_dir": str(data_dir), "redis_url": redis_url, "admin_token": token}
+    settings = load_settings(flags={**base, "router_port": 0, **flags}, env={})
     client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
     await client.start_server()
     client.session.headers["Authorization"] = f"Bearer {token}"
