@@ -23,7 +23,7 @@ from bench.redis_server import BenchRedis
 from bench.wake import scratch
 from daemon.adapters.state_s3 import S3StateStore
 from daemon.kube import names
-from tests.deploy.iam_docs import IAM_DIR
+from tests.deploy.iam_docs import create_state_role
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.support.fake_k8s.fixture import running_fake_k8s
@@ -38,17 +38,8 @@ ROLE = "otm-tenant-state"
 
 def _aws_setup(url: str) -> None:
     """The bucket and the tenant-state role of deploy/iam, as the setup guide creates them."""
-
-    def doc(name: str) -> str:
-        text = (IAM_DIR / name).read_text()
-        return text.replace("@ACCOUNT_ID@", ACCOUNT).replace("@BUCKET@", BUCKET)
-
     boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-    iam = boto3.client("iam", endpoint_url=url)
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=doc("tenant-state-trust-policy.json"))
-    iam.put_role_policy(
-        RoleName=ROLE, PolicyName=ROLE, PolicyDocument=doc("tenant-state-policy.json")
-    )
+    create_state_role(boto3.client("iam", endpoint_url=url), BUCKET)
 
 
 async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:

@@ -23,11 +23,11 @@ BEDROCK_MODEL_ID = "anthropic.claude-3-5-haiku-20241022-v1:0"
 """deploy/kustomize/overlays/eks/site.env's model (the setup guide's default)."""
 
 
-def load(name: str, *, bucket: str = BUCKET) -> Doc:
+def load(name: str, *, bucket: str = BUCKET, account: str = ACCOUNT_ID) -> Doc:
     """deploy/iam/NAME as `sed` in docs/setup-guide.md fills it in."""
     text = (IAM_DIR / name).read_text()
     site = {
-        "@ACCOUNT_ID@": ACCOUNT_ID,
+        "@ACCOUNT_ID@": account,
         "@REGION@": REGION,
         "@CLUSTER@": CLUSTER,
         "@BUCKET@": bucket,
@@ -53,3 +53,19 @@ def pod_session(
         "aws:PrincipalTag/kubernetes-pod-uid": "0b8a3f6e-5d1c-4c1e-9a8e-2f5d6c7b8a90",
         **extra,
     }
+
+
+MOTO_ACCOUNT = "123456789012"
+"""moto's default account: roles created in moto live there."""
+STATE_ROLE = "otm-tenant-state"
+
+
+def create_state_role(iam: Any, bucket: str) -> str:
+    """The tenant-state role of deploy/iam in moto, as the setup guide creates it; its ARN."""
+    trust = load("tenant-state-trust-policy.json", bucket=bucket, account=MOTO_ACCOUNT)
+    policy = load("tenant-state-policy.json", bucket=bucket, account=MOTO_ACCOUNT)
+    iam.create_role(RoleName=STATE_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=STATE_ROLE, PolicyName="tenant-state", PolicyDocument=json.dumps(policy)
+    )
+    return f"arn:aws:iam::{MOTO_ACCOUNT}:role/{STATE_ROLE}"

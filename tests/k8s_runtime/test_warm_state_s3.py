@@ -41,7 +41,7 @@ from daemon.metrics import (
     Metrics,
 )
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.deploy.iam_docs import IAM_DIR
+from tests.deploy.iam_docs import create_state_role, load
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
 from tests.support.fake_k8s.fixture import running_fake_k8s
@@ -58,18 +58,6 @@ SEED = {
     "tenants/alice/state/openclaw.sqlite": b"alice global db",
     "tenants/bob/state/agents/main/agent/openclaw-agent.sqlite": b"bob history",
 }
-
-
-def _iam_doc(name: str) -> str:
-    text = (IAM_DIR / name).read_text()
-    for placeholder, value in {
-        "@ACCOUNT_ID@": ACCOUNT,
-        "@BUCKET@": BUCKET,
-        "@REGION@": "us-east-1",
-        "@CLUSTER@": "otm",
-    }.items():
-        text = text.replace(placeholder, value)
-    return text
 
 
 def _client(service: str, url: str, **creds: str) -> Any:
@@ -94,16 +82,7 @@ def aws(moto_url: str) -> Iterator[str]:
     s3.create_bucket(Bucket=BUCKET)
     for key, body in SEED.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    iam = _client("iam", moto_url)
-    iam.create_role(
-        RoleName="otm-tenant-state",
-        AssumeRolePolicyDocument=_iam_doc("tenant-state-trust-policy.json"),
-    )
-    iam.put_role_policy(
-        RoleName="otm-tenant-state",
-        PolicyName="tenant-state",
-        PolicyDocument=_iam_doc("tenant-state-policy.json"),
-    )
+    create_state_role(_client("iam", moto_url), BUCKET)
     yield moto_url
 
 
@@ -270,7 +249,8 @@ def test_moto_enforces_the_tenant_state_role_on_vended_credentials(aws: str) -> 
             _client("s3", aws, **forged).get_object(Bucket=BUCKET, Key="tenants/alice/state/x")
     finally:
         _set_auth(aws, "inf")
-    assert json.loads(_iam_doc("tenant-state-policy.json"))  # the document moto enforced
+    # the document moto enforced
+    assert load("tenant-state-policy.json", bucket=BUCKET, account=ACCOUNT)
 
 
 async def test_a_credential_failure_starts_cold_and_claims_nothing(

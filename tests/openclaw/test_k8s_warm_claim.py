@@ -32,7 +32,7 @@ from daemon.kube.manifests import PodSettings
 from daemon.kube.tenant_credentials import CredentialVendor
 from daemon.kube.warm_pool import hooks_token_for
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from tests.deploy.iam_docs import IAM_DIR
+from tests.deploy.iam_docs import create_state_role
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.agent_stub import SECRET_HEADER
@@ -54,26 +54,10 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/otm-tenant-state"
 CHAT = 4242
 
 
-def _doc(name: str) -> str:
-    text = (IAM_DIR / name).read_text()
-    for key, value in {"@ACCOUNT_ID@": "123456789012", "@BUCKET@": BUCKET}.items():
-        text = text.replace(key, value)
-    return text
-
-
 @pytest_asyncio.fixture
 async def aws(moto_url: str) -> AsyncIterator[str]:
     boto3.client("s3", endpoint_url=moto_url).create_bucket(Bucket=BUCKET)
-    iam = boto3.client("iam", endpoint_url=moto_url)
-    iam.create_role(
-        RoleName="otm-tenant-state",
-        AssumeRolePolicyDocument=_doc("tenant-state-trust-policy.json"),
-    )
-    iam.put_role_policy(
-        RoleName="otm-tenant-state",
-        PolicyName="p",
-        PolicyDocument=_doc("tenant-state-policy.json"),
-    )
+    create_state_role(boto3.client("iam", endpoint_url=moto_url), BUCKET)
     yield moto_url
 
 
