@@ -349,28 +349,32 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
                     async def pool_full() -> bool:
                         return warm_ready() >= 1
 
-                    for n in range(rounds + 1):
-                        tenant_id = f"kc{n}"
-                        await daemon.create_tenant(tenant_id, f"{7500 + n}:k")
-                        elapsed, phases = await operator_wake(daemon, tenant_id)
-                        await sleep_tenant(daemon, tenant_id)
-                        if n:
-                            cold.append(elapsed)
-                            create_phase.append(phases.get("pod_create_to_ready", float("nan")))
+                    async def wake_rounds(
+                        prefix: str,
+                        bot_id: int,
+                        phase: str,
+                        totals: list[float],
+                        parts: list[float],
+                    ) -> None:
+                        """Round 0 warms caches and is not counted."""
+                        for n in range(rounds + 1):
+                            if prefix == "kw":
+                                await eventually(pool_full, 60, "a warm pod")
+                            tenant_id = f"{prefix}{n}"
+                            await daemon.create_tenant(tenant_id, f"{bot_id + n}:k")
+                            elapsed, phases = await operator_wake(daemon, tenant_id)
+                            await sleep_tenant(daemon, tenant_id)
+                            if n:
+                                totals.append(elapsed)
+                                parts.append(phases.get(phase, float("nan")))
+
+                    await wake_rounds("kc", 7500, "pod_create_to_ready", cold, create_phase)
                     status, body = await daemon.api(
                         "PATCH", "/v1/config", json={"warm_pool_target": 1}
                     )
                     if status != 200:
                         raise RuntimeError(f"warm pool target: {status} {body}")
-                    for n in range(rounds + 1):
-                        await eventually(pool_full, 60, "a warm pod")
-                        tenant_id = f"kw{n}"
-                        await daemon.create_tenant(tenant_id, f"{7700 + n}:k")
-                        elapsed, phases = await operator_wake(daemon, tenant_id)
-                        await sleep_tenant(daemon, tenant_id)
-                        if n:
-                            warm.append(elapsed)
-                            claim_phase.append(phases.get("pod_claim_to_ready", float("nan")))
+                    await wake_rounds("kw", 7700, "pod_claim_to_ready", warm, claim_phase)
                     await daemon.api("PATCH", "/v1/config", json={"warm_pool_target": 0})
                 finally:
                     await daemon.stop()

@@ -27,6 +27,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,44 +86,46 @@ class Agent:
         self.gateway_port = int(config["gateway"]["port"])
         self.receipts = Receipts()
 
+    def webhook_answer(self, method: bytes, path: bytes, body: bytes) -> bytes:
+        if method == b"POST" and path == self.webhook_path:
+            self.receipts.add(body)
+            return response(200, b"ok")
+        if path == b"/healthz":
+            return response(200, b"ok")
+        return response(404, b"not found")
+
+    def gateway_answer(self, method: bytes, path: bytes, body: bytes) -> bytes:
+        json_bodies: dict[bytes, Callable[[], bytes]] = {
+            b"/readyz": lambda: b'{"ready": true}',
+            b"/healthz": lambda: b'{"ok": true}',
+            b"/otm/activity": lambda: b'{"busy": false, "pending_turns": 0, "last_turn_at": null}',
+            b"/otm/bench/receipts": lambda: json.dumps(self.receipts.drain()).encode(),
+        }
+        if path in json_bodies:
+            return response(200, json_bodies[path](), b"application/json")
+        return response(404, b"not found")
+
     async def webhook(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (request := await read_request(reader)) is not None:
-                method, path, body = request
-                if method == b"POST" and path == self.webhook_path:
-                    self.receipts.add(body)
-                    writer.write(response(200, b"ok"))
-                elif path == b"/healthz":
-                    writer.write(response(200, b"ok"))
-                else:
-                    writer.write(response(404, b"not found"))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        await serve_connection(reader, writer, self.webhook_answer)
 
     async def gateway(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (request := await read_request(reader)) is not None:
-                _, path, _ = request
-                if path == b"/readyz":
-                    writer.write(response(200, b'{"ready": true}', b"application/json"))
-                elif path == b"/healthz":
-                    writer.write(response(200, b'{"ok": true}', b"application/json"))
-                elif path == b"/otm/activity":
-                    body = b'{"busy": false, "pending_turns": 0, "last_turn_at": null}'
-                    writer.write(response(200, body, b"application/json"))
-                elif path == b"/otm/bench/receipts":
-                    body = json.dumps(self.receipts.drain()).encode()
-                    writer.write(response(200, body, b"application/json"))
-                else:
-                    writer.write(response(404, b"not found"))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+        await serve_connection(reader, writer, self.gateway_answer)
+
+
+async def serve_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    answer: Callable[[bytes, bytes, bytes], bytes],
+) -> None:
+    """Keep-alive HTTP/1.1: answer each request in turn until the client goes away."""
+    try:
+        while (request := await read_request(reader)) is not None:
+            writer.write(answer(*request))
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
 
 
 async def serve(config: dict[str, Any], boot_delay_s: float) -> int:
