@@ -84,12 +84,17 @@ async def test_exactly_one_replica_leads(replicas: list[Replica]) -> None:
     assert await follower.elector.backend.holder() == first.elector.identity
 
 
-async def test_follower_takes_over_when_leader_stops_renewing(replicas: list[Replica]) -> None:
+async def elected(replicas: list[Replica]) -> tuple[Replica, Replica]:
+    """Start both replicas; (the leader, the follower) once one leads."""
     for replica in replicas:
         replica.start()
     await eventually(lambda: len(leaders(replicas)) == 1, timeout=LEASE_S * 3, what="a leader")
-    old = leaders(replicas)[0]
-    new = next(r for r in replicas if r is not old)
+    leader = leaders(replicas)[0]
+    return leader, next(r for r in replicas if r is not leader)
+
+
+async def test_follower_takes_over_when_leader_stops_renewing(replicas: list[Replica]) -> None:
+    old, new = await elected(replicas)
     await old.crash()  # no release: the follower must wait the lease out
     await eventually(lambda: new.elector.is_leader, timeout=LEASE_S * 3, what="takeover")
     assert await new.elector.backend.holder() == new.elector.identity
@@ -97,11 +102,7 @@ async def test_follower_takes_over_when_leader_stops_renewing(replicas: list[Rep
 
 
 async def test_graceful_release_hands_over_at_once(replicas: list[Replica]) -> None:
-    for replica in replicas:
-        replica.start()
-    await eventually(lambda: len(leaders(replicas)) == 1, timeout=LEASE_S * 3, what="a leader")
-    old = leaders(replicas)[0]
-    new = next(r for r in replicas if r is not old)
+    old, new = await elected(replicas)
     await old.crash()
     await old.elector.release()
     assert await old.client.get(REDIS_LEADER_KEY) is None

@@ -56,74 +56,38 @@ def _decide(t: Tenant | None, i: Instance | None, deleted: bool = False) -> Acti
 
 
 # -- the decision table (pure) ------------------------------------------------------
+S, P, A = TenantStatus, InstancePhase, Action
+MOVED = "http://127.0.0.1:9002/t1"  # the instance answers at another address
+
+
 @pytest.mark.parametrize(
     ("record", "inst", "deleted", "expected"),
     [
-        (tenant(), instance("t1"), False, Action.NOTHING),
-        (tenant(), instance("t1", phase=InstancePhase.FAILED), False, Action.LOST),
-        (tenant(), instance("t1"), True, Action.LOST),
-        (tenant(), None, False, Action.LOST),
+        (tenant(), instance("t1"), False, A.NOTHING),
+        (tenant(), instance("t1", phase=P.FAILED), False, A.LOST),
+        (tenant(), instance("t1"), True, A.LOST),
+        (tenant(), None, False, A.LOST),
         # a late event for an earlier instance never touches the current one
-        (
-            tenant(),
-            instance("t1", name="agent-t1-old", phase=InstancePhase.FAILED),
-            False,
-            Action.NOTHING,
-        ),
-        (tenant(), instance("t1", url="http://127.0.0.1:9002/t1"), False, Action.DRIFT),
-        (
-            tenant(pod_name=None),
-            instance("t1", url="http://127.0.0.1:9002/t1"),
-            False,
-            Action.DRIFT,
-        ),
-        (
-            tenant(pod_name=None),
-            instance("t1", url="http://127.0.0.1:9002/t1"),
-            True,
-            Action.NOTHING,
-        ),
+        (tenant(), instance("t1", name="agent-t1-old", phase=P.FAILED), False, A.NOTHING),
+        (tenant(), instance("t1", url=MOVED), False, A.DRIFT),
+        (tenant(pod_name=None), instance("t1", url=MOVED), False, A.DRIFT),
+        (tenant(pod_name=None), instance("t1", url=MOVED), True, A.NOTHING),
         # a wake in progress owns its instance; a stalled one is finished or reset
-        (
-            tenant(status=TenantStatus.PROVISIONING),
-            instance("t1", phase=InstancePhase.FAILED),
-            False,
-            Action.NOTHING,
-        ),
-        (tenant(status=TenantStatus.PROVISIONING), None, False, Action.NOTHING),
-        (tenant(status=TenantStatus.PROVISIONING, age_s=400), None, False, Action.LOST),
-        (
-            tenant(status=TenantStatus.PROVISIONING, age_s=400),
-            instance("t1"),
-            False,
-            Action.PROMOTE,
-        ),
-        (tenant(status=TenantStatus.PROVISIONING), instance("t1"), False, Action.NOTHING),
-        (
-            tenant(status=TenantStatus.STOPPING),
-            instance("t1", phase=InstancePhase.STOPPING),
-            False,
-            Action.NOTHING,
-        ),
-        (tenant(status=TenantStatus.STOPPING), None, False, Action.NOTHING),
-        (tenant(status=TenantStatus.STOPPING, age_s=500), None, False, Action.LOST),
+        (tenant(status=S.PROVISIONING), instance("t1", phase=P.FAILED), False, A.NOTHING),
+        (tenant(status=S.PROVISIONING), None, False, A.NOTHING),
+        (tenant(status=S.PROVISIONING, age_s=400), None, False, A.LOST),
+        (tenant(status=S.PROVISIONING, age_s=400), instance("t1"), False, A.PROMOTE),
+        (tenant(status=S.PROVISIONING), instance("t1"), False, A.NOTHING),
+        (tenant(status=S.STOPPING), instance("t1", phase=P.STOPPING), False, A.NOTHING),
+        (tenant(status=S.STOPPING), None, False, A.NOTHING),
+        (tenant(status=S.STOPPING, age_s=500), None, False, A.LOST),
         # orphans: no record, or a record that should have no instance
-        (None, instance("t1"), False, Action.ORPHAN),
-        (None, instance("t1"), True, Action.NOTHING),
-        (tenant(status=TenantStatus.IDLE), instance("t1"), False, Action.ORPHAN),
-        (
-            tenant(status=TenantStatus.SUSPENDED),
-            instance("t1", phase=InstancePhase.FAILED),
-            False,
-            Action.ORPHAN,
-        ),
-        (
-            tenant(status=TenantStatus.FAILED),
-            instance("t1", phase=InstancePhase.PENDING),
-            False,
-            Action.ORPHAN,
-        ),
-        (tenant(status=TenantStatus.IDLE), None, False, Action.NOTHING),
+        (None, instance("t1"), False, A.ORPHAN),
+        (None, instance("t1"), True, A.NOTHING),
+        (tenant(status=S.IDLE), instance("t1"), False, A.ORPHAN),
+        (tenant(status=S.SUSPENDED), instance("t1", phase=P.FAILED), False, A.ORPHAN),
+        (tenant(status=S.FAILED), instance("t1", phase=P.PENDING), False, A.ORPHAN),
+        (tenant(status=S.IDLE), None, False, A.NOTHING),
     ],
 )
 def test_decide(
