@@ -25,6 +25,7 @@ from otm.tui.config_screen import ConfigScreen
 from otm.tui.detail_screens import DescribeScreen, LogsScreen
 from otm.tui.dialogs import CommandPrompt, ConfirmScreen, HealthScreen, HelpRow, HelpScreen
 from otm.tui.health import Connection
+from otm.tui.keymap import keymap
 from otm.tui.main_screen import MUTATING_ACTIONS, TenantsScreen
 from otm.tui.messages import (
     ActionFinished,
@@ -72,26 +73,7 @@ class Timings:
 class OtmApp(App[None]):
     TITLE = "otm"
     ENABLE_COMMAND_PALETTE = False  # `:` is the command line, as in k9s
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="All keys and commands"),
-        Binding(
-            "colon",
-            "command",
-            "Command",
-            id="app.command",
-            tooltip="Command line: tenants, config, health, help, quit, wake NAME, …",
-        ),
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
-        Binding(
-            "ctrl+c",
-            "quit",
-            "Quit",
-            id="app.ctrl_c",
-            show=False,
-            priority=True,
-            tooltip="Leave the dashboard (as in k9s)",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = keymap("app")
 
     def __init__(
         self,

@@ -7,7 +7,6 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -15,6 +14,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from otm.output import format_duration, parse_duration
 from otm.tui.keybar import KeyBar
+from otm.tui.keymap import keymap
 from otm.tui.messages import ConfigSaved
 from otm.tui.source import SourceError
 from otm.tui.state import DashboardState
@@ -61,25 +61,7 @@ def error_field(message: str, keys: list[str]) -> str | None:
 
 
 class ConfigScreen(Screen[None]):
-    BINDINGS = [
-        Binding(
-            "escape", "app.pop_screen", "Back", id="config.back", tooltip="Leave without saving"
-        ),
-        Binding(
-            "ctrl+s",
-            "save",
-            "Save",
-            id="config.save",
-            tooltip="Apply the changed keys to every daemon replica",
-        ),
-        Binding(
-            "ctrl+r",
-            "reload",
-            "Reload",
-            id="config.reload",
-            tooltip="Discard edits and load the live config again",
-        ),
-    ]
+    BINDINGS = keymap("config")
     DEFAULT_CSS = """
     ConfigScreen #config-body { padding: 0 1; height: 1fr; }
     ConfigScreen #config-error { padding: 0 1; height: auto; }

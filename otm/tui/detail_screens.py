@@ -9,7 +9,6 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -18,6 +17,7 @@ from textual.widgets import Log, Static
 from otm.describe_view import describe_fields
 from otm.tui import view
 from otm.tui.keybar import KeyBar
+from otm.tui.keymap import keymap
 from otm.tui.messages import TenantActionRequested
 from otm.tui.source import BufferInfo, Record, SourceError, TenantDetails
 from otm.tui.state import DashboardState
@@ -95,9 +95,7 @@ def record_table(
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     buffer_doc = (
-        None
-        if buffer is None
-        else {"pending": buffer.pending, "dead_letters": buffer.dead_letters}
+        None if buffer is None else {"pending": buffer.pending, "dead_letters": buffer.dead_letters}
     )
     for label, value in describe_fields(
         record, buffer_doc, now=now, default_idle_timeout_s=default_idle_timeout_s
@@ -129,23 +127,7 @@ def events_table(events: list[Record], *, now: datetime) -> Table:
 
 
 class DescribeScreen(Screen[None]):
-    BINDINGS = [
-        Binding(
-            "escape",
-            "app.pop_screen",
-            "Back",
-            id="describe.back",
-            tooltip="Back to the tenant table",
-        ),
-        Binding("l", "logs", "Logs", id="describe.logs", tooltip="Follow this tenant's logs"),
-        Binding(
-            "ctrl+r",
-            "reload",
-            "Refresh",
-            id="describe.refresh",
-            tooltip="Fetch the record, events and buffer again",
-        ),
-    ]
+    BINDINGS = keymap("describe")
     DEFAULT_CSS = """
     DescribeScreen #describe-body { padding: 0 1; }
     DescribeScreen .section { text-style: bold; color: $accent; margin-top: 1; }
@@ -241,45 +223,7 @@ def usage_section(usage: Record | None) -> str:
 
 
 class LogsScreen(Screen[None]):
-    BINDINGS = [
-        Binding(
-            "escape", "app.pop_screen", "Back", id="logs.back", tooltip="Stop following and go back"
-        ),
-        Binding(
-            "ctrl+r",
-            "restart",
-            "Reconnect",
-            id="logs.reconnect",
-            tooltip="Clear and stream the logs again",
-        ),
-        Binding("w", "flip('wrap')", "Wrap", id="logs.wrap", tooltip="Wrap long lines"),
-        Binding(
-            "t",
-            "flip('timestamps')",
-            "Timestamps",
-            id="logs.timestamps",
-            tooltip="Show or hide each line's timestamp",
-        ),
-        Binding(
-            "s",
-            "flip('autoscroll')",
-            "Autoscroll",
-            id="logs.autoscroll",
-            tooltip="Keep the newest line in view",
-        ),
-        *(
-            Binding(
-                key,
-                f"since('{key}')",
-                "Since",
-                id=f"logs.since_{key}",
-                show=key == "0",
-                key_display="0-5",
-                tooltip="Since: 0 all, 1 1m, 2 5m, 3 15m, 4 30m, 5 1h",
-            )
-            for key in SINCE_CHOICES
-        ),
-    ]
+    BINDINGS = keymap("logs")
     DEFAULT_CSS = """
     LogsScreen #logs-title { padding: 0 1; background: $boost; }
     LogsScreen Log { height: 1fr; }

@@ -11,7 +11,6 @@ from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
@@ -20,17 +19,14 @@ from otm.output import DocFormat, render_status
 from otm.tui.commands import COMMANDS, CommandSuggester
 from otm.tui.health import status_rows
 from otm.tui.keybar import KeyBar
+from otm.tui.keymap import keymap
 
 
 class ConfirmScreen(ModalScreen[bool]):
     """Yes/No for destructive actions. "No" comes first and has the focus, so a stray
     Enter never deletes anything."""
 
-    BINDINGS = [
-        Binding("escape", "answer(False)", "No", id="confirm.no", tooltip="Keep it"),
-        Binding("n", "answer(False)", "No", id="confirm.n", show=False, tooltip="Keep it"),
-        Binding("y", "answer(True)", "Yes", id="confirm.y", tooltip="Go ahead (as in k9s)"),
-    ]
+    BINDINGS = keymap("confirm")
     AUTO_FOCUS = "#no"
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -71,11 +67,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class CommandPrompt(ModalScreen[str | None]):
     """k9s's `:` line at the bottom; the app runs what it returns."""
 
-    BINDINGS = [
-        Binding(
-            "escape", "cancel", "Cancel", id="command.cancel", tooltip="Close the command line"
-        ),
-    ]
+    BINDINGS = keymap("command")
     DEFAULT_CSS = """
     CommandPrompt { align: left bottom; background: transparent; }
     CommandPrompt #command { dock: bottom; border: tall $accent; margin-bottom: 1; }
@@ -110,9 +102,7 @@ class HelpRow:
 
 
 class HelpScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="help.back", tooltip="Close help"),
-    ]
+    BINDINGS = keymap("help")
     DEFAULT_CSS = """
     HelpScreen #help-body { padding: 0 1; }
     """
@@ -179,9 +169,7 @@ class HelpScreen(Screen[None]):
 class HealthScreen(Screen[None]):
     """Every field of GET /v1/status; refreshed by the app whenever a new status arrives."""
 
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="health.back", tooltip="Close health"),
-    ]
+    BINDINGS = keymap("health")
     DEFAULT_CSS = """
     HealthScreen #health-body { padding: 0 1; }
     """

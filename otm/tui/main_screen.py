@@ -7,13 +7,13 @@ from typing import cast
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from otm.tui import view
 from otm.tui.health import connection_text, health_text
 from otm.tui.keybar import KeyBar
+from otm.tui.keymap import keymap
 from otm.tui.messages import (
     ConfigEditorRequested,
     ReconnectRequested,
@@ -23,15 +23,6 @@ from otm.tui.messages import (
 from otm.tui.state import DashboardState
 
 MUTATING_ACTIONS = frozenset({"wake", "sleep", "delete", "suspend", "create", "edit"})
-SORT_BINDINGS = {
-    "N": "name",
-    "S": "status",
-    "R": "reason",
-    "L": "last_active",
-    "B": "buffered",
-    "A": "age",
-}
-"""k9s's shift+letter sorts; pressing the same one again reverses the order."""
 # Below this height the health panel gives its rows to the table.
 PANEL_MIN_HEIGHT = 16
 # The table's border (left and right) and its vertical scrollbar.
@@ -55,106 +46,7 @@ class HealthPanel(Static):
 class TenantsScreen(Screen[None]):
     """The base screen. Reads the app's state when the app says it changed."""
 
-    BINDINGS = [
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="tenants.filter",
-            tooltip="Filter rows: name/status substring or label k=v",
-        ),
-        Binding(
-            "d",
-            "describe",
-            "Describe",
-            id="tenants.describe",
-            tooltip="Record, recent events and buffered count of the selected tenant",
-        ),
-        Binding(
-            "l",
-            "logs",
-            "Logs",
-            id="tenants.logs",
-            tooltip="Follow the selected tenant's agent logs",
-        ),
-        Binding(
-            "w", "wake", "Wake", id="tenants.wake", tooltip="Start the selected tenant's agent now"
-        ),
-        Binding(
-            "s",
-            "sleep",
-            "Sleep",
-            id="tenants.sleep",
-            tooltip="Stop the selected tenant's agent after a final state sync",
-        ),
-        Binding(
-            "ctrl+d",
-            "delete",
-            "Delete",
-            id="tenants.delete",
-            tooltip="Delete the selected tenant (asks first)",
-        ),
-        Binding(
-            "p",
-            "suspend",
-            "Suspend/Resume",
-            id="tenants.suspend",
-            tooltip="Hold the selected tenant (messages keep buffering), or lift the hold",
-        ),
-        Binding(
-            "n",
-            "create",
-            "New",
-            id="tenants.create",
-            tooltip="Create a tenant: name, bot token, labels, idle timeout, image",
-        ),
-        Binding(
-            "e",
-            "edit",
-            "Edit",
-            id="tenants.edit",
-            tooltip="Edit labels, idle timeout and image, or rotate the bot token",
-        ),
-        Binding("j", "cursor(1)", "Down", id="tenants.down", show=False, tooltip="Next row"),
-        Binding("k", "cursor(-1)", "Up", id="tenants.up", show=False, tooltip="Previous row"),
-        Binding("g", "cursor_end(0)", "Top", id="tenants.top", show=False, tooltip="First row"),
-        Binding(
-            "G", "cursor_end(1)", "Bottom", id="tenants.bottom", show=False, tooltip="Last row"
-        ),
-        *(
-            Binding(
-                key,
-                f"sort('{column}')",
-                f"Sort {column.replace('_', ' ')}",
-                id=f"tenants.sort_{column}",
-                show=False,
-                tooltip=f"Sort by {column.replace('_', ' ')} (again: reverse)",
-            )
-            for key, column in SORT_BINDINGS.items()
-        ),
-        Binding(
-            "c",
-            "config",
-            "Config",
-            id="tenants.config",
-            tooltip="View and edit the live config (warm pool, idle timeout, retries)",
-        ),
-        Binding(
-            "ctrl+r",
-            "refresh",
-            "Refresh",
-            id="tenants.refresh",
-            tooltip="Reconnect the watch and refresh health now",
-        ),
-        Binding(
-            "escape",
-            "clear_filter",
-            "Clear filter",
-            id="tenants.clear_filter",
-            show=False,
-            tooltip="Clear the filter",
-        ),
-    ]
+    BINDINGS = keymap("tenants")
 
     DEFAULT_CSS = """
     TenantsScreen #tenants {

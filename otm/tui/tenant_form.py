@@ -11,13 +11,13 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
 from otm.output import format_duration, parse_duration
 from otm.tui.keybar import KeyBar
+from otm.tui.keymap import keymap
 from otm.tui.messages import TenantFormSubmitted
 from otm.tui.source import Record
 
@@ -33,9 +33,7 @@ def parse_labels_text(text: str) -> dict[str, str]:
     return labels
 
 
-def form_body(
-    record: Record | None, entered: dict[str, str]
-) -> tuple[dict[str, Any], str | None]:
+def form_body(record: Record | None, entered: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     """The create body (``record`` None) or the PATCH changes, or an input error."""
     body: dict[str, Any] = {}
     try:
@@ -79,10 +77,7 @@ def form_body(
 
 
 class TenantFormScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="form.back", tooltip="Leave unsaved"),
-        Binding("ctrl+s", "save", "Save", id="form.save", tooltip="Create or apply the changes"),
-    ]
+    BINDINGS = keymap("form")
     DEFAULT_CSS = """
     TenantFormScreen #form-body { padding: 0 1; height: 1fr; }
     TenantFormScreen #form-title { text-style: bold; margin-bottom: 1; }
