@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from daemon.coordination import Coordination
@@ -51,23 +52,14 @@ def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
     return out
 
 
+@dataclass(eq=False, kw_only=True)
 class Orchestrator:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        registry: Registry,
-        state_store: StateStore,
-        runtime: Runtime,
-        coordination: Coordination,
-        bot_api: BotApi,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.state_store = state_store
-        self.runtime = runtime
-        self.coordination = coordination
-        self.bot_api = bot_api
+    settings: Settings
+    registry: Registry
+    state_store: StateStore
+    runtime: Runtime
+    coordination: Coordination
+    bot_api: BotApi
 
     def webhook_url(self, tenant_id: str) -> str | None:
         base = self.settings.public_base_url

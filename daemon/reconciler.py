@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -130,45 +130,29 @@ class _OrphanCandidate:
     """Monotonic time after which it may be stopped if still an orphan."""
 
 
+@dataclass(eq=False, kw_only=True)
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        runtime: Runtime,
-        coordination: Coordination,
-        metrics: Metrics | None = None,
-        resync_interval_s: float = 60.0,
-        wake_stale_after_s: float = 300.0,
-        stop_stale_after_s: float = 400.0,
-        orphan_grace_s: float = 30.0,
-        orphan_stop_grace_s: float = ORPHAN_STOP_GRACE_S,
-        crash_window_s: float = CRASH_WINDOW_S,
-        on_instance_lost: Callable[[str], Awaitable[None]] | None = None,
-        is_leader: Callable[[], bool] = lambda: True,
-        runtime_sees_all: bool = True,
-    ) -> None:
-        self.registry = registry
-        self.runtime = runtime
-        self.coordination = coordination
-        self.metrics = metrics
-        self.resync_interval_s = resync_interval_s
-        self.wake_stale_after_s = wake_stale_after_s
-        self.stop_stale_after_s = stop_stale_after_s
-        self.orphan_grace_s = orphan_grace_s
-        self.orphan_stop_grace_s = orphan_stop_grace_s
-        self.crash_window_s = crash_window_s
-        self.on_instance_lost = on_instance_lost
-        self.is_leader = is_leader
-        self.runtime_sees_all = runtime_sees_all
-        """False for the local runtime with several replicas on one data dir: each
-        sees only its own agents, so "running but no instance here" proves nothing."""
-        self._orphans: dict[str, _OrphanCandidate] = {}
-        self._kick = asyncio.Event()
-        self._resync_requested = False
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._tenant_locks: dict[str, asyncio.Lock] = {}
-        self._tenant_pending: dict[str, int] = {}
+    registry: Registry
+    runtime: Runtime
+    coordination: Coordination
+    metrics: Metrics | None = None
+    resync_interval_s: float = 60.0
+    wake_stale_after_s: float = 300.0
+    stop_stale_after_s: float = 400.0
+    orphan_grace_s: float = 30.0
+    orphan_stop_grace_s: float = ORPHAN_STOP_GRACE_S
+    crash_window_s: float = CRASH_WINDOW_S
+    on_instance_lost: Callable[[str], Awaitable[None]] | None = None
+    is_leader: Callable[[], bool] = lambda: True
+    runtime_sees_all: bool = True
+    """False for the local runtime with several replicas on one data dir: each
+    sees only its own agents, so "running but no instance here" proves nothing."""
+    _orphans: dict[str, _OrphanCandidate] = field(default_factory=dict, init=False, repr=False)
+    _kick: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _resync_requested: bool = field(default=False, init=False, repr=False)
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    _tenant_locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
+    _tenant_pending: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     # -- decisions applied ---------------------------------------------------
     def _decide(self, tenant: Tenant | None, instance: Instance | None, *, deleted: bool) -> Action:

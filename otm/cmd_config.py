@@ -21,9 +21,10 @@ app = typer.Typer(
 @app.command("get")
 def get_config(
     ctx: typer.Context,
-    key: Annotated[str | None, typer.Argument(
-            metavar="KEY", help="One key only.", autocompletion=complete_config_key
-        )] = None,
+    key: Annotated[
+        str | None,
+        typer.Argument(metavar="KEY", help="One key only.", autocompletion=complete_config_key),
+    ] = None,
     output: DocOutputOpt = DocFormat.table,
 ) -> None:
     """Show the live config, or one value."""

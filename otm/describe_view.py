@@ -89,9 +89,7 @@ def render_describe(
 ) -> str:
     """`kubectl describe`-like text: the record, then recent events. ``buffer`` is
     `GET /v1/tenants/{id}/buffer` (None if the daemon could not say)."""
-    fields = describe_fields(
-        tenant, buffer, now=now, default_idle_timeout_s=default_idle_timeout_s
-    )
+    fields = describe_fields(tenant, buffer, now=now, default_idle_timeout_s=default_idle_timeout_s)
     width = max(len(k) for k, _ in fields) + 2
     lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
     lines.append("Events:")

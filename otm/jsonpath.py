@@ -145,9 +145,7 @@ def parse_custom_columns(spec: str) -> list[tuple[str, str]]:
     return columns
 
 
-def custom_column_rows(
-    columns: Sequence[tuple[str, str]], items: Sequence[Any]
-) -> list[list[str]]:
+def custom_column_rows(columns: Sequence[tuple[str, str]], items: Sequence[Any]) -> list[list[str]]:
     rows = []
     for item in items:
         row = []

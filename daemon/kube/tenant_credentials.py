@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -157,27 +157,19 @@ def due_for_refresh(annotations: Mapping[str, str], now: datetime, *, margin: ti
     return expires is None or expires - now <= margin
 
 
+@dataclass(eq=False, kw_only=True)
 class CredentialRefresher:
     """Leader task ``warm-credentials``: every ``interval_s``, re-vend the credentials of
     bound warm pods that are due and push them to the pod (``push`` re-POSTs the bind
     with the new ``sync_env`` and re-annotates the pod). One pod's failure is logged and
     retried on the next pass; it never stops the others."""
 
-    def __init__(
-        self,
-        *,
-        vendor: CredentialVendor,
-        bound_pods: Callable[[], list[JSON]],
-        push: Callable[[JSON, TenantCredentials], Awaitable[None]],
-        interval_s: float = 60.0,
-        margin: timedelta = timedelta(minutes=15),
-    ) -> None:
-        self.vendor = vendor
-        self.bound_pods = bound_pods
-        self.push = push
-        self.interval_s = interval_s
-        self.margin = margin
-        self.refreshed = 0
+    vendor: CredentialVendor
+    bound_pods: Callable[[], list[JSON]]
+    push: Callable[[JSON, TenantCredentials], Awaitable[None]]
+    interval_s: float = 60.0
+    margin: timedelta = timedelta(minutes=15)
+    refreshed: int = field(default=0, init=False)
 
     async def refresh_due(self, now: datetime | None = None) -> int:
         now = now or datetime.now(UTC)

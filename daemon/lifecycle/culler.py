@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,27 +45,23 @@ def idle_deadline(tenant: Tenant, config: LiveConfig) -> datetime:
     return min(tenant.last_active_at, utcnow()) + timedelta(seconds=timeout)
 
 
+@dataclass(eq=False, kw_only=True)
 class Culler:
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        runtime: Runtime,
-        coordination: Coordination,
-        sleep: SleepFn,
-        events: Callable[[], AsyncIterator[dict[str, Any]]] | None = None,
-        max_interval_s: float = 60.0,
-        max_concurrent_sleeps: int = 16,
-        retry_after_s: float = RETRY_AFTER_S,
-    ) -> None:
-        self.registry = registry
-        self.runtime = runtime
-        self.coordination = coordination
-        self.sleep = sleep
-        self.events = events or coordination.subscribe_events
-        """Tenant events of every replica: the daemon's one subscriber (TenantSignals.events)."""
-        self.max_interval_s = max_interval_s
-        self.retry_after_s = retry_after_s
+    registry: Registry
+    runtime: Runtime
+    coordination: Coordination
+    sleep: SleepFn
+    events: Callable[[], AsyncIterator[dict[str, Any]]] | None = None
+    """Tenant events of every replica: the daemon's one subscriber (TenantSignals.events);
+    None: a subscription of its own."""
+    max_interval_s: float = 60.0
+    max_concurrent_sleeps: int = 16
+    retry_after_s: float = RETRY_AFTER_S
+    culled: int = field(default=0, init=False)
+    """Tenants this culler has put to sleep (observability, tests)."""
+
+    def __post_init__(self) -> None:
+        self._subscribe = self.events or self.coordination.subscribe_events
         self._config = LiveConfig()
         self._deadlines: dict[str, datetime] = {}
         self._retry_at: dict[str, datetime] = {}
@@ -72,9 +69,7 @@ class Culler:
         self._refresh_all = True
         self._kick = asyncio.Event()
         self._sleeping: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(max_concurrent_sleeps)
-        self.culled = 0
-        """Tenants this culler has put to sleep (observability, tests)."""
+        self._slots = asyncio.Semaphore(self.max_concurrent_sleeps)
 
     @property
     def deadlines(self) -> dict[str, datetime]:
@@ -200,7 +195,7 @@ class Culler:
         while True:
             checkpoint()
             try:
-                async for event in self.events():
+                async for event in self._subscribe():
                     checkpoint()
                     tid = event.get("tenant_id")
                     if isinstance(tid, str) and tid not in self._sleeping:

@@ -43,26 +43,18 @@ MAX_REQUEST_BYTES = 16 << 20
 """Agents resend the whole conversation; a long one with tool output is megabytes."""
 
 
+@dataclasses.dataclass(eq=False, kw_only=True)
 class Gateway:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        registry: Registry,
-        model_keys: ModelKeys,
-        usage: UsageStore,
-        limits: ModelLimits,
-        upstream: Upstream,
-        metrics: GatewayMetrics,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.model_keys = model_keys
-        self.usage = usage
-        self.limits = limits
-        self.upstream = upstream
-        self.metrics = metrics
-        self.prices = parse_prices(settings.model_prices)
+    settings: Settings
+    registry: Registry
+    model_keys: ModelKeys
+    usage: UsageStore
+    limits: ModelLimits
+    upstream: Upstream
+    metrics: GatewayMetrics
+
+    def __post_init__(self) -> None:
+        self.prices = parse_prices(self.settings.model_prices)
 
     async def authenticate(self, request: web.Request) -> str | None:
         """The tenant whose current key the request carries, or None."""

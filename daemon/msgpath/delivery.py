@@ -32,6 +32,7 @@ import logging
 import random
 import secrets
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,35 +115,23 @@ class _Stop(Exception):
         self.recheck = recheck
 
 
+@dataclass(eq=False, kw_only=True)
 class DeliveryManager:
-    def __init__(
-        self,
-        *,
-        buffer: Buffer,
-        tenants: TenantCache,
-        endpoints: EndpointCache,
-        wake: WakeManager,
-        registry: Registry,
-        runtime: Runtime,
-        coordination: Coordination,
-        session: aiohttp.ClientSession,
-        metrics: Metrics,
-    ) -> None:
-        self.buffer = buffer
-        self.tenants = tenants
-        self.endpoints = endpoints
-        self.wake = wake
-        self.registry = registry
-        self.runtime = runtime
-        self.coordination = coordination
-        self.session = session
-        self.metrics = metrics
-        self.node_id = secrets.token_hex(6)
-        self._workers: dict[str, asyncio.Event] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._retries: dict[str, asyncio.TimerHandle] = {}
-        self._last_touch: dict[str, float] = {}
-        self._closing = False
+    buffer: Buffer
+    tenants: TenantCache
+    endpoints: EndpointCache
+    wake: WakeManager
+    registry: Registry
+    runtime: Runtime
+    coordination: Coordination
+    session: aiohttp.ClientSession
+    metrics: Metrics
+    node_id: str = field(default_factory=lambda: secrets.token_hex(6), init=False)
+    _workers: dict[str, asyncio.Event] = field(default_factory=dict, init=False, repr=False)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
+    _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
+    _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _closing: bool = field(default=False, init=False, repr=False)
 
     # -- spawning -----------------------------------------------------------------
     def notify(self, tenant_id: str, *, signal_others: bool = True) -> None:

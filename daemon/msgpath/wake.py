@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from daemon.coordination import Coordination
@@ -103,39 +104,27 @@ class EndpointCache:
         self._local.pop(tenant_id, None)
 
 
+@dataclass(eq=False, kw_only=True)
 class WakeManager:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        registry: Registry,
-        runtime: Runtime,
-        coordination: Coordination,
-        endpoints: EndpointCache,
-        signals: TenantSignals,
-        bot_api: BotApi,
-        metrics: Metrics,
-        tasks: TaskGroup,
-        model_keys: ModelKeys | None = None,
-        admission: WakeAdmission | None = None,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.runtime = runtime
-        self.coordination = coordination
-        self.endpoints = endpoints
-        self.signals = signals
-        self.bot_api = bot_api
-        self.metrics = metrics
-        self.tasks = tasks
-        self.model_keys = model_keys
-        """Derives the tenant's model key for its config (None: agents get no key)."""
-        self.admission = admission
-        """Cluster-wide cap on concurrent wakes (None: no cap)."""
-        self._inflight: dict[str, asyncio.Future[Tenant]] = {}
-        self.ready_at: dict[str, float] = {}
-        """monotonic time a wake on this replica saw the agent ready (first_delivery phase)."""
-        self.on_woken: Callable[[str], None] | None = None
+    settings: Settings
+    registry: Registry
+    runtime: Runtime
+    coordination: Coordination
+    endpoints: EndpointCache
+    signals: TenantSignals
+    bot_api: BotApi
+    metrics: Metrics
+    tasks: TaskGroup
+    model_keys: ModelKeys | None = None
+    """Derives the tenant's model key for its config (None: agents get no key)."""
+    admission: WakeAdmission | None = None
+    """Cluster-wide cap on concurrent wakes (None: no cap)."""
+    _inflight: dict[str, asyncio.Future[Tenant]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    ready_at: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    """monotonic time a wake on this replica saw the agent ready (first_delivery phase)."""
+    on_woken: Callable[[str], None] | None = field(default=None, init=False, repr=False)
 
     # -- wake -------------------------------------------------------------------
     async def wake(self, tenant_id: str, *, notice_chat: int | None = None) -> Tenant:

@@ -29,7 +29,7 @@ import os
 import shlex
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,31 +73,23 @@ def _synced(relative: str) -> bool:
     )
 
 
+@dataclass(eq=False)
 class ProcessPodBackend:
-    def __init__(
-        self,
-        root: Path,
-        state_store: StateStore | None = None,
-        *,
-        warm_s3: tuple[str, str] | None = None,
-        warm_gateway: list[str] | None = None,
-        startup_timeout_s: float = STARTUP_TIMEOUT_S,
-        tenant_gateway: list[str] | None = None,
-    ) -> None:
-        self.root = root
-        self.state_store = state_store
-        self.warm_s3 = warm_s3
-        self.warm_gateway = warm_gateway
-        self.startup_timeout_s = startup_timeout_s
-        self.tenant_gateway = tenant_gateway
-        """A cold tenant pod's gateway command (default: the stand-in agent)."""
-        """A warm pod's gateway command (default: the stand-in agent). Both hot-reload the
-        config rewrites gateway_shim mirrors to them: one gateway process per pod."""
-        self.store: Store | None = None  # set once the fake server exists
-        self.agent_env: dict[str, str] = {}
-        """Extra env for agents started from now on (stand-in knobs such as a boot delay);
-        passed explicitly because project_env() keeps the test process's OTM_* out."""
-        self._pods: dict[str, _Running] = {}
+    root: Path
+    state_store: StateStore | None = None
+    _: KW_ONLY
+    warm_s3: tuple[str, str] | None = None
+    warm_gateway: list[str] | None = None
+    """A warm pod's gateway command (default: the stand-in agent). Both hot-reload the
+    config rewrites gateway_shim mirrors to them: one gateway process per pod."""
+    startup_timeout_s: float = STARTUP_TIMEOUT_S
+    tenant_gateway: list[str] | None = None
+    """A cold tenant pod's gateway command (default: the stand-in agent)."""
+    store: Store | None = field(default=None, init=False)  # set once the fake server exists
+    agent_env: dict[str, str] = field(default_factory=dict, init=False)
+    """Extra env for agents started from now on (stand-in knobs such as a boot delay);
+    passed explicitly because project_env() keeps the test process's OTM_* out."""
+    _pods: dict[str, _Running] = field(default_factory=dict, init=False, repr=False)
 
     def _secret_value(self, namespace: str, name: str, key: str) -> str:
         assert self.store is not None, "ProcessPodBackend.store is not set"

@@ -93,35 +93,28 @@ def _chat_ref(chat_id: str) -> int | str:
     return int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
 
 
+@dataclass(eq=False, kw_only=True)
 class TurnEngine:
-    def __init__(
-        self,
-        *,
-        store: AgentStore,
-        http: aiohttp.ClientSession,
-        bot: BotApi | None,
-        model: ModelConfig | None,
-        dm_policy: DmPolicySource | None,
-        pairing_salt: str,
-    ) -> None:
-        self._store = store
-        self._http = http
-        self._bot = bot
-        self._model = model
-        self._dm_policy = dm_policy
-        self._pairing_salt = pairing_salt
+    store: AgentStore
+    http: aiohttp.ClientSession
+    bot: BotApi | None
+    model: ModelConfig | None
+    dm_policy: DmPolicySource | None
+    pairing_salt: str
+    pending: int = field(default=0, init=False)
+    """Turns queued or running."""
+    last_turn_at: datetime | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
         self._lanes: dict[str, deque[Turn]] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
-        self.pending = 0
-        """Turns queued or running."""
-        self.last_turn_at: datetime | None = None
 
     def rebind(self, *, bot: BotApi | None, dm_policy: DmPolicySource | None) -> None:
         """Use another bot account from now on (a config hot reload)."""
-        self._bot = bot
-        self._dm_policy = dm_policy
+        self.bot = bot
+        self.dm_policy = dm_policy
 
     def submit(self, turn: Turn) -> None:
         self.pending += 1
@@ -179,14 +172,14 @@ class TurnEngine:
             await self._finish(turn, None)
             return
         typing = None
-        if turn.reply_chat_id is not None and self._bot is not None:
+        if turn.reply_chat_id is not None and self.bot is not None:
             typing = asyncio.create_task(
                 self._keep_typing(turn.reply_chat_id), name=f"agent-typing:{turn.lane}"
             )
         try:
-            number = await self._store.next_turn_number()
+            number = await self.store.next_turn_number()
             reply = await self._reply(turn, number)
-            await self._store.append_history(
+            await self.store.append_history(
                 turn.session, [("user", turn.text), ("assistant", reply)]
             )
         finally:
@@ -199,35 +192,35 @@ class TurnEngine:
         await self._finish(turn, reply)
 
     async def _admitted_by_policy(self, turn: Turn) -> bool:
-        if turn.user_id is None or self._dm_policy is None:
+        if turn.user_id is None or self.dm_policy is None:
             return True
-        policy = self._dm_policy.current()
+        policy = self.dm_policy.current()
         if policy.policy == "open" or policy.allows(turn.user_id):
             return True
         if policy.policy == "pairing" and turn.reply_chat_id is not None:
-            code = pairing_code(self._pairing_salt, turn.user_id)
+            code = pairing_code(self.pairing_salt, turn.user_id)
             await self._send(turn.reply_chat_id, pairing_text(code, turn.user_id))
         # allowlist and disabled drop unknown senders silently, as OpenClaw does.
         return False
 
     async def _reply(self, turn: Turn, number: int) -> str:
-        if self._model is None:
+        if self.model is None:
             return f"echo: {turn.text} (#{number})"
-        history = await self._store.history(turn.session)
+        history = await self.store.history(turn.session)
         messages = [{"role": "system", "content": SYSTEM_PROMPT}]
         messages += [{"role": role, "content": content} for role, content in history]
         messages.append({"role": "user", "content": turn.text})
         try:
-            return await stream_chat_completion(self._http, self._model, messages)
+            return await stream_chat_completion(self.http, self.model, messages)
         except ModelError as e:
             logger.warning("model call failed: %s", e)
             return MODEL_FAILED_REPLY
 
     async def _keep_typing(self, chat_id: str) -> None:
-        assert self._bot is not None
+        assert self.bot is not None
         while True:
             try:
-                await self._bot.call(
+                await self.bot.call(
                     "sendChatAction", {"chat_id": _chat_ref(chat_id), "action": "typing"}
                 )
             except BotApiError as e:
@@ -235,11 +228,11 @@ class TurnEngine:
             await asyncio.sleep(TYPING_INTERVAL_S)
 
     async def _send(self, chat_id: str, text: str) -> None:
-        if self._bot is None:
+        if self.bot is None:
             logger.warning("no Telegram channel; reply to %s dropped", chat_id)
             return
         try:
-            await self._bot.call(
+            await self.bot.call(
                 "sendMessage", {"chat_id": chat_id, "text": html.escape(text), "parse_mode": "HTML"}
             )
         except BotApiError as e:
@@ -248,6 +241,6 @@ class TurnEngine:
 
     async def _finish(self, turn: Turn, reply: str | None) -> None:
         if turn.update_id is not None:
-            await self._store.mark_done(turn.update_id)
+            await self.store.mark_done(turn.update_id)
         if turn.result is not None and not turn.result.done():
             turn.result.set_result(reply or "")
