@@ -90,41 +90,30 @@ def _rv_at_least(current: str | None, wanted: str | None) -> bool:
         return True
 
 
+@dataclass(eq=False, kw_only=True)
 class KubernetesRuntime(WarmBinding):
-    def __init__(
-        self,
-        *,
-        api: Any,
-        informer: PodInformer,
-        pod_settings: m.PodSettings,
-        session: aiohttp.ClientSession,
-        webhook_url_for: Callable[[str], str],
-        api_root: str | None,
-        warm_pool: WarmPool | None = None,
-        metrics: Metrics | None = None,
-        owns_api: bool = True,
-        model_provider: ModelProvider | None = None,
-        credentials: CredentialVendor | None = None,
-        state_store: StateStore | None = None,
-    ) -> None:
-        self.api = api
+    api: Any
+    informer: PodInformer
+    pod_settings: m.PodSettings
+    session: aiohttp.ClientSession
+    webhook_url_for: Callable[[str], str]
+    api_root: str | None
+    warm_pool: WarmPool | None = None
+    metrics: Metrics | None = None
+    owns_api: bool = True
+    model_provider: ModelProvider | None = None
+    credentials: CredentialVendor | None = None
+    """Vends tenant-scoped S3 credentials to claimed warm pods (None: no warm claims
+    while state is synced to S3, since a warm pod could not reach the tenant's state)."""
+    state_store: StateStore | None = None
+    """Where the tenant's global database can be read before a warm claim (what a
+    warm gateway cannot take over sends the tenant cold: daemon/agent/state.py)."""
+
+    def __post_init__(self) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
-        self.core: Any = client.CoreV1Api(api)
-        self.informer = informer
-        self.pod_settings = pod_settings
-        self.namespace = pod_settings.namespace
-        self.session = session
-        self.webhook_url_for = webhook_url_for
-        self.api_root = api_root
-        self.warm_pool = warm_pool
-        self.metrics = metrics
-        self.model_provider = model_provider
-        self.credentials = credentials
-        self.state_store = state_store
-        """Where the tenant's global database can be read before a warm claim (what a
-        warm gateway cannot take over sends the tenant cold: daemon/agent/state.py)."""
-        """Vends tenant-scoped S3 credentials to claimed warm pods (None: no warm claims
-        while state is synced to S3, since a warm pod could not reach the tenant's state)."""
+        self.core: Any = client.CoreV1Api(self.api)
+        self.namespace = self.pod_settings.namespace
+        credentials = self.credentials
         self.refresher = (
             CredentialRefresher(
                 vendor=credentials,
@@ -140,7 +129,6 @@ class KubernetesRuntime(WarmBinding):
         """The last start of each tenant (claim-to-ready vs create-to-ready, for bench/)."""
         self._expected: dict[str, str] = {}  # tenant → uid of the pod start() produced
         self._locks: dict[str, asyncio.Lock] = {}
-        self._owns_api = owns_api
 
     @classmethod
     async def open(
@@ -490,7 +478,7 @@ class KubernetesRuntime(WarmBinding):
 
     async def close(self) -> None:
         await self.informer.stop()
-        if self._owns_api:
+        if self.owns_api:
             await self.api.close()
 
 

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,31 +65,28 @@ def claimable(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+@dataclass(eq=False, kw_only=True)
 class WarmPool:
-    def __init__(
-        self,
-        *,
-        api: Any,
-        informer: PodInformer,
-        pod_settings: m.PodSettings,
-        coordination: Coordination | None,
-        metrics: Metrics | None = None,
-        render_warm_config: Callable[[str], JSON] | None = None,
-    ) -> None:
+    api: Any
+    informer: PodInformer
+    pod_settings: m.PodSettings
+    coordination: Coordination | None
+    metrics: Metrics | None = None
+    render_warm_config: Callable[[str], JSON] | None = None
+    """bind token → the warm gateways' openclaw.json (deterministic per token, so every
+    replica renders the same document and the same hash)."""
+
+    def __post_init__(self) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
-        self.core: Any = client.CoreV1Api(api)
-        self.informer = informer
-        self.pod_settings = pod_settings
-        self.namespace = pod_settings.namespace
-        self.coordination = coordination
-        self.metrics = metrics
+        self.core: Any = client.CoreV1Api(self.api)
+        self.namespace = self.pod_settings.namespace
         self.target = 0
         self.claims = 0
         self._token: str | None = None
         self._token_lock = asyncio.Lock()
-        # bind token → the warm gateways' openclaw.json (deterministic per token, so every
-        # replica renders the same document and the same hash).
-        self._render_warm_config = render_warm_config or _default_warm_config(pod_settings)
+        self._render_warm_config = self.render_warm_config or _default_warm_config(
+            self.pod_settings
+        )
         self._warm_config: tuple[JSON, str] | None = None
         self._wake = asyncio.Event()
         self._created_unseen: set[str] = set()

@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TypeVar
 
 from daemon.model import TenantNotFound, TenantStatus
@@ -50,34 +50,25 @@ class LookupThrottled(Exception):
     """Too many registry reads for unknown tenant ids right now (retry later)."""
 
 
+@dataclass(eq=False)
 class TenantCache:
-    def __init__(
-        self,
-        registry: Registry,
-        *,
-        ttl_s: float = 5.0,
-        negative_ttl_s: float = 2.0,
-        max_entries: int = 10_000,
-        max_negative: int = 10_000,
-        max_known: int = 100_000,
-        unknown_reads_per_s: float = 50.0,
-        unknown_reads_burst: int = 100,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.registry = registry
-        self.ttl_s = ttl_s
-        self.negative_ttl_s = negative_ttl_s
-        self.max_entries = max_entries
-        self.max_negative = max_negative
-        self.max_known = max_known
-        self.unknown_reads_per_s = unknown_reads_per_s
-        self.unknown_reads_burst = unknown_reads_burst
-        self._clock = clock
+    registry: Registry
+    _: KW_ONLY
+    ttl_s: float = 5.0
+    negative_ttl_s: float = 2.0
+    max_entries: int = 10_000
+    max_negative: int = 10_000
+    max_known: int = 100_000
+    unknown_reads_per_s: float = 50.0
+    unknown_reads_burst: int = 100
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self._entries: OrderedDict[str, tuple[float, TenantInfo]] = OrderedDict()
         self._negative: OrderedDict[str, float] = OrderedDict()
         self._known: OrderedDict[str, None] = OrderedDict()
-        self._tokens = float(unknown_reads_burst)
-        self._tokens_at = clock()
+        self._tokens = float(self.unknown_reads_burst)
+        self._tokens_at = self.clock()
         self._loading: dict[str, asyncio.Future[TenantInfo | None]] = {}
         self._generation = 0
         self.throttled = 0
@@ -85,7 +76,7 @@ class TenantCache:
     async def get(self, tenant_id: str) -> TenantInfo | None:
         """The tenant's info, or None if it does not exist (or is deleted).
         Raises LookupThrottled for an uncached, never-seen id beyond the read budget."""
-        now = self._clock()
+        now = self.clock()
         entry = self._entries.get(tenant_id)
         if entry is not None and entry[0] > now:
             self._entries.move_to_end(tenant_id)
@@ -119,7 +110,7 @@ class TenantCache:
         return info
 
     def _store(self, tenant_id: str, info: TenantInfo | None) -> None:
-        now = self._clock()
+        now = self.clock()
         if info is None:
             self._entries.pop(tenant_id, None)
             self._negative[tenant_id] = now + self.negative_ttl_s

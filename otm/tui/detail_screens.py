@@ -245,9 +245,9 @@ class LogsScreen(Screen[None]):
         self.state = state
         self.tenant_id = tenant_id
         self.since_s = since_s
-        self.wrap = False
-        self.timestamps = True
-        self.autoscroll = True
+        # The toggles (w, t, s) start as `kubectl logs -f` shows lines: unwrapped, stamped,
+        # following the newest.
+        self.wrap, self.timestamps, self.autoscroll = False, True, True
         self.raw: list[str] = []
         """Every line received (bounded), re-rendered when a toggle changes."""
         self._pending: list[str] = []
