@@ -63,6 +63,21 @@ def format_duration(seconds: int | float | None) -> str:
     return f"{seconds}s"
 
 
+_MINUTE, _HOUR, _DAY, _YEAR = 60, 3600, 86400, 365 * 86400
+_UNIT_SECONDS = {"s": 1, "m": _MINUTE, "h": _HOUR, "d": _DAY, "y": _YEAR}
+# kubectl's HumanDuration steps: below this age, show the major unit (and the minor one).
+_AGE_STEPS = (
+    (2 * _MINUTE, "s", ""),
+    (10 * _MINUTE, "m", "s"),
+    (3 * _HOUR, "m", ""),
+    (8 * _HOUR, "h", "m"),
+    (2 * _DAY, "h", ""),
+    (8 * _DAY, "d", "h"),
+    (2 * _YEAR, "d", ""),
+    (8 * _YEAR, "y", "d"),
+)
+
+
 def human_age(seconds: float) -> str:
     """kubectl's HumanDuration: 59s, 5m30s, 3h, 2d5h, 1y20d."""
     secs = int(seconds)
@@ -70,29 +85,10 @@ def human_age(seconds: float) -> str:
         return "<invalid>"
     if secs < 0:
         return "0s"
-    if secs < 120:
-        return f"{secs}s"
-    minutes = secs // 60
-    if minutes < 10:
-        rest = secs % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = secs // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        years, days = hours // 24 // 365, (hours // 24) % 365
-        return f"{years}y{days}d" if days else f"{years}y"
-    return f"{hours // 24 // 365}y"
+    major, minor = next(((a, b) for below, a, b in _AGE_STEPS if secs < below), ("y", ""))
+    shown = f"{secs // _UNIT_SECONDS[major]}{major}"
+    rest = (secs % _UNIT_SECONDS[major]) // _UNIT_SECONDS[minor] if minor else 0
+    return f"{shown}{rest}{minor}" if rest else shown
 
 
 def age_since(timestamp: str | None, now: datetime) -> str:

@@ -126,9 +126,10 @@ class HelpScreen(Screen[None]):
         yield KeyBar()
 
     @staticmethod
-    def _bindings_table(name: str, rows: list[HelpRow]) -> Table:
+    def _help_table(title: str) -> Table:
+        """Key (or command), what it does, the detail: one section of the help screen."""
         table = Table(
-            title=name,
+            title=title,
             title_justify="left",
             title_style="bold cyan",
             box=None,
@@ -138,6 +139,11 @@ class HelpScreen(Screen[None]):
         table.add_column(style="bold", no_wrap=True, min_width=8)
         table.add_column(no_wrap=True, min_width=12)
         table.add_column(style="dim")
+        return table
+
+    @classmethod
+    def _bindings_table(cls, name: str, rows: list[HelpRow]) -> Table:
+        table = cls._help_table(name)
         for row in rows:
             style = "dim strike" if row.disabled else ""
             note = " (read-only)" if row.disabled else ""
@@ -146,19 +152,9 @@ class HelpScreen(Screen[None]):
             )
         return table
 
-    @staticmethod
-    def _commands_table() -> Table:
-        table = Table(
-            title="Commands (after :)",
-            title_justify="left",
-            title_style="bold cyan",
-            box=None,
-            padding=(0, 1),
-            show_header=False,
-        )
-        table.add_column(style="bold", no_wrap=True, min_width=8)
-        table.add_column(no_wrap=True, min_width=12)
-        table.add_column(style="dim")
+    @classmethod
+    def _commands_table(cls) -> Table:
+        table = cls._help_table("Commands (after :)")
         for spec in COMMANDS:
             usage = spec.name + (" NAME" if spec.takes_tenant else "")
             aliases = ", ".join(spec.aliases)

@@ -110,16 +110,21 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             await daemon.start()
             secret = await daemon.create_tenant(TENANT, BOT_TOKEN)
 
+            async def wake_and_reply(how: str, update_id: int, text: str, nth: int) -> str:
+                """Send ``text`` to the sleeping tenant; the ``nth`` reply, timed."""
+                posted = clock()
+                await daemon.send_text(TENANT, secret, update_id, CHAT, text)
+                await _wait_running(daemon)
+                timings[f"post to ready ({how})"] = clock() - posted
+                ready = clock()
+                reply = await _wait_for_reply(telegram, nth, daemon)
+                timings[f"ready to reply ({how})"] = clock() - ready
+                # OpenClaw wraps the text in context (time, session); the stub echoes it all.
+                assert reply.startswith("echo: ") and text in reply
+                return reply
+
             # 1. Telegram → router → buffer → cold wake → gateway → stub LLM → fake Bot API.
-            posted = clock()
-            await daemon.send_text(TENANT, secret, 7001, CHAT, "hello through the router")
-            await _wait_running(daemon)
-            timings["post to ready (cold boot)"] = clock() - posted
-            ready = clock()
-            first = await _wait_for_reply(telegram, 1, daemon)
-            timings["ready to first reply"] = clock() - ready
-            # OpenClaw wraps the user text in context (time, session); the stub echoes it all.
-            assert first.startswith("echo: ") and "hello through the router" in first
+            first = await wake_and_reply("cold boot", 7001, "hello through the router", 1)
             assert first.endswith("(prior user turns: 0)")
             # OpenClaw called the model gateway with its tenant key; the gateway called the
             # model with the configured model id and the daemon's key.
@@ -161,14 +166,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             assert (snapshots / "latest.tar.gz").is_file()
 
             # 3. The next message wakes a new gateway on the restored state: history survived.
-            posted = clock()
-            await daemon.send_text(TENANT, secret, 7004, CHAT, "and again after sleep")
-            await _wait_running(daemon)
-            timings["post to ready (restored state)"] = clock() - posted
-            ready = clock()
-            third = await _wait_for_reply(telegram, 3, daemon)
-            timings["ready to reply"] = clock() - ready
-            assert third.startswith("echo: ") and "and again after sleep" in third
+            third = await wake_and_reply("restored state", 7004, "and again after sleep", 3)
             assert third.endswith("(prior user turns: 2)")
             assert len(_echo_replies(telegram)) == 3  # nothing was replayed
             pgid, _ = _agent_group(data_dir)
