@@ -42,33 +42,25 @@ def _config(*, read_timeout: float, path_style: bool = False) -> Config:
     )
 
 
-def dynamodb_client(region: str, endpoint_url: str | None) -> DynamoDBClient:
+def _client(service: str, region: str, endpoint_url: str | None, config: Config) -> Any:
+    # Typed Any: the stubs type `client` per literal service name; callers narrow it.
+    session: Any = _shared_session()
     with _lock:
-        return _shared_session().client(
-            "dynamodb",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=_config(read_timeout=15),
-        )
+        return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+def dynamodb_client(region: str, endpoint_url: str | None) -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb", region, endpoint_url, _config(read_timeout=15))
+    return client
 
 
 def s3_client(region: str, endpoint_url: str | None) -> S3Client:
-    with _lock:
-        return _shared_session().client(
-            "s3",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=_config(read_timeout=60, path_style=endpoint_url is not None),
-        )
+    config = _config(read_timeout=60, path_style=endpoint_url is not None)
+    client: S3Client = _client("s3", region, endpoint_url, config)
+    return client
 
 
 def sts_client(region: str, endpoint_url: str | None) -> Any:
     """STS client for vending tenant-scoped credentials (daemon/kube/tenant_credentials.py).
     Typed Any: the project installs no STS type stubs."""
-    with _lock:
-        return _shared_session().client(
-            "sts",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=_config(read_timeout=15),
-        )
+    return _client("sts", region, endpoint_url, _config(read_timeout=15))

@@ -24,6 +24,12 @@ from otm.devtools.stub_llm import StubLLM, _usage, reply_for
 from tests.e2e.harness import Daemon
 from tests.support.daemon_fixtures import DaemonFactory
 
+
+def model_env(llm: StubLLM) -> dict[str, str]:
+    """The daemon's model settings: agents' turns go through its gateway to the stub."""
+    return {"OTM_AGENT_MODEL_BASE_URL": llm.base_url, "OTM_AGENT_MODEL_ID": "stub-model"}
+
+
 REPLY_TIMEOUT = 30.0
 UPSTREAM_KEY = "sk-upstream-only-the-daemon-holds"
 
@@ -107,8 +113,7 @@ async def test_agent_replies_through_the_gateway_and_usage_is_exact(
     start_daemon: DaemonFactory, telegram: FakeTelegram, llm: StubLLM, data_dir: Path
 ) -> None:
     daemon = await start_daemon(
-        OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-        OTM_AGENT_MODEL_ID="stub-model",
+        **model_env(llm),
         OTM_AGENT_MODEL_API_KEY=UPSTREAM_KEY,
         OTM_MODEL_PRICES="stub-model=1000000:2000000",
     )
@@ -156,9 +161,7 @@ async def test_agent_replies_through_the_gateway_and_usage_is_exact(
 async def test_wrong_revoked_or_missing_keys_get_401(
     start_daemon: DaemonFactory, telegram: FakeTelegram, llm: StubLLM, data_dir: Path
 ) -> None:
-    daemon = await start_daemon(
-        OTM_AGENT_MODEL_BASE_URL=llm.base_url, OTM_AGENT_MODEL_ID="stub-model"
-    )
+    daemon = await start_daemon(**model_env(llm))
     await wake_through_a_message(daemon, telegram, "kya", "3002:kya", "a")
     await wake_through_a_message(daemon, telegram, "kyb", "3003:kyb", "b")
     key_a, key_b = agent_key(data_dir, "kya"), agent_key(data_dir, "kyb")
@@ -204,8 +207,7 @@ async def test_limits_answer_429_in_the_openai_shape(
     start_daemon: DaemonFactory, telegram: FakeTelegram, llm: StubLLM, data_dir: Path
 ) -> None:
     daemon = await start_daemon(
-        OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-        OTM_AGENT_MODEL_ID="stub-model",
+        **model_env(llm),
         OTM_MODEL_REQUESTS_PER_MIN="1000",
         OTM_MODEL_TOKENS_PER_DAY="60",
     )
@@ -279,9 +281,7 @@ async def test_bedrock_upstream_through_boto3(
 async def test_an_abandoned_stream_is_still_counted(
     start_daemon: DaemonFactory, telegram: FakeTelegram, llm: StubLLM, data_dir: Path
 ) -> None:
-    daemon = await start_daemon(
-        OTM_AGENT_MODEL_BASE_URL=llm.base_url, OTM_AGENT_MODEL_ID="stub-model"
-    )
+    daemon = await start_daemon(**model_env(llm))
     await wake_through_a_message(daemon, telegram, "gone", "3006:gone", "first")
     key = agent_key(data_dir, "gone")
     before = await usage(daemon, "gone", len(llm.requests))

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from otm.tui import OtmApp, Timings, make_app
+from otm.tui.config_screen import ConfigScreen
 from tests.support.daemon_proc import DaemonProc
 from tests.support.polling import eventually
 from tests.tui.fake_source import MIXED_BUFFERS, FakeTenantSource, frozen_clock, mixed_tenants
@@ -87,6 +88,15 @@ async def running(app: OtmApp, size: tuple[int, int]) -> AsyncIterator[Pilot[Non
     async with app.run_test(size=size) as pilot:
         await ready(pilot)
         yield pilot
+
+
+async def open_config(pilot: Pilot[None]) -> ConfigScreen:
+    """Press c; the config editor once it shows the live config."""
+    await pilot.press("c")
+    screen = pilot.app.screen
+    assert isinstance(screen, ConfigScreen)
+    await wait_until(pilot, lambda: screen.config is not None, "the live config")
+    return screen
 
 
 async def select(pilot: Pilot[None], app: OtmApp, tenant_id: str) -> None:

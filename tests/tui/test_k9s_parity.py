@@ -16,7 +16,15 @@ from otm.tui.dialogs import ConfirmScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.main_screen import TenantsScreen
 from otm.tui.tenant_form import TenantFormScreen, form_body
-from tests.tui.conftest import cell_text, row_ids, running, select, static_text, wait_until
+from tests.tui.conftest import (
+    cell_text,
+    open_config,
+    row_ids,
+    running,
+    select,
+    static_text,
+    wait_until,
+)
 from tests.tui.fake_source import FakeTenantSource
 
 SIZE = (130, 30)
@@ -200,10 +208,7 @@ async def test_narrow_terminal_keeps_the_essentials(app: OtmApp) -> None:
 
 async def test_config_editor_takes_durations(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await pilot.press("c")
-        screen = app.screen
-        assert isinstance(screen, ConfigScreen)
-        await wait_until(pilot, lambda: screen.config is not None)
+        screen = await open_config(pilot)
         screen.query_one("#input-default_idle_timeout_s", Input).value = "15m"
         await pilot.press("ctrl+s")
         await wait_until(

@@ -13,6 +13,7 @@ from otm.tui.main_screen import TenantsScreen
 from tests.tui.conftest import (
     build_app,
     cell_text,
+    open_config,
     row_ids,
     running,
     select,
@@ -244,10 +245,7 @@ async def test_question_mark_lists_every_binding(app: OtmApp) -> None:
 
 async def test_c_opens_config_and_escape_leaves_it(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await pilot.press("c")
-        screen = app.screen
-        assert isinstance(screen, ConfigScreen)
-        await wait_until(pilot, lambda: screen.config is not None)
+        screen = await open_config(pilot)
         assert screen.query_one("#input-warm_pool_target", Input).value == "3"
         assert screen.query_one("#input-default_idle_timeout_s", Input).value == "10m"
         await pilot.press("escape")
@@ -259,10 +257,7 @@ async def test_config_editor_shows_validation_errors_inline(
     app: OtmApp, source: FakeTenantSource
 ) -> None:
     async with running(app, SIZE) as pilot:
-        await pilot.press("c")
-        screen = app.screen
-        assert isinstance(screen, ConfigScreen)
-        await wait_until(pilot, lambda: screen.config is not None)
+        screen = await open_config(pilot)
         field = screen.query_one("#input-warm_pool_target", Input)
         assert field.has_focus
         # Client side: not a number at all; nothing is sent.
@@ -298,10 +293,7 @@ async def test_config_editor_shows_validation_errors_inline(
 
 async def test_config_cancel_button_leaves(app: OtmApp) -> None:
     async with running(app, SIZE) as pilot:
-        await pilot.press("c")
-        screen = app.screen
-        assert isinstance(screen, ConfigScreen)
-        await wait_until(pilot, lambda: screen.config is not None)
+        await open_config(pilot)
         app.screen.query_one("#cancel").scroll_visible(animate=False)
         await pilot.pause()
         await pilot.click("#cancel")
