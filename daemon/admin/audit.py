@@ -173,35 +173,35 @@ def _path_tenant(request: web.Request) -> str | None:
         return None  # answered 400; the entry keeps no unvalidated text
 
 
+_APPEND = """
+local now = redis.call('TIME')
+local oldest_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+if oldest_ms > 0 then redis.call('XTRIM', KEYS[1], 'MINID', oldest_ms) end
+return redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'entry', ARGV[3])
+"""
+"""Trim by age, then append trimmed to ``max_entries``. Age is measured on Redis's clock,
+the one that stamps the entry ids, so replicas with skewed clocks agree. Exact trims: an
+audit trail's length is part of its promise."""
+
+
 class AuditLog:
     """The audit stream: appended by the middleware, read by ``GET /v1/audit``."""
 
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        *,
-        max_entries: int,
-        retention_s: float,
-        clock: Callable[[], float] = time.time,  # for tests
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, *, max_entries: int, retention_s: float) -> None:
         self.redis = redis
         self.max_entries = max_entries
         self.retention_s = retention_s
-        self._clock = clock
 
     async def append(self, entry: Mapping[str, Any]) -> str:
-        """Trim by age, then append trimmed to ``max_entries`` (exact trims: an audit trail's
-        length is part of its promise). The stream id of the entry."""
-        oldest_ms = max(int((self._clock() - self.retention_s) * 1000), 0)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xtrim(AUDIT_STREAM, minid=oldest_ms, approximate=False)
-            pipe.xadd(
-                AUDIT_STREAM,
-                {"entry": json.dumps(dict(entry))},
-                maxlen=self.max_entries,
-                approximate=False,
-            )
-            _, entry_id = await pipe.execute()
+        """Store ``entry``; its stream id."""
+        entry_id = await self.redis.eval(
+            _APPEND,
+            1,
+            AUDIT_STREAM,
+            self.max_entries,
+            int(self.retention_s * 1000),
+            json.dumps(dict(entry)),
+        )
         return _text(entry_id)
 
     async def read(

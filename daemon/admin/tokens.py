@@ -122,9 +122,7 @@ class AdminTokens:
             if not added:
                 raise TokenNotFound(name)
             return
-        removed = await self.redis.eval(
-            _REVOKE, 2, ADMIN_TOKENS_KEY, ADMIN_TOKEN_DIGESTS_KEY, name
-        )
+        removed = await self.redis.eval(_REVOKE, 2, ADMIN_TOKENS_KEY, ADMIN_TOKEN_DIGESTS_KEY, name)
         if not removed:
             raise TokenNotFound(name)
 

@@ -44,7 +44,7 @@ class DaemonProc:
 
 
 def daemon_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    return project_env(OTM_DATA_DIR=str(data_dir), OTM_LOG_LEVEL="WARNING", **extra)
+    return project_env(**{"OTM_DATA_DIR": str(data_dir), "OTM_LOG_LEVEL": "WARNING", **extra})
 
 
 @contextmanager

@@ -14,15 +14,17 @@ from daemon.settings import load_settings
 
 @asynccontextmanager
 async def running_admin_app(
-    redis_url: str, data_dir: Path, token: str
+    redis_url: str, data_dir: Path, token: str, **flags: object
 ) -> AsyncIterator[TestClient]:
-    """A full daemon app (real Redis, SQLite, local runtime) with an authenticated client."""
+    """A full daemon app (real Redis, SQLite, local runtime) with an authenticated client;
+    ``flags`` are further settings."""
     settings = load_settings(
         flags={
             "data_dir": str(data_dir),
             "redis_url": redis_url,
             "admin_token": token,
             "router_port": 0,
+            **flags,
         },
         env={},
     )
