@@ -138,6 +138,7 @@ class DescribeScreen(Screen[None]):
             tooltip="Back to the tenant table",
         ),
         Binding("l", "logs", "Logs", id="describe.logs", tooltip="Follow this tenant's logs"),
+        Binding("a", "audit", "Audit", id="describe.audit", tooltip="Who changed this tenant"),
         Binding(
             "ctrl+r",
             "reload",
@@ -221,6 +222,9 @@ class DescribeScreen(Screen[None]):
 
     def action_logs(self) -> None:
         self.post_message(TenantActionRequested("logs", self.tenant_id))
+
+    def action_audit(self) -> None:
+        self.post_message(TenantActionRequested("audit", self.tenant_id))
 
 
 def usage_section(usage: Record | None) -> str:
