@@ -5,7 +5,9 @@ Named tokens live in Redis, which every replica shares (AOF-durable in this syst
 SHA-256 of their secret only: the secret is shown once, at creation. Every admin request
 looks its token up there, so a revocation is refused by every replica at once (no cache).
 The configured token is compared in constant time; revoking it stores its digest, so a new
-configured secret (``admin_token`` or a fresh ``data_dir/admin-token``) works again.
+configured secret (``admin_token`` or a fresh ``data_dir/admin-token``) works again. While
+Redis cannot be reached the configured token still works (operators need ``otm status`` in
+a Redis outage) unless this replica last saw it revoked; named tokens are then refused.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from daemon.model import new_secret, utcnow
 from daemon.redis_keys import ADMIN_TOKEN_DIGESTS_KEY, ADMIN_TOKENS_KEY, REVOKED_BOOTSTRAP_KEY
+
+log = logging.getLogger(__name__)
 
 BOOTSTRAP_NAME = "admin"
 """The configured token's name (``admin_token`` / ``data_dir/admin-token``)."""
@@ -87,14 +93,20 @@ class AdminTokens:
         self.redis = redis
         self._bootstrap = bootstrap_secret.encode()
         self._bootstrap_digest = digest(bootstrap_secret)
+        self._bootstrap_revoked = False
+        """What Redis last said about the configured token (used while it cannot answer)."""
 
     async def authenticate(self, secret: str) -> str | None:
         """The name of the token ``secret`` is, or None (unknown or revoked). Redis errors
         propagate: the caller refuses the request rather than guess."""
         if hmac.compare_digest(secret.encode(), self._bootstrap):
-            if await self.redis.sismember(REVOKED_BOOTSTRAP_KEY, self._bootstrap_digest):
-                return None
-            return BOOTSTRAP_NAME
+            try:
+                self._bootstrap_revoked = bool(
+                    await self.redis.sismember(REVOKED_BOOTSTRAP_KEY, self._bootstrap_digest)
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("admin token check without Redis (%s): last known state used", exc)
+            return None if self._bootstrap_revoked else BOOTSTRAP_NAME
         name = await self.redis.hget(ADMIN_TOKEN_DIGESTS_KEY, digest(secret))
         return None if name is None else _text(name)
 
