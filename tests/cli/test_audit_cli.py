@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Cli, failed, ok
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
-from tests.support.servers import running_redis
+from tests.cli.daemon_proc import DaemonProc, running_agent_daemon
 
 BOT_TOKEN = "424242:AUDIT-FIRST-TOKEN"
 NEW_BOT_TOKEN = "424242:AUDIT-SECOND-TOKEN"
@@ -20,24 +19,12 @@ NEW_BOT_TOKEN = "424242:AUDIT-SECOND-TOKEN"
 
 @pytest.fixture(scope="module")
 def audited_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    base = tmp_path_factory.mktemp("audit")
-    with (
-        running_redis(base / "redis") as redis_server,
-        running_fake_telegram(base / "fake-telegram.log") as telegram_url,
-    ):
-        env = daemon_env(
-            base / "otm",
-            OTM_REDIS_URL=redis_server.url,
-            OTM_ADMIN_PORT="0",
-            OTM_ROUTER_PORT="0",
-            OTM_TELEGRAM_API_BASE=telegram_url,
-            OTM_WAKE_TIMEOUT_S="30",
-            OTM_AGENT_STOP_GRACE_S="10",
-            OTM_LOG_LEVEL="INFO",  # the access log is INFO (on by default)
-            OTM_LOG_FORMAT="json",
-        )
-        with running_daemon(base / "otm", env=env) as daemon:
-            yield daemon
+    with running_agent_daemon(
+        tmp_path_factory.mktemp("audit"),
+        OTM_LOG_LEVEL="INFO",  # the access log is INFO (on by default)
+        OTM_LOG_FORMAT="json",
+    ) as daemon:
+        yield daemon
 
 
 def _changed(**fields: tuple[Any, Any]) -> dict[str, dict[str, Any]]:
