@@ -67,6 +67,8 @@ TENANT_AUDIT_FIELDS = (
 they follow from the status)."""
 ACTOR = web.RequestKey("actor", str)
 """The name of the admin token that sent this request (set by the auth middleware)."""
+AUDIT_ACTION_ATTR = "audit_action"
+"""Set on an ``@audited`` handler: tests check that every mutating admin route has one."""
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 """Probes are access-logged at DEBUG only (a kubelet probes every few seconds)."""
 READ_BATCH = 200
@@ -96,6 +98,7 @@ def audited(action: str) -> Callable[[Handler], Handler]:
             request[NOTE] = AuditNote(action, tenant=_path_tenant(request))
             return await handler(request)
 
+        setattr(run, AUDIT_ACTION_ATTR, action)
         return run
 
     return decorate

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from daemon.admin.audit import READ_BATCH, AuditLog
+from daemon.admin.audit import AUDIT_ACTION_ATTR, READ_BATCH, AuditLog
+from daemon.app import create_app
 from daemon.redis_keys import AUDIT_STREAM
+from daemon.settings import load_settings
 from tests.api.conftest import ADMIN_TOKEN
 from tests.support.admin_app import running_admin_app
 
@@ -86,3 +88,21 @@ async def test_endpoints_wire_retention_and_refuse_bad_input(
         assert resp.status == 401
         resp = await client.get("/v1/tokens", headers={"Authorization": "Basic x"})
         assert resp.status == 401
+
+
+def test_every_mutating_admin_route_is_audited(tmp_path: Path) -> None:
+    """A new POST/PATCH/PUT/DELETE admin route must be `@audited` (daemon/admin/audit.py)."""
+    settings = load_settings(flags={"data_dir": str(tmp_path / "otm")}, env={})
+    app = create_app(settings)
+    mutating = [
+        route
+        for route in app.router.routes()
+        if route.method in ("POST", "PATCH", "PUT", "DELETE")
+    ]
+    assert len(mutating) >= 12
+    missing = [
+        f"{route.method} {route.resource.canonical if route.resource else '?'}"
+        for route in mutating
+        if not getattr(route.handler, AUDIT_ACTION_ATTR, None)
+    ]
+    assert missing == []
