@@ -156,6 +156,9 @@ def test_cli_sequence_reads_back_as_an_exact_audit_trail(audited_daemon: DaemonP
     assert table[0].split() == ["TIME", "ACTOR", "SOURCE", "TENANT", "ACTION", "OUTCOME", "CHANGES"]
     assert "status: idle→suspended" in table[3]
 
+    failed(cli("audit --since yesterday"), 2, "since")
+    failed(cli("audit --tenant Not_A_Tenant"), 2, "invalid tenant id")
+
     shown = ok(cli("audit -o json")) + ok(cli("audit")) + ok(cli("token list -o json"))
     for secret in (BOT_TOKEN, NEW_BOT_TOKEN, ci_secret, audited_daemon.token):
         assert secret not in shown
