@@ -70,7 +70,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(401, "missing or invalid bearer token")
     try:
         actor = await request.app[keys.ADMIN_TOKENS].authenticate(secret)
-    except Exception as exc:  # Redis down: refuse rather than skip a revocation
+    except Exception as exc:  # a named token cannot be checked without Redis: refuse it
         log.warning("admin token check failed: %s", exc)
         return error_response(503, "cannot check the admin token now (Redis unreachable)")
     if actor is None:
