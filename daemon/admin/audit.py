@@ -303,6 +303,7 @@ async def _finish(
     try:
         await request.app[keys.AUDIT_LOG].append(entry)
     except Exception as exc:  # the mutation happened: keep the entry in the log at least
+        request.app[keys.METRICS].audit_entries_lost.inc()
         log.error("audit entry not stored (%s): %s", exc, json.dumps(entry))
 
 
