@@ -320,9 +320,9 @@ AUDIT_HEADERS = ["TIME", "ACTOR", "SOURCE", "TENANT", "ACTION", "OUTCOME", "CHAN
 def _audit_value(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, str):
+    if isinstance(value, str) and value:
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))  # "" shows as ""
 
 
 def format_changes(changes: Mapping[str, Mapping[str, Any]] | None) -> str:

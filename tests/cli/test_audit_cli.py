@@ -154,7 +154,7 @@ def test_cli_sequence_reads_back_as_an_exact_audit_trail(audited_daemon: DaemonP
 
     table = ok(cli("audit --tenant acme")).splitlines()
     assert table[0].split() == ["TIME", "ACTOR", "SOURCE", "TENANT", "ACTION", "OUTCOME", "CHANGES"]
-    assert "status: idle→suspended" in table[3]
+    assert 'status: idle→suspended, status_reason: ""→suspended by operator' in table[3]
 
     failed(cli("audit --since yesterday"), 2, "since")
     failed(cli("audit --tenant Not_A_Tenant"), 2, "invalid tenant id")
