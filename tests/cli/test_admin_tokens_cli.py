@@ -36,14 +36,21 @@ def replicas(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
             yield first, second
 
 
+def _create_token(cli: Cli, daemon: DaemonProc, name: str) -> str:
+    """`otm token create NAME` with the configured token; the new secret."""
+    created = cli(
+        f"token create {name}", OTM_SERVER=daemon.admin_url, OTM_ADMIN_TOKEN=CONFIGURED_TOKEN
+    )
+    assert created.exit_code == 0, created.stderr
+    return created.stdout.strip()
+
+
 def test_revoked_token_is_refused_by_every_replica_at_once(
     replicas: tuple[DaemonProc, DaemonProc], tmp_path: Path
 ) -> None:
     first, second = replicas
     cli = Cli(tmp_path / "no-local-daemon")
-    created = cli("token create ci", OTM_SERVER=first.admin_url, OTM_ADMIN_TOKEN=CONFIGURED_TOKEN)
-    assert created.exit_code == 0, created.stderr
-    secret = created.stdout.strip()
+    secret = _create_token(cli, first, "ci")
     for daemon in (first, second):
         ok(cli("tenant list -o json", OTM_SERVER=daemon.admin_url, OTM_ADMIN_TOKEN=secret))
 
@@ -75,8 +82,7 @@ def test_configured_token_is_revocable_and_named_tokens_keep_working(
 ) -> None:
     first, second = replicas
     cli = Cli(tmp_path / "no-local-daemon")
-    created = cli("token create ops", OTM_SERVER=first.admin_url, OTM_ADMIN_TOKEN=CONFIGURED_TOKEN)
-    ops = created.stdout.strip()
+    ops = _create_token(cli, first, "ops")
     ok(cli("token revoke admin", OTM_SERVER=second.admin_url, OTM_ADMIN_TOKEN=ops))
     for daemon in (first, second):
         failed(
