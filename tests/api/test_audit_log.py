@@ -4,8 +4,10 @@ the admin endpoints of tokens and the audit log (wiring, bad input)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from daemon.admin.audit import AUDIT_ACTION_ATTR, READ_BATCH, AuditLog
@@ -106,3 +108,18 @@ def test_every_mutating_admin_route_is_audited(tmp_path: Path) -> None:
         if not getattr(route.handler, AUDIT_ACTION_ATTR, None)
     ]
     assert missing == []
+
+
+async def test_access_log_can_be_turned_off(
+    redis_url: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="daemon.admin.access"):
+        for enabled in (False, True):
+            async with running_admin_app(
+                redis_url, data_dir / str(enabled), ADMIN_TOKEN, admin_access_log=enabled
+            ) as client:
+                assert (await client.get("/v1/tenants")).status == 200
+            lines = [r for r in caplog.records if r.name == "daemon.admin.access"]
+            assert [r.getMessage().split()[:3] for r in lines] == (
+                [["GET", "/v1/tenants", "200"]] if enabled else []
+            )
