@@ -150,4 +150,6 @@ async def test_audit_view_over_a_real_daemon(daemon: DaemonProc) -> None:
             ("beta", "tenant.create"),
             ("beta", "tenant.suspend"),
         ]
-        assert [e["action"] for e in await source.audit("beta", limit=1)] == ["tenant.suspend"]
+        beta = await source.audit("beta", limit=10)
+        assert [e["action"] for e in beta] == ["tenant.create", "tenant.suspend"]
+        assert await source.audit("beta", limit=1) == beta[-1:]
