@@ -22,10 +22,13 @@ from aiohttp import web
 from daemon import app_keys as keys
 from daemon import wiring
 from daemon.adapters.local.processes import lock_data_dir
+from daemon.admin import access_api as admin_access
 from daemon.admin import api as admin_api
 from daemon.admin import lifecycle as admin_lifecycle
 from daemon.admin import model as admin_model
 from daemon.admin import watch as admin_watch
+from daemon.admin.audit import AuditLog, access_middleware
+from daemon.admin.tokens import AdminTokens
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis, supervise
 from daemon.hardening import secure_data_dir
@@ -137,6 +140,19 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await embedded.astop()
 
 
+async def admin_access_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Admin tokens and the audit log: both in the Redis every replica shares."""
+    settings = app[keys.SETTINGS]
+    redis = app[keys.REDIS]
+    app[keys.ADMIN_TOKENS] = AdminTokens(redis, bootstrap_secret=ensure_admin_token(settings))
+    app[keys.AUDIT_LOG] = AuditLog(
+        redis,
+        max_entries=settings.audit_max_entries,
+        retention_s=settings.audit_retention_days * 86400,
+    )
+    yield
+
+
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = await wiring.make_registry(app[keys.SETTINGS])
     app[keys.REGISTRY] = registry
@@ -226,9 +242,13 @@ def _site_url(runner: web.AppRunner) -> str:
 
 def create_app(settings: Settings) -> web.Application:
     secure_data_dir(settings.data_dir)
-    token = ensure_admin_token(settings)
+    ensure_admin_token(settings)  # now: the CLI finds the file before the daemon is ready
     app = web.Application(
-        middlewares=[admin_api.errors_middleware, admin_api.auth_middleware(token)],
+        middlewares=[
+            access_middleware(log_requests=settings.admin_access_log),
+            admin_api.errors_middleware,
+            admin_api.auth_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
@@ -244,6 +264,7 @@ def create_app(settings: Settings) -> web.Application:
             data_dir_lock_ctx,
             tasks_ctx,
             redis_ctx,
+            admin_access_ctx,
             registry_ctx,
             state_store_ctx,
             http_ctx,
@@ -256,6 +277,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.on_shutdown.append(stop_background_tasks)
     admin_api.setup_routes(app)
+    admin_access.setup_routes(app)
     admin_lifecycle.setup_routes(app)
     admin_model.setup_routes(app)
     admin_watch.setup_routes(app)

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from daemon.admin.audit import AuditLog
+    from daemon.admin.tokens import AdminTokens
     from daemon.admin.watch import WatchHub
     from daemon.coordination import Coordination
     from daemon.kube.warm_pool import WarmPool
@@ -52,6 +54,9 @@ STARTED_AT = web.AppKey("started_at", float)
 FATAL_ERRORS = web.AppKey("fatal_errors", list[str])
 """Why the daemon stops itself (it then exits non-zero: see daemon/__main__.py)."""
 WATCH_HUB: web.AppKey[WatchHub] = web.AppKey("watch_hub")
+ADMIN_TOKENS: web.AppKey[AdminTokens] = web.AppKey("admin_tokens")
+"""The configured and named admin tokens (admin/tokens.py); read by the auth middleware."""
+AUDIT_LOG: web.AppKey[AuditLog] = web.AppKey("audit_log")
 
 # The message path (message_path.py).
 BUFFER: web.AppKey[Buffer] = web.AppKey("buffer")

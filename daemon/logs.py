@@ -18,6 +18,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)  # structured lines (the admin access log)
+        if isinstance(fields, dict):
+            payload.update({k: v for k, v in fields.items() if k not in payload})
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload)

@@ -96,4 +96,9 @@ class Metrics:
         self.background_task_failures = Counter(
             "otm_background_task_failures", "Background task crashes by task", ["task"], registry=r
         )
+        self.audit_entries_lost = Counter(
+            "otm_audit_entries_not_stored",
+            "Admin audit entries Redis did not take (each is logged at ERROR instead)",
+            registry=r,
+        )
         self.is_leader = Gauge("otm_is_leader", "1 while this replica holds leadership", registry=r)

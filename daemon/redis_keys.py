@@ -24,6 +24,17 @@ WORK_CHANNEL = PREFIX + "work"
 # Leader election (leader.py, Redis lease backend).
 LEADER_KEY = PREFIX + "leader"
 
+# Admin access (admin/tokens.py, admin/audit.py).
+ADMIN_TOKENS_KEY = PREFIX + "admin-tokens"
+"""Hash: named admin token → its record (JSON with the SHA-256 of the secret, never the secret)."""
+ADMIN_TOKEN_DIGESTS_KEY = PREFIX + "admin-token-digests"
+"""Hash: SHA-256 of a named token's secret → its name (the lookup on every admin request)."""
+REVOKED_BOOTSTRAP_KEY = PREFIX + "admin-token-revoked"
+"""Set: SHA-256 digests of revoked configured (``admin``) tokens."""
+AUDIT_STREAM = PREFIX + "audit"
+"""The admin audit log (a Redis Stream, trimmed by count and age); not per tenant, so it
+outlives a deleted tenant."""
+
 
 def _tenant_key(kind: str) -> Callable[[str], str]:
     def key(tenant_id: str) -> str:

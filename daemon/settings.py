@@ -42,8 +42,18 @@ class Settings:
     admin_port: int = 8081
     """Port of the admin API, probes and metrics; 0 picks a free port."""
     admin_token: str | None = None
-    """Bearer token for the admin API. Unset: generated once into
-    ``data_dir/admin-token`` (mode 0600), where the CLI finds it."""
+    """Bearer token for the admin API, the token named ``admin`` (more named tokens:
+    ``otm token create``). Unset: generated once into ``data_dir/admin-token`` (mode 0600),
+    where the CLI finds it. Every replica needs the same value."""
+    admin_access_log: bool = True
+    """One structured log line per admin API request (logger ``daemon.admin.access``, INFO;
+    probes at DEBUG): method, path, status, actor (token name), source address, duration.
+    Never a header, a query string or a body."""
+    audit_max_entries: int = 100_000
+    """Entries the admin audit log (Redis Stream ``otm:audit``) keeps at most; the oldest go
+    first."""
+    audit_retention_days: int = 365
+    """Audit entries older than this are dropped (at the next admin mutation)."""
 
     registry: RegistryKind = "sqlite"
     """Tenant registry backend: ``sqlite`` (embedded) or ``dynamodb``."""
@@ -283,6 +293,15 @@ def _coerce(name: str, raw: Any) -> Any:
     if raw is None:
         return None
     args = get_args(hint)
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
     if hint is Path or Path in args:
         return Path(str(raw)).expanduser()
     if hint is int or (int in args and str not in args):
@@ -369,6 +388,8 @@ def _validate(settings: Settings) -> None:
         port = getattr(settings, name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{name}: {port} is not a TCP port")
+    if settings.audit_max_entries <= 0 or settings.audit_retention_days <= 0:
+        raise SettingsError("audit_max_entries and audit_retention_days must be positive")
     if settings.default_idle_timeout_s <= 0:
         raise SettingsError("default_idle_timeout_s must be positive")
     if settings.max_body_bytes <= 0:
@@ -406,7 +427,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"model_prices: {exc}") from None
 
 
-_SECRET_FIELDS = frozenset(
+SECRET_SETTINGS = frozenset(
     {"admin_token", "agent_model_api_key", "redis_password", "model_key_secret"}
 )
 
@@ -416,7 +437,7 @@ def describe(settings: Settings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
-        if f.name in _SECRET_FIELDS:
+        if f.name in SECRET_SETTINGS:
             value = "***" if value else None
         elif f.name == "redis_url" and value:
             value = _mask_url_password(value)

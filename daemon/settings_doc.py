@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import settings as settings_module
-from daemon.settings import _AWS_ENV, _SECRET_FIELDS, ENV_PREFIX, Settings
+from daemon.settings import _AWS_ENV, ENV_PREFIX, SECRET_SETTINGS, Settings
 
 HEADER = """\
 # Configuration
@@ -86,7 +86,7 @@ def render() -> str:
         if f.name in _AWS_ENV:
             env += f", `{_AWS_ENV[f.name]}`"
         meaning = docs.get(f.name, "")
-        if f.name in _SECRET_FIELDS:
+        if f.name in SECRET_SETTINGS:
             meaning = f"**Secret.** {meaning}"
         rows.append(f"| `{f.name}` | {env} | {_default(f)} | {_cell(meaning)} |")
     source = Path(inspect.getfile(settings_module)).name

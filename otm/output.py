@@ -307,3 +307,41 @@ def _warm_pool_details(pool: Mapping[str, Any]) -> str:
 
 def _count(value: Any) -> str:
     return NONE if value is None else str(value)
+
+
+# -- audit log -------------------------------------------------------------------
+AUDIT_HEADERS = ["TIME", "ACTOR", "SOURCE", "TENANT", "ACTION", "OUTCOME", "CHANGES"]
+
+
+def _audit_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str) and value:
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))  # "" shows as ""
+
+
+def format_changes(changes: Mapping[str, Mapping[str, Any]] | None) -> str:
+    """``status: idle→suspended, bot_token: ***→***`` (the daemon has masked the secrets)."""
+    return ", ".join(
+        f"{name}: {_audit_value(change.get('before'))}→{_audit_value(change.get('after'))}"
+        for name, change in (changes or {}).items()
+    )
+
+
+def format_outcome(entry: Mapping[str, Any]) -> str:
+    if entry.get("outcome") == "ok":
+        return "ok"
+    return f"error {entry.get('status', '')}".strip()
+
+
+def audit_row(entry: Mapping[str, Any]) -> list[str]:
+    return [
+        str(entry.get("time") or "")[:19].replace("T", " "),
+        str(entry.get("actor") or "-"),
+        str(entry.get("source") or "-"),
+        str(entry.get("tenant") or "-"),
+        str(entry.get("action") or ""),
+        format_outcome(entry),
+        format_changes(entry.get("changes")) or "-",
+    ]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import hmac
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon import app_keys as keys
+from daemon.admin.audit import ACTOR, audited, changes_between, record, tenant_changes
 from daemon.admin.http import (
     error_response,
     matches_labels,
@@ -19,6 +20,7 @@ from daemon.admin.http import (
     read_json_object,
 )
 from daemon.admin.http import tenant_id_param as _tenant_id
+from daemon.admin.tokens import TokenExists, TokenNotFound
 from daemon.coordination import config_as_dict
 from daemon.model import (
     ConditionFailed,
@@ -26,6 +28,7 @@ from daemon.model import (
     TenantExists,
     TenantNotFound,
     TenantStatus,
+    validate_tenant_id,
 )
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except InvalidTenantId as exc:
         return error_response(400, str(exc))
-    except TenantNotFound as exc:
+    except (TenantNotFound, TokenNotFound) as exc:
         return error_response(404, str(exc))
-    except (TenantExists, ConditionFailed) as exc:
+    except (TenantExists, ConditionFailed, TokenExists) as exc:
         return error_response(409, str(exc))
     except ValueError as exc:
         return error_response(400, str(exc))
@@ -56,18 +59,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal error (see daemon log)")
 
 
-def auth_middleware(token: str) -> Any:
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in UNAUTHENTICATED_PATHS:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return error_response(401, "missing or invalid bearer token")
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A configured or named admin token (looked up on every request, so a revoked one is
+    refused at once by every replica); its name is the request's actor."""
+    if request.path in UNAUTHENTICATED_PATHS:
         return await handler(request)
-
-    return check
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not secret:
+        return error_response(401, "missing or invalid bearer token")
+    try:
+        actor = await request.app[keys.ADMIN_TOKENS].authenticate(secret)
+    except Exception as exc:  # a named token cannot be checked without Redis: refuse it
+        log.warning("admin token check failed: %s", exc)
+        return error_response(503, "cannot check the admin token now (Redis unreachable)")
+    if actor is None:
+        return error_response(401, "missing or invalid bearer token")
+    request[ACTOR] = actor
+    return await handler(request)
 
 
 # -- probes -------------------------------------------------------------------
@@ -121,9 +130,13 @@ async def list_tenants(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
+@audited("tenant.create")
 async def create_tenant(request: web.Request) -> web.Response:
     body = await read_json_object(request)
+    with contextlib.suppress(InvalidTenantId):  # named also when the create is refused
+        record(request, tenant=validate_tenant_id(body.get("tenant_id", "")))
     tenant = await request.app[keys.ORCHESTRATOR].create_tenant(body)
+    record(request, tenant=tenant.tenant_id, changes=tenant_changes(None, tenant))
     return web.json_response(tenant.public(), status=201)
 
 
@@ -132,25 +145,40 @@ async def get_tenant(request: web.Request) -> web.Response:
     return web.json_response(tenant.public())
 
 
+@audited("tenant.update")
 async def patch_tenant(request: web.Request) -> web.Response:
     tenant_id = _tenant_id(request)
     body = await read_json_object(request)
+    before = await request.app[keys.REGISTRY].get(tenant_id)
     tenant = await request.app[keys.ORCHESTRATOR].update_tenant(tenant_id, body)
+    record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
 
 
+@audited("tenant.delete")
 async def delete_tenant(request: web.Request) -> web.Response:
-    await request.app[keys.ORCHESTRATOR].delete_tenant(_tenant_id(request))
+    tenant_id = _tenant_id(request)
+    before = await request.app[keys.REGISTRY].get(tenant_id)
+    await request.app[keys.ORCHESTRATOR].delete_tenant(tenant_id)
+    record(request, changes=tenant_changes(before, None))
     return web.Response(status=204)
 
 
+@audited("tenant.suspend")
 async def suspend_tenant(request: web.Request) -> web.Response:
-    tenant = await request.app[keys.ORCHESTRATOR].suspend_tenant(_tenant_id(request))
+    tenant_id = _tenant_id(request)
+    before = await request.app[keys.REGISTRY].get(tenant_id)
+    tenant = await request.app[keys.ORCHESTRATOR].suspend_tenant(tenant_id)
+    record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
 
 
+@audited("tenant.resume")
 async def resume_tenant(request: web.Request) -> web.Response:
-    tenant = await request.app[keys.ORCHESTRATOR].resume_tenant(_tenant_id(request))
+    tenant_id = _tenant_id(request)
+    before = await request.app[keys.REGISTRY].get(tenant_id)
+    tenant = await request.app[keys.ORCHESTRATOR].resume_tenant(tenant_id)
+    record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
 
 
@@ -167,12 +195,16 @@ async def get_config(request: web.Request) -> web.Response:
     return web.json_response(config_as_dict(config))
 
 
+@audited("config.set")
 async def set_config(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     if not body:
         raise ValueError("no config keys given")
-    config = await request.app[keys.COORDINATION].set_config(body)
-    return web.json_response(config_as_dict(config))
+    coordination = request.app[keys.COORDINATION]
+    before = config_as_dict(await coordination.get_config())
+    after = config_as_dict(await coordination.set_config(body))
+    record(request, changes=changes_between(before, after))
+    return web.json_response(after)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon import app_keys as keys
+from daemon.admin.audit import audited, record, tenant_changes
 from daemon.admin.http import error_response, read_json_object
 from daemon.admin.http import tenant_id_param as _tenant_id
 from daemon.admin.log_follow import follow_across_runs
@@ -71,6 +72,7 @@ def _number(request: web.Request, name: str) -> float | None:
     return value
 
 
+@audited("tenant.wake")
 async def wake_tenant(request: web.Request) -> web.Response:
     tenant_id = _tenant_id(request)
     registry = request.app[keys.REGISTRY]
@@ -89,12 +91,14 @@ async def wake_tenant(request: web.Request) -> web.Response:
             _wake_in_background(wake, tenant_id), name=f"wake:{tenant_id}"
         )
         return web.json_response(tenant.public(), status=202)
+    before = tenant
     try:
         tenant = await wake.wake(tenant_id)
     except WakeRefused as exc:
         return error_response(409, str(exc))
     except (WakeFailed, TimeoutError) as exc:
         return error_response(503, str(exc) or "wake timed out")
+    record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
 
 
@@ -105,11 +109,15 @@ async def _wake_in_background(wake: Any, tenant_id: str) -> None:
         log.warning("wake requested by operator did not complete: %s", exc)
 
 
+@audited("tenant.sleep")
 async def sleep_tenant(request: web.Request) -> web.Response:
+    tenant_id = _tenant_id(request)
+    before = await request.app[keys.REGISTRY].get(tenant_id)
     try:
-        tenant = await request.app[WAKE].sleep(_tenant_id(request))
+        tenant = await request.app[WAKE].sleep(tenant_id)
     except StateNotSaved as exc:
         return error_response(503, str(exc))
+    record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
 
 
@@ -211,6 +219,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     return web.json_response({"items": [item.as_dict() for item in items]})
 
 
+@audited("tenant.simulate")
 async def simulate_update(request: web.Request) -> web.Response:
     """Testing/demo only (see module doc)."""
     tenant_id = _tenant_id(request)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon import app_keys as keys
+from daemon.admin.audit import audited, record, tenant_changes
 from daemon.app_keys import WAKE
 from daemon.model import validate_tenant_id
 from daemon.model_gateway.app import USAGE
@@ -39,9 +40,12 @@ def parse_since(raw: str) -> timedelta:
     return delta
 
 
+@audited("tenant.rotate-key")
 async def rotate_key(request: web.Request) -> web.Response:
     tenant_id = validate_tenant_id(request.match_info["tenant_id"])
+    before = await request.app[keys.REGISTRY].get(tenant_id)
     tenant = await request.app[keys.ORCHESTRATOR].rotate_model_key(tenant_id)
+    record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
 
 

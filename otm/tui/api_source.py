@@ -214,6 +214,11 @@ class ApiTenantSource:
     async def usage(self) -> dict[str, Record]:
         return await self._usage("")
 
+    async def audit(self, tenant_id: str | None, *, limit: int) -> list[Record]:
+        query = f"?limit={limit}" + (f"&tenant={quote(tenant_id, safe='')}" if tenant_id else "")
+        body = await self._json("GET", f"/v1/audit{query}")
+        return list(body["items"])
+
     async def _usage(self, query: str) -> dict[str, Record]:
         try:
             body = await self._json("GET", f"/v1/usage?since=24h{query}")

@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import WorkerState
 
+from otm.tui.audit_screen import AuditScreen
 from otm.tui.commands import CommandError, parse_command
 from otm.tui.config_screen import ConfigScreen
 from otm.tui.detail_screens import DescribeScreen, LogsScreen
@@ -387,6 +388,9 @@ class OtmApp(App[None]):
     def open_logs(self, tenant_id: str) -> None:
         self.push_screen(LogsScreen(self, tenant_id))
 
+    def open_audit(self, tenant_id: str | None = None) -> None:
+        self.push_screen(AuditScreen(self, tenant_id))
+
     def open_config(self) -> None:
         if not isinstance(self.screen, ConfigScreen):
             self.push_screen(ConfigScreen(self))
@@ -414,6 +418,7 @@ class OtmApp(App[None]):
             "suspend": lambda t: self.request_hold("suspend", t),
             "resume": lambda t: self.request_hold("resume", t),
             "edit": self.open_form,
+            "audit": self.open_audit,
         }[action](tenant_id)
 
     def open_health(self) -> None:
@@ -452,6 +457,8 @@ class OtmApp(App[None]):
             self.open_config()
         elif name == "health":
             self.open_health()
+        elif name == "audit":
+            self.open_audit()
         elif name == "help":
             self.action_help()
         elif tenant_id is not None:
@@ -463,6 +470,7 @@ class OtmApp(App[None]):
             ("Everywhere", OtmApp, frozenset()),
             ("Describe", DescribeScreen, frozenset()),
             ("Logs", LogsScreen, frozenset()),
+            ("Audit log", AuditScreen, frozenset()),
             ("Config editor", ConfigScreen, frozenset({"save"}) if self.readonly else frozenset()),
             ("Delete confirmation", ConfirmScreen, frozenset()),
             ("New/edit tenant", TenantFormScreen, frozenset()),

@@ -21,6 +21,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("tenants", ("t", "tenant"), False, False, "Back to the tenant table"),
     CommandSpec("config", ("cfg",), False, False, "Edit the live config"),
     CommandSpec("health", ("status",), False, False, "Daemon, backends and warm pool"),
+    CommandSpec("audit", (), False, False, "Who changed what (the audit log)"),
     CommandSpec("help", ("h", "?"), False, False, "Keys and commands"),
     CommandSpec("quit", ("q", "q!", "exit"), False, False, "Leave the dashboard"),
     CommandSpec("describe", ("desc",), True, False, "Describe NAME"),

@@ -204,6 +204,9 @@ class DescribeScreen(Screen[None]):
     def action_logs(self) -> None:
         self.post_message(TenantActionRequested("logs", self.tenant_id))
 
+    def action_audit(self) -> None:
+        self.post_message(TenantActionRequested("audit", self.tenant_id))
+
 
 def usage_section(usage: Record | None) -> str:
     """Requests, tokens and cost of the last 24 h, then one line per model."""

@@ -114,3 +114,8 @@ class TenantSource(Protocol):
     async def buffered(self, tenant_id: str) -> int | None:
         """Buffered, not yet delivered updates (None: unknown)."""
         ...
+
+    async def audit(self, tenant_id: str | None, *, limit: int) -> list[Record]:
+        """The newest ``limit`` audit entries (of one tenant, or all), oldest first
+        (``GET /v1/audit``)."""
+        ...

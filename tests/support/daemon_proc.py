@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.servers import project_env, python_cmd
+from tests.support.servers import project_env, python_cmd, running_redis
 
 READY_RE = re.compile(r"otm daemon ready admin=(\S+) router=(\S+)")
 
@@ -44,7 +44,7 @@ class DaemonProc:
 
 
 def daemon_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    return project_env(OTM_DATA_DIR=str(data_dir), OTM_LOG_LEVEL="WARNING", **extra)
+    return project_env(**{"OTM_DATA_DIR": str(data_dir), "OTM_LOG_LEVEL": "WARNING", **extra})
 
 
 @contextmanager
@@ -131,6 +131,28 @@ def running_fake_telegram(log_path: Path, ready_timeout: float = 20.0) -> Iterat
             process.wait(10)
         reader.join(5)
         stdout.close()
+
+
+@contextmanager
+def running_agent_daemon(base: Path, **extra_env: str) -> Iterator[DaemonProc]:
+    """A daemon under ``base`` on a Redis of its own, running real (stand-in) agents that
+    talk to a fake Telegram Bot API; short wake and stop deadlines."""
+    with (
+        running_redis(base / "redis") as redis_server,
+        running_fake_telegram(base / "fake-telegram.log") as telegram_url,
+    ):
+        env = daemon_env(
+            base / "otm",
+            OTM_REDIS_URL=redis_server.url,
+            OTM_ADMIN_PORT="0",
+            OTM_ROUTER_PORT="0",
+            OTM_TELEGRAM_API_BASE=telegram_url,
+            OTM_WAKE_TIMEOUT_S="30",
+            OTM_AGENT_STOP_GRACE_S="10",
+            **extra_env,
+        )
+        with running_daemon(base / "otm", env=env) as daemon:
+            yield daemon
 
 
 @contextmanager

@@ -159,6 +159,8 @@ class FakeTenantSource:
         self.buffers = dict(buffers or {})
         self.usage_items: dict[str, Record] = {}
         """What GET /v1/usage reports per tenant (the test sets it)."""
+        self.audit_entries: list[Record] = []
+        """What GET /v1/audit reports, oldest first (the test sets it)."""
         self.config = config or LiveConfig(warm_pool_target=3)
         self.calls: list[tuple[str, Any]] = []
         self.log_lines: dict[str, list[str]] = {}
@@ -387,3 +389,8 @@ class FakeTenantSource:
     async def buffered(self, tenant_id: str) -> int | None:
         self._get(tenant_id)
         return self.buffers.get(tenant_id, 0)
+
+    async def audit(self, tenant_id: str | None, *, limit: int) -> list[Record]:
+        self.calls.append(("audit", tenant_id))
+        chosen = [e for e in self.audit_entries if tenant_id in (None, e.get("tenant"))]
+        return chosen[-limit:]

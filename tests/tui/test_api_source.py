@@ -137,3 +137,19 @@ async def test_a_closed_port_is_unavailable() -> None:
             await anext(aiter(source.watch()))
         with pytest.raises(SourceUnavailable, match="connection refused"):
             await source.get_status()
+
+
+async def test_audit_view_over_a_real_daemon(daemon: DaemonProc) -> None:
+    assert api(daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "alpha"})[0] == 201
+    assert api(daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "beta"})[0] == 201
+    assert api(daemon, "POST", "/v1/tenants/beta/suspend")[0] == 200
+    async with discovered_source(daemon) as source:
+        everything = await source.audit(None, limit=10)
+        assert [(e["tenant"], e["action"]) for e in everything] == [
+            ("alpha", "tenant.create"),
+            ("beta", "tenant.create"),
+            ("beta", "tenant.suspend"),
+        ]
+        beta = await source.audit("beta", limit=10)
+        assert [e["action"] for e in beta] == ["tenant.create", "tenant.suspend"]
+        assert await source.audit("beta", limit=1) == beta[-1:]

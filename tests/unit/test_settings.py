@@ -49,6 +49,8 @@ def test_agent_command_is_split_like_a_shell() -> None:
         ({"OTM_ROUTER_PORT": "70000"}, "not a TCP port"),
         ({"OTM_REGISTRY": "postgres"}, "registry: expected one of sqlite, dynamodb"),
         ({"OTM_DEFAULT_IDLE_TIMEOUT_S": "0"}, "must be positive"),
+        ({"OTM_ADMIN_ACCESS_LOG": "maybe"}, "admin_access_log: expected true or false"),
+        ({"OTM_AUDIT_MAX_ENTRIES": "0"}, "audit_max_entries and audit_retention_days"),
     ],
 )
 def test_bad_values_are_clear_errors(env: dict[str, str], needle: str) -> None:
@@ -94,3 +96,11 @@ def test_agent_model_settings_from_env_with_the_key_masked() -> None:
 def test_agent_model_base_url_must_be_an_http_url() -> None:
     with pytest.raises(SettingsError, match="agent_model_base_url: expected an http"):
         load_settings(env={"OTM_AGENT_MODEL_BASE_URL": "127.0.0.1:8000/v1"})
+
+
+@pytest.mark.parametrize(("raw", "value"), [("false", False), ("0", False), ("TRUE", True)])
+def test_boolean_settings_from_env_and_file(raw: str, value: bool, tmp_path: Path) -> None:
+    assert load_settings(env={"OTM_ADMIN_ACCESS_LOG": raw}).admin_access_log is value
+    config = tmp_path / "otm.yaml"
+    config.write_text(f"admin_access_log: {raw.lower()}\n")
+    assert load_settings(env={}, config_file=config).admin_access_log is value
