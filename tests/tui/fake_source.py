@@ -166,6 +166,8 @@ class FakeTenantSource:
         self.log_lines: dict[str, list[str]] = {}
         self.fail_connects = 0
         """The next N watch() calls fail at once (daemon down)."""
+        self.down = False
+        """While True, every watch() call fails at once (daemon down until the test says)."""
         self.fail_status = False
         self.status_gate: asyncio.Event | None = None
         """When set, get_status waits for it: a daemon that is slow to answer."""
@@ -236,8 +238,8 @@ class FakeTenantSource:
     # -- TenantSource ---------------------------------------------------------------
     async def watch(self) -> AsyncIterator[WatchEvent]:
         self.watch_calls += 1
-        if self.fail_connects > 0:
-            self.fail_connects -= 1
+        if self.down or self.fail_connects > 0:
+            self.fail_connects = max(0, self.fail_connects - 1)
             raise SourceUnavailable("cannot reach http://127.0.0.1:7070: connection refused")
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._watchers.append(queue)
