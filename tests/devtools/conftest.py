@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
@@ -48,6 +48,27 @@ def tenant(tmp_path: Path, fake_tg: FakeTelegram) -> StubTenant:
 def model_tenant(tmp_path: Path, fake_tg: FakeTelegram, stub_llm: StubLLM) -> StubTenant:
     """A tenant whose agent talks to the stub LLM (real turns, real history)."""
     return stub_model_tenant(tmp_path, fake_tg, stub_llm)
+
+
+class ModelRig(NamedTuple):
+    """A model-backed tenant and what a test drives its agent with."""
+
+    tenant: StubTenant
+    telegram: FakeTelegram
+    llm: StubLLM
+    spawn: SpawnAgent
+    http: aiohttp.ClientSession
+
+
+@pytest.fixture
+def rig(
+    model_tenant: StubTenant,
+    fake_tg: FakeTelegram,
+    stub_llm: StubLLM,
+    spawn_agent: SpawnAgent,
+    http: aiohttp.ClientSession,
+) -> ModelRig:
+    return ModelRig(model_tenant, fake_tg, stub_llm, spawn_agent, http)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import aiohttp
 
 from otm.devtools.agent_stub.store import read_turn_count
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.stub_llm import StubLLM
-from tests.devtools.conftest import SpawnAgent
+from tests.devtools.conftest import ModelRig, SpawnAgent
 from tests.support.agent_stub import (
     StubTenant,
     post_update,
@@ -55,14 +54,8 @@ async def wait_for_readyz_failing(
     raise AssertionError(f"readyz never reported {failing}")
 
 
-async def test_sigterm_drains_the_turn_in_flight_and_spools_later_updates(
-    model_tenant: StubTenant,
-    fake_tg: FakeTelegram,
-    stub_llm: StubLLM,
-    spawn_agent: SpawnAgent,
-    http: aiohttp.ClientSession,
-) -> None:
-    tenant = model_tenant
+async def test_sigterm_drains_the_turn_in_flight_and_spools_later_updates(rig: ModelRig) -> None:
+    tenant, fake_tg, stub_llm, spawn_agent, http = rig
     agent = await spawn_agent(tenant)
     stub_llm.delay_s = 2.0
     await post_update(http, tenant, make_text_update(1, CHAT, "slow one"))
@@ -98,14 +91,8 @@ async def test_sigterm_drains_the_turn_in_flight_and_spools_later_updates(
     assert activity["last_turn_at"] is not None
 
 
-async def test_drain_is_bounded(
-    model_tenant: StubTenant,
-    fake_tg: FakeTelegram,
-    stub_llm: StubLLM,
-    spawn_agent: SpawnAgent,
-    http: aiohttp.ClientSession,
-) -> None:
-    tenant = model_tenant
+async def test_drain_is_bounded(rig: ModelRig) -> None:
+    tenant, fake_tg, stub_llm, spawn_agent, http = rig
     agent = await spawn_agent(tenant, OTM_AGENT_DRAIN_TIMEOUT_S="0.3")
     stub_llm.delay_s = 30.0
     await post_update(http, tenant, make_text_update(1, CHAT, "never finishes"))

@@ -12,7 +12,7 @@ from daemon.agent.openclaw_config import ModelProvider
 from otm.devtools.agent_stub.store import read_turn_count
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
-from tests.devtools.conftest import SpawnAgent
+from tests.devtools.conftest import ModelRig, SpawnAgent
 from tests.support.agent_stub import (
     SECRET_HEADER,
     StubTenant,
@@ -97,15 +97,9 @@ async def test_repeated_update_ids_are_acked_but_processed_once(
     assert read_turn_count(tenant.state_dir) == 2
 
 
-async def test_turns_are_ordered_per_chat_with_history_kept_per_chat(
-    model_tenant: StubTenant,
-    fake_tg: FakeTelegram,
-    stub_llm: StubLLM,
-    spawn_agent: SpawnAgent,
-    http: aiohttp.ClientSession,
-) -> None:
+async def test_turns_are_ordered_per_chat_with_history_kept_per_chat(rig: ModelRig) -> None:
+    tenant, fake_tg, stub_llm, spawn_agent, http = rig
     stub_llm.delay_s = 0.05  # a turn takes a while, so a later update arrives mid-turn
-    tenant = model_tenant
     await spawn_agent(tenant)
     update_id = 0
     for i in range(4):

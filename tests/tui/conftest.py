@@ -107,6 +107,12 @@ async def select(pilot: Pilot[None], app: OtmApp, tenant_id: str) -> None:
     assert app.tenants_screen.selected_tenant() == tenant_id
 
 
+async def press_on(pilot: Pilot[None], app: OtmApp, tenant_id: str, *keys: str) -> None:
+    """Select ``tenant_id``'s row, then press ``keys``."""
+    await select(pilot, app, tenant_id)
+    await pilot.press(*keys)
+
+
 def static_text(app: OtmApp, selector: str) -> str:
     """What a Static on the active screen shows, as plain text (Rich renderables too)."""
     content = app.screen.query_one(selector, Static).content

@@ -9,7 +9,7 @@ from otm.tui import OtmApp
 from otm.tui.audit_screen import AuditScreen
 from otm.tui.detail_screens import DescribeScreen
 from otm.tui.dialogs import CommandPrompt
-from tests.tui.conftest import ready, select, static_text, wait_until
+from tests.tui.conftest import press_on, ready, static_text, wait_until
 from tests.tui.fake_source import FakeTenantSource
 
 SIZE = (160, 40)
@@ -92,8 +92,7 @@ async def test_describe_opens_the_tenants_audit(app: OtmApp, source: FakeTenantS
     source.audit_entries = list(ENTRIES)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, app, "orbit-cafe")
-        await pilot.press("d")
+        await press_on(pilot, app, "orbit-cafe", "d")
         assert isinstance(app.screen, DescribeScreen)
         await pilot.press("a")
         await wait_until(pilot, lambda: isinstance(app.screen, AuditScreen), "the audit screen")

@@ -19,6 +19,7 @@ from otm.tui.tenant_form import TenantFormScreen, form_body
 from tests.tui.conftest import (
     cell_text,
     open_config,
+    press_on,
     row_ids,
     running,
     select,
@@ -78,8 +79,7 @@ async def test_vim_keys_move_the_cursor(app: OtmApp) -> None:
 
 async def test_y_confirms_a_delete(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "kite-school")
-        await pilot.press("ctrl+d")
+        await press_on(pilot, app, "kite-school", "ctrl+d")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await wait_until(pilot, lambda: ("delete", "kite-school") in source.calls, "delete")
@@ -91,8 +91,7 @@ async def test_breadcrumbs_and_reason_column(app: OtmApp) -> None:
         await wait_until(pilot, lambda: keybar_text(app), "the key bar")
         assert keybar_text(app).startswith("<tenants> ? Help  : Command  q Quit")
         assert "readiness timeout" in cell_text(app, "delta-fitness", "reason")
-        await select(pilot, app, "delta-fitness")
-        await pilot.press("d")
+        await press_on(pilot, app, "delta-fitness", "d")
         assert isinstance(app.screen, DescribeScreen)
         await wait_until(pilot, lambda: "<describe delta-fitness>" in keybar_text(app))
         assert keybar_text(app).startswith("<tenants> <describe delta-fitness>")
@@ -110,8 +109,7 @@ async def test_a_refused_wake_is_a_red_toast(app: OtmApp, source: FakeTenantSour
 
 async def test_p_suspends_and_resumes(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "kite-school")
-        await pilot.press("p")
+        await press_on(pilot, app, "kite-school", "p")
         await wait_until(pilot, lambda: cell_text(app, "kite-school", "status") == "suspended")
         await pilot.press("p")
         await wait_until(pilot, lambda: cell_text(app, "kite-school", "status") == "idle")
@@ -143,8 +141,7 @@ async def test_n_creates_a_tenant(app: OtmApp, source: FakeTenantSource) -> None
 
 async def test_e_edits_and_rotates_the_token(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "kite-school")
-        await pilot.press("e")
+        await press_on(pilot, app, "kite-school", "e")
         assert isinstance(app.screen, TenantFormScreen)
         app.screen.query_one("#labels", Input).value = "tier=gold"
         app.screen.query_one("#bot_token", Input).value = "999:ROTATED"
@@ -176,8 +173,7 @@ async def test_log_toggles_and_since(app: OtmApp, source: FakeTenantSource) -> N
     stamped = "2026-05-01T11:59:00.000000Z gateway listening on :18789"
     source.log_lines["bakery-bot"] = [stamped]
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "bakery-bot")
-        await pilot.press("l")
+        await press_on(pilot, app, "bakery-bot", "l")
         screen = app.screen
         assert isinstance(screen, LogsScreen)
         log = screen.query_one(Log)

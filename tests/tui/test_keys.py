@@ -14,9 +14,9 @@ from tests.tui.conftest import (
     build_app,
     cell_text,
     open_config,
+    press_on,
     row_ids,
     running,
-    select,
     static_text,
     wait_until,
 )
@@ -76,8 +76,7 @@ async def test_escape_in_the_filter_box_clears_and_closes_it(app: OtmApp) -> Non
 
 async def test_d_describes_the_selected_tenant(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "cedar-legal")
-        await pilot.press("d")
+        await press_on(pilot, app, "cedar-legal", "d")
         assert isinstance(app.screen, DescribeScreen)
         screen = app.screen
         await wait_until(pilot, lambda: screen.details is not None, "describe")
@@ -98,8 +97,7 @@ async def test_d_describes_the_selected_tenant(app: OtmApp, source: FakeTenantSo
 
 async def test_enter_on_a_row_describes_it(app: OtmApp) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "ivy-books")
-        await pilot.press("enter")
+        await press_on(pilot, app, "ivy-books", "enter")
         assert isinstance(app.screen, DescribeScreen) and app.screen.tenant_id == "ivy-books"
 
 
@@ -120,8 +118,7 @@ async def test_describe_follows_watch_changes(app: OtmApp, source: FakeTenantSou
 async def test_l_streams_logs_and_escape_stops_them(app: OtmApp, source: FakeTenantSource) -> None:
     source.log_lines["bakery-bot"] = ["booting gateway", "listening on :18789"]
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "bakery-bot")
-        await pilot.press("l")
+        await press_on(pilot, app, "bakery-bot", "l")
         assert isinstance(app.screen, LogsScreen)
         log = app.screen.query_one(Log)
         await wait_until(pilot, lambda: log.line_count >= 2, "history")
@@ -163,8 +160,7 @@ async def test_logs_of_an_unknown_tenant_end_with_the_error(app: OtmApp) -> None
 
 async def test_w_wakes_the_selected_tenant(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "alpine-tours")
-        await pilot.press("w")
+        await press_on(pilot, app, "alpine-tours", "w")
         await wait_until(pilot, lambda: ("wake", "alpine-tours") in source.calls)
         # The 202 answer carries the old record; the watch's newer version wins.
         await wait_until(pilot, lambda: cell_text(app, "alpine-tours", "status") == "provisioning")
@@ -174,8 +170,7 @@ async def test_w_wakes_the_selected_tenant(app: OtmApp, source: FakeTenantSource
 
 async def test_s_sleeps_the_selected_tenant(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "dune-coffee")
-        await pilot.press("s")
+        await press_on(pilot, app, "dune-coffee", "s")
         await wait_until(pilot, lambda: ("sleep", "dune-coffee") in source.calls)
         await wait_until(pilot, lambda: cell_text(app, "dune-coffee", "status") == "idle")
         assert cell_text(app, "dune-coffee", "endpoint") == "-"
@@ -183,8 +178,7 @@ async def test_s_sleeps_the_selected_tenant(app: OtmApp, source: FakeTenantSourc
 
 async def test_ctrl_d_confirm_defaults_to_no(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "kite-school")
-        await pilot.press("ctrl+d")
+        await press_on(pilot, app, "kite-school", "ctrl+d")
         dialog = app.screen
         assert isinstance(dialog, ConfirmScreen)
         buttons = list(dialog.query(Button))
@@ -211,8 +205,8 @@ async def test_ctrl_d_escape_and_n_also_answer_no(app: OtmApp, source: FakeTenan
 
 async def test_ctrl_d_yes_deletes(app: OtmApp, source: FakeTenantSource) -> None:
     async with running(app, SIZE) as pilot:
-        await select(pilot, app, "kite-school")
-        await pilot.press("ctrl+d", "tab", "enter")  # focus moves to "Yes, delete"
+        # Focus moves to "Yes, delete".
+        await press_on(pilot, app, "kite-school", "ctrl+d", "tab", "enter")
         await wait_until(pilot, lambda: ("delete", "kite-school") in source.calls)
         await wait_until(pilot, lambda: "kite-school" not in row_ids(app))
         assert len(row_ids(app)) == 19
@@ -387,8 +381,7 @@ async def test_usage_column_and_describe_section(source: FakeTenantSource) -> No
         await wait_until(pilot, lambda: cell_text(app, "acme-support", "usage") != "-", "usage")
         assert cell_text(app, "acme-support", "usage") == "1.5k tok $0.01"
         assert cell_text(app, "bakery-bot", "usage") == "-"
-        await select(pilot, app, "acme-support")
-        await pilot.press("d")
+        await press_on(pilot, app, "acme-support", "d")
         screen = app.screen
         assert isinstance(screen, DescribeScreen)
         await wait_until(pilot, lambda: screen.details is not None, "describe")
