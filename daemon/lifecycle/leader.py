@@ -100,9 +100,7 @@ class RedisLease:
         lease_s: float,
         key: str = REDIS_LEADER_KEY,
     ) -> None:
-        self.redis = redis
-        self.identity = identity
-        self.key = key
+        self.redis, self.identity, self.key = redis, identity, key
         self._lease_ms = max(1, int(lease_s * 1000))
         self._token = f"{identity}/{secrets.token_hex(8)}"
         # Renew and release only while the key still holds our token (fencing).
@@ -152,10 +150,7 @@ class KubernetesLease:
         lease_s: float,
         api_client: Any = None,
     ) -> None:
-        self.api = api
-        self.namespace = namespace
-        self.name = name
-        self.identity = identity
+        self.api, self.namespace, self.name, self.identity = api, namespace, name, identity
         self.lease_duration_s = max(1, round(lease_s))
         self._api_client = api_client
         self._observed: tuple[Any, ...] | None = None

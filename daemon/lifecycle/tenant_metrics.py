@@ -16,6 +16,7 @@ import collections
 import contextlib
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from daemon.metrics import Metrics
@@ -30,20 +31,14 @@ DUTY = 0.1
 """At most this fraction of the time is spent listing the registry."""
 
 
+@dataclass(eq=False)
 class TenantGauge:
-    def __init__(
-        self,
-        registry: Registry,
-        metrics: Metrics,
-        *,
-        refresh_s: float = REFRESH_S,
-        min_spacing_s: float = MIN_SPACING_S,
-    ) -> None:
-        self.registry = registry
-        self.metrics = metrics
-        self.refresh_s = refresh_s
-        self.min_spacing_s = min_spacing_s
-        self._dirty = asyncio.Event()
+    registry: Registry
+    metrics: Metrics
+    _: KW_ONLY
+    refresh_s: float = REFRESH_S
+    min_spacing_s: float = MIN_SPACING_S
+    _dirty: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def mark_dirty(self, tenant_id: str = "", event: dict[str, Any] | None = None) -> None:
         """A tenant changed somewhere (signature of a TenantSignals event handler)."""
