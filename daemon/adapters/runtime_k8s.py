@@ -354,8 +354,10 @@ class KubernetesRuntime(WarmBinding):
             # The informer may not have seen a pod created a moment ago.
             names_to_delete.add(names.tenant_pod_name(tenant_id))
             deleted = []
+            # The gateway drains within grace_s; the final sync needs its time after that.
+            pod_grace_s = self.pod_settings.deletion_grace_s(grace_s)
             for name in sorted(names_to_delete):
-                pod = await self._delete_pod(name, grace_s=grace_s)
+                pod = await self._delete_pod(name, grace_s=pod_grace_s)
                 if pod is not None:
                     deleted.append(pod)
             for pod in deleted:

@@ -35,6 +35,7 @@ from daemon.agent.openclaw_config import (
 from daemon.kube import names
 from daemon.kube.pod_scripts import (
     BIND_DIR,
+    FINAL_SYNC_WAIT_S,
     HELPER_STATE,
     HELPER_WORKSPACE,
     RESTORED_MARKER,
@@ -103,8 +104,12 @@ class PodSettings:
     """A Node compile cache baked into the agent image (deploy/agent-image), copied into
     the pod's fresh /tmp before the gateway starts: about 3.5 CPU-s less per boot."""
     sync_interval_s: int = 60
-    termination_grace_s: int = 330
+    drain_grace_s: int = 330
     """OpenClaw drains turns for up to 315 s, plus reserve and exit margin."""
+    final_sync_s: int = 120
+    """Kept on top of the drain for the sync sidecar's final sync, which starts only once
+    the gateway exited (native sidecars stop after the main containers): it may first
+    wait out a periodic sync in progress (pod_scripts.FINAL_SYNC_WAIT_S), then uploads."""
     requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "1Gi"})
     limits: Mapping[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "2Gi"})
     helper_requests: Mapping[str, str] = field(
@@ -123,12 +128,21 @@ class PodSettings:
             "aws_region": settings.aws_region,
             "s3_endpoint_url": settings.s3_endpoint_url,
             "state_sync": settings.state_store == "s3",
-            "termination_grace_s": round(settings.agent_stop_grace_s),
+            "drain_grace_s": round(settings.agent_stop_grace_s),
             "tuning": tuning_from_settings(settings),
             "compile_cache_dir": settings.agent_compile_cache_dir,
         }
         values.update(overrides)
         return cls(**values)
+
+    def deletion_grace_s(self, drain_s: float) -> int:
+        """A pod's grace period when its gateway may drain ``drain_s``: the drain, then
+        (with state sync) the final sync's own budget after it."""
+        return max(0, round(drain_s)) + (self.final_sync_s if self.state_sync else 0)
+
+    @property
+    def termination_grace_s(self) -> int:
+        return self.deletion_grace_s(self.drain_grace_s)
 
 
 def tenant_labels(tenant_id: str) -> dict[str, str]:
@@ -702,6 +716,7 @@ __all__: Sequence[str] = [
     "PodSettings",
     "bind_request",
     "claim_patch",
+    "FINAL_SYNC_WAIT_S",
     "final_sync_command",
     "render_tenant_config",
     "restore_script",
