@@ -252,6 +252,7 @@ class KubernetesRuntime(WarmBinding):
             if pod is None:
                 pod = await self._create_pod(tenant_id, launch.image, m.config_hash(text))
                 kind = COLD
+            await self._own_secret(tenant_id, pod)
             self._expected[tenant_id] = pod["metadata"]["uid"]
             self.timings[tenant_id] = StartTiming(kind=kind, started_at=started)
             log.info("started %s pod %s for %s", kind, pod["metadata"]["name"], tenant_id)
@@ -275,6 +276,17 @@ class KubernetesRuntime(WarmBinding):
                 raise
             # No resourceVersion: an unconditional replace; the newest launch wins.
             await call_json(self.core.replace_namespaced_secret, name, self.namespace, body)
+
+    async def _own_secret(self, tenant_id: str, pod: JSON) -> None:
+        """Make the tenant's Secret a dependent of its pod: if this daemon dies before
+        stop() deletes it, the garbage collector does once the pod is gone."""
+        await call_json(
+            self.core.patch_namespaced_secret,
+            names.tenant_secret_name(tenant_id),
+            self.namespace,
+            m.owned_by_pod(pod),
+            _content_type="application/merge-patch+json",
+        )
 
     async def _clear_dead_pods(self, tenant_id: str) -> None:
         """Remove the tenant's failed pods and wait out terminating ones, so the new pod

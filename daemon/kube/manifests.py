@@ -305,6 +305,15 @@ def tenant_secret(launch: AgentLaunch, config_text: str, *, namespace: str) -> J
     }
 
 
+def owned_by_pod(pod: Mapping[str, Any]) -> JSON:
+    """A merge patch making an object a dependent of ``pod`` (that incarnation, by uid):
+    the garbage collector deletes it once the pod is gone, so a tenant Secret never
+    outlives its pod when the daemon dies before its own cleanup."""
+    meta = pod["metadata"]
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+    return {"metadata": {"ownerReferences": [owner]}}
+
+
 def warm_bind_secret(token: str, *, namespace: str) -> JSON:
     return {
         "apiVersion": "v1",
@@ -710,14 +719,15 @@ def selector_for(tenant_id: str) -> str:
 
 __all__: Sequence[str] = [
     "BIND_DIR",
+    "FINAL_SYNC_WAIT_S",
     "HELPER_STATE",
     "HELPER_WORKSPACE",
     "RESTORED_MARKER",
     "PodSettings",
     "bind_request",
     "claim_patch",
-    "FINAL_SYNC_WAIT_S",
     "final_sync_command",
+    "owned_by_pod",
     "render_tenant_config",
     "restore_script",
     "sync_loop_script",

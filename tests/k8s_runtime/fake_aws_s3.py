@@ -57,9 +57,11 @@ def sync(src: Path, dst: Path, filters: list[tuple[str, str]], delete: bool) -> 
     for key, path in source.items():
         target = dst / key
         stat = path.stat()
-        if target.is_file() and target.stat().st_size == stat.st_size:
-            if target.stat().st_mtime == stat.st_mtime:
-                continue
+        if target.is_file() and (target.stat().st_size, target.stat().st_mtime) == (
+            stat.st_size,
+            stat.st_mtime,
+        ):
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
     if delete:
