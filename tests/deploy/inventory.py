@@ -68,6 +68,9 @@ EXTERNAL_INGRESS_CLASSES: Mapping[str, str] = {"alb": "AWS Load Balancer Control
 BUILTIN_SERVICE_ACCOUNTS = frozenset({"default"})
 #: Namespaces outside the tree (policies point at kube-system; `default` is where a
 #: stray pod would run), with the label the API server puts on every namespace.
+CLUSTER_STORAGE_CLASSES = frozenset({"gp2"})
+"""StorageClasses every new EKS cluster has (gp2, provisioned through the EBS CSI driver);
+none of them is marked default since Kubernetes 1.30."""
 METRICS_SCRAPER_LABEL = "otm/metrics-scraper"
 """On the namespace of the Prometheus that scrapes the daemon's admin port."""
 EXTERNAL_NAMESPACES: Mapping[str, Mapping[str, str]] = {
