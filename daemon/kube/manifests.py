@@ -78,6 +78,13 @@ ANNOTATION_CLAIMED_AT = "otm/claimed-at"
 ANNOTATION_IMAGE = "otm/image"
 """On warm pods: the image they run, so a claim never takes another image's gateway."""
 
+ANNOTATION_DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+TENANT_POD_ANNOTATIONS: Mapping[str, str] = {ANNOTATION_DO_NOT_DISRUPT: "true"}
+"""On every pod serving a tenant (cold, or warm once claimed): Karpenter never evicts it
+for consolidation or drift, so a turn is never cut off mid-way; the daemon's idle culling
+decides when it ends, and the NodePool's terminationGracePeriod bounds how long an
+expiring node waits. An unclaimed warm pod has no tenant and may be disrupted."""
+
 OPENCLAW_SELECTOR = f"{names.LABEL_APP}={names.APP_OPENCLAW}"
 WARM_SELECTOR = f"{OPENCLAW_SELECTOR},{names.LABEL_WARM}=true"
 
@@ -572,9 +579,10 @@ def tenant_pod(
         "name": names.tenant_pod_name(tenant_id),
         "namespace": ps.namespace,
         "labels": tenant_labels(tenant_id),
+        "annotations": dict(TENANT_POD_ANNOTATIONS),
     }
     if config_sha256:
-        metadata["annotations"] = {ANNOTATION_CONFIG_HASH: config_sha256}
+        metadata["annotations"][ANNOTATION_CONFIG_HASH] = config_sha256
     config_volume = _config_volume("config", secret)
     return {
         "apiVersion": "v1",
@@ -670,7 +678,7 @@ def claim_patch(pod: Mapping[str, Any], tenant_id: str, claimed_at: str) -> JSON
         "metadata": {
             "resourceVersion": pod["metadata"]["resourceVersion"],
             "labels": {names.LABEL_WARM: None, names.LABEL_TENANT: tenant_id},
-            "annotations": {ANNOTATION_CLAIMED_AT: claimed_at},
+            "annotations": {ANNOTATION_CLAIMED_AT: claimed_at, **TENANT_POD_ANNOTATIONS},
         }
     }
 

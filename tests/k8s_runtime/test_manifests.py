@@ -91,7 +91,8 @@ def test_tenant_pod_metadata_and_scheduling() -> None:
             names.LABEL_MANAGED_BY: names.MANAGED_BY,
             names.LABEL_TENANT: "alice",
         },
-        "annotations": {m.ANNOTATION_CONFIG_HASH: "abc"},
+        # Karpenter never evicts a tenant's pod; the daemon's idle culling ends it.
+        "annotations": {m.ANNOTATION_CONFIG_HASH: "abc", "karpenter.sh/do-not-disrupt": "true"},
     }
     spec = pod["spec"]
     assert {k: spec[k] for k in spec if k not in ("containers", "initContainers", "volumes")} == {
@@ -334,9 +335,15 @@ def test_claim_patch_is_conditional_on_resource_version() -> None:
         "metadata": {
             "resourceVersion": "42",
             "labels": {"otm/warm": None, "otm/tenant": "alice"},
-            "annotations": {"otm/claimed-at": "2026-01-01T00:00:00Z"},
+            # Claimed: a tenant's pod now, which Karpenter must not evict.
+            "annotations": {
+                "otm/claimed-at": "2026-01-01T00:00:00Z",
+                "karpenter.sh/do-not-disrupt": "true",
+            },
         }
     }
+    # Unclaimed, it has no tenant and may go.
+    assert "karpenter.sh/do-not-disrupt" not in pod["metadata"]["annotations"]
 
 
 def test_bind_request_carries_config_and_sync_env() -> None:
