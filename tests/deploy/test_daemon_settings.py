@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from daemon import router
 from daemon.admin import api as admin_api
@@ -24,7 +25,8 @@ from tests.deploy.daemon_env import (
     daemon_settings,
     secret_placeholder,
 )
-from tests.deploy.render import KUSTOMIZE_ROOT
+from tests.deploy.netpol import selector_matches
+from tests.deploy.render import KUSTOMIZE_ROOT, render
 
 Doc = dict[str, Any]
 OVERLAYS = ["base", "eks", "dev"]
@@ -222,3 +224,36 @@ def test_the_daemon_outlives_its_alb_target(rendered: dict[str, list[Doc]], over
     assert deployment is not None
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= pre_stop + DAEMON_SHUTDOWN_S
+
+
+def test_prometheus_can_find_the_daemons_metrics(
+    rendered: dict[str, list[Doc]], tree_copy: Path
+) -> None:
+    """The dashboard's data source: scrape annotations on the daemon pods, and the opt-in
+    ServiceMonitor component, both on the admin port's unauthenticated /metrics."""
+    docs = rendered["eks"]
+    settings = daemon_settings(docs)
+    deployment = inv.find(docs, "Deployment", "otm-daemon", names.DAEMON_NAMESPACE)
+    assert deployment is not None
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(settings.admin_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert "/metrics" in admin_api.UNAUTHENTICATED_PATHS
+
+    overlay = tree_copy / "overlays" / "eks"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    kustomization["components"].append("../../components/service-monitor")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    with_monitor = render(overlay)
+    (monitor,) = inv.of_kind(with_monitor, "ServiceMonitor")
+    (service,) = [
+        s
+        for s in inv.of_kind(with_monitor, "Service")
+        if s["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
+        and selector_matches(monitor["spec"]["selector"], s["metadata"].get("labels") or {})
+    ]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    assert port["port"] == settings.admin_port
+    assert endpoint["path"] == "/metrics"
