@@ -30,8 +30,9 @@ case "$extra" in
     ""|dev|aws-local) ;;
     *) echo "setup: unknown extra '$extra' (dev, aws-local or nothing)" >&2; exit 2 ;;
 esac
-spec="."
-[ -n "$extra" ] && spec=".[$extra]"
+# The TUI's Textual comes with every local install (the server image leaves it out).
+spec=".[tui]"
+[ -n "$extra" ] && spec=".[tui,$extra]"
 # One stamp per extra; dev includes everything aws-local brings, and both include the runtime.
 stamp=".venv/.otm-installed${extra:+-$extra}"
 satisfied() {
