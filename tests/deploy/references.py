@@ -121,9 +121,7 @@ def _check_workloads(docs: list[Doc]) -> list[str]:
                 if not storage_class:
                     # A new EKS cluster (1.30+) has no default StorageClass: the claim
                     # would stay Pending for ever.
-                    problems.append(
-                        f"{inv.ident(doc)}: a volume claim names no storageClassName"
-                    )
+                    problems.append(f"{inv.ident(doc)}: a volume claim names no storageClassName")
                 elif (
                     storage_class not in inv.CLUSTER_STORAGE_CLASSES
                     and inv.find(docs, "StorageClass", storage_class) is None

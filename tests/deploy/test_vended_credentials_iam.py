@@ -51,7 +51,9 @@ def test_a_claimed_pod_cannot_touch_another_tenants_prefix(other: str) -> None:
 
 def test_nothing_outside_the_bucket_or_beyond_objects() -> None:
     assert not session_allows("alice", "s3:GetObject", f"{BUCKET_ARN}/other/x")
-    assert not session_allows("alice", "s3:GetObject", "arn:aws:s3:::someone-else/tenants/alice/x")
+    assert not session_allows(
+        "alice", "s3:GetObject", "arn:aws:s3:::someone-else/tenants/alice/x"
+    )
     for action in ("s3:PutBucketPolicy", "s3:DeleteBucket", "dynamodb:GetItem", "sts:AssumeRole"):
         assert not session_allows("alice", action, BUCKET_ARN)
 
