@@ -129,11 +129,7 @@ async def exercise_the_daemon(tmp_path: Path, telegram: FakeTelegram) -> list[Re
             served = k8s.server.served
     finally:
         await backend.close()
-    return [
-        RequestAttributes(r.verb, r.api_group, r.resource, r.subresource, r.namespace, r.name)
-        for r in served
-        if r.user == DAEMON_USER
-    ]
+    return [r.attrs for r in served if r.user == DAEMON_USER]
 
 
 async def test_the_daemon_role_grants_exactly_what_the_daemon_calls(

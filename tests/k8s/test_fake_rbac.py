@@ -138,7 +138,10 @@ async def test_served_requests_are_recorded_with_their_rbac_attributes(k8s: Fake
         core = client.CoreV1Api(api)
         await core.create_namespaced_pod("work", pod("p"))
         await forbidden(core.delete_namespaced_pod("p", "work"))
-    served = [(r.user, r.verb, r.resource, r.namespace, r.name) for r in k8s.server.served]
+    served = [
+        (r.user, r.attrs.verb, r.attrs.resource, r.attrs.namespace, r.attrs.name)
+        for r in k8s.server.served
+    ]
     assert served == [(SA, "create", "pods", "work", None)]  # the denied delete was not served
 
 
@@ -149,7 +152,8 @@ async def test_enforcement_can_be_off_while_recording(tmp_path: Path) -> None:
         fake.server.record_served()
         async with kubeconfig_api_client(fake.kubeconfig_path) as api:
             await client.CoreV1Api(api).list_namespaced_secret("default")
-        assert [(r.verb, r.resource) for r in fake.server.served] == [("list", "secrets")]
+        served = [(r.attrs.verb, r.attrs.resource) for r in fake.server.served]
+        assert served == [("list", "secrets")]
 
 
 @pytest.mark.parametrize(

@@ -102,17 +102,7 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
             attrs = request_attributes(request.method, request.path, request.query)
             state.authorizer.check(user, attrs)
             if state.record_served:
-                state.served.append(
-                    ServedRequest(
-                        user,
-                        attrs.verb,
-                        attrs.api_group,
-                        attrs.resource,
-                        attrs.subresource,
-                        attrs.namespace,
-                        attrs.name,
-                    )
-                )
+                state.served.append(ServedRequest(user, attrs))
             fault = next((f for f in state.faults if f.matches(request)), None)
             if fault is not None:
                 fault.remaining -= 1

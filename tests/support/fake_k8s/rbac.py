@@ -212,15 +212,10 @@ def forbidden(user: str, attrs: RequestAttributes) -> ApiError:
 
 @dataclass(frozen=True)
 class ServedRequest:
-    """A request the fake served (it passed authorization), by whom and for what."""
+    """A request the fake served (it passed authorization): by whom, and for what."""
 
     user: str
-    verb: str
-    api_group: str
-    resource: str
-    subresource: str | None
-    namespace: str | None
-    name: str | None
+    attrs: RequestAttributes
 
 
 @dataclass
