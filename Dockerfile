@@ -6,10 +6,12 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 # README.md* : the glob keeps the build working before the README exists.
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml constraints.txt README.md* ./
 COPY daemon ./daemon
 COPY otm ./otm
-RUN pip install --prefix=/install .
+# The runtime only (no extras: no TUI, no test tools), at the versions the tests ran with:
+# constraints.txt pins every runtime dependency (scripts/constraints.py).
+RUN pip install --prefix=/install --constraint constraints.txt .
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,7 +20,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /install /usr/local
 RUN groupadd --gid 10001 otm \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin otm \
- && python -c "import daemon.kube.names, otm"
+ && python -c "import daemon.kube.names, otm" \
+ && ! python -c "import textual" 2>/dev/null
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 8080 8081

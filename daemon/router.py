@@ -35,6 +35,9 @@ from daemon.telegram import SECRET_HEADER, WEBHOOK_PATH, read_body_limited
 
 log = logging.getLogger(__name__)
 
+HEALTH_PATH = "/healthz"
+"""Unauthenticated liveness of the router listener (the ALB health check uses it)."""
+
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 INBOUND_LIMIT = web.AppKey("inbound_limit", MinuteWindow)
 
@@ -123,5 +126,5 @@ def create_router_app(parent: web.Application, middlewares: Iterable[Any] = ()) 
         parent[keys.REDIS], "inbound", parent[keys.SETTINGS].inbound_messages_per_min
     )
     app.router.add_post(WEBHOOK_PATH, handle_update)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get(HEALTH_PATH, healthz)
     return app

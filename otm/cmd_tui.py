@@ -27,7 +27,14 @@ def tui(
         server=params.get("server"), token=params.get("token"), data_dir=params.get("data_dir")
     )
     AdminClient(target)  # validates the URL: a usage error before the screen takes over
-    from otm.tui.run import run_dashboard
+    try:
+        from otm.tui.run import run_dashboard
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "textual":
+            raise
+        # The server image installs no TUI (pyproject's `tui` extra).
+        typer.echo("otm tui needs Textual: pip install 'otm[tui]'", err=True)
+        raise typer.Exit(1) from None
 
     run_dashboard(target, readonly=readonly)
 

@@ -30,13 +30,14 @@ case "$extra" in
     ""|dev|aws-local) ;;
     *) echo "setup: unknown extra '$extra' (dev, aws-local or nothing)" >&2; exit 2 ;;
 esac
-spec="."
-[ -n "$extra" ] && spec=".[$extra]"
+# The TUI's Textual comes with every local install (the server image leaves it out).
+spec=".[tui]"
+[ -n "$extra" ] && spec=".[tui,$extra]"
 # One stamp per extra; dev includes everything aws-local brings, and both include the runtime.
 stamp=".venv/.otm-installed${extra:+-$extra}"
 satisfied() {
     local s=$1
-    [ -f "$s" ] && [ ! pyproject.toml -nt "$s" ]
+    [ -f "$s" ] && [ ! pyproject.toml -nt "$s" ] && [ ! constraints.txt -nt "$s" ]
 }
 if satisfied "$stamp" || satisfied .venv/.otm-installed-dev \
     || { [ -z "$extra" ] && satisfied .venv/.otm-installed-aws-local; }; then
@@ -46,7 +47,9 @@ echo "setup: installing otm${extra:+ with its $extra extra} into .venv (progress
 .venv/bin/python -m pip install -q --upgrade pip
 # pip's own progress lines, one per package, instead of minutes of silence.
 set +e
-.venv/bin/python -m pip install -e "$spec" 2>&1 \
+# The runtime dependencies at the versions constraints.txt pins (the ones the server image
+# installs and tests/test_packaging.py checks); dev and TUI extras resolve freely.
+.venv/bin/python -m pip install --constraint constraints.txt -e "$spec" 2>&1 \
     | grep --line-buffered -E '^(Collecting|Successfully installed|ERROR)' \
     | sed -u -e 's/^/setup: /' -e 's/ (from .*//' >&2
 status=${PIPESTATUS[0]}

@@ -27,3 +27,35 @@ def test_daemon_never_imports_textual_or_typer() -> None:
         python_cmd("-c", code), env=project_env(), capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def _dockerfile_runs() -> list[str]:
+    text = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("RUN ")]
+
+
+def test_constraints_pin_exactly_the_tested_runtime_dependencies() -> None:
+    """constraints.txt is what scripts/constraints.py prints for this environment: every
+    runtime dependency (and nothing of the TUI or the dev tools) at its tested version."""
+    out = subprocess.run(
+        python_cmd(str(REPO_ROOT / "scripts" / "constraints.py")),
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (REPO_ROOT / "constraints.txt").read_text() == out.stdout
+    pins = [line for line in out.stdout.splitlines() if line and not line.startswith("#")]
+    assert pins and all("==" in line for line in pins)
+    names = {line.split("==")[0] for line in pins}
+    assert {"aiohttp", "kubernetes-asyncio", "redis", "boto3"} <= names
+    assert not names & {"textual", "pytest", "moto", "ruff", "mypy"}
+
+
+def test_the_server_image_installs_the_pinned_runtime_without_extras() -> None:
+    (install,) = [run for run in _dockerfile_runs() if "pip install" in run]
+    assert "--constraint constraints.txt" in install
+    assert install.endswith(" .")  # the project itself, no [extras]
+    requirements = importlib.metadata.requires("otm") or []
+    base = [r for r in requirements if "extra ==" not in r]
+    assert not [r for r in base if r.lower().startswith("textual")]

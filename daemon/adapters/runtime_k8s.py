@@ -240,6 +240,7 @@ class KubernetesRuntime(WarmBinding):
             if pod is None:
                 pod = await self._create_pod(tenant_id, launch.image, m.config_hash(text))
                 kind = COLD
+            await self._own_secret(tenant_id, pod)
             self._expected[tenant_id] = pod["metadata"]["uid"]
             self.timings[tenant_id] = StartTiming(kind=kind, started_at=started)
             log.info("started %s pod %s for %s", kind, pod["metadata"]["name"], tenant_id)
@@ -263,6 +264,17 @@ class KubernetesRuntime(WarmBinding):
                 raise
             # No resourceVersion: an unconditional replace; the newest launch wins.
             await call_json(self.core.replace_namespaced_secret, name, self.namespace, body)
+
+    async def _own_secret(self, tenant_id: str, pod: JSON) -> None:
+        """Make the tenant's Secret a dependent of its pod: if this daemon dies before
+        stop() deletes it, the garbage collector does once the pod is gone."""
+        await call_json(
+            self.core.patch_namespaced_secret,
+            names.tenant_secret_name(tenant_id),
+            self.namespace,
+            m.owned_by_pod(pod),
+            _content_type="application/merge-patch+json",
+        )
 
     async def _clear_dead_pods(self, tenant_id: str) -> None:
         """Remove the tenant's failed pods and wait out terminating ones, so the new pod
@@ -342,8 +354,10 @@ class KubernetesRuntime(WarmBinding):
             # The informer may not have seen a pod created a moment ago.
             names_to_delete.add(names.tenant_pod_name(tenant_id))
             deleted = []
+            # The gateway drains within grace_s; the final sync needs its time after that.
+            pod_grace_s = self.pod_settings.deletion_grace_s(grace_s)
             for name in sorted(names_to_delete):
-                pod = await self._delete_pod(name, grace_s=grace_s)
+                pod = await self._delete_pod(name, grace_s=pod_grace_s)
                 if pod is not None:
                     deleted.append(pod)
             for pod in deleted:

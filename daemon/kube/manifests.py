@@ -35,6 +35,7 @@ from daemon.agent.openclaw_config import (
 from daemon.kube import names
 from daemon.kube.pod_scripts import (
     BIND_DIR,
+    FINAL_SYNC_WAIT_S,
     HELPER_STATE,
     HELPER_WORKSPACE,
     RESTORED_MARKER,
@@ -77,6 +78,13 @@ ANNOTATION_CLAIMED_AT = "otm/claimed-at"
 ANNOTATION_IMAGE = "otm/image"
 """On warm pods: the image they run, so a claim never takes another image's gateway."""
 
+ANNOTATION_DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+TENANT_POD_ANNOTATIONS: Mapping[str, str] = {ANNOTATION_DO_NOT_DISRUPT: "true"}
+"""On every pod serving a tenant (cold, or warm once claimed): Karpenter never evicts it
+for consolidation or drift, so a turn is never cut off mid-way; the daemon's idle culling
+decides when it ends, and the NodePool's terminationGracePeriod bounds how long an
+expiring node waits. An unclaimed warm pod has no tenant and may be disrupted."""
+
 OPENCLAW_SELECTOR = f"{names.LABEL_APP}={names.APP_OPENCLAW}"
 WARM_SELECTOR = f"{OPENCLAW_SELECTOR},{names.LABEL_WARM}=true"
 
@@ -103,8 +111,12 @@ class PodSettings:
     """A Node compile cache baked into the agent image (deploy/agent-image), copied into
     the pod's fresh /tmp before the gateway starts: about 3.5 CPU-s less per boot."""
     sync_interval_s: int = 60
-    termination_grace_s: int = 330
+    drain_grace_s: int = 330
     """OpenClaw drains turns for up to 315 s, plus reserve and exit margin."""
+    final_sync_s: int = 120
+    """Kept on top of the drain for the sync sidecar's final sync, which starts only once
+    the gateway exited (native sidecars stop after the main containers): it may first
+    wait out a periodic sync in progress (pod_scripts.FINAL_SYNC_WAIT_S), then uploads."""
     requests: Mapping[str, str] = field(default_factory=lambda: {"cpu": "250m", "memory": "1Gi"})
     limits: Mapping[str, str] = field(default_factory=lambda: {"cpu": "2", "memory": "2Gi"})
     helper_requests: Mapping[str, str] = field(
@@ -123,12 +135,21 @@ class PodSettings:
             "aws_region": settings.aws_region,
             "s3_endpoint_url": settings.s3_endpoint_url,
             "state_sync": settings.state_store == "s3",
-            "termination_grace_s": round(settings.agent_stop_grace_s),
+            "drain_grace_s": round(settings.agent_stop_grace_s),
             "tuning": tuning_from_settings(settings),
             "compile_cache_dir": settings.agent_compile_cache_dir,
         }
         values.update(overrides)
         return cls(**values)
+
+    def deletion_grace_s(self, drain_s: float) -> int:
+        """A pod's grace period when its gateway may drain ``drain_s``: the drain, then
+        (with state sync) the final sync's own budget after it."""
+        return max(0, round(drain_s)) + (self.final_sync_s if self.state_sync else 0)
+
+    @property
+    def termination_grace_s(self) -> int:
+        return self.deletion_grace_s(self.drain_grace_s)
 
 
 def tenant_labels(tenant_id: str) -> dict[str, str]:
@@ -289,6 +310,15 @@ def tenant_secret(launch: AgentLaunch, config_text: str, *, namespace: str) -> J
             SECRET_WEBHOOK_SECRET: launch.webhook_secret,
         },
     }
+
+
+def owned_by_pod(pod: Mapping[str, Any]) -> JSON:
+    """A merge patch making an object a dependent of ``pod`` (that incarnation, by uid):
+    the garbage collector deletes it once the pod is gone, so a tenant Secret never
+    outlives its pod when the daemon dies before its own cleanup."""
+    meta = pod["metadata"]
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+    return {"metadata": {"ownerReferences": [owner]}}
 
 
 def warm_bind_secret(token: str, *, namespace: str) -> JSON:
@@ -549,9 +579,10 @@ def tenant_pod(
         "name": names.tenant_pod_name(tenant_id),
         "namespace": ps.namespace,
         "labels": tenant_labels(tenant_id),
+        "annotations": dict(TENANT_POD_ANNOTATIONS),
     }
     if config_sha256:
-        metadata["annotations"] = {ANNOTATION_CONFIG_HASH: config_sha256}
+        metadata["annotations"][ANNOTATION_CONFIG_HASH] = config_sha256
     config_volume = _config_volume("config", secret)
     return {
         "apiVersion": "v1",
@@ -647,7 +678,7 @@ def claim_patch(pod: Mapping[str, Any], tenant_id: str, claimed_at: str) -> JSON
         "metadata": {
             "resourceVersion": pod["metadata"]["resourceVersion"],
             "labels": {names.LABEL_WARM: None, names.LABEL_TENANT: tenant_id},
-            "annotations": {ANNOTATION_CLAIMED_AT: claimed_at},
+            "annotations": {ANNOTATION_CLAIMED_AT: claimed_at, **TENANT_POD_ANNOTATIONS},
         }
     }
 
@@ -696,6 +727,7 @@ def selector_for(tenant_id: str) -> str:
 
 __all__: Sequence[str] = [
     "BIND_DIR",
+    "FINAL_SYNC_WAIT_S",
     "HELPER_STATE",
     "HELPER_WORKSPACE",
     "RESTORED_MARKER",
@@ -703,6 +735,7 @@ __all__: Sequence[str] = [
     "bind_request",
     "claim_patch",
     "final_sync_command",
+    "owned_by_pod",
     "render_tenant_config",
     "restore_script",
     "sync_loop_script",

@@ -65,6 +65,10 @@ def claimable(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+WARM_DELETE_GRACE_S = 15
+"""Grace for deleting an unclaimed warm pod: an idle gateway exits in about 2 s."""
+
+
 @dataclass(eq=False, kw_only=True)
 class WarmPool:
     api: Any
@@ -283,7 +287,7 @@ class WarmPool:
             if (dead or stale) and not _meta(pod).get("deletionTimestamp"):
                 if stale and not dead:
                     log.info("replacing warm pod %s (old image or config)", _meta(pod)["name"])
-                await self._delete(_meta(pod)["name"])
+                await self._delete(pod)
         pods = self.warm_pods()
         have = len({_meta(p)["name"] for p in pods} | self._created_unseen)
         if have < self.target:
@@ -299,7 +303,7 @@ class WarmPool:
             )
             ranked = pending + ready
             for pod in ranked[: have - self.target]:
-                await self._delete(_meta(pod)["name"])
+                await self._delete(pod)
         self._report()
 
     async def pod_body(self) -> JSON:
@@ -317,12 +321,31 @@ class WarmPool:
             self._created_unseen.add(name)
         log.info("created warm pod %s", name)
 
-    async def _delete(self, name: str) -> None:
+    async def _delete(self, pod: JSON) -> None:
+        """Delete the pod exactly as it was seen: a claim since (another replica relabelled
+        it for a tenant) changes its resourceVersion, and the delete is refused (409)
+        instead of killing a tenant's agent. With a grace period, not a force delete:
+        the kubelet stops the sandbox before the API forgets the pod, and a pod being
+        bound gets to exit cleanly."""
+        meta = _meta(pod)
+        name = meta["name"]
+        options: JSON = {
+            "gracePeriodSeconds": WARM_DELETE_GRACE_S,
+            "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+        }
         try:
             await call_json(
-                self.core.delete_namespaced_pod, name, self.namespace, grace_period_seconds=0
+                self.core.delete_namespaced_pod,
+                name,
+                self.namespace,
+                body=options,
+                grace_period_seconds=WARM_DELETE_GRACE_S,
             )
         except ApiException as exc:
+            if exc.status == 409:  # changed since we looked (claimed?): decide again
+                log.info("warm pod %s changed since it was chosen for deletion", name)
+                self._wake.set()
+                return
             if exc.status != 404:
                 raise
             return

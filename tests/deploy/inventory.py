@@ -68,9 +68,16 @@ EXTERNAL_INGRESS_CLASSES: Mapping[str, str] = {"alb": "AWS Load Balancer Control
 BUILTIN_SERVICE_ACCOUNTS = frozenset({"default"})
 #: Namespaces outside the tree (policies point at kube-system; `default` is where a
 #: stray pod would run), with the label the API server puts on every namespace.
+CLUSTER_STORAGE_CLASSES = frozenset({"gp2"})
+"""StorageClasses every new EKS cluster has (gp2, provisioned through the EBS CSI driver);
+none of them is marked default since Kubernetes 1.30."""
+METRICS_SCRAPER_LABEL = "otm/metrics-scraper"
+"""On the namespace of the Prometheus that scrapes the daemon's admin port."""
 EXTERNAL_NAMESPACES: Mapping[str, Mapping[str, str]] = {
     "kube-system": {"kubernetes.io/metadata.name": "kube-system"},
     "default": {"kubernetes.io/metadata.name": "default"},
+    # The operator's Prometheus, in the namespace the setup guide has them label.
+    "monitoring": {"kubernetes.io/metadata.name": "monitoring", METRICS_SCRAPER_LABEL: "true"},
 }
 #: Pods outside the tree that NetworkPolicies point at (CoreDNS on EKS).
 EXTERNAL_PODS: tuple[PodEndpoint, ...] = (
@@ -80,6 +87,12 @@ EXTERNAL_PODS: tuple[PodEndpoint, ...] = (
         labels={"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"},
         ip="10.255.0.10",
         named_ports={"dns": (53, "UDP"), "dns-tcp": (53, "TCP")},
+    ),
+    PodEndpoint(
+        name="prometheus",
+        namespace="monitoring",
+        labels={names.LABEL_APP: "prometheus"},
+        ip="10.255.0.20",
     ),
 )
 

@@ -43,6 +43,9 @@ _NODECLASS_SPEC_KEYS = {
     "associatePublicIPAddress",
     "detailedMonitoring",
 }
+_BUDGET_KEYS = {"nodes", "reasons", "schedule", "duration"}
+_BUDGET_REASONS = {"Underutilized", "Empty", "Drifted"}
+_PINNED_ALIAS = re.compile(r"^(al2023|al2|bottlerocket|windows2019|windows2022)@v[0-9]{8}$")
 _SELECTOR_TERM_KEYS = {"tags", "id", "name", "alias", "owner", "ssmParameter"}
 
 
@@ -121,18 +124,53 @@ def _check_nodepool(pool: Doc, docs: list[Doc]) -> list[str]:
     for field, value in (
         ("spec.template.spec.expireAfter", template_spec.get("expireAfter")),
         (
+            "spec.template.spec.terminationGracePeriod",
+            template_spec.get("terminationGracePeriod"),
+        ),
+        (
             "spec.disruption.consolidateAfter",
             (spec.get("disruption") or {}).get("consolidateAfter"),
         ),
     ):
         if value is not None and not _DURATION.match(str(value)):
             problems.append(f"{where}: {field} {value!r} is not a duration")
-    policy = (spec.get("disruption") or {}).get("consolidationPolicy")
+    disruption = spec.get("disruption") or {}
+    policy = disruption.get("consolidationPolicy")
     if policy not in (None, "WhenEmpty", "WhenEmptyOrUnderutilized"):
         problems.append(f"{where}: unknown consolidationPolicy {policy!r}")
+    problems += _check_budgets(where, disruption.get("budgets"))
+    if template_spec.get("expireAfter") not in (None, "Never") and not template_spec.get(
+        "terminationGracePeriod"
+    ):
+        problems.append(
+            f"{where}: expiring nodes need a terminationGracePeriod (tenant pods are "
+            "do-not-disrupt, so an expired node would otherwise drain for ever)"
+        )
     labels = (template.get("metadata") or {}).get("labels") or {}
     if not all(isinstance(v, str) for v in labels.values()):
         problems.append(f"{where}: template labels must be strings")
+    return problems
+
+
+def _check_budgets(where: str, budgets: Any) -> list[str]:
+    """Karpenter's defaults let 10% of nodes go at once for any reason; a metal pool must
+    roll drift (a new AMI) one node at a time."""
+    if not isinstance(budgets, list) or not budgets:
+        return [f"{where}: spec.disruption.budgets must limit disruption (drift: one node)"]
+    problems = []
+    for budget in budgets:
+        if not isinstance(budget, dict) or set(budget) - _BUDGET_KEYS or "nodes" not in budget:
+            problems.append(f"{where}: malformed disruption budget {budget!r}")
+            continue
+        if set(budget.get("reasons") or []) - _BUDGET_REASONS:
+            problems.append(f"{where}: unknown disruption reasons in {budget!r}")
+    drift_limits = [
+        str(b.get("nodes"))
+        for b in budgets
+        if isinstance(b, dict) and "Drifted" in (b.get("reasons") or ["Drifted"])
+    ]
+    if not any(limit.isdigit() and int(limit) <= 1 for limit in drift_limits):
+        problems.append(f"{where}: no budget limits drift to one node at a time")
     return problems
 
 
@@ -147,6 +185,13 @@ def _check_nodeclass(node_class: Doc) -> list[str]:
         problems.append(f"{where}: exactly one of spec.role and spec.instanceProfile")
     for field in ("amiSelectorTerms", "subnetSelectorTerms", "securityGroupSelectorTerms"):
         problems += _check_selector_terms(where, field, spec.get(field))
+    for term in spec.get("amiSelectorTerms") or []:
+        alias = term.get("alias") if isinstance(term, dict) else None
+        if alias is not None and not _PINNED_ALIAS.match(str(alias)):
+            problems.append(
+                f"{where}: AMI alias {alias!r} is not pinned to a dated release "
+                "(al2023@vYYYYMMDD): @latest drifts every node when AWS publishes an AMI"
+            )
     metadata = spec.get("metadataOptions") or {}
     if metadata.get("httpTokens") != "required" or metadata.get("httpPutResponseHopLimit") != 1:
         problems.append(

@@ -153,11 +153,54 @@ def tenant_pod_isolation(
         expectations.expect(tenant, dns, 53, allowed=True, protocol="UDP")
         expectations.expect(tenant, dns, 53, allowed=True, protocol="TCP")
     expectations.expect(tenant, POD_IDENTITY_AGENT, 80, allowed=True)
-    expectations.expect(tenant, IMDS, 80, allowed=True)
+    # Never the node's instance metadata (its role's credentials), on any port.
+    for port in (80, 443):
+        expectations.expect(tenant, IMDS, port, allowed=False)
     expectations.expect(tenant, PUBLIC_HTTPS, 443, allowed=True)
     expectations.expect(tenant, PUBLIC_HTTPS, 80, allowed=False)
     expectations.expect(tenant, VPC_HOST, 443, allowed=False)
     return problems + expectations.problems
+
+
+def daemon_port_isolation(docs: list[Doc], pods: list[PodEndpoint]) -> list[str]:
+    """Each daemon port is open to who needs it only: the router to anyone, the admin
+    port (unauthenticated /metrics naming tenants) to Prometheus, the model gateway to
+    tenant pods."""
+    expectations = _Expectations(network_policies(docs), inv.namespace_labels(docs))
+    daemons = _pods_with(pods, names.DAEMON_NAMESPACE, names.APP_DAEMON)
+    scrapers = [p for p in pods if p.namespace in _scraper_namespaces(docs)]
+    problems = [] if scrapers else ["isolation: no Prometheus pod to check the admin port with"]
+    for daemon in daemons:
+        if not selecting_policies(daemon, network_policies(docs), "Ingress"):
+            problems.append(f"isolation: {_name(daemon)} is not ingress-isolated")
+        for outsider in (PUBLIC_HTTPS, VPC_HOST, IMPOSTOR, NEIGHBOUR):
+            expectations.expect(outsider, daemon, names.DAEMON_ROUTER_PORT, allowed=True)
+            expectations.expect(outsider, daemon, names.DAEMON_ADMIN_PORT, allowed=False)
+            expectations.expect(outsider, daemon, names.DAEMON_MODEL_GATEWAY_PORT, allowed=False)
+        for scraper in scrapers:
+            expectations.expect(scraper, daemon, names.DAEMON_ADMIN_PORT, allowed=True)
+            expectations.expect(scraper, daemon, names.DAEMON_MODEL_GATEWAY_PORT, allowed=False)
+        # The ALB (an address in the VPC, not a pod) must pass its own health check.
+        for port in _alb_health_check_ports(docs):
+            expectations.expect(VPC_HOST, daemon, port, allowed=True)
+    return problems + expectations.problems
+
+
+def _alb_health_check_ports(docs: list[Doc]) -> set[int]:
+    ports = set()
+    for ingress in inv.of_kind(docs, "Ingress"):
+        annotations = ingress["metadata"].get("annotations") or {}
+        port = annotations.get("alb.ingress.kubernetes.io/healthcheck-port", "traffic-port")
+        ports.add(names.DAEMON_ROUTER_PORT if port == "traffic-port" else int(port))
+    return ports
+
+
+def _scraper_namespaces(docs: list[Doc]) -> set[str]:
+    return {
+        ns
+        for ns, labels in inv.namespace_labels(docs).items()
+        if labels.get(inv.METRICS_SCRAPER_LABEL) == "true"
+    }
 
 
 def check_isolation(docs: list[Doc], runtime_pods: Iterable[Doc]) -> list[str]:
@@ -179,4 +222,5 @@ def check_isolation(docs: list[Doc], runtime_pods: Iterable[Doc]) -> list[str]:
             expectations.expect(daemon, server, names.REDIS_PORT, allowed=True)
         for other in (IMPOSTOR, NEIGHBOUR):
             expectations.expect(other, server, names.REDIS_PORT, allowed=False)
+    problems += daemon_port_isolation(docs, pods)
     return problems + expectations.problems

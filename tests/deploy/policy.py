@@ -32,12 +32,14 @@ REQUIRED_CONFIG = {
 #: namespace -> (apiGroup, resource) -> verbs the daemon may hold there. Nothing else.
 ALLOWED_DAEMON_RBAC: dict[str, dict[tuple[str, str], frozenset[str]]] = {
     names.TENANT_NAMESPACE: {
-        ("", "pods"): frozenset({"get", "list", "watch", "create", "update", "patch", "delete"}),
+        ("", "pods"): frozenset({"get", "list", "watch", "create", "patch", "delete"}),
         ("", "pods/log"): frozenset({"get"}),
-        ("", "secrets"): frozenset({"get", "list", "watch", "create", "update", "patch", "delete"}),
+        # By name only: list/watch would hand every tenant's bot token to whoever holds
+        # the daemon's token.
+        ("", "secrets"): frozenset({"get", "create", "update", "patch", "delete"}),
     },
     names.DAEMON_NAMESPACE: {
-        ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update", "patch"}),
+        ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),
     },
 }
 #: What the daemon must be able to do: (namespace, group, resource, verb, resource name).
@@ -49,7 +51,7 @@ REQUIRED_DAEMON_PERMISSIONS = [
     (names.TENANT_NAMESPACE, "", "pods/log", "get", None),
     *(
         (names.TENANT_NAMESPACE, "", "secrets", verb, None)
-        for verb in ("get", "create", "update", "delete")
+        for verb in ("get", "create", "update", "patch", "delete")
     ),
     (names.DAEMON_NAMESPACE, "coordination.k8s.io", "leases", "create", None),
     (names.DAEMON_NAMESPACE, "coordination.k8s.io", "leases", "get", names.LEADER_LEASE),

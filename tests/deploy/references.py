@@ -118,7 +118,14 @@ def _check_workloads(docs: list[Doc]) -> list[str]:
                 problems.append(f"{inv.ident(doc)}: serviceName {service!r} is not in the render")
             for claim in doc["spec"].get("volumeClaimTemplates") or []:
                 storage_class = (claim.get("spec") or {}).get("storageClassName")
-                if storage_class and inv.find(docs, "StorageClass", storage_class) is None:
+                if not storage_class:
+                    # A new EKS cluster (1.30+) has no default StorageClass: the claim
+                    # would stay Pending for ever.
+                    problems.append(f"{inv.ident(doc)}: a volume claim names no storageClassName")
+                elif (
+                    storage_class not in inv.CLUSTER_STORAGE_CLASSES
+                    and inv.find(docs, "StorageClass", storage_class) is None
+                ):
                     problems.append(
                         f"{inv.ident(doc)}: storageClassName {storage_class!r} is not in the render"
                     )

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from daemon import router
 from daemon.admin import api as admin_api
 from daemon.kube import names
 from daemon.settings import ENV_PREFIX, Settings
@@ -23,7 +25,8 @@ from tests.deploy.daemon_env import (
     daemon_settings,
     secret_placeholder,
 )
-from tests.deploy.render import KUSTOMIZE_ROOT
+from tests.deploy.netpol import selector_matches
+from tests.deploy.render import KUSTOMIZE_ROOT, render
 
 Doc = dict[str, Any]
 OVERLAYS = ["base", "eks", "dev"]
@@ -96,11 +99,10 @@ def test_probes_and_alb_health_check_use_open_admin_routes(
         assert http["path"] in admin_api.UNAUTHENTICATED_PATHS, probe
         assert http["port"] in admin_port_names | {settings.admin_port}, probe
     for ingress in inv.of_kind(docs, "Ingress"):
+        # The admin port is Prometheus-only (NetworkPolicy): the ALB checks the router.
         annotations = ingress["metadata"]["annotations"]
-        assert annotations["alb.ingress.kubernetes.io/healthcheck-port"] == str(settings.admin_port)
-        assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] in (
-            admin_api.UNAUTHENTICATED_PATHS
-        )
+        assert annotations["alb.ingress.kubernetes.io/healthcheck-port"] == "traffic-port"
+        assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == router.HEALTH_PATH
 
 
 def _config_data(docs: list[Doc]) -> dict[str, str]:
@@ -194,3 +196,64 @@ def test_broken_daemon_environment_is_reported(
     breakage(docs)
     problems = check_daemon_settings(docs)
     assert expected in problems, "\n".join(problems)
+
+
+#: Time the AWS Load Balancer Controller may take to start deregistering a terminating
+#: pod's target after its endpoint goes (a reconcile plus the ELB API call).
+CONTROLLER_LAG_S = 10
+#: What the daemon needs after SIGTERM: finish forwards, release the lease and locks.
+DAEMON_SHUTDOWN_S = 30
+
+
+@pytest.mark.parametrize("overlay", ["eks"])
+def test_the_daemon_outlives_its_alb_target(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    """A terminating daemon keeps serving until the ALB has stopped sending it requests
+    (deregistration delay plus the controller's lag), then still has time to shut down."""
+    docs = rendered[overlay]
+    (ingress,) = inv.of_kind(docs, "Ingress")
+    attributes = ingress["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/target-group-attributes"
+    ]
+    delay = int(
+        dict(a.split("=") for a in attributes.split(","))["deregistration_delay.timeout_seconds"]
+    )
+    container = daemon_container(docs)
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop >= delay + CONTROLLER_LAG_S
+    deployment = inv.find(docs, "Deployment", "otm-daemon", names.DAEMON_NAMESPACE)
+    assert deployment is not None
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= pre_stop + DAEMON_SHUTDOWN_S
+
+
+def test_prometheus_can_find_the_daemons_metrics(
+    rendered: dict[str, list[Doc]], tree_copy: Path
+) -> None:
+    """The dashboard's data source: scrape annotations on the daemon pods, and the opt-in
+    ServiceMonitor component, both on the admin port's unauthenticated /metrics."""
+    docs = rendered["eks"]
+    settings = daemon_settings(docs)
+    deployment = inv.find(docs, "Deployment", "otm-daemon", names.DAEMON_NAMESPACE)
+    assert deployment is not None
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(settings.admin_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert "/metrics" in admin_api.UNAUTHENTICATED_PATHS
+
+    overlay = tree_copy / "overlays" / "eks"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    kustomization["components"].append("../../components/service-monitor")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    with_monitor = render(overlay)
+    (monitor,) = inv.of_kind(with_monitor, "ServiceMonitor")
+    (service,) = [
+        s
+        for s in inv.of_kind(with_monitor, "Service")
+        if s["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
+        and selector_matches(monitor["spec"]["selector"], s["metadata"].get("labels") or {})
+    ]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    assert port["port"] == settings.admin_port
+    assert endpoint["path"] == "/metrics"

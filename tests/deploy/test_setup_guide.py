@@ -4,10 +4,12 @@ quotes parses with the real CLI."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from daemon.kube import names
 from daemon.model import Tenant, TenantStatus
@@ -223,3 +225,15 @@ def test_cli_parse_check_rejects_what_the_cli_rejects() -> None:
             _parse_otm(argv)
     with pytest.raises(AssertionError, match="no command 'tenants'"):
         _parse_otm(["tenants", "list"])
+
+
+def test_the_guide_turns_on_strict_network_policy_enforcement(guide_text: str) -> None:
+    """The isolation NetworkPolicies promise needs the VPC CNI's agent, in strict mode (a
+    new pod denied until its policies are in force, not open)."""
+    start = guide_text.index("cat > /tmp/otm-cluster.yaml <<EOF\n")
+    config_text = guide_text[start:].split("\n", 1)[1].split("\nEOF\n", 1)[0]
+    config = yaml.safe_load(config_text)
+    (vpc_cni,) = [a for a in config["addons"] if a["name"] == "vpc-cni"]
+    values = json.loads(vpc_cni["configurationValues"])
+    assert values["enableNetworkPolicy"] == "true"
+    assert values["env"]["NETWORK_POLICY_ENFORCING_MODE"] == "strict"

@@ -28,6 +28,7 @@ from tests.k8s.cluster import (
     unscheduled_pod,
     watch_events,
 )
+from tests.support.polling import eventually
 
 JSON = dict[str, Any]
 
@@ -320,3 +321,47 @@ async def test_namespace_deletion_removes_its_contents(cluster: Cluster) -> None
     )
     assert events[0]["type"] == "MODIFIED"
     assert events[0]["raw_object"]["status"]["phase"] == "Terminating"
+
+
+# Garbage collection ------------------------------------------------------------------------
+
+
+def _owned_by(*owners: Any) -> JSON:
+    return {
+        "ownerReferences": [
+            {"apiVersion": "v1", "kind": "Pod", "name": o.metadata.name, "uid": o.metadata.uid}
+            for o in owners
+        ]
+    }
+
+
+async def _gone(cluster: Cluster, name: str) -> bool:
+    try:
+        await cluster.core.read_namespaced_config_map(name, cluster.namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
+async def test_dependents_are_collected_when_their_owner_is_deleted(cluster: Cluster) -> None:
+    """The garbage collector deletes an object whose only owner is gone (background
+    propagation), and keeps one with another live owner, minus the dead reference."""
+    first = await cluster.core.create_namespaced_pod(cluster.namespace, unscheduled_pod("a"))
+    second = await cluster.core.create_namespaced_pod(cluster.namespace, unscheduled_pod("b"))
+    await cluster.core.create_namespaced_config_map(
+        cluster.namespace, configmap("only-a", **_owned_by(first))
+    )
+    await cluster.core.create_namespaced_config_map(
+        cluster.namespace, configmap("a-and-b", **_owned_by(first, second))
+    )
+    await cluster.core.delete_namespaced_pod("a", cluster.namespace)  # unbound: gone at once
+    patience = cluster.patience if cluster.fake else 60.0
+
+    async def only_second_owns_the_shared_one() -> bool:
+        kept = await cluster.core.read_namespaced_config_map("a-and-b", cluster.namespace)
+        return [r.uid for r in kept.metadata.owner_references] == [second.metadata.uid]
+
+    await eventually(lambda: _gone(cluster, "only-a"), timeout=patience, what="collected")
+    await eventually(only_second_owns_the_shared_one, timeout=patience, what="reference cut")

@@ -15,6 +15,7 @@ from daemon.adapters.state_dir import DirStateStore
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, open_runtime
+from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import running_fake_k8s
 from tests.support.runtime_harness import RuntimeHarness
 
@@ -25,7 +26,11 @@ async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator
     backend = ProcessPodBackend(tmp / "pods", state_store=store)
     try:
         async with running_fake_k8s(
-            tmp, namespaces=("default", NS), pod_backend=backend, bookmark_interval=0.2
+            tmp,
+            namespaces=("default", NS),
+            pod_backend=backend,
+            bookmark_interval=0.2,
+            **daemon_rbac_options(),
         ) as k8s:
             backend.store = k8s.server.store
             async with open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime:

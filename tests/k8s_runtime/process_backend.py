@@ -69,6 +69,7 @@ def _synced(relative: str) -> bool:
         name == "openclaw.json"
         or name.startswith("openclaw.json.")
         or name.endswith(".lock")
+        or name.endswith("-shm")
         or top in ("cache", "tmp")
     )
 

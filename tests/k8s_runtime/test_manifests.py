@@ -85,7 +85,8 @@ def test_tenant_pod_metadata_and_scheduling() -> None:
             names.LABEL_MANAGED_BY: names.MANAGED_BY,
             names.LABEL_TENANT: "alice",
         },
-        "annotations": {m.ANNOTATION_CONFIG_HASH: "abc"},
+        # Karpenter never evicts a tenant's pod; the daemon's idle culling ends it.
+        "annotations": {m.ANNOTATION_CONFIG_HASH: "abc", "karpenter.sh/do-not-disrupt": "true"},
     }
     spec = pod["spec"]
     assert {k: spec[k] for k in spec if k not in ("containers", "initContainers", "volumes")} == {
@@ -95,7 +96,7 @@ def test_tenant_pod_metadata_and_scheduling() -> None:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": 330,
+        "terminationGracePeriodSeconds": 330 + 120,  # drain, then the final sync
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 1000,
@@ -220,7 +221,7 @@ def test_pod_settings_from_settings() -> None:
         "b",
         "eu-west-1",
     )
-    assert ps.state_sync is True and ps.termination_grace_s == 120
+    assert ps.state_sync is True and ps.termination_grace_s == 120 + ps.final_sync_s
     assert m.PodSettings.from_settings(Settings()).state_sync is False
 
 
@@ -328,9 +329,15 @@ def test_claim_patch_is_conditional_on_resource_version() -> None:
         "metadata": {
             "resourceVersion": "42",
             "labels": {"otm/warm": None, "otm/tenant": "alice"},
-            "annotations": {"otm/claimed-at": "2026-01-01T00:00:00Z"},
+            # Claimed: a tenant's pod now, which Karpenter must not evict.
+            "annotations": {
+                "otm/claimed-at": "2026-01-01T00:00:00Z",
+                "karpenter.sh/do-not-disrupt": "true",
+            },
         }
     }
+    # Unclaimed, it has no tenant and may go.
+    assert "karpenter.sh/do-not-disrupt" not in pod["metadata"]["annotations"]
 
 
 def test_bind_request_carries_config_and_sync_env() -> None:
@@ -367,3 +374,15 @@ def test_a_baked_compile_cache_is_copied_into_tmp_before_the_gateway() -> None:
     # Without a baked cache the command is the image's own.
     (plain,) = m.tenant_pod("alice", settings=PS)["spec"]["containers"]
     assert plain["command"] == list(PS.gateway_command)
+
+
+def test_the_grace_period_leaves_the_final_sync_its_budget_after_the_drain() -> None:
+    """OpenClaw drains for up to 330 s before it exits; the sync sidecar's preStop starts
+    only then, so the pod's grace period (and a stop's deletion grace) must go beyond it."""
+    drain = Settings(state_store="s3").agent_stop_grace_s
+    ps = m.PodSettings.from_settings(Settings(state_store="s3"))
+    grace = m.tenant_pod("alice", settings=ps)["spec"]["terminationGracePeriodSeconds"]
+    assert grace - drain >= m.FINAL_SYNC_WAIT_S + 30
+    assert m.warm_pod(settings=ps)["spec"]["terminationGracePeriodSeconds"] == grace
+    assert ps.deletion_grace_s(drain) == grace
+    assert m.PodSettings.from_settings(Settings()).deletion_grace_s(drain) == drain  # no sync

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 
 import pytest
+from kubernetes_asyncio import client
 
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.kube import names
@@ -17,6 +19,7 @@ from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_k8s import KubeletConfig, SimulatedPodBackend
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.polling import eventually
 from tests.support.records import sample_launch as launch
 
 
@@ -228,3 +231,45 @@ async def test_logs_options_reach_the_pod_log_api(k8s: FakeK8s) -> None:
                 )
             ]
         assert "previous terminated container" in str(raised.value)
+
+
+async def test_a_tenant_secret_is_owned_by_its_pod_and_collected_with_it(k8s: FakeK8s) -> None:
+    """The daemon dies mid-stop (its pod deleted, its own Secret cleanup never reached):
+    the garbage collector removes the Secret, since the pod owns it."""
+    async with open_runtime(k8s.kubeconfig_path) as runtime:
+        await runtime.start(launch("dora"))
+        await runtime.wait_ready("dora", timeout=10)
+        (pod,) = await api_pods(runtime, "otm/tenant=dora")
+        secret = await call_json(
+            runtime.core.read_namespaced_secret, names.tenant_secret_name("dora"), NS
+        )
+        (owner,) = secret["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "Pod",
+            "dora",
+            pod["metadata"]["uid"],
+        )
+    async with k8s.api_client() as admin:
+        await client.CoreV1Api(admin).delete_namespaced_pod("dora", NS, grace_period_seconds=0)
+
+        async def secret_gone() -> bool:
+            try:
+                await client.CoreV1Api(admin).read_namespaced_secret(
+                    names.tenant_secret_name("dora"), NS
+                )
+            except client.ApiException as exc:
+                return exc.status == 404
+            return False
+
+        await eventually(secret_gone, timeout=10, what="the orphaned tenant Secret collected")
+
+
+async def test_stop_with_state_sync_leaves_the_final_sync_its_time(k8s: FakeK8s) -> None:
+    settings = dataclasses.replace(POD_SETTINGS, state_sync=True)
+    async with open_runtime(k8s.kubeconfig_path, pod_settings=settings) as runtime:
+        await runtime.start(launch("erin"))
+        k8s.server.clear_requests()
+        await runtime.stop("erin", grace_s=7)
+        deletes = [r for r in k8s.server.requests if r.method == "DELETE" and "/pods/" in r.path]
+        expected = str(7 + settings.final_sync_s)
+        assert deletes and all(r.query.get("gracePeriodSeconds") == expected for r in deletes)

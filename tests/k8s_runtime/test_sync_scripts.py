@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from daemon.kube import manifests as m
 from daemon.kube import pod_scripts
 
+FAKE_AWS_S3 = Path(__file__).with_name("fake_aws_s3.py")
 FAKE_AWS = """#!/bin/sh
 echo "$*" >> "$AWS_LOG"
 [ -z "$AWS_FAIL" ] || exit 1
@@ -46,7 +48,8 @@ def test_restore_downloads_state_and_workspace(tmp_path: Path) -> None:
     assert code == 0
     assert calls == [
         "s3 sync s3://bucket-1/tenants/alice/state/ /state/ --exclude openclaw.json"
-        " --exclude openclaw.json.* --exclude *.lock --exclude .otm-restored --only-show-errors",
+        " --exclude openclaw.json.* --exclude *.lock --exclude .otm-restored"
+        " --exclude .otm-final-sync --exclude .otm-syncing --exclude *-shm --only-show-errors",
         "s3 sync s3://bucket-1/tenants/alice/workspace/ /workspace/"
         " --exclude *.workspace-state.json.* --exclude *workspace-state.json.tmp-*"
         " --only-show-errors",
@@ -78,20 +81,21 @@ def test_warm_sync_uploads_nothing_before_the_warm_restore_completed(tmp_path: P
     assert _marker(tmp_path).exists()
     code, calls = _run(tmp_path, pod_scripts.warm_sync_script())
     assert code == 0
-    assert calls[0].startswith("s3 sync /state/agents/main/ s3://bucket-1/tenants/alice/state/")
+    assert calls[1].startswith("s3 sync /state/agents/main/ s3://bucket-1/tenants/alice/state/")
 
 
 def test_sync_uploads_without_config_locks_or_cache(tmp_path: Path) -> None:
     _marker(tmp_path).touch()
     code, calls = _run(tmp_path, m.sync_script())
     assert code == 0
-    assert calls[0] == (
+    assert calls[1] == (
         "s3 sync /state/ s3://bucket-1/tenants/alice/state/ --exclude openclaw.json"
         " --exclude openclaw.json.* --exclude *.lock --exclude .otm-restored"
-        " --exclude cache/* --exclude tmp/*"
+        " --exclude .otm-final-sync --exclude .otm-syncing"
+        " --exclude cache/* --exclude tmp/* --exclude *-wal --exclude *-journal --exclude *-shm"
         " --only-show-errors"
     )
-    assert calls[1].startswith("s3 sync /workspace/ s3://bucket-1/tenants/alice/workspace/")
+    assert calls[2].startswith("s3 sync /workspace/ s3://bucket-1/tenants/alice/workspace/")
     code, _ = _run(tmp_path, m.sync_script(), AWS_FAIL="1")
     assert code != 0
 
@@ -178,3 +182,132 @@ def test_warm_sidecar_rereads_refreshed_credentials_before_each_sync(tmp_path: P
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# -- the scripts against a bucket on disk (fake_aws_s3.py: aws-cli's sync/rm semantics) ------
+
+
+def _pod_dir(tmp_path: Path, name: str) -> Path:
+    """A pod's view: <dir>/state and <dir>/workspace stand for /state and /workspace."""
+    pod = tmp_path / name
+    (pod / "state").mkdir(parents=True)
+    (pod / "workspace").mkdir()
+    return pod
+
+
+def _on_disk(tmp_path: Path, pod: Path, script: str) -> tuple[str, dict[str, str]]:
+    """The script with its pod paths under ``pod``, and an env whose `aws` is the fake."""
+    script = script.replace(f"{pod_scripts.HELPER_STATE}/", f"{pod}/state/")
+    script = script.replace(f"{pod_scripts.HELPER_WORKSPACE}/", f"{pod}/workspace/")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "aws"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_AWS_S3} "$@"\n')
+    shim.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_S3_ROOT": str(tmp_path / "s3"),
+        "S3_BUCKET": "bucket-1",
+        "S3_PREFIX": "tenants/alice/",
+    }
+    return script, env
+
+
+def _run_on_disk(tmp_path: Path, pod: Path, script: str) -> None:
+    script, env = _on_disk(tmp_path, pod, script)
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_restore_never_pairs_a_database_with_a_stale_wal(tmp_path: Path) -> None:
+    db = "state/openclaw.sqlite"
+    pod1 = _pod_dir(tmp_path, "pod1")
+    _run_on_disk(tmp_path, pod1, m.restore_script())
+    # The gateway runs: its database has a live WAL (and shm) when a periodic sync comes.
+    _write(pod1 / db, "db-v1")
+    _write(pod1 / f"{db}-wal", "wal-of-v1")
+    _write(pod1 / f"{db}-shm", "shm-of-v1")
+    _run_on_disk(tmp_path, pod1, m.sync_script())
+    # It exits cleanly: checkpointed, WAL and shm gone; the final sync runs after that.
+    _write(pod1 / db, "db-v2")
+    (pod1 / f"{db}-wal").unlink()
+    (pod1 / f"{db}-shm").unlink()
+    _run_on_disk(tmp_path, pod1, m.final_sync_command(warm=False)[2])
+
+    pod2 = _pod_dir(tmp_path, "pod2")
+    _run_on_disk(tmp_path, pod2, m.restore_script())
+    assert (pod2 / db).read_text() == "db-v2"
+    assert not (pod2 / f"{db}-wal").exists()
+    assert not (pod2 / f"{db}-shm").exists()
+
+
+def test_a_periodic_sync_leaves_no_older_wal_beside_the_database_it_uploads(
+    tmp_path: Path,
+) -> None:
+    """A gateway killed before its final sync leaves a WAL that belongs to its database;
+    once a later pod's periodic sync uploads a newer database, that WAL must be gone."""
+    db = "state/agents/main/agent/openclaw-agent.sqlite"
+    pod1 = _pod_dir(tmp_path, "pod1")
+    _run_on_disk(tmp_path, pod1, m.restore_script())
+    _write(pod1 / db, "db-v1")
+    _write(pod1 / f"{db}-wal", "wal-of-v1")  # the gateway crashed: the pair is at rest
+    _run_on_disk(tmp_path, pod1, m.final_sync_command(warm=False)[2])
+
+    pod2 = _pod_dir(tmp_path, "pod2")
+    _run_on_disk(tmp_path, pod2, m.restore_script())
+    assert (pod2 / f"{db}-wal").read_text() == "wal-of-v1"  # recovered with its database
+    _write(pod2 / db, "db-v2")  # replayed, checkpointed and written since
+    (pod2 / f"{db}-wal").write_text("live-wal-of-v2")
+    _run_on_disk(tmp_path, pod2, m.sync_script())  # then pod2's node is lost: no final sync
+
+    pod3 = _pod_dir(tmp_path, "pod3")
+    _run_on_disk(tmp_path, pod3, m.restore_script())
+    assert (pod3 / db).read_text() == "db-v2"
+    assert not (pod3 / f"{db}-wal").exists()
+
+
+def test_the_final_sync_removes_what_the_tenant_deleted(tmp_path: Path) -> None:
+    pod1 = _pod_dir(tmp_path, "pod1")
+    _run_on_disk(tmp_path, pod1, m.restore_script())
+    _write(pod1 / "workspace/notes.md", "draft")
+    _write(pod1 / "state/media/outbound/a.png", "png")
+    _run_on_disk(tmp_path, pod1, m.sync_script())
+    (pod1 / "workspace/notes.md").unlink()
+    (pod1 / "state/media/outbound/a.png").unlink()
+    _run_on_disk(tmp_path, pod1, m.final_sync_command(warm=False)[2])
+
+    pod2 = _pod_dir(tmp_path, "pod2")
+    _run_on_disk(tmp_path, pod2, m.restore_script())
+    assert not (pod2 / "workspace/notes.md").exists()
+    assert not (pod2 / "state/media/outbound/a.png").exists()
+
+
+def test_the_final_sync_waits_out_a_periodic_sync_and_stops_the_loop(tmp_path: Path) -> None:
+    pod = _pod_dir(tmp_path, "pod")
+    _run_on_disk(tmp_path, pod, m.restore_script())
+    final = pod_scripts.FINAL_SYNC_MARKER.replace(f"{pod_scripts.HELPER_STATE}/", f"{pod}/state/")
+    running = pod_scripts.PERIODIC_SYNC_MARKER.replace(
+        f"{pod_scripts.HELPER_STATE}/", f"{pod}/state/"
+    )
+    Path(running).touch()  # a periodic sync in progress
+    script, env = _on_disk(tmp_path, pod, m.final_sync_command(warm=False)[2])
+    proc = subprocess.Popen(["sh", "-c", script], env=env)
+    try:
+        for _ in range(100):  # bounded: 10 s
+            if Path(final).exists():
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        assert Path(final).exists() and proc.poll() is None  # waiting for the periodic one
+    finally:
+        Path(running).unlink()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+    # Once the final sync began, the loop's periodic syncs do nothing.
+    _write(pod / "state/late.txt", "written after the final sync")
+    _run_on_disk(tmp_path, pod, pod_scripts.periodic_step(m.sync_script()))
+    assert not list((tmp_path / "s3").rglob("late.txt"))

@@ -14,7 +14,7 @@ from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.coordination import Coordination
 from daemon.kube import manifests as m
 from daemon.kube.client import call_json
-from daemon.kube.warm_pool import WarmPool, claimable
+from daemon.kube.warm_pool import WARM_DELETE_GRACE_S, WarmPool, claimable
 from daemon.metrics import Metrics
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
@@ -177,3 +177,35 @@ async def test_pods_of_an_old_warm_config_are_never_claimed(k8s: FakeK8s) -> Non
         assert await pool.claim("alice") is None
         await pool.reconcile()  # target 0: the stale pod goes
         await _wait(runtime, lambda: name not in runtime.informer.cache)
+
+
+async def test_the_pool_never_deletes_a_pod_claimed_since_it_chose_it(k8s: FakeK8s) -> None:
+    """The leader picks a warm pod to delete from its cache while another replica claims
+    it: the delete carries the pod's uid and resourceVersion as preconditions, so the
+    tenant's pod survives (409, decided again on the next pass)."""
+    async with (
+        open_runtime(k8s.kubeconfig_path, warm=True) as leader,
+        open_runtime(k8s.kubeconfig_path, warm=True) as other,
+    ):
+        await call_json(leader.core.create_namespaced_pod, NS, await _pool(leader).pod_body())
+        await _wait(leader, lambda: _pool(leader).available() == 1)
+        (chosen,) = _pool(leader).warm_pods()
+        claimed = await _pool(other).claim("alice")
+        assert claimed is not None
+        await _pool(leader)._delete(chosen)  # the choice made before the claim
+        (survivor,) = await api_pods(leader, m.OPENCLAW_SELECTOR)
+        assert m.pod_tenant(survivor) == "alice"
+        assert not survivor["metadata"].get("deletionTimestamp")
+
+
+async def test_warm_pods_are_deleted_with_a_grace_period_not_forced(k8s: FakeK8s) -> None:
+    async with open_runtime(k8s.kubeconfig_path, warm=True) as runtime:
+        pool = _pool(runtime)
+        await call_json(runtime.core.create_namespaced_pod, NS, await pool.pod_body())
+        await _wait(runtime, lambda: pool.available() == 1)
+        (pod,) = pool.warm_pods()
+        k8s.server.clear_requests()
+        await pool._delete(pod)
+        (delete,) = [r for r in k8s.server.requests if r.method == "DELETE"]
+        assert delete.query["gracePeriodSeconds"] == str(WARM_DELETE_GRACE_S)
+        assert WARM_DELETE_GRACE_S > 0

@@ -25,6 +25,7 @@ from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
+from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import running_fake_k8s
 from tests.support.records import sample_launch as launch
 
@@ -36,7 +37,11 @@ async def runtime(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Kuber
     backend = ProcessPodBackend(tmp_path / "pods")
     try:
         async with running_fake_k8s(
-            tmp_path, namespaces=("default", NS), pod_backend=backend, bookmark_interval=0.2
+            tmp_path,
+            namespaces=("default", NS),
+            pod_backend=backend,
+            bookmark_interval=0.2,
+            **daemon_rbac_options(),
         ) as k8s:
             backend.store = k8s.server.store
             async with open_runtime(

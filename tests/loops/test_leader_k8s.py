@@ -15,6 +15,7 @@ from daemon.lifecycle.leader import KubernetesLease, LeaderElector
 from daemon.metrics import Metrics
 from daemon.settings import load_settings
 from tests.loops.loop_support import stop_tasks
+from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
 
@@ -24,7 +25,9 @@ NAMESPACE = "otm-system"
 
 @pytest.fixture
 async def k8s(tmp_path: Path) -> AsyncIterator[FakeK8s]:
-    async with running_fake_k8s(tmp_path, kubelet=False, namespaces=("default", NAMESPACE)) as k:
+    async with running_fake_k8s(
+        tmp_path, kubelet=False, namespaces=("default", NAMESPACE), **daemon_rbac_options()
+    ) as k:
         yield k
 
 

@@ -18,6 +18,7 @@ from daemon.ports import Instance
 from daemon.reconciler import Reconciler
 from tests.k8s_runtime.support import NS, open_runtime
 from tests.loops.loop_support import quick_reconciler, stop_tasks
+from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
 from tests.support.records import running_record
@@ -27,7 +28,10 @@ from tests.support.records import sample_launch as launch
 @pytest.fixture
 async def k8s(tmp_path: Path) -> AsyncIterator[FakeK8s]:
     async with running_fake_k8s(
-        tmp_path, namespaces=("default", NS), bookmark_interval=0.2
+        tmp_path,
+        namespaces=("default", NS),
+        bookmark_interval=0.2,
+        **daemon_rbac_options(),
     ) as fake:
         yield fake
 

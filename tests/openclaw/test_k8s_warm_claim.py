@@ -36,6 +36,7 @@ from tests.deploy.iam_docs import create_state_role
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.agent_stub import SECRET_HEADER
+from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import running_fake_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.records import sample_launch as launch
@@ -120,7 +121,11 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
 
         try:
             async with running_fake_k8s(
-                tmp_path, namespaces=("default", NS), pod_backend=backend, bookmark_interval=0.2
+                tmp_path,
+                namespaces=("default", NS),
+                pod_backend=backend,
+                bookmark_interval=0.2,
+                **daemon_rbac_options(),
             ) as k8s:
                 backend.store = k8s.server.store
                 async with open_runtime(

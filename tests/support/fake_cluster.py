@@ -12,6 +12,7 @@ from daemon.adapters.state_dir import DirStateStore
 from daemon.kube import names
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
+from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 
 
@@ -28,7 +29,7 @@ async def cluster_running_agents(
             tmp_path,
             namespaces=("default", NS, names.DAEMON_NAMESPACE),
             pod_backend=backend,
-            **options,
+            **{**daemon_rbac_options(), **options},
         ) as k8s:
             backend.store = k8s.server.store
             yield k8s

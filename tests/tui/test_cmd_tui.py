@@ -37,6 +37,20 @@ def test_tui_without_a_daemon_fails_before_starting(tmp_path: Path) -> None:
     assert "invalid server URL" in result.stderr
 
 
+def test_tui_without_textual_says_which_extra_to_install(tmp_path: Path) -> None:
+    """The server image has no Textual (pyproject's tui extra): one line, exit 1."""
+    code = (
+        "import sys; sys.modules['textual'] = None; "  # as if not installed
+        "from otm.cli import main; sys.argv = ['otm', 'tui', '--server', "
+        "'http://127.0.0.1:9', '--token', 't']; main()"
+    )
+    out = subprocess.run(
+        python_cmd("-c", code), env=project_env(), capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == "otm tui needs Textual: pip install 'otm[tui]'"
+
+
 def test_cli_startup_does_not_import_textual() -> None:
     code = "import sys, otm.cli; print('textual' in sys.modules, 'otm.tui' in sys.modules)"
     out = subprocess.run(

@@ -26,6 +26,9 @@ from .server import FakeKubernetes
 class FakeK8s:
     server: FakeKubernetes
     kubeconfig_path: Path
+    """The daemon's kubeconfig: the admin's, or the ServiceAccount's under RBAC."""
+    admin_kubeconfig_path: Path | None = None
+    """With RBAC: the admin's (the test's own view of the cluster)."""
 
     @property
     def url(self) -> str:
@@ -33,9 +36,10 @@ class FakeK8s:
 
     @contextlib.asynccontextmanager
     async def api_client(self) -> AsyncIterator[client.ApiClient]:
-        """A kubernetes_asyncio ApiClient configured from the kubeconfig file, as the daemon
-        would configure one; closed on exit."""
-        async with kubeconfig_api_client(self.kubeconfig_path) as api:
+        """A kubernetes_asyncio ApiClient for the test itself (the admin), configured from
+        a kubeconfig file as the daemon would configure one; closed on exit."""
+        path = self.admin_kubeconfig_path or self.kubeconfig_path
+        async with kubeconfig_api_client(path) as api:
             yield api
 
 
@@ -50,13 +54,23 @@ async def kubeconfig_api_client(kubeconfig_path: Path) -> AsyncIterator[client.A
 
 
 @contextlib.asynccontextmanager
-async def running_fake_k8s(directory: Path, **options: Any) -> AsyncIterator[FakeK8s]:
-    """Start a FakeKubernetes(**options), write `directory/kubeconfig`, stop it on exit."""
+async def running_fake_k8s(
+    directory: Path, *, kubeconfig_user: str | None = None, **options: Any
+) -> AsyncIterator[FakeK8s]:
+    """Start a FakeKubernetes(**options), write `directory/kubeconfig`, stop it on exit.
+
+    ``kubeconfig_user``: that kubeconfig authenticates as this user (e.g. the daemon's
+    ServiceAccount, authorized by ``options["rbac"]``); the admin's is then
+    `directory/admin-kubeconfig`."""
     server = FakeKubernetes(**options)
     await server.start()
     try:
-        path = server.write_kubeconfig(directory / "kubeconfig")
-        yield FakeK8s(server, path)
+        if kubeconfig_user is None:
+            yield FakeK8s(server, server.write_kubeconfig(directory / "kubeconfig"))
+        else:
+            path = server.write_kubeconfig(directory / "kubeconfig", user=kubeconfig_user)
+            admin = server.write_kubeconfig(directory / "admin-kubeconfig")
+            yield FakeK8s(server, path, admin)
     finally:
         await server.stop()
 

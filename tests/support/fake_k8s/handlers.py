@@ -16,6 +16,7 @@ from aiohttp import web
 from . import errors, podstatus
 from .errors import ApiError
 from .podlogs import PodLogs, serve_log
+from .rbac import MASTERS, Authorizer, ServedRequest, request_attributes
 from .resources import PODS, ResourcePath, ResourceType, parse_path
 from .selectors import object_matcher
 from .store import Store
@@ -64,10 +65,14 @@ class RecordedRequest:
 class ApiState:
     store: Store
     logs: PodLogs
-    token: str | None
+    authorizer: Authorizer
     bookmark_interval: float
     faults: list[Fault] = field(default_factory=list)
     requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=5000))
+    served: list[ServedRequest] = field(default_factory=list)
+    """Requests that passed authentication and authorization (recorded only while
+    ``record_served`` is on: unbounded, for tests that derive the RBAC a client needs)."""
+    record_served: bool = False
 
 
 API_STATE = web.AppKey("fake_k8s_api_state", ApiState)
@@ -87,11 +92,17 @@ async def api_middleware(request: web.Request, handler: Any) -> web.StreamRespon
         RecordedRequest(request.method, request.path, dict(request.query), request.content_type)
     )
     try:
-        if state.token is not None and request.headers.get("Authorization") != (
-            f"Bearer {state.token}"
-        ):
+        user = state.authorizer.user_for(request)
+        if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
-        if not request.path.startswith("/_fake/"):
+        if request.path.startswith("/_fake/"):
+            if user != MASTERS:
+                raise ApiError(403, "Forbidden", "the fake's control API is for its admin")
+        else:
+            attrs = request_attributes(request.method, request.path, request.query)
+            state.authorizer.check(user, attrs)
+            if state.record_served:
+                state.served.append(ServedRequest(user, attrs))
             fault = next((f for f in state.faults if f.matches(request)), None)
             if fault is not None:
                 fault.remaining -= 1

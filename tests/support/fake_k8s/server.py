@@ -13,9 +13,11 @@ from otm.devtools._serving import AppServer
 
 from . import control_http
 from .backend import PodBackend, SimulatedPodBackend
+from .gc import GarbageCollector
 from .handlers import API_STATE, ApiState, Fault, RecordedRequest, add_api_routes, api_middleware
 from .kubelet import Kubelet, KubeletConfig
 from .podlogs import PodLogs
+from .rbac import MASTERS, Authorizer, RbacPolicy, ServedRequest
 from .resources import NAMESPACES, PODS
 from .store import Store
 
@@ -41,6 +43,8 @@ class FakeKubernetes(AppServer):
         bookmark_interval: float = 1.0,
         history_limit: int = 10_000,
         port: int = 0,
+        rbac: RbacPolicy | None = None,
+        enforce_rbac: bool = True,
     ) -> None:
         """
         kubelet: a KubeletConfig, True for the default one, False for no scheduler and no
@@ -51,6 +55,10 @@ class FakeKubernetes(AppServer):
         bookmark_interval: seconds between BOOKMARK events on watches that allow them
             (a real apiserver uses ~60 s; short here so tests see them).
         history_limit: how many changes stay replayable before older RVs get 410 Expired.
+        rbac: Roles/ClusterRoles and bindings that authorize the users of `add_user`
+            tokens (rbac.py); the admin `token` is in system:masters and always allowed.
+            Without a policy every authenticated request is allowed.
+        enforce_rbac: False: no 403s, only `served` records who asked for what.
         """
         self.token = token or secrets.token_urlsafe(16)
         self.store = Store(history_limit=history_limit)
@@ -58,7 +66,9 @@ class FakeKubernetes(AppServer):
         config = KubeletConfig() if kubelet is True else kubelet or None
         backend = pod_backend or SimulatedPodBackend(config.start_delay if config else 0.0)
         self.kubelet = Kubelet(self.store, self.logs, backend, config) if config else None
-        self._state = ApiState(self.store, self.logs, self.token, bookmark_interval)
+        self.garbage_collector = GarbageCollector(self.store)
+        self.authorizer = Authorizer(rbac, {self.token: MASTERS}, enforce=enforce_rbac)
+        self._state = ApiState(self.store, self.logs, self.authorizer, bookmark_interval)
         super().__init__(host="127.0.0.1", port=port)
         for name in namespaces:
             self.store.create(NAMESPACES, None, {"metadata": {"name": name}})
@@ -82,23 +92,31 @@ class FakeKubernetes(AppServer):
         self.logs.close_all()
 
     async def _kubelet_running(self, app: web.Application) -> Any:
+        await self.garbage_collector.start()
         if self.kubelet is not None:
             await self.kubelet.start()
         yield
         if self.kubelet is not None:
             await self.kubelet.stop()
+        await self.garbage_collector.stop()
         self.store.close()
 
     @property
     def url(self) -> str:
         return self.base_url
 
-    def kubeconfig(self, namespace: str = "default") -> JSON:
+    def add_user(self, user: str) -> str:
+        """A bearer token authenticating as ``user`` (e.g. rbac.service_account_user(...))."""
+        token = secrets.token_urlsafe(16)
+        self.authorizer.users[token] = user
+        return token
+
+    def kubeconfig(self, namespace: str = "default", *, token: str | None = None) -> JSON:
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": self.token}}],
+            "users": [{"name": "fake", "user": {"token": token or self.token}}],
             "contexts": [
                 {
                     "name": "fake",
@@ -108,8 +126,12 @@ class FakeKubernetes(AppServer):
             "current-context": "fake",
         }
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
-        path.write_text(yaml.safe_dump(self.kubeconfig(namespace)))
+    def write_kubeconfig(
+        self, path: Path, namespace: str = "default", *, user: str | None = None
+    ) -> Path:
+        """A kubeconfig for the admin, or (``user``) for a new token of that user."""
+        token = self.add_user(user) if user is not None else None
+        path.write_text(yaml.safe_dump(self.kubeconfig(namespace, token=token)))
         path.chmod(0o600)
         return path
 
@@ -144,6 +166,14 @@ class FakeKubernetes(AppServer):
 
     def clear_requests(self) -> None:
         self._state.requests.clear()
+
+    def record_served(self, on: bool = True) -> None:
+        """Start (or stop) recording the requests served, with user and RBAC attributes."""
+        self._state.record_served = on
+
+    @property
+    def served(self) -> list[ServedRequest]:
+        return list(self._state.served)
 
     # Control: pods (need the kubelet) ------------------------------------------------------
 
