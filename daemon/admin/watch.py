@@ -137,8 +137,6 @@ class WatchHub:
             stream.offer(tenant_id)
 
 
-
-
 def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
