@@ -36,3 +36,4 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 def tenant_id_param(request: web.Request) -> str:
     return validate_tenant_id(request.match_info["tenant_id"])
+

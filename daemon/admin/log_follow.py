@@ -51,7 +51,9 @@ async def follow_across_runs(
     window = since_s
     while True:
         try:
-            async for line in runtime.logs(tenant_id, follow=True, since_s=window, options=options):
+            async for line in runtime.logs(
+                tenant_id, follow=True, since_s=window, options=options
+            ):
                 if skip > 0:
                     skip -= 1
                     continue

@@ -137,6 +137,8 @@ class WatchHub:
             stream.offer(tenant_id)
 
 
+
+
 def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 

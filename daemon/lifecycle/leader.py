@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 REDIS_LEADER_KEY = LEADER_KEY
 
 
+
 def checkpoint() -> None:
     """Raise CancelledError if this task has been asked to stop.
 

@@ -27,7 +27,6 @@ from daemon.msgpath.wake_admission import AdmissionMetrics, WakeAdmission
 
 log = logging.getLogger(__name__)
 
-
 async def _max_concurrent_wakes(coordination: Coordination) -> int:
     return (await coordination.get_config()).max_concurrent_wakes
 
