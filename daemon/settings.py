@@ -59,8 +59,8 @@ class Settings:
     s3_bucket: str = "otm-tenant-state"
     """Bucket holding each tenant's state under ``tenants/{id}/``: ``state/`` and
     ``workspace/`` files (Kubernetes agents, synced by their pod) or one
-    ``snapshots/latest.tar.gz`` (local agents). Created at start if missing and
-    the credentials allow it."""
+    ``snapshots/latest.tar.gz`` and its history ``snapshots/history/`` (local agents).
+    Created at start if missing and the credentials allow it."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
     snapshot_history_keep: int = 24
