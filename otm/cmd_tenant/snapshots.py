@@ -17,20 +17,11 @@ from otm.cmd_common import (
     out,
     tenant_id,
 )
-from otm.output import DocFormat, age_since, render_table, to_json, to_yaml
+from otm.output import DocFormat, age_since, human_size, render_table, to_json, to_yaml
 
 SNAPSHOT_HEADERS = ["TAKEN", "AGE", "TRIGGER", "SIZE", "KEY"]
 # A restore sleeps the agent (final sync), then wakes it on the restored state.
 RESTORE_TIMEOUT_S = 720.0
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def snapshot_row(item: dict[str, Any], at: datetime) -> list[str]:

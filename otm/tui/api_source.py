@@ -199,6 +199,15 @@ class ApiTenantSource:
         dead = body.get("dead_letters")
         return BufferInfo(int(body["pending"]), None if dead is None else int(dead))
 
+    async def snapshots(self, tenant_id: str) -> list[Record]:
+        body = await self._json("GET", f"{_tenant_path(tenant_id)}/snapshots")
+        return list(body["items"])
+
+    async def restore(self, tenant_id: str, key: str) -> Record:
+        path = f"{_tenant_path(tenant_id)}/restore"
+        result: Record = await self._json("POST", path, body={"snapshot": key})
+        return result
+
     async def describe(self, tenant_id: str) -> TenantDetails:
         path = _tenant_path(tenant_id)
         record, events, buffer, usage = await asyncio.gather(

@@ -40,6 +40,7 @@ from otm.tui.messages import (
     WatchDisconnected,
     WatchEventReceived,
 )
+from otm.tui.snapshots_screen import SnapshotsScreen
 from otm.tui.source import Delete, Record, Snapshot, SourceError, TenantSource, Upsert
 from otm.tui.tenant_form import TenantFormScreen
 
@@ -405,6 +406,9 @@ class OtmApp(App[None]):
     def open_logs(self, tenant_id: str) -> None:
         self.push_screen(LogsScreen(self, tenant_id))
 
+    def open_snapshots(self, tenant_id: str) -> None:
+        self.push_screen(SnapshotsScreen(self, tenant_id))
+
     def open_config(self) -> None:
         if not isinstance(self.screen, ConfigScreen):
             self.push_screen(ConfigScreen(self))
@@ -426,6 +430,7 @@ class OtmApp(App[None]):
         {
             "describe": self.open_describe,
             "logs": self.open_logs,
+            "snapshots": self.open_snapshots,
             "wake": self.request_wake,
             "sleep": self.request_sleep,
             "delete": self.request_delete,
@@ -476,11 +481,13 @@ class OtmApp(App[None]):
             self._tenant_action(name, tenant_id)
 
     def help_sections(self) -> list[tuple[str, list[HelpRow]]]:
+        restore_off = frozenset({"restore"}) if self.readonly else frozenset()
         sections: list[tuple[str, type[Any], frozenset[str]]] = [
             ("Tenant table", TenantsScreen, MUTATING_ACTIONS if self.readonly else frozenset()),
             ("Everywhere", OtmApp, frozenset()),
             ("Describe", DescribeScreen, frozenset()),
             ("Logs", LogsScreen, frozenset()),
+            ("Snapshots", SnapshotsScreen, restore_off),
             ("Config editor", ConfigScreen, frozenset({"save"}) if self.readonly else frozenset()),
             ("Delete confirmation", ConfirmScreen, frozenset()),
             ("New/edit tenant", TenantFormScreen, frozenset()),

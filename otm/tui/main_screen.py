@@ -88,6 +88,13 @@ class TenantsScreen(Screen[None]):
             tooltip="Stop the selected tenant's agent after a final state sync",
         ),
         Binding(
+            "h",
+            "snapshots",
+            "Snapshots",
+            id="tenants.snapshots",
+            tooltip="The selected tenant's state history; restore one from there",
+        ),
+        Binding(
             "ctrl+d",
             "delete",
             "Delete",
@@ -364,6 +371,10 @@ class TenantsScreen(Screen[None]):
     def action_sleep(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
             self.post_message(TenantActionRequested("sleep", tenant_id))
+
+    def action_snapshots(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            self.post_message(TenantActionRequested("snapshots", tenant_id))
 
     def action_delete(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:

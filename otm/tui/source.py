@@ -114,3 +114,11 @@ class TenantSource(Protocol):
     async def buffered(self, tenant_id: str) -> int | None:
         """Buffered, not yet delivered updates (None: unknown)."""
         ...
+
+    async def snapshots(self, tenant_id: str) -> list[Record]:
+        """The tenant's snapshot history, newest first: key, taken_at, trigger, size."""
+        ...
+
+    async def restore(self, tenant_id: str, key: str) -> Record:
+        """Restore snapshot ``key`` (sleep, restore, wake): {"tenant", "restored"}."""
+        ...
