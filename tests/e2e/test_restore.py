@@ -7,6 +7,7 @@ answered by the agent on the restored state."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -123,7 +124,7 @@ async def test_a_message_arriving_during_a_restore_waits_and_is_answered_once(
     )
 
     async def not_running() -> bool:
-        return (await daemon.tenant("pitr"))["status"] != "running"
+        return bool((await daemon.tenant("pitr"))["status"] != "running")
 
     await eventually(not_running, REPLY_TIMEOUT, "the restore to put the tenant to sleep")
     await daemon.send_text("pitr", secret, 3, CHAT, "during")
@@ -134,3 +135,33 @@ async def test_a_message_arriving_during_a_restore_waits_and_is_answered_once(
     assert echoes(telegram, bot) == ["echo: one (#1)", "echo: two (#2)", "echo: during (#2)"]
     status, buffer = await daemon.api("GET", "/v1/tenants/pitr/buffer")
     assert (status, buffer) == (200, {"pending": 0, "dead_letters": 0})
+
+
+async def test_a_running_agent_gets_periodic_snapshots_to_restore_from(
+    start_daemon: DaemonFactory, telegram: FakeTelegram
+) -> None:
+    daemon = await start_daemon(OTM_SNAPSHOT_INTERVAL_S="1")
+    bot = BOTS["pitr"]
+    secret = await daemon.create_tenant("pitr", bot)
+    assert await converse(daemon, telegram, "pitr", secret, 1, "one") == "echo: one (#1)"
+    assert await converse(daemon, telegram, "pitr", secret, 2, "two") == "echo: two (#2)"
+    latest = daemon.data_dir / "state" / "tenants" / "pitr" / "snapshots" / "latest.tar.gz"
+    assert not latest.exists()  # never slept: the running agent's snapshots are history only
+
+    async def periodic_after_two() -> dict[str, Any] | None:
+        for item in await snapshots(daemon, "pitr"):
+            taken_at = datetime.fromisoformat(item["taken_at"])
+            if item["trigger"] == "periodic" and taken_at > replied:
+                return item
+        return None
+
+    replied = datetime.now(UTC)  # the turn that made the counter 2 is over
+    await eventually(periodic_after_two, REPLY_TIMEOUT, "a periodic snapshot")
+    taken = await periodic_after_two()
+    assert taken is not None and not latest.exists()
+    assert await converse(daemon, telegram, "pitr", secret, 3, "three") == "echo: three (#3)"
+    status, body = await daemon.api(
+        "POST", "/v1/tenants/pitr/restore", json={"snapshot": taken["key"]}
+    )
+    assert status == 200, body
+    assert await converse(daemon, telegram, "pitr", secret, 4, "back") == "echo: back (#3)"
