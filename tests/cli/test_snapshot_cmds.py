@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.conftest import Cli, api, failed, ok
+from tests.cli.conftest import Cli, failed, ok
 from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
+from tests.support.admin_calls import api
 from tests.support.servers import running_redis
 
 BOT_TOKEN = "535353:SNAPSHOT-TOKEN"
