@@ -11,7 +11,7 @@ import redis
 from typer.testing import CliRunner, Result
 
 from otm.cli import app
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
 from tests.support.admin_calls import api
 from tests.support.servers import running_redis
 
@@ -32,6 +32,28 @@ def daemon(cli_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env = daemon_env(data_dir, OTM_REDIS_URL=cli_redis, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
     with running_daemon(data_dir, env=env) as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def agent_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    """A daemon of the module's own that runs real (stand-in) agents against a fake Bot API,
+    on its own Redis."""
+    base = tmp_path_factory.mktemp("agents")
+    with (
+        running_redis(base / "redis") as redis_server,
+        running_fake_telegram(base / "fake-telegram.log") as telegram_url,
+    ):
+        env = daemon_env(
+            base / "otm",
+            OTM_REDIS_URL=redis_server.url,
+            OTM_ADMIN_PORT="0",
+            OTM_ROUTER_PORT="0",
+            OTM_TELEGRAM_API_BASE=telegram_url,
+            OTM_WAKE_TIMEOUT_S="30",
+            OTM_AGENT_STOP_GRACE_S="10",
+        )
+        with running_daemon(base / "otm", env=env) as daemon:
+            yield daemon
 
 
 @pytest.fixture

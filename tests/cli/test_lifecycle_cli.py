@@ -8,35 +8,12 @@ import queue
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
-from tests.support.servers import project_env, python_cmd, running_redis
+from tests.cli.daemon_proc import DaemonProc
+from tests.support.servers import project_env, python_cmd
 
 BOT_TOKEN = "424242:LIFECYCLE-TOKEN"
-
-
-@pytest.fixture(scope="module")
-def agent_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    base = tmp_path_factory.mktemp("lifecycle")
-    with (
-        running_redis(base / "redis") as redis_server,
-        running_fake_telegram(base / "fake-telegram.log") as telegram_url,
-    ):
-        env = daemon_env(
-            base / "otm",
-            OTM_REDIS_URL=redis_server.url,
-            OTM_ADMIN_PORT="0",
-            OTM_ROUTER_PORT="0",
-            OTM_TELEGRAM_API_BASE=telegram_url,
-            OTM_WAKE_TIMEOUT_S="30",
-            OTM_AGENT_STOP_GRACE_S="10",
-        )
-        with running_daemon(base / "otm", env=env) as daemon:
-            yield daemon
 
 
 def test_wake_logs_sleep_roundtrip(agent_daemon: DaemonProc) -> None:

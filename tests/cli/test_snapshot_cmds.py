@@ -4,36 +4,14 @@ agents: the history a sleep leaves, restore by key and by time, and the usage er
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from tests.cli.conftest import Cli, failed, ok
-from tests.cli.daemon_proc import DaemonProc, daemon_env, running_daemon, running_fake_telegram
+from tests.cli.daemon_proc import DaemonProc
 from tests.support.admin_calls import api
-from tests.support.servers import running_redis
 
 BOT_TOKEN = "535353:SNAPSHOT-TOKEN"
-
-
-@pytest.fixture(scope="module")
-def agent_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    base = tmp_path_factory.mktemp("snapshots")
-    with (
-        running_redis(base / "redis") as redis_server,
-        running_fake_telegram(base / "fake-telegram.log") as telegram_url,
-    ):
-        env = daemon_env(
-            base / "otm",
-            OTM_REDIS_URL=redis_server.url,
-            OTM_ADMIN_PORT="0",
-            OTM_ROUTER_PORT="0",
-            OTM_TELEGRAM_API_BASE=telegram_url,
-            OTM_WAKE_TIMEOUT_S="30",
-            OTM_AGENT_STOP_GRACE_S="10",
-        )
-        with running_daemon(base / "otm", env=env) as daemon:
-            yield daemon
 
 
 def test_snapshots_and_restore(agent_daemon: DaemonProc) -> None:

@@ -20,6 +20,7 @@ from tests.support.polling import eventually
 
 REPLY_TIMEOUT = 30.0
 CHAT = 9
+BOT = "7001:pitr"
 
 
 @pytest.fixture(params=["dir", "s3"])
@@ -39,14 +40,10 @@ def echoes(telegram: FakeTelegram, token: str) -> list[str]:
 async def converse(
     daemon: Daemon, telegram: FakeTelegram, tenant: str, secret: str, update_id: int, text: str
 ) -> str:
-    bot = BOTS[tenant]
-    before = len(echoes(telegram, bot))
+    before = len(echoes(telegram, BOT))
     await daemon.send_text(tenant, secret, update_id, CHAT, text)
-    await eventually(lambda: len(echoes(telegram, bot)) > before, REPLY_TIMEOUT, f"reply to {text}")
-    return echoes(telegram, bot)[-1]
-
-
-BOTS = {"pitr": "7001:pitr"}
+    await eventually(lambda: len(echoes(telegram, BOT)) > before, REPLY_TIMEOUT, f"reply to {text}")
+    return echoes(telegram, BOT)[-1]
 
 
 async def sleep(daemon: Daemon, tenant: str) -> None:
@@ -64,7 +61,7 @@ async def test_restore_brings_an_older_agent_state_back(
     store_daemon: Daemon, telegram: FakeTelegram
 ) -> None:
     daemon = store_daemon
-    secret = await daemon.create_tenant("pitr", BOTS["pitr"])
+    secret = await daemon.create_tenant("pitr", BOT)
     assert await converse(daemon, telegram, "pitr", secret, 1, "first") == "echo: first (#1)"
     await sleep(daemon, "pitr")
     [after_one] = await snapshots(daemon, "pitr")
@@ -112,8 +109,7 @@ async def test_a_message_arriving_during_a_restore_waits_and_is_answered_once(
 ) -> None:
     # A slow boot keeps the tenant away from "running" long enough to post during the restore.
     daemon = await start_daemon(OTM_AGENT_BOOT_DELAY_S="1.5")
-    bot = BOTS["pitr"]
-    secret = await daemon.create_tenant("pitr", bot)
+    secret = await daemon.create_tenant("pitr", BOT)
     assert await converse(daemon, telegram, "pitr", secret, 1, "one") == "echo: one (#1)"
     await sleep(daemon, "pitr")
     [first] = await snapshots(daemon, "pitr")
@@ -130,9 +126,9 @@ async def test_a_message_arriving_during_a_restore_waits_and_is_answered_once(
     await daemon.send_text("pitr", secret, 3, CHAT, "during")
     status, body = await restore
     assert status == 200, body
-    await eventually(lambda: len(echoes(telegram, bot)) == 3, REPLY_TIMEOUT, "the held reply")
+    await eventually(lambda: len(echoes(telegram, BOT)) == 3, REPLY_TIMEOUT, "the held reply")
     # Answered by the agent on the restored state (its counter was 1), exactly once.
-    assert echoes(telegram, bot) == ["echo: one (#1)", "echo: two (#2)", "echo: during (#2)"]
+    assert echoes(telegram, BOT) == ["echo: one (#1)", "echo: two (#2)", "echo: during (#2)"]
     status, buffer = await daemon.api("GET", "/v1/tenants/pitr/buffer")
     assert (status, buffer) == (200, {"pending": 0, "dead_letters": 0})
 
@@ -141,8 +137,7 @@ async def test_a_running_agent_gets_periodic_snapshots_to_restore_from(
     start_daemon: DaemonFactory, telegram: FakeTelegram
 ) -> None:
     daemon = await start_daemon(OTM_SNAPSHOT_INTERVAL_S="1")
-    bot = BOTS["pitr"]
-    secret = await daemon.create_tenant("pitr", bot)
+    secret = await daemon.create_tenant("pitr", BOT)
     assert await converse(daemon, telegram, "pitr", secret, 1, "one") == "echo: one (#1)"
     assert await converse(daemon, telegram, "pitr", secret, 2, "two") == "echo: two (#2)"
     latest = daemon.data_dir / "state" / "tenants" / "pitr" / "snapshots" / "latest.tar.gz"
