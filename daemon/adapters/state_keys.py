@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from pathlib import Path, PurePosixPath
 
 from daemon.adapters.snapshot_pack import pack_dir, unpack_into, with_origin
 from daemon.ports import DEFAULT_RETENTION, SnapshotInfo, SnapshotRetention
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "snapshots/latest.tar.gz"
 HISTORY_PREFIX = "snapshots/history/"
@@ -115,7 +118,10 @@ class SnapshotsOnKeys:
         now = datetime.now(UTC)
         key = history_key(now, trigger)
         await self.put(tenant_id, key, data)
-        await self.prune_snapshots(tenant_id, now)
+        try:
+            await self.prune_snapshots(tenant_id, now)
+        except Exception as exc:  # housekeeping: the next addition prunes again
+            log.warning("pruning the snapshots of %s failed: %s", tenant_id, exc)
         return key
 
     async def record_snapshot(
