@@ -11,7 +11,8 @@ pre-booted gateway instead of spawning one (local_warm_pool.py).
 
 State: restored from the StateStore snapshot before start; saved after the
 process exited (the final sync of ``stop``, and a post-mortem sync after a
-crash or after a daemon restart found an orphaned agent).
+crash or after a daemon restart found an orphaned agent). While it runs, a
+history snapshot every ``snapshot_interval_s`` (the latest snapshot untouched).
 
 Readiness (documented choice): the runtime runs a short exponential-backoff
 probe (20 ms doubling to 250 ms) of the gateway's ``/readyz`` (JSON
