@@ -29,6 +29,7 @@ from daemon.ports import SnapshotInfo
 
 log = logging.getLogger(__name__)
 
+
 class NoSuchSnapshot(LookupError):
     pass
 

@@ -56,7 +56,7 @@ async def test_a_periodic_snapshot_goes_to_the_history_only(
     taken = await state_store.record_snapshot("per", src, trigger="periodic", exclude=["cache"])
     assert taken is not None and taken.trigger == "periodic"
     assert await state_store.get("per", SNAPSHOT_KEY) == latest
-    assert [s.key for s in await state_store.list_snapshots("per")][0] == taken.key
+    assert (await state_store.list_snapshots("per"))[0].key == taken.key
     dest = tmp_path / "dest"
     (dest / "state").mkdir(parents=True)
     await state_store.promote_snapshot("per", taken.key)
