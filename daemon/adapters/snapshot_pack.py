@@ -1,6 +1,6 @@
 """A state dir as one tar.gz, and back: the snapshot format of both state stores.
 
-SQLite databases are read through SQLite (``VACUUM INTO``), never copied as bytes: a copy
+SQLite databases are read through SQLite (its online backup), never copied as bytes: a copy
 of a database some agent is writing (a periodic snapshot of a running agent), or of one whose
 last transactions still sit in its write-ahead log (an agent that was killed), would be torn
 or stale. Their ``-wal``/``-shm``/``-journal`` side files are therefore never packed.
@@ -40,17 +40,25 @@ def _is_sqlite_header(path: Path) -> bool:
 
 
 def consistent_sqlite_copy(src: Path, dest: Path) -> bool:
-    """Copy the database ``src`` to ``dest`` as one committed state (``VACUUM INTO``: one
-    read transaction, which also sees what the write-ahead log holds). False if ``src`` is
-    not a (readable) database, to be copied as bytes; sqlite3.OperationalError (e.g. locked
-    past the busy timeout) propagates: better no snapshot than a torn one. (Not the backup
-    API: Python's retries a busy source forever.)"""
+    """Copy the database ``src`` to ``dest`` as one committed state: a read transaction
+    first (bounded by the busy timeout), then SQLite's online backup inside it (pages as they
+    are, so tables of extension modules copy too; the write-ahead log is read as well).
+    False if ``src`` is not a (readable) database, to be copied as bytes;
+    sqlite3.OperationalError (locked past the busy timeout) propagates: better no snapshot
+    than a torn one. (The read transaction first: Python's backup retries a busy source
+    forever.)"""
     if not _is_sqlite_header(src):
         return False
     # Not read-only: a reader of a write-ahead-log database may need to create its -shm.
-    source = sqlite3.connect(src, timeout=SQLITE_BUSY_TIMEOUT_S)
+    source = sqlite3.connect(src, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None)
     try:
-        source.execute("VACUUM INTO ?", (str(dest),))
+        source.execute("BEGIN")
+        source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read lock
+        target = sqlite3.connect(dest)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
     except sqlite3.OperationalError as exc:
         if "not a database" in str(exc) or "malformed" in str(exc):
             return False
