@@ -5,6 +5,7 @@ tests/contract/.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,8 +59,44 @@ class Registry(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot of a tenant's history."""
+
+    key: str
+    """Its key relative to the tenant (``snapshots/history/...``): what a restore names."""
+    taken_at: datetime
+    trigger: str
+    """Why it was taken: "sleep", "periodic" or "restore"."""
+    size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "taken_at": self.taken_at.isoformat().replace("+00:00", "Z"),
+            "trigger": self.trigger,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class SnapshotRetention:
+    """How much snapshot history a state store keeps per tenant."""
+
+    keep: int = 24
+    """Snapshots kept (newest first); 0: no history, only the latest snapshot."""
+    max_age_s: float = 7 * 24 * 3600.0
+    """Older snapshots are removed (the newest is always kept); 0: no age limit."""
+
+
+DEFAULT_RETENTION = SnapshotRetention()
+
+
 class StateStore(Protocol):
-    """A tenant's files (``state/...`` and ``workspace/...`` keys) and snapshots."""
+    """A tenant's files (``state/...`` and ``workspace/...`` keys) and snapshots.
+
+    Snapshots: the latest one (what the next wake restores) and a history (every save also
+    lands there, as do periodic snapshots of a running agent), pruned by a SnapshotRetention."""
 
     async def put(self, tenant_id: str, key: str, data: bytes) -> None: ...
 
@@ -79,8 +116,9 @@ class StateStore(Protocol):
         """Remove every key of the tenant. Idempotent."""
         ...
 
-    async def save_snapshot(self, tenant_id: str, src_dir: Path) -> int:
-        """Tar ``src_dir`` and store it as the tenant's latest snapshot; returns bytes stored."""
+    async def save_snapshot(self, tenant_id: str, src_dir: Path, *, trigger: str = "sleep") -> int:
+        """Tar ``src_dir`` and store it as the tenant's latest snapshot (and in its history);
+        returns bytes stored."""
         ...
 
     async def restore_snapshot(self, tenant_id: str, dest_dir: Path) -> bool:
@@ -91,9 +129,33 @@ class StateStore(Protocol):
         """Unpack the latest snapshot into ``dest_dir`` (created); its generation id."""
         ...
 
-    async def save_snapshot_over(self, tenant_id: str, src_dir: Path, parent: str) -> int:
+    async def save_snapshot_over(
+        self, tenant_id: str, src_dir: Path, parent: str, *, trigger: str = "sleep"
+    ) -> int:
         """save_snapshot only while the latest snapshot is generation ``parent``
         (StaleSnapshot otherwise): a run replaces only the state it started from."""
+        ...
+
+    async def record_snapshot(
+        self, tenant_id: str, src_dir: Path, *, trigger: str, exclude: Collection[str] = ()
+    ) -> SnapshotInfo | None:
+        """Tar ``src_dir`` (without the sub-trees in ``exclude``) into the history only (the
+        latest snapshot is untouched: a running agent's periodic snapshot); None when the
+        retention keeps no history."""
+        ...
+
+    async def list_snapshots(self, tenant_id: str) -> builtins.list[SnapshotInfo]:
+        """The tenant's snapshot history, newest first."""
+        ...
+
+    async def promote_snapshot(self, tenant_id: str, key: str) -> SnapshotInfo:
+        """Make history snapshot ``key`` the latest, as a new generation (a run that started
+        from any earlier one can no longer save over it); the history keeps every entry and
+        gains a "restore" one. KeyError if ``key`` is not in the history."""
+        ...
+
+    async def prune_snapshots(self, tenant_id: str, now: datetime) -> builtins.list[str]:
+        """Apply the retention as of ``now``; the keys removed."""
         ...
 
     async def write_problem(self) -> str:

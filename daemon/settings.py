@@ -69,10 +69,20 @@ class Settings:
     s3_bucket: str = "otm-tenant-state"
     """Bucket holding each tenant's state under ``tenants/{id}/``: ``state/`` and
     ``workspace/`` files (Kubernetes agents, synced by their pod) or one
-    ``snapshots/latest.tar.gz`` (local agents). Created at start if missing and
-    the credentials allow it."""
+    ``snapshots/latest.tar.gz`` and its history ``snapshots/history/`` (local agents).
+    Created at start if missing and the credentials allow it."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
+    snapshot_history_keep: int = 24
+    """Local agents: snapshots kept per tenant besides the latest one (every sleep and every
+    ``snapshot_interval_s`` while running adds one, as ``snapshots/history/<UTC time>-<trigger>
+    .tar.gz``); `otm tenant restore` picks from them. 0: no history."""
+    snapshot_history_max_age_s: int = 7 * 24 * 3600
+    """History snapshots older than this are removed (the newest one always stays); 0: no age
+    limit, only ``snapshot_history_keep``."""
+    snapshot_interval_s: int = 3600
+    """Local agents: a history snapshot of a running agent every this many seconds (its
+    SQLite databases read through SQLite, so never half-written); 0: only on sleep."""
     tenant_state_role_arn: str | None = None
     """Kubernetes + S3: the role (deploy/iam ``otm-tenant-state``) the daemon assumes to vend
     a claimed warm pod credentials scoped to ``tenants/{id}/`` (STS session policy). Unset:
@@ -402,6 +412,16 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(
             "router_max_connections, router_header_timeout_s and router_body_timeout_s "
             "must be positive"
+        )
+    snapshot_limits = (
+        settings.snapshot_history_keep,
+        settings.snapshot_history_max_age_s,
+        settings.snapshot_interval_s,
+    )
+    if min(snapshot_limits) < 0:
+        raise SettingsError(
+            "snapshot_history_keep, snapshot_history_max_age_s and snapshot_interval_s "
+            "must not be negative"
         )
     if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
         raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")

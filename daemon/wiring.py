@@ -24,7 +24,7 @@ from daemon.lifecycle.leader import LeaderTasks, TaskFactory, make_elector
 from daemon.lifecycle.tenant_metrics import TenantGauge
 from daemon.metrics import Metrics
 from daemon.msgpath.message_path import message_path_ctx
-from daemon.ports import Registry, Runtime, StateStore
+from daemon.ports import Registry, Runtime, SnapshotRetention, StateStore
 from daemon.reconciler import Reconciler
 from daemon.settings import Settings
 from daemon.telegram import webhook_url
@@ -59,10 +59,17 @@ async def make_state_store(settings: Settings) -> StateStore:
             bucket=settings.s3_bucket,
             region=settings.aws_region,
             endpoint_url=settings.s3_endpoint_url,
+            retention=snapshot_retention(settings),
         )
     from daemon.adapters.state_dir import DirStateStore
 
-    return DirStateStore(settings.state_dir)
+    return DirStateStore(settings.state_dir, retention=snapshot_retention(settings))
+
+
+def snapshot_retention(settings: Settings) -> SnapshotRetention:
+    return SnapshotRetention(
+        keep=settings.snapshot_history_keep, max_age_s=settings.snapshot_history_max_age_s
+    )
 
 
 def agent_webhook_urls(

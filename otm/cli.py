@@ -18,6 +18,7 @@ from otm.client import CliError
 from otm.cmd_common import warn
 from otm.cmd_tenant import model as cmd_tenant_model
 from otm.cmd_tenant import read as cmd_tenant
+from otm.cmd_tenant import snapshots as cmd_tenant_snapshots
 from otm.cmd_tenant import write as cmd_tenant_write
 
 help_style.apply()
@@ -133,6 +134,7 @@ def root(
 app.add_typer(cmd_tenant.app, name="tenant")
 cmd_tenant_write.register(cmd_tenant.app)
 cmd_tenant_model.register(cmd_tenant.app)
+cmd_tenant_snapshots.register(cmd_tenant.app)
 app.add_typer(cmd_config.app, name="config")
 cmd_status.register(app)
 cmd_daemon.register(app)

@@ -91,6 +91,16 @@ def human_age(seconds: float) -> str:
     return f"{shown}{rest}{minor}" if rest else shown
 
 
+def human_size(size: int) -> str:
+    """Bytes for people: 512B, 3.4KiB, 12.0MiB, 1.2GiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}GiB"
+
+
 def age_since(timestamp: str | None, now: datetime) -> str:
     if not timestamp:
         return NONE

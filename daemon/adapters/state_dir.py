@@ -7,6 +7,7 @@ temporary file then rename, so a crash never leaves a half-written file.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import shutil
 import tempfile
@@ -14,11 +15,25 @@ from pathlib import Path
 
 from daemon.adapters.state_keys import SnapshotsOnKeys, check_key
 from daemon.model import validate_tenant_id
+from daemon.ports import DEFAULT_RETENTION, SnapshotRetention
+
+
+def walk_keys(base: Path, prefix: str) -> list[str]:
+    """The keys of the files under ``base`` that start with ``prefix``, sorted."""
+    if not base.exists():
+        return []
+    keys = (
+        str(p.relative_to(base).as_posix())
+        for p in base.rglob("*")
+        if p.is_file() and not p.name.startswith(".tmp-")
+    )
+    return sorted(k for k in keys if k.startswith(prefix))
 
 
 class DirStateStore(SnapshotsOnKeys):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, retention: SnapshotRetention = DEFAULT_RETENTION) -> None:
         self.root = root
+        self.retention = retention
         root.mkdir(parents=True, exist_ok=True)
 
     def _tenant_dir(self, tenant_id: str) -> Path:
@@ -49,19 +64,21 @@ class DirStateStore(SnapshotsOnKeys):
             raise KeyError(key) from None
 
     async def list(self, tenant_id: str, prefix: str = "") -> list[str]:
+        return await asyncio.to_thread(walk_keys, self._tenant_dir(tenant_id), prefix)
+
+    async def list_sized(self, tenant_id: str, prefix: str) -> builtins.list[tuple[str, int]]:
         base = self._tenant_dir(tenant_id)
 
-        def walk() -> list[str]:
-            if not base.exists():
-                return []
-            keys = (
-                str(p.relative_to(base).as_posix())
-                for p in base.rglob("*")
-                if p.is_file() and not p.name.startswith(".tmp-")
-            )
-            return sorted(k for k in keys if k.startswith(prefix))
+        def sizes() -> list[tuple[str, int]]:
+            found = []
+            for key in walk_keys(base, prefix):
+                try:
+                    found.append((key, (base / key).stat().st_size))
+                except FileNotFoundError:  # pruned meanwhile
+                    continue
+            return found
 
-        return await asyncio.to_thread(walk)
+        return await asyncio.to_thread(sizes)
 
     async def delete(self, tenant_id: str, key: str) -> None:
         path = self._path(tenant_id, key)

@@ -3,8 +3,8 @@
 Keys are ``tenants/{id}/{key}`` (``state/...``, ``workspace/...``), the layout
 the pod's init container and sync sidecar use, and the prefix the per-tenant
 Pod Identity policy is scoped to. Snapshots live at
-``tenants/{id}/snapshots/latest.tar.gz`` and share the tar format of the
-directory adapter.
+``tenants/{id}/snapshots/latest.tar.gz`` (history: ``snapshots/history/...``) and
+share the tar format of the directory adapter.
 
 boto3 is synchronous; every call runs in a worker thread (one shared client).
 """
@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from daemon.adapters.aws import s3_client
 from daemon.adapters.state_keys import SnapshotsOnKeys, check_key
 from daemon.model import validate_tenant_id
+from daemon.ports import DEFAULT_RETENTION, SnapshotRetention
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,9 +42,17 @@ def tenant_prefix(tenant_id: str) -> str:
 
 
 class S3StateStore(SnapshotsOnKeys):
-    def __init__(self, client: S3Client, bucket: str, *, page_size: int = MAX_DELETE_BATCH) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        page_size: int = MAX_DELETE_BATCH,
+        retention: SnapshotRetention = DEFAULT_RETENTION,
+    ) -> None:
         if not 1 <= page_size <= MAX_DELETE_BATCH:
             raise ValueError(f"page_size must be between 1 and {MAX_DELETE_BATCH}")
+        self.retention = retention
         self._client = client
         self.bucket = bucket
         self.page_size = page_size
@@ -57,6 +66,7 @@ class S3StateStore(SnapshotsOnKeys):
         endpoint_url: str | None = None,
         *,
         page_size: int = MAX_DELETE_BATCH,
+        retention: SnapshotRetention = DEFAULT_RETENTION,
     ) -> S3StateStore:
         """Connect, creating the bucket if it does not exist."""
         client = await asyncio.to_thread(s3_client, region, endpoint_url)
@@ -65,7 +75,7 @@ class S3StateStore(SnapshotsOnKeys):
         except BaseException:
             client.close()
             raise
-        return cls(client, bucket, page_size=page_size)
+        return cls(client, bucket, page_size=page_size, retention=retention)
 
     @property
     def client(self) -> S3Client:
@@ -99,13 +109,32 @@ class S3StateStore(SnapshotsOnKeys):
 
         return await asyncio.to_thread(read)
 
-    def _iter_keys(self, prefix: str) -> Iterator[list[str]]:
-        """Object keys under ``prefix``, one list per page."""
+    def _iter_objects(self, prefix: str) -> Iterator[list[tuple[str, int]]]:
+        """(key, size) of the objects under ``prefix``, one list per page."""
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(
             Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
         ):
-            yield [obj["Key"] for obj in page.get("Contents", []) if "Key" in obj]
+            yield [
+                (obj["Key"], obj.get("Size", 0)) for obj in page.get("Contents", []) if "Key" in obj
+            ]
+
+    def _iter_keys(self, prefix: str) -> Iterator[list[str]]:
+        """Object keys under ``prefix``, one list per page."""
+        for page in self._iter_objects(prefix):
+            yield [key for key, _ in page]
+
+    async def list_sized(self, tenant_id: str, prefix: str) -> list[tuple[str, int]]:
+        base = tenant_prefix(tenant_id)
+
+        def collect() -> list[tuple[str, int]]:
+            return sorted(
+                (key[len(base) :], size)
+                for page in self._iter_objects(base + prefix)
+                for key, size in page
+            )
+
+        return await asyncio.to_thread(collect)
 
     async def list(self, tenant_id: str, prefix: str = "") -> list[str]:
         base = tenant_prefix(tenant_id)

@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from daemon.coordination import Coordination
 from daemon.crash_points import crash_point
@@ -36,6 +37,7 @@ from daemon.telegram import BotApi
 from daemon.wake_errors import WakeImpossible, no_bot_token_reason
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STARTING_NOTICE = "🏗 Starting up, please wait..."
 LOCK_TTL_S = 6.0
@@ -370,6 +372,20 @@ class WakeManager:
     # -- sleep ------------------------------------------------------------------
     async def sleep(self, tenant_id: str) -> Tenant:
         """Stop the agent (final state sync inside runtime.stop) and go idle."""
+        return await self._holding_lock(tenant_id, lambda: self._sleep_locked(tenant_id))
+
+    async def while_asleep(self, tenant_id: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Put the tenant to sleep (final state save included) and run ``work`` still holding
+        its wake lock: no wake starts in between (messages wait in the buffer). StateNotSaved
+        (``work`` not run) when the final save failed."""
+
+        async def sleep_then_work() -> T:
+            await self._sleep_locked(tenant_id)
+            return await work()
+
+        return await self._holding_lock(tenant_id, sleep_then_work)
+
+    async def _holding_lock(self, tenant_id: str, locked: Callable[[], Awaitable[T]]) -> T:
         settings = self.settings
         deadline = time.monotonic() + settings.wake_timeout_s + settings.agent_stop_grace_s
         while True:
@@ -377,7 +393,7 @@ class WakeManager:
             async with self._locked(tenant_id, deadline) as token:
                 if token is None:
                     continue
-                return await self._sleep_locked(tenant_id)
+                return await locked()
 
     async def _sleep_locked(self, tenant_id: str) -> Tenant:
         tenant = await self.registry.get(tenant_id)

@@ -33,6 +33,8 @@ REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_connect=5.
 # The daemon sends a keepalive comment every 15 s: three missed ones mean it is gone.
 WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_connect=5.0, sock_read=45.0)
 # A followed log may stay quiet for a long time; the operator ends it by leaving the screen.
+# A restore answers once the agent runs again: a drain, a save, a boot (minutes).
+RESTORE_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_connect=5.0, sock_read=720.0)
 LOGS_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_connect=5.0, sock_read=None)
 MAX_LINE_BYTES = 1 << 20
 
@@ -132,9 +134,18 @@ class ApiTenantSource:
             raise RuntimeError("ApiTenantSource used outside `async with`")
         return self._session
 
-    async def _json(self, method: str, path: str, *, body: Mapping[str, Any] | None = None) -> Any:
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> Any:
         try:
-            async with self.session.request(method, self._url(path), json=body) as resp:
+            async with self.session.request(
+                method, self._url(path), json=body, timeout=timeout or REQUEST_TIMEOUT
+            ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise SourceError(_error_message(resp.status, raw, resp.reason))
@@ -198,6 +209,17 @@ class ApiTenantSource:
             return None  # a daemon without the endpoint, or the tenant just went away
         dead = body.get("dead_letters")
         return BufferInfo(int(body["pending"]), None if dead is None else int(dead))
+
+    async def snapshots(self, tenant_id: str) -> list[Record]:
+        body = await self._json("GET", f"{_tenant_path(tenant_id)}/snapshots")
+        return list(body["items"])
+
+    async def restore(self, tenant_id: str, key: str) -> Record:
+        path = f"{_tenant_path(tenant_id)}/restore"
+        result: Record = await self._json(
+            "POST", path, body={"snapshot": key}, timeout=RESTORE_TIMEOUT
+        )
+        return result
 
     async def describe(self, tenant_id: str) -> TenantDetails:
         path = _tenant_path(tenant_id)

@@ -42,6 +42,7 @@ from otm.tui.messages import (
     WatchDisconnected,
     WatchEventReceived,
 )
+from otm.tui.snapshots_screen import SnapshotsScreen
 from otm.tui.source import Delete, Record, Snapshot, SourceError, TenantSource, Upsert
 from otm.tui.tenant_form import TenantFormScreen
 
@@ -391,6 +392,9 @@ class OtmApp(App[None]):
     def open_audit(self, tenant_id: str | None = None) -> None:
         self.push_screen(AuditScreen(self, tenant_id))
 
+    def open_snapshots(self, tenant_id: str) -> None:
+        self.push_screen(SnapshotsScreen(self, tenant_id))
+
     def open_config(self) -> None:
         if not isinstance(self.screen, ConfigScreen):
             self.push_screen(ConfigScreen(self))
@@ -412,6 +416,7 @@ class OtmApp(App[None]):
         {
             "describe": self.open_describe,
             "logs": self.open_logs,
+            "snapshots": self.open_snapshots,
             "wake": self.request_wake,
             "sleep": self.request_sleep,
             "delete": self.request_delete,
@@ -465,12 +470,14 @@ class OtmApp(App[None]):
             self._tenant_action(name, tenant_id)
 
     def help_sections(self) -> list[tuple[str, list[HelpRow]]]:
+        restore_off = frozenset({"restore"}) if self.readonly else frozenset()
         sections: list[tuple[str, type[Any], frozenset[str]]] = [
             ("Tenant table", TenantsScreen, MUTATING_ACTIONS if self.readonly else frozenset()),
             ("Everywhere", OtmApp, frozenset()),
             ("Describe", DescribeScreen, frozenset()),
             ("Logs", LogsScreen, frozenset()),
             ("Audit log", AuditScreen, frozenset()),
+            ("Snapshots", SnapshotsScreen, restore_off),
             ("Config editor", ConfigScreen, frozenset({"save"}) if self.readonly else frozenset()),
             ("Delete confirmation", ConfirmScreen, frozenset()),
             ("New/edit tenant", TenantFormScreen, frozenset()),

@@ -257,6 +257,10 @@ class TenantsScreen(Screen[None]):
         if (tenant_id := self._selected_or_warn()) is not None:
             self.post_message(TenantActionRequested("sleep", tenant_id))
 
+    def action_snapshots(self) -> None:
+        if (tenant_id := self._selected_or_warn()) is not None:
+            self.post_message(TenantActionRequested("snapshots", tenant_id))
+
     def action_delete(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
             self.post_message(TenantActionRequested("delete", tenant_id))

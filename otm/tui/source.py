@@ -119,3 +119,11 @@ class TenantSource(Protocol):
         """The newest ``limit`` audit entries (of one tenant, or all), oldest first
         (``GET /v1/audit``)."""
         ...
+
+    async def snapshots(self, tenant_id: str) -> list[Record]:
+        """The tenant's snapshot history, newest first: key, taken_at, trigger, size."""
+        ...
+
+    async def restore(self, tenant_id: str, key: str) -> Record:
+        """Restore snapshot ``key`` (sleep, restore, wake): {"tenant", "restored"}."""
+        ...

@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from otm.cli import app
 from tests.support.admin_calls import api
-from tests.support.daemon_proc import DaemonProc, daemon_env, running_daemon
+from tests.support.daemon_proc import DaemonProc, daemon_env, running_agent_daemon, running_daemon
 from tests.support.servers import running_redis
 
 
@@ -32,6 +32,14 @@ def daemon(cli_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env = daemon_env(data_dir, OTM_REDIS_URL=cli_redis, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
     with running_daemon(data_dir, env=env) as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def agent_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    """A daemon of the module's own that runs real (stand-in) agents against a fake Bot API,
+    on its own Redis."""
+    with running_agent_daemon(tmp_path_factory.mktemp("agents")) as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -6,26 +6,12 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.support.daemon_proc import (
-    DaemonProc,
-    interrupt_quietly,
-    interruptible,
-    running_agent_daemon,
-)
+from tests.support.daemon_proc import DaemonProc, interrupt_quietly, interruptible
 from tests.support.servers import project_env
 
 BOT_TOKEN = "424242:LIFECYCLE-TOKEN"
-
-
-@pytest.fixture(scope="module")
-def agent_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    with running_agent_daemon(tmp_path_factory.mktemp("lifecycle")) as daemon:
-        yield daemon
 
 
 def test_wake_logs_sleep_roundtrip(agent_daemon: DaemonProc) -> None:

@@ -13,7 +13,7 @@ from daemon.adapters.registry_dynamodb import DynamoRegistry
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.adapters.state_dir import DirStateStore
 from daemon.adapters.state_s3 import S3StateStore
-from daemon.ports import Registry, StateStore
+from daemon.ports import DEFAULT_RETENTION, Registry, SnapshotRetention, StateStore
 
 TABLE = "tenants"
 BUCKET = "otm-contract"
@@ -106,20 +106,39 @@ async def registry(open_registry: RegistryFactory) -> Registry:
     return await open_registry()
 
 
+StoreFactory = Callable[..., Awaitable[StateStore]]
+"""Opens a store on the test's backend; keyword ``retention`` (a SnapshotRetention)."""
+
+
 @pytest.fixture(params=["dir", "s3"])
-async def state_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
-    store: StateStore
-    if request.param == "s3":
-        moto_url = request.getfixturevalue("moto_url")
-        store = await S3StateStore.open(
-            bucket=BUCKET, region=REGION, endpoint_url=moto_url, page_size=PAGE_SIZE
-        )
-    else:
-        store = DirStateStore(tmp_path / "state")
+async def open_state_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[StoreFactory]:
+    opened: list[StateStore] = []
+    moto_url = request.getfixturevalue("moto_url") if request.param == "s3" else None
+
+    async def open_store(retention: SnapshotRetention = DEFAULT_RETENTION) -> StateStore:
+        store: StateStore
+        if moto_url is not None:
+            store = await S3StateStore.open(
+                bucket=BUCKET,
+                region=REGION,
+                endpoint_url=moto_url,
+                page_size=PAGE_SIZE,
+                retention=retention,
+            )
+        else:
+            store = DirStateStore(tmp_path / "state", retention=retention)
+        opened.append(store)
+        return store
+
     try:
-        yield store
+        yield open_store
     finally:
-        await store.close()
+        for store in opened:
+            await store.close()
 
 
-StoreFactory = Callable[[], Awaitable[StateStore]]
+@pytest.fixture
+async def state_store(open_state_store: StoreFactory) -> StateStore:
+    return await open_state_store()

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from daemon.adapters.registry_dynamodb import DynamoRegistry
-from daemon.adapters.state_keys import SNAPSHOT_KEY
+from daemon.adapters.state_keys import HISTORY_PREFIX, SNAPSHOT_KEY
 from daemon.adapters.state_s3 import S3StateStore
 from daemon.agent.command import resolve_agent_command
 from daemon.settings import Settings
@@ -63,10 +63,12 @@ async def test_the_documented_state_layout_is_the_written_one(
         written = await store.list("alice")
     finally:
         await store.close()
-    assert written == [SNAPSHOT_KEY]
+    [history, latest] = written
+    assert history.startswith(HISTORY_PREFIX) and latest == SNAPSHOT_KEY
     documented = " ".join(field_docstrings(Settings)["s3_bucket"].split())
-    assert f"``{SNAPSHOT_KEY}``" in documented
+    assert f"``{SNAPSHOT_KEY}``" in documented and f"``{HISTORY_PREFIX}``" in documented
     assert f"tenants/{{id}}/{SNAPSHOT_KEY}" in _guide()
+    assert f"tenants/{{id}}/{HISTORY_PREFIX}" in _guide()
     # The per-file layout is what Kubernetes pods sync (daemon/kube/pod_scripts.py).
     scripts = _source_of_pod_scripts()
     assert 'state/"' in scripts and 'workspace/"' in scripts

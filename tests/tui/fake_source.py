@@ -164,6 +164,8 @@ class FakeTenantSource:
         self.config = config or LiveConfig(warm_pool_target=3)
         self.calls: list[tuple[str, Any]] = []
         self.log_lines: dict[str, list[str]] = {}
+        self.snapshot_items: dict[str, list[Record]] = {}
+        """Each tenant's snapshot history, newest first (the test sets it)."""
         self.fail_connects = 0
         """The next N watch() calls fail at once (daemon down)."""
         self.down = False
@@ -396,3 +398,29 @@ class FakeTenantSource:
         self.calls.append(("audit", tenant_id))
         chosen = [e for e in self.audit_entries if tenant_id in (None, e.get("tenant"))]
         return chosen[-limit:]
+
+    async def snapshots(self, tenant_id: str) -> list[Record]:
+        self.calls.append(("snapshots", tenant_id))
+        self._get(tenant_id)
+        return list(self.snapshot_items.get(tenant_id, []))
+
+    async def restore(self, tenant_id: str, key: str) -> Record:
+        """As the daemon: an unknown key is refused; a restore adds a "restore" entry and
+        leaves the tenant running."""
+        self.calls.append(("restore", (tenant_id, key)))
+        record = self._get(tenant_id)
+        history = self.snapshot_items.get(tenant_id, [])
+        chosen = next((item for item in history if item["key"] == key), None)
+        if chosen is None:
+            raise SourceError(f"tenant {tenant_id!r}: no snapshot {key!r}")
+        stamp = frozen_clock().strftime("%Y%m%dT%H%M%S.000000Z")
+        entry = {
+            "key": f"snapshots/history/{stamp}-restore.tar.gz",
+            "taken_at": frozen_clock().isoformat().replace("+00:00", "Z"),
+            "trigger": "restore",
+            "size": chosen["size"],
+        }
+        self.snapshot_items[tenant_id] = [entry, *history]
+        running = replace(record, status=TenantStatus.RUNNING, version=record.version + 1)
+        self.upsert(running)
+        return {"tenant": running.public(), "restored": chosen}

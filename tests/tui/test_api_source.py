@@ -153,3 +153,13 @@ async def test_audit_view_over_a_real_daemon(daemon: DaemonProc) -> None:
         beta = await source.audit("beta", limit=10)
         assert [e["action"] for e in beta] == ["tenant.create", "tenant.suspend"]
         assert await source.audit("beta", limit=1) == beta[-1:]
+
+
+async def test_snapshots_and_a_refused_restore_over_a_real_daemon(daemon: DaemonProc) -> None:
+    assert api(daemon, "POST", "/v1/tenants", {"bot_token": "1:t", "tenant_id": "hist"})[0] == 201
+    async with discovered_source(daemon) as source:
+        assert await source.snapshots("hist") == []
+        with pytest.raises(SourceError, match="no snapshot"):
+            await source.restore("hist", "snapshots/history/20200101T000000.000000Z-sleep.tar.gz")
+        with pytest.raises(SourceError, match="not found"):
+            await source.snapshots("nobody")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from daemon.adapters.state_keys import StaleSnapshot
 from daemon.crash_points import crash_point
-from daemon.ports import StateStore
+from daemon.ports import SnapshotInfo, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,19 @@ def restored_generation(run_dir: Path) -> str | None:
         return (run_dir / RESTORED_MARKER).read_text().strip() or None
     except OSError:
         return None
+
+
+async def snapshot_running_state(
+    store: StateStore, tenant_id: str, run_dir: Path
+) -> SnapshotInfo | None:
+    """A history snapshot of a running agent's state (the latest snapshot is untouched, so
+    the run's own final save still replaces the one it started from); None when the run dir
+    was never fully restored or the store keeps no history."""
+    if await asyncio.to_thread(restored_generation, run_dir) is None:
+        return None
+    return await store.record_snapshot(
+        tenant_id, run_dir / "state", trigger="periodic", exclude=REGENERABLE_STATE
+    )
 
 
 async def save_run_state(store: StateStore, tenant_id: str, run_dir: Path) -> int | None:

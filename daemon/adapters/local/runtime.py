@@ -11,7 +11,8 @@ pre-booted gateway instead of spawning one (local_warm_pool.py).
 
 State: restored from the StateStore snapshot before start; saved after the
 process exited (the final sync of ``stop``, and a post-mortem sync after a
-crash or after a daemon restart found an orphaned agent).
+crash or after a daemon restart found an orphaned agent). While it runs, a
+history snapshot every ``snapshot_interval_s`` (the latest snapshot untouched).
 
 Readiness (documented choice): the runtime runs a short exponential-backoff
 probe (20 ms doubling to 250 ms) of the gateway's ``/readyz`` (JSON
@@ -45,7 +46,11 @@ import aiohttp
 from daemon.adapters.local import processes as local_processes
 from daemon.adapters.local.logs import LogSink, previous_run
 from daemon.adapters.local.processes import NONCE_ENV
-from daemon.adapters.local.run_state import restore_run_state, save_run_state
+from daemon.adapters.local.run_state import (
+    restore_run_state,
+    save_run_state,
+    snapshot_running_state,
+)
 from daemon.adapters.local.sandbox import AgentSandbox, agent_environment
 from daemon.agent.activity import agent_answers, fetch_agent_activity
 from daemon.agent.command import command_not_startable, resolve_agent_command
@@ -247,6 +252,7 @@ class LocalRuntime:
                 asyncio.create_task(self._pump(tenant_id, agent), name=f"agent-log:{name}"),
                 asyncio.create_task(self._watch_exit(tenant_id, agent), name=f"agent-exit:{name}"),
                 asyncio.create_task(self._probe(tenant_id, agent), name=f"agent-probe:{name}"),
+                *self.periodic_snapshots(tenant_id, agent),
             ]
             self._emit("added", instance)
             log.info("agent %s started (pid %d)", name, proc.pid)
@@ -353,6 +359,28 @@ class LocalRuntime:
 
     async def _answers(self, url: str, *, json_ready: bool = False) -> bool:
         return await agent_answers(self.session, url, PROBE_TIMEOUT, json_ready=json_ready)
+
+    def periodic_snapshots(self, tenant_id: str, agent: _Agent) -> list[asyncio.Task[None]]:
+        """The agent's periodic history snapshots (none when ``snapshot_interval_s`` is 0)."""
+        interval = self.settings.snapshot_interval_s
+        if interval <= 0:
+            return []
+        name = f"agent-snapshots:{agent.instance.name}"
+        return [asyncio.create_task(self._snapshot_every(tenant_id, agent, interval), name=name)]
+
+    async def _snapshot_every(self, tenant_id: str, agent: _Agent, interval: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(agent.exited.wait(), timeout=interval)
+            if agent.exited.is_set() or agent.stopping:
+                return  # the final save on stop covers the rest
+            try:
+                taken = await snapshot_running_state(self.state_store, tenant_id, agent.run_dir)
+            except Exception as exc:  # the next interval tries again; sleep still saves
+                log.warning("periodic snapshot of %s failed: %s", tenant_id, exc)
+                continue
+            if taken is not None:
+                log.info("periodic snapshot of %s: %s (%d bytes)", tenant_id, taken.key, taken.size)
 
     async def _watch_exit(self, tenant_id: str, agent: _Agent) -> None:
         code = await agent.proc.wait()

@@ -541,6 +541,7 @@ class LocalWarmPool:
                 self._probe_bound(agent, launch.webhook_secret, written),
                 name=f"agent-probe:{gateway.name}",
             ),
+            *runtime.periodic_snapshots(tenant_id, agent),
         ]
         runtime._emit("added", instance)
         return instance
