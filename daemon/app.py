@@ -25,6 +25,7 @@ from daemon.adapters.local.processes import lock_data_dir
 from daemon.admin import api as admin_api
 from daemon.admin import lifecycle as admin_lifecycle
 from daemon.admin import model as admin_model
+from daemon.admin import rollout as admin_rollout
 from daemon.admin import watch as admin_watch
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis, supervise
@@ -258,6 +259,7 @@ def create_app(settings: Settings) -> web.Application:
     admin_api.setup_routes(app)
     admin_lifecycle.setup_routes(app)
     admin_model.setup_routes(app)
+    admin_rollout.setup_routes(app)
     admin_watch.setup_routes(app)
     return app
 
