@@ -144,9 +144,7 @@ async def test_rollout_rolls_back_when_the_new_image_fails_its_wakes(
         json={"image": BAD, "steps": "50%,100%", "gate": {"min_failures": 2}},
     )
     assert status == 201, body
-    await eventually(
-        lambda: _moved_count(daemon, 2), TIMEOUT, "the first wave's two tenants moved"
-    )
+    await eventually(lambda: _moved_count(daemon, 2), TIMEOUT, "the first wave's two tenants moved")
     moved = [t for t, image in (await images(daemon)).items() if image == BAD]
     for tenant in moved:  # their wakes fail: the agent exits at once
         await daemon.send_text(tenant, secrets[tenant], 201, 1, "hello")

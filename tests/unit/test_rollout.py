@@ -114,10 +114,17 @@ def test_rolling_back_ends_when_every_tenant_is_back() -> None:
         Step.ROLLED_BACK
     )
     for done in (RolloutStatus.COMPLETED, RolloutStatus.ROLLED_BACK):
-        assert next_step(
-            rollout(status=done), new=Health(wakes_failed=9), old=Health(), now=0, pending=0,
-            to_restore=0,
-        )[0] is Step.NOTHING
+        assert (
+            next_step(
+                rollout(status=done),
+                new=Health(wakes_failed=9),
+                old=Health(),
+                now=0,
+                pending=0,
+                to_restore=0,
+            )[0]
+            is Step.NOTHING
+        )
 
 
 def test_pool_mix_follows_the_wave() -> None:
