@@ -61,7 +61,8 @@ class Health:
 
     @property
     def error_rate(self) -> float:
-        return self.errors / max(1, self.wakes_ok + self.wakes_failed)
+        # Capped: one wake can be followed by many 5xx answers.
+        return min(1.0, self.errors / max(1, self.wakes_ok + self.wakes_failed))
 
     @classmethod
     def from_counts(cls, counts: dict[str, int]) -> Health:

@@ -138,6 +138,8 @@ async def test_rollout_rolls_back_when_the_new_image_fails_its_wakes(
         OTM_ROLLOUT_TICK_S="0.2",
     )
     secrets = {t: await daemon.create_tenant(t, f"77{i}:{t}") for i, t in enumerate(TENANTS)}
+    # One failed wake fails a tenant: the rollback must make it wakeable again.
+    assert (await daemon.api("PATCH", "/v1/config", json={"max_wake_attempts": 1}))[0] == 200
     status, body = await daemon.api(
         "POST",
         "/v1/rollout",
@@ -167,6 +169,10 @@ async def test_rollout_rolls_back_when_the_new_image_fails_its_wakes(
 
         await eventually(delivered, TIMEOUT, f"{tenant}'s held message", interval=0.1)
         assert (await daemon.tenant(tenant))["status"] == "running"
+        # It had failed on the new image; the rollback made it wakeable again.
+        status, events = await daemon.api("GET", f"/v1/tenants/{tenant}/events")
+        kinds = [e["kind"] for e in events["items"]]
+        assert "failed" in kinds and "resumed" in kinds, kinds
     # A finished rollout cannot be paused; a new one may start.
     status, body = await daemon.api("POST", "/v1/rollout/pause")
     assert status == 409, body
@@ -174,3 +180,51 @@ async def test_rollout_rolls_back_when_the_new_image_fails_its_wakes(
 
 async def _moved_count(daemon: Daemon, count: int) -> bool:
     return (await rollout(daemon))["moved"] == count
+
+
+async def test_rollout_rolls_back_when_the_new_image_answers_5xx(
+    start_daemon: DaemonFactory, telegram: FakeTelegram
+) -> None:
+    """Wakes on the new image succeed, its agent answers every update 500: rolled back on the
+    agent 5xx count. Running tenants move back only once their agent stops (suspended here)."""
+    broken = [sys.executable, "-m", "tests.support.agent_5xx"]
+    daemon = await start_daemon(
+        OTM_AGENT_IMAGE_COMMANDS=image_commands(**{BAD: broken}),
+        OTM_ROLLOUT_TICK_S="0.2",
+    )
+    secrets = {t: await daemon.create_tenant(t, f"77{i}:{t}") for i, t in enumerate(TENANTS)}
+    # A long pause: the wave's first healthy wake alone must not let it pass.
+    body = {"image": BAD, "steps": "50%,100%", "pause_s": 600}
+    status, body = await daemon.api("POST", "/v1/rollout", json=body)
+    assert status == 201, body
+    await eventually(lambda: _moved_count(daemon, 2), TIMEOUT, "the first wave moved")
+    moved = [t for t, image in (await images(daemon)).items() if image == BAD]
+    for tenant in moved:
+        await daemon.send_text(tenant, secrets[tenant], 301, 1, "hello")
+
+    async def rolling_back() -> bool:
+        return (await rollout(daemon))["status"] == "rolling_back"
+
+    await eventually(rolling_back, TIMEOUT, "the automatic rollback", interval=0.1)
+    current = await rollout(daemon)
+    assert current["health"]["new"]["wakes_ok"] == 2
+    assert current["health"]["new"]["agent_5xx"] >= 2
+    assert current["health"]["new"]["wakes_failed"] == 0
+    # Their agents still run: the rollback waits for them (no turn is cut).
+    assert await images(daemon) == {t: BAD if t in moved else None for t in TENANTS}
+    for tenant in moved:
+        assert (await daemon.api("POST", f"/v1/tenants/{tenant}/suspend"))[0] == 200
+
+    async def rolled_back() -> bool:
+        return (await rollout(daemon))["status"] == "rolled_back"
+
+    await eventually(rolled_back, TIMEOUT, "every moved tenant back", interval=0.1)
+    assert await images(daemon) == dict.fromkeys(TENANTS)
+    for tenant in moved:
+        assert (await daemon.api("POST", f"/v1/tenants/{tenant}/resume"))[0] == 200
+        token = f"77{TENANTS.index(tenant)}:{tenant}"
+
+        def delivered(token: str = token) -> bool:
+            return "echo: hello (#1)" in echoes(telegram, token)
+
+        await eventually(delivered, TIMEOUT, f"{tenant}'s retried message", interval=0.1)
