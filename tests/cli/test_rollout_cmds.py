@@ -50,6 +50,16 @@ def test_rollout_start_status_pause_resume_rollback(cli: Cli, clean_daemon: Daem
     # No wake on the new image yet, and a 10m pause: the second wave waits.
     assert doc["wave_number"] == 1
     failed(cli("rollout start registry.example/openclaw:v3"), 1, "is running")
+    # `otm status` and the dashboard's health line (GET /v1/status) show it too.
+    brief = api(clean_daemon, "GET", "/v1/status")[1]["rollout"]
+    assert (brief["image"], brief["status"], brief["wave"], brief["waves"]) == (
+        NEW,
+        "running",
+        1,
+        2,
+    )
+    [row] = [line for line in ok(cli("status")).splitlines() if line.startswith("rollout")]
+    assert row.split() == ["rollout", "running", f"{NEW},", "wave", "1/2"]
 
     assert "status   paused" in ok(cli("rollout pause"))
     failed(cli("rollout pause"), 1, "cannot go paused")
