@@ -53,6 +53,8 @@ BUSY = frozenset({TenantStatus.RUNNING, TenantStatus.PROVISIONING, TenantStatus.
 KEEP_FINISHED_S = 30 * 86400
 """A finished rollout's tenant map and counters are kept this long (status, audits)."""
 MAX_QUEUED_EVENTS = 10_000
+CAS_ATTEMPTS = 3
+"""An operator's change retried this often when the leader wrote the record meanwhile."""
 
 _CAS = """
 local current = redis.call('GET', KEYS[1])
@@ -212,18 +214,26 @@ class Rollouts:
     async def _transition(
         self, allowed: set[RolloutStatus], to: RolloutStatus, reason: str
     ) -> Rollout:
-        current = await self.store.get()
-        if current is None:
-            raise NoRollout("no rollout (start one with `otm rollout start IMAGE`)")
-        if current.status not in allowed:
-            raise RolloutConflict(
-                f"rollout {current.rollout_id} is {current.status.value}: cannot go {to.value}"
-            )
-        changed = _with(current, status=to, reason=reason)
-        stored = await self.store.put(changed, expect_version=current.version)
-        log.info("rollout %s: %s (%s)", stored.rollout_id, to.value, reason)
-        self._changed()
-        return stored
+        for attempt in range(CAS_ATTEMPTS):
+            current = await self.store.get()
+            if current is None:
+                raise NoRollout("no rollout (start one with `otm rollout start IMAGE`)")
+            if current.status not in allowed:
+                raise RolloutConflict(
+                    f"rollout {current.rollout_id} is {current.status.value}: "
+                    f"cannot go {to.value}"
+                )
+            changed = _with(current, status=to, reason=reason)
+            try:
+                stored = await self.store.put(changed, expect_version=current.version)
+            except RolloutConflict:
+                if attempt + 1 == CAS_ATTEMPTS:
+                    raise
+                continue  # the leader wrote meanwhile (a wave, a reason): read again
+            log.info("rollout %s: %s (%s)", stored.rollout_id, to.value, reason)
+            self._changed()
+            return stored
+        raise AssertionError("unreachable")
 
     def _changed(self) -> None:
         if self.on_change is not None:
