@@ -243,16 +243,17 @@ def next_step(
 
 
 def pool_mix(rollout: Rollout | None, default_image: str) -> dict[str, float]:
-    """Share of the warm pool per image: the default image alone, or both images in the
-    wave's proportion while a rollout of all tenants (no selector) runs."""
+    """Share of the warm pool per image: the default image alone; both images in the
+    wave's proportion while a rollout runs; the new image alone once a rollout of all
+    tenants (no selector) completed."""
     if rollout is None or rollout.image == default_image:
         return {default_image: 1.0}
     if rollout.status in (RolloutStatus.ROLLING_BACK, RolloutStatus.ROLLED_BACK):
         return {default_image: 1.0}
     share = 1.0 if rollout.status == RolloutStatus.COMPLETED else rollout.fraction
-    if rollout.selector and rollout.status != RolloutStatus.COMPLETED:
-        # A selector picks a subset of unknown size: the wave's share of the whole fleet
-        # is not known, so half of the pool serves it at most.
+    if rollout.selector:
+        # A selector picks a subset of unknown size: its share of the whole fleet is not
+        # known, so half of the pool serves it at most (completed too: the others stay).
         share = min(share, 0.5)
     if share >= 1.0:
         return {rollout.image: 1.0}

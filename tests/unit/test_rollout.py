@@ -132,10 +132,11 @@ def test_pool_mix_follows_the_wave() -> None:
     assert pool_mix(rollout(wave=1), "img:v1") == {"img:v1": 0.75, "img:v2": 0.25}
     assert pool_mix(rollout(status=RolloutStatus.COMPLETED, wave=2), "img:v1") == {"img:v2": 1.0}
     assert pool_mix(rollout(status=RolloutStatus.ROLLING_BACK), "img:v1") == {"img:v1": 1.0}
-    assert pool_mix(rollout(wave=2, selector="tier=beta"), "img:v1") == {
-        "img:v1": 0.5,
-        "img:v2": 0.5,
-    }
+    half = {"img:v1": 0.5, "img:v2": 0.5}
+    assert pool_mix(rollout(wave=2, selector="tier=beta"), "img:v1") == half
+    done_subset = rollout(status=RolloutStatus.COMPLETED, wave=2, selector="tier=beta")
+    assert pool_mix(done_subset, "img:v1") == half  # the others still run the old image
+    assert pool_mix(rollout(image="img:v1"), "img:v1") == {"img:v1": 1.0}
 
 
 def test_split_target_sums_to_the_target_and_gives_each_image_a_pod() -> None:
