@@ -26,6 +26,7 @@ from daemon.admin import access_api as admin_access
 from daemon.admin import api as admin_api
 from daemon.admin import lifecycle as admin_lifecycle
 from daemon.admin import model as admin_model
+from daemon.admin import rollout as admin_rollout
 from daemon.admin import snapshots as admin_snapshots
 from daemon.admin import watch as admin_watch
 from daemon.admin.audit import AuditLog, access_middleware
@@ -282,6 +283,7 @@ def create_app(settings: Settings) -> web.Application:
     admin_lifecycle.setup_routes(app)
     admin_snapshots.setup_routes(app)
     admin_model.setup_routes(app)
+    admin_rollout.setup_routes(app)
     admin_watch.setup_routes(app)
     return app
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from daemon.kube.warm_pool import WarmPool
     from daemon.lifecycle.culler import Culler
     from daemon.lifecycle.leader import LeaderElector, LeaderTasks
+    from daemon.lifecycle.rollout import Rollouts
     from daemon.metrics import Metrics
     from daemon.msgpath.buffer import Buffer
     from daemon.msgpath.delivery import DeliveryManager
@@ -71,4 +72,6 @@ LEADER_TASKS: web.AppKey[LeaderTasks] = web.AppKey("leader_tasks")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 CULLER: web.AppKey[Culler] = web.AppKey("culler")
 WARM_POOL: web.AppKey[WarmPool] = web.AppKey("warm_pool")
+ROLLOUTS: web.AppKey[Rollouts] = web.AppKey("rollouts")
+"""Fleet image rollouts: start, pause, resume, roll back (wiring.rollout_ctx)."""
 """Set with the Kubernetes runtime only (wiring.background_contexts adds its loop then)."""

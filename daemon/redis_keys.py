@@ -79,3 +79,18 @@ def seen_pattern(tenant_id: str) -> str:
 def delivery_lease_name(tenant_id: str) -> str:
     """Name of a tenant's delivery lease for Coordination's lock functions."""
     return f"delivery:{tenant_id}"
+
+
+# Fleet image rollouts (daemon/lifecycle/rollout.py).
+ROLLOUT_KEY = PREFIX + "rollout"
+"""The current (or last) rollout: one JSON document, written compare-and-set."""
+
+
+def rollout_moved_key(rollout_id: str) -> str:
+    """Hash of the tenants a rollout moved → the image each had before ("" = default)."""
+    return f"{PREFIX}rollout:{rollout_id}:moved"
+
+
+def rollout_health_key(rollout_id: str, wave: int) -> str:
+    """Hash of a wave's health counters, ``{new|old}:{field}``."""
+    return f"{PREFIX}rollout:{rollout_id}:health:{wave}"

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import yaml
 
 from daemon.model_pricing import parse_prices
+from daemon.rollout import parse_image_commands
 
 RegistryKind = Literal["sqlite", "dynamodb"]
 StateStoreKind = Literal["dir", "s3"]
@@ -130,6 +131,16 @@ class Settings:
     first word also puts its directory first in the agent's ``PATH``. Relative
     paths (``.tools/...``) are resolved against the daemon's working directory
     (agents run in their own run directory)."""
+    agent_image_commands: tuple[str, ...] = ()
+    """Local runtime: what an image name means locally, ``<image>=<command>`` each (the
+    command split like a shell line), e.g. ``'repo/openclaw:v2=.tools/v2/node openclaw.mjs
+    gateway'``. ``agent_image`` (and a tenant without an image) runs ``agent_command``; an
+    image listed here runs its command, for the tenants a rollout or ``otm tenant update
+    --image`` moves to it; any other image fails the wake with that reason. Two tags may
+    name the same command (one installed version under two tags)."""
+    rollout_tick_s: float = 5.0
+    """How often the leader re-evaluates a running rollout (waves, the health gate) when no
+    tenant event prompts it sooner."""
     agent_sandbox: Literal["auto", "bwrap", "none"] = "auto"
     """Local runtime: confinement of agents (daemon/adapters/local/sandbox.py).
     ``bwrap``: bubblewrap (own user/PID namespaces, host read-only, data directory
@@ -445,6 +456,12 @@ def _validate(settings: Settings) -> None:
         parse_prices(settings.model_prices)
     except ValueError as exc:
         raise SettingsError(f"model_prices: {exc}") from None
+    try:
+        parse_image_commands(settings.agent_image_commands)
+    except ValueError as exc:
+        raise SettingsError(f"agent_image_commands: {exc}") from None
+    if settings.rollout_tick_s <= 0:
+        raise SettingsError("rollout_tick_s must be > 0")
 
 
 SECRET_SETTINGS = frozenset(

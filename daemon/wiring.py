@@ -21,6 +21,7 @@ from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
 from daemon.lifecycle.culler import Culler
 from daemon.lifecycle.leader import LeaderTasks, TaskFactory, make_elector
+from daemon.lifecycle.rollout import RolloutController, Rollouts, RolloutStore
 from daemon.lifecycle.tenant_metrics import TenantGauge
 from daemon.metrics import Metrics
 from daemon.msgpath.message_path import message_path_ctx
@@ -135,6 +136,7 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
         reconciler_ctx,
         culler_ctx,
         tenant_metrics_ctx,
+        rollout_ctx,
     ]
     if settings.runtime == "kubernetes":
         contexts.append(warm_pool_ctx)
@@ -234,6 +236,26 @@ async def tenant_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     gauge = TenantGauge(app[keys.REGISTRY], app[keys.METRICS])
     app[keys.SIGNALS].on_event(gauge.mark_dirty)
     async with _while_leading(app, {"tenant-gauge": gauge.run}):
+        yield
+
+
+async def rollout_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Fleet image rollouts: the operator's verbs on every replica, the controller (waves,
+    health gate, the warm pool's image mix) while this replica leads."""
+    settings = app[keys.SETTINGS]
+    store = RolloutStore(app[keys.REDIS])
+    pool = app.get(keys.WARM_POOL) or getattr(app[keys.RUNTIME], "warm_pool", None)
+    controller = RolloutController(
+        store=store,
+        registry=app[keys.REGISTRY],
+        default_image=settings.agent_image,
+        tick_s=settings.rollout_tick_s,
+        publish=app[keys.COORDINATION].publish_event,
+        on_pool_mix=pool.set_image_mix if pool is not None else None,
+    )
+    app[keys.SIGNALS].on_event(controller.on_event)
+    app[keys.ROLLOUTS] = Rollouts(store, on_change=controller.kick)
+    async with _while_leading(app, {"rollout": controller.run}):
         yield
 
 

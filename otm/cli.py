@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from otm import cmd_access, cmd_config, cmd_daemon, cmd_status, help_style
+from otm import cmd_access, cmd_config, cmd_daemon, cmd_rollout, cmd_status, help_style
 from otm.client import CliError
 from otm.cmd_common import warn
 from otm.cmd_tenant import model as cmd_tenant_model
@@ -139,6 +139,7 @@ app.add_typer(cmd_config.app, name="config")
 cmd_status.register(app)
 cmd_daemon.register(app)
 cmd_access.register(app)
+cmd_rollout.register(app)
 
 
 @app.command("version")

@@ -303,6 +303,12 @@ def render_status(status: Mapping[str, Any], fmt: DocFormat) -> str:
                 f"{_count(wakes.get('queued'))} queued",
             )
         )
+    rollout = status.get("rollout")
+    if rollout and rollout.get("image"):
+        details = str(rollout["image"])
+        if rollout.get("status") in ("running", "paused"):
+            details += f", wave {rollout.get('wave')}/{rollout.get('waves')}"
+        rows.append(("rollout", str(rollout.get("status")), details))
     return render_table(("COMPONENT", "STATE", "DETAILS"), rows)
 
 

@@ -304,8 +304,29 @@ async def status(request: web.Request) -> web.Response:
         },
         "config": config_as_dict(config) if config_ok else None,
         "wakes": await _wake_admission(app),
+        "rollout": await _rollout(app),
     }
     return web.json_response(body)
+
+
+async def _rollout(app: web.Application) -> dict[str, Any] | None:
+    """The current or last image rollout, in brief (`otm rollout status` has it all)."""
+    rollouts = app.get(keys.ROLLOUTS)
+    if rollouts is None:
+        return None
+    ok, rollout = await _bounded(rollouts.store.get())
+    if not ok:
+        return {"ok": False}
+    if rollout is None:
+        return None
+    return {
+        "image": rollout.image,
+        "status": rollout.status.value,
+        "wave": rollout.wave + 1,
+        "waves": len(rollout.steps),
+        "fraction": rollout.fraction,
+        "reason": rollout.reason,
+    }
 
 
 async def _wake_admission(app: web.Application) -> dict[str, Any] | None:

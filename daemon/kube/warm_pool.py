@@ -9,8 +9,10 @@
   patch wins, the other gets 409 and moves on to the next pod, so a pod is never given to
   two tenants. A tenant whose image differs from the pool's finds no pod (cold start).
 * Image- and config-aware: warm pods carry their image and the hash of the warm config
-  (``otm-warm-config`` Secret) they booted with; pods of another image or an old config are
-  never claimed and are replaced by the leader.
+  (``otm-warm-config`` Secret) they booted with; pods of an image the pool no longer holds
+  or of an old config are never claimed and are replaced by the leader. The pool holds
+  the images of ``image_mix`` (the pool's image alone, or during a rollout both images in
+  the wave's proportion: daemon/rollout.py ``pool_mix``, set by the rollout controller).
 
 Pods this manager created or deleted but the informer has not shown yet are counted, so a
 burst of events does not over-create or over-delete.
@@ -37,6 +39,7 @@ from daemon.kube.informer import PodInformer
 from daemon.kube.warm_bind_token import pod_bind_token
 from daemon.metrics import Metrics
 from daemon.model import new_secret
+from daemon.rollout import split_target
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,10 @@ class WarmPool:
         )
         self._warm_config: tuple[JSON, str] | None = None
         self._wake = asyncio.Event()
-        self._created_unseen: set[str] = set()
+        self._created_unseen: dict[str, str] = {}
+        """Pods created but not yet seen by the informer → their image."""
+        self.image_mix: dict[str, float] = {self.pod_settings.image: 1.0}
+        """Share of the pool per image."""
         self._deleted_unseen: set[str] = set()
 
     # -- views ----------------------------------------------------------------------------
@@ -112,7 +118,7 @@ class WarmPool:
     @property
     def size(self) -> int:
         cached = {_meta(p)["name"] for p in self.warm_pods()}
-        return len(cached | self._created_unseen)
+        return len(cached | set(self._created_unseen))
 
     def available(self) -> int:
         return sum(1 for p in self.informer.pods() if self._current(p) and claimable(p))
@@ -130,10 +136,21 @@ class WarmPool:
             "stale": stale,
         }
 
+    def set_image_mix(self, mix: dict[str, float]) -> None:
+        """Hold these images in these shares (the rollout controller, on the leader)."""
+        if mix != self.image_mix:
+            log.info("warm pool images: %s", mix)
+            self.image_mix = dict(mix)
+            self._wake.set()
+
     def _current(self, pod: Mapping[str, Any], image: str | None = None) -> bool:
-        """Booted from this pool's image (or ``image``) and its current warm config."""
-        wanted_image = image or self.pod_settings.image
-        if m.warm_pod_image(pod) != wanted_image:
+        """Booted from ``image`` (default: an image the pool holds) and its current warm
+        config."""
+        pod_image = m.warm_pod_image(pod)
+        if image is not None:
+            if pod_image != image:
+                return False
+        elif not self.image_mix.get(pod_image or "", 0.0) > 0:
             return False
         return self._warm_config is None or m.warm_pod_config_hash(pod) == self._warm_config[1]
 
@@ -202,6 +219,7 @@ class WarmPool:
         """Relabel one claimable pod of ``image`` (default: the pool's) for the tenant; None
         when there is none."""
         await self.warm_config()
+        image = image or self.pod_settings.image
         candidates = sorted(
             (p for p in self.informer.pods() if claimable(p) and self._current(p, image)),
             key=lambda p: _meta(p).get("creationTimestamp") or "",
@@ -269,7 +287,7 @@ class WarmPool:
     async def _follow_events(self, events: AsyncIterator[tuple[str, JSON]]) -> None:
         async for _kind, pod in events:
             name = _meta(pod).get("name", "")
-            self._created_unseen.discard(name)
+            self._created_unseen.pop(name, None)
             if name in self._deleted_unseen and (
                 _kind == "DELETED" or _meta(pod).get("deletionTimestamp")
             ):
@@ -278,8 +296,9 @@ class WarmPool:
                 self._wake.set()
 
     async def reconcile(self) -> None:
-        """One pass: delete failed warm pods and those of another image or an old warm
-        config, then create or delete to reach the target."""
+        """One pass: delete failed warm pods and those of an image the pool no longer holds
+        or an old warm config, then create or delete to reach each image's share of the
+        target."""
         await self.warm_config()
         for pod in self.informer.pods():
             dead = m.is_warm(pod) and _phase(pod) in ("Failed", "Succeeded")
@@ -288,38 +307,44 @@ class WarmPool:
                 if stale and not dead:
                     log.info("replacing warm pod %s (old image or config)", _meta(pod)["name"])
                 await self._delete(pod)
-        pods = self.warm_pods()
-        have = len({_meta(p)["name"] for p in pods} | self._created_unseen)
-        if have < self.target:
-            for _ in range(self.target - have):
-                await self._create()
-        elif have > self.target:
-            # Pending pods first (not useful yet), then the newest.
-            pending = [p for p in pods if not claimable(p)]
-            ready = sorted(
-                (p for p in pods if claimable(p)),
-                key=lambda p: _meta(p).get("creationTimestamp") or "",
-                reverse=True,
-            )
-            ranked = pending + ready
-            for pod in ranked[: have - self.target]:
-                await self._delete(pod)
+        all_pods = self.warm_pods()
+        for image, want in split_target(self.target, self.image_mix).items():
+            pods = [p for p in all_pods if m.warm_pod_image(p) == image]
+            names = {_meta(p)["name"] for p in pods}
+            names |= {n for n, i in self._created_unseen.items() if i == image}
+            have = len(names)
+            if have < want:
+                for _ in range(want - have):
+                    await self._create(image)
+            elif have > want:
+                # Pending pods first (not useful yet), then the newest.
+                pending = [p for p in pods if not claimable(p)]
+                ready = sorted(
+                    (p for p in pods if claimable(p)),
+                    key=lambda p: _meta(p).get("creationTimestamp") or "",
+                    reverse=True,
+                )
+                ranked = pending + ready
+                for pod in ranked[: have - want]:
+                    await self._delete(pod)
         self._report()
 
-    async def pod_body(self) -> JSON:
-        """A new warm pod of the pool's image and current warm config."""
+    async def pod_body(self, image: str | None = None) -> JSON:
+        """A new warm pod of ``image`` (default: the pool's) and the current warm config."""
         await self.bind_token()  # the pod's env refers to the bind Secret: it must exist
         await self.warm_config()  # and its volume to the warm config Secret
         assert self._warm_config is not None
-        return m.warm_pod(settings=self.pod_settings, config_sha256=self._warm_config[1])
+        return m.warm_pod(
+            settings=self.pod_settings, image=image, config_sha256=self._warm_config[1]
+        )
 
-    async def _create(self) -> None:
-        body = await self.pod_body()
+    async def _create(self, image: str) -> None:
+        body = await self.pod_body(image)
         pod = await call_json(self.core.create_namespaced_pod, self.namespace, body)
         name = _meta(pod)["name"]
         if name not in self.informer.cache:
-            self._created_unseen.add(name)
-        log.info("created warm pod %s", name)
+            self._created_unseen[name] = image
+        log.info("created warm pod %s (%s)", name, image)
 
     async def _delete(self, pod: JSON) -> None:
         """Delete the pod exactly as it was seen: a claim since (another replica relabelled

@@ -393,6 +393,9 @@ class DeliveryManager:
                     log.error("agent of %s keeps refusing updates; restarting it", tenant_id)
                     await self.wake.sleep(tenant_id)
             else:
+                if status >= 500:
+                    # The agent's own failure: a rollout's health gate counts these per image.
+                    await self.coordination.publish_event(tenant_id, "agent_5xx", status=status)
                 tries = await self.buffer.record_failure(tenant_id, update.entry_id)
                 limit = MAX_ATTEMPTS if outcome is Outcome.REJECTED else MAX_UNAVAILABLE_ATTEMPTS
                 log.warning(

@@ -106,6 +106,9 @@ def health_chunks(status: Mapping[str, Any] | None, error: str | None = None) ->
                 (f" · {queued} queued", "yellow" if queued else "dim"),
             )
         )
+    rollout = _section(status, "rollout")
+    if rollout.get("image"):
+        chunks.append(rollout_text(rollout))
     by_status = registry.get("tenants_by_status") or {}
     if isinstance(by_status, Mapping):
         total = sum(int(v) for v in by_status.values())
@@ -113,6 +116,31 @@ def health_chunks(status: Mapping[str, Any] | None, error: str | None = None) ->
         for name, count in by_status.items():
             chunks.append(Text(f"{name} {count}", style=STATUS_STYLES.get(str(name), "")))
     return chunks
+
+
+ROLLOUT_STYLES = {
+    "running": "cyan",
+    "paused": "yellow",
+    "rolling_back": "bold red",
+    "rolled_back": "red",
+    "completed": "green",
+}
+
+
+def rollout_text(rollout: Mapping[str, Any]) -> Text:
+    """``rollout IMAGE running wave 2/3 (25%)``: the image rollout at a glance."""
+    state = str(rollout.get("status") or "?")
+    text = Text.assemble(
+        ("rollout ", "bold"),
+        f"{rollout.get('image')} ",
+        (state.replace("_", " "), ROLLOUT_STYLES.get(state, "")),
+    )
+    if state in ("running", "paused"):
+        fraction = rollout.get("fraction")
+        share = f" ({fraction * 100:g}%)" if isinstance(fraction, int | float) else ""
+        text.append(f" wave {_or_dash(rollout.get('wave'))}/{_or_dash(rollout.get('waves'))}")
+        text.append(share)
+    return text
 
 
 def flow(chunks: list[Text], width: int, max_lines: int, gap: str = "   ") -> Text:

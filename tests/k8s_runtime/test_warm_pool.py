@@ -6,16 +6,20 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.coordination import Coordination
 from daemon.kube import manifests as m
 from daemon.kube.client import call_json
 from daemon.kube.warm_pool import WARM_DELETE_GRACE_S, WarmPool, claimable
+from daemon.lifecycle.rollout import RolloutController, Rollouts, RolloutStore
 from daemon.metrics import Metrics
+from daemon.rollout import RolloutStatus
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
 
@@ -209,3 +213,54 @@ async def test_warm_pods_are_deleted_with_a_grace_period_not_forced(k8s: FakeK8s
         (delete,) = [r for r in k8s.server.requests if r.method == "DELETE"]
         assert delete.query["gracePeriodSeconds"] == str(WARM_DELETE_GRACE_S)
         assert WARM_DELETE_GRACE_S > 0
+
+
+def _images(runtime: KubernetesRuntime) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pod in runtime.informer.cache.values():
+        if m.is_warm(pod) and not pod["metadata"].get("deletionTimestamp"):
+            image = m.warm_pod_image(pod) or ""
+            counts[image] = counts.get(image, 0) + 1
+    return counts
+
+
+async def test_pool_holds_both_images_during_a_rollout_and_recycles_the_old_one(
+    k8s: FakeK8s, coordination: Coordination, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    new_image = "openclaw:new"
+    store = RolloutStore(redis_client)
+    registry = SqliteRegistry(tmp_path / "registry.sqlite3")
+    async with open_runtime(k8s.kubeconfig_path, warm=True, coordination=coordination) as runtime:
+        pool = _pool(runtime)
+        controller = RolloutController(
+            store=store,
+            registry=registry,
+            default_image=POD_SETTINGS.image,
+            publish=coordination.publish_event,
+            on_pool_mix=pool.set_image_mix,
+        )
+        await coordination.set_config({"warm_pool_target": 4})
+        async with _running(pool):
+            await _wait(runtime, lambda: _images(runtime) == {POD_SETTINGS.image: 4})
+            old_pods = set(await _live_warm_pods(runtime))
+
+            started = await Rollouts(store).start({"image": new_image, "steps": "25%,100%"})
+            await controller.step()  # the first wave: a quarter of the pool on the new image
+            await _wait(runtime, lambda: _images(runtime) == {POD_SETTINGS.image: 3, new_image: 1})
+            await _wait(runtime, lambda: pool.available() == 4)
+            claimed = await pool.claim("alice", image=new_image)
+            assert claimed is not None and m.warm_pod_image(claimed) == new_image
+            await _wait(runtime, lambda: pool.available() == 4)  # replenished with its image
+
+            # Every tenant on the new image: the old image's warm pods are recycled.
+            current = await store.get()
+            assert current is not None and current.rollout_id == started.rollout_id
+            done = dataclasses.replace(current, status=RolloutStatus.COMPLETED, wave=1)
+            await store.put(done, expect_version=current.version)
+            await controller.step()
+            await _wait(runtime, lambda: _images(runtime) == {new_image: 4})
+            await _wait(runtime, lambda: pool.available() == 4)
+            assert not old_pods & set(await _live_warm_pods(runtime))
+            assert pool.status()["stale"] == 0
+            assert await pool.claim("bob", image=POD_SETTINGS.image) is None
+    await registry.close()

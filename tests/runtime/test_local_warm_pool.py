@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import shlex
 import sqlite3
+import sys
 import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from daemon.adapters.local.warm_pool import LocalWarmPool, WarmGateway
 from daemon.adapters.state_dir import DirStateStore
 from daemon.agent.openclaw_config import PLACEHOLDER_BOT_TOKEN
 from daemon.metrics import Metrics
+from daemon.wake_errors import WakeImpossible
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.support.local_runtime import local_runtime_settings, new_local_runtime
@@ -34,6 +37,8 @@ from tests.support.records import sample_launch
 from tests.support.servers import telegram_and_llm
 
 TIMEOUT = 20.0
+NEW_IMAGE = "registry.example/openclaw:v2"
+NEW_IMAGE_COMMAND = (sys.executable, "-X", "utf8", "-m", "otm.devtools.agent_stub")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHAT = 77
 LAUNCH = sample_launch("warmtenant")
@@ -83,6 +88,8 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             model_gateway_url=llm.base_url,
             warm_agent_telegram=request.param,
             warm_pool_refill_pause_s=0.0,
+            # Locally an image is a command: the new image is the stand-in started another way.
+            agent_image_commands=(f"{NEW_IMAGE}={shlex.join(NEW_IMAGE_COMMAND)}",),
         )
         session = aiohttp.ClientSession()
         runtime, store = new_local_runtime(settings, session)
@@ -186,6 +193,37 @@ async def test_no_claim_of_a_gateway_running_another_command(setup: Pool) -> Non
     instance = await setup.runtime.start(LAUNCH)
     assert instance.name != gateway.name
     assert not gateway.claimed
+
+
+async def test_pool_holds_both_images_during_a_rollout_and_recycles_the_old_one(
+    setup: Pool,
+) -> None:
+    runtime, pool = setup.runtime, setup.pool
+    old_command = runtime.command
+    assert runtime.command_for(None) == old_command
+    assert runtime.command_for(NEW_IMAGE) == NEW_IMAGE_COMMAND
+    pool.set_image_mix({runtime.settings.agent_image: 0.5, NEW_IMAGE: 0.5})
+    await setup.fill(2)
+    by_command = {g.command: g for g in pool._unclaimed()}
+    assert set(by_command) == {old_command, NEW_IMAGE_COMMAND}
+
+    # A tenant moved to the new image takes the new image's gateway, not the older one.
+    instance = await runtime.start(dataclasses.replace(LAUNCH, image=NEW_IMAGE))
+    assert instance.name == by_command[NEW_IMAGE_COMMAND].name
+    await runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+    await runtime.stop(LAUNCH.tenant_id, grace_s=10)
+
+    # Rollout done: the old image's gateway is recycled, the pool refills on the new one.
+    old_gateway = by_command[old_command]
+    pool.set_image_mix({NEW_IMAGE: 1.0})
+    async with asyncio.timeout(TIMEOUT):
+        await old_gateway.exited.wait()
+        await pool.wait_ready(2)
+    assert {g.command for g in pool._unclaimed()} == {NEW_IMAGE_COMMAND}
+
+    # An image without a local command cannot run here: the wake says why, at once.
+    with pytest.raises(WakeImpossible, match="no local agent command"):
+        await runtime.start(dataclasses.replace(LAUNCH, image="registry.example/unknown:v9"))
 
 
 async def test_unprocessed_spooled_updates_send_the_tenant_cold(setup: Pool) -> None:

@@ -221,3 +221,12 @@ def test_health_shows_the_wake_queue() -> None:
     }
     assert "wakes 10/10 · 37 queued" in health_text(status).plain
     assert "wakes" not in health_text({"daemon": {"version": "dev"}}).plain
+
+
+def test_health_shows_the_image_rollout() -> None:
+    rollout = {"image": "oc:v2", "status": "running", "wave": 2, "waves": 3, "fraction": 0.25}
+    line = health_text({"daemon": {"version": "dev"}, "rollout": rollout}).plain
+    assert "rollout oc:v2 running wave 2/3 (25%)" in line
+    done = health_text({"rollout": {**rollout, "status": "rolled_back"}}).plain
+    assert "rollout oc:v2 rolled back" in done and "wave" not in done
+    assert "rollout" not in health_text({"daemon": {"version": "dev"}, "rollout": None}).plain

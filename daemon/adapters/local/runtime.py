@@ -73,7 +73,9 @@ from daemon.ports import (
     InstancePhase,
     StateStore,
 )
+from daemon.rollout import parse_image_commands
 from daemon.settings import ENV_PREFIX, Settings
+from daemon.wake_errors import WakeImpossible
 
 if TYPE_CHECKING:
     from daemon.adapters.local.warm_pool import LocalWarmPool
@@ -136,6 +138,11 @@ class LocalRuntime:
         self.command = (
             resolve_agent_command(settings.agent_command, Path.cwd()) or DEFAULT_AGENT_COMMAND
         )
+        self.image_commands = {
+            image: resolve_agent_command(words, Path.cwd())
+            for image, words in parse_image_commands(settings.agent_image_commands).items()
+        }
+        """Locally an image is a command (setting ``agent_image_commands``)."""
         self.root = settings.agents_dir
         self.sandbox = AgentSandbox.resolve(settings.agent_sandbox, settings.data_dir)
         self._agents: dict[str, _Agent] = {}
@@ -166,6 +173,18 @@ class LocalRuntime:
         await runtime.recover()
         return runtime
 
+    def command_for(self, image: str | None) -> tuple[str, ...]:
+        """The command that runs ``image`` here: its ``agent_image_commands`` entry, else
+        ``agent_command`` for the default image (or none); another image cannot run."""
+        if image is not None and image in self.image_commands:
+            return self.image_commands[image]
+        if image is None or image == self.settings.agent_image:
+            return self.command
+        raise WakeImpossible(
+            f"image {image!r} has no local agent command (agent_image_commands lists "
+            f"{', '.join(sorted(self.image_commands)) or 'none'})"
+        )
+
     def _lock(self, tenant_id: str) -> asyncio.Lock:
         return self._locks.setdefault(tenant_id, asyncio.Lock())
 
@@ -182,6 +201,7 @@ class LocalRuntime:
             agent = self._agents.get(tenant_id)
             if agent is not None and not agent.stopping:
                 return agent.instance
+            command = self.command_for(launch.image)
             await self._sync_leftovers(tenant_id)
             if self.warm_pool is not None:
                 bound = await self.warm_pool.claim(launch)
@@ -225,9 +245,9 @@ class LocalRuntime:
             with os.fdopen(fd, "w") as fh:
                 json.dump(config, fh, indent=2)
             try:
-                proc = await self.spawn(run_dir, state_dir, config_path)
+                proc = await self.spawn(run_dir, state_dir, config_path, command)
             except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-                error = command_not_startable(self.command, exc)
+                error = command_not_startable(command, exc)
                 self._log(tenant_id).write(f"[otm] {error}")  # `otm logs` says why
                 raise error from None
             instance = Instance(
@@ -246,7 +266,8 @@ class LocalRuntime:
             )
             self._agents[tenant_id] = agent
             self._log(tenant_id).write(
-                f"[otm] starting {name} (pid {proc.pid}, state {'restored' if restored else 'new'})"
+                f"[otm] starting {name} (pid {proc.pid}, state {'restored' if restored else 'new'}"
+                f", image {launch.image or self.settings.agent_image})"
             )
             agent.tasks = [
                 asyncio.create_task(self._pump(tenant_id, agent), name=f"agent-log:{name}"),
@@ -259,21 +280,19 @@ class LocalRuntime:
             return instance
 
     async def spawn(
-        self, run_dir: Path, state_dir: Path, config_path: Path
+        self, run_dir: Path, state_dir: Path, config_path: Path, command: tuple[str, ...]
     ) -> asyncio.subprocess.Process:
-        """Start the agent command on a prepared run dir and record its pid file (also used
-        by the warm pool, so both paths run agents the same way)."""
+        """Start ``command`` (an image's, ``command_for``) on a prepared run dir and record
+        its pid file (also used by the warm pool, so both paths run agents the same way)."""
         nonce = secrets.token_hex(8)
-        env = self._agent_env(run_dir, state_dir, config_path, nonce)
-        if shutil.which(self.command[0], path=env.get("PATH")) is None:
+        env = self._agent_env(run_dir, state_dir, config_path, nonce, command)
+        if shutil.which(command[0], path=env.get("PATH")) is None:
             # Checked here: inside the sandbox a missing command is only an exit status.
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.command[0])
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command[0])
         # The marker first: a daemon killed right after the spawn finds the process by it.
         await asyncio.to_thread(local_processes.write_instance_marker, run_dir, nonce)
         proc = await asyncio.create_subprocess_exec(
-            *self.sandbox.command(
-                self.command, run_dir, env.get("PYTHONPATH", "").split(os.pathsep)
-            ),
+            *self.sandbox.command(command, run_dir, env.get("PYTHONPATH", "").split(os.pathsep)),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -291,17 +310,17 @@ class LocalRuntime:
             self.metrics.agent_start_phase_seconds.labels(phase=phase, path=path).observe(seconds)
 
     def _agent_env(
-        self, run_dir: Path, state_dir: Path, config: Path, nonce: str
+        self, run_dir: Path, state_dir: Path, config: Path, nonce: str, command: tuple[str, ...]
     ) -> dict[str, str]:
         # An allow-list (local_sandbox): no daemon setting (admin token, model API key),
         # no cloud credentials; OTM_AGENT_* knobs are meant for the agent (stand-in boot delay).
         env = agent_environment(os.environ, _DAEMON_SETTING_VARS)
         python_path = [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         path = [*filter(None, env.get("PATH", "").split(os.pathsep))]
-        if os.path.isabs(self.command[0]):
+        if os.path.isabs(command[0]):
             # A gateway run by an absolute node binary spawns helpers (npm, node) by name:
             # they must come from the same installation, not an older system Node.
-            path.insert(0, os.path.dirname(self.command[0]))
+            path.insert(0, os.path.dirname(command[0]))
         env.update(
             {
                 "HOME": str(run_dir / "home"),

@@ -8,6 +8,11 @@ message to a sleeping tenant should not wait for that. So the pool keeps
   ``{data_dir}/warm/{name}/``, config from ``render_warm_config`` (a placeholder Telegram
   account talking to the pool's own Bot API, ``warm_bot_api.py``, or Telegram disabled; the
   throw-away agent ``warm``; no tenant data), ready once its ``/readyz`` says so.
+- **Images**: locally an image is a command (``LocalRuntime.command_for``). The pool holds
+  gateways of the commands of ``image_mix`` (set by the rollout controller: the default
+  image alone, or both images in the wave's proportion during a rollout); a gateway of a
+  command no longer wanted is stopped (recycled), and a claim only takes a gateway of the
+  tenant's image's command.
 - **Refill**: one boot at a time (a boot takes a core for ~15 s), not while a cold start is
   booting, and not within ``warm_pool_refill_pause_s`` after a claim (the bound gateway's first turn
   needs that CPU more). Extra or failed warm gateways are stopped.
@@ -76,6 +81,8 @@ from daemon.metrics import (
 )
 from daemon.model import new_secret
 from daemon.ports import AgentLaunch, Instance, InstancePhase
+from daemon.rollout import split_target
+from daemon.wake_errors import WakeImpossible
 
 if TYPE_CHECKING:
     from daemon.adapters.local.runtime import LocalRuntime
@@ -151,6 +158,26 @@ class LocalWarmPool:
         self._status_changed = asyncio.Event()
         self._placeholder_api_root: str | None = None
         """The pool's own Bot API for placeholder accounts (warm_bot_api.py)."""
+        self.image_mix: dict[str, float] = {self.settings.agent_image: 1.0}
+        """Share of the pool per image (rollouts: daemon/rollout.py ``pool_mix``)."""
+
+    def set_image_mix(self, mix: dict[str, float]) -> None:
+        if mix != self.image_mix:
+            log.info("local warm pool images: %s", mix)
+            self.image_mix = dict(mix)
+            self._changed.set()
+
+    def wanted(self) -> dict[tuple[str, ...], int]:
+        """Warm gateways wanted per command (tags of one command share its gateways)."""
+        out: dict[tuple[str, ...], int] = {}
+        for image, count in split_target(self.target, self.image_mix).items():
+            try:
+                command = self.runtime.command_for(image)
+            except WakeImpossible as exc:
+                log.warning("local warm pool: %s", exc)
+                continue
+            out[command] = out.get(command, 0) + count
+        return out
 
     # -- views ---------------------------------------------------------------------------
 
@@ -216,14 +243,23 @@ class LocalWarmPool:
     def poke(self) -> None:
         self._changed.set()
 
+    def _deficit(self) -> tuple[str, ...] | None:
+        """The command most short of its wanted count, if any is."""
+        have: dict[tuple[str, ...], int] = {}
+        for gateway in self._unclaimed():
+            have[gateway.command] = have.get(gateway.command, 0) + 1
+        short = {c: n - have.get(c, 0) for c, n in self.wanted().items() if n > have.get(c, 0)}
+        return max(short, key=lambda c: short[c]) if short else None
+
     async def _refill_loop(self) -> None:
         while not self._closed:
             self._changed.clear()
             await self._shrink()
-            if len(self._unclaimed()) < self.target:
+            if self._deficit() is not None:
                 await self._wait_for_spare_cpu()
-                if len(self._unclaimed()) < self.target and not self._closed:
-                    gateway = await self._boot()
+                command = self._deficit()
+                if command is not None and not self._closed:
+                    gateway = await self._boot(command)
                     await self._wait_booted(gateway)
                     continue
             self._report()
@@ -259,17 +295,29 @@ class LocalWarmPool:
         self._report()
 
     async def _shrink(self) -> None:
-        extra = len(self._unclaimed()) - self.target
-        if extra <= 0:
-            return
-        # Booting ones first: they are not useful yet.
-        ranked = sorted(self._unclaimed(), key=lambda g: (g.ready.is_set(), g.started_at))
-        for gateway in ranked[:extra]:
-            await self._stop(gateway)
+        """Stop gateways of commands no longer wanted (an old image), then extras."""
+        wanted = self.wanted()
+        for command in {g.command for g in self._unclaimed()}:
+            extra = sum(1 for g in self._unclaimed() if g.command == command) - wanted.get(
+                command, 0
+            )
+            if extra <= 0:
+                continue
+            if wanted.get(command, 0) == 0:
+                log.info(
+                    "local warm pool: recycling gateways of %s (image no longer wanted)", command[0]
+                )
+            # Booting ones first: they are not useful yet.
+            ranked = sorted(
+                (g for g in self._unclaimed() if g.command == command),
+                key=lambda g: (g.ready.is_set(), g.started_at),
+            )
+            for gateway in ranked[:extra]:
+                await self._stop(gateway)
 
     # -- boot ---------------------------------------------------------------------------------
 
-    async def _boot(self) -> WarmGateway:
+    async def _boot(self, command: tuple[str, ...]) -> WarmGateway:
         name = f"warm-{secrets.token_hex(3)}"
         run_dir = self.root / name
         state_dir = run_dir / "state"
@@ -298,7 +346,7 @@ class LocalWarmPool:
         config["logging"] = {"file": str(run_dir / OPENCLAW_FILE_LOG)}
         config_path = run_dir / CONFIG_FILE
         await asyncio.to_thread(_write_new, config_path, config)
-        proc = await self.runtime.spawn(run_dir, state_dir, config_path)
+        proc = await self.runtime.spawn(run_dir, state_dir, config_path, command)
         if self._closed:  # closed while spawning: this one would outlive the pool
             _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
@@ -309,7 +357,7 @@ class LocalWarmPool:
 
         gateway = WarmGateway(
             name=name,
-            command=self.runtime.command,
+            command=command,
             run_dir=run_dir,
             proc=proc,
             webhook_port=webhook_port,
@@ -437,11 +485,12 @@ class LocalWarmPool:
         None: start cold (no gateway of this command ready, or state a bind cannot carry)."""
         tenant_id = launch.tenant_id
         t0 = time.monotonic()
+        command = self.runtime.command_for(launch.image)
         gateway = next(
             (
                 g
                 for g in sorted(self._unclaimed(), key=lambda g: g.started_at)
-                if g.ready.is_set() and not g.exited.is_set() and g.command == self.runtime.command
+                if g.ready.is_set() and not g.exited.is_set() and g.command == command
             ),
             None,
         )
