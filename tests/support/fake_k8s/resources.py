@@ -39,6 +39,10 @@ class ResourceType:
         return self.group == "" and self.plural == "pods"
 
     @property
+    def is_node(self) -> bool:
+        return self.group == "" and self.plural == "nodes"
+
+    @property
     def is_namespace(self) -> bool:
         return self.group == "" and self.plural == "namespaces"
 
@@ -60,6 +64,14 @@ EVENTS = ResourceType("", "v1", "events", "Event")
 EVENTS_V1 = ResourceType("events.k8s.io", "v1", "events", "Event")
 DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", status_subresource=True)
 LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease")
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount")
+NODES = ResourceType("", "v1", "nodes", "Node", namespaced=False, status_subresource=True)
+RUNTIMECLASSES = ResourceType(
+    "node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False
+)
+PRIORITYCLASSES = ResourceType(
+    "scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False
+)
 
 ALL_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -71,6 +83,10 @@ ALL_RESOURCES: tuple[ResourceType, ...] = (
     EVENTS_V1,
     DEPLOYMENTS,
     LEASES,
+    SERVICEACCOUNTS,
+    NODES,
+    RUNTIMECLASSES,
+    PRIORITYCLASSES,
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL_RESOURCES}
