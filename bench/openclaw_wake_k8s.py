@@ -28,7 +28,7 @@ from otm.devtools.stub_llm import StubLLM
 from tests.deploy.iam_docs import IAM_DIR
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
 from tests.support.servers import FAKE_AWS_ENV, running_moto
 
@@ -74,7 +74,7 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
             async with (
                 FakeTelegram(host="127.0.0.1", port=0) as telegram,
                 StubLLM(host="127.0.0.1", port=0) as llm,
-                running_fake_k8s(
+                running_otm_k8s(
                     root,
                     namespaces=("default", NS, names.DAEMON_NAMESPACE),
                     pod_backend=backend,

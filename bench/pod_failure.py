@@ -32,7 +32,7 @@ from daemon.metrics import Metrics  # noqa: E402
 from daemon.model import Tenant, TenantStatus  # noqa: E402
 from daemon.reconciler import Reconciler  # noqa: E402
 from tests.k8s_runtime.support import NS, launch, open_runtime  # noqa: E402
-from tests.support.fake_k8s.fixture import running_fake_k8s  # noqa: E402
+from tests.support.fake_cluster import running_otm_k8s  # noqa: E402
 from tests.support.servers import running_redis  # noqa: E402
 
 TARGET_P99_S = 1.0
@@ -45,7 +45,7 @@ async def run(tenants: int, tmp: Path) -> list[float]:
         coordination = Coordination(client)
         try:
             async with (
-                running_fake_k8s(tmp, namespaces=("default", NS)) as k8s,
+                running_otm_k8s(tmp, namespaces=("default", NS)) as k8s,
                 open_runtime(k8s.kubeconfig_path) as runtime,
             ):
                 ids = [f"bench-{i}" for i in range(tenants)]

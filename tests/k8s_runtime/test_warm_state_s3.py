@@ -44,7 +44,7 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, launch, one_warm_pod, open_runtime
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
 ACCOUNT = "123456789012"  # moto's default account
@@ -139,7 +139,7 @@ async def cluster(tmp_path: Path, aws: str) -> AsyncIterator[Cluster]:
     try:
         async with (
             FakeTelegram() as telegram,
-            running_fake_k8s(
+            running_otm_k8s(
                 tmp_path, namespaces=("default", NS), pod_backend=backend, bookmark_interval=0.2
             ) as k8s,
         ):
@@ -235,7 +235,7 @@ async def test_without_credentials_a_wake_never_claims_a_warm_pod(tmp_path: Path
     state, so the wake starts cold instead of failing the tenant."""
     settings = PodSettings(namespace=NS, image="openclaw:test", state_sync=True)
     async with (
-        running_fake_k8s(tmp_path, namespaces=("default", NS)) as k8s,
+        running_otm_k8s(tmp_path, namespaces=("default", NS)) as k8s,
         open_runtime(k8s.kubeconfig_path, warm=True, pod_settings=settings) as runtime,
     ):
         pool = await one_warm_pod(runtime)
@@ -289,7 +289,7 @@ async def test_a_credential_failure_starts_cold_and_claims_nothing(
         bucket=BUCKET,
     )
     async with (
-        running_fake_k8s(tmp_path, namespaces=("default", NS)) as k8s,
+        running_otm_k8s(tmp_path, namespaces=("default", NS)) as k8s,
         open_runtime(
             k8s.kubeconfig_path, warm=True, pod_settings=settings, credentials=broken
         ) as runtime,
@@ -314,7 +314,7 @@ async def test_unprocessed_updates_in_the_saved_global_db_send_the_tenant_cold(
     try:
         await store.put("alice", "state/agent-stub.sqlite", db.read_bytes())
         async with (
-            running_fake_k8s(tmp_path, namespaces=("default", NS)) as k8s,
+            running_otm_k8s(tmp_path, namespaces=("default", NS)) as k8s,
             open_runtime(
                 k8s.kubeconfig_path,
                 warm=True,

@@ -18,15 +18,14 @@ from daemon.ports import Instance
 from daemon.reconciler import Reconciler
 from tests.k8s_runtime.support import NS, launch, open_runtime
 from tests.loops.loop_support import stop_tasks
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
 
 
 @pytest.fixture
 async def k8s(tmp_path: Path) -> AsyncIterator[FakeK8s]:
-    async with running_fake_k8s(
-        tmp_path, namespaces=("default", NS), bookmark_interval=0.2
-    ) as fake:
+    async with running_otm_k8s(tmp_path, namespaces=("default", NS), bookmark_interval=0.2) as fake:
         yield fake
 
 

@@ -37,7 +37,7 @@ from tests.deploy.iam_docs import IAM_DIR
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
 from tests.support.agent_stub import SECRET_HEADER
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 
 pytestmark = [
@@ -135,7 +135,7 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
             )
 
         try:
-            async with running_fake_k8s(
+            async with running_otm_k8s(
                 tmp_path, namespaces=("default", NS), pod_backend=backend, bookmark_interval=0.2
             ) as k8s:
                 backend.store = k8s.server.store

@@ -96,6 +96,14 @@ def find_resource(group: str, version: str, plural: str) -> ResourceType | None:
     return _BY_PATH.get((group, version, plural))
 
 
+def resource_of(manifest: dict[str, object]) -> ResourceType:
+    """The served type of a manifest, by its apiVersion and kind."""
+    for rt in ALL_RESOURCES:
+        if rt.api_version == manifest.get("apiVersion") and rt.kind == manifest.get("kind"):
+            return rt
+    raise ValueError(f"the fake does not serve {manifest.get('apiVersion')} {manifest.get('kind')}")
+
+
 @dataclass(frozen=True)
 class ResourcePath:
     """A parsed API path: `/api/v1/namespaces/ns/pods/name/status` and friends."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .backend import PodBackend, SimulatedPodBackend
 from .handlers import API_STATE, ApiState, Fault, RecordedRequest, add_api_routes, api_middleware
 from .kubelet import Kubelet, KubeletConfig
 from .podlogs import PodLogs
-from .resources import NAMESPACES, NODES, PODS
+from .resources import NAMESPACES, NODES, PODS, resource_of
 from .store import Store
 
 JSON = dict[str, Any]
@@ -41,6 +42,7 @@ class FakeKubernetes(AppServer):
         bookmark_interval: float = 1.0,
         history_limit: int = 10_000,
         port: int = 0,
+        objects: Iterable[JSON] = (),
     ) -> None:
         """
         kubelet: a KubeletConfig, True for the default one, False for no scheduler and no
@@ -51,6 +53,9 @@ class FakeKubernetes(AppServer):
         bookmark_interval: seconds between BOOKMARK events on watches that allow them
             (a real apiserver uses ~60 s; short here so tests see them).
         history_limit: how many changes stay replayable before older RVs get 410 Expired.
+        objects: manifests (apiVersion, kind, metadata.namespace) created at start, after
+            the namespaces: what the cluster's operator installed (RuntimeClasses,
+            PriorityClasses, ServiceAccounts, ...) that pods reference.
         """
         self.token = token or secrets.token_urlsafe(16)
         self.store = Store(history_limit=history_limit)
@@ -62,6 +67,10 @@ class FakeKubernetes(AppServer):
         super().__init__(host="127.0.0.1", port=port)
         for name in namespaces:
             self.store.create(NAMESPACES, None, {"metadata": {"name": name}})
+        for manifest in objects:
+            self.store.create(
+                resource_of(manifest), (manifest.get("metadata") or {}).get("namespace"), manifest
+            )
 
     # Lifecycle -----------------------------------------------------------------------------
 
