@@ -81,7 +81,7 @@ async def status_is(registry: SqliteRegistry, tenant_id: str, status: TenantStat
     return (await registry.get(tenant_id)).status == status
 
 
-@pytest.mark.parametrize("how", ["failed", "killed"])
+@pytest.mark.parametrize("how", ["failed", "killed", "crash-looping"])
 async def test_pod_loss_reaches_the_registry(
     how: str,
     k8s: FakeK8s,
@@ -95,6 +95,8 @@ async def test_pod_loss_reaches_the_registry(
     await coordination.set_endpoint("alice", instance.webhook_url or "", 60)
     if how == "failed":
         await k8s.server.fail_pod(NS, instance.name, reason="OOMKilled")
+    elif how == "crash-looping":  # restartPolicy Always: the kubelet restarts the gateway
+        await k8s.server.crash_pod(NS, instance.name, exit_code=1)
     else:
         await k8s.server.kill_pod(NS, instance.name)
     await eventually(

@@ -35,8 +35,11 @@ def _container_statuses(
     pod: JSON, restarts: int, state: JSON, *, ready: bool, last_state: JSON | None = None
 ) -> list[JSON]:
     uid = pod["metadata"]["uid"]
+    # A restarted container's last state is the exit it restarts from.
     previous = {
-        c.get("name"): c.get("lastState") or {}
+        c.get("name"): c["state"]
+        if "terminated" in (c.get("state") or {})
+        else c.get("lastState") or {}
         for c in (pod.get("status") or {}).get("containerStatuses") or []
     }
     statuses = []
