@@ -34,6 +34,7 @@ from daemon.kube import names
 from daemon.kube.client import JSON, ApiException, call_json, open_api_client
 from daemon.kube.informer import DELETED, PodInformer
 from daemon.kube.pod_status import instance_from_pod, pod_endpoint, pod_phase
+from daemon.kube.stranded_pods import STRANDED_CHECK_INTERVAL_S, is_stranded
 from daemon.kube.tenant_credentials import (
     CredentialRefresher,
     CredentialVendor,
@@ -277,16 +278,14 @@ class KubernetesRuntime(WarmBinding):
             await call_json(self.core.replace_namespaced_secret, name, self.namespace, body)
 
     async def _clear_dead_pods(self, tenant_id: str) -> None:
-        """Remove the tenant's failed pods and wait out terminating ones, so the new pod
-        never shares the tenant's state with an old one still syncing."""
+        """Remove the tenant's failed pods and wait out terminating ones (forcing those
+        stranded on a lost node), so the new pod never shares the tenant's state with an
+        old one still syncing."""
         dead = [p for p in self._pods_of(tenant_id) if pod_phase(p) is InstancePhase.FAILED]
         for pod in dead:
             await self._delete_pod(pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"])
-        if self._pods_of(tenant_id):
-            timeout = self.pod_settings.termination_grace_s + STOP_SLACK_S
-            await self.informer.wait_for(
-                lambda cache: True if not self._pods_of(tenant_id, cache) else None, timeout
-            )
+        for pod in self._pods_of(tenant_id):
+            await self._wait_gone(pod["metadata"]["name"], pod["metadata"].get("uid"), pod)
 
     async def _create_pod(self, tenant_id: str, image: str | None, config_sha: str) -> JSON:
         body = m.tenant_pod(
@@ -405,7 +404,26 @@ class KubernetesRuntime(WarmBinding):
             pod = cache.get(name)
             return True if pod is None or pod["metadata"].get("uid") != uid else None
 
-        await self.informer.wait_for(gone, timeout + STOP_SLACK_S)
+        deadline = time.monotonic() + timeout + STOP_SLACK_S
+        while True:
+            await self._force_if_stranded(name, uid)
+            remaining = deadline - time.monotonic()
+            try:
+                await self.informer.wait_for(gone, min(remaining, STRANDED_CHECK_INTERVAL_S))
+                return
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+
+    async def _force_if_stranded(self, name: str, uid: str | None) -> None:
+        """Force-delete this incarnation of the pod if it is stranded on a lost node."""
+        pod = self.informer.cache.get(name)
+        if pod is None or (uid and pod["metadata"].get("uid") != uid):
+            return
+        if await is_stranded(self.core, pod):
+            node = pod["spec"].get("nodeName")
+            log.warning("pod %s is stranded on lost node %s: force-deleting it", name, node)
+            await self._delete_pod(name, grace_s=0, uid=pod["metadata"]["uid"])
 
     # -- queries ----------------------------------------------------------------------------
 
