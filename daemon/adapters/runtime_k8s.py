@@ -33,7 +33,12 @@ from daemon.kube import manifests as m
 from daemon.kube import names
 from daemon.kube.client import JSON, ApiException, call_json, open_api_client
 from daemon.kube.informer import DELETED, PodInformer
-from daemon.kube.pod_status import instance_from_pod, pod_endpoint, pod_phase
+from daemon.kube.pod_status import (
+    instance_from_pod,
+    pod_endpoint,
+    pod_phase,
+    unschedulable_reason,
+)
 from daemon.kube.stranded_pods import STRANDED_CHECK_INTERVAL_S, is_stranded
 from daemon.kube.tenant_credentials import (
     CredentialRefresher,
@@ -52,6 +57,7 @@ from daemon.ports import (
     AgentActivity,
     AgentFailed,
     AgentLaunch,
+    CapacityUnavailable,
     Instance,
     InstanceEvent,
     InstancePhase,
@@ -107,8 +113,11 @@ class KubernetesRuntime(WarmBinding):
         model_provider: ModelProvider | None = None,
         credentials: CredentialVendor | None = None,
         state_store: StateStore | None = None,
+        provisioning_timeout_s: float = 0.0,
     ) -> None:
         self.api = api
+        self.provisioning_timeout_s = provisioning_timeout_s
+        """How long wait_ready waits on, past its timeout, while the pod is Unschedulable."""
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
         self.core: Any = client.CoreV1Api(api)
         self.informer = informer
@@ -203,6 +212,7 @@ class KubernetesRuntime(WarmBinding):
             model_provider=provider,
             credentials=vendor,
             state_store=state_store if pod_settings.state_sync else None,
+            provisioning_timeout_s=settings.k8s_provisioning_timeout_s,
         )
 
     # -- lookups ----------------------------------------------------------------------------
@@ -313,6 +323,7 @@ class KubernetesRuntime(WarmBinding):
         if tenant_id not in self._expected and not self._pods_of(tenant_id):
             raise AgentFailed(f"tenant {tenant_id!r} has no instance")
         seen: set[str] = set()
+        unschedulable: list[str] = []  # the scheduler's last word, while no node fits
 
         def ready(cache: Mapping[str, JSON]) -> Instance | None:
             pod = self._current_pod(tenant_id, cache)
@@ -322,6 +333,10 @@ class KubernetesRuntime(WarmBinding):
                     raise AgentFailed(f"the pod of {tenant_id} was deleted while starting")
                 return None
             seen.add(pod["metadata"]["uid"])
+            if (waiting_for_node := unschedulable_reason(pod)) is not None:
+                unschedulable[:] = [waiting_for_node]
+            elif (pod.get("spec") or {}).get("nodeName"):
+                unschedulable.clear()
             instance = instance_from_pod(pod)
             if instance.phase is InstancePhase.READY:
                 return instance
@@ -331,7 +346,27 @@ class KubernetesRuntime(WarmBinding):
                 raise AgentFailed(f"pod {instance.name} is being deleted")
             return None
 
-        instance = await self.informer.wait_for(ready, timeout)
+        provisioning_until = time.monotonic() + max(timeout, self.provisioning_timeout_s)
+        try:
+            instance = await self.informer.wait_for(ready, timeout)
+        except TimeoutError:
+            # Capacity being provisioned (Karpenter launching a node) is no failed boot:
+            # wait on up to the provisioning budget while the pod has no node.
+            if not unschedulable or time.monotonic() >= provisioning_until:
+                raise
+            log.info(
+                "pod of %s is unschedulable (%s): waiting for capacity", tenant_id, unschedulable[0]
+            )
+            try:
+                instance = await self.informer.wait_for(
+                    ready, provisioning_until - time.monotonic()
+                )
+            except TimeoutError:
+                if unschedulable:
+                    raise CapacityUnavailable(
+                        f"no node for the pod of {tenant_id}: {unschedulable[0]}"
+                    ) from None
+                raise
         timing = self.timings.get(tenant_id)
         if timing is not None and timing.ready_at is None:
             timing = StartTiming(timing.kind, timing.started_at, time.monotonic())

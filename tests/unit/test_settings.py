@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.settings import Settings, SettingsError, describe, load_settings
+from daemon.settings import (
+    Settings,
+    SettingsError,
+    describe,
+    load_settings,
+    longest_wake_s,
+    wake_timeout_s,
+)
 
 
 def test_defaults_are_the_embedded_default() -> None:
@@ -94,3 +101,22 @@ def test_agent_model_settings_from_env_with_the_key_masked() -> None:
 def test_agent_model_base_url_must_be_an_http_url() -> None:
     with pytest.raises(SettingsError, match="agent_model_base_url: expected an http"):
         load_settings(env={"OTM_AGENT_MODEL_BASE_URL": "127.0.0.1:8000/v1"})
+
+
+def test_wake_timeout_is_per_runtime() -> None:
+    """A Kubernetes cold start on a new metal node takes minutes: its own (longer) wake
+    timeout, and the provisioning budget bounds how long a wake may stay provisioning."""
+    local = load_settings(flags={}, env={"OTM_WAKE_TIMEOUT_S": "120"})
+    assert wake_timeout_s(local) == 120 and longest_wake_s(local) == 120
+    k8s = load_settings(
+        flags={},
+        env={
+            "OTM_RUNTIME": "kubernetes",
+            "OTM_WAKE_TIMEOUT_S": "120",
+            "OTM_K8S_WAKE_TIMEOUT_S": "700",
+            "OTM_K8S_PROVISIONING_TIMEOUT_S": "1500",
+        },
+    )
+    assert wake_timeout_s(k8s) == 700 and longest_wake_s(k8s) == 1500
+    with pytest.raises(SettingsError, match="k8s_wake_timeout_s"):
+        load_settings(flags={}, env={"OTM_K8S_WAKE_TIMEOUT_S": "0"})
