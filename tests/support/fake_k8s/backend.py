@@ -29,6 +29,9 @@ Contract:
   shutdown. It may be called for a process that already exited, and must not raise.
 * Optional `run_init(ctx, container) -> exit code` runs one (non-sidecar) init container;
   without it init containers succeed at once.
+* Optional `probe(ctx, container, kind, probe) -> bool` evaluates a startup/readiness/
+  liveness probe; without it the kubelet probes for real (httpGet/tcpSocket on the pod IP
+  through the port map, prober.py), so a backend running real processes needs none.
 * `ctx.env()` and `ctx.volume_files(name)` resolve the pod's env and Secret/ConfigMap
   volumes from the store, as a kubelet would, so a backend can hand a local process the
   same configuration the pod spec gives the container.
@@ -145,6 +148,11 @@ class SimulatedPodBackend:
             asyncio.get_running_loop().call_soon(ctx.report_exit, exit_code)
             return PodStarted(ready=False)
         return PodStarted()
+
+    async def probe(self, ctx: PodContext, container: JSON, kind: str, probe: JSON) -> bool:
+        """Nothing runs to be probed: the simulated workload is healthy (a test fails a
+        probe with `FakeKubernetes.set_probe`)."""
+        return True
 
     async def run_init(self, ctx: PodContext, container: JSON) -> int:
         """An init container's exit code."""

@@ -27,10 +27,10 @@ from typing import Any
 
 from . import errors, podstatus
 from .backend import PORT_MAP_ANNOTATION, PodBackend, PodContext, PodStarted
-from .defaults import new_uid, rfc3339
 from .kubelet_prepare import backoff_delay, prepare_pod
 from .podenv import Lookup
 from .podlogs import PodLogs
+from .prober import probe_pod, probed_containers
 from .resources import EVENTS, NODES, PODS
 from .store import TERMINAL_POD_PHASES, Store, Subscription
 
@@ -51,6 +51,7 @@ class KubeletConfig:
     stop_timeout: float = 10.0  # extra time a backend's stop may take beyond the grace period
     backoff_initial: float = 0.2  # restart/pull back-off (a real kubelet: 10 s doubling ...)
     backoff_max: float = 2.0  # (... up to 300 s)
+    probe_time_scale: float = 0.05  # probe periods/timeouts: seconds times this (prober.py)
 
 
 @dataclass(eq=False)
@@ -66,6 +67,8 @@ class PodRuntime:
     restarts: int = 0
     crashes: int = 0  # consecutive exits that led to a restart (the back-off's count)
     init_restarts: dict[str, int] = field(default_factory=dict)
+    probe_overrides: dict[str, bool] = field(default_factory=dict)  # kind → forced verdict
+    up: asyncio.Event = field(default_factory=asyncio.Event)  # running (probes may go on)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -96,6 +99,10 @@ class Kubelet:
     @property
     def config(self) -> KubeletConfig:
         return self._config
+
+    @property
+    def backend(self) -> PodBackend:
+        return self._backend
 
     @property
     def lookup(self) -> Lookup:
@@ -162,8 +169,11 @@ class Kubelet:
         runtime.started = runtime.exited = False
         runtime.restarts += 1
         runtime.ip, runtime.requested_ip = None, new_ip
+        runtime.up.clear()
         task = self._start_runtime(runtime, restart=True)
-        await asyncio.wait({task})
+        up = asyncio.ensure_future(runtime.up.wait())
+        await asyncio.wait({task, up}, return_when=asyncio.FIRST_COMPLETED)  # probes go on
+        up.cancel()
 
     async def kill(self, namespace: str, name: str) -> None:
         """Remove the pod at once and kill its workload, as if its node vanished."""
@@ -278,7 +288,10 @@ class Kubelet:
             return
         runtime.ip = runtime.requested_ip or started.pod_ip or self._allocate_ip()
         annotations = _annotations(started)
+        probed = probed_containers(runtime.ctx.pod)
+        gated = any("readinessProbe" in c or "startupProbe" in c for c in probed)
         ready = started.ready if runtime.ready is None else runtime.ready
+        ready = ready and not gated  # Ready waits for the probes
         ip, restarts = runtime.ip, runtime.restarts
 
         def run(pod: JSON) -> None:
@@ -288,8 +301,14 @@ class Kubelet:
                     **annotations,
                 }
             podstatus.mark_running(pod, ip, restarts, ready=ready)
+            for cs in pod["status"]["containerStatuses"]:
+                if any(c["name"] == cs["name"] and "startupProbe" in c for c in probed):
+                    cs["started"] = False
 
         self.write(runtime, run)
+        runtime.up.set()
+        if probed:
+            await probe_pod(self, runtime)
 
     async def _terminate(self, runtime: PodRuntime, grace: float) -> None:
         await self._cancel(runtime)
@@ -384,6 +403,7 @@ class Kubelet:
 
     async def _restart(self, runtime: PodRuntime) -> None:
         """Restart exited containers: at once the first time, then after a back-off."""
+        await self._cancel(runtime)  # its probes
         if runtime.started:
             await self._stop_backend(runtime, 0)
         runtime.started = False
@@ -423,6 +443,10 @@ class Kubelet:
         run = getattr(self._backend, "run_init", None)
         return 0 if run is None else int(await run(runtime.ctx, container))
 
+    def kill_container(self, runtime: PodRuntime, message: str) -> None:
+        """A failed liveness/startup probe: the kubelet kills the container (SIGKILL)."""
+        self._exit(runtime, 137, "Error", message, restartable=True)
+
     def fail_pod_status(self, runtime: PodRuntime, code: int, reason: str) -> None:
         runtime.exited = True
 
@@ -445,26 +469,9 @@ class Kubelet:
         self, runtime: PodRuntime, reason: str, message: str, *, warning: bool = False
     ) -> None:
         namespace, name = runtime.key
-        now = rfc3339()
-        event = {
-            "metadata": {"name": f"{name}.{new_uid().replace('-', '')[:16]}"},
-            "involvedObject": {
-                "kind": "Pod",
-                "apiVersion": "v1",
-                "namespace": namespace,
-                "name": name,
-                "uid": runtime.ctx.uid,
-            },
-            "reason": reason,
-            "message": message,
-            "type": "Warning" if warning else "Normal",
-            "count": 1,
-            "source": {"component": "kubelet", "host": self.node_name},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name,
-        }
+        event = podstatus.pod_event(
+            namespace, name, runtime.ctx.uid, self.node_name, reason, message, warning=warning
+        )
         with contextlib.suppress(errors.ApiError):
             self._store.create(EVENTS, namespace, event)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .defaults import rfc3339
+from .defaults import new_uid, rfc3339
 
 JSON = dict[str, Any]
 
@@ -249,3 +249,43 @@ def node_ready(node: JSON | None) -> bool:
         if condition.get("type") == "Ready":
             return bool(condition.get("status") == "True")
     return False
+
+
+def mark_started(pod: JSON, container: str) -> None:
+    """The container's startup probe passed (or it has none)."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == container and "running" in (cs.get("state") or {}):
+            cs["started"] = True
+
+
+def pod_event(
+    namespace: str,
+    name: str,
+    uid: str,
+    node: str,
+    reason: str,
+    message: str,
+    *,
+    warning: bool = False,
+) -> JSON:
+    """A core/v1 Event about a pod, as the kubelet on `node` records it."""
+    now = rfc3339()
+    return {
+        "metadata": {"name": f"{name}.{new_uid().replace('-', '')[:16]}"},
+        "involvedObject": {
+            "kind": "Pod",
+            "apiVersion": "v1",
+            "namespace": namespace,
+            "name": name,
+            "uid": uid,
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Warning" if warning else "Normal",
+        "count": 1,
+        "source": {"component": "kubelet", "host": node},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+    }

@@ -197,6 +197,15 @@ class FakeKubernetes(AppServer):
         runtime.ctx.report_exit(exit_code, reason)
         return self.store.get(PODS, namespace, name)
 
+    def set_probe(self, namespace: str, name: str, kind: str, passing: bool | None) -> None:
+        """Force the verdict of a pod's `startupProbe`, `readinessProbe` or
+        `livenessProbe` (None: evaluate it again)."""
+        overrides = self._kubelet().runtime(namespace, name).probe_overrides
+        if passing is None:
+            overrides.pop(kind, None)
+        else:
+            overrides[kind] = passing
+
     def set_image_pullable(self, image: str, pullable: bool) -> None:
         """Make the kubelet fail (ErrImagePull/ImagePullBackOff) or succeed pulling `image`
         (images on a `*.invalid` registry never pull)."""
