@@ -435,7 +435,7 @@ class Kubelet:
 
     # Used by kubelet_prepare ---------------------------------------------------------------
 
-    def write(self, runtime: PodRuntime, change: Callable[[JSON], object]) -> None:
+    def write(self, runtime: PodRuntime, change: Callable[[JSON], None]) -> None:
         self._store.mutate(PODS, *runtime.key, change, uid=runtime.ctx.uid)
 
     async def run_init(self, runtime: PodRuntime, container: JSON) -> int:

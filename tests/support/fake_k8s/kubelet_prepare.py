@@ -139,30 +139,28 @@ async def _run_init_containers(kubelet: Kubelet, runtime: PodRuntime) -> bool:
     pod = runtime.ctx.pod
     policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
     config = kubelet.config
+
+    def show(current: str | None, state: JSON, waiting: tuple[str, str] | None = None) -> None:
+        def change(p: JSON) -> None:
+            podstatus.init_statuses(p, runtime.init_restarts, current, state)
+            if waiting is not None and current is not None:
+                podstatus.mark_waiting(p, current, *waiting)
+
+        kubelet.write(runtime, change)
+
     for container in (pod.get("spec") or {}).get("initContainers") or []:
         name = container["name"]
         if container.get("restartPolicy") == "Always":
             continue  # a native sidecar: started, runs alongside
         failures = 0
         while True:
-            running = {"running": {"startedAt": rfc3339()}}
-            kubelet.write(
-                runtime,
-                lambda p, n=name, s=running: podstatus.init_statuses(
-                    p, runtime.init_restarts, n, s
-                ),
-            )
+            show(name, {"running": {"startedAt": rfc3339()}})
             code = await kubelet.run_init(runtime, container)
             if code == 0:
                 break
             terminated = {"terminated": {"exitCode": code, "reason": "Error"}}
             if policy == "Never":
-                kubelet.write(
-                    runtime,
-                    lambda p, n=name, s=terminated: podstatus.init_statuses(
-                        p, runtime.init_restarts, n, s
-                    ),
-                )
+                show(name, terminated)
                 kubelet.fail_pod_status(runtime, code, "Init:Error")
                 return False
             failures += 1
@@ -172,13 +170,7 @@ async def _run_init_containers(kubelet: Kubelet, runtime: PodRuntime) -> bool:
                 message = (
                     f"back-off {delay:g}s restarting failed container={name} pod={runtime.ctx.name}"
                 )
-                kubelet.write(
-                    runtime,
-                    lambda p, n=name, s=terminated, m=message: (
-                        podstatus.init_statuses(p, runtime.init_restarts, n, s),
-                        podstatus.mark_waiting(p, n, "CrashLoopBackOff", m),
-                    ),
-                )
+                show(name, terminated, ("CrashLoopBackOff", message))
                 await asyncio.sleep(delay)
-    kubelet.write(runtime, lambda p: podstatus.init_statuses(p, runtime.init_restarts, None, {}))
+    show(None, {})
     return True

@@ -138,7 +138,7 @@ class PodProber:
                     )
                 if verdict != ready:
                     ready = verdict
-                    kubelet.write(runtime, lambda p, r=verdict: podstatus.mark_ready(p, r))
+                    self._show_ready(verdict)
             if liveness is not None:
                 if await self.check(container, "livenessProbe"):
                     live_failures = 0
@@ -151,6 +151,9 @@ class PodProber:
             if not periods:
                 return
             await asyncio.sleep(min(periods))
+
+    def _show_ready(self, ready: bool) -> None:
+        self.kubelet.write(self.runtime, lambda p: podstatus.mark_ready(p, ready))
 
     def _unhealthy(self, which: str, container: str) -> None:
         message = f"{which} probe failed"
