@@ -11,6 +11,7 @@ process (same bearer token as the API).
     POST /_fake/pods/{ns}/{name}/kill
     POST /_fake/pods/{ns}/{name}/crash   {"exit_code": 1, "reason": "Error"}   (restartPolicy)
     POST /_fake/pods/{ns}/{name}/unschedulable   {"message": "0/3 nodes are available: ..."}
+    POST /_fake/pods/{ns}/{name}/probe  {"kind": "livenessProbe", "passing": false}  (null: real)
     POST /_fake/images   {"image": "repo/x:1", "pullable": false}
     POST /_fake/node/lose
     POST /_fake/pods/{ns}/{name}/ready   {"ready": false}
@@ -88,6 +89,9 @@ def add_control_routes(app: web.Application, fake: FakeKubernetes) -> None:
                     reason=body.get("reason", "Error"),
                 )
                 return web.json_response(pod)
+            if action == "probe":
+                fake.set_probe(ns, name, str(body["kind"]), body.get("passing"))
+                return web.json_response({})
             if action == "unschedulable":
                 return web.json_response(
                     fake.mark_unschedulable(
