@@ -33,13 +33,13 @@ from daemon.kube import manifests as m
 from daemon.kube import names
 from daemon.kube.client import JSON, ApiException, call_json, open_api_client
 from daemon.kube.informer import DELETED, PodInformer
+from daemon.kube.pod_deletion import PodDeletion
 from daemon.kube.pod_status import (
     instance_from_pod,
     pod_endpoint,
     pod_phase,
     unschedulable_reason,
 )
-from daemon.kube.stranded_pods import STRANDED_CHECK_INTERVAL_S, is_stranded
 from daemon.kube.tenant_credentials import (
     CredentialRefresher,
     CredentialVendor,
@@ -69,8 +69,6 @@ log = logging.getLogger(__name__)
 
 GATEWAY_CONTAINER = "gateway"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
-# Extra time beyond the grace period for the kubelet to report a pod gone.
-STOP_SLACK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,18 +84,7 @@ class StartTiming:
         return None if self.ready_at is None else self.ready_at - self.started_at
 
 
-def _rv_at_least(current: str | None, wanted: str | None) -> bool:
-    # resourceVersions are opaque, but every apiserver (etcd revision) makes them ordered
-    # integers; if one is not, fall back to trusting the cache.
-    if not current or not wanted:
-        return True
-    try:
-        return int(current) >= int(wanted)
-    except ValueError:
-        return True
-
-
-class KubernetesRuntime(WarmBinding):
+class KubernetesRuntime(PodDeletion, WarmBinding):
     def __init__(
         self,
         *,
@@ -404,61 +391,6 @@ class KubernetesRuntime(WarmBinding):
                 if exc.status != 404:
                     raise
             self._expected.pop(tenant_id, None)
-
-    async def _delete_pod(
-        self, name: str, *, grace_s: float, uid: str | None = None
-    ) -> JSON | None:
-        """Delete (only that incarnation when ``uid`` is given: a namesake another replica
-        created since is left alone); the pod as the server answered, None if gone."""
-        options: JSON = {"gracePeriodSeconds": max(0, round(grace_s))}
-        if uid is not None:
-            options["preconditions"] = {"uid": uid}
-        try:
-            body = await call_json(
-                self.core.delete_namespaced_pod,
-                name,
-                self.namespace,
-                body=options,
-                grace_period_seconds=options["gracePeriodSeconds"],
-            )
-        except ApiException as exc:
-            if exc.status == 404 or (exc.status == 409 and uid is not None):
-                return None
-            raise
-        return body if body.get("kind") == "Pod" else None
-
-    async def _wait_gone(self, name: str, uid: str | None, seen_as: JSON) -> None:
-        """Until the informer has caught up with ``seen_as`` and no longer holds that pod."""
-        wanted_rv = seen_as["metadata"].get("resourceVersion")
-        grace = seen_as["metadata"].get("deletionGracePeriodSeconds")
-        timeout = float(grace if grace is not None else self.pod_settings.termination_grace_s)
-
-        def gone(cache: Mapping[str, JSON]) -> bool | None:
-            if not _rv_at_least(self.informer.resource_version, wanted_rv):
-                return None
-            pod = cache.get(name)
-            return True if pod is None or pod["metadata"].get("uid") != uid else None
-
-        deadline = time.monotonic() + timeout + STOP_SLACK_S
-        while True:
-            await self._force_if_stranded(name, uid)
-            remaining = deadline - time.monotonic()
-            try:
-                await self.informer.wait_for(gone, min(remaining, STRANDED_CHECK_INTERVAL_S))
-                return
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    raise
-
-    async def _force_if_stranded(self, name: str, uid: str | None) -> None:
-        """Force-delete this incarnation of the pod if it is stranded on a lost node."""
-        pod = self.informer.cache.get(name)
-        if pod is None or (uid and pod["metadata"].get("uid") != uid):
-            return
-        if await is_stranded(self.core, pod):
-            node = pod["spec"].get("nodeName")
-            log.warning("pod %s is stranded on lost node %s: force-deleting it", name, node)
-            await self._delete_pod(name, grace_s=0, uid=pod["metadata"]["uid"])
 
     # -- queries ----------------------------------------------------------------------------
 
