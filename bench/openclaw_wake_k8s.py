@@ -26,7 +26,7 @@ from daemon.kube import names
 from tests.deploy.iam_docs import create_state_role
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
 from tests.support.servers import FAKE_AWS_ENV, running_moto, telegram_and_llm
 
@@ -62,7 +62,7 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
         try:
             async with (
                 telegram_and_llm() as (telegram, llm),
-                running_fake_k8s(
+                running_otm_k8s(
                     root,
                     namespaces=("default", NS, names.DAEMON_NAMESPACE),
                     pod_backend=backend,

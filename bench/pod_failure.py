@@ -31,7 +31,7 @@ from daemon.coordination import Coordination  # noqa: E402
 from daemon.metrics import Metrics  # noqa: E402
 from daemon.reconciler import Reconciler  # noqa: E402
 from tests.k8s_runtime.support import NS, open_runtime  # noqa: E402
-from tests.support.fake_k8s.fixture import running_fake_k8s  # noqa: E402
+from tests.support.fake_cluster import running_otm_k8s  # noqa: E402
 from tests.support.records import running_record  # noqa: E402
 from tests.support.records import sample_launch as launch  # noqa: E402
 from tests.support.servers import running_redis  # noqa: E402
@@ -46,7 +46,7 @@ async def run(tenants: int, tmp: Path) -> list[float]:
         coordination = Coordination(client)
         try:
             async with (
-                running_fake_k8s(tmp, namespaces=("default", NS)) as k8s,
+                running_otm_k8s(tmp, namespaces=("default", NS)) as k8s,
                 open_runtime(k8s.kubeconfig_path) as runtime,
             ):
                 ids = [f"bench-{i}" for i in range(tenants)]

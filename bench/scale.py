@@ -66,8 +66,9 @@ from daemon.ports import Registry
 from daemon.redis_keys import EVENTS_CHANNEL
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.fake_k8s import PODS
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.servers import FAKE_AWS_ENV
 
 NS = "otm-tenants"
@@ -391,7 +392,7 @@ async def run_registry(
     redis.start()
     try:
         (root / kind).mkdir()
-        async with running_fake_k8s(
+        async with running_otm_k8s(
             root / kind,
             namespaces=("default", NS, names.DAEMON_NAMESPACE),
             bookmark_interval=1.0,
@@ -542,7 +543,7 @@ def informer_figures(times: tuple[float, float, float, float], running: int) -> 
 
 async def informer_section(root: Path, sizes: Sizes) -> tuple[float, float, float, float]:
     (root / "informer").mkdir()
-    async with running_fake_k8s(
+    async with running_otm_k8s(
         root / "informer", namespaces=("default", NS), history_limit=100_000
     ) as cluster:
         empty = await informer_times(cluster)

@@ -46,6 +46,7 @@ from daemon.agent.activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.polling import eventually
 from tests.support.servers import project_env
 
@@ -312,7 +313,6 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
     from tests.k8s_runtime.process_backend import ProcessPodBackend
     from tests.k8s_runtime.support import NS
     from tests.support.fake_k8s import PODS
-    from tests.support.fake_k8s.fixture import running_fake_k8s
 
     cold: list[float] = []
     warm: list[float] = []
@@ -324,7 +324,7 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
         store = DirStateStore(root / "data" / "state")
         backend = ProcessPodBackend(root / "pods", state_store=store)
         try:
-            async with running_fake_k8s(
+            async with running_otm_k8s(
                 root,
                 namespaces=("default", NS, names.DAEMON_NAMESPACE),
                 pod_backend=backend,

@@ -271,3 +271,8 @@ class Runtime(Protocol):
 
 class AgentFailed(Exception):
     """The instance failed or vanished while starting."""
+
+
+class CapacityUnavailable(AgentFailed):
+    """No node took the instance within the provisioning budget: the cluster lacks
+    capacity (a wake gives up without counting a failed attempt)."""

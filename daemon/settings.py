@@ -233,7 +233,14 @@ class Settings:
     default_idle_timeout_s: int = 600
     """Idle timeout for tenants without their own; live-config overridable."""
     wake_timeout_s: float = 300.0
-    """How long one wake may take before it counts as a failed attempt."""
+    """How long one wake may take before it counts as a failed attempt (local runtime)."""
+    k8s_wake_timeout_s: float = 900.0
+    """Kubernetes runtime: ``wake_timeout_s`` there. A cold start on a metal node that was
+    just launched (Karpenter, kata-deploy, image pull, VM boot) can take over 300 s."""
+    k8s_provisioning_timeout_s: float = 1800.0
+    """Kubernetes runtime: how long a wake keeps waiting while its pod is Unschedulable
+    (capacity being provisioned). A wake that runs out of it is not counted as a failed
+    attempt: the cluster lacked capacity, the tenant did nothing wrong."""
     agent_stop_grace_s: float = 330.0
     """Grace period for an agent's turn to drain on stop (OpenClaw: 330 s)."""
     max_body_bytes: int = 1 << 20
@@ -404,6 +411,20 @@ def load_settings(
     return settings
 
 
+def wake_timeout_s(settings: Settings) -> float:
+    """How long one wake may wait for readiness on the configured runtime."""
+    return (
+        settings.k8s_wake_timeout_s if settings.runtime == "kubernetes" else settings.wake_timeout_s
+    )
+
+
+def longest_wake_s(settings: Settings) -> float:
+    """The longest a wake may legitimately stay in ``provisioning``."""
+    if settings.runtime == "kubernetes":
+        return max(settings.k8s_wake_timeout_s, settings.k8s_provisioning_timeout_s)
+    return settings.wake_timeout_s
+
+
 def _validate(settings: Settings) -> None:
     for name in ("router_port", "admin_port", "model_gateway_port"):
         port = getattr(settings, name)
@@ -413,6 +434,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("audit_max_entries and audit_retention_days must be positive")
     if settings.default_idle_timeout_s <= 0:
         raise SettingsError("default_idle_timeout_s must be positive")
+    if min(settings.wake_timeout_s, settings.k8s_wake_timeout_s) <= 0:
+        raise SettingsError("wake_timeout_s and k8s_wake_timeout_s must be positive")
     if settings.max_body_bytes <= 0:
         raise SettingsError("max_body_bytes must be positive")
     if (

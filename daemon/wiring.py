@@ -27,7 +27,7 @@ from daemon.metrics import Metrics
 from daemon.msgpath.message_path import message_path_ctx
 from daemon.ports import Registry, Runtime, SnapshotRetention, StateStore
 from daemon.reconciler import Reconciler
-from daemon.settings import Settings
+from daemon.settings import Settings, longest_wake_s
 from daemon.telegram import webhook_url
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         coordination=app[keys.COORDINATION],
         metrics=app[keys.METRICS],
         resync_interval_s=settings.reconcile_interval_s,
-        wake_stale_after_s=settings.wake_timeout_s + 30.0,
+        wake_stale_after_s=longest_wake_s(settings) + 30.0,
         stop_stale_after_s=settings.agent_stop_grace_s + 60.0,
         on_instance_lost=nudge_delivery,
         is_leader=lambda: elector.is_leader,

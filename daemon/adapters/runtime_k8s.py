@@ -33,7 +33,13 @@ from daemon.kube import manifests as m
 from daemon.kube import names
 from daemon.kube.client import JSON, ApiException, call_json, open_api_client
 from daemon.kube.informer import DELETED, PodInformer
-from daemon.kube.pod_status import instance_from_pod, pod_endpoint, pod_phase
+from daemon.kube.pod_deletion import PodDeletion
+from daemon.kube.pod_status import (
+    instance_from_pod,
+    pod_endpoint,
+    pod_phase,
+    unschedulable_reason,
+)
 from daemon.kube.tenant_credentials import (
     CredentialRefresher,
     CredentialVendor,
@@ -51,6 +57,7 @@ from daemon.ports import (
     AgentActivity,
     AgentFailed,
     AgentLaunch,
+    CapacityUnavailable,
     Instance,
     InstanceEvent,
     InstancePhase,
@@ -62,8 +69,6 @@ log = logging.getLogger(__name__)
 
 GATEWAY_CONTAINER = "gateway"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
-# Extra time beyond the grace period for the kubelet to report a pod gone.
-STOP_SLACK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,19 +84,8 @@ class StartTiming:
         return None if self.ready_at is None else self.ready_at - self.started_at
 
 
-def _rv_at_least(current: str | None, wanted: str | None) -> bool:
-    # resourceVersions are opaque, but every apiserver (etcd revision) makes them ordered
-    # integers; if one is not, fall back to trusting the cache.
-    if not current or not wanted:
-        return True
-    try:
-        return int(current) >= int(wanted)
-    except ValueError:
-        return True
-
-
 @dataclass(eq=False, kw_only=True)
-class KubernetesRuntime(WarmBinding):
+class KubernetesRuntime(PodDeletion, WarmBinding):
     api: Any
     informer: PodInformer
     pod_settings: m.PodSettings
@@ -108,6 +102,8 @@ class KubernetesRuntime(WarmBinding):
     state_store: StateStore | None = None
     """Where the tenant's global database can be read before a warm claim (what a
     warm gateway cannot take over sends the tenant cold: daemon/agent/state.py)."""
+    provisioning_timeout_s: float = 0.0
+    """How long wait_ready waits on, past its timeout, while the pod is Unschedulable."""
 
     def __post_init__(self) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
@@ -190,6 +186,7 @@ class KubernetesRuntime(WarmBinding):
             model_provider=provider,
             credentials=vendor,
             state_store=state_store if pod_settings.state_sync else None,
+            provisioning_timeout_s=settings.k8s_provisioning_timeout_s,
         )
 
     # -- lookups ----------------------------------------------------------------------------
@@ -277,16 +274,14 @@ class KubernetesRuntime(WarmBinding):
         )
 
     async def _clear_dead_pods(self, tenant_id: str) -> None:
-        """Remove the tenant's failed pods and wait out terminating ones, so the new pod
-        never shares the tenant's state with an old one still syncing."""
+        """Remove the tenant's failed pods and wait out terminating ones (forcing those
+        stranded on a lost node), so the new pod never shares the tenant's state with an
+        old one still syncing."""
         dead = [p for p in self._pods_of(tenant_id) if pod_phase(p) is InstancePhase.FAILED]
         for pod in dead:
             await self._delete_pod(pod["metadata"]["name"], grace_s=0, uid=pod["metadata"]["uid"])
-        if self._pods_of(tenant_id):
-            timeout = self.pod_settings.termination_grace_s + STOP_SLACK_S
-            await self.informer.wait_for(
-                lambda cache: True if not self._pods_of(tenant_id, cache) else None, timeout
-            )
+        for pod in self._pods_of(tenant_id):
+            await self._wait_gone(pod["metadata"]["name"], pod["metadata"].get("uid"), pod)
 
     async def _create_pod(self, tenant_id: str, image: str | None, config_sha: str) -> JSON:
         body = m.tenant_pod(
@@ -314,6 +309,7 @@ class KubernetesRuntime(WarmBinding):
         if tenant_id not in self._expected and not self._pods_of(tenant_id):
             raise AgentFailed(f"tenant {tenant_id!r} has no instance")
         seen: set[str] = set()
+        unschedulable: list[str] = []  # the scheduler's last word, while no node fits
 
         def ready(cache: Mapping[str, JSON]) -> Instance | None:
             pod = self._current_pod(tenant_id, cache)
@@ -323,6 +319,10 @@ class KubernetesRuntime(WarmBinding):
                     raise AgentFailed(f"the pod of {tenant_id} was deleted while starting")
                 return None
             seen.add(pod["metadata"]["uid"])
+            if (waiting_for_node := unschedulable_reason(pod)) is not None:
+                unschedulable[:] = [waiting_for_node]
+            elif (pod.get("spec") or {}).get("nodeName"):
+                unschedulable.clear()
             instance = instance_from_pod(pod)
             if instance.phase is InstancePhase.READY:
                 return instance
@@ -332,7 +332,27 @@ class KubernetesRuntime(WarmBinding):
                 raise AgentFailed(f"pod {instance.name} is being deleted")
             return None
 
-        instance = await self.informer.wait_for(ready, timeout)
+        provisioning_until = time.monotonic() + max(timeout, self.provisioning_timeout_s)
+        try:
+            instance = await self.informer.wait_for(ready, timeout)
+        except TimeoutError:
+            # Capacity being provisioned (Karpenter launching a node) is no failed boot:
+            # wait on up to the provisioning budget while the pod has no node.
+            if not unschedulable or time.monotonic() >= provisioning_until:
+                raise
+            log.info(
+                "pod of %s is unschedulable (%s): waiting for capacity", tenant_id, unschedulable[0]
+            )
+            try:
+                instance = await self.informer.wait_for(
+                    ready, provisioning_until - time.monotonic()
+                )
+            except TimeoutError:
+                if unschedulable:
+                    raise CapacityUnavailable(
+                        f"no node for the pod of {tenant_id}: {unschedulable[0]}"
+                    ) from None
+                raise
         timing = self.timings.get(tenant_id)
         if timing is not None and timing.ready_at is None:
             timing = StartTiming(timing.kind, timing.started_at, time.monotonic())
@@ -372,42 +392,6 @@ class KubernetesRuntime(WarmBinding):
                 if exc.status != 404:
                     raise
             self._expected.pop(tenant_id, None)
-
-    async def _delete_pod(
-        self, name: str, *, grace_s: float, uid: str | None = None
-    ) -> JSON | None:
-        """Delete (only that incarnation when ``uid`` is given: a namesake another replica
-        created since is left alone); the pod as the server answered, None if gone."""
-        options: JSON = {"gracePeriodSeconds": max(0, round(grace_s))}
-        if uid is not None:
-            options["preconditions"] = {"uid": uid}
-        try:
-            body = await call_json(
-                self.core.delete_namespaced_pod,
-                name,
-                self.namespace,
-                body=options,
-                grace_period_seconds=options["gracePeriodSeconds"],
-            )
-        except ApiException as exc:
-            if exc.status == 404 or (exc.status == 409 and uid is not None):
-                return None
-            raise
-        return body if body.get("kind") == "Pod" else None
-
-    async def _wait_gone(self, name: str, uid: str | None, seen_as: JSON) -> None:
-        """Until the informer has caught up with ``seen_as`` and no longer holds that pod."""
-        wanted_rv = seen_as["metadata"].get("resourceVersion")
-        grace = seen_as["metadata"].get("deletionGracePeriodSeconds")
-        timeout = float(grace if grace is not None else self.pod_settings.termination_grace_s)
-
-        def gone(cache: Mapping[str, JSON]) -> bool | None:
-            if not _rv_at_least(self.informer.resource_version, wanted_rv):
-                return None
-            pod = cache.get(name)
-            return True if pod is None or pod["metadata"].get("uid") != uid else None
-
-        await self.informer.wait_for(gone, timeout + STOP_SLACK_S)
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -34,14 +34,74 @@ def _condition(pod: Mapping[str, Any], kind: str) -> bool:
     return False
 
 
+def _terminated_text(cs: Mapping[str, Any], term: Mapping[str, Any]) -> str:
+    detail = term.get("message") or f"exit code {term.get('exitCode')}"
+    return f"{cs.get('name')}: {term.get('reason') or 'Terminated'} ({detail})"
+
+
 def _failure_reason(pod: Mapping[str, Any]) -> str:
     status = pod.get("status") or {}
     for cs in status.get("containerStatuses") or []:
         term = (cs.get("state") or {}).get("terminated")
         if term:
-            detail = term.get("message") or f"exit code {term.get('exitCode')}"
-            return f"{cs.get('name')}: {term.get('reason') or 'Terminated'} ({detail})"
+            return _terminated_text(cs, term)
     return str(status.get("reason") or status.get("message") or status.get("phase") or "")
+
+
+# Waiting reasons of a container that will not start without outside help: the kubelet
+# only retries them with back-off. The pod stays Pending or Running, so they count as a
+# failure here, not as "still starting".
+BROKEN_WAITING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def broken_reason(pod: Mapping[str, Any]) -> str | None:
+    """Why the pod's containers cannot run (init ones shown as ``Init:<reason>``), or
+    None. A container that already crashed and was restarted counts too: a tenant pod's
+    gateway exits only when something is wrong, and a restart loses its in-flight turns."""
+    status = pod.get("status") or {}
+    groups = (("Init:", status.get("initContainerStatuses")), ("", status.get("containerStatuses")))
+    for prefix, statuses in groups:
+        for cs in statuses or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in BROKEN_WAITING_REASONS:
+                detail = f": {waiting['message']}" if waiting.get("message") else ""
+                restarts = cs.get("restartCount") or 0
+                count = f" (restarted {restarts}x)" if restarts else ""
+                return f"{cs.get('name')}: {prefix}{waiting['reason']}{count}{detail}"
+    for cs in status.get("containerStatuses") or []:
+        exited = (cs.get("state") or {}).get("terminated") or {}
+        if exited.get("exitCode", 0) != 0:  # about to be restarted (or the pod fails)
+            return _terminated_text(cs, exited)
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if (cs.get("restartCount") or 0) > 0 and last.get("exitCode", 0) != 0:
+            return (
+                f"{cs.get('name')}: restarted {cs['restartCount']}x, last exit code "
+                f"{last.get('exitCode')} ({last.get('reason') or 'Error'})"
+            )
+    return None
+
+
+def unschedulable_reason(pod: Mapping[str, Any]) -> str | None:
+    """The scheduler's message while no node fits the pod (capacity being provisioned)."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+        ):
+            return str(cond.get("message") or "Unschedulable")
+    return None
 
 
 def _waiting_reason(pod: Mapping[str, Any]) -> str:
@@ -58,7 +118,7 @@ def pod_phase(pod: Mapping[str, Any]) -> InstancePhase:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return InstancePhase.STOPPING
     phase = (pod.get("status") or {}).get("phase")
-    if phase in ("Failed", "Succeeded"):
+    if phase in ("Failed", "Succeeded") or broken_reason(pod) is not None:
         return InstancePhase.FAILED
     if phase == "Running" and _condition(pod, "Ready") and (pod.get("status") or {}).get("podIP"):
         return InstancePhase.READY
@@ -70,9 +130,9 @@ def instance_from_pod(pod: Mapping[str, Any], *, gone: bool = False) -> Instance
     webhook = pod_endpoint(pod, names.OPENCLAW_WEBHOOK_PORT)
     gateway = pod_endpoint(pod, names.OPENCLAW_GATEWAY_PORT)
     if phase is InstancePhase.FAILED:
-        reason = _failure_reason(pod)
+        reason = broken_reason(pod) or _failure_reason(pod)
     elif phase is InstancePhase.PENDING:
-        reason = _waiting_reason(pod)
+        reason = _waiting_reason(pod) or unschedulable_reason(pod) or ""
     else:
         reason = ""
     return Instance(

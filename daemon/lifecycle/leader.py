@@ -64,6 +64,15 @@ def default_identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def micro_time_now(now: datetime | None = None) -> datetime:
+    """Now, for a Lease's MicroTime fields. kubernetes_asyncio sends a datetime as
+    ``isoformat()``, which drops the fraction when it is zero; the apiserver then refuses
+    the write (400: a MicroTime has exactly six fractional digits). One microsecond later
+    is as good a "now" and always has them."""
+    moment = now or datetime.now(UTC)
+    return moment.replace(microsecond=1) if moment.microsecond == 0 else moment
+
+
 class LeaseBackend(Protocol):
     identity: str
 
@@ -212,7 +221,7 @@ class KubernetesLease:
     async def try_acquire(self) -> bool:
         from kubernetes_asyncio import client
 
-        now = datetime.now(UTC)
+        now = micro_time_now()
         lease = await self._read()
         if lease is None:
             body = client.V1Lease(
@@ -241,7 +250,7 @@ class KubernetesLease:
         return await self._write(lease, create=False)
 
     async def _renew_lease(self, lease: Any) -> bool:
-        lease.spec.renew_time = datetime.now(UTC)
+        lease.spec.renew_time = micro_time_now()
         lease.spec.lease_duration_seconds = self.lease_duration_s
         return await self._write(lease, create=False)
 
@@ -258,7 +267,7 @@ class KubernetesLease:
         # client-go's release: empty holder, 1 s duration; candidates take over at once.
         lease.spec.holder_identity = None
         lease.spec.lease_duration_seconds = 1
-        lease.spec.renew_time = datetime.now(UTC)
+        lease.spec.renew_time = micro_time_now()
         await self._write(lease, create=False)
 
     async def holder(self) -> str | None:

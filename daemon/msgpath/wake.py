@@ -30,8 +30,15 @@ from daemon.model import DETACHED, ConditionFailed, OtmError, Tenant, TenantStat
 from daemon.model_gateway.keys import ModelKeys
 from daemon.msgpath.pubsub import TenantSignals
 from daemon.msgpath.wake_admission import WakeAdmission
-from daemon.ports import AgentLaunch, Instance, InstancePhase, Registry, Runtime
-from daemon.settings import Settings
+from daemon.ports import (
+    AgentLaunch,
+    CapacityUnavailable,
+    Instance,
+    InstancePhase,
+    Registry,
+    Runtime,
+)
+from daemon.settings import Settings, wake_timeout_s
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
 from daemon.wake_errors import WakeImpossible, no_bot_token_reason
@@ -162,7 +169,7 @@ class WakeManager:
             return await self._wake_admitted(tenant_id, notice_chat)
 
     async def _wake_admitted(self, tenant_id: str, notice_chat: int | None) -> Tenant:
-        deadline = time.monotonic() + self.settings.wake_timeout_s
+        deadline = time.monotonic() + wake_timeout_s(self.settings)
         started = time.monotonic()
         while True:
             tenant = await self.registry.get(tenant_id)
@@ -242,9 +249,13 @@ class WakeManager:
             if isinstance(exc, WakeImpossible):
                 reason = str(exc)  # written for the operator
             log.warning("wake of %s failed: %s", tenant_id, reason)
-            # An error no retry can fix fails the tenant now, not after N attempts.
+            # An error no retry can fix fails the tenant now, not after N attempts; a
+            # cluster without capacity is no fault of the tenant's: not counted.
             failed = await self._after_failure(
-                tenant_id, reason, True, final=isinstance(exc, WakeImpossible)
+                tenant_id,
+                reason,
+                not isinstance(exc, CapacityUnavailable),
+                final=isinstance(exc, WakeImpossible),
             )
             self.metrics.wakes.labels(outcome="failed" if failed else "retry").inc()
             raise WakeFailed(f"wake of {tenant_id!r} failed: {reason}") from exc
@@ -387,7 +398,7 @@ class WakeManager:
 
     async def _holding_lock(self, tenant_id: str, locked: Callable[[], Awaitable[T]]) -> T:
         settings = self.settings
-        deadline = time.monotonic() + settings.wake_timeout_s + settings.agent_stop_grace_s
+        deadline = time.monotonic() + wake_timeout_s(settings) + settings.agent_stop_grace_s
         while True:
             await self.registry.get(tenant_id)  # TenantNotFound early
             async with self._locked(tenant_id, deadline) as token:

@@ -28,6 +28,7 @@ from tests.support.fake_k8s import (
     pod_port_map,
 )
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.polling import eventually
 
 JSON = dict[str, Any]
 NS = "default"
@@ -190,9 +191,12 @@ async def test_backend_log_text_is_served_as_pod_log(tmp_path: Path) -> None:
 
 
 async def test_backend_start_failure_fails_the_pod(tmp_path: Path) -> None:
-    """A backend whose `start` raises leaves the pod Failed with reason StartError."""
+    """A backend whose `start` raises leaves a `restartPolicy: Never` pod Failed with reason
+    StartError."""
     async with fake_with(tmp_path, pod_backend=FailingBackend()) as (_, core):
-        created = await core.create_namespaced_pod(NS, pod_manifest("broken"))
+        created = await core.create_namespaced_pod(
+            NS, pod_manifest("broken", restartPolicy="Never")
+        )
         pods = await wait_for_pod(
             core, "broken", created.metadata.resource_version,
             lambda p: p["status"].get("phase") == "Failed",
@@ -203,9 +207,10 @@ async def test_backend_start_failure_fails_the_pod(tmp_path: Path) -> None:
 
 
 async def test_workload_exit_reported_by_the_backend_fails_the_pod(tmp_path: Path) -> None:
-    """`ctx.report_exit(code)` (the process died) makes the pod Failed with that code."""
+    """`ctx.report_exit(code)` (the process died) makes a `restartPolicy: Never` pod Failed
+    with that code."""
     async with fake_with(tmp_path, pod_backend=ExitingBackend()) as (_, core):
-        created = await core.create_namespaced_pod(NS, pod_manifest("crash"))
+        created = await core.create_namespaced_pod(NS, pod_manifest("crash", restartPolicy="Never"))
         pods = await wait_for_pod(
             core, "crash", created.metadata.resource_version,
             lambda p: p["status"].get("phase") == "Failed",
@@ -233,7 +238,8 @@ def _configured_pod(name: str, secret: str) -> JSON:
 
 async def test_backend_gets_the_env_and_volumes_a_kubelet_would_resolve(tmp_path: Path) -> None:
     """`ctx.env()` resolves env/envFrom (Secret and ConfigMap refs, fieldRefs) and
-    `ctx.volume_files()` a Secret volume's items; a missing Secret fails the pod."""
+    `ctx.volume_files()` a Secret volume's items; a missing Secret volume keeps the pod in
+    ContainerCreating with FailedMount events, as on a real node."""
     backend = ConfigCapturingBackend()
     async with fake_with(tmp_path, pod_backend=backend) as (_, core):
         secret = {"metadata": {"name": "t1"},
@@ -248,13 +254,22 @@ async def test_backend_gets_the_env_and_volumes_a_kubelet_would_resolve(tmp_path
             "REGION": "eu", "PLAIN": "1", "TOKEN": "s3cret", "TENANT": "t1", "POD": "agent",
         }  # fmt: skip
         assert backend.files["agent"] == {"cfg/openclaw.json": b"{}"}
-        orphan = await core.create_namespaced_pod(NS, _configured_pod("orphan", "missing"))
-        pods = await wait_for_pod(
-            core, "orphan", orphan.metadata.resource_version,
-            lambda p: p["status"].get("phase") == "Failed",
-        )  # fmt: skip
-        terminated = pods[-1]["status"]["containerStatuses"][0]["state"]["terminated"]
-        assert "not found" in terminated["message"]
+        await core.create_namespaced_pod(NS, _configured_pod("orphan", "missing"))
+
+        found: list[str] = []
+
+        async def failed_mount() -> bool:
+            events = (await core.list_namespaced_event(NS)).items
+            found[:] = [e.message for e in events if e.reason == "FailedMount"]
+            return bool(found)
+
+        await eventually(failed_mount, timeout=PATIENCE)
+        assert (
+            found[0] == 'MountVolume.SetUp failed for volume "config" : secret "missing" not found'
+        )
+        pod = await core.read_namespaced_pod("orphan", NS)
+        assert pod.status.phase == "Pending" and "orphan" not in backend.env
+        assert pod.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
 
 
 async def test_kill_pod_removes_it_at_once_and_stops_the_workload(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, open_runtime
 from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.runtime_harness import RuntimeHarness
 
 
@@ -25,7 +25,7 @@ async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator
     store = DirStateStore(tmp / "state")
     backend = ProcessPodBackend(tmp / "pods", state_store=store)
     try:
-        async with running_fake_k8s(
+        async with running_otm_k8s(
             tmp,
             namespaces=("default", NS),
             pod_backend=backend,

@@ -15,8 +15,9 @@
   ``restored``; at stop it uploads them back, re-reading ``tenant.env`` first.
 
 Container env comes from the pod spec: literal values, ``metadata.name`` fieldRefs, and
-secretKeyRefs resolved against the fake's store, as a kubelet does. Readiness is the
-kubelet's readinessProbe: GET /readyz on the gateway port until it answers ``ready: true``.
+secretKeyRefs resolved against the fake's store, as a kubelet does. Readiness and liveness
+are the fake kubelet's: it runs the pod spec's httpGet probes against these processes
+through the port map.
 """
 
 from __future__ import annotations
@@ -128,10 +129,9 @@ class ProcessPodBackend:
             names.OPENCLAW_GATEWAY_PORT: gateway_port,
             names.OPENCLAW_WEBHOOK_PORT: webhook_port,
         }
-        ready_port = gateway_port
         if warm:
             shim = [sys.executable, "-m", "tests.k8s_runtime.gateway_shim"]
-            bind_port = ready_port = free_port()
+            bind_port = free_port()
             ports[names.WARM_BIND_PORT] = bind_port
             warm_config = run_dir / "warm-openclaw.json"
             warm_config.write_text(
@@ -181,7 +181,6 @@ class ProcessPodBackend:
         running.tasks = [
             asyncio.create_task(self._pump_logs(ctx, proc)),
             asyncio.create_task(self._watch_exit(ctx, running)),
-            asyncio.create_task(self._probe(ctx, ready_port)),
         ]
         if warm and self.warm_s3:
             running.tasks.append(asyncio.create_task(self._warm_restore(running)))
@@ -318,25 +317,12 @@ class ProcessPodBackend:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(running.proc.pid, signal.SIGKILL)
 
-    async def _probe(self, ctx: PodContext, port: int) -> None:
-        url = f"http://127.0.0.1:{port}/readyz"
-        timeout = aiohttp.ClientTimeout(total=1)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-                    async with session.get(url) as resp:
-                        body = await resp.json(content_type=None)
-                        if resp.status == 200 and isinstance(body, dict) and body.get("ready"):
-                            ctx.set_ready(True)
-                            return
-                await asyncio.sleep(PROBE_INTERVAL_S)
-
     async def stop(self, ctx: PodContext, grace_seconds: float) -> None:
         running = self._pods.pop(ctx.uid, None)
         if running is None:
             return
         running.stopping = True
-        for task in running.tasks[2:]:
+        for task in running.tasks[2:]:  # the warm sidecar's restore
             task.cancel()
         proc = running.proc
         if proc.returncode is None:

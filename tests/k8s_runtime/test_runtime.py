@@ -17,8 +17,9 @@ from daemon.kube.manifests import tenant_pod
 from daemon.log_options import LogOptions
 from daemon.ports import AgentFailed, InstanceEvent, InstancePhase
 from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.fake_k8s import KubeletConfig, SimulatedPodBackend
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
 from tests.support.records import sample_launch as launch
 
@@ -143,7 +144,7 @@ async def test_watch_reports_lifecycle(k8s: FakeK8s) -> None:
 async def test_wait_ready_fails_when_pod_fails_or_vanishes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # A slow kubelet keeps pods Pending long enough to break them on purpose.
     async with (
-        running_fake_k8s(
+        running_otm_k8s(
             tmp_path,
             namespaces=("default", NS),
             pod_backend=SimulatedPodBackend(start_delay=30),

@@ -174,6 +174,7 @@ async def test_claims_are_image_aware_and_old_image_pods_are_replaced(
 async def test_pods_of_an_old_warm_config_are_never_claimed(k8s: FakeK8s) -> None:
     async with open_runtime(k8s.kubeconfig_path, warm=True) as runtime:
         pool = _pool(runtime)
+        await pool.warm_config()  # the Secrets a warm pod's env and volumes name
         stale = m.warm_pod(settings=POD_SETTINGS, config_sha256="0" * 64)
         pod = await call_json(runtime.core.create_namespaced_pod, NS, stale)
         name = pod["metadata"]["name"]

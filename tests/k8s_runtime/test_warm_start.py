@@ -26,7 +26,7 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
 from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 async def runtime(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[KubernetesRuntime]:
     backend = ProcessPodBackend(tmp_path / "pods")
     try:
-        async with running_fake_k8s(
+        async with running_otm_k8s(
             tmp_path,
             namespaces=("default", NS),
             pod_backend=backend,

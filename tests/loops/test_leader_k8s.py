@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
 
 from daemon.kube.names import LEADER_LEASE
-from daemon.lifecycle.leader import KubernetesLease, LeaderElector
+from daemon.lifecycle.leader import KubernetesLease, LeaderElector, micro_time_now
 from daemon.metrics import Metrics
 from daemon.settings import load_settings
 from tests.loops.loop_support import stop_tasks
@@ -147,3 +148,19 @@ async def test_racing_candidates_for_an_expired_lease_cannot_both_win(
     assert (await read_lease(k8s)).spec.holder_identity == winner.identity
     loser = b if winner is a else a
     assert await loser.renew() is False
+
+
+async def test_lease_times_are_sent_as_micro_times(k8s: FakeK8s) -> None:
+    """kubernetes_asyncio sends ``isoformat()``: a whole-second datetime loses its fraction
+    and the apiserver refuses the Lease (400); the elector's clock never sends one."""
+    whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with k8s.api_client() as api:
+        coordination = client.CoordinationV1Api(api)
+        spec = client.V1LeaseSpec(holder_identity="a", renew_time=whole_second)
+        lease = client.V1Lease(metadata=client.V1ObjectMeta(name="whole"), spec=spec)
+        with pytest.raises(client.ApiException) as refused:
+            await coordination.create_namespaced_lease(NAMESPACE, lease)
+        assert refused.value.status == 400
+        spec.renew_time = micro_time_now(whole_second)
+        created = await coordination.create_namespaced_lease(NAMESPACE, lease)
+        assert created.spec.renew_time == micro_time_now(whole_second)

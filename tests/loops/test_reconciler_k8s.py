@@ -19,7 +19,8 @@ from daemon.reconciler import Reconciler
 from tests.k8s_runtime.support import NS, open_runtime
 from tests.loops.loop_support import quick_reconciler, stop_tasks
 from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
 from tests.support.records import running_record
 from tests.support.records import sample_launch as launch
@@ -27,7 +28,7 @@ from tests.support.records import sample_launch as launch
 
 @pytest.fixture
 async def k8s(tmp_path: Path) -> AsyncIterator[FakeK8s]:
-    async with running_fake_k8s(
+    async with running_otm_k8s(
         tmp_path,
         namespaces=("default", NS),
         bookmark_interval=0.2,
@@ -74,7 +75,7 @@ async def status_is(registry: SqliteRegistry, tenant_id: str, status: TenantStat
     return (await registry.get(tenant_id)).status == status
 
 
-@pytest.mark.parametrize("how", ["failed", "killed"])
+@pytest.mark.parametrize("how", ["failed", "killed", "crash-looping"])
 async def test_pod_loss_reaches_the_registry(
     how: str,
     k8s: FakeK8s,
@@ -88,6 +89,8 @@ async def test_pod_loss_reaches_the_registry(
     await coordination.set_endpoint("alice", instance.webhook_url or "", 60)
     if how == "failed":
         await k8s.server.fail_pod(NS, instance.name, reason="OOMKilled")
+    elif how == "crash-looping":  # restartPolicy Always: the kubelet restarts the gateway
+        await k8s.server.crash_pod(NS, instance.name, exit_code=1)
     else:
         await k8s.server.kill_pod(NS, instance.name)
     await eventually(

@@ -37,7 +37,7 @@ from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.agent_stub import SECRET_HEADER
 from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.records import sample_launch as launch
 from tests.support.servers import telegram_and_llm
@@ -120,7 +120,7 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
             )
 
         try:
-            async with running_fake_k8s(
+            async with running_otm_k8s(
                 tmp_path,
                 namespaces=("default", NS),
                 pod_backend=backend,

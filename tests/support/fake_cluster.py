@@ -1,5 +1,6 @@
-"""A fake Kubernetes cluster whose kubelet runs stand-in agents as real processes, for the
-tests that run whole daemons on the Kubernetes runtime (replicas, loops, end to end)."""
+"""The fake Kubernetes cluster as the deploy tree sets it up (RuntimeClass, PriorityClasses,
+the tenant ServiceAccount), and one whose kubelet runs stand-in agents as real processes,
+for the tests that run whole daemons on the Kubernetes runtime (replicas, loops, e2e)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,45 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from daemon.adapters.state_dir import DirStateStore
 from daemon.kube import names
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
+
+DEPLOY_BASE = Path(__file__).resolve().parents[2] / "deploy" / "kustomize" / "base"
+# What tenant and warm pods reference, so that pod admission lets them in.
+_POD_PREREQUISITES = (
+    "cluster/runtimeclass.yaml",
+    "cluster/priorityclasses.yaml",
+    "tenants/serviceaccount.yaml",
+)
+
+
+def otm_cluster_objects(tenant_namespace: str = NS) -> list[dict[str, Any]]:
+    """The cluster-scoped classes and the tenant ServiceAccount from deploy/kustomize/base
+    (the account moved to `tenant_namespace`), for `FakeKubernetes(objects=...)`."""
+    objects: list[dict[str, Any]] = []
+    for relative in _POD_PREREQUISITES:
+        for doc in yaml.safe_load_all((DEPLOY_BASE / relative).read_text()):
+            if doc and doc.get("kind") == "ServiceAccount":
+                doc["metadata"]["namespace"] = tenant_namespace
+            if doc:
+                objects.append(doc)
+    return objects
+
+
+@asynccontextmanager
+async def running_otm_k8s(directory: Path, **options: Any) -> AsyncIterator[FakeK8s]:
+    """`running_fake_k8s` with the tenant namespace's prerequisites installed."""
+    namespaces = options.pop("namespaces", ("default", NS))
+    async with running_fake_k8s(
+        directory, namespaces=namespaces, objects=otm_cluster_objects(), **options
+    ) as k8s:
+        yield k8s
 
 
 @asynccontextmanager
@@ -25,7 +59,7 @@ async def cluster_running_agents(
     store = DirStateStore(data_dir / "state")
     backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
     try:
-        async with running_fake_k8s(
+        async with running_otm_k8s(
             tmp_path,
             namespaces=("default", NS, names.DAEMON_NAMESPACE),
             pod_backend=backend,

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.settings import Settings, SettingsError, describe, load_settings
+from daemon.settings import (
+    Settings,
+    SettingsError,
+    describe,
+    load_settings,
+    longest_wake_s,
+    wake_timeout_s,
+)
 
 
 def test_defaults_are_the_embedded_default() -> None:
@@ -104,3 +111,22 @@ def test_boolean_settings_from_env_and_file(raw: str, value: bool, tmp_path: Pat
     config = tmp_path / "otm.yaml"
     config.write_text(f"admin_access_log: {raw.lower()}\n")
     assert load_settings(env={}, config_file=config).admin_access_log is value
+
+
+def test_wake_timeout_is_per_runtime() -> None:
+    """A Kubernetes cold start on a new metal node takes minutes: its own (longer) wake
+    timeout, and the provisioning budget bounds how long a wake may stay provisioning."""
+    local = load_settings(flags={}, env={"OTM_WAKE_TIMEOUT_S": "120"})
+    assert wake_timeout_s(local) == 120 and longest_wake_s(local) == 120
+    k8s = load_settings(
+        flags={},
+        env={
+            "OTM_RUNTIME": "kubernetes",
+            "OTM_WAKE_TIMEOUT_S": "120",
+            "OTM_K8S_WAKE_TIMEOUT_S": "700",
+            "OTM_K8S_PROVISIONING_TIMEOUT_S": "1500",
+        },
+    )
+    assert wake_timeout_s(k8s) == 700 and longest_wake_s(k8s) == 1500
+    with pytest.raises(SettingsError, match="k8s_wake_timeout_s"):
+        load_settings(flags={}, env={"OTM_K8S_WAKE_TIMEOUT_S": "0"})

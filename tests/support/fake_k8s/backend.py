@@ -27,6 +27,11 @@ Contract:
 * `stop` runs when the pod is deleted: with the pod's grace period for a graceful delete,
   with 0 for a forced delete, an abrupt kill, a failure injected by a test, or server
   shutdown. It may be called for a process that already exited, and must not raise.
+* Optional `run_init(ctx, container) -> exit code` runs one (non-sidecar) init container;
+  without it init containers succeed at once.
+* Optional `probe(ctx, container, kind, probe) -> bool` evaluates a startup/readiness/
+  liveness probe; without it the kubelet probes for real (httpGet/tcpSocket on the pod IP
+  through the port map, prober.py), so a backend running real processes needs none.
 * `ctx.env()` and `ctx.volume_files(name)` resolve the pod's env and Secret/ConfigMap
   volumes from the store, as a kubelet would, so a backend can hand a local process the
   same configuration the pod spec gives the container.
@@ -43,6 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .kubelet_prepare import scripted_exit_code
 from .podenv import Lookup, container_env, volume_files
 
 JSON = dict[str, Any]
@@ -128,14 +134,30 @@ class PodBackend(Protocol):
 
 class SimulatedPodBackend:
     """The default: no process at all; a pod becomes Ready `start_delay` seconds after it
-    is bound."""
+    is bound. A container whose command is just `sh -c "exit N"` (init or main) ends with
+    N, as it would on a real node (so crash-loop tests run on both)."""
 
     def __init__(self, start_delay: float = 0.05) -> None:
         self.start_delay = start_delay
 
     async def start(self, ctx: PodContext) -> PodStarted:
         await asyncio.sleep(self.start_delay)
+        codes = [scripted_exit_code(c) for c in ctx.pod["spec"]["containers"]]
+        exit_code = next((c for c in codes if c is not None), None)
+        if exit_code is not None:  # it exits right after it started
+            asyncio.get_running_loop().call_soon(ctx.report_exit, exit_code)
+            return PodStarted(ready=False)
         return PodStarted()
+
+    async def probe(self, ctx: PodContext, container: JSON, kind: str, probe: JSON) -> bool:
+        """Nothing runs to be probed: the simulated workload is healthy (a test fails a
+        probe with `FakeKubernetes.set_probe`)."""
+        return True
+
+    async def run_init(self, ctx: PodContext, container: JSON) -> int:
+        """An init container's exit code."""
+        await asyncio.sleep(self.start_delay)
+        return scripted_exit_code(container) or 0
 
     async def stop(self, ctx: PodContext, grace_seconds: float) -> None:
         return None

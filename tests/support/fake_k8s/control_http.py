@@ -9,6 +9,11 @@ process (same bearer token as the API).
     POST /_fake/pods/{ns}/{name}/fail    {"exit_code": 1, "reason": "Error", "message": "..."}
     POST /_fake/pods/{ns}/{name}/sandbox-changed   {"new_ip": "127.10.9.9"}   (optional)
     POST /_fake/pods/{ns}/{name}/kill
+    POST /_fake/pods/{ns}/{name}/crash   {"exit_code": 1, "reason": "Error"}   (restartPolicy)
+    POST /_fake/pods/{ns}/{name}/unschedulable   {"message": "0/3 nodes are available: ..."}
+    POST /_fake/pods/{ns}/{name}/probe  {"kind": "livenessProbe", "passing": false}  (null: real)
+    POST /_fake/images   {"image": "repo/x:1", "pullable": false}
+    POST /_fake/node/lose
     POST /_fake/pods/{ns}/{name}/ready   {"ready": false}
     POST /_fake/pods/{ns}/{name}/log     {"text": "hello\\n", "container": "main"}
 """
@@ -76,6 +81,23 @@ def add_control_routes(app: web.Application, fake: FakeKubernetes) -> None:
                 return web.json_response(
                     await fake.sandbox_changed(ns, name, new_ip=body.get("new_ip"))
                 )
+            if action == "crash":
+                pod = await fake.crash_pod(
+                    ns,
+                    name,
+                    exit_code=int(body.get("exit_code", 1)),
+                    reason=body.get("reason", "Error"),
+                )
+                return web.json_response(pod)
+            if action == "probe":
+                fake.set_probe(ns, name, str(body["kind"]), body.get("passing"))
+                return web.json_response({})
+            if action == "unschedulable":
+                return web.json_response(
+                    fake.mark_unschedulable(
+                        ns, name, body.get("message", "0/1 nodes are available")
+                    )
+                )
             if action == "kill":
                 await fake.kill_pod(ns, name)
                 return web.json_response({})
@@ -88,6 +110,16 @@ def add_control_routes(app: web.Application, fake: FakeKubernetes) -> None:
             raise errors.ApiError(409, "Conflict", str(exc)) from None
         raise errors.ApiError(404, "NotFound", f"no control action {action!r}")
 
+    async def images(request: web.Request) -> web.Response:
+        body = await _json(request)
+        fake.set_image_pullable(str(body["image"]), bool(body.get("pullable", False)))
+        return web.json_response({})
+
+    async def lose_node(request: web.Request) -> web.Response:
+        return web.json_response(await fake.lose_node())
+
+    app.router.add_post("/_fake/images", images)
+    app.router.add_post("/_fake/node/lose", lose_node)
     app.router.add_post("/_fake/compact", compact)
     app.router.add_post("/_fake/drop-watches", drop_watches)
     app.router.add_post("/_fake/faults", faults)

@@ -22,14 +22,16 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors, podstatus
 from .backend import PORT_MAP_ANNOTATION, PodBackend, PodContext, PodStarted
-from .defaults import new_uid, rfc3339
+from .kubelet_prepare import backoff_delay, prepare_pod
+from .podenv import Lookup
 from .podlogs import PodLogs
-from .resources import EVENTS, PODS
+from .prober import probe_pod, probed_containers
+from .resources import EVENTS, NODES, PODS
 from .store import TERMINAL_POD_PHASES, Store, Subscription
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ class KubeletConfig:
     # client that connects gets a fast "connection refused" instead of a hang.
     pod_ip_prefix: str = "127.10"
     stop_timeout: float = 10.0  # extra time a backend's stop may take beyond the grace period
+    backoff_initial: float = 0.2  # restart/pull back-off (a real kubelet: 10 s doubling ...)
+    backoff_max: float = 2.0  # (... up to 300 s)
+    probe_time_scale: float = 0.05  # probe periods/timeouts: seconds times this (prober.py)
 
 
 @dataclass(eq=False)
@@ -60,6 +65,10 @@ class PodRuntime:
     requested_ip: str | None = None
     ip: str | None = None
     restarts: int = 0
+    crashes: int = 0  # consecutive exits that led to a restart (the back-off's count)
+    init_restarts: dict[str, int] = field(default_factory=dict)
+    probe_overrides: dict[str, bool] = field(default_factory=dict)  # kind → forced verdict
+    up: asyncio.Event = field(default_factory=asyncio.Event)  # running (probes may go on)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -80,12 +89,30 @@ class Kubelet:
         self._subscription: Subscription | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._ip_serial = 0
+        self.unpullable_images: set[str] = set()
+        self.node_lost = False
 
     @property
     def node_name(self) -> str:
         return self._config.node_name
 
+    @property
+    def config(self) -> KubeletConfig:
+        return self._config
+
+    @property
+    def backend(self) -> PodBackend:
+        return self._backend
+
+    @property
+    def lookup(self) -> Lookup:
+        return self._store.peek
+
     async def start(self) -> None:
+        if self._store.peek(NODES, None, self.node_name) is None:
+            self._store.create(
+                NODES, None, podstatus.ready_node(self.node_name, self._config.host_ip)
+            )
         self._subscription = self._store.subscribe(PODS, internal=True)
         for pod in self._store.snapshot(PODS, None):
             self._on_pod("ADDED", pod)
@@ -133,8 +160,8 @@ class Kubelet:
         """Kata's SandboxChanged: the sandbox is re-created, containers restart, IP drifts."""
         runtime = self.runtime(namespace, name)
         await self._cancel(runtime)
-        self._write(runtime, podstatus.mark_sandbox_lost)
-        self._record_event(
+        self.write(runtime, podstatus.mark_sandbox_lost)
+        self.record_event(
             runtime, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created."
         )
         if runtime.started:
@@ -142,8 +169,11 @@ class Kubelet:
         runtime.started = runtime.exited = False
         runtime.restarts += 1
         runtime.ip, runtime.requested_ip = None, new_ip
+        runtime.up.clear()
         task = self._start_runtime(runtime, restart=True)
-        await asyncio.wait({task})
+        up = asyncio.ensure_future(runtime.up.wait())
+        await asyncio.wait({task, up}, return_when=asyncio.FIRST_COMPLETED)  # probes go on
+        up.cancel()
 
     async def kill(self, namespace: str, name: str) -> None:
         """Remove the pod at once and kill its workload, as if its node vanished."""
@@ -157,6 +187,26 @@ class Kubelet:
         if runtime is not None:
             await self._kill(runtime)
 
+    async def lose_node(self) -> None:
+        """The node vanished (powered off, network gone): Ready becomes Unknown, its pods
+        not Ready, their workloads die, and this kubelet acts no more."""
+        self.node_lost = True
+        self._store.mutate(NODES, None, self.node_name, podstatus.mark_node_lost)
+        for pod in self._store.snapshot(PODS, None):
+            if (pod.get("spec") or {}).get("nodeName") == self.node_name:
+                meta = pod["metadata"]
+                self._store.mutate(
+                    PODS, meta["namespace"], meta["name"], lambda p: podstatus.mark_ready(p, False)
+                )
+        runtimes = list(self._pods.values())
+        for runtime in runtimes:
+            runtime.terminating = True
+            await self._cancel(runtime)
+        await asyncio.gather(*(self._stop_backend(rt, 0) for rt in runtimes if rt.started))
+        for runtime in runtimes:
+            self._logs.close_pod(runtime.ctx.uid)
+        self._pods.clear()
+
     # The watch loop ------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -168,6 +218,8 @@ class Kubelet:
                 logger.exception("fake kubelet failed to handle %s", change.type)
 
     def _on_pod(self, kind: str, pod: JSON) -> None:
+        if self.node_lost:
+            return
         meta, spec = pod["metadata"], pod.get("spec") or {}
         uid = meta["uid"]
         runtime = self._pods.get(uid)
@@ -217,23 +269,29 @@ class Kubelet:
 
     async def _run_pod(self, runtime: PodRuntime, *, restart: bool) -> None:
         if not restart:
-            self._write(
+            self.write(
                 runtime, lambda p: podstatus.mark_pending(p, self._config.host_ip, runtime.restarts)
             )
+            if not await prepare_pod(self, runtime):
+                return
+        runtime.ready = None  # a (re)started container is Ready only once it says so
         try:
             started = await self._backend.start(runtime.ctx)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             logger.exception("pod backend could not start %s/%s", *runtime.key)
-            self._exit(runtime, 128, "StartError", str(exc))
+            self._exit(runtime, 128, "StartError", str(exc), restartable=True)
             return
         runtime.started = True
         if runtime.exited:  # the workload already reported its exit
             return
         runtime.ip = runtime.requested_ip or started.pod_ip or self._allocate_ip()
         annotations = _annotations(started)
+        probed = probed_containers(runtime.ctx.pod)
+        gated = any("readinessProbe" in c or "startupProbe" in c for c in probed)
         ready = started.ready if runtime.ready is None else runtime.ready
+        ready = ready and not gated  # Ready waits for the probes
         ip, restarts = runtime.ip, runtime.restarts
 
         def run(pod: JSON) -> None:
@@ -243,15 +301,21 @@ class Kubelet:
                     **annotations,
                 }
             podstatus.mark_running(pod, ip, restarts, ready=ready)
+            for cs in pod["status"]["containerStatuses"]:
+                if any(c["name"] == cs["name"] and "startupProbe" in c for c in probed):
+                    cs["started"] = False
 
-        self._write(runtime, run)
+        self.write(runtime, run)
+        runtime.up.set()
+        if probed:
+            await probe_pod(self, runtime)
 
     async def _terminate(self, runtime: PodRuntime, grace: float) -> None:
         await self._cancel(runtime)
         if runtime.started:
             await self._stop_backend(runtime, grace)
             if not runtime.exited:
-                self._write(runtime, lambda p: podstatus.mark_terminated(p, 0, "Completed", None))
+                self.write(runtime, lambda p: podstatus.mark_terminated(p, 0, "Completed", None))
         runtime.exited = True
         self._forget(runtime)
         with contextlib.suppress(errors.ApiError):  # already gone, or replaced by a namesake
@@ -290,7 +354,7 @@ class Kubelet:
         runtime: PodRuntime  # bound below; the callbacks only run once it exists
 
         def report_exit(code: int, reason: str | None, message: str | None) -> None:
-            self._exit(runtime, code, reason, message)
+            self._exit(runtime, code, reason, message, restartable=True)
 
         ctx = PodContext(
             pod=pod,
@@ -310,52 +374,104 @@ class Kubelet:
     def _set_ready(self, runtime: PodRuntime, ready: bool) -> None:
         runtime.ready = ready
         if runtime.started and not runtime.exited:
-            self._write(runtime, lambda p: podstatus.mark_ready(p, ready))
+            self.write(runtime, lambda p: podstatus.mark_ready(p, ready))
 
     def _exit(
-        self, runtime: PodRuntime, code: int, reason: str | None, message: str | None
+        self,
+        runtime: PodRuntime,
+        code: int,
+        reason: str | None,
+        message: str | None,
+        *,
+        restartable: bool = False,
     ) -> None:
         if runtime.exited:
             return
         runtime.exited = True
-        default_reason = "Completed" if code == 0 else "Error"
-        self._write(
-            runtime, lambda p: podstatus.mark_terminated(p, code, reason or default_reason, message)
-        )
+        reason = reason or ("Completed" if code == 0 else "Error")
+        policy = (runtime.ctx.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        if (
+            restartable
+            and not runtime.terminating
+            and (policy == "Always" or (policy == "OnFailure" and code != 0))
+        ):
+            self.write(runtime, lambda p: podstatus.mark_crashed(p, code, reason, message))
+            self._spawn(self._restart(runtime), f"fake-kubelet-restart-{runtime.ctx.name}")
+            return
+        self.write(runtime, lambda p: podstatus.mark_terminated(p, code, reason, message))
         self._logs.close_pod(runtime.ctx.uid)
 
-    # Helpers -------------------------------------------------------------------------------
+    async def _restart(self, runtime: PodRuntime) -> None:
+        """Restart exited containers: at once the first time, then after a back-off."""
+        await self._cancel(runtime)  # its probes
+        if runtime.started:
+            await self._stop_backend(runtime, 0)
+        runtime.started = False
+        runtime.crashes += 1
+        if runtime.crashes > 1:
+            delay = backoff_delay(
+                self._config.backoff_initial, self._config.backoff_max, runtime.crashes - 1
+            )
+            ctx = runtime.ctx
 
-    def _write(self, runtime: PodRuntime, change: Callable[[JSON], None]) -> None:
+            def waiting(pod: JSON) -> None:
+                for name in ctx.container_names:
+                    message = (
+                        f"back-off {delay:g}s restarting failed container={name} "
+                        f"pod={ctx.name}_{ctx.namespace}({ctx.uid})"
+                    )
+                    podstatus.mark_waiting(pod, name, "CrashLoopBackOff", message)
+
+            self.write(runtime, waiting)
+            self.record_event(
+                runtime, "BackOff", "Back-off restarting failed container", warning=True
+            )
+            await asyncio.sleep(delay)
+        if runtime.terminating or runtime.ctx.uid not in self._pods:
+            return
+        runtime.restarts += 1
+        runtime.exited = False
+        self._start_runtime(runtime, restart=True)
+
+    # Used by kubelet_prepare ---------------------------------------------------------------
+
+    def write(self, runtime: PodRuntime, change: Callable[[JSON], None]) -> None:
         self._store.mutate(PODS, *runtime.key, change, uid=runtime.ctx.uid)
+
+    async def run_init(self, runtime: PodRuntime, container: JSON) -> int:
+        """An init container's exit code: the backend's `run_init` if it has one, else 0."""
+        run = getattr(self._backend, "run_init", None)
+        return 0 if run is None else int(await run(runtime.ctx, container))
+
+    def kill_container(self, runtime: PodRuntime, message: str) -> None:
+        """A failed liveness/startup probe: the kubelet kills the container (SIGKILL)."""
+        self._exit(runtime, 137, "Error", message, restartable=True)
+
+    def fail_pod_status(self, runtime: PodRuntime, code: int, reason: str) -> None:
+        runtime.exited = True
+
+        def failed(pod: JSON) -> None:
+            status = pod.setdefault("status", {})
+            status["phase"] = "Failed"
+            podstatus.mark_ready(pod, False)
+            podstatus.set_condition(status, "Ready", False, "PodFailed")
+
+        self.write(runtime, failed)
+
+    # Helpers -------------------------------------------------------------------------------
 
     def _allocate_ip(self) -> str:
         self._ip_serial += 1
         serial = self._ip_serial
         return f"{self._config.pod_ip_prefix}.{(serial >> 8) & 255}.{serial & 255}"
 
-    def _record_event(self, runtime: PodRuntime, reason: str, message: str) -> None:
+    def record_event(
+        self, runtime: PodRuntime, reason: str, message: str, *, warning: bool = False
+    ) -> None:
         namespace, name = runtime.key
-        now = rfc3339()
-        event = {
-            "metadata": {"name": f"{name}.{new_uid().replace('-', '')[:16]}"},
-            "involvedObject": {
-                "kind": "Pod",
-                "apiVersion": "v1",
-                "namespace": namespace,
-                "name": name,
-                "uid": runtime.ctx.uid,
-            },
-            "reason": reason,
-            "message": message,
-            "type": "Normal",
-            "count": 1,
-            "source": {"component": "kubelet", "host": self.node_name},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name,
-        }
+        event = podstatus.pod_event(
+            namespace, name, runtime.ctx.uid, self.node_name, reason, message, warning=warning
+        )
         with contextlib.suppress(errors.ApiError):
             self._store.create(EVENTS, namespace, event)
 

@@ -31,12 +31,25 @@ def _values(lookup: Lookup, namespace: str, ref_kind: str, name: str) -> dict[st
     return None if configmap is None else dict(configmap.get("data") or {})
 
 
+# The kubelet's own wording (a container's CreateContainerConfigError message).
+_KINDS = {"secret": "Secret", "configMap": "ConfigMap"}
+
+
+def _missing(ref_kind: str, name: str) -> ConfigError:
+    return ConfigError(f'{ref_kind.lower()} "{name}" not found')
+
+
 def _key_ref(lookup: Lookup, namespace: str, ref_kind: str, ref: JSON) -> str | None:
-    values = _values(lookup, namespace, ref_kind, ref.get("name", ""))
+    name = ref.get("name", "")
+    values = _values(lookup, namespace, ref_kind, name)
     if values is None or ref.get("key") not in values:
         if ref.get("optional"):
             return None
-        raise ConfigError(f"{ref_kind} {ref.get('name')!r} key {ref.get('key')!r} not found")
+        if values is None:
+            raise _missing(ref_kind, name)
+        raise ConfigError(
+            f"couldn't find key {ref.get('key')} in {_KINDS[ref_kind]} {namespace}/{name}"
+        )
     return values[ref["key"]]
 
 
@@ -72,7 +85,7 @@ def container_env(lookup: Lookup, pod: JSON, container_name: str) -> dict[str, s
         if values is None:
             if ref.get("optional"):
                 continue
-            raise ConfigError(f"{ref_kind} {ref.get('name')!r} not found")
+            raise _missing(ref_kind, ref.get("name", ""))
         env.update({source.get("prefix", "") + k: v for k, v in values.items()})
     for var in container.get("env") or []:
         source = var.get("valueFrom")
@@ -114,11 +127,12 @@ def volume_files(lookup: Lookup, pod: JSON, volume_name: str) -> dict[str, bytes
     if obj is None:
         if source.get("optional"):
             return {}
-        raise ConfigError(f"volume {volume_name!r}: {name!r} not found")
+        raise _missing("secret" if "secret" in volume else "configMap", name)
     items = source.get("items")
     if not items:
         return data
     missing = [i["key"] for i in items if i["key"] not in data]
     if missing:
-        raise ConfigError(f"volume {volume_name!r}: keys {missing} not found in {name!r}")
+        kind = "secret" if "secret" in volume else "configmap"
+        raise ConfigError(f"references non-existent {kind} key: {missing[0]}")
     return {i.get("path", i["key"]): data[i["key"]] for i in items}

@@ -39,6 +39,10 @@ class ResourceType:
         return self.group == "" and self.plural == "pods"
 
     @property
+    def is_node(self) -> bool:
+        return self.group == "" and self.plural == "nodes"
+
+    @property
     def is_namespace(self) -> bool:
         return self.group == "" and self.plural == "namespaces"
 
@@ -60,6 +64,14 @@ EVENTS = ResourceType("", "v1", "events", "Event")
 EVENTS_V1 = ResourceType("events.k8s.io", "v1", "events", "Event")
 DEPLOYMENTS = ResourceType("apps", "v1", "deployments", "Deployment", status_subresource=True)
 LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease")
+SERVICEACCOUNTS = ResourceType("", "v1", "serviceaccounts", "ServiceAccount")
+NODES = ResourceType("", "v1", "nodes", "Node", namespaced=False, status_subresource=True)
+RUNTIMECLASSES = ResourceType(
+    "node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", namespaced=False
+)
+PRIORITYCLASSES = ResourceType(
+    "scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False
+)
 
 ALL_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES,
@@ -71,6 +83,10 @@ ALL_RESOURCES: tuple[ResourceType, ...] = (
     EVENTS_V1,
     DEPLOYMENTS,
     LEASES,
+    SERVICEACCOUNTS,
+    NODES,
+    RUNTIMECLASSES,
+    PRIORITYCLASSES,
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL_RESOURCES}
@@ -78,6 +94,14 @@ _BY_PATH = {(r.group, r.version, r.plural): r for r in ALL_RESOURCES}
 
 def find_resource(group: str, version: str, plural: str) -> ResourceType | None:
     return _BY_PATH.get((group, version, plural))
+
+
+def resource_of(manifest: dict[str, object]) -> ResourceType:
+    """The served type of a manifest, by its apiVersion and kind."""
+    for rt in ALL_RESOURCES:
+        if rt.api_version == manifest.get("apiVersion") and rt.kind == manifest.get("kind"):
+            return rt
+    raise ValueError(f"the fake does not serve {manifest.get('apiVersion')} {manifest.get('kind')}")
 
 
 @dataclass(frozen=True)

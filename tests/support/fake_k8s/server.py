@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,14 @@ from aiohttp import web
 
 from otm.devtools._serving import AppServer
 
-from . import control_http
+from . import control_http, podstatus
 from .backend import PodBackend, SimulatedPodBackend
 from .gc import GarbageCollector
 from .handlers import API_STATE, ApiState, Fault, RecordedRequest, add_api_routes, api_middleware
 from .kubelet import Kubelet, KubeletConfig
 from .podlogs import PodLogs
 from .rbac import MASTERS, Authorizer, RbacPolicy, ServedRequest
-from .resources import NAMESPACES, PODS
+from .resources import NAMESPACES, NODES, PODS, resource_of
 from .store import Store
 
 JSON = dict[str, Any]
@@ -45,6 +46,7 @@ class FakeKubernetes(AppServer):
         port: int = 0,
         rbac: RbacPolicy | None = None,
         enforce_rbac: bool = True,
+        objects: Iterable[JSON] = (),
     ) -> None:
         """
         kubelet: a KubeletConfig, True for the default one, False for no scheduler and no
@@ -59,6 +61,9 @@ class FakeKubernetes(AppServer):
             tokens (rbac.py); the admin `token` is in system:masters and always allowed.
             Without a policy every authenticated request is allowed.
         enforce_rbac: False: no 403s, only `served` records who asked for what.
+        objects: manifests (apiVersion, kind, metadata.namespace) created at start, after
+            the namespaces: what the cluster's operator installed (RuntimeClasses,
+            PriorityClasses, ServiceAccounts, ...) that pods reference.
         """
         self.token = token or secrets.token_urlsafe(16)
         self.store = Store(history_limit=history_limit)
@@ -72,6 +77,10 @@ class FakeKubernetes(AppServer):
         super().__init__(host="127.0.0.1", port=port)
         for name in namespaces:
             self.store.create(NAMESPACES, None, {"metadata": {"name": name}})
+        for manifest in objects:
+            self.store.create(
+                resource_of(manifest), (manifest.get("metadata") or {}).get("namespace"), manifest
+            )
 
     # Lifecycle -----------------------------------------------------------------------------
 
@@ -208,6 +217,57 @@ class FakeKubernetes(AppServer):
     async def kill_pod(self, namespace: str, name: str) -> None:
         """Delete the pod at once (no grace period) and kill its workload."""
         await self._kubelet().kill(namespace, name)
+
+    async def crash_pod(
+        self, namespace: str, name: str, *, exit_code: int = 1, reason: str = "Error"
+    ) -> JSON:
+        """The pod's workload exits by itself: restarted per its restartPolicy (with
+        back-off, CrashLoopBackOff), or Failed/Succeeded under Never."""
+        runtime = self._kubelet().runtime(namespace, name)
+        runtime.ctx.report_exit(exit_code, reason)
+        return self.store.get(PODS, namespace, name)
+
+    def set_probe(self, namespace: str, name: str, kind: str, passing: bool | None) -> None:
+        """Force the verdict of a pod's `startupProbe`, `readinessProbe` or
+        `livenessProbe` (None: evaluate it again)."""
+        overrides = self._kubelet().runtime(namespace, name).probe_overrides
+        if passing is None:
+            overrides.pop(kind, None)
+        else:
+            overrides[kind] = passing
+
+    def set_image_pullable(self, image: str, pullable: bool) -> None:
+        """Make the kubelet fail (ErrImagePull/ImagePullBackOff) or succeed pulling `image`
+        (images on a `*.invalid` registry never pull)."""
+        images = self._kubelet().unpullable_images
+        if pullable:
+            images.discard(image)
+        else:
+            images.add(image)
+
+    async def lose_node(self) -> JSON:
+        """The kubelet's node is lost: Ready=Unknown (unreachable taint), its pods not
+        Ready, workloads killed, and nothing finishes their deletion any more: they stay
+        Terminating until the Node is deleted or they are force-deleted."""
+        await self._kubelet().lose_node()
+        return self.store.get(NODES, None, self._kubelet().node_name)
+
+    def mark_unschedulable(
+        self, namespace: str, name: str, message: str = "0/1 nodes are available"
+    ) -> JSON:
+        """What the scheduler writes for a pod no node fits (yet): PodScheduled=False,
+        reason Unschedulable (e.g. while Karpenter provisions capacity)."""
+
+        def unschedulable(pod: JSON) -> None:
+            status = pod.setdefault("status", {})
+            status.setdefault("phase", "Pending")
+            podstatus.set_condition(status, "PodScheduled", False, "Unschedulable")
+            for condition in status["conditions"]:
+                if condition["type"] == "PodScheduled":
+                    condition["message"] = message
+
+        self.store.mutate(PODS, namespace, name, unschedulable)
+        return self.store.get(PODS, namespace, name)
 
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> JSON:
         self._kubelet().set_ready(namespace, name, ready)

@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from . import errors
+from .admission import DEFAULT_SERVICE_ACCOUNT, admit_pod
 from .defaults import (
     apply_create_defaults,
     generated_name,
@@ -29,10 +30,11 @@ from .defaults import (
     rfc3339_after,
 )
 from .patching import apply_patch
-from .resources import ALL_RESOURCES, NAMESPACES, ResourceType
+from .podstatus import node_ready
+from .resources import ALL_RESOURCES, NAMESPACES, NODES, PODS, SERVICEACCOUNTS, ResourceType
 from .selectors import Matcher
 from .validation import validate_object
-from .writes import checked_body, updated_object
+from .writes import check_micro_times, checked_body, updated_object
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +132,8 @@ class Store:
         if meta.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         self._check_namespace_writable(rt, namespace, meta.get("name") or "")
+        if rt.is_pod:
+            admit_pod(self.peek, namespace or "", obj)
         if not meta.get("name"):
             prefix = meta.get("generateName")
             if not prefix:
@@ -162,6 +166,10 @@ class Store:
         if rt.namespaced:
             meta["namespace"] = namespace
         self._commit(rt, "ADDED", obj, None)
+        if rt.is_namespace:  # what the serviceaccount controller adds to every namespace
+            self.create(
+                SERVICEACCOUNTS, meta["name"], {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT}}
+            )
         return copy.deepcopy(obj)
 
     def replace(
@@ -197,6 +205,7 @@ class Store:
     ) -> JSON:
         old = self._require(rt, namespace, name)
         new = apply_patch(content_type, copy.deepcopy(old), patch)
+        check_micro_times(rt, new)
         # A patch that sets metadata.resourceVersion is a precondition on it.
         if (new.get("metadata") or {}).get("resourceVersion") != old["metadata"]["resourceVersion"]:
             raise errors.stale_conflict(rt, name)
@@ -364,9 +373,16 @@ class Store:
     def _grace_expired(self, rt: ResourceType, namespace: str | None, name: str, uid: str) -> None:
         self._grace_timers.pop(uid, None)
         obj = self.peek(rt, namespace, name)
-        if obj is not None and obj["metadata"]["uid"] == uid:
-            logger.debug("grace period of %s/%s elapsed", namespace, name)
-            self.delete(rt, namespace, name, grace_period_seconds=0)
+        if obj is None or obj["metadata"]["uid"] != uid:
+            return
+        node_name = (obj.get("spec") or {}).get("nodeName")
+        node = self.peek(NODES, None, node_name) if rt.is_pod and node_name else None
+        if node is not None and not node_ready(node):
+            # Only the node's kubelet (or a force delete, or the node's removal) ends it.
+            logger.debug("%s/%s stays Terminating on NotReady node %s", namespace, name, node_name)
+            return
+        logger.debug("grace period of %s/%s elapsed", namespace, name)
+        self.delete(rt, namespace, name, grace_period_seconds=0)
 
     def _finish_deletion_if_released(self, rt: ResourceType, obj: JSON) -> None:
         meta = obj["metadata"]
@@ -390,6 +406,10 @@ class Store:
         self._commit(rt, "DELETED", final, obj)
         if rt.namespaced and namespace:
             self._finish_namespace_if_empty(namespace)
+        if rt.is_node:  # the pod GC force-deletes the pods bound to a node that is gone
+            for pod in list(self._objects[PODS].values()):
+                if (pod.get("spec") or {}).get("nodeName") == meta["name"]:
+                    self._remove(PODS, pod)
         return final
 
     def _delete_namespace(self, ns: JSON) -> tuple[JSON, bool]:

@@ -142,6 +142,11 @@ def validate_object(rt: ResourceType, obj: JSON) -> None:
         causes += _data_causes(obj, base64_values=False)
     elif rt.plural == "deployments":
         causes += _deployment_causes(spec)
+    elif rt.plural == "runtimeclasses":
+        if not obj.get("handler"):
+            causes.append(("FieldValueRequired", "handler", "Required value"))
+    elif rt.plural == "priorityclasses" and not isinstance(obj.get("value"), int):
+        causes.append(("FieldValueRequired", "value", "Required value"))
     if causes:
         raise invalid(rt, name, causes)
 

@@ -4,6 +4,7 @@ the object an update would store (server-owned fields kept, status guarded, vali
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from . import errors
@@ -23,6 +24,32 @@ _SYSTEM_METADATA = (
     "namespace",
     "name",
 )
+
+
+# metav1.MicroTime decodes with Go's layout "2006-01-02T15:04:05.000000Z07:00": exactly six
+# fractional digits, then Z or an offset. Anything else fails to decode (400 BadRequest).
+_MICRO_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$")
+MICRO_TIME_LAYOUT = "2006-01-02T15:04:05.000000Z07:00"
+# The MicroTime fields of the served types (top level or under spec).
+_MICRO_TIME_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "leases": (("spec", "acquireTime"), ("spec", "renewTime")),
+    "events": (("eventTime",), ("series", "lastObservedTime")),
+}
+
+
+def check_micro_times(rt: ResourceType, obj: JSON) -> None:
+    """400 BadRequest, as the apiserver's decoder answers, for a malformed MicroTime."""
+    for path in _MICRO_TIME_FIELDS.get(rt.plural, ()):
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _MICRO_TIME_RE.match(value):
+            raise errors.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                f'parsing time "{value}" as "{MICRO_TIME_LAYOUT}": cannot parse'
+            )
 
 
 def checked_body(rt: ResourceType, namespace: str | None, body: Any) -> JSON:
@@ -50,6 +77,7 @@ def checked_body(rt: ResourceType, namespace: str | None, body: Any) -> JSON:
             raise errors.method_not_allowed("a namespaced object needs a namespace in the URL")
     if rt.group == "" and rt.plural == "secrets":
         fold_secret_string_data(obj)
+    check_micro_times(rt, obj)
     return obj
 
 
