@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 from tests.cli.conftest import Cli, api, failed, ok
-from tests.cli.daemon_proc import DaemonProc
+from tests.support.daemon_proc import DaemonProc
 
 NEW = "registry.example/openclaw:v2"
 
