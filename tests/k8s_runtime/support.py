@@ -18,8 +18,10 @@ from daemon.kube.tenant_credentials import CredentialVendor
 from daemon.kube.warm_pool import WarmPool
 from daemon.metrics import Metrics
 from daemon.ports import StateStore
+from tests.support.records import sample_launch
 
 NS = "otm-tenants"
+launch = sample_launch  # the Kubernetes tiers' name for it
 # No S3 in these tests: the restore/sync containers are left out (their specs are tested
 # as dicts in test_manifests.py).
 POD_SETTINGS = PodSettings(namespace=NS, image="openclaw:test", state_sync=False)
