@@ -18,9 +18,6 @@ WARM_PRIORITY_CLASS = "otm-warm"
 # Identities
 DAEMON_SERVICE_ACCOUNT = "otm-daemon"
 TENANT_SERVICE_ACCOUNT = "otm-tenant"
-# The daemon's only cluster-wide grant (ClusterRole and its binding): `get` on nodes, to
-# tell a pod stranded on a lost node (daemon/kube/pod_deletion.py).
-DAEMON_NODES_CLUSTER_ROLE = "otm-daemon-nodes"
 
 # Labels
 LABEL_APP = "app.kubernetes.io/name"
