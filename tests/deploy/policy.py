@@ -42,8 +42,15 @@ ALLOWED_DAEMON_RBAC: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),
     },
 }
-#: What the daemon must be able to do: (namespace, group, resource, verb, resource name).
-REQUIRED_DAEMON_PERMISSIONS = [
+#: (apiGroup, resource) -> verbs a ClusterRole may hold. Only reading a Node by name, to
+#: tell a pod stranded on a lost node: no list/watch (every node's addresses and
+#: labels), nothing else cluster-wide.
+ALLOWED_DAEMON_CLUSTER_RBAC: dict[tuple[str, str], frozenset[str]] = {
+    ("", "nodes"): frozenset({"get"}),
+}
+#: What the daemon must be able to do: (namespace or None for cluster-scoped, group,
+#: resource, verb, resource name).
+REQUIRED_DAEMON_PERMISSIONS: list[tuple[str | None, str, str, str, str | None]] = [
     *(
         (names.TENANT_NAMESPACE, "", "pods", verb, None)
         for verb in ("get", "list", "watch", "create", "patch", "delete")
@@ -56,21 +63,34 @@ REQUIRED_DAEMON_PERMISSIONS = [
     (names.DAEMON_NAMESPACE, "coordination.k8s.io", "leases", "create", None),
     (names.DAEMON_NAMESPACE, "coordination.k8s.io", "leases", "get", names.LEADER_LEASE),
     (names.DAEMON_NAMESPACE, "coordination.k8s.io", "leases", "update", names.LEADER_LEASE),
+    (None, "", "nodes", "get", None),
 ]
 
 
-def _rules_for(docs: list[Doc], sa_namespace: str, sa_name: str) -> Iterator[tuple[str, Doc]]:
-    """(namespace, rule) of every Role rule bound to a ServiceAccount."""
-    for binding in inv.of_kind(docs, "RoleBinding"):
-        namespace = binding["metadata"].get("namespace", "")
-        if not any(
-            s.get("kind") == "ServiceAccount"
-            and s.get("name") == sa_name
-            and (s.get("namespace") or namespace) == sa_namespace
-            for s in binding.get("subjects") or []
-        ):
+def _binds(binding: Doc, sa_namespace: str, sa_name: str) -> bool:
+    namespace = binding["metadata"].get("namespace", "")
+    return any(
+        s.get("kind") == "ServiceAccount"
+        and s.get("name") == sa_name
+        and (s.get("namespace") or namespace) == sa_namespace
+        for s in binding.get("subjects") or []
+    )
+
+
+def _rules_for(
+    docs: list[Doc], sa_namespace: str, sa_name: str
+) -> Iterator[tuple[str | None, Doc]]:
+    """(namespace, rule) of every rule bound to a ServiceAccount; namespace None: from a
+    ClusterRoleBinding, so everywhere, cluster-scoped resources included."""
+    for binding in inv.of_kind(docs, "RoleBinding") + inv.of_kind(docs, "ClusterRoleBinding"):
+        if not _binds(binding, sa_namespace, sa_name):
             continue
-        role = inv.find(docs, "Role", binding["roleRef"]["name"], namespace)
+        ref = binding["roleRef"]
+        cluster_wide = binding["kind"] == "ClusterRoleBinding"
+        namespace = None if cluster_wide else binding["metadata"].get("namespace", "")
+        role = inv.find(
+            docs, ref["kind"], ref["name"], None if ref["kind"] != "Role" else namespace
+        )
         for rule in (role or {}).get("rules") or []:
             yield namespace, rule
 
@@ -78,15 +98,16 @@ def _rules_for(docs: list[Doc], sa_namespace: str, sa_name: str) -> Iterator[tup
 def can(
     docs: list[Doc],
     subject: tuple[str, str],
-    namespace: str,
+    namespace: str | None,
     group: str,
     resource: str,
     verb: str,
     name: str | None = None,
 ) -> bool:
-    """RBAC authorization for a ServiceAccount (namespace, name) from rendered Roles."""
+    """RBAC authorization for a ServiceAccount (namespace, name) from rendered Roles and
+    ClusterRoles; ``namespace`` None asks for a cluster-scoped resource."""
     for rule_namespace, rule in _rules_for(docs, *subject):
-        if rule_namespace != namespace:
+        if rule_namespace is not None and rule_namespace != namespace:
             continue
         names_allowed = rule.get("resourceNames") or []
         if (
@@ -99,12 +120,53 @@ def can(
     return False
 
 
+def _rule_problems(
+    where: str, rule: Doc, allowed: dict[tuple[str, str], frozenset[str]], scope: str
+) -> list[str]:
+    """What a rule grants beyond ``allowed`` (a wildcard is always beyond)."""
+    groups, resources, verbs = (
+        rule.get("apiGroups", []),
+        rule.get("resources", []),
+        set(rule.get("verbs", [])),
+    )
+    if rule.get("nonResourceURLs"):
+        return [f"{where}: nonResourceURLs {rule['nonResourceURLs']} are not allowed"]
+    if "*" in groups or "*" in resources or "*" in verbs:
+        return [f"{where}: wildcard rule {rule}"]
+    problems = []
+    for group in groups:
+        for resource in resources:
+            granted = allowed.get((group, resource))
+            if granted is None:
+                problems.append(f"{where}: {group or 'core'}/{resource} is not allowed{scope}")
+            elif verbs - granted:
+                problems.append(
+                    f"{where}: verbs {sorted(verbs - granted)} on {resource} are not allowed{scope}"
+                )
+    return problems
+
+
+def _subject_problems(binding: Doc) -> list[str]:
+    """Only the daemon's ServiceAccount is bound to anything."""
+    problems = []
+    binding_namespace = binding["metadata"].get("namespace")
+    for subject in binding.get("subjects") or []:
+        namespace = subject.get("namespace") or binding_namespace
+        if (subject.get("kind"), subject.get("name"), namespace) != (
+            "ServiceAccount",
+            names.DAEMON_SERVICE_ACCOUNT,
+            names.DAEMON_NAMESPACE,
+        ):
+            who = f"{namespace}/{subject.get('name')}" if namespace else subject.get("name")
+            problems.append(
+                f"{inv.ident(binding)}: only {names.DAEMON_NAMESPACE}/"
+                f"{names.DAEMON_SERVICE_ACCOUNT} gets API access, not {subject.get('kind')} {who}"
+            )
+    return problems
+
+
 def check_rbac(docs: list[Doc]) -> list[str]:
-    problems = [
-        f"{inv.ident(d)}: nothing cluster-wide is allowed"
-        for d in docs
-        if d.get("kind") in {"ClusterRole", "ClusterRoleBinding"}
-    ]
+    problems: list[str] = []
     for role in inv.of_kind(docs, "Role"):
         namespace = role["metadata"].get("namespace", "")
         allowed = ALLOWED_DAEMON_RBAC.get(namespace)
@@ -112,42 +174,23 @@ def check_rbac(docs: list[Doc]) -> list[str]:
             problems.append(f"{inv.ident(role)}: no Role belongs in namespace {namespace!r}")
             continue
         for rule in role.get("rules") or []:
-            groups, resources, verbs = (
-                rule.get("apiGroups", []),
-                rule.get("resources", []),
-                set(rule.get("verbs", [])),
-            )
-            if "*" in groups or "*" in resources or "*" in verbs:
-                problems.append(f"{inv.ident(role)}: wildcard rule {rule}")
-                continue
-            for group in groups:
-                for resource in resources:
-                    granted = allowed.get((group, resource))
-                    if granted is None:
-                        problems.append(
-                            f"{inv.ident(role)}: {group or 'core'}/{resource} is not allowed"
-                        )
-                    elif verbs - granted:
-                        problems.append(
-                            f"{inv.ident(role)}: verbs {sorted(verbs - granted)} on "
-                            f"{resource} are not allowed"
-                        )
-    for binding in inv.of_kind(docs, "RoleBinding"):
-        for subject in binding.get("subjects") or []:
-            if (subject.get("kind"), subject.get("name")) != (
-                "ServiceAccount",
-                names.DAEMON_SERVICE_ACCOUNT,
-            ):
-                problems.append(
-                    f"{inv.ident(binding)}: only {names.DAEMON_SERVICE_ACCOUNT} gets API access, "
-                    f"not {subject.get('kind')} {subject.get('name')}"
-                )
+            problems += _rule_problems(inv.ident(role), rule, allowed, "")
+    # Cluster-wide: reading Nodes only (ALLOWED_DAEMON_CLUSTER_RBAC). An aggregated
+    # ClusterRole's rules are filled in by the cluster, so they cannot be checked here.
+    for cluster_role in inv.of_kind(docs, "ClusterRole"):
+        where = inv.ident(cluster_role)
+        if cluster_role.get("aggregationRule"):
+            problems.append(f"{where}: an aggregated ClusterRole is not allowed")
+        for rule in cluster_role.get("rules") or []:
+            problems += _rule_problems(where, rule, ALLOWED_DAEMON_CLUSTER_RBAC, " cluster-wide")
+    for binding in inv.of_kind(docs, "RoleBinding") + inv.of_kind(docs, "ClusterRoleBinding"):
+        problems += _subject_problems(binding)
     daemon = (names.DAEMON_NAMESPACE, names.DAEMON_SERVICE_ACCOUNT)
     for namespace, group, resource, verb, name in REQUIRED_DAEMON_PERMISSIONS:
         if not can(docs, daemon, namespace, group, resource, verb, name):
             problems.append(
                 f"rbac: {names.DAEMON_SERVICE_ACCOUNT} cannot {verb} {resource}"
-                f"{'/' + name if name else ''} in {namespace}"
+                f"{'/' + name if name else ''} {'in ' + namespace if namespace else 'cluster-wide'}"
             )
     tenant_sa = inv.find(
         docs, "ServiceAccount", names.TENANT_SERVICE_ACCOUNT, names.TENANT_NAMESPACE

@@ -74,17 +74,72 @@ def secret_not_allow_listed(overlay: Path) -> None:
     )
 
 
-def cluster_role(overlay: Path) -> None:
-    _add_resource(
-        overlay,
-        "cr.yaml",
+def _cluster_rbac(name: str, rules: list[Doc], subject: Doc) -> list[Doc]:
+    """A ClusterRole and a ClusterRoleBinding of it to ``subject``."""
+    return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
-            "metadata": {"name": "otm-nodes"},
-            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}],
+            "metadata": {"name": name},
+            "rules": rules,
         },
-    )
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [subject],
+        },
+    ]
+
+
+DAEMON_SA = {"kind": "ServiceAccount", "name": "otm-daemon", "namespace": "otm-system"}
+
+
+def _add_resources(overlay: Path, name: str, docs: list[Doc]) -> None:
+    (overlay / name).write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    _edit_kustomization(overlay, lambda k: k["resources"].append(name))
+
+
+def cluster_role(overlay: Path) -> None:
+    """Listing nodes: more than the `get` by name the daemon needs."""
+    rules = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+    _add_resources(overlay, "cr.yaml", _cluster_rbac("otm-nodes", rules, DAEMON_SA))
+
+
+def too_broad_cluster_role(overlay: Path) -> None:
+    """Secrets cluster-wide: every tenant's bot token, in every namespace."""
+    rules = [{"apiGroups": [""], "resources": ["secrets", "nodes"], "verbs": ["get"]}]
+    _add_resources(overlay, "cr.yaml", _cluster_rbac("otm-secrets", rules, DAEMON_SA))
+
+
+def wildcard_cluster_role(overlay: Path) -> None:
+    rules = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["*"]}]
+    _add_resources(overlay, "cr.yaml", _cluster_rbac("otm-nodes-all", rules, DAEMON_SA))
+
+
+def nodes_for_another_subject(overlay: Path) -> None:
+    tenant = {"kind": "ServiceAccount", "name": "otm-tenant", "namespace": "otm-tenants"}
+    rules = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
+    _add_resources(overlay, "cr.yaml", _cluster_rbac("otm-tenant-nodes", rules, tenant))
+
+
+def no_nodes_grant(overlay: Path) -> None:
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        _add_patch(
+            overlay,
+            f"drop-{kind}.yaml",
+            {
+                "$patch": "delete",
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": kind,
+                "metadata": {"name": "otm-daemon-nodes"},
+            },
+        )
 
 
 def allow_all_in_tenants(overlay: Path) -> None:
@@ -156,7 +211,29 @@ CASES: list[tuple[Any, ...]] = [
         "Deployment otm-system/otm-daemon: Secret otm-system/aws-keys is neither in the render "
         "nor on the out-of-band allow-list",
     ),
-    ("dev", cluster_role, "ClusterRole otm-nodes: nothing cluster-wide is allowed"),
+    (
+        "dev",
+        cluster_role,
+        "ClusterRole otm-nodes: verbs ['list', 'watch'] on nodes are not allowed cluster-wide",
+    ),
+    (
+        "dev",
+        too_broad_cluster_role,
+        "ClusterRole otm-secrets: core/secrets is not allowed cluster-wide",
+    ),
+    (
+        "dev",
+        wildcard_cluster_role,
+        "ClusterRole otm-nodes-all: wildcard rule {'apiGroups': [''], 'resources': ['nodes'], "
+        "'verbs': ['*']}",
+    ),
+    (
+        "dev",
+        nodes_for_another_subject,
+        "ClusterRoleBinding otm-tenant-nodes: only otm-system/otm-daemon gets API access, "
+        "not ServiceAccount otm-tenants/otm-tenant",
+    ),
+    ("dev", no_nodes_grant, "rbac: otm-daemon cannot get nodes cluster-wide"),
     (
         "dev",
         allow_all_in_tenants,

@@ -4,9 +4,11 @@ The required RBAC is not written down here: it is derived from the requests the 
 own code makes against the fake API server, authenticated as its ServiceAccount with
 recording on (tests/support/fake_k8s/rbac.py): the Kubernetes runtime's cold and warm
 starts, readiness, logs and stops, the warm pool growing and shrinking, the pod
-informer's list and watch (which the reconciler reads), and leader election on the Lease.
-Every recorded request must be allowed by one rendered rule, and every rendered rule
-(verb by verb, resource by resource) must have been used.
+informer's list and watch (which the reconciler reads), a pod stranded Terminating on a
+lost node being force-deleted (which reads its Node: the one cluster-wide grant), and
+leader election on the Lease. Every recorded request must be allowed by one rendered rule,
+and every rendered rule (verb by verb, resource by resource, Roles and ClusterRoles) must
+have been used.
 """
 
 from __future__ import annotations
@@ -29,25 +31,26 @@ from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import open_runtime
 from tests.loops.loop_support import stop_tasks
 from tests.support.daemon_rbac import DAEMON_USER, daemon_rbac_options, deployed_rbac_objects
-from tests.support.fake_k8s.fixture import running_fake_k8s
+from tests.support.fake_cluster import running_otm_k8s
 from tests.support.fake_k8s.rbac import RbacPolicy, RequestAttributes, rule_allows
 from tests.support.polling import eventually
 from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node (warm pods)")
 
-# One grant: (namespace, apiGroup, resource[/subresource], verb, resourceName or None).
-Grant = tuple[str, str, str, str, str | None]
+# One grant: (namespace or None for a ClusterRoleBinding's everywhere, apiGroup,
+# resource[/subresource], verb, resourceName or None).
+Grant = tuple[str | None, str, str, str, str | None]
 
 
 def rendered_grants(objects: tuple[Mapping[str, Any], ...]) -> set[Grant]:
-    """Every (namespace, group, resource, verb, name) the daemon's Roles grant it."""
+    """Every (namespace, group, resource, verb, name) the daemon's Roles and ClusterRoles
+    grant it."""
     policy = RbacPolicy(objects)
     grants: set[Grant] = set()
     for grant in policy.grants:
         if f"User:{DAEMON_USER}" not in grant.subjects:
             continue
-        assert grant.namespace is not None, "the daemon holds nothing cluster-wide"
         for rule in grant.rules:
             for group in rule.get("apiGroups") or []:
                 for resource in rule.get("resources") or []:
@@ -66,7 +69,8 @@ def covering(grants: set[Grant], attrs: RequestAttributes) -> Iterator[Grant]:
             "verbs": [verb],
             **({"resourceNames": [name]} if name else {}),
         }
-        if namespace == attrs.namespace and rule_allows(rule, attrs):
+        # A ClusterRoleBinding's grant holds everywhere; a RoleBinding's in its namespace.
+        if namespace in (None, attrs.namespace) and rule_allows(rule, attrs):
             yield grant
 
 
@@ -74,7 +78,7 @@ async def exercise_the_daemon(tmp_path: Path, telegram: FakeTelegram) -> list[Re
     """Run the daemon's Kubernetes flows as its ServiceAccount; what it asked for."""
     backend = ProcessPodBackend(tmp_path / "pods")
     try:
-        async with running_fake_k8s(
+        async with running_otm_k8s(  # with what tenant pods' admission requires
             tmp_path,
             namespaces=("default", names.TENANT_NAMESPACE, names.DAEMON_NAMESPACE),
             pod_backend=backend,
@@ -117,6 +121,13 @@ async def exercise_the_daemon(tmp_path: Path, telegram: FakeTelegram) -> list[Re
                     await CoreV1Api(admin).create_namespaced_secret(runtime.namespace, leftover)
                 await runtime.start(launch("carol"))
                 await runtime.stop("carol", grace_s=5)
+                # A pod stranded Terminating on a lost node: its Node is read (get by
+                # name), then that incarnation is force-deleted. Last: no kubelet acts
+                # after the node is lost.
+                await runtime.start(launch("dora"))
+                await runtime.wait_ready("dora", timeout=30)
+                await k8s.server.lose_node()
+                await runtime.stop("dora", grace_s=1)
             settings = load_settings(
                 flags={"runtime": "kubernetes", "kubeconfig": str(k8s.kubeconfig_path)}, env={}
             )
@@ -141,12 +152,13 @@ async def test_the_daemon_role_grants_exactly_what_the_daemon_calls(
     assert requests, "nothing recorded"
     missing = sorted(
         {
-            f"{a.verb} {a.resource_path} in {a.namespace}" + (f" ({a.name})" if a.name else "")
+            f"{a.verb} {a.resource_path} in {a.namespace or 'the cluster scope'}"
+            + (f" ({a.name})" if a.name else "")
             for a in requests
             if not any(covering(grants, a))
         }
     )
-    assert not missing, f"the daemon needs grants its Role lacks: {missing}"
+    assert not missing, f"the daemon needs grants its Roles lack: {missing}"
     used = {grant for a in requests for grant in covering(grants, a)}
     unused = sorted(grants - used, key=str)
     assert not unused, f"granted but never used by the daemon: {unused}"

@@ -63,6 +63,14 @@ POLICY = [
         ],
     ),
     binding("ClusterRoleBinding", "ClusterRole", "read-namespaces"),
+    # A ClusterRole bound by a RoleBinding: its rules hold in that namespace only, so the
+    # cluster-scoped nodes it names are not granted (and "work" may read itself).
+    role(
+        "ClusterRole",
+        "nodes-and-namespaces",
+        [{"apiGroups": [""], "resources": ["nodes", "namespaces"], "verbs": ["get"]}],
+    ),
+    binding("RoleBinding", "ClusterRole", "nodes-and-namespaces", namespace="work"),
 ]
 
 
@@ -130,6 +138,33 @@ async def test_subresources_resource_names_and_cluster_roles(k8s: FakeK8s) -> No
         await core.read_namespace("work")  # the ClusterRoleBinding: every namespace
         body = await forbidden(core.list_namespace())
         assert body["message"].endswith('in API group "" at the cluster scope')
+        # The RoleBinding of a ClusterRole naming nodes grants no node: nodes are
+        # cluster-scoped, a RoleBinding holds in its namespace only.
+        body = await forbidden(core.read_node("fake-node"))
+        assert body["message"] == (
+            f'nodes "fake-node" is forbidden: User "{SA}" cannot get resource "nodes" in API'
+            ' group "" at the cluster scope'
+        )
+
+
+async def test_a_cluster_role_binding_grants_cluster_scoped_resources(tmp_path: Path) -> None:
+    """Nodes (cluster-scoped) only through a ClusterRoleBinding, and only the verbs and
+    names its ClusterRole holds."""
+    rules = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
+    policy = [
+        role("ClusterRole", "nodes", rules),
+        binding("ClusterRoleBinding", "ClusterRole", "nodes"),
+    ]
+    async with (
+        running_fake_k8s(tmp_path, rbac=RbacPolicy(policy), kubeconfig_user=SA) as fake,
+        kubeconfig_api_client(fake.kubeconfig_path) as api,
+    ):
+        core = client.CoreV1Api(api)
+        node = await core.read_node("fake-node")
+        assert node.metadata.name == "fake-node"
+        await forbidden(core.list_node())
+        await forbidden(core.patch_node_status("fake-node", {"status": {}}))
+        await forbidden(core.list_namespaced_pod("default"))  # nodes only, but everywhere
 
 
 async def test_served_requests_are_recorded_with_their_rbac_attributes(k8s: FakeK8s) -> None:
@@ -167,6 +202,9 @@ async def test_enforcement_can_be_off_while_recording(tmp_path: Path) -> None:
             ("watch", "", "pods", None, "n", None),
         ),
         ("GET", "/api/v1/pods", {"watch": "1"}, ("watch", "", "pods", None, None, None)),
+        ("GET", "/api/v1/nodes/n1", {}, ("get", "", "nodes", None, None, "n1")),
+        ("GET", "/api/v1/namespaces/n", {}, ("get", "", "namespaces", None, "n", "n")),
+        ("GET", "/api/v1/namespaces", {}, ("list", "", "namespaces", None, None, None)),
         ("GET", "/api/v1/namespaces/n/pods/p/log", {}, ("get", "", "pods", "log", "n", "p")),
         (
             "DELETE",

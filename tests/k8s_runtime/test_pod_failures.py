@@ -14,11 +14,12 @@ from daemon.kube import manifests as m
 from daemon.kube import names
 from daemon.kube.client import call_json
 from daemon.ports import AgentFailed, InstancePhase
-from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, POD_SETTINGS, api_pods, open_runtime
 from tests.support.fake_cluster import running_otm_k8s
 from tests.support.fake_k8s import KubeletConfig, PodContext, SimulatedPodBackend
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
+from tests.support.records import sample_launch as launch
 
 # Generous: a wake that hangs instead of failing fails the test with TimeoutError.
 WAKE_TIMEOUT_S = 20.0

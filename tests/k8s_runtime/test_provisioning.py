@@ -14,11 +14,12 @@ from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.kube.client import call_json
 from daemon.kube.pod_status import unschedulable_reason
 from daemon.ports import CapacityUnavailable, InstancePhase
-from tests.k8s_runtime.support import NS, launch, open_runtime
+from tests.k8s_runtime.support import NS, open_runtime
 from tests.support.fake_cluster import running_otm_k8s
 from tests.support.fake_k8s import KubeletConfig
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
+from tests.support.records import sample_launch as launch
 
 NO_CAPACITY = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available"
 

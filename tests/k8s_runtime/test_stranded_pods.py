@@ -7,8 +7,9 @@ from __future__ import annotations
 from kubernetes_asyncio import client
 
 from daemon.kube.client import call_json
-from tests.k8s_runtime.support import NS, api_pods, launch, open_runtime
+from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.fake_k8s.fixture import FakeK8s
+from tests.support.records import sample_launch as launch
 
 READY_TIMEOUT_S = 20.0
 
@@ -45,6 +46,8 @@ async def test_start_replaces_a_pod_stranded_on_a_lost_node(k8s: FakeK8s) -> Non
         (pod,) = await api_pods(runtime, "otm/tenant=noa")
         assert pod["metadata"]["uid"] != old_uid
         assert not pod["metadata"].get("deletionTimestamp")
-        # The lost node's Node object is still there: the force-delete did not need it gone.
-        nodes = await call_json(runtime.core.list_node)
-        assert [n["metadata"]["name"] for n in nodes["items"]] == ["fake-node"]
+    # The lost node's Node object is still there: the force-delete did not need it gone.
+    # (Listed as the admin: the daemon may only `get` a Node by name.)
+    async with k8s.api_client() as admin:
+        nodes = await call_json(client.CoreV1Api(admin).list_node)
+    assert [n["metadata"]["name"] for n in nodes["items"]] == ["fake-node"]

@@ -4,8 +4,10 @@ real apiserver derives) and whether the Roles/ClusterRoles and their bindings al
 
 Matching is the RBAC authorizer's (k8s.io/kubernetes plugin/pkg/auth/authorizer/rbac):
 
-* a RoleBinding grants its Role (or a ClusterRole) in the binding's namespace only; a
+* a RoleBinding grants its Role (or a ClusterRole) in the binding's namespace only, so
+  never a cluster-scoped resource (nodes, or namespaces listed), whatever the rules say; a
   ClusterRoleBinding grants its ClusterRole everywhere, cluster-scoped objects included;
+  ``namespaces/{name}`` counts as in namespace {name}, as the apiserver's RequestInfo has it;
 * a rule matches when its verbs, apiGroups and resources (``pods/log`` names a subresource,
   ``*`` matches all, ``*/log`` a subresource of any resource) hold the request's, and when
   it has ``resourceNames``, the request names one of them; requests without a name
@@ -73,12 +75,17 @@ def request_attributes(method: str, path: str, query: Mapping[str, str]) -> Requ
     }.get(method.upper(), "get")
     if verb == "get" and (watching or collection):
         verb = "watch" if watching else "list"
+    namespace = parsed.namespace
+    if parsed.resource.group == "" and parsed.resource.plural == "namespaces":
+        # `namespaces/{name}` is, to the apiserver, a request in namespace {name}: a
+        # RoleBinding there may grant reading its own Namespace object.
+        namespace = parsed.name
     return RequestAttributes(
         verb,
         parsed.resource.group,
         parsed.resource.plural,
         parsed.subresource,
-        parsed.namespace,
+        namespace,
         parsed.name,
     )
 
