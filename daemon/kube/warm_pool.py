@@ -68,6 +68,8 @@ def claimable(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+CLAIM_ATTEMPTS = 3
+"""Claim patches per pod: a stale cached resourceVersion costs a re-read, not the claim."""
 WARM_DELETE_GRACE_S = 15
 """Grace for deleting an unclaimed warm pod: an idle gateway exits in about 2 s."""
 
@@ -226,23 +228,44 @@ class WarmPool:
         )
         claimed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for pod in candidates:
-            name = _meta(pod)["name"]
+            claimed = await self._claim_pod(pod, tenant_id, claimed_at, image)
+            if claimed is not None:
+                self.claims += 1
+                log.info("claimed warm pod %s for %s", _meta(pod)["name"], tenant_id)
+                return claimed
+        return None
+
+    async def _claim_pod(
+        self, pod: JSON, tenant_id: str, claimed_at: str, image: str
+    ) -> JSON | None:
+        """The claim patch carries the pod's resourceVersion, so two replicas never claim one
+        pod. A 409 may also mean only that the kubelet wrote the pod's status since the cache
+        saw it: read it again and retry while it is still unclaimed and of ``image``."""
+        name = _meta(pod)["name"]
+        for _ in range(CLAIM_ATTEMPTS):
             try:
-                claimed = await call_json(
+                claimed: JSON = await call_json(
                     self.core.patch_namespaced_pod,
                     name,
                     self.namespace,
                     m.claim_patch(pod, tenant_id, claimed_at),
                     _content_type="application/merge-patch+json",
                 )
+                return claimed
             except ApiException as exc:
-                if exc.status in (404, 409):  # gone, or changed/claimed by someone else
-                    log.debug("warm pod %s not claimable (%s)", name, exc.status)
-                    continue
+                if exc.status not in (404, 409):
+                    raise
+                log.debug("warm pod %s not claimable as cached (%s)", name, exc.status)
+                if exc.status == 404:
+                    return None
+            try:
+                pod = await call_json(self.core.read_namespaced_pod, name, self.namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
                 raise
-            self.claims += 1
-            log.info("claimed warm pod %s for %s", name, tenant_id)
-            return claimed
+            if not (claimable(pod) and self._current(pod, image)):
+                return None  # claimed by another replica, or no longer what we want
         return None
 
     # -- sizing (leader only) -----------------------------------------------------------------
