@@ -47,6 +47,9 @@ crashes_key = _tenant_key("crashes")
 """Agent losses within the reconciler's crash window."""
 simulated_update_key = _tenant_key("simulated")
 """Counter of the admin API's simulated update ids."""
+poll_offset_key = _tenant_key("poll-offset")
+"""Long polling: the next ``getUpdates`` offset per bot id (a hash; the bot id is the
+token's public numeric prefix, so a re-issued token of the same bot keeps its place)."""
 
 
 def lock_key(name: str) -> str:
@@ -68,3 +71,8 @@ def seen_pattern(tenant_id: str) -> str:
 def delivery_lease_name(tenant_id: str) -> str:
     """Name of a tenant's delivery lease for Coordination's lock functions."""
     return f"delivery:{tenant_id}"
+
+
+def poll_lease_name(tenant_id: str) -> str:
+    """Name of a tenant's long-polling lease (one ``getUpdates`` consumer across replicas)."""
+    return f"poll:{tenant_id}"

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
+from daemon.model import IngressKind
 from daemon.model_pricing import parse_prices
 
 RegistryKind = Literal["sqlite", "dynamodb"]
@@ -198,6 +199,14 @@ class Settings:
     public_base_url: str | None = None
     """Public URL Telegram reaches the router at; webhooks become
     ``{public_base_url}/tg/{tenant_id}``. Unset: no webhook registration."""
+    ingress: IngressKind = "webhook"
+    """How tenants without their own ``ingress`` receive updates: ``webhook`` (Telegram
+    POSTs to the router at ``public_base_url``) or ``polling`` (the daemon long-polls
+    ``getUpdates``, one poller per tenant across replicas; for deployments without a public
+    HTTPS URL)."""
+    poll_timeout_s: int = 30
+    """Long-poll timeout sent with each ``getUpdates`` (seconds, 1-50): how long Telegram holds
+    an empty poll open. Longer means fewer requests per idle tenant."""
 
     default_idle_timeout_s: int = 600
     """Idle timeout for tenants without their own; live-config overridable."""
@@ -382,6 +391,8 @@ def _validate(settings: Settings) -> None:
             "router_max_connections, router_header_timeout_s and router_body_timeout_s "
             "must be positive"
         )
+    if not 1 <= settings.poll_timeout_s <= 50:
+        raise SettingsError("poll_timeout_s must be between 1 and 50")
     if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
         raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")
     base_url = settings.agent_model_base_url

@@ -32,6 +32,7 @@ from daemon.redis_keys import (
     WORK_CHANNEL,
     dead_key,
     lock_key,
+    poll_offset_key,
     seen_key,
     seen_pattern,
     tries_key,
@@ -287,10 +288,16 @@ class Buffer:
         return int(await self._check(keys=[buf_key(tenant_id), PENDING_KEY], args=[tenant_id]))
 
     async def purge(self, tenant_id: str) -> None:
-        """Drop everything of a deleted tenant, dedupe markers included (a re-created
-        tenant of the same id would otherwise silently drop reused update_ids)."""
+        """Drop everything of a deleted tenant, dedupe markers and long-polling offsets
+        included (a re-created tenant of the same id would otherwise silently drop reused
+        update_ids)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(buf_key(tenant_id), tries_key(tenant_id), dead_key(tenant_id))
+            pipe.delete(
+                buf_key(tenant_id),
+                tries_key(tenant_id),
+                dead_key(tenant_id),
+                poll_offset_key(tenant_id),
+            )
             pipe.srem(PENDING_KEY, tenant_id)
             await pipe.execute()
         await purge_dedupe_markers(self.redis, tenant_id)

@@ -7,9 +7,12 @@ bots (tenants) apart, exactly like ``channels.telegram.apiRoot`` expects of the 
 - ``setWebhook`` records ``url``/``secret_token``/``allowed_updates``; ``deleteWebhook`` drops them;
   ``getWebhookInfo`` reports them;
 - ``sendMessage``/``editMessageText`` answer a Message object and record ``chat_id``/``text``;
+- ``getUpdates`` long-polls the bot's queue with Telegram's semantics (``fake_updates.py``);
+  tests queue updates with :meth:`FakeTelegram.inject_update` or ``POST /_fake/updates``;
 - every other method answers ``true``.
 
-A fault switch makes a bot's method answer HTTP 502 or drop the connection, for failure paths.
+A fault switch makes a bot's method answer HTTP 502 or 401 (a refused token) or drop the
+connection, for failure paths.
 
 Tests read what happened in-process (:meth:`FakeTelegram.sent`, :attr:`FakeTelegram.webhooks`,
 :meth:`FakeTelegram.wait_for_messages`) or over HTTP under ``/_fake/`` when the fake runs as a
@@ -29,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from otm.devtools._serving import AppServer, ChangeNotifier, ServingMain
+from otm.devtools.fake_updates import GetUpdatesError, UpdateQueues
 
 ANY = "*"
 """Wildcard for a fault's token or method."""
@@ -41,6 +45,8 @@ MAX_WAIT_S = 60.0
 class FaultMode(enum.Enum):
     HTTP_502 = "502"
     CLOSE = "close"
+    UNAUTHORIZED = "401"
+    """Telegram's answer to a revoked or wrong bot token."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class FakeTelegramState:
     faults: dict[tuple[str, str], _FaultRule] = field(default_factory=dict)
     next_message_id: dict[str, int] = field(default_factory=dict)
     changes: ChangeNotifier = field(default_factory=ChangeNotifier)
+    updates: UpdateQueues = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.updates = UpdateQueues(self.notify)
 
     def notify(self) -> None:
         self.changes.notify()
@@ -119,6 +129,7 @@ class FakeTelegramState:
         self.webhooks.clear()
         self.faults.clear()
         self.next_message_id.clear()
+        self.updates.clear()
         self.notify()
 
 
@@ -295,15 +306,32 @@ async def handle_bot_method(request: web.Request) -> web.StreamResponse:
     state.notify()
     if fault is FaultMode.HTTP_502:
         return _error(502, "Bad Gateway")
+    if fault is FaultMode.UNAUTHORIZED:
+        return _error(401, "Unauthorized")
     if fault is FaultMode.CLOSE:
         # Drop the connection without an answer, as a dying proxy would.
         if request.transport is not None:
             request.transport.abort()
         raise asyncio.CancelledError
+    if method == "getUpdates":
+        return await _get_updates(state, token, params)
     result = _method_result(state, token, method, params)
     if isinstance(result, web.Response):
         return result
     state.notify()
+    return web.json_response({"ok": True, "result": result})
+
+
+async def _get_updates(
+    state: FakeTelegramState, token: str, params: dict[str, Any]
+) -> web.Response:
+    queues = state.updates
+    try:
+        poll, limit, timeout = queues.begin(token, params, webhook_set=token in state.webhooks)
+        await state.changes.wait_until(lambda: queues.ready(token, poll), timeout)
+        result = queues.finish(token, poll, limit)
+    except GetUpdatesError as exc:
+        return _error(exc.status, exc.description)
     return web.json_response({"ok": True, "result": result})
 
 
@@ -362,6 +390,24 @@ async def handle_set_fault(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def handle_inject_update(request: web.Request) -> web.Response:
+    """``POST /_fake/updates {"token", "update"}``: queue an update for ``getUpdates``."""
+    body = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("update"), dict):
+        raise web.HTTPBadRequest(text='expected {"token": ..., "update": {...}}')
+    try:
+        update_id = request.app[STATE_KEY].updates.inject(str(body.get("token")), body["update"])
+    except ValueError as e:
+        raise web.HTTPBadRequest(text=str(e)) from e
+    return web.json_response({"update_id": update_id})
+
+
+async def handle_pending_updates(request: web.Request) -> web.Response:
+    """``GET /_fake/updates?token=``: a bot's unconfirmed updates."""
+    token = request.query.get("token", "")
+    return web.json_response({"updates": request.app[STATE_KEY].updates.pending(token)})
+
+
 async def handle_clear_faults(request: web.Request) -> web.Response:
     request.app[STATE_KEY].faults.clear()
     return web.json_response({"ok": True})
@@ -381,6 +427,8 @@ def create_app(state: FakeTelegramState | None = None) -> web.Application:
     app.router.add_get("/_fake/webhooks", handle_webhooks)
     app.router.add_post("/_fake/faults", handle_set_fault)
     app.router.add_delete("/_fake/faults", handle_clear_faults)
+    app.router.add_post("/_fake/updates", handle_inject_update)
+    app.router.add_get("/_fake/updates", handle_pending_updates)
     app.router.add_post("/_fake/reset", handle_reset)
     return app
 
@@ -460,6 +508,15 @@ class FakeTelegram(AppServer):
             self.state.faults.pop((token, method), None)
         else:
             self.state.faults[(token, method)] = _FaultRule(mode, times)
+
+    def inject_update(self, token: str, update: dict[str, Any]) -> int | None:
+        """Queue an update for ``token``'s ``getUpdates`` (its ``update_id``, assigned if
+        missing; None when the bot's ``allowed_updates`` exclude it)."""
+        return self.state.updates.inject(token, update)
+
+    def pending_updates(self, token: str) -> list[dict[str, Any]]:
+        """``token``'s updates ``getUpdates`` has not had confirmed yet."""
+        return self.state.updates.pending(token)
 
     def clear_faults(self) -> None:
         self.state.faults.clear()

@@ -38,8 +38,8 @@ def test_create_from_token_file_then_list_in_every_format(
         ["beta", "idle", "<none>"],
     ]
     wide = ok(cli("tenant list -o wide")).splitlines()
-    assert wide[0].split()[5:] == ["POD", "IDLE-TIMEOUT", "LABELS", "REASON", "WAKES"]
-    assert wide[1].split()[5:] == ["<none>", "10m", "team=a,tier=gold", "<none>", "0"]
+    assert wide[0].split()[5:] == ["POD", "IDLE-TIMEOUT", "LABELS", "REASON", "WAKES", "INGRESS"]
+    assert wide[1].split()[5:] == ["<none>", "10m", "team=a,tier=gold", "<none>", "0", "default"]
     assert wide[2].split()[6] == "default"
 
     listed = json.loads(ok(cli("tenant list -o json")))
