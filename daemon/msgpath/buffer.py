@@ -66,9 +66,12 @@ def lease_key(tenant_id: str) -> str:
 
 # KEYS: buf, seen, pending   ARGV: update_id, body, ttl_ms, tenant_id, now_ms
 # Returns {entry_id, length} when appended, false when update_id was seen before.
+# The entry is written before the marker: Redis does not undo a script's writes when a later
+# command fails, so an XADD refused half-way must not leave a marker that drops the retry.
 APPEND_LUA = """
-if not redis.call('set', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
+if redis.call('exists', KEYS[2]) == 1 then return false end
 local id = redis.call('xadd', KEYS[1], '*', 'u', ARGV[1], 'b', ARGV[2], 't', ARGV[5])
+redis.call('set', KEYS[2], '1', 'PX', ARGV[3])
 redis.call('sadd', KEYS[3], ARGV[4])
 return {id, redis.call('xlen', KEYS[1])}
 """
