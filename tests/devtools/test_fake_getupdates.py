@@ -102,7 +102,9 @@ async def test_allowed_updates_filter_updates_created_after_the_call(
 async def test_webhook_set_refuses_get_updates_with_409(
     fake_tg: FakeTelegram, http: aiohttp.ClientSession
 ) -> None:
-    await call(http, fake_tg, BOT, "setWebhook", json={"url": "https://r/tg/t", "secret_token": "s"})
+    await call(
+        http, fake_tg, BOT, "setWebhook", json={"url": "https://r/tg/t", "secret_token": "s"}
+    )
     status, body = await get_updates(http, fake_tg)
     assert status == 409
     assert body == {"ok": False, "error_code": 409, "description": WEBHOOK_ACTIVE}
