@@ -324,12 +324,14 @@ class PollerManager:
             if result.added:
                 self.metrics.updates_buffered.inc()
                 self.metrics.buffered_messages.labels(tenant=tenant_id).set(result.length)
-                self.notify(tenant_id)
             else:
                 self.metrics.updates_duplicate.inc()
             last = update_id if last is None else max(last, update_id)
         if last is None:
             return offset
+        # Duplicates too: refetched after a failover, they may be buffered but undelivered
+        # (the previous holder died before its delivery worker started).
+        self.notify(tenant_id)
         crash_point("poll-buffered")
         # Only now, with every update of the batch in the buffer, may Telegram forget them.
         committed = await self._commit(

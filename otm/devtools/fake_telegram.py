@@ -518,6 +518,10 @@ class FakeTelegram(AppServer):
         """``token``'s updates ``getUpdates`` has not had confirmed yet."""
         return self.state.updates.pending(token)
 
+    def terminated_polls(self, token: str) -> int:
+        """How many of ``token``'s long polls a concurrent ``getUpdates`` ended with 409."""
+        return self.state.updates.terminated(token)
+
     def clear_faults(self) -> None:
         self.state.faults.clear()
 

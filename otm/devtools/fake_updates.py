@@ -71,6 +71,8 @@ class _BotQueue:
     allowed: frozenset[str] | None = None
     """None: the default set (all but DEFAULT_EXCLUDED)."""
     poll: _Poll | None = None
+    terminated: int = 0
+    """Long polls ended by a newer one (two consumers of one bot)."""
 
     def accepts(self, kind: str | None) -> bool:
         if kind is None:
@@ -138,6 +140,11 @@ class UpdateQueues:
         bot = self._bots.get(token)
         return list(bot.updates) if bot else []
 
+    def terminated(self, token: str) -> int:
+        """How many of the bot's long polls another ``getUpdates`` terminated (409)."""
+        bot = self._bots.get(token)
+        return bot.terminated if bot else 0
+
     def clear(self) -> None:
         for bot in self._bots.values():
             if bot.poll is not None:
@@ -169,6 +176,7 @@ class UpdateQueues:
             bot.updates = bot.updates[offset:]
         if bot.poll is not None:
             bot.poll.terminated = True
+            bot.terminated += 1
         poll = _Poll()
         bot.poll = poll
         self._notify()

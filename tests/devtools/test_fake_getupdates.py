@@ -123,6 +123,7 @@ async def test_a_second_consumer_terminates_the_first_with_409(
         status, body = await first
     assert status == 409
     assert body == {"ok": False, "error_code": 409, "description": TERMINATED}
+    assert fake_tg.terminated_polls(BOT) == 1
     fake_tg.inject_update(BOT, make_text_update(1, 9, "to the second"))
     async with asyncio.timeout(10):
         status, body = await second

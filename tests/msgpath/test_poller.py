@@ -129,6 +129,7 @@ async def test_two_managers_poll_a_tenant_once(world: World) -> None:
     for n in range(1, 6):
         world.telegram.inject_update(BOT, make_text_update(n, 5, f"m{n}"))
     await eventually(lambda: not world.telegram.pending_updates(BOT), 10, "updates confirmed")
+    assert world.telegram.terminated_polls(BOT) == 0  # never two getUpdates at once
     # The holder stops (as a replica shutting down): the other one takes over.
     await first.close()
     for n in range(6, 9):
