@@ -162,6 +162,30 @@ def test_update_merges_labels_and_clears_timeout(cli: Cli, clean_daemon: DaemonP
     assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["has_bot_token"] is True
 
 
+def test_ingress_on_create_update_and_get(cli: Cli, clean_daemon: DaemonProc) -> None:
+    ok(cli("tenant create acme --ingress polling --bot-token-stdin", input=BOT_TOKEN))
+    assert json.loads(ok(cli("tenant get acme -o json")))["ingress"] == "polling"
+    wide = ok(cli("tenant get acme -o wide")).splitlines()
+    assert wide[0].split()[-1] == "INGRESS"
+    assert wide[1].split()[-1] == "polling"
+    updated = json.loads(ok(cli("tenant update acme --ingress webhook -o json")))
+    assert updated["ingress"] == "webhook"
+    ok(cli("tenant update acme --ingress default"))
+    assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["ingress"] is None
+    failed(cli("tenant update acme --ingress pigeon"), 2, "--ingress: expected one of")
+    status, body = api(clean_daemon, "PATCH", "/v1/tenants/acme", {"ingress": "pigeon"})
+    assert status == 400
+    assert "ingress must be one of webhook, polling" in body["error"]
+    status, body = api(
+        clean_daemon,
+        "POST",
+        "/v1/tenants",
+        {"tenant_id": "beta", "bot_token": BOT_TOKEN, "ingress": 1},
+    )
+    assert status == 400
+    assert "ingress must be one of" in body["error"]
+
+
 def test_delete_dry_run_and_several(cli: Cli, clean_daemon: DaemonProc) -> None:
     ok(cli("tenant create acme --bot-token-stdin", input=BOT_TOKEN))
     ok(cli("tenant create beta --bot-token-stdin", input=BOT_TOKEN))

@@ -49,6 +49,8 @@ def test_agent_command_is_split_like_a_shell() -> None:
         ({"OTM_ROUTER_PORT": "70000"}, "not a TCP port"),
         ({"OTM_REGISTRY": "postgres"}, "registry: expected one of sqlite, dynamodb"),
         ({"OTM_DEFAULT_IDLE_TIMEOUT_S": "0"}, "must be positive"),
+        ({"OTM_INGRESS": "pigeon"}, "ingress: expected one of webhook, polling"),
+        ({"OTM_POLL_TIMEOUT_S": "51"}, "poll_timeout_s must be between 1 and 50"),
     ],
 )
 def test_bad_values_are_clear_errors(env: dict[str, str], needle: str) -> None:
