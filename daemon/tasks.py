@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def log_if_failed(task: asyncio.Task[Any], on_failure: Callable[[], object]) -> None:
+    """A done-callback's body: log a task that raised (not one cancelled), by its name, and
+    call ``on_failure`` (a metric)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s failed", task.get_name(), exc_info=task.exception())
+        on_failure()
 
 
 class TaskGroup:

@@ -52,6 +52,7 @@ from daemon.msgpath.buffer import Buffer
 from daemon.msgpath.delivery import backoff_delay
 from daemon.ports import Registry
 from daemon.redis_keys import lock_key, poll_lease_name, poll_offset_key
+from daemon.tasks import log_if_failed
 from daemon.telegram import BotApi, BotApiError
 
 log = logging.getLogger(__name__)
@@ -168,13 +169,11 @@ class PollerManager:
             return
         task = asyncio.create_task(coro, name=name)
         self._checks.add(task)
-        task.add_done_callback(self._check_done)
+        task.add_done_callback(self._checks.discard)
+        task.add_done_callback(self._task_done)
 
-    def _check_done(self, task: asyncio.Task[None]) -> None:
-        self._checks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
-            self.metrics.background_task_failures.labels(task="poller").inc()
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        log_if_failed(task, self.metrics.background_task_failures.labels(task="poller").inc)
 
     async def _reconsider(self, tenant_id: str) -> None:
         try:
@@ -198,14 +197,9 @@ class PollerManager:
         task = asyncio.create_task(
             self._campaign(tenant_id, tenant.bot_token), name=f"poller:{tenant_id}"
         )
-        task.add_done_callback(self._poller_done)
+        task.add_done_callback(self._task_done)
         self._pollers[tenant_id] = (tenant.bot_token, task)
         log.info("long polling for %s started on this replica", tenant_id)
-
-    def _poller_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
-            self.metrics.background_task_failures.labels(task="poller").inc()
 
     async def _stop(self, tenant_id: str) -> None:
         entry = self._pollers.pop(tenant_id, None)

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from daemon.crash_points import CRASH_ENV
 from daemon.kube import names
@@ -19,18 +15,11 @@ from tests.e2e.test_message_flow import echoes
 from tests.faults.test_replicas import synced_update_log
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
-from tests.support.fake_cluster import cluster_running_agents
 from tests.support.fake_k8s.fixture import FakeK8s
 
 TOKEN = "5701:failover"
 CHAT = 12
 REPLY_TIMEOUT = 60.0
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
-    async with cluster_running_agents(tmp_path, data_dir) as k8s:
-        yield k8s
 
 
 def replica_env(cluster: FakeK8s, **extra: str) -> dict[str, str]:
