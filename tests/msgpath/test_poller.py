@@ -152,7 +152,9 @@ async def test_a_webhook_in_the_way_is_deleted(world: World) -> None:
     assert world.telegram.calls(BOT, "deleteWebhook")
 
 
-async def test_a_refused_token_marks_the_tenant_failed_without_retrying(world: World) -> None:
+async def test_a_refused_token_marks_the_tenant_failed_without_retrying(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     await world.registry.create(Tenant(tenant_id="pt", bot_token=BOT, ingress="polling"))
     world.telegram.set_fault(FaultMode.UNAUTHORIZED, token=BOT, method="getUpdates")
     pollers = world.manager()
@@ -166,6 +168,8 @@ async def test_a_refused_token_marks_the_tenant_failed_without_retrying(world: W
     assert "401" in tenant.status_reason
     assert "otm tenant update pt" in tenant.status_reason
     assert BOT not in tenant.status_reason
+    assert "401" in caplog.text
+    assert BOT not in caplog.text  # the token is never logged
     await eventually(lambda: all(t.done() for _, t in pollers._pollers.values()), 10)
     assert len(world.telegram.calls(BOT, "getUpdates")) == 1
     # The next look at the registry leaves a failed tenant unpolled.
