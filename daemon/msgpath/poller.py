@@ -267,18 +267,26 @@ class PollerManager:
 
     async def _poll(self, tenant_id: str, bot_token: str, lease: str) -> bool:
         key = bot_id(bot_token)
-        stored = await self.coordination.redis.hget(poll_offset_key(tenant_id), key)
-        offset: int | None = int(stored) if stored is not None else None
+        offset: int | None = None
+        loaded = False
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                if not loaded:
+                    stored = await self.coordination.redis.hget(poll_offset_key(tenant_id), key)
+                    offset, loaded = (int(stored) if stored is not None else None), True
+                started = loop.time()
                 updates = await self.bot_api.get_updates(
                     bot_token, offset=offset, timeout_s=self.poll_timeout_s
                 )
+                failures = 0
                 if updates:
                     offset = await self._take(tenant_id, key, lease, updates, offset)
-                failures = 0
-                continue
+                    continue
+                if loop.time() - started >= self.poll_timeout_s / 2:
+                    continue  # an ordinary empty long poll
+                # Empty long before the poll's timeout: pause (as after an error), never spin.
             except BotApiError as exc:
                 if exc.error_code == 401:
                     if await self._refused(tenant_id):
@@ -343,6 +351,9 @@ class PollerManager:
             tenant = await self.registry.get(tenant_id)
         except TenantNotFound:
             return False
+        except Exception as exc:  # registry unreachable: keep polling, look again later
+            log.warning("cannot look up %s: %s", tenant_id, exc)
+            return True
         if not self.wants(tenant) or tenant.bot_token != bot_token:
             return False
         log.info("deleting the webhook of %s: it polls for updates", tenant_id)
