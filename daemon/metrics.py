@@ -97,3 +97,8 @@ class Metrics:
             "otm_background_task_failures", "Background task crashes by task", ["task"], registry=r
         )
         self.is_leader = Gauge("otm_is_leader", "1 while this replica holds leadership", registry=r)
+        self.polling_tenants = Gauge(
+            "otm_polling_tenants",
+            "Tenants whose updates this replica fetches with getUpdates (poll leases held)",
+            registry=r,
+        )

@@ -248,6 +248,7 @@ class PollerManager:
             self.coordination.keep_alive(name, lease, self.lease_ttl_s, released, polling.cancel),
             name=f"lease:{name}",
         )
+        self.metrics.polling_tenants.inc()
         try:
             return await polling
         except _LeaseLost:
@@ -260,6 +261,7 @@ class PollerManager:
             log.warning("poll lease of %s expired while polling; campaigning again", tenant_id)
             return False
         finally:
+            self.metrics.polling_tenants.dec()
             released.set()
             await cancel_and_wait([polling, keeper], timeout=5)
             with contextlib.suppress(Exception):

@@ -130,12 +130,16 @@ async def test_two_managers_poll_a_tenant_once(world: World) -> None:
         world.telegram.inject_update(BOT, make_text_update(n, 5, f"m{n}"))
     await eventually(lambda: not world.telegram.pending_updates(BOT), 10, "updates confirmed")
     assert world.telegram.terminated_polls(BOT) == 0  # never two getUpdates at once
+    holding = [m.metrics.polling_tenants._value.get() for m in (first, second)]
+    assert holding == [1, 0]
     # The holder stops (as a replica shutting down): the other one takes over.
     await first.close()
     for n in range(6, 9):
         world.telegram.inject_update(BOT, make_text_update(n, 5, f"m{n}"))
     await eventually(lambda: not world.telegram.pending_updates(BOT), 20, "taken over")
     assert await world.buffered("pt") == list(range(1, 9))
+    assert first.metrics.polling_tenants._value.get() == 0
+    assert second.metrics.polling_tenants._value.get() == 1
 
 
 async def test_a_webhook_in_the_way_is_deleted(world: World) -> None:
