@@ -276,6 +276,7 @@ def _method_result(
             allowed_updates=allowed if isinstance(allowed, list) else None,
             set_at=time.time(),
         )
+        state.updates.webhook_set(token)
         return True
     if method == "deleteWebhook":
         state.webhooks.pop(token, None)

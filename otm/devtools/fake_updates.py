@@ -15,6 +15,8 @@
 - 409 ``Conflict: terminated by other getUpdates request; make sure that only one bot instance
   is running``: the answer a waiting long poll gets when another ``getUpdates`` of the same
   bot arrives (two consumers of one bot).
+- 409 ``Conflict: terminated by setWebhook request``: the answer a waiting long poll gets when
+  a webhook is set meanwhile.
 
 Tests put updates in with :meth:`UpdateQueues.inject` (in-process) or ``POST /_fake/updates``.
 """
@@ -40,6 +42,7 @@ TERMINATED = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance "
     "is running"
 )
+TERMINATED_BY_WEBHOOK = "Conflict: terminated by setWebhook request"
 
 
 class GetUpdatesError(Exception):
@@ -59,9 +62,10 @@ def update_type(update: Mapping[str, Any]) -> str | None:
 
 @dataclass
 class _Poll:
-    """One waiting ``getUpdates``; a newer one of the same bot terminates it."""
+    """One waiting ``getUpdates``; a newer one of the same bot (or a setWebhook) ends it."""
 
-    terminated: bool = False
+    terminated_by: str | None = None
+    """The 409 description it is answered with once terminated."""
 
 
 @dataclass
@@ -148,9 +152,17 @@ class UpdateQueues:
     def clear(self) -> None:
         for bot in self._bots.values():
             if bot.poll is not None:
-                bot.poll.terminated = True
+                bot.poll.terminated_by = TERMINATED
         self._bots.clear()
         self._notify()
+
+    def webhook_set(self, token: str) -> None:
+        """A webhook was set: a waiting long poll of the bot ends with 409."""
+        bot = self._bots.get(token)
+        if bot is not None and bot.poll is not None:
+            bot.poll.terminated_by = TERMINATED_BY_WEBHOOK
+            bot.poll = None
+            self._notify()
 
     def begin(
         self, token: str, params: Mapping[str, Any], *, webhook_set: bool
@@ -175,7 +187,7 @@ class UpdateQueues:
         elif offset < 0:
             bot.updates = bot.updates[offset:]
         if bot.poll is not None:
-            bot.poll.terminated = True
+            bot.poll.terminated_by = TERMINATED
             bot.terminated += 1
         poll = _Poll()
         bot.poll = poll
@@ -184,13 +196,13 @@ class UpdateQueues:
 
     def ready(self, token: str, poll: _Poll) -> bool:
         """Whether a waiting poll should answer now (updates queued, or terminated)."""
-        return poll.terminated or bool(self._bot(token).updates)
+        return poll.terminated_by is not None or bool(self._bot(token).updates)
 
     def finish(self, token: str, poll: _Poll, limit: int) -> list[dict[str, Any]]:
         """The answer of a poll that stopped waiting; GetUpdatesError(409) if terminated."""
         bot = self._bot(token)
         if bot.poll is poll:
             bot.poll = None
-        if poll.terminated:
-            raise GetUpdatesError(409, TERMINATED)
+        if poll.terminated_by is not None:
+            raise GetUpdatesError(409, poll.terminated_by)
         return [dict(u) for u in bot.updates[:limit]]

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
-from otm.devtools.fake_updates import TERMINATED, WEBHOOK_ACTIVE
+from otm.devtools.fake_updates import TERMINATED, TERMINATED_BY_WEBHOOK, WEBHOOK_ACTIVE
 from tests.devtools.test_fake_telegram import call
 
 BOT = "41:poll"
@@ -111,6 +111,18 @@ async def test_webhook_set_refuses_get_updates_with_409(
     await call(http, fake_tg, BOT, "deleteWebhook")
     status, _ = await get_updates(http, fake_tg)
     assert status == 200
+
+
+async def test_setting_a_webhook_ends_a_waiting_long_poll_with_409(
+    fake_tg: FakeTelegram, http: aiohttp.ClientSession
+) -> None:
+    poll = asyncio.create_task(get_updates(http, fake_tg, timeout=30))
+    await fake_tg.wait_for_calls(BOT, "getUpdates")
+    await call(http, fake_tg, BOT, "setWebhook", json={"url": "https://r/tg/t"})
+    async with asyncio.timeout(10):
+        status, body = await poll
+    assert status == 409
+    assert body == {"ok": False, "error_code": 409, "description": TERMINATED_BY_WEBHOOK}
 
 
 async def test_a_second_consumer_terminates_the_first_with_409(

@@ -145,15 +145,24 @@ async def test_two_managers_poll_a_tenant_once(world: World) -> None:
 async def test_a_webhook_in_the_way_is_deleted(world: World) -> None:
     await world.registry.create(Tenant(tenant_id="pt", bot_token=BOT, ingress="polling"))
     assert world.session is not None
-    await BotApi(world.session, world.telegram.base_url).set_webhook(
-        BOT, url="http://127.0.0.1:1/tg/pt", secret="s"
-    )
+    api = BotApi(world.session, world.telegram.base_url)
+    await api.set_webhook(BOT, url="http://127.0.0.1:1/tg/pt", secret="s")
     world.telegram.inject_update(BOT, make_text_update(31, 5, "after the webhook"))
     pollers = world.manager()
     await pollers.sync()
     await eventually(lambda: world.buffered("pt"), 10, "update buffered")
     assert BOT not in world.telegram.webhooks
-    assert world.telegram.calls(BOT, "deleteWebhook")
+    assert len(world.telegram.calls(BOT, "deleteWebhook")) == 1
+    # Set while a long poll waits (as an agent does at its start): that poll ends with 409
+    # "terminated by setWebhook request", and the webhook goes again.
+    polls = len(world.telegram.calls(BOT, "getUpdates"))
+    await world.telegram.wait_for_calls(BOT, "getUpdates", count=polls + 1)
+    await api.set_webhook(BOT, url="http://127.0.0.1:1/tg/pt", secret="s")
+    await eventually(lambda: BOT not in world.telegram.webhooks, 10, "webhook deleted again")
+    world.telegram.inject_update(BOT, make_text_update(32, 5, "after the second webhook"))
+    await eventually(lambda: not world.telegram.pending_updates(BOT), 10, "update confirmed")
+    assert await world.buffered("pt") == [31, 32]
+    assert len(world.telegram.calls(BOT, "deleteWebhook")) == 2
 
 
 async def test_a_refused_token_marks_the_tenant_failed_without_retrying(
