@@ -47,7 +47,7 @@ from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
 from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 from daemon.ports import InstancePhase, Registry, Runtime
 from daemon.redis_keys import delivery_lease_name as lease_name
-from daemon.tasks import log_if_failed
+from daemon.tasks import log_if_failed, repeat_forever
 from daemon.telegram import SECRET_HEADER
 
 log = logging.getLogger(__name__)
@@ -203,12 +203,7 @@ class DeliveryManager:
         return len(tenants)
 
     async def sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception as exc:
-                log.warning("delivery sweep failed: %s", exc)
-            await asyncio.sleep(SWEEP_S)
+        await repeat_forever(self.sweep, SWEEP_S, "delivery sweep")
 
     def _retry_later(self, tenant_id: str, delay: float) -> None:
         if tenant_id in self._retries or self._closing:

@@ -52,7 +52,7 @@ from daemon.msgpath.buffer import Buffer
 from daemon.msgpath.delivery import backoff_delay
 from daemon.ports import Registry
 from daemon.redis_keys import lock_key, poll_lease_name, poll_offset_key
-from daemon.tasks import log_if_failed
+from daemon.tasks import log_if_failed, repeat_forever
 from daemon.telegram import BotApi, BotApiError
 
 log = logging.getLogger(__name__)
@@ -148,12 +148,7 @@ class PollerManager:
             await self._apply(tenant)
 
     async def sync_forever(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except Exception as exc:
-                log.warning("poller sweep failed: %s", exc)
-            await asyncio.sleep(SWEEP_S)
+        await repeat_forever(self.sync, SWEEP_S, "poller sweep")
 
     def on_event(self, tenant_id: str, event: dict[str, Any]) -> None:
         if event.get("kind") in EVENTS:

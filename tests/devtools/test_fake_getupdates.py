@@ -26,6 +26,23 @@ async def get_updates(
     return await call(http, tg, BOT, "getUpdates", json=params)
 
 
+async def waiting_poll(
+    http: aiohttp.ClientSession, tg: FakeTelegram
+) -> asyncio.Task[tuple[int, dict[str, object]]]:
+    """A 30 s long poll, started and waiting at the fake."""
+    calls = len(tg.calls(BOT, "getUpdates"))
+    poll = asyncio.create_task(get_updates(http, tg, timeout=30))
+    await tg.wait_for_calls(BOT, "getUpdates", count=calls + 1)
+    return poll
+
+
+async def answer(
+    poll: asyncio.Task[tuple[int, dict[str, object]]],
+) -> tuple[int, dict[str, object]]:
+    async with asyncio.timeout(10):
+        return await poll
+
+
 async def test_updates_stay_until_an_offset_confirms_them(
     fake_tg: FakeTelegram, http: aiohttp.ClientSession
 ) -> None:
@@ -60,12 +77,10 @@ async def test_limit_and_negative_offset(
 async def test_a_long_poll_answers_as_soon_as_an_update_arrives(
     fake_tg: FakeTelegram, http: aiohttp.ClientSession
 ) -> None:
-    poll = asyncio.create_task(get_updates(http, fake_tg, timeout=30))
-    await fake_tg.wait_for_calls(BOT, "getUpdates")
+    poll = await waiting_poll(http, fake_tg)
     assert not poll.done()
     fake_tg.inject_update(BOT, make_text_update(3, 9, "late"))
-    async with asyncio.timeout(10):
-        status, body = await poll
+    status, body = await answer(poll)
     assert (status, ids(body)) == (200, [3])
 
 
@@ -116,11 +131,9 @@ async def test_webhook_set_refuses_get_updates_with_409(
 async def test_setting_a_webhook_ends_a_waiting_long_poll_with_409(
     fake_tg: FakeTelegram, http: aiohttp.ClientSession
 ) -> None:
-    poll = asyncio.create_task(get_updates(http, fake_tg, timeout=30))
-    await fake_tg.wait_for_calls(BOT, "getUpdates")
+    poll = await waiting_poll(http, fake_tg)
     await call(http, fake_tg, BOT, "setWebhook", json={"url": "https://r/tg/t"})
-    async with asyncio.timeout(10):
-        status, body = await poll
+    status, body = await answer(poll)
     assert status == 409
     assert body == {"ok": False, "error_code": 409, "description": TERMINATED_BY_WEBHOOK}
 
@@ -128,17 +141,14 @@ async def test_setting_a_webhook_ends_a_waiting_long_poll_with_409(
 async def test_a_second_consumer_terminates_the_first_with_409(
     fake_tg: FakeTelegram, http: aiohttp.ClientSession
 ) -> None:
-    first = asyncio.create_task(get_updates(http, fake_tg, timeout=30))
-    await fake_tg.wait_for_calls(BOT, "getUpdates")
-    second = asyncio.create_task(get_updates(http, fake_tg, timeout=30))
-    async with asyncio.timeout(10):
-        status, body = await first
+    first = await waiting_poll(http, fake_tg)
+    second = await waiting_poll(http, fake_tg)
+    status, body = await answer(first)
     assert status == 409
     assert body == {"ok": False, "error_code": 409, "description": TERMINATED}
     assert fake_tg.terminated_polls(BOT) == 1
     fake_tg.inject_update(BOT, make_text_update(1, 9, "to the second"))
-    async with asyncio.timeout(10):
-        status, body = await second
+    status, body = await answer(second)
     assert (status, ids(body)) == (200, [1])
 
 
