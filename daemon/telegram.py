@@ -1,4 +1,6 @@
-"""Minimal Telegram Bot API client (setWebhook, deleteWebhook, getUpdates, sendMessage).
+"""Minimal Telegram Bot API client (setWebhook, deleteWebhook, getUpdates, sendMessage), and
+the answers of the Bot APIs the daemon serves its agents (the warm pool's placeholder API, the
+polling tenants' relay).
 
 The bot token is part of every URL, so errors are rebuilt without the URL:
 aiohttp's own exception text would leak the token into logs.
@@ -15,6 +17,26 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 """The header carrying a webhook's secret token (Telegram sets it; agents check it)."""
 WEBHOOK_PATH = "/tg/{tenant_id}"
 """The router's webhook route for one tenant."""
+
+
+NO_WEBHOOK_INFO: dict[str, Any] = {
+    "url": "",
+    "has_custom_certificate": False,
+    "pending_update_count": 0,
+}
+"""``getWebhookInfo`` of a bot without a webhook (as Telegram reports it after deleteWebhook)."""
+
+
+def bot_api_result(result: Any) -> web.Response:
+    """A successful Bot API answer, ``{"ok": true, "result": ...}``."""
+    return web.json_response({"ok": True, "result": result})
+
+
+def bot_api_error(status: int, description: str) -> web.Response:
+    """A Bot API error answer, as Telegram sends it (``error_code`` is the HTTP status)."""
+    return web.json_response(
+        {"ok": False, "error_code": status, "description": description}, status=status
+    )
 
 
 def webhook_url(base_url: str, tenant_id: str) -> str:

@@ -5,7 +5,11 @@ bots (tenants) apart, exactly like ``channels.telegram.apiRoot`` expects of the 
 
 - ``getMe`` answers a bot identity derived from the token;
 - ``setWebhook`` records ``url``/``secret_token``/``allowed_updates``; ``deleteWebhook`` drops them;
-  ``getWebhookInfo`` reports them;
+  ``getWebhookInfo`` reports them. Lenient by default (tests register loopback ``http://`` URLs);
+  with ``strict_webhooks`` it refuses, as Telegram does, a URL that is not ``https`` on port
+  443, 80, 88 or 8443 (400 ``Bad Request: bad webhook: ...``);
+- ``/file/bot<token>/<path>`` serves the files tests put there (:meth:`FakeTelegram.put_file`);
+  ``getFile`` answers their ``file_path``;
 - ``sendMessage``/``editMessageText`` answer a Message object and record ``chat_id``/``text``;
 - ``getUpdates`` long-polls the bot's queue with Telegram's semantics (``fake_updates.py``);
   tests queue updates with :meth:`FakeTelegram.inject_update` or ``POST /_fake/updates``;
@@ -28,6 +32,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -92,6 +97,10 @@ class FakeTelegramState:
     calls: list[BotApiCall] = field(default_factory=list)
     messages: list[SentMessage] = field(default_factory=list)
     webhooks: dict[str, WebhookRegistration] = field(default_factory=dict)
+    strict_webhooks: bool = False
+    """Refuse webhook URLs Telegram refuses (not https, or not on 443/80/88/8443)."""
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    """(token, file_path) → content, served under ``/file/bot<token>/<file_path>``."""
     faults: dict[tuple[str, str], _FaultRule] = field(default_factory=dict)
     next_message_id: dict[str, int] = field(default_factory=dict)
     changes: ChangeNotifier = field(default_factory=ChangeNotifier)
@@ -127,6 +136,7 @@ class FakeTelegramState:
         self.calls.clear()
         self.messages.clear()
         self.webhooks.clear()
+        self.files.clear()
         self.faults.clear()
         self.next_message_id.clear()
         self.updates.clear()
@@ -173,6 +183,23 @@ def make_text_update(
             "text": text,
         },
     }
+
+
+WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+NOT_HTTPS = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+BAD_PORT = "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+
+
+def webhook_refusal(url: str) -> str | None:
+    """Telegram's refusal of a webhook URL (its description), or None if it would take it."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return NOT_HTTPS
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return BAD_PORT
+    return None if port in WEBHOOK_PORTS else BAD_PORT
 
 
 def _error(status: int, description: str) -> web.Response:
@@ -269,6 +296,8 @@ def _method_result(
         if not url:
             state.webhooks.pop(token, None)
             return True
+        if state.strict_webhooks and (refusal := webhook_refusal(str(url))):
+            return _error(400, refusal)
         allowed = _json_field(params.get("allowed_updates"))
         state.webhooks[token] = WebhookRegistration(
             url=str(url),
@@ -293,7 +322,39 @@ def _method_result(
         return info
     if method in MESSAGE_METHODS:
         return _message_result(state, token, method, params)
+    if method == "getFile":
+        return _file_result(state, token, params)
     return True
+
+
+def _file_result(
+    state: FakeTelegramState, token: str, params: dict[str, Any]
+) -> dict[str, Any] | web.Response:
+    # The fake's file ids are the file paths themselves.
+    path = str(params.get("file_id", ""))
+    content = state.files.get((token, path))
+    if content is None:
+        return _error(400, "Bad Request: invalid file_id")
+    return {
+        "file_id": path,
+        "file_unique_id": f"u{zlib.crc32(path.encode())}",
+        "file_size": len(content),
+        "file_path": path,
+    }
+
+
+async def handle_file(request: web.Request) -> web.Response:
+    """``GET /file/bot<token>/<file_path>``: a file's bytes, as Telegram's file server."""
+    state = request.app[STATE_KEY]
+    token, path = request.match_info["token"], request.match_info["path"]
+    state.calls.append(
+        BotApiCall(token=token, method="file", params={"path": path}, at=time.time(), faulted=False)
+    )
+    state.notify()
+    content = state.files.get((token, path))
+    if content is None:
+        return _error(404, "Not Found")
+    return web.Response(body=content, content_type="application/octet-stream")
 
 
 async def handle_bot_method(request: web.Request) -> web.StreamResponse:
@@ -423,6 +484,7 @@ def create_app(state: FakeTelegramState | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state if state is not None else FakeTelegramState()
     app.router.add_route("*", "/bot{token}/{method}", handle_bot_method)
+    app.router.add_get("/file/bot{token}/{path:.+}", handle_file)
     app.router.add_get("/_fake/sent", handle_sent)
     app.router.add_get("/_fake/calls", handle_calls)
     app.router.add_get("/_fake/webhooks", handle_webhooks)
@@ -440,9 +502,20 @@ class FakeTelegram(AppServer):
     ``base_url`` is what goes into ``channels.telegram.apiRoot``.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, strict_webhooks: bool = False
+    ) -> None:
         super().__init__(host=host, port=port)
-        self.state = FakeTelegramState()
+        self.state = FakeTelegramState(strict_webhooks=strict_webhooks)
+
+    @property
+    def strict_webhooks(self) -> bool:
+        """Refuse webhook URLs as Telegram does (see :func:`webhook_refusal`)."""
+        return self.state.strict_webhooks
+
+    @strict_webhooks.setter
+    def strict_webhooks(self, strict: bool) -> None:
+        self.state.strict_webhooks = strict
 
     def build_app(self) -> web.Application:
         return create_app(self.state)
@@ -522,6 +595,10 @@ class FakeTelegram(AppServer):
     def terminated_polls(self, token: str) -> int:
         """How many of ``token``'s long polls a concurrent ``getUpdates`` ended with 409."""
         return self.state.updates.terminated(token)
+
+    def put_file(self, token: str, file_path: str, content: bytes) -> None:
+        """Serve ``content`` to ``token`` at ``/file/bot<token>/<file_path>`` (and ``getFile``)."""
+        self.state.files[(token, file_path)] = content
 
     def clear_faults(self) -> None:
         self.state.faults.clear()

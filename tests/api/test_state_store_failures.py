@@ -39,6 +39,7 @@ async def admin(redis_url: str, data_dir: Path) -> AsyncIterator[TestClient]:
                 "redis_url": redis_url,
                 "admin_token": TOKEN,
                 "router_port": 0,
+                "model_gateway_port": 0,
                 "telegram_api_base": telegram.base_url,
                 "wake_timeout_s": 30,
                 "agent_stop_grace_s": 10,

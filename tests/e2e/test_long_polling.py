@@ -1,7 +1,13 @@
 """End to end with long polling: Telegram (fake) holds the updates, the daemon fetches them
-with getUpdates → buffer → delivery → agent (stand-in process) → reply. No webhook, no router."""
+with getUpdates → buffer → delivery → agent (stand-in process) → reply. No webhook, no router.
+
+Telegram (the fake, in strict webhook mode) refuses the agent's own ``setWebhook`` of a
+non-HTTPS URL, as it would for a laptop; the stand-in, like OpenClaw, then shuts its webhook
+listener. The agent's Bot API is the daemon's relay, which keeps that call from Telegram."""
 
 from __future__ import annotations
+
+import json
 
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import agent_update_log
@@ -15,8 +21,9 @@ REPLY_TIMEOUT = 30.0
 async def test_a_polling_daemon_delivers_without_a_webhook(
     start_daemon: DaemonFactory, telegram: FakeTelegram
 ) -> None:
+    telegram.strict_webhooks = True
     daemon = await start_daemon(OTM_INGRESS="polling", OTM_POLL_TIMEOUT_S="2")
-    token = "3101:poll"
+    token = "3101:pollSecretXyz"
     status, body = await daemon.api(
         "POST", "/v1/tenants", json={"tenant_id": "lp", "bot_token": token}
     )
@@ -28,11 +35,16 @@ async def test_a_polling_daemon_delivers_without_a_webhook(
     # The sleeping tenant is woken by what its poller fetched.
     sent = await telegram.wait_for_messages(token, 4, REPLY_TIMEOUT, chat_id=8)
     assert echoes([m.text for m in sent]) == [f"echo: m{n} (#{n})" for n in (1, 2, 3)]
-    # The agent registered a webhook at its start; the poller removed it and kept polling.
+    # The agent's Bot API is the relay on the daemon's agent listener: its setWebhook at
+    # start was answered there, its replies went through to Telegram.
+    [config] = (daemon.data_dir / "agents" / "lp").glob("*/openclaw.json")
+    api_root = json.loads(config.read_text())["channels"]["telegram"]["apiRoot"]
+    assert api_root.startswith("http://127.0.0.1:") and api_root.endswith("/tenants/lp/telegram")
     telegram.inject_update(token, make_text_update(4, 8, "hot"))
     sent = await telegram.wait_for_messages(token, 5, REPLY_TIMEOUT, chat_id=8)
     assert sent[-1].text == "echo: hot (#4)"
-    assert telegram.calls(token, "setWebhook")  # by the agent, at its start
+    assert telegram.calls(token, "getMe")  # the agent's, relayed
+    assert not telegram.calls(token, "setWebhook")
     assert token not in telegram.webhooks
     await eventually(lambda: not telegram.pending_updates(token), 10, "all confirmed")
 
@@ -45,6 +57,8 @@ async def test_a_polling_daemon_delivers_without_a_webhook(
     status, _ = await daemon.api("POST", "/v1/tenants/lp/sleep")
     assert status == 200
     assert agent_update_log(daemon.data_dir, "lp") == [1, 2, 3, 4, 5]
+    assert not telegram.calls(token, "setWebhook")
+    assert token.split(":", 1)[1] not in daemon.log_path.read_text()
 
 
 async def test_switching_a_tenant_between_webhook_and_polling(

@@ -23,6 +23,7 @@ async def running_admin_app(
             "redis_url": redis_url,
             "admin_token": token,
             "router_port": 0,
+            "model_gateway_port": 0,
         },
         env={},
     )
