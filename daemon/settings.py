@@ -141,12 +141,15 @@ class Settings:
     bedrock_endpoint_url: str | None = None
     """Override endpoint of the ``bedrock-runtime`` client (a Bedrock stand-in in tests)."""
     model_gateway_host: str = "127.0.0.1"
-    """Bind address of the model gateway (``/v1/chat/completions``, ``/v1/models``)."""
+    """Bind address of the agent-facing listener: the model gateway (``/v1/chat/completions``,
+    ``/v1/models``, with a model upstream) and the Bot API relay of polling tenants
+    (``/tenants/{id}/telegram/...``, always)."""
     model_gateway_port: int = 8082
-    """Port of the model gateway; 0 picks a free port (tests)."""
+    """Port of that listener; 0 picks a free port (tests)."""
     model_gateway_url: str | None = None
-    """URL agents reach the gateway at, ending in ``/v1`` (Kubernetes: the daemon's gateway
-    Service). Unset: this daemon's own gateway listener (local runtime)."""
+    """URL agents reach that listener at, ending in ``/v1`` (Kubernetes: the daemon's gateway
+    Service); a polling tenant's ``apiRoot`` is derived from it. Unset: this daemon's own
+    listener (local runtime)."""
     model_key_secret: str | None = field(default=None, repr=False)
     """Secret from which per-tenant model keys are derived (HMAC); the same on every
     replica. Unset: generated once and shared by every replica through Redis
@@ -195,7 +198,8 @@ class Settings:
     config ``warm_pool_target``; boots are one at a time and wait for cold starts."""
 
     telegram_api_base: str = "https://api.telegram.org"
-    """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""
+    """Bot API root used for notices, ``setWebhook``, ``getUpdates`` and agents' calls (a
+    fake one in tests); polling tenants' agents reach it through the daemon's relay."""
     public_base_url: str | None = None
     """Public URL Telegram reaches the router at; webhooks become
     ``{public_base_url}/tg/{tenant_id}``. Unset: no webhook registration."""

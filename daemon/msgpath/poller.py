@@ -17,9 +17,10 @@ it is in the buffer, so nothing is lost either.
 
 Answers that are not updates:
 
-- 409 "can't use getUpdates method while webhook is active": a webhook is set (the agent
-  registers one on every start; or one is left over). If the tenant still polls, the webhook
-  is deleted (``drop_pending_updates=False``: Telegram keeps what it holds) and polling goes on.
+- 409 "can't use getUpdates method while webhook is active": a webhook is set (left over, or
+  set by another program: the agent's own ``setWebhook`` stops at the Bot API relay,
+  model_gateway/bot_api_relay.py). If the tenant still polls, the webhook is deleted
+  (``drop_pending_updates=False``: Telegram keeps what it holds) and polling goes on.
 - 409 "terminated by other getUpdates request": another consumer polls the same bot (another
   program with the same token): logged, retried with backoff.
 - 401: the bot token is refused. The tenant is marked ``failed`` with the reason (once it is
