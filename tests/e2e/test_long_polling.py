@@ -83,6 +83,14 @@ async def test_switching_a_tenant_between_webhook_and_polling(
     status, body = await daemon.api("PATCH", "/v1/tenants/sw", json={"ingress": "webhook"})
     assert (status, body["ingress"]) == (200, "webhook")
     assert telegram.webhooks[token].url.endswith("/tg/sw")
+    # The running agent keeps the relay as its Bot API until its next wake: its replies
+    # still go out.
+    secret = telegram.webhooks[token].secret_token
+    assert secret
+    before = len(telegram.sent(token, chat_id=4))
+    await daemon.send_text("sw", secret, 3, 4, "via the router")
+    sent = await telegram.wait_for_messages(token, before + 1, REPLY_TIMEOUT, chat_id=4)
+    assert echoes([m.text for m in sent])[-1] == "echo: via the router (#2)"
     # The poller is gone: updates stay with Telegram (which would now POST them).
     telegram.inject_update(token, make_text_update(2, 4, "not polled"))
     status, _ = await daemon.api("POST", "/v1/tenants/sw/sleep")
