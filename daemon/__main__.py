@@ -22,7 +22,8 @@ log = logging.getLogger("daemon")
 SHUTDOWN_TIMEOUT_S = 5.0
 PORT_HINT = (
     "another otm daemon (or ./scripts/run-local.sh) is probably running; stop it, or choose "
-    "other ports: --router-port/--admin-port or OTM_ROUTER_PORT/OTM_ADMIN_PORT (0 picks a free one)"
+    "other ports: --router-port/--admin-port/--model-gateway-port or OTM_ROUTER_PORT/"
+    "OTM_ADMIN_PORT/OTM_MODEL_GATEWAY_PORT (0 picks a free one)"
 )
 
 

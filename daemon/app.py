@@ -38,6 +38,7 @@ from daemon.metrics import Metrics
 from daemon.model import new_secret
 from daemon.model_gateway.app import model_gateway_ctx
 from daemon.msgpath.pubsub import TenantSignals
+from daemon.msgpath.tenant_cache import TenantCache
 from daemon.orchestrator import Orchestrator
 from daemon.router import create_router_app
 from daemon.router_limits import ConnectionGuard, GuardedTCPSite
@@ -158,6 +159,8 @@ async def admin_access_ctx(app: web.Application) -> AsyncIterator[None]:
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = await wiring.make_registry(app[keys.SETTINGS])
     app[keys.REGISTRY] = registry
+    # Read by the router, delivery and the Bot API relay (invalidated by the message path).
+    app[keys.TENANT_CACHE] = TenantCache(registry)
     try:
         yield
     finally:

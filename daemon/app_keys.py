@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from daemon.metrics import Metrics
     from daemon.msgpath.buffer import Buffer
     from daemon.msgpath.delivery import DeliveryManager
+    from daemon.msgpath.poller import PollerManager
     from daemon.msgpath.pubsub import TenantSignals
     from daemon.msgpath.tenant_cache import TenantCache
     from daemon.msgpath.wake import WakeManager
@@ -71,6 +72,8 @@ LEADER: web.AppKey[LeaderElector] = web.AppKey("leader")
 LEADER_TASKS: web.AppKey[LeaderTasks] = web.AppKey("leader_tasks")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 CULLER: web.AppKey[Culler] = web.AppKey("culler")
+POLLERS: web.AppKey[PollerManager] = web.AppKey("pollers")
+"""Long polling (getUpdates) for tenants whose ingress is ``polling``."""
 WARM_POOL: web.AppKey[WarmPool] = web.AppKey("warm_pool")
 ROLLOUTS: web.AppKey[Rollouts] = web.AppKey("rollouts")
 """Fleet image rollouts: start, pause, resume, roll back (wiring.rollout_ctx)."""

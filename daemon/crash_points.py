@@ -5,7 +5,9 @@ when it reaches that step, so crash-safety tests can kill it at every step of a 
 Steps: ``wake-run-dir`` (run dir created, nothing restored), ``wake-restored`` (snapshot
 unpacked, not yet committed), ``wake-spawned`` (agent process started, pid file not
 written), ``wake-ready`` (agent ready, registry not yet ``running``), ``sleep-before-save``
-(agent stopped, state not saved), ``sleep-saved`` (state saved, run dir not removed).
+(agent stopped, state not saved), ``sleep-saved`` (state saved, run dir not removed),
+``poll-buffered`` (a batch of polled updates in the buffer, its getUpdates offset not yet
+committed).
 """
 
 from __future__ import annotations

@@ -102,3 +102,8 @@ class Metrics:
             registry=r,
         )
         self.is_leader = Gauge("otm_is_leader", "1 while this replica holds leadership", registry=r)
+        self.polling_tenants = Gauge(
+            "otm_polling_tenants",
+            "Tenants whose updates this replica fetches with getUpdates (poll leases held)",
+            registry=r,
+        )

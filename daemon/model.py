@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 
 class TenantStatus(StrEnum):
@@ -19,6 +19,23 @@ class TenantStatus(StrEnum):
     SUSPENDED = "suspended"
     FAILED = "failed"
     DELETED = "deleted"
+
+
+IngressKind = Literal["webhook", "polling"]
+"""How a tenant's updates arrive: Telegram POSTs them to the router (``webhook``), or the
+daemon fetches them with ``getUpdates`` long polling (``polling``; no public URL needed)."""
+INGRESS_KINDS: tuple[str, ...] = get_args(IngressKind)
+
+
+def validate_ingress(value: object) -> IngressKind | None:
+    """A tenant's ingress (None: the daemon's ``ingress`` setting applies); else ValueError."""
+    if value is None:
+        return None
+    if value == "webhook":
+        return "webhook"
+    if value == "polling":
+        return "polling"
+    raise ValueError(f"ingress must be one of {', '.join(INGRESS_KINDS)} (or null), got {value!r}")
 
 
 DETACHED: dict[str, None] = {"endpoint": None, "gateway_url": None, "pod_name": None}
@@ -119,6 +136,7 @@ MUTABLE_FIELDS = frozenset(
         "last_active_at",
         "wake_attempts",
         "model_key_id",
+        "ingress",
     }
 )
 
@@ -149,11 +167,17 @@ class Tenant:
     model_key_id: str = ""
     """Id of the tenant's current model key (daemon/model_gateway/keys.py); empty: no key
     (records from before the gateway, until ``otm tenant rotate-key``)."""
+    ingress: IngressKind | None = None
+    """``webhook`` or ``polling``; None: the daemon's ``ingress`` setting applies."""
     version: int = 1
     """Incremented by every write; conditional updates may pin it."""
 
     def __post_init__(self) -> None:
         validate_tenant_id(self.tenant_id)
+
+    def ingress_mode(self, default: IngressKind) -> IngressKind:
+        """The ingress in effect: the tenant's own, else the daemon's ``default``."""
+        return self.ingress or default
 
     def public(self) -> dict[str, Any]:
         """JSON-able snake_case view without secrets (API responses, logs)."""
@@ -235,4 +259,6 @@ def check_changes(changes: dict[str, Any]) -> dict[str, Any]:
         out["status"] = TenantStatus(out["status"])
     if "labels" in out:
         out["labels"] = validate_labels(out["labels"])
+    if "ingress" in out:
+        out["ingress"] = validate_ingress(out["ingress"])
     return out

@@ -16,6 +16,7 @@ from daemon.model import (
     TenantStatus,
     utcnow,
     validate_bot_token,
+    validate_ingress,
     validate_labels,
     validate_tenant_id,
 )
@@ -28,8 +29,8 @@ from daemon.telegram import BotApi, webhook_url
 log = logging.getLogger(__name__)
 
 # Fields an operator may set on create/patch.
-_CREATE_FIELDS = {"tenant_id", "bot_token", "idle_timeout_s", "image", "labels"}
-_PATCH_FIELDS = {"bot_token", "idle_timeout_s", "image", "labels"}
+_CREATE_FIELDS = {"tenant_id", "bot_token", "idle_timeout_s", "image", "labels", "ingress"}
+_PATCH_FIELDS = {"bot_token", "idle_timeout_s", "image", "labels", "ingress"}
 
 
 def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
@@ -49,6 +50,8 @@ def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
         raise ValueError("image must be a string")
     if "labels" in out:
         out["labels"] = validate_labels(out["labels"])
+    if "ingress" in out:
+        out["ingress"] = validate_ingress(out["ingress"])
     return out
 
 
@@ -81,8 +84,26 @@ class Orchestrator:
         )
         log.info("tenant %s created", tenant_id)
         await self.coordination.publish_event(tenant_id, "created", status=tenant.status.value)
-        await self._register_webhook(tenant)
+        await self._set_ingress(tenant)
         return tenant
+
+    async def _set_ingress(self, tenant: Tenant) -> None:
+        """Tell Telegram how the tenant's updates come: a webhook to our router, or none
+        (long polling: ``getUpdates`` refuses to run while a webhook is set)."""
+        if self._polls(tenant):
+            await self._delete_webhook(tenant)
+        else:
+            await self._register_webhook(tenant)
+
+    async def _delete_webhook(self, tenant: Tenant) -> None:
+        """Drop the bot's webhook (Telegram keeps the updates it holds for ``getUpdates``).
+        A failure is logged, not fatal: the poller deletes a webhook in its way too."""
+        if not tenant.bot_token:
+            return
+        try:
+            await self.bot_api.delete_webhook(tenant.bot_token)
+        except Exception as exc:
+            log.warning("deleteWebhook for %s failed: %s", tenant.tenant_id, exc)
 
     async def _register_webhook(self, tenant: Tenant) -> None:
         """Point Telegram at our router, with the secret it must echo back.
@@ -103,10 +124,13 @@ class Orchestrator:
         changes = _check_body(body, _PATCH_FIELDS)
         if not changes:
             return await self.registry.get(tenant_id)
+        before = await self.registry.get(tenant_id)
         tenant = await self.registry.update(tenant_id, **changes)
+        # Telegram first, then the event: a poller started by the event finds no webhook.
+        default = self.settings.ingress
+        if "bot_token" in changes or before.ingress_mode(default) != tenant.ingress_mode(default):
+            await self._set_ingress(tenant)
         await self.coordination.publish_event(tenant_id, "updated", fields=sorted(changes))
-        if "bot_token" in changes:
-            await self._register_webhook(tenant)
         return tenant
 
     async def delete_tenant(self, tenant_id: str) -> None:
@@ -126,7 +150,7 @@ class Orchestrator:
         # starts clean instead of dropping reused update_ids as duplicates).
         await Buffer(self.coordination.redis).purge(tenant_id)
         await self.state_store.delete_tenant(tenant_id)
-        if tenant.bot_token and self.webhook_url(tenant_id):
+        if tenant.bot_token and self.webhook_url(tenant_id) and not self._polls(tenant):
             try:
                 await self.bot_api.delete_webhook(tenant.bot_token)
             except Exception as exc:
@@ -135,6 +159,9 @@ class Orchestrator:
         await self.coordination.publish_event(tenant_id, "deleted")
         await self.coordination.delete_event_log(tenant_id)
         log.info("tenant %s deleted", tenant_id)
+
+    def _polls(self, tenant: Tenant) -> bool:
+        return tenant.ingress_mode(self.settings.ingress) == "polling"
 
     async def suspend_tenant(self, tenant_id: str) -> Tenant:
         """Operator hold: messages keep buffering, the tenant is never woken.

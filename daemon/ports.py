@@ -185,6 +185,9 @@ class AgentLaunch:
     image: str | None = None
     model_key: str = ""
     """The tenant's model-gateway key, rendered into its openclaw.json (empty: no key)."""
+    api_root: str | None = None
+    """The Bot API root the agent calls (a polling tenant's: the daemon's Bot API relay);
+    None: the runtime's own (``telegram_api_base``)."""
 
     def __repr__(self) -> str:
         return f"AgentLaunch(tenant_id={self.tenant_id!r})"

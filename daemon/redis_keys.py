@@ -58,6 +58,9 @@ crashes_key = _tenant_key("crashes")
 """Agent losses within the reconciler's crash window."""
 simulated_update_key = _tenant_key("simulated")
 """Counter of the admin API's simulated update ids."""
+poll_offset_key = _tenant_key("poll-offset")
+"""Long polling: the next ``getUpdates`` offset per bot id (a hash; the bot id is the
+token's public numeric prefix, so a re-issued token of the same bot keeps its place)."""
 
 
 def lock_key(name: str) -> str:
@@ -94,3 +97,8 @@ def rollout_moved_key(rollout_id: str) -> str:
 def rollout_health_key(rollout_id: str, wave: int) -> str:
     """Hash of a wave's health counters, ``{new|old}:{field}``."""
     return f"{PREFIX}rollout:{rollout_id}:health:{wave}"
+
+
+def poll_lease_name(tenant_id: str) -> str:
+    """Name of a tenant's long-polling lease (one ``getUpdates`` consumer across replicas)."""
+    return f"poll:{tenant_id}"

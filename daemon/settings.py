@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
+from daemon.model import IngressKind
 from daemon.model_pricing import parse_prices
 from daemon.rollout import parse_image_commands
 
@@ -171,12 +172,15 @@ class Settings:
     bedrock_endpoint_url: str | None = None
     """Override endpoint of the ``bedrock-runtime`` client (a Bedrock stand-in in tests)."""
     model_gateway_host: str = "127.0.0.1"
-    """Bind address of the model gateway (``/v1/chat/completions``, ``/v1/models``)."""
+    """Bind address of the agent-facing listener: the model gateway (``/v1/chat/completions``,
+    ``/v1/models``, with a model upstream) and the Bot API relay of polling tenants
+    (``/tenants/{id}/telegram/...``, always)."""
     model_gateway_port: int = 8082
-    """Port of the model gateway; 0 picks a free port (tests)."""
+    """Port of that listener; 0 picks a free port (tests)."""
     model_gateway_url: str | None = None
-    """URL agents reach the gateway at, ending in ``/v1`` (Kubernetes: the daemon's gateway
-    Service). Unset: this daemon's own gateway listener (local runtime)."""
+    """URL agents reach that listener at, ending in ``/v1`` (Kubernetes: the daemon's gateway
+    Service); a polling tenant's ``apiRoot`` is derived from it. Unset: this daemon's own
+    listener (local runtime)."""
     model_key_secret: str | None = field(default=None, repr=False)
     """Secret from which per-tenant model keys are derived (HMAC); the same on every
     replica. Unset: generated once and shared by every replica through Redis
@@ -225,10 +229,19 @@ class Settings:
     config ``warm_pool_target``; boots are one at a time and wait for cold starts."""
 
     telegram_api_base: str = "https://api.telegram.org"
-    """Bot API root used for notices and ``setWebhook`` (a fake one in tests)."""
+    """Bot API root used for notices, ``setWebhook``, ``getUpdates`` and agents' calls (a
+    fake one in tests); polling tenants' agents reach it through the daemon's relay."""
     public_base_url: str | None = None
     """Public URL Telegram reaches the router at; webhooks become
     ``{public_base_url}/tg/{tenant_id}``. Unset: no webhook registration."""
+    ingress: IngressKind = "webhook"
+    """How tenants without their own ``ingress`` receive updates: ``webhook`` (Telegram
+    POSTs to the router at ``public_base_url``) or ``polling`` (the daemon long-polls
+    ``getUpdates``, one poller per tenant across replicas; for deployments without a public
+    HTTPS URL)."""
+    poll_timeout_s: int = 30
+    """Long-poll timeout sent with each ``getUpdates`` (seconds, 1-50): how long Telegram holds
+    an empty poll open. Longer means fewer requests per idle tenant."""
 
     default_idle_timeout_s: int = 600
     """Idle timeout for tenants without their own; live-config overridable."""
@@ -457,6 +470,8 @@ def _validate(settings: Settings) -> None:
             "snapshot_history_keep, snapshot_history_max_age_s and snapshot_interval_s "
             "must not be negative"
         )
+    if not 1 <= settings.poll_timeout_s <= 50:
+        raise SettingsError("poll_timeout_s must be between 1 and 50")
     if settings.reconcile_interval_s <= 0 or settings.leader_lease_s <= 0:
         raise SettingsError("reconcile_interval_s and leader_lease_s must be positive")
     base_url = settings.agent_model_base_url

@@ -5,10 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def log_if_failed(task: asyncio.Task[Any], on_failure: Callable[[], object]) -> None:
+    """A done-callback's body: log a task that raised (not one cancelled), by its name, and
+    call ``on_failure`` (a metric)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s failed", task.get_name(), exc_info=task.exception())
+        on_failure()
+
+
+async def repeat_forever(step: Callable[[], Awaitable[object]], every_s: float, what: str) -> None:
+    """Run ``step`` every ``every_s`` seconds for good (a safety-net sweep); a failed step is
+    logged as a warning and the next one runs on schedule."""
+    while True:
+        try:
+            await step()
+        except Exception as exc:
+            log.warning("%s failed: %s", what, exc)
+        await asyncio.sleep(every_s)
 
 
 class TaskGroup:

@@ -25,6 +25,7 @@ from daemon.lifecycle.rollout import RolloutController, Rollouts, RolloutStore
 from daemon.lifecycle.tenant_metrics import TenantGauge
 from daemon.metrics import Metrics
 from daemon.msgpath.message_path import message_path_ctx
+from daemon.msgpath.poller import PollerManager
 from daemon.ports import Registry, Runtime, SnapshotRetention, StateStore
 from daemon.reconciler import Reconciler
 from daemon.settings import Settings, longest_wake_s
@@ -127,11 +128,13 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
 
     The message path (delivery, wake/sleep) first: the reconciler nudges delivery
     and the culler sleeps through wake, so they must stop before it closes.
+    The pollers right after it: they append to its buffer and notify its delivery.
     Leader election before the loops that register leader-only tasks with it
     (the tenant gauge too; it also listens to the message path's tenant events).
     """
     contexts: list[CleanupCtx] = [
         message_path_ctx,
+        poller_ctx,
         leader_ctx,
         reconciler_ctx,
         culler_ctx,
@@ -143,6 +146,32 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     else:
         contexts.append(local_warm_pool_ctx)
     return contexts
+
+
+async def poller_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Long polling (``getUpdates``) on every replica for the tenants whose ingress is
+    ``polling``; each tenant's poll lease picks the one replica that polls it."""
+    settings = app[keys.SETTINGS]
+    pollers = PollerManager(
+        registry=app[keys.REGISTRY],
+        buffer=app[keys.BUFFER],
+        coordination=app[keys.COORDINATION],
+        bot_api=app[keys.BOT_API],
+        notify=app[keys.DELIVERY].notify,
+        metrics=app[keys.METRICS],
+        default_ingress=settings.ingress,
+        poll_timeout_s=settings.poll_timeout_s,
+    )
+    signals = app[keys.SIGNALS]
+    signals.on_event(pollers.on_event)
+    signals.on_reconnect(pollers.request_sync)
+    app[keys.POLLERS] = pollers
+    sweep = app[keys.TASKS].spawn(pollers.sync_forever(), name="poller-sweep", expect_forever=True)
+    try:
+        yield
+    finally:
+        await cancel_and_wait([sweep], timeout=5)
+        await pollers.close()
 
 
 async def leader_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -34,6 +34,10 @@ def daemon(
     router_port: Annotated[int | None, typer.Option(help="Webhook ingress port (0: any).")] = None,
     admin_host: Annotated[str | None, typer.Option(help="Admin API bind address.")] = None,
     admin_port: Annotated[int | None, typer.Option(help="Admin API port (0: any).")] = None,
+    model_gateway_port: Annotated[
+        int | None,
+        typer.Option(help="Agents' port: model gateway, Bot API relay (0: any)."),
+    ] = None,
     redis_url: Annotated[
         str | None, typer.Option(help="Shared Redis; unset: a private redis-server.")
     ] = None,

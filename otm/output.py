@@ -166,6 +166,7 @@ TENANT_WIDE_HEADERS = (
     "LABELS",
     "REASON",
     "WAKES",
+    "INGRESS",
 )
 
 
@@ -191,6 +192,7 @@ def tenant_row(tenant: Mapping[str, Any], *, wide: bool, now: datetime) -> list[
             format_labels(tenant.get("labels")),
             str(tenant.get("status_reason") or NONE),
             str(tenant.get("wake_attempts", 0)),
+            str(tenant.get("ingress") or "default"),
         ]
     return row
 

@@ -221,7 +221,7 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
             config = m.render_tenant_config(
                 launch,
                 webhook_url=self.webhook_url_for(tenant_id),
-                api_root=self.api_root,
+                api_root=launch.api_root or self.api_root,
                 # The model key lives in openclaw.json, i.e. in the tenant Secret (or the
                 # bind request of a warm pod), never in a plain env value of the pod spec.
                 model_provider=self.tenant_model_provider(launch),

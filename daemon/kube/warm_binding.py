@@ -110,7 +110,7 @@ class WarmBinding:
                     warm,
                     launch,
                     webhook_url=self.webhook_url_for(launch.tenant_id),
-                    api_root=self.api_root,
+                    api_root=launch.api_root or self.api_root,
                     model_provider=self.tenant_model_provider(launch),
                 )
                 body = m.bind_request(

@@ -3,7 +3,9 @@
 A third listener of the daemon (after the admin API and the Telegram router), not a separate
 process: it needs the same registry (key checks), Redis (usage, limits) and metrics, and is
 as available as the daemon's replicas. A port of its own lets the tenants' NetworkPolicy
-admit exactly this port and nothing else of the daemon (docs/model-gateway.md).
+admit exactly this port and nothing else of the daemon (docs/model-gateway.md). The same
+listener serves the Bot API relay of polling tenants (bot_api_relay.py), so it runs even
+without a model upstream.
 
 ``POST /v1/chat/completions`` (streamed SSE or not) and ``GET /v1/models``, OpenAI-compatible.
 Every request: key → tenant (401 unless it is the tenant's current key: suspend rotates it,
@@ -28,6 +30,7 @@ from aiohttp import web
 from daemon import app_keys as keys
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound
+from daemon.model_gateway.bot_api_relay import BotApiRelay, add_relay_routes
 from daemon.model_gateway.keys import ModelKeys, shared_key_secret
 from daemon.model_gateway.limits import ModelLimits
 from daemon.model_gateway.metrics import GatewayMetrics
@@ -205,12 +208,10 @@ def _usage_only(chunk: bytes) -> bool:
     return isinstance(payload, dict) and payload.get("choices") == [] and "usage" in payload
 
 
-def create_gateway_app(gateway: Gateway) -> web.Application:
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+def add_gateway_routes(app: web.Application, gateway: Gateway) -> None:
     app[GATEWAY] = gateway
     app.router.add_post("/v1/chat/completions", handle_chat)
     app.router.add_get("/v1/models", handle_models)
-    return app
 
 
 def make_upstream(settings: Settings, session: aiohttp.ClientSession) -> Upstream:
@@ -261,7 +262,9 @@ def build_gateway(
 
 
 async def model_gateway_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Keys always (tenants get one at create); the listener when an upstream is configured.
+    """The agent-facing listener: the Bot API relay of polling tenants always (a tenant can
+    switch to polling at any time), the model API when an upstream is configured; model
+    keys always (tenants get one at create).
 
     Runs before the runtime's context: when ``model_gateway_url`` is unset, agents are
     rendered with this listener's own address (the settings object is replaced once here)."""
@@ -269,29 +272,41 @@ async def model_gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     model_keys = ModelKeys(await shared_key_secret(settings.model_key_secret, app[keys.REDIS]))
     app[MODEL_KEYS] = model_keys
     app[USAGE] = UsageStore(app[keys.REDIS])
-    if not settings.model_gateway_enabled:
-        yield
-        return
-    gateway = build_gateway(
-        settings,
-        redis=app[keys.REDIS],
-        registry=app[keys.REGISTRY],
+    listener = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    gateway: Gateway | None = None
+    if settings.model_gateway_enabled:
+        gateway = build_gateway(
+            settings,
+            redis=app[keys.REDIS],
+            registry=app[keys.REGISTRY],
+            session=app[keys.HTTP],
+            metrics=app[keys.METRICS],
+            model_keys=model_keys,
+        )
+        add_gateway_routes(listener, gateway)
+    relay = BotApiRelay(
         session=app[keys.HTTP],
-        metrics=app[keys.METRICS],
-        model_keys=model_keys,
+        upstream_base=settings.telegram_api_base,
+        tenants=app[keys.TENANT_CACHE],
     )
-    runner = web.AppRunner(create_gateway_app(gateway), access_log=None, handle_signals=False)
+    add_relay_routes(listener, relay)
+    # No access log: the relay's paths hold bot tokens.
+    runner = web.AppRunner(listener, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.model_gateway_host, settings.model_gateway_port)
     await site.start()
     host, port = runner.addresses[0][:2]
     listening = f"http://{host}:{port}/v1"
-    app[MODEL_GATEWAY_URL] = listening
     if settings.model_gateway_url is None:
         app[keys.SETTINGS] = dataclasses.replace(settings, model_gateway_url=listening)
-    log.info("model gateway listening on %s (upstream %s)", listening, settings.model_upstream)
+    if gateway is not None:
+        app[MODEL_GATEWAY_URL] = listening
+        log.info("model gateway listening on %s (upstream %s)", listening, settings.model_upstream)
+    else:
+        log.info("agent gateway listening on %s (Bot API relay; no model upstream)", listening)
     try:
         yield
     finally:
         await runner.cleanup()
-        await gateway.upstream.close()
+        if gateway is not None:
+            await gateway.upstream.close()

@@ -32,6 +32,7 @@ from daemon.redis_keys import (
     WORK_CHANNEL,
     dead_key,
     lock_key,
+    poll_offset_key,
     seen_key,
     seen_pattern,
     tries_key,
@@ -65,9 +66,12 @@ def lease_key(tenant_id: str) -> str:
 
 # KEYS: buf, seen, pending   ARGV: update_id, body, ttl_ms, tenant_id, now_ms
 # Returns {entry_id, length} when appended, false when update_id was seen before.
+# The entry is written before the marker: Redis does not undo a script's writes when a later
+# command fails, so an XADD refused half-way must not leave a marker that drops the retry.
 APPEND_LUA = """
-if not redis.call('set', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return false end
+if redis.call('exists', KEYS[2]) == 1 then return false end
 local id = redis.call('xadd', KEYS[1], '*', 'u', ARGV[1], 'b', ARGV[2], 't', ARGV[5])
+redis.call('set', KEYS[2], '1', 'PX', ARGV[3])
 redis.call('sadd', KEYS[3], ARGV[4])
 return {id, redis.call('xlen', KEYS[1])}
 """
@@ -287,10 +291,16 @@ class Buffer:
         return int(await self._check(keys=[buf_key(tenant_id), PENDING_KEY], args=[tenant_id]))
 
     async def purge(self, tenant_id: str) -> None:
-        """Drop everything of a deleted tenant, dedupe markers included (a re-created
-        tenant of the same id would otherwise silently drop reused update_ids)."""
+        """Drop everything of a deleted tenant, dedupe markers and long-polling offsets
+        included (a re-created tenant of the same id would otherwise silently drop reused
+        update_ids)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(buf_key(tenant_id), tries_key(tenant_id), dead_key(tenant_id))
+            pipe.delete(
+                buf_key(tenant_id),
+                tries_key(tenant_id),
+                dead_key(tenant_id),
+                poll_offset_key(tenant_id),
+            )
             pipe.srem(PENDING_KEY, tenant_id)
             await pipe.execute()
         await purge_dedupe_markers(self.redis, tenant_id)

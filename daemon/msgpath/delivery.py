@@ -48,6 +48,7 @@ from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
 from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 from daemon.ports import InstancePhase, Registry, Runtime
 from daemon.redis_keys import delivery_lease_name as lease_name
+from daemon.tasks import log_if_failed, repeat_forever
 from daemon.telegram import SECRET_HEADER
 
 log = logging.getLogger(__name__)
@@ -154,9 +155,7 @@ class DeliveryManager:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
-            self.metrics.background_task_failures.labels(task="delivery").inc()
+        log_if_failed(task, self.metrics.background_task_failures.labels(task="delivery").inc)
 
     def notify_if_pending(self, tenant_id: str) -> None:
         self._spawn(self._notify_if_pending(tenant_id), f"delivery-check:{tenant_id}")
@@ -193,12 +192,7 @@ class DeliveryManager:
         return len(tenants)
 
     async def sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception as exc:
-                log.warning("delivery sweep failed: %s", exc)
-            await asyncio.sleep(SWEEP_S)
+        await repeat_forever(self.sweep, SWEEP_S, "delivery sweep")
 
     def _retry_later(self, tenant_id: str, delay: float) -> None:
         if tenant_id in self._retries or self._closing:

@@ -21,7 +21,6 @@ from daemon.coordination import Coordination
 from daemon.model_gateway.app import MODEL_KEYS
 from daemon.msgpath.buffer import Buffer
 from daemon.msgpath.delivery import DeliveryManager
-from daemon.msgpath.tenant_cache import TenantCache
 from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.msgpath.wake_admission import AdmissionMetrics, WakeAdmission
 
@@ -37,7 +36,7 @@ async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
     coordination = app[keys.COORDINATION]
     signals = app[keys.SIGNALS]
     buffer = Buffer(app[keys.REDIS])
-    tenants = TenantCache(app[keys.REGISTRY])
+    tenants = app[TENANT_CACHE]  # made with the registry: the Bot API relay reads it too
     endpoints = EndpointCache(coordination)
     wake = WakeManager(
         settings=app[keys.SETTINGS],
@@ -73,7 +72,6 @@ async def message_path_ctx(app: web.Application) -> AsyncIterator[None]:
     signals.on_reconnect(tenants.clear)
     signals.on_reconnect(delivery.request_sweep)
     app[BUFFER] = buffer
-    app[TENANT_CACHE] = tenants
     app[WAKE] = wake
     app[DELIVERY] = delivery
     tasks = app[keys.TASKS]

@@ -1,7 +1,8 @@
 """In-process cache of what the hot path needs to know about a tenant.
 
-The router checks every webhook against the tenant's secret and status; asking
-the registry each time would put a DynamoDB read on the hot path. Entries live
+The router checks every webhook against the tenant's secret and status (and the Bot API
+relay every agent call against the tenant's bot token); asking the registry each time would
+put a DynamoDB read on the hot path. Entries live
 ``ttl_s`` (short), and are dropped at once when any replica publishes an event
 for the tenant (created/updated/deleted/suspended/... on the events channel).
 The TTL bounds staleness when an event is missed (pub/sub is lossy across
@@ -41,8 +42,10 @@ class TenantInfo:
     tenant_id: str
     status: TenantStatus
     webhook_secret: bytes
+    bot_token: bytes = b""
+    """What the Bot API relay checks an agent's calls against (model_gateway/bot_api_relay)."""
 
-    def __repr__(self) -> str:  # the secret must never reach a log line
+    def __repr__(self) -> str:  # the secrets must never reach a log line
         return f"TenantInfo({self.tenant_id!r}, {self.status.value!r})"
 
 
@@ -143,7 +146,9 @@ class TenantCache:
             return None
         if tenant.status == TenantStatus.DELETED:
             return None
-        return TenantInfo(tenant_id, tenant.status, tenant.webhook_secret.encode())
+        return TenantInfo(
+            tenant_id, tenant.status, tenant.webhook_secret.encode(), tenant.bot_token.encode()
+        )
 
     def invalidate(self, tenant_id: str) -> None:
         self._generation += 1

@@ -27,6 +27,7 @@ from daemon.coordination import Coordination
 from daemon.crash_points import crash_point
 from daemon.metrics import Metrics
 from daemon.model import DETACHED, ConditionFailed, OtmError, Tenant, TenantStatus
+from daemon.model_gateway.bot_api_relay import relay_api_root
 from daemon.model_gateway.keys import ModelKeys
 from daemon.msgpath.pubsub import TenantSignals
 from daemon.msgpath.wake_admission import WakeAdmission
@@ -278,6 +279,15 @@ class WakeManager:
         finally:
             ready.set()
 
+    def _api_root(self, tenant: Tenant) -> str | None:
+        """A polling tenant's agent talks to the daemon's Bot API relay, which keeps its
+        ``setWebhook`` from Telegram (model_gateway/bot_api_relay.py); others: the default.
+        Rendered at wake: an ingress switch reaches a running agent at its next wake."""
+        gateway_url = self.settings.model_gateway_url
+        if tenant.ingress_mode(self.settings.ingress) != "polling" or gateway_url is None:
+            return None
+        return relay_api_root(gateway_url, tenant.tenant_id)
+
     async def _start_and_wait(
         self, tenant: Tenant, deadline: float, long_wait: asyncio.Event
     ) -> Tenant:
@@ -296,6 +306,7 @@ class WakeManager:
                     if self.model_keys is not None
                     else ""
                 ),
+                api_root=self._api_root(tenant),
             )
         )
         if not started.warm:

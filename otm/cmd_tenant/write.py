@@ -58,6 +58,16 @@ LabelOpt = Annotated[
     ),
 ]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="Agent image for this tenant.")]
+INGRESS_CHOICES = ("webhook", "polling", "default")
+IngressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ingress",
+        metavar="MODE",
+        help="How updates arrive: webhook (Telegram POSTs to the router), polling "
+        "(getUpdates, no public URL needed) or default (the daemon's setting).",
+    ),
+]
 MaybeOutputOpt = Annotated[
     Format | None,
     typer.Option("--output", "-o", help="Print the tenant in this format.", case_sensitive=False),
@@ -83,6 +93,16 @@ def _idle_timeout(text: str | None) -> tuple[bool, int | None]:
         raise UsageError(f"--idle-timeout: {exc}") from None
 
 
+def _ingress(text: str | None) -> tuple[bool, str | None]:
+    """(given, mode); 'default' means given-and-None (use the daemon's ``ingress`` setting)."""
+    if text is None:
+        return False, None
+    mode = text.strip().lower()
+    if mode not in INGRESS_CHOICES:
+        raise UsageError(f"--ingress: expected one of {', '.join(INGRESS_CHOICES)}, got {text!r}")
+    return True, None if mode == "default" else mode
+
+
 def _report(tenant: dict[str, Any], output: Format | None, message: str) -> None:
     if output is None:
         out(f"tenant/{tenant.get('tenant_id')} {message}")
@@ -99,6 +119,7 @@ def create(
     idle_timeout: IdleTimeoutOpt = None,
     label: LabelOpt = None,
     image: ImageOpt = None,
+    ingress: IngressOpt = None,
     output: MaybeOutputOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
@@ -108,6 +129,9 @@ def create(
     given, seconds = _idle_timeout(idle_timeout)
     if given:
         body["idle_timeout_s"] = seconds
+    ingress_given, mode = _ingress(ingress)
+    if ingress_given:
+        body["ingress"] = mode
     sets, removes = parse_labels(label or [])
     if removes:
         raise UsageError("--label KEY- (remove) only makes sense with `otm tenant update`")
@@ -152,9 +176,10 @@ def update(
     idle_timeout: IdleTimeoutOpt = None,
     label: LabelOpt = None,
     image: ImageOpt = None,
+    ingress: IngressOpt = None,
     output: MaybeOutputOpt = None,
 ) -> None:
-    """Change a tenant's bot token, idle timeout, labels or image."""
+    """Change a tenant's bot token, idle timeout, labels, image or ingress."""
     tid = tenant_id(name)
     body: dict[str, Any] = {}
     secret = read_secret(value=bot_token, file=bot_token_file, stdin=bot_token_stdin)
@@ -163,13 +188,16 @@ def update(
     given, seconds = _idle_timeout(idle_timeout)
     if given:
         body["idle_timeout_s"] = seconds
+    ingress_given, mode = _ingress(ingress)
+    if ingress_given:
+        body["ingress"] = mode
     if image is not None:
         body["image"] = image or None
     sets, removes = parse_labels(label or [])
     if not body and not sets and not removes:
         raise UsageError(
             "nothing to update: give --bot-token-file/--bot-token-stdin, --idle-timeout, "
-            "--label or --image"
+            "--label, --image or --ingress"
         )
     client = make_client(ctx)
     if sets or removes:

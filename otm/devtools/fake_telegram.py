@@ -5,11 +5,18 @@ bots (tenants) apart, exactly like ``channels.telegram.apiRoot`` expects of the 
 
 - ``getMe`` answers a bot identity derived from the token;
 - ``setWebhook`` records ``url``/``secret_token``/``allowed_updates``; ``deleteWebhook`` drops them;
-  ``getWebhookInfo`` reports them;
+  ``getWebhookInfo`` reports them. Lenient by default (tests register loopback ``http://`` URLs);
+  with ``strict_webhooks`` it refuses, as Telegram does, a URL that is not ``https`` on port
+  443, 80, 88 or 8443 (400 ``Bad Request: bad webhook: ...``);
+- ``/file/bot<token>/<path>`` serves the files tests put there (:meth:`FakeTelegram.put_file`);
+  ``getFile`` answers their ``file_path``;
 - ``sendMessage``/``editMessageText`` answer a Message object and record ``chat_id``/``text``;
+- ``getUpdates`` long-polls the bot's queue with Telegram's semantics (``fake_updates.py``);
+  tests queue updates with :meth:`FakeTelegram.inject_update` or ``POST /_fake/updates``;
 - every other method answers ``true``.
 
-A fault switch makes a bot's method answer HTTP 502 or drop the connection, for failure paths.
+A fault switch makes a bot's method answer HTTP 502 or 401 (a refused token) or drop the
+connection, for failure paths.
 
 Tests read what happened in-process (:meth:`FakeTelegram.sent`, :attr:`FakeTelegram.webhooks`,
 :meth:`FakeTelegram.wait_for_messages`) or over HTTP under ``/_fake/`` when the fake runs as a
@@ -25,10 +32,12 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from otm.devtools._serving import AppServer, ChangeNotifier, ServingMain
+from otm.devtools.fake_updates import GetUpdatesError, UpdateQueues
 
 ANY = "*"
 """Wildcard for a fault's token or method."""
@@ -41,6 +50,8 @@ MAX_WAIT_S = 60.0
 class FaultMode(enum.Enum):
     HTTP_502 = "502"
     CLOSE = "close"
+    UNAUTHORIZED = "401"
+    """Telegram's answer to a revoked or wrong bot token."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +97,17 @@ class FakeTelegramState:
     calls: list[BotApiCall] = field(default_factory=list)
     messages: list[SentMessage] = field(default_factory=list)
     webhooks: dict[str, WebhookRegistration] = field(default_factory=dict)
+    strict_webhooks: bool = False
+    """Refuse webhook URLs Telegram refuses (not https, or not on 443/80/88/8443)."""
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    """(token, file_path) → content, served under ``/file/bot<token>/<file_path>``."""
     faults: dict[tuple[str, str], _FaultRule] = field(default_factory=dict)
     next_message_id: dict[str, int] = field(default_factory=dict)
     changes: ChangeNotifier = field(default_factory=ChangeNotifier)
+    updates: UpdateQueues = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.updates = UpdateQueues(self.notify)
 
     def notify(self) -> None:
         self.changes.notify()
@@ -117,8 +136,10 @@ class FakeTelegramState:
         self.calls.clear()
         self.messages.clear()
         self.webhooks.clear()
+        self.files.clear()
         self.faults.clear()
         self.next_message_id.clear()
+        self.updates.clear()
         self.notify()
 
 
@@ -162,6 +183,23 @@ def make_text_update(
             "text": text,
         },
     }
+
+
+WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+NOT_HTTPS = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+BAD_PORT = "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"
+
+
+def webhook_refusal(url: str) -> str | None:
+    """Telegram's refusal of a webhook URL (its description), or None if it would take it."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return NOT_HTTPS
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return BAD_PORT
+    return None if port in WEBHOOK_PORTS else BAD_PORT
 
 
 def _error(status: int, description: str) -> web.Response:
@@ -258,6 +296,8 @@ def _method_result(
         if not url:
             state.webhooks.pop(token, None)
             return True
+        if state.strict_webhooks and (refusal := webhook_refusal(str(url))):
+            return _error(400, refusal)
         allowed = _json_field(params.get("allowed_updates"))
         state.webhooks[token] = WebhookRegistration(
             url=str(url),
@@ -265,6 +305,7 @@ def _method_result(
             allowed_updates=allowed if isinstance(allowed, list) else None,
             set_at=time.time(),
         )
+        state.updates.webhook_set(token)
         return True
     if method == "deleteWebhook":
         state.webhooks.pop(token, None)
@@ -281,7 +322,39 @@ def _method_result(
         return info
     if method in MESSAGE_METHODS:
         return _message_result(state, token, method, params)
+    if method == "getFile":
+        return _file_result(state, token, params)
     return True
+
+
+def _file_result(
+    state: FakeTelegramState, token: str, params: dict[str, Any]
+) -> dict[str, Any] | web.Response:
+    # The fake's file ids are the file paths themselves.
+    path = str(params.get("file_id", ""))
+    content = state.files.get((token, path))
+    if content is None:
+        return _error(400, "Bad Request: invalid file_id")
+    return {
+        "file_id": path,
+        "file_unique_id": f"u{zlib.crc32(path.encode())}",
+        "file_size": len(content),
+        "file_path": path,
+    }
+
+
+async def handle_file(request: web.Request) -> web.Response:
+    """``GET /file/bot<token>/<file_path>``: a file's bytes, as Telegram's file server."""
+    state = request.app[STATE_KEY]
+    token, path = request.match_info["token"], request.match_info["path"]
+    state.calls.append(
+        BotApiCall(token=token, method="file", params={"path": path}, at=time.time(), faulted=False)
+    )
+    state.notify()
+    content = state.files.get((token, path))
+    if content is None:
+        return _error(404, "Not Found")
+    return web.Response(body=content, content_type="application/octet-stream")
 
 
 async def handle_bot_method(request: web.Request) -> web.StreamResponse:
@@ -295,15 +368,32 @@ async def handle_bot_method(request: web.Request) -> web.StreamResponse:
     state.notify()
     if fault is FaultMode.HTTP_502:
         return _error(502, "Bad Gateway")
+    if fault is FaultMode.UNAUTHORIZED:
+        return _error(401, "Unauthorized")
     if fault is FaultMode.CLOSE:
         # Drop the connection without an answer, as a dying proxy would.
         if request.transport is not None:
             request.transport.abort()
         raise asyncio.CancelledError
+    if method == "getUpdates":
+        return await _get_updates(state, token, params)
     result = _method_result(state, token, method, params)
     if isinstance(result, web.Response):
         return result
     state.notify()
+    return web.json_response({"ok": True, "result": result})
+
+
+async def _get_updates(
+    state: FakeTelegramState, token: str, params: dict[str, Any]
+) -> web.Response:
+    queues = state.updates
+    try:
+        poll, limit, timeout = queues.begin(token, params, webhook_set=token in state.webhooks)
+        await state.changes.wait_until(lambda: queues.ready(token, poll), timeout)
+        result = queues.finish(token, poll, limit)
+    except GetUpdatesError as exc:
+        return _error(exc.status, exc.description)
     return web.json_response({"ok": True, "result": result})
 
 
@@ -362,6 +452,24 @@ async def handle_set_fault(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def handle_inject_update(request: web.Request) -> web.Response:
+    """``POST /_fake/updates {"token", "update"}``: queue an update for ``getUpdates``."""
+    body = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("update"), dict):
+        raise web.HTTPBadRequest(text='expected {"token": ..., "update": {...}}')
+    try:
+        update_id = request.app[STATE_KEY].updates.inject(str(body.get("token")), body["update"])
+    except ValueError as e:
+        raise web.HTTPBadRequest(text=str(e)) from e
+    return web.json_response({"update_id": update_id})
+
+
+async def handle_pending_updates(request: web.Request) -> web.Response:
+    """``GET /_fake/updates?token=``: a bot's unconfirmed updates."""
+    token = request.query.get("token", "")
+    return web.json_response({"updates": request.app[STATE_KEY].updates.pending(token)})
+
+
 async def handle_clear_faults(request: web.Request) -> web.Response:
     request.app[STATE_KEY].faults.clear()
     return web.json_response({"ok": True})
@@ -376,11 +484,14 @@ def create_app(state: FakeTelegramState | None = None) -> web.Application:
     app = web.Application()
     app[STATE_KEY] = state if state is not None else FakeTelegramState()
     app.router.add_route("*", "/bot{token}/{method}", handle_bot_method)
+    app.router.add_get("/file/bot{token}/{path:.+}", handle_file)
     app.router.add_get("/_fake/sent", handle_sent)
     app.router.add_get("/_fake/calls", handle_calls)
     app.router.add_get("/_fake/webhooks", handle_webhooks)
     app.router.add_post("/_fake/faults", handle_set_fault)
     app.router.add_delete("/_fake/faults", handle_clear_faults)
+    app.router.add_post("/_fake/updates", handle_inject_update)
+    app.router.add_get("/_fake/updates", handle_pending_updates)
     app.router.add_post("/_fake/reset", handle_reset)
     return app
 
@@ -391,9 +502,20 @@ class FakeTelegram(AppServer):
     ``base_url`` is what goes into ``channels.telegram.apiRoot``.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, strict_webhooks: bool = False
+    ) -> None:
         super().__init__(host=host, port=port)
-        self.state = FakeTelegramState()
+        self.state = FakeTelegramState(strict_webhooks=strict_webhooks)
+
+    @property
+    def strict_webhooks(self) -> bool:
+        """Refuse webhook URLs as Telegram does (see :func:`webhook_refusal`)."""
+        return self.state.strict_webhooks
+
+    @strict_webhooks.setter
+    def strict_webhooks(self, strict: bool) -> None:
+        self.state.strict_webhooks = strict
 
     def build_app(self) -> web.Application:
         return create_app(self.state)
@@ -460,6 +582,23 @@ class FakeTelegram(AppServer):
             self.state.faults.pop((token, method), None)
         else:
             self.state.faults[(token, method)] = _FaultRule(mode, times)
+
+    def inject_update(self, token: str, update: dict[str, Any]) -> int | None:
+        """Queue an update for ``token``'s ``getUpdates`` (its ``update_id``, assigned if
+        missing; None when the bot's ``allowed_updates`` exclude it)."""
+        return self.state.updates.inject(token, update)
+
+    def pending_updates(self, token: str) -> list[dict[str, Any]]:
+        """``token``'s updates ``getUpdates`` has not had confirmed yet."""
+        return self.state.updates.pending(token)
+
+    def terminated_polls(self, token: str) -> int:
+        """How many of ``token``'s long polls a concurrent ``getUpdates`` ended with 409."""
+        return self.state.updates.terminated(token)
+
+    def put_file(self, token: str, file_path: str, content: bytes) -> None:
+        """Serve ``content`` to ``token`` at ``/file/bot<token>/<file_path>`` (and ``getFile``)."""
+        self.state.files[(token, file_path)] = content
 
     def clear_faults(self) -> None:
         self.state.faults.clear()

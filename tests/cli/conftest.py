@@ -29,7 +29,14 @@ def daemon(cli_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """One daemon for the CLI tests on its own Redis (each test starts clean via
     `clean_daemon`)."""
     data_dir = tmp_path_factory.mktemp("cli") / "otm"
-    env = daemon_env(data_dir, OTM_REDIS_URL=cli_redis, OTM_ADMIN_PORT="0", OTM_ROUTER_PORT="0")
+    env = daemon_env(
+        data_dir,
+        OTM_REDIS_URL=cli_redis,
+        OTM_ADMIN_PORT="0",
+        OTM_ROUTER_PORT="0",
+        # A closed loopback port: a polling tenant's getUpdates must never leave the machine.
+        OTM_TELEGRAM_API_BASE="http://127.0.0.1:9",
+    )
     with running_daemon(data_dir, env=env) as proc:
         yield proc
 

@@ -66,7 +66,7 @@ def test_tenant_survives_daemon_restart_on_the_embedded_default(tmp_path: Path) 
     data_dir = tmp_path / "otm"
     # No OTM_REDIS_URL anywhere: the daemon starts its own redis-server under the data dir.
     first = ("-m", "otm", "--data-dir", str(data_dir), "daemon", "--admin-port", "0")
-    first += ("--router-port", "0", "--log-level", "WARNING")
+    first += ("--router-port", "0", "--model-gateway-port", "0", "--log-level", "WARNING")
     with running_daemon(data_dir, args=first, env=project_env()) as daemon:
         assert (data_dir / "redis").is_dir()
         assert json.loads((data_dir / "daemon.json").read_text())["admin_url"] == daemon.admin_url
@@ -97,7 +97,7 @@ def test_tenant_survives_daemon_restart_on_the_embedded_default(tmp_path: Path) 
 
     # Second start: no flags at all, settings from the YAML file and the environment.
     config = tmp_path / "otm.yaml"
-    config.write_text("admin_port: 0\nrouter_port: 0\nlog_level: WARNING\n")
+    config.write_text("admin_port: 0\nrouter_port: 0\nmodel_gateway_port: 0\nlog_level: WARNING\n")
     second = ("-m", "otm", "daemon", "--config", str(config))
     with running_daemon(
         data_dir, args=second, env=project_env(OTM_DATA_DIR=str(data_dir))

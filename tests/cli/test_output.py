@@ -87,7 +87,7 @@ def test_tenant_table_and_documents() -> None:
         ["acme", "running", "http://10.0.0.7:8787/telegram-webhook", "5m", "2d"],
     ]
     wide = render_tenants([tenant], Format.wide, now=now).splitlines()
-    assert wide[1].split()[5:] == ["openclaw-acme", "10m", "tier=gold", "<none>", "1"]
+    assert wide[1].split()[5:] == ["openclaw-acme", "10m", "tier=gold", "<none>", "1", "default"]
     assert yaml.safe_load(render_tenants([tenant], Format.yaml, now=now, single=True)) == tenant
     assert render_tenants([tenant, tenant], Format.name, now=now) == "tenant/acme\ntenant/acme"
 

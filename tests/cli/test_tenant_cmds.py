@@ -38,8 +38,8 @@ def test_create_from_token_file_then_list_in_every_format(
         ["beta", "idle", "<none>"],
     ]
     wide = ok(cli("tenant list -o wide")).splitlines()
-    assert wide[0].split()[5:] == ["POD", "IDLE-TIMEOUT", "LABELS", "REASON", "WAKES"]
-    assert wide[1].split()[5:] == ["<none>", "10m", "team=a,tier=gold", "<none>", "0"]
+    assert wide[0].split()[5:] == ["POD", "IDLE-TIMEOUT", "LABELS", "REASON", "WAKES", "INGRESS"]
+    assert wide[1].split()[5:] == ["<none>", "10m", "team=a,tier=gold", "<none>", "0", "default"]
     assert wide[2].split()[6] == "default"
 
     listed = json.loads(ok(cli("tenant list -o json")))
@@ -160,6 +160,30 @@ def test_update_merges_labels_and_clears_timeout(cli: Cli, clean_daemon: DaemonP
     assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["idle_timeout_s"] == 90
     ok(cli("tenant update acme --bot-token-stdin", input=BOT_TOKEN))
     assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["has_bot_token"] is True
+
+
+def test_ingress_on_create_update_and_get(cli: Cli, clean_daemon: DaemonProc) -> None:
+    ok(cli("tenant create acme --ingress polling --bot-token-stdin", input=BOT_TOKEN))
+    assert json.loads(ok(cli("tenant get acme -o json")))["ingress"] == "polling"
+    wide = ok(cli("tenant get acme -o wide")).splitlines()
+    assert wide[0].split()[-1] == "INGRESS"
+    assert wide[1].split()[-1] == "polling"
+    updated = json.loads(ok(cli("tenant update acme --ingress webhook -o json")))
+    assert updated["ingress"] == "webhook"
+    ok(cli("tenant update acme --ingress default"))
+    assert api(clean_daemon, "GET", "/v1/tenants/acme")[1]["ingress"] is None
+    failed(cli("tenant update acme --ingress pigeon"), 2, "--ingress: expected one of")
+    status, body = api(clean_daemon, "PATCH", "/v1/tenants/acme", {"ingress": "pigeon"})
+    assert status == 400
+    assert "ingress must be one of webhook, polling" in body["error"]
+    status, body = api(
+        clean_daemon,
+        "POST",
+        "/v1/tenants",
+        {"tenant_id": "beta", "bot_token": BOT_TOKEN, "ingress": 1},
+    )
+    assert status == 400
+    assert "ingress must be one of" in body["error"]
 
 
 def test_delete_dry_run_and_several(cli: Cli, clean_daemon: DaemonProc) -> None:

@@ -38,6 +38,7 @@ def full_tenant(tenant_id: str = "acme") -> Tenant:
         image="ghcr.io/openclaw/openclaw:1.2.3",
         labels={"team": "sales", "app.kubernetes.io/tier": "gold", "empty": ""},
         wake_attempts=2,
+        ingress="polling",
     )
 
 
@@ -89,8 +90,13 @@ async def test_none_fields_and_empty_labels_round_trip(registry: Registry) -> No
         labels={"a": "b"},
     )
     assert running.endpoint == "http://10.0.0.1:8787/telegram-webhook"
-    cleared = await registry.update("bare", endpoint=None, idle_timeout_s=None, labels={})
+    assert (await registry.update("bare", ingress="polling")).ingress == "polling"
+    assert (await registry.get("bare")).ingress == "polling"
+    cleared = await registry.update(
+        "bare", endpoint=None, idle_timeout_s=None, labels={}, ingress=None
+    )
     assert cleared.endpoint is None and cleared.idle_timeout_s is None and cleared.labels == {}
+    assert (await registry.get("bare")).ingress is None
     stored = await registry.get("bare")
     assert stored.endpoint is None and stored.idle_timeout_s is None and stored.labels == {}
 

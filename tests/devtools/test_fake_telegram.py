@@ -1,4 +1,5 @@
-"""The fake Telegram Bot API over real HTTP: routing per token, recording, waiting, faults."""
+"""The fake Telegram Bot API over real HTTP: routing per token, recording, waiting, faults,
+strict webhook URLs, files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import sys
 import aiohttp
 import pytest
 
-from otm.devtools.fake_telegram import FakeTelegram, FaultMode, bot_identity, make_text_update
+from otm.devtools.fake_telegram import (
+    BAD_PORT,
+    NOT_HTTPS,
+    FakeTelegram,
+    FaultMode,
+    bot_identity,
+    make_text_update,
+)
 from tests.support.agent_stub import REPO_ROOT
 
 
@@ -230,3 +238,50 @@ async def test_runs_as_a_process_printing_its_url(
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+
+
+async def test_strict_webhooks_refuse_what_telegram_refuses(
+    fake_tg: FakeTelegram, http: aiohttp.ClientSession
+) -> None:
+    token = "61:strict"
+    # Lenient by default: the suite registers loopback http:// URLs.
+    status, _ = await call(http, fake_tg, token, "setWebhook", json={"url": "http://127.0.0.1:9/x"})
+    assert status == 200 and token in fake_tg.webhooks
+    fake_tg.strict_webhooks = True
+    refused = {
+        "http://bot.example.com/tg/a": NOT_HTTPS,
+        "http://127.0.0.1:9/tg/a": NOT_HTTPS,
+        "ftp://bot.example.com/tg/a": NOT_HTTPS,
+        "https:///tg/a": NOT_HTTPS,
+        "https://bot.example.com:8080/tg/a": BAD_PORT,
+        "https://bot.example.com:99999/tg/a": BAD_PORT,
+    }
+    for url, description in refused.items():
+        status, body = await call(http, fake_tg, token, "setWebhook", json={"url": url})
+        assert (status, body) == (
+            400,
+            {"ok": False, "error_code": 400, "description": description},
+        ), url
+    assert fake_tg.webhooks[token].url == "http://127.0.0.1:9/x"  # the refused ones changed nothing
+    for url in ("https://bot.example.com/tg/a", "https://bot.example.com:8443/tg/a"):
+        status, _ = await call(http, fake_tg, token, "setWebhook", json={"url": url})
+        assert status == 200 and fake_tg.webhooks[token].url == url
+    status, _ = await call(http, fake_tg, token, "setWebhook", json={"url": ""})  # = delete
+    assert status == 200 and token not in fake_tg.webhooks
+
+
+async def test_files_are_served_to_their_bot_only(
+    fake_tg: FakeTelegram, http: aiohttp.ClientSession
+) -> None:
+    fake_tg.put_file("62:files", "photos/a.jpg", b"\xff\xd8 jpeg")
+    status, body = await call(
+        http, fake_tg, "62:files", "getFile", json={"file_id": "photos/a.jpg"}
+    )
+    assert status == 200 and body["result"]["file_path"] == "photos/a.jpg"
+    assert body["result"]["file_size"] == 7
+    async with http.get(f"{fake_tg.base_url}/file/bot62:files/photos/a.jpg") as resp:
+        assert (resp.status, await resp.read()) == (200, b"\xff\xd8 jpeg")
+    async with http.get(f"{fake_tg.base_url}/file/bot63:other/photos/a.jpg") as resp:
+        assert resp.status == 404
+    status, _ = await call(http, fake_tg, "63:other", "getFile", json={"file_id": "photos/a.jpg"})
+    assert status == 400

@@ -11,10 +11,7 @@ import contextlib
 import random
 import signal
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
@@ -22,19 +19,12 @@ from tests.e2e.harness import STUB_DB
 from tests.faults.support import TelegramSender, wait_all_answered
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
-from tests.support.fake_cluster import cluster_running_agents
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s
 
 SEED = 19
 PER_TENANT = 15
 REPLY_TIMEOUT = 45.0
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
-    async with cluster_running_agents(tmp_path, data_dir) as k8s:
-        yield k8s
 
 
 class PodCensus:

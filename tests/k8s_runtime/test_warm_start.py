@@ -137,6 +137,23 @@ async def test_cold_wake_when_the_pool_is_empty(
     assert await api_pods(runtime, "otm/tenant=bob") == []
 
 
+async def test_a_launch_with_its_own_api_root_points_warm_and_cold_agents_there(
+    runtime: KubernetesRuntime, telegram: FakeTelegram
+) -> None:
+    """A polling tenant's launch names the daemon's Bot API relay (here a second fake): the
+    agent's Bot API calls go there, warm bind and cold Secret alike, not to the default."""
+    async with FakeTelegram() as relay:
+        await one_warm_pod(runtime)
+        for tenant in ("dora", "emil"):  # the first claims the warm pod, the second starts cold
+            tenant_launch = launch(tenant, api_root=relay.base_url)
+            started = await runtime.start(tenant_launch)
+            assert started.name.startswith("warm-") == (tenant == "dora")
+            await runtime.wait_ready(tenant, timeout=30)
+            assert relay.calls(tenant_launch.bot_token, "setWebhook")
+            assert not telegram.calls(tenant_launch.bot_token)
+            await runtime.stop(tenant, grace_s=5)
+
+
 async def test_a_second_bind_for_another_tenant_is_refused(runtime: KubernetesRuntime) -> None:
     pool = await one_warm_pod(runtime)
     await runtime.start(launch("carol"))

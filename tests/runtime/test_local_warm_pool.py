@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import tarfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -185,6 +185,18 @@ async def test_a_claim_refills_the_pool(setup: Pool) -> None:
     await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
     refilled = await setup.fill()
     assert refilled.name != gateway.name
+
+
+async def test_a_bound_gateway_talks_to_the_api_root_of_its_launch(setup: Pool) -> None:
+    """A polling tenant's launch names the daemon's Bot API relay (here a second fake)."""
+    gateway = await setup.fill()
+    async with FakeTelegram() as relay:
+        instance = await setup.runtime.start(replace(LAUNCH, api_root=relay.base_url))
+        assert instance.name == gateway.name
+        await setup.runtime.wait_ready(LAUNCH.tenant_id, TIMEOUT)
+        assert relay.calls(LAUNCH.bot_token, "setWebhook")
+        assert setup.telegram.calls(LAUNCH.bot_token) == []
+        await setup.runtime.stop(LAUNCH.tenant_id, grace_s=10)
 
 
 async def test_no_claim_of_a_gateway_running_another_command(setup: Pool) -> None:

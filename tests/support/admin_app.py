@@ -19,7 +19,9 @@ async def running_admin_app(
     """A full daemon app (real Redis, SQLite, local runtime) with an authenticated client;
     ``flags`` are more settings, as `otm daemon` flags."""
     base = {"data_dir": str(data_dir), "redis_url": redis_url, "admin_token": token}
-    settings = load_settings(flags={**base, "router_port": 0, **flags}, env={})
+    settings = load_settings(
+        flags={**base, "router_port": 0, "model_gateway_port": 0, **flags}, env={}
+    )
     client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
     await client.start_server()
     client.session.headers["Authorization"] = f"Bearer {token}"

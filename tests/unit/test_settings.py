@@ -58,6 +58,8 @@ def test_agent_command_is_split_like_a_shell() -> None:
         ({"OTM_DEFAULT_IDLE_TIMEOUT_S": "0"}, "must be positive"),
         ({"OTM_ADMIN_ACCESS_LOG": "maybe"}, "admin_access_log: expected true or false"),
         ({"OTM_AUDIT_MAX_ENTRIES": "0"}, "audit_max_entries and audit_retention_days"),
+        ({"OTM_INGRESS": "pigeon"}, "ingress: expected one of webhook, polling"),
+        ({"OTM_POLL_TIMEOUT_S": "51"}, "poll_timeout_s must be between 1 and 50"),
     ],
 )
 def test_bad_values_are_clear_errors(env: dict[str, str], needle: str) -> None:

@@ -229,7 +229,7 @@ class LocalRuntime:
                 webhook_host="127.0.0.1",
                 webhook_port=webhook_port,
                 webhook_path=WEBHOOK_PATH,
-                api_root=self.settings.telegram_api_base,
+                api_root=launch.api_root or self.settings.telegram_api_base,
                 gateway_port=gateway_port,
                 gateway_bind="loopback",
                 gateway_token=launch.gateway_token,

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.agent.openclaw_config import PLACEHOLDER_BOT_TOKEN
+from daemon.telegram import NO_WEBHOOK_INFO, bot_api_error, bot_api_result
 
 PLACEHOLDER_BOT: dict[str, Any] = {
     "id": int(PLACEHOLDER_BOT_TOKEN.split(":", 1)[0]),
@@ -29,17 +30,15 @@ PLACEHOLDER_BOT: dict[str, Any] = {
 
 async def _handle(request: web.Request) -> web.Response:
     if request.match_info["token"] != PLACEHOLDER_BOT_TOKEN:
-        return web.json_response(
-            {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
-        )
+        return bot_api_error(401, "Unauthorized")
     await request.read()
     method = request.match_info["method"].lower()
     result: Any = True
     if method == "getme":
         result = PLACEHOLDER_BOT
     elif method == "getwebhookinfo":
-        result = {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
-    return web.json_response({"ok": True, "result": result})
+        result = NO_WEBHOOK_INFO
+    return bot_api_result(result)
 
 
 class PlaceholderBotApi:

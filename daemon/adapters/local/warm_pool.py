@@ -515,7 +515,7 @@ class LocalWarmPool:
                 webhook_url=self.runtime.webhook_url_for(tenant_id),
                 webhook_secret=launch.webhook_secret,
                 workspace_dir=str(workspace),
-                api_root=self.settings.telegram_api_base,
+                api_root=launch.api_root or self.settings.telegram_api_base,
                 model_provider=model_provider(self.settings, launch.model_key),
             )
             await asyncio.to_thread(_write_atomically, gateway.run_dir / CONFIG_FILE, bound)
