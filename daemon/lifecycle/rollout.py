@@ -23,6 +23,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -258,27 +259,20 @@ def _with(rollout: Rollout, **changes: Any) -> Rollout:
     return Rollout.from_json({**rollout.to_json(), **changes})
 
 
+@dataclass(eq=False, kw_only=True)
 class RolloutController:
-    def __init__(
-        self,
-        *,
-        store: RolloutStore,
-        registry: Registry,
-        default_image: str,
-        tick_s: float = 5.0,
-        publish: Callable[..., Awaitable[None]],
-        on_pool_mix: Callable[[dict[str, float]], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.registry = registry
-        self.default_image = default_image
-        self.tick_s = tick_s
-        self.on_pool_mix = on_pool_mix
-        """Told which images the warm pool should hold, and in what shares."""
-        self.publish = publish
-        """``Coordination.publish_event``: every replica's caches and watchers learn of an
-        image change; a tenant a rollback made wakeable again (``resumed``) delivers what
-        it buffered meanwhile."""
+    store: RolloutStore
+    registry: Registry
+    default_image: str
+    tick_s: float = 5.0
+    publish: Callable[..., Awaitable[None]]
+    """``Coordination.publish_event``: every replica's caches and watchers learn of an
+    image change; a tenant a rollback made wakeable again (``resumed``) delivers what
+    it buffered meanwhile."""
+    on_pool_mix: Callable[[dict[str, float]], None] | None = None
+    """Told which images the warm pool should hold, and in what shares."""
+
+    def __post_init__(self) -> None:
         self._events: deque[tuple[str, dict[str, Any]]] = deque(maxlen=MAX_QUEUED_EVENTS)
         self._leading = False
         self._kick = asyncio.Event()

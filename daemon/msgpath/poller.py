@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -95,35 +96,25 @@ class _LeaseLost(Exception):
     """The poll lease went to another replica: stop polling, campaign again."""
 
 
+@dataclass(eq=False, kw_only=True)
 class PollerManager:
     """One campaigning task per polling tenant on this replica; the lease holder polls."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        buffer: Buffer,
-        coordination: Coordination,
-        bot_api: BotApi,
-        notify: Callable[[str], None],
-        metrics: Metrics,
-        default_ingress: IngressKind,
-        poll_timeout_s: int,
-        lease_ttl_s: float = LEASE_TTL_S,
-    ) -> None:
-        self.registry = registry
-        self.buffer = buffer
-        self.coordination = coordination
-        self.bot_api = bot_api
-        self.notify = notify
-        self.metrics = metrics
-        self.default_ingress = default_ingress
-        self.poll_timeout_s = poll_timeout_s
-        self.lease_ttl_s = lease_ttl_s
+    registry: Registry
+    buffer: Buffer
+    coordination: Coordination
+    bot_api: BotApi
+    notify: Callable[[str], None]
+    metrics: Metrics
+    default_ingress: IngressKind
+    poll_timeout_s: int
+    lease_ttl_s: float = LEASE_TTL_S
+
+    def __post_init__(self) -> None:
         self._pollers: dict[str, tuple[str, asyncio.Task[None]]] = {}
         """tenant id → (bot token it polls with, its campaigning task)."""
         self._checks: set[asyncio.Task[None]] = set()
-        self._commit = coordination.redis.register_script(COMMIT_OFFSET_LUA)
+        self._commit = self.coordination.redis.register_script(COMMIT_OFFSET_LUA)
         self._closing = False
 
     @property

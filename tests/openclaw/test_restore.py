@@ -17,14 +17,13 @@ from pathlib import Path
 
 import aiohttp
 
-from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     openclaw_tier_marks,
     real_gateway_env,
     wait_for_echo_reply,
 )
+from tests.support.servers import telegram_and_llm
 
 pytestmark = openclaw_tier_marks(timeout_s=720)
 
@@ -40,10 +39,7 @@ RESTORE_TIMEOUT_S = 300.0
 async def test_restore_starts_a_real_gateway_on_the_older_snapshot(
     own_redis: str, data_dir: Path
 ) -> None:
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         daemon = Daemon(
             data_dir, own_redis, telegram, **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S)
         )

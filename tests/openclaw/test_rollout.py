@@ -11,8 +11,6 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     gateway_command,
@@ -21,6 +19,7 @@ from tests.support.openclaw import (
     wait_for_echo_reply,
 )
 from tests.support.polling import eventually
+from tests.support.servers import telegram_and_llm
 
 pytestmark = openclaw_tier_marks()
 
@@ -35,10 +34,7 @@ TURN_TIMEOUT_S = 90.0
 async def test_rollout_moves_a_real_gateway_to_a_new_tag_with_its_history(
     own_redis: str, data_dir: Path
 ) -> None:
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        StubLLM(host="127.0.0.1", port=0) as llm,
-    ):
+    async with telegram_and_llm() as (telegram, llm):
         env = real_gateway_env(llm.base_url, BOOT_TIMEOUT_S)
         env["OTM_AGENT_IMAGE_COMMANDS"] = shlex.join([f"{NEW_TAG}={gateway_command()}"])
         env["OTM_ROLLOUT_TICK_S"] = "0.5"

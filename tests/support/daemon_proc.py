@@ -46,7 +46,9 @@ class DaemonProc:
 def daemon_env(data_dir: Path, **extra: str) -> dict[str, str]:
     # The agent-facing listener (model gateway, Bot API relay) on a free port unless asked.
     defaults = {"OTM_MODEL_GATEWAY_PORT": "0"}
-    return project_env(OTM_DATA_DIR=str(data_dir), OTM_LOG_LEVEL="WARNING", **{**defaults, **extra})
+    # The audit tests ask for another OTM_LOG_LEVEL (the access log is at INFO).
+    defaults = {"OTM_LOG_LEVEL": "WARNING", **defaults}
+    return project_env(OTM_DATA_DIR=str(data_dir), **{**defaults, **extra})
 
 
 @contextmanager
