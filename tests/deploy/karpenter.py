@@ -121,6 +121,14 @@ def _check_nodepool(pool: Doc, docs: list[Doc]) -> list[str]:
             problems.append(f"{where}: malformed taint {taint!r}")
     if not template_spec.get("taints"):
         problems.append(f"{where}: metal nodes need a taint so only Kata pods land there")
+    for taint in template_spec.get("startupTaints") or []:
+        if not isinstance(taint.get("key"), str) or taint.get("effect") not in _EFFECTS:
+            problems.append(f"{where}: malformed startup taint {taint!r}")
+    if not template_spec.get("startupTaints"):
+        problems.append(
+            f"{where}: metal nodes need a startupTaint that kata-deploy removes once the "
+            "runtime is installed (the kata label is on the node from the start)"
+        )
     for field, value in (
         ("spec.template.spec.expireAfter", template_spec.get("expireAfter")),
         (

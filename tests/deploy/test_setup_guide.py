@@ -17,6 +17,7 @@ from tests.deploy import inventory as inv
 from tests.deploy.guide import GUIDE, create_table_arguments, otm_invocations
 from tests.deploy.iam_docs import ACCOUNT_ID, BUCKET, REGION, TABLE_ARN, load
 from tests.deploy.iam_eval import is_allowed
+from tests.deploy.karpenter import tolerates
 
 Doc = dict[str, Any]
 
@@ -237,3 +238,23 @@ def test_the_guide_turns_on_strict_network_policy_enforcement(guide_text: str) -
     values = json.loads(vpc_cni["configurationValues"])
     assert values["enableNetworkPolicy"] == "true"
     assert values["env"]["NETWORK_POLICY_ENFORCING_MODE"] == "strict"
+
+
+def test_kata_deploy_removes_the_startup_taint_and_tolerates_both(
+    guide_text: str, rendered: dict[str, list[Doc]]
+) -> None:
+    """The metal NodePool's startup taint keeps tenant pods off a node until the runtime is
+    installed; only kata-deploy removes it, so the guide's install must name it (as `key` or
+    `key:effect`) and let kata-deploy's own pods tolerate it."""
+    (pool,) = [d for d in rendered["eks"] if d.get("kind") == "NodePool"]
+    startup = pool["spec"]["template"]["spec"]["startupTaints"]
+    assert startup
+    removed = json.loads(guide_text.split("--set-json 'startupTaints=", 1)[1].split("'", 1)[0])
+    patch = guide_text.split("kubectl -n kube-system patch ds kata-deploy --type json -p \\\n")
+    ops = json.loads(patch[1].strip().split("\n", 1)[0].strip("'"))
+    tolerations = ops[0]["value"]
+    for taint in startup:
+        assert {taint["key"], f"{taint['key']}:{taint['effect']}"} & set(removed), taint
+        assert tolerates(tolerations, taint), taint
+    for taint in pool["spec"]["template"]["spec"]["taints"]:
+        assert tolerates(tolerations, taint), taint
