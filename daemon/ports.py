@@ -148,6 +148,17 @@ class StateStore(Protocol):
         """The tenant's snapshot history, newest first."""
         ...
 
+    async def record_tree(self, tenant_id: str, *, trigger: str) -> SnapshotInfo | None:
+        """Pack the tenant's ``state/`` and ``workspace/`` keys (a Kubernetes agent's synced
+        files) into the history; None when the retention keeps no history."""
+        ...
+
+    async def restore_tree(self, tenant_id: str, key: str) -> SnapshotInfo:
+        """Rewrite the tenant's ``state/`` and ``workspace/`` keys from history entry ``key``
+        (packed by record_tree): every file put, every key not in it deleted; the history
+        gains a "restore" entry. KeyError if ``key`` is not in the history."""
+        ...
+
     async def promote_snapshot(self, tenant_id: str, key: str) -> SnapshotInfo:
         """Make history snapshot ``key`` the latest, as a new generation (a run that started
         from any earlier one can no longer save over it); the history keeps every entry and

@@ -101,7 +101,8 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
     while state is synced to S3, since a warm pod could not reach the tenant's state)."""
     state_store: StateStore | None = None
     """Where the tenant's global database can be read before a warm claim (what a
-    warm gateway cannot take over sends the tenant cold: daemon/agent/state.py)."""
+    warm gateway cannot take over sends the tenant cold: daemon/agent/state.py), and
+    where each sleep packs the synced tree into the snapshot history."""
     provisioning_timeout_s: float = 0.0
     """How long wait_ready waits on, past its timeout, while the pod is Unschedulable."""
 
@@ -392,6 +393,17 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
                 if exc.status != 404:
                     raise
             self._expected.pop(tenant_id, None)
+            if deleted and self.state_store is not None:
+                await self._record_history(tenant_id)
+
+    async def _record_history(self, tenant_id: str) -> None:
+        """The tree the final sync left (the pods are gone) as a "sleep" history entry.
+        Housekeeping: the state itself is saved, so a failure is logged, not raised."""
+        assert self.state_store is not None
+        try:
+            await self.state_store.record_tree(tenant_id, trigger="sleep")
+        except Exception as exc:
+            log.warning("snapshot history of %s at sleep failed: %s", tenant_id, exc)
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@ Snapshot history: every save also stores its tarball under
 retention (count and age, never the newest) is applied after each addition. A restore puts
 the chosen snapshot back as the latest, repacked with its origin: a new generation, so
 the fencing of ``save_snapshot_over`` holds across it.
+
+Kubernetes agents keep no tarball: their sync sidecar mirrors files to the ``state/`` and
+``workspace/`` keys (TREE_PREFIXES). Their history entries pack that tree (``record_tree``)
+in the same tar format (members ``state/...``, ``workspace/...``), and a restore rewrites
+the tree from one (``restore_tree``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import json
 import logging
 import re
+import tempfile
 from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "snapshots/latest.tar.gz"
 HISTORY_PREFIX = "snapshots/history/"
+TREE_PREFIXES = ("state/", "workspace/")
+"""The keys a Kubernetes agent's sync sidecar mirrors its files to (daemon/kube/pod_scripts.py)."""
 _HISTORY_TIME = "%Y%m%dT%H%M%S.%fZ"
 _HISTORY_KEY = re.compile(r"snapshots/history/(\d{8}T\d{6}\.\d{6}Z)-([a-z]+)\.tar\.gz")
 TRIGGERS = ("sleep", "periodic", "restore")
@@ -77,6 +85,30 @@ def expired(history: list[SnapshotInfo], retention: SnapshotRetention, now: date
     return drop
 
 
+async def _restored(data: bytes, key: str) -> bytes:
+    """History entry ``key`` (``data``) repacked with its origin: what a restore records."""
+    origin = json.dumps({"restored_from": key, "at": datetime.now(UTC).isoformat()})
+    return await asyncio.to_thread(with_origin, data, origin)
+
+
+def _unpacked_files(data: bytes) -> dict[str, bytes]:
+    """The files of snapshot ``data``, by path."""
+    with tempfile.TemporaryDirectory(prefix="otm-tree-") as scratch:
+        root = Path(scratch)
+        unpack_into(data, root)
+        return {
+            path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+
+
+def _write_below(root: Path, key: str, data: bytes) -> None:
+    path = root / check_key(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
 def check_key(key: str) -> str:
     """Keys are relative POSIX paths without '..' (they come from tenant dirs)."""
     path = PurePosixPath(key)
@@ -103,6 +135,43 @@ class SnapshotsOnKeys:
     async def list_sized(self, tenant_id: str, prefix: str) -> list[tuple[str, int]]:
         """(key, size in bytes) of the tenant's keys starting with ``prefix``."""
         raise NotImplementedError
+
+    async def _tree_keys(self, tenant_id: str) -> list[str]:
+        return [
+            key for prefix in TREE_PREFIXES for key, _ in await self.list_sized(tenant_id, prefix)
+        ]
+
+    async def record_tree(self, tenant_id: str, *, trigger: str) -> SnapshotInfo | None:
+        """Pack the tenant's file tree (its TREE_PREFIXES keys) into the history; None when
+        the retention keeps no history."""
+        if self.retention.keep <= 0:
+            return None
+        with tempfile.TemporaryDirectory(prefix="otm-tree-") as scratch:
+            root = Path(scratch)
+            for key in await self._tree_keys(tenant_id):
+                data = await self.get(tenant_id, key)
+                await asyncio.to_thread(_write_below, root, key, data)
+            packed = await asyncio.to_thread(pack_dir, root)
+        key = await self._add_to_history(tenant_id, packed, trigger)
+        return None if key is None else parse_history_key(key, len(packed))
+
+    async def restore_tree(self, tenant_id: str, key: str) -> SnapshotInfo:
+        """Rewrite the tenant's file tree from history entry ``key`` (every file put, every
+        tree key not in it deleted) and add a "restore" entry. The caller holds the tenant
+        asleep: nothing syncs meanwhile. KeyError if ``key`` is not in the history."""
+        source = parse_history_key(key, 0)
+        if source is None:
+            raise KeyError(key)
+        data = await self.get(tenant_id, key)
+        files = await asyncio.to_thread(_unpacked_files, data)
+        for name, content in files.items():
+            if name.startswith(TREE_PREFIXES):
+                await self.put(tenant_id, name, content)
+        for stale in await self._tree_keys(tenant_id):
+            if stale not in files:
+                await self.delete(tenant_id, stale)
+        await self._add_to_history(tenant_id, await _restored(data, key), "restore")
+        return dataclasses.replace(source, size=len(data))
 
     async def save_snapshot(self, tenant_id: str, src_dir: Path, *, trigger: str = "sleep") -> int:
         data = await asyncio.to_thread(pack_dir, src_dir)
@@ -153,8 +222,7 @@ class SnapshotsOnKeys:
         if source is None:
             raise KeyError(key)
         data = await self.get(tenant_id, key)
-        origin = json.dumps({"restored_from": key, "at": datetime.now(UTC).isoformat()})
-        restored = await asyncio.to_thread(with_origin, data, origin)
+        restored = await _restored(data, key)
         await self._add_to_history(tenant_id, restored, "restore")
         await self.put(tenant_id, SNAPSHOT_KEY, restored)
         return dataclasses.replace(source, size=len(data))

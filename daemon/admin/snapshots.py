@@ -1,11 +1,14 @@
-"""Admin endpoints of point-in-time restore (local agents: their state is one snapshot).
+"""Admin endpoints of point-in-time restore. A local agent's state is one snapshot (the
+chosen one becomes the latest); a Kubernetes agent's is its synced ``state/`` and
+``workspace/`` keys (rewritten from the chosen entry, which its sleeps packed).
 
 - GET  /v1/tenants/{id}/snapshots   {"items": [{key, taken_at, trigger, size}]}, newest first
 - POST /v1/tenants/{id}/restore     body {"snapshot": KEY} or {"at": RFC 3339 time} (exactly
                                     one; "at": the newest snapshot taken at or before it).
                                     The tenant is put to sleep (its final state is saved,
                                     as a history entry too), the chosen snapshot becomes the
-                                    latest (what the next wake restores), then the tenant
+                                    latest (Kubernetes: the synced tree) that the next wake
+                                    restores, then the tenant
                                     wakes on it (a suspended or failed one stays so).
                                     200 {"tenant", "restored"}; 404 no such snapshot; 503 the
                                     sleep could not save the current state (nothing
@@ -74,22 +77,9 @@ def restore_target(body: dict[str, object]) -> tuple[str | None, datetime | None
     return None, parse_at(at)
 
 
-def _refuse_on_kubernetes(request: web.Request) -> web.Response | None:
-    if request.app[keys.SETTINGS].runtime == "kubernetes":
-        return error_response(
-            501,
-            "snapshot history and restore cover local agents; Kubernetes agents sync their "
-            "files to the state store instead",
-        )
-    return None
-
-
 async def list_snapshots(request: web.Request) -> web.Response:
     tenant_id = _tenant_id(request)
     await request.app[keys.REGISTRY].get(tenant_id)
-    refused = _refuse_on_kubernetes(request)
-    if refused is not None:
-        return refused
     history = await request.app[keys.STATE_STORE].list_snapshots(tenant_id)
     return web.json_response({"items": [snapshot.as_dict() for snapshot in history]})
 
@@ -101,17 +91,18 @@ async def restore_tenant(request: web.Request) -> web.Response:
     key, at = restore_target(body)
     registry, store = request.app[keys.REGISTRY], request.app[keys.STATE_STORE]
     await registry.get(tenant_id)
-    refused = _refuse_on_kubernetes(request)
-    if refused is not None:
-        return refused
     # Chosen before the sleep (a 404 leaves the tenant alone), checked again after it.
     try:
         choose_snapshot(await store.list_snapshots(tenant_id), key=key, at=at)
     except NoSuchSnapshot as exc:
         return error_response(404, f"tenant {tenant_id!r}: {exc}")
 
+    on_kubernetes = request.app[keys.SETTINGS].runtime == "kubernetes"
+
     async def promote() -> SnapshotInfo:
         chosen = choose_snapshot(await store.list_snapshots(tenant_id), key=key, at=at)
+        if on_kubernetes:  # the next wake's init container copies the rewritten tree back
+            return await store.restore_tree(tenant_id, chosen.key)
         return await store.promote_snapshot(tenant_id, chosen.key)
 
     wake = request.app[WAKE]
