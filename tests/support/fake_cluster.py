@@ -13,6 +13,7 @@ import yaml
 
 from daemon.adapters.state_dir import DirStateStore
 from daemon.kube import names
+from daemon.ports import StateStore
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_rbac import daemon_rbac_options
@@ -52,11 +53,12 @@ async def running_otm_k8s(directory: Path, **options: Any) -> AsyncIterator[Fake
 
 @asynccontextmanager
 async def cluster_running_agents(
-    tmp_path: Path, data_dir: Path, **options: Any
+    tmp_path: Path, data_dir: Path, *, state_store: StateStore | None = None, **options: Any
 ) -> AsyncIterator[FakeK8s]:
     """The fake API server (``options`` go to it) with the daemons' own (embedded) state
-    store under ``data_dir``, which the pods' restore/sync containers use too."""
-    store = DirStateStore(data_dir / "state")
+    store under ``data_dir``, which the pods' restore/sync containers use too; or
+    ``state_store`` (closed here too) when the daemons use another one (S3)."""
+    store = state_store if state_store is not None else DirStateStore(data_dir / "state")
     backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
     try:
         async with running_otm_k8s(
