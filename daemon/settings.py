@@ -71,14 +71,15 @@ class Settings:
     s3_bucket: str = "otm-tenant-state"
     """Bucket holding each tenant's state under ``tenants/{id}/``: ``state/`` and
     ``workspace/`` files (Kubernetes agents, synced by their pod) or one
-    ``snapshots/latest.tar.gz`` and its history ``snapshots/history/`` (local agents).
+    ``snapshots/latest.tar.gz`` (local agents); the history ``snapshots/history/`` of both.
     Created at start if missing and the credentials allow it."""
     s3_endpoint_url: str | None = None
     """Override endpoint (``AWS_ENDPOINT_URL_S3``), e.g. a moto server."""
     snapshot_history_keep: int = 24
-    """Local agents: snapshots kept per tenant besides the latest one (every sleep and every
-    ``snapshot_interval_s`` while running adds one, as ``snapshots/history/<UTC time>-<trigger>
-    .tar.gz``); `otm tenant restore` picks from them. 0: no history."""
+    """History snapshots kept per tenant, each as
+    ``snapshots/history/<UTC time>-<trigger>.tar.gz`` (local agents: every sleep and every
+    ``snapshot_interval_s`` while running adds one; Kubernetes agents on the s3 store: every
+    sleep, packing the synced files); `otm tenant restore` picks from them. 0: no history."""
     snapshot_history_max_age_s: int = 7 * 24 * 3600
     """History snapshots older than this are removed (the newest one always stays); 0: no age
     limit, only ``snapshot_history_keep``."""

@@ -152,8 +152,8 @@ class SnapshotsOnKeys:
                 data = await self.get(tenant_id, key)
                 await asyncio.to_thread(_write_below, root, key, data)
             packed = await asyncio.to_thread(pack_dir, root)
-        key = await self._add_to_history(tenant_id, packed, trigger)
-        return None if key is None else parse_history_key(key, len(packed))
+        added = await self._add_to_history(tenant_id, packed, trigger)
+        return None if added is None else parse_history_key(added, len(packed))
 
     async def restore_tree(self, tenant_id: str, key: str) -> SnapshotInfo:
         """Rewrite the tenant's file tree from history entry ``key`` (every file put, every
