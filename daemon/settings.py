@@ -79,13 +79,16 @@ class Settings:
     """History snapshots kept per tenant, each as
     ``snapshots/history/<UTC time>-<trigger>.tar.gz`` (local agents: every sleep and every
     ``snapshot_interval_s`` while running adds one; Kubernetes agents on the s3 store: every
-    sleep, packing the synced files); `otm tenant restore` picks from them. 0: no history."""
+    sleep, packing the synced files, and every ``snapshot_interval_s`` while running);
+    `otm tenant restore` picks from them. 0: no history."""
     snapshot_history_max_age_s: int = 7 * 24 * 3600
     """History snapshots older than this are removed (the newest one always stays); 0: no age
     limit, only ``snapshot_history_keep``."""
     snapshot_interval_s: int = 3600
-    """Local agents: a history snapshot of a running agent every this many seconds (its
-    SQLite databases read through SQLite, so never half-written); 0: only on sleep."""
+    """A history snapshot of a running agent every this many seconds; 0: only on sleep.
+    Local agents: their SQLite databases read through SQLite, so never half-written.
+    Kubernetes agents on the s3 store: the leader packs each running tenant's synced files
+    (what the sync sidecar last uploaded; a database copied mid-checkpoint can be torn)."""
     tenant_state_role_arn: str | None = None
     """Kubernetes + S3: the role (deploy/iam ``otm-tenant-state``) the daemon assumes to vend
     a claimed warm pod credentials scoped to ``tenants/{id}/`` (STS session policy). Unset:

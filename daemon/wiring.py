@@ -23,6 +23,7 @@ from daemon.lifecycle.culler import Culler
 from daemon.lifecycle.leader import LeaderTasks, TaskFactory, make_elector
 from daemon.lifecycle.rollout import RolloutController, Rollouts, RolloutStore
 from daemon.lifecycle.tenant_metrics import TenantGauge
+from daemon.lifecycle.tree_snapshots import TreeSnapshots
 from daemon.metrics import Metrics
 from daemon.msgpath.message_path import message_path_ctx
 from daemon.msgpath.poller import PollerManager
@@ -143,6 +144,8 @@ def background_contexts(settings: Settings) -> list[CleanupCtx]:
     ]
     if settings.runtime == "kubernetes":
         contexts.append(warm_pool_ctx)
+        if settings.state_store == "s3" and settings.snapshot_interval_s > 0:
+            contexts.append(tree_snapshots_ctx)
     else:
         contexts.append(local_warm_pool_ctx)
     return contexts
@@ -296,6 +299,18 @@ async def warm_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     if refresher is not None:
         tasks["warm-credentials"] = refresher.run
     async with _while_leading(app, tasks):
+        yield
+
+
+async def tree_snapshots_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Kubernetes + S3: periodic history entries of running tenants' synced files, while
+    this replica leads."""
+    snapshots = TreeSnapshots(
+        registry=app[keys.REGISTRY],
+        state_store=app[keys.STATE_STORE],
+        interval_s=app[keys.SETTINGS].snapshot_interval_s,
+    )
+    async with _while_leading(app, {"tree-snapshots": snapshots.run}):
         yield
 
 
