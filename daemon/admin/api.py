@@ -164,22 +164,25 @@ async def delete_tenant(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@audited("tenant.suspend")
-async def suspend_tenant(request: web.Request) -> web.Response:
+async def _hold_or_release(request: web.Request, *, hold: bool) -> web.Response:
+    """Suspend (hold) or resume a tenant, its audit entry recording the status change."""
     tenant_id = _tenant_id(request)
     before = await request.app[keys.REGISTRY].get(tenant_id)
-    tenant = await request.app[keys.ORCHESTRATOR].suspend_tenant(tenant_id)
+    orchestrator = request.app[keys.ORCHESTRATOR]
+    change = orchestrator.suspend_tenant if hold else orchestrator.resume_tenant
+    tenant = await change(tenant_id)
     record(request, changes=tenant_changes(before, tenant))
     return web.json_response(tenant.public())
+
+
+@audited("tenant.suspend")
+async def suspend_tenant(request: web.Request) -> web.Response:
+    return await _hold_or_release(request, hold=True)
 
 
 @audited("tenant.resume")
 async def resume_tenant(request: web.Request) -> web.Response:
-    tenant_id = _tenant_id(request)
-    before = await request.app[keys.REGISTRY].get(tenant_id)
-    tenant = await request.app[keys.ORCHESTRATOR].resume_tenant(tenant_id)
-    record(request, changes=tenant_changes(before, tenant))
-    return web.json_response(tenant.public())
+    return await _hold_or_release(request, hold=False)
 
 
 async def tenant_events(request: web.Request) -> web.Response:
