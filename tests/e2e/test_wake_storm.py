@@ -41,6 +41,7 @@ async def test_wake_storm_respects_the_cap_and_loses_nothing(
     woken: set[str] = set()
     queue_seen: list[int] = []
     in_progress_seen: list[int] = []
+    trace: list[tuple[str, str]] = []
 
     async def sample_queue() -> None:
         while True:
@@ -56,12 +57,17 @@ async def test_wake_storm_respects_the_cap_and_loses_nothing(
             if message["type"] != "message":
                 continue
             event: dict[str, Any] = json.loads(message["data"])
+            trace.append((event["kind"], event["tenant_id"]))
             if event["kind"] == "waking":
                 booting.add(event["tenant_id"])
                 peak = max(peak, len(booting))
             elif event["kind"] == "running":
                 booting.discard(event["tenant_id"])
                 woken.add(event["tenant_id"])
+            elif event["kind"] in ("wake_failed", "failed"):
+                # A failed boot gives its slot back too (the event precedes the release);
+                # its retry is a new wake. On a loaded machine a boot can fail and retry.
+                booting.discard(event["tenant_id"])
 
     observer = asyncio.create_task(observe())
     sampler = asyncio.create_task(sample_queue())
@@ -89,7 +95,7 @@ async def test_wake_storm_respects_the_cap_and_loses_nothing(
         await pubsub.aclose()
         await redis.aclose()
     assert woken == set(secrets)
-    assert 1 <= peak <= CAP
+    assert 1 <= peak <= CAP, trace
     assert max(queue_seen) > 0  # the storm did queue, visibly
     assert max(in_progress_seen) <= CAP
     status, metrics = await daemon.api("GET", "/metrics")
