@@ -8,7 +8,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.msgpath.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
-from daemon.redis_keys import PENDING_KEY, seen_key
+from daemon.redis_keys import PENDING_KEY, seen_key, tries_key
+from tests.support.redis_cluster import BACKENDS
+
+
+# Each test that uses Redis runs on a standalone Redis and on a Redis Cluster (with the
+# daemon's cluster client): tests/conftest.py parametrizes redis_backend with these.
+REDIS_BACKENDS = BACKENDS
 
 
 @pytest.fixture
@@ -65,7 +71,7 @@ async def test_failures_and_dead_letters(buffer: Buffer) -> None:
     assert (dead.update_id, dead.reason, dead.attempts) == (7, "HTTP 400", 2)
     assert dead.update["message"]["text"] == "poison"
     assert await buffer.dead_count("t1") == 1
-    assert await buffer.redis.hlen("otm:tries:t1") == 0
+    assert await buffer.redis.hlen(tries_key("t1")) == 0
 
 
 async def test_check_pending_repairs_index_and_purge(buffer: Buffer) -> None:
