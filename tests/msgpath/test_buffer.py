@@ -11,7 +11,6 @@ from daemon.msgpath.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
 from daemon.redis_keys import PENDING_KEY, seen_key, tries_key
 from tests.support.redis_cluster import BACKENDS
 
-
 # Each test that uses Redis runs on a standalone Redis and on a Redis Cluster (with the
 # daemon's cluster client): tests/conftest.py parametrizes redis_backend with these.
 REDIS_BACKENDS = BACKENDS

@@ -96,7 +96,7 @@ class RedisClusterProcs:
                         "",
                         "--dir",
                         str(node_dir),
-                    ],  # fmt: skip
+                    ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=node_dir,
@@ -115,7 +115,7 @@ class RedisClusterProcs:
                 "--cluster-replicas",
                 "1",
                 "--cluster-yes",
-            ],  # fmt: skip
+            ],
             check=True,
             capture_output=True,
             timeout=START_TIMEOUT_S,
