@@ -16,12 +16,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import app_keys as keys
-from daemon import redis_client
-from daemon import wiring
+from daemon import redis_client, wiring
 from daemon.adapters.local.processes import lock_data_dir
 from daemon.admin import access_api as admin_access
 from daemon.admin import api as admin_api
