@@ -118,7 +118,8 @@ class TenantSignals:
             pubsub = redis.pubsub()
             try:
                 channels = {EVENTS_CHANNEL, WORK_CHANNEL}
-                await pubsub.subscribe(*channels)
+                # In order: a cluster client listens on the node serving the first one's slot.
+                await pubsub.subscribe(*sorted(channels))
                 async for message in pubsub.listen():
                     if message.get("type") == "subscribe":
                         # Connected once Redis confirmed both channels: an event published

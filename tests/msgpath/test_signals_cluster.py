@@ -34,7 +34,7 @@ async def test_the_subscriber_moves_to_a_live_node_when_its_node_dies(tmp_path: 
         try:
             async with asyncio.timeout(5):
                 await signals.connected.wait()
-            # The subscriber's node serves its first channel's slot.
+            # The subscriber's node serves its first channel's slot (otm:events, sorted first).
             node, _ = cluster.replica_of_slot_owner(EVENTS_CHANNEL)
             index = cluster.ports.index(node)
             cluster.procs[index].kill()
