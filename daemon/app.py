@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon import app_keys as keys
-from daemon import wiring
+from daemon import redis_client, wiring
 from daemon.adapters.local.processes import lock_data_dir
 from daemon.admin import access_api as admin_access
 from daemon.admin import api as admin_api
@@ -40,6 +39,7 @@ from daemon.model_gateway.app import model_gateway_ctx
 from daemon.msgpath.pubsub import TenantSignals
 from daemon.msgpath.tenant_cache import TenantCache
 from daemon.orchestrator import Orchestrator
+from daemon.redis_migrate import migrate_key_layout
 from daemon.router import create_router_app
 from daemon.router_limits import ConnectionGuard, GuardedTCPSite
 from daemon.settings import Settings
@@ -47,10 +47,6 @@ from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
 
 log = logging.getLogger(__name__)
-
-REDIS_MAX_CONNECTIONS = 512
-REDIS_POOL_TIMEOUT_S = 5.0
-"""How long a command waits for a pooled connection before it fails."""
 
 
 def ensure_admin_token(settings: Settings) -> str:
@@ -118,24 +114,15 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.TASKS].spawn(
             supervise(embedded, lambda reason: fail_daemon(app, reason)), name="redis-supervisor"
         )
-    # A blocking pool: a burst beyond the pool size waits for a free connection
-    # instead of failing (redis-py's default pool raises MaxConnectionsError past
-    # 100 connections, which turned 100 concurrent webhooks into 503s). Pub/sub
-    # listeners (signals, culler, admin watchers) hold a connection each.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_MAX_CONNECTIONS,
-        timeout=REDIS_POOL_TIMEOUT_S,
-        health_check_interval=10,
-        socket_keepalive=True,
-        **credentials,
-    )
-    client = aioredis.Redis.from_pool(pool)
+    client = redis_client.connect(url, cluster=settings.redis_cluster, credentials=credentials)
     app[keys.REDIS] = client
     app[keys.COORDINATION] = Coordination(
         client, config_defaults=LiveConfig(default_idle_timeout_s=settings.default_idle_timeout_s)
     )
     try:
+        if not settings.redis_cluster:
+            # Before serving: buffered updates of an older release move to the current names.
+            await migrate_key_layout(client)
         yield
     finally:
         await client.aclose()

@@ -38,6 +38,20 @@ end
 return 0
 """
 
+# KEYS: config   ARGV: channel, message, field, value, ...  Stores the changes and tells every
+# replica in one step (a script, not MULTI: PUBLISH has no key for a cluster client to route).
+SET_CONFIG_LUA = """
+for i = 3, #ARGV, 2 do redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('publish', ARGV[1], ARGV[2])
+"""
+
+# KEYS: the tenant's event log   ARGV: maxlen, event, channel.  Logs and tells live watchers
+# in one round trip (a script: a cluster client refuses PUBLISH inside a pipeline).
+PUBLISH_EVENT_LUA = """
+redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+return redis.call('publish', ARGV[3], ARGV[2])
+"""
+
 
 @dataclass(frozen=True)
 class LiveConfig:
@@ -82,6 +96,8 @@ class Coordination:
         self._config_defaults = config_defaults or LiveConfig()
         self._release = redis.register_script(RELEASE_IF_OWNER_LUA)
         self._extend = redis.register_script(EXTEND_IF_OWNER_LUA)
+        self._set_config = redis.register_script(SET_CONFIG_LUA)
+        self._publish_event = redis.register_script(PUBLISH_EVENT_LUA)
 
     # -- endpoint cache ---------------------------------------------------
     _endpoint_key = staticmethod(endpoint_key)
@@ -162,10 +178,10 @@ class Coordination:
     async def set_config(self, changes: dict[str, Any]) -> LiveConfig:
         valid = LiveConfig.validate_changes(changes)
         if valid:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(CONFIG_KEY, mapping=dict(valid))  # type: ignore[arg-type]
-                pipe.publish(CONFIG_CHANNEL, json.dumps(valid))
-                await pipe.execute()
+            pairs = [item for key, value in valid.items() for item in (key, value)]
+            await self._set_config(
+                keys=[CONFIG_KEY], args=[CONFIG_CHANNEL, json.dumps(valid), *pairs]
+            )
         return await self.get_config()
 
     async def watch_config(self) -> AsyncIterator[LiveConfig]:
@@ -190,15 +206,10 @@ class Coordination:
         payload = {"tenant_id": tenant_id, "kind": kind, **data}
         body = json.dumps(payload, default=str)
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(
-                    self._event_log_key(tenant_id),
-                    {"event": body},
-                    maxlen=EVENT_LOG_MAXLEN,
-                    approximate=True,
-                )
-                pipe.publish(EVENTS_CHANNEL, body)
-                await pipe.execute()
+            await self._publish_event(
+                keys=[self._event_log_key(tenant_id)],
+                args=[EVENT_LOG_MAXLEN, body, EVENTS_CHANNEL],
+            )
         except aioredis.RedisError as exc:
             log.warning("could not publish %s event for %s: %s", kind, tenant_id, exc)
 

@@ -112,6 +112,10 @@ class Settings:
     redis_password_file: Path | None = None
     """File holding the Redis password (first line); read at start-up, so a rotated
     password needs a daemon restart. ``redis_password`` wins when both are set."""
+    redis_cluster: bool = False
+    """``redis_url`` points at a Redis Cluster (ElastiCache cluster mode enabled: use its
+    configuration endpoint): the daemon uses the cluster client, which follows slot moves
+    and failovers. Needs ``redis_url``; the private Redis of the default is standalone."""
     redis_server_binary: str = "redis-server"
     """Binary used for the private Redis of the embedded default."""
 
@@ -451,6 +455,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("audit_max_entries and audit_retention_days must be positive")
     if settings.default_idle_timeout_s <= 0:
         raise SettingsError("default_idle_timeout_s must be positive")
+    if settings.redis_cluster and settings.redis_url is None:
+        raise SettingsError("redis_cluster needs redis_url (the private Redis is standalone)")
     if min(settings.wake_timeout_s, settings.k8s_wake_timeout_s) <= 0:
         raise SettingsError("wake_timeout_s and k8s_wake_timeout_s must be positive")
     if settings.max_body_bytes <= 0:

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as aioredis
 
 from daemon.model_gateway.usage import UsageStore
+from daemon.redis_keys import rate_window_key
 
-PREFIX = "otm:ratelimit:"
 # A window's count is not worth an fsync: the script keeps it out of the AOF (and replicas),
 # so with appendfsync always a request does not wait for the disk (measured: 8 ms per
 # request on this VM). A Redis restart forgets the current minute's counts, nothing more.
@@ -51,7 +51,7 @@ class MinuteWindow:
             return None
         now = time.time() if now is None else now
         window = int(now // self.window_s)
-        key = f"{PREFIX}{self.name}:{tenant_id}:{self.window_s}:{window}"
+        key = rate_window_key(tenant_id, self.name, self.window_s, window)
         count = await self._take(keys=[key], args=[2 * self.window_s])
         if int(count) <= self.limit:
             return None

@@ -1,9 +1,12 @@
 """Per-tenant model usage, durable in Redis, in hourly buckets.
 
-``otm:usage:{tenant}:{YYYYMMDDHH}`` is a hash of ``<model>|requests``, ``<model>|prompt_tokens``
-and ``<model>|completion_tokens`` counters (kept ``RETENTION_S``); ``otm:usage:day:{tenant}:
-{YYYYMMDD}`` totals the day's tokens for the daily quota. One MULTI per request writes both,
-so a report summed over buckets equals the sum of the upstream's reported usage exactly.
+``otm:{t:<tenant>}:usage:{YYYYMMDDHH}`` is a hash of ``<model>|requests``,
+``<model>|prompt_tokens`` and ``<model>|completion_tokens`` counters (kept ``RETENTION_S``);
+``otm:{t:<tenant>}:usage-day:{YYYYMMDD}`` totals the day's tokens for the daily quota. One MULTI
+per request writes both (one slot: the tenant's hash tag), so a report summed over buckets
+equals the sum of the upstream's reported usage exactly. The index of tenants with usage is a
+global key, written before the MULTI: a crash in between leaves an indexed tenant whose usage
+reads as zero, never usage missing from the index.
 """
 
 from __future__ import annotations
@@ -14,19 +17,20 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
-PREFIX = "otm:usage:"
-TENANTS_KEY = PREFIX + "tenants"
+from daemon.redis_keys import USAGE_TENANTS_KEY, usage_day_key, usage_hour_key
+
+TENANTS_KEY = USAGE_TENANTS_KEY
 RETENTION_S = 400 * 86400
 DAY_RETENTION_S = 3 * 86400
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens")
 
 
 def hour_key(tenant_id: str, at: datetime) -> str:
-    return f"{PREFIX}{tenant_id}:{at.astimezone(UTC):%Y%m%d%H}"
+    return usage_hour_key(tenant_id, f"{at.astimezone(UTC):%Y%m%d%H}")
 
 
 def day_key(tenant_id: str, at: datetime) -> str:
-    return f"{PREFIX}day:{tenant_id}:{at.astimezone(UTC):%Y%m%d}"
+    return usage_day_key(tenant_id, f"{at.astimezone(UTC):%Y%m%d}")
 
 
 @dataclass
@@ -69,6 +73,7 @@ class UsageStore:
     ) -> None:
         at = at or datetime.now(UTC)
         hour, day = hour_key(tenant_id, at), day_key(tenant_id, at)
+        await self.redis.sadd(TENANTS_KEY, tenant_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(hour, f"{model}|requests", 1)
             pipe.hincrby(hour, f"{model}|prompt_tokens", prompt_tokens)
@@ -76,7 +81,6 @@ class UsageStore:
             pipe.expire(hour, RETENTION_S)
             pipe.incrby(day, prompt_tokens + completion_tokens)
             pipe.expire(day, DAY_RETENTION_S)
-            pipe.sadd(TENANTS_KEY, tenant_id)
             await pipe.execute()
 
     async def tokens_today(self, tenant_id: str, at: datetime | None = None) -> int:

@@ -1,21 +1,37 @@
 """Per-tenant durable message buffers on Redis.
 
 An update acked to Telegram lives only here until its agent acked it, so every
-mutation is one Lua script (atomic, and written to the AOF as one unit):
+mutation of a tenant's keys is one Lua script (atomic, and written to the AOF as one unit).
+All of a tenant's keys carry its hash tag ``{t:<id>}`` (daemon/redis_keys.py), so each script
+touches one slot and runs on a Redis Cluster too:
 
-- ``otm:buf:{id}``      Redis Stream of buffered updates, oldest first
-                        (fields ``u`` update_id, ``b`` raw body, ``t`` ms received).
-- ``otm:seen:{id}:{u}`` dedupe marker per update_id, TTL 25 h (> Telegram's
-                        24 h retry window; deleted with the tenant); set in the same
-                        script as the XADD, so a crash can neither lose an update
-                        (marker without entry) nor duplicate one (entry without marker).
-- ``otm:pending``       set of tenants whose buffer is non-empty: a restarted
-                        daemon (or another replica) finds all buffered work here.
-- ``otm:tries:{id}``    hash entry-id -> failed delivery attempts (survives
-                        restarts, so a poison update is dead-lettered eventually).
-- ``otm:dead:{id}``     dead-letter stream (poison updates the agent rejects).
-- ``otm:lock:delivery:{id}`` delivery lease (owner token, a Coordination lock);
-                        acks are fenced on it.
+- ``otm:{t:<id>}:buf``      Redis Stream of buffered updates, oldest first
+                            (fields ``u`` update_id, ``b`` raw body, ``t`` ms received).
+- ``otm:{t:<id>}:seen:<u>`` dedupe marker per update_id, TTL 25 h (> Telegram's
+                            24 h retry window; deleted with the tenant); set in the same
+                            script as the XADD, so a crash can neither lose an update
+                            (marker without entry) nor duplicate one (entry without marker).
+- ``otm:{t:<id>}:tries``    hash entry-id -> failed delivery attempts (survives
+                            restarts, so a poison update is dead-lettered eventually).
+- ``otm:{t:<id>}:dead``     dead-letter stream (poison updates the agent rejects).
+- ``otm:lock:{t:<id>}:delivery`` delivery lease (owner token, a Coordination lock);
+                            acks are fenced on it.
+
+The pending index (a restarted daemon, or another replica, finds all buffered work there)
+is global, so no tenant script may touch it. Its rule: every tenant whose buffer holds an
+entry its appender finished with is in ``{pending}:tenants`` or ``{pending}:recheck``.
+
+- An append adds the tenant to ``tenants`` *after* its XADD. A crash between the two leaves
+  the update unacknowledged upstream (the webhook answers, the poller commits its offset,
+  only after ``append`` returned), so it is sent again; the retry is a duplicate, and a
+  duplicate re-indexes a non-empty buffer.
+- A removal (the buffer drained) moves the tenant from ``tenants`` to ``recheck`` in one
+  script (one slot) with a fresh ticket, then reads the buffer's length, then (one script)
+  drops the ``recheck`` entry if it still holds its ticket and re-adds the tenant to
+  ``tenants`` if the length was > 0. An append whose XADD came before the move is seen by
+  that read; one whose XADD came after adds the tenant itself, after the move. A remover
+  that crashes half-way leaves the tenant in ``recheck``, which the sweep reads like
+  ``tenants``: at worst one needless look at an empty buffer.
 """
 
 from __future__ import annotations
@@ -29,6 +45,8 @@ import redis.asyncio as aioredis
 
 from daemon.redis_keys import (
     PENDING_KEY,
+    PENDING_RECHECK_KEY,
+    PENDING_TICKET_KEY,
     WORK_CHANNEL,
     dead_key,
     lock_key,
@@ -45,7 +63,7 @@ DEAD_LETTER_MAXLEN = 1000
 
 
 async def purge_dedupe_markers(redis: aioredis.Redis, tenant_id: str) -> int:
-    """Delete every ``otm:seen:{id}:*`` marker (SCAN: tenant deletion is rare, and the
+    """Delete every ``otm:{t:<id>}:seen:*`` marker (SCAN: tenant deletion is rare, and the
     markers cannot live under one key: each has its own TTL)."""
     deleted = 0
     batch: list[Any] = []
@@ -64,51 +82,57 @@ def lease_key(tenant_id: str) -> str:
     return lock_key(lease_name(tenant_id))
 
 
-# KEYS: buf, seen, pending   ARGV: update_id, body, ttl_ms, tenant_id, now_ms
+# KEYS: buf, seen   ARGV: update_id, body, ttl_ms, now_ms
 # Returns {entry_id, length} when appended, false when update_id was seen before.
 # The entry is written before the marker: Redis does not undo a script's writes when a later
 # command fails, so an XADD refused half-way must not leave a marker that drops the retry.
 APPEND_LUA = """
 if redis.call('exists', KEYS[2]) == 1 then return false end
-local id = redis.call('xadd', KEYS[1], '*', 'u', ARGV[1], 'b', ARGV[2], 't', ARGV[5])
+local id = redis.call('xadd', KEYS[1], '*', 'u', ARGV[1], 'b', ARGV[2], 't', ARGV[4])
 redis.call('set', KEYS[2], '1', 'PX', ARGV[3])
-redis.call('sadd', KEYS[3], ARGV[4])
 return {id, redis.call('xlen', KEYS[1])}
 """
 
-# KEYS: buf, tries, pending, lease   ARGV: tenant_id, lease_token, entry_id...
+# KEYS: buf, tries, lease   ARGV: lease_token, entry_id...
 # Fenced: only the current lease owner may ack. Removes the entries (a batch delivered in
 # order) in one round trip. Returns remaining length, or -1 when the lease was lost (the
 # caller must stop delivering).
 ACK_MANY_LUA = """
-if redis.call('get', KEYS[4]) ~= ARGV[2] then return -1 end
-for i = 3, #ARGV do
+if redis.call('get', KEYS[3]) ~= ARGV[1] then return -1 end
+for i = 2, #ARGV do
   redis.call('xdel', KEYS[1], ARGV[i])
   redis.call('hdel', KEYS[2], ARGV[i])
 end
-local n = redis.call('xlen', KEYS[1])
-if n == 0 then redis.call('srem', KEYS[3], ARGV[1]) end
-return n
+return redis.call('xlen', KEYS[1])
 """
 
-# KEYS: buf, tries, pending, lease, dead   ARGV: entry_id, tenant_id, lease_token,
+# KEYS: buf, tries, lease, dead   ARGV: entry_id, lease_token,
 #   update_id, body, reason, attempts, now_ms, dead_maxlen
 DEAD_LETTER_LUA = """
-if redis.call('get', KEYS[4]) ~= ARGV[3] then return -1 end
-redis.call('xadd', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'u', ARGV[4], 'b', ARGV[5],
-  'reason', ARGV[6], 'attempts', ARGV[7], 't', ARGV[8], 'entry', ARGV[1])
+if redis.call('get', KEYS[3]) ~= ARGV[2] then return -1 end
+redis.call('xadd', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'u', ARGV[3], 'b', ARGV[4],
+  'reason', ARGV[5], 'attempts', ARGV[6], 't', ARGV[7], 'entry', ARGV[1])
 redis.call('xdel', KEYS[1], ARGV[1])
 redis.call('hdel', KEYS[2], ARGV[1])
-local n = redis.call('xlen', KEYS[1])
-if n == 0 then redis.call('srem', KEYS[3], ARGV[2]) end
-return n
+return redis.call('xlen', KEYS[1])
 """
 
-# KEYS: buf, pending   ARGV: tenant_id.  Keeps the pending index honest.
-CHECK_PENDING_LUA = """
-local n = redis.call('xlen', KEYS[1])
-if n == 0 then redis.call('srem', KEYS[2], ARGV[1]) else redis.call('sadd', KEYS[2], ARGV[1]) end
-return n
+# The pending index's removal, in two single-slot steps around a read of the buffer's length
+# (see the module docstring).
+# KEYS: tenants, recheck, ticket   ARGV: tenant_id.  Returns the remover's ticket.
+UNINDEX_BEGIN_LUA = """
+redis.call('srem', KEYS[1], ARGV[1])
+local ticket = redis.call('incr', KEYS[3])
+redis.call('zadd', KEYS[2], ticket, ARGV[1])
+return ticket
+"""
+# KEYS: tenants, recheck   ARGV: tenant_id, ticket, buffer length read after the begin step.
+UNINDEX_END_LUA = """
+if tonumber(ARGV[3]) > 0 then redis.call('sadd', KEYS[1], ARGV[1]) end
+if tonumber(redis.call('zscore', KEYS[2], ARGV[1]) or '-1') == tonumber(ARGV[2]) then
+  redis.call('zrem', KEYS[2], ARGV[1])
+end
+return 1
 """
 
 
@@ -187,17 +211,22 @@ class Buffer:
         self._append = redis.register_script(APPEND_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
-        self._check = redis.register_script(CHECK_PENDING_LUA)
+        self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
+        self._unindex_end = redis.register_script(UNINDEX_END_LUA)
 
     async def append(self, tenant_id: str, update_id: int, body: bytes) -> AppendResult:
         now_ms = int(time.time() * 1000)
         result = await self._append(
-            keys=[buf_key(tenant_id), seen_key(tenant_id, update_id), PENDING_KEY],
-            args=[update_id, body, DEDUPE_TTL_S * 1000, tenant_id, now_ms],
+            keys=[buf_key(tenant_id), seen_key(tenant_id, update_id)],
+            args=[update_id, body, DEDUPE_TTL_S * 1000, now_ms],
         )
         if not result:
+            # A retry: its first attempt may have crashed between the XADD and the index.
+            if await self.length(tenant_id) > 0:
+                await self.redis.sadd(PENDING_KEY, tenant_id)
             return AppendResult(added=False, entry_id=None, length=-1)
         entry_id, length = result
+        await self.redis.sadd(PENDING_KEY, tenant_id)  # after the XADD (module docstring)
         return AppendResult(added=True, entry_id=_s(entry_id), length=int(length))
 
     async def head(self, tenant_id: str, count: int = 16) -> list[BufferedUpdate]:
@@ -222,12 +251,13 @@ class Buffer:
 
     async def ack_many(self, tenant_id: str, entry_ids: list[str], lease_token: str) -> int:
         """Remove delivered updates; -1 if the lease was lost (nothing removed)."""
-        return int(
+        remaining = int(
             await self._ack_many(
-                keys=[buf_key(tenant_id), tries_key(tenant_id), PENDING_KEY, lease_key(tenant_id)],
-                args=[tenant_id, lease_token, *entry_ids],
+                keys=[buf_key(tenant_id), tries_key(tenant_id), lease_key(tenant_id)],
+                args=[lease_token, *entry_ids],
             )
         )
+        return await self._unindex(tenant_id) if remaining == 0 else remaining
 
     async def record_failure(self, tenant_id: str, entry_id: str) -> int:
         """Count one failed attempt of an entry; returns the total so far."""
@@ -236,18 +266,16 @@ class Buffer:
     async def dead_letter(
         self, tenant_id: str, update: BufferedUpdate, lease_token: str, reason: str, attempts: int
     ) -> int:
-        return int(
+        remaining = int(
             await self._dead(
                 keys=[
                     buf_key(tenant_id),
                     tries_key(tenant_id),
-                    PENDING_KEY,
                     lease_key(tenant_id),
                     dead_key(tenant_id),
                 ],
                 args=[
                     update.entry_id,
-                    tenant_id,
                     lease_token,
                     update.update_id,
                     update.body,
@@ -258,6 +286,7 @@ class Buffer:
                 ],
             )
         )
+        return await self._unindex(tenant_id) if remaining == 0 else remaining
 
     async def dead_letters(self, tenant_id: str, count: int = 100) -> list[DeadLetter]:
         entries: Any = await self.redis.xrevrange(dead_key(tenant_id), count=count)
@@ -283,26 +312,42 @@ class Buffer:
         return int(await self.redis.xlen(dead_key(tenant_id)))
 
     async def pending_tenants(self) -> list[str]:
+        """Tenants that may have buffered updates (both parts of the index)."""
         members: Any = await self.redis.smembers(PENDING_KEY)
-        return sorted(_s(m) for m in members)
+        rechecks: Any = await self.redis.zrange(PENDING_RECHECK_KEY, 0, -1)
+        return sorted({_s(m) for m in members} | {_s(m) for m in rechecks})
 
     async def check_pending(self, tenant_id: str) -> int:
         """Buffer length, fixing the pending index to match it."""
-        return int(await self._check(keys=[buf_key(tenant_id), PENDING_KEY], args=[tenant_id]))
+        length = await self.length(tenant_id)
+        if length > 0:
+            await self.redis.sadd(PENDING_KEY, tenant_id)
+            return length
+        return await self._unindex(tenant_id)
+
+    async def _unindex(self, tenant_id: str) -> int:
+        """Take a drained tenant out of the pending index (crash-safe: module docstring);
+        returns the buffer's length read in between (> 0: an append raced, still indexed)."""
+        ticket = await self._unindex_begin(
+            keys=[PENDING_KEY, PENDING_RECHECK_KEY, PENDING_TICKET_KEY], args=[tenant_id]
+        )
+        length = await self.length(tenant_id)
+        await self._unindex_end(
+            keys=[PENDING_KEY, PENDING_RECHECK_KEY], args=[tenant_id, int(ticket), length]
+        )
+        return length
 
     async def purge(self, tenant_id: str) -> None:
         """Drop everything of a deleted tenant, dedupe markers and long-polling offsets
         included (a re-created tenant of the same id would otherwise silently drop reused
         update_ids)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(
-                buf_key(tenant_id),
-                tries_key(tenant_id),
-                dead_key(tenant_id),
-                poll_offset_key(tenant_id),
-            )
-            pipe.srem(PENDING_KEY, tenant_id)
-            await pipe.execute()
+        await self.redis.delete(
+            buf_key(tenant_id),
+            tries_key(tenant_id),
+            dead_key(tenant_id),
+            poll_offset_key(tenant_id),
+        )
+        await self._unindex(tenant_id)
         await purge_dedupe_markers(self.redis, tenant_id)
 
     async def signal_work(self, tenant_id: str, origin: str) -> None:

@@ -118,7 +118,8 @@ class TenantSignals:
             pubsub = redis.pubsub()
             try:
                 channels = {EVENTS_CHANNEL, WORK_CHANNEL}
-                await pubsub.subscribe(*channels)
+                # In order: a cluster client listens on the node serving the first one's slot.
+                await pubsub.subscribe(*sorted(channels))
                 async for message in pubsub.listen():
                     if message.get("type") == "subscribe":
                         # Connected once Redis confirmed both channels: an event published
@@ -149,10 +150,24 @@ class TenantSignals:
                 self.connected.clear()
                 log.warning("signals subscriber lost Redis (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
+                await _reread_cluster_slots(redis)
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+
+
+async def _reread_cluster_slots(redis: aioredis.Redis) -> None:
+    """On a Redis Cluster the subscriber's node is the one serving its channel's slot; after
+    that node died, only a fresh slot map leads the next subscribe to its successor (this
+    connection may be the client's only traffic, and nothing else would refresh the map)."""
+    nodes = getattr(redis, "nodes_manager", None)
+    if nodes is None:
+        return
+    try:
+        await nodes.initialize()
+    except (aioredis.RedisError, OSError) as exc:
+        log.debug("cannot re-read the cluster's slots yet: %s", exc)
 
 
 def _text(value: bytes | str) -> str:

@@ -39,6 +39,7 @@ from daemon.ports import (
     Registry,
     Runtime,
 )
+from daemon.redis_keys import wake_lock_name
 from daemon.settings import Settings, wake_timeout_s
 from daemon.tasks import TaskGroup
 from daemon.telegram import BotApi
@@ -76,7 +77,7 @@ class _Raced(Exception):
 
 
 def lock_name(tenant_id: str) -> str:
-    return f"wake:{tenant_id}"
+    return wake_lock_name(tenant_id)
 
 
 class EndpointCache:

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
+from daemon.redis_keys import WAKE_ADMISSION_PREFIX
+
 log = logging.getLogger(__name__)
 
-PREFIX = "otm:wake-admission:"
+PREFIX = WAKE_ADMISSION_PREFIX  # one hash tag: _ACQUIRE_LUA touches all four keys
 HOLDERS, QUEUE, ALIVE, SEQ = (PREFIX + k for k in ("holders", "queue", "alive", "seq"))
 LEASE_S = 30.0
 RECHECK_S = 1.0

@@ -12,6 +12,7 @@ ADMIN_TOKEN = "test-admin-token"
 
 
 @pytest.fixture
-async def admin(redis_url: str, data_dir: Path) -> AsyncIterator[TestClient]:
-    async with running_admin_app(redis_url, data_dir, ADMIN_TOKEN) as client:
+async def admin(redis_url: str, redis_backend: str, data_dir: Path) -> AsyncIterator[TestClient]:
+    cluster = {"redis_cluster": True} if redis_backend == "cluster" else {}
+    async with running_admin_app(redis_url, data_dir, ADMIN_TOKEN, **cluster) as client:
         yield client

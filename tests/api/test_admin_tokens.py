@@ -14,7 +14,11 @@ import pytest
 
 from tests.api.conftest import ADMIN_TOKEN
 from tests.support.admin_app import running_admin_app
+from tests.support.redis_cluster import BACKENDS
 from tests.support.servers import running_redis
+
+# The Redis tests also run on a Redis Cluster (tests/conftest.py parametrizes redis_backend).
+REDIS_BACKENDS = BACKENDS
 
 
 async def test_redis_outage_keeps_the_configured_token_and_its_revocation(

@@ -16,6 +16,10 @@ from daemon.redis_keys import AUDIT_STREAM
 from daemon.settings import load_settings
 from tests.api.conftest import ADMIN_TOKEN
 from tests.support.admin_app import running_admin_app
+from tests.support.redis_cluster import BACKENDS
+
+# The Redis tests also run on a Redis Cluster (tests/conftest.py parametrizes redis_backend).
+REDIS_BACKENDS = BACKENDS
 
 DAY_S = 86400.0
 
@@ -65,9 +69,15 @@ async def test_pages_back_in_time_and_filters_across_batches(
 
 
 async def test_endpoints_wire_retention_and_refuse_bad_input(
-    redis_url: str, data_dir: Path
+    redis_url: str, redis_backend: str, data_dir: Path
 ) -> None:
-    async with running_admin_app(redis_url, data_dir, ADMIN_TOKEN, audit_max_entries=2) as client:
+    async with running_admin_app(
+        redis_url,
+        data_dir,
+        ADMIN_TOKEN,
+        audit_max_entries=2,
+        redis_cluster=redis_backend == "cluster",
+    ) as client:
         for minutes in (11, 12, 13):
             resp = await client.patch("/v1/config", json={"default_idle_timeout_s": minutes * 60})
             assert resp.status == 200
@@ -109,12 +119,16 @@ def test_every_mutating_admin_route_is_audited(tmp_path: Path) -> None:
 
 
 async def test_access_log_can_be_turned_off(
-    redis_url: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+    redis_url: str, redis_backend: str, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="daemon.admin.access"):
         for enabled in (False, True):
             async with running_admin_app(
-                redis_url, data_dir / str(enabled), ADMIN_TOKEN, admin_access_log=enabled
+                redis_url,
+                data_dir / str(enabled),
+                ADMIN_TOKEN,
+                admin_access_log=enabled,
+                redis_cluster=redis_backend == "cluster",
             ) as client:
                 assert (await client.get("/v1/tenants")).status == 200
             lines = [r for r in caplog.records if r.name == "daemon.admin.access"]

@@ -5,33 +5,45 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from daemon.coordination import EVENT_LOG_MAXLEN, Coordination, LiveConfig, config_as_dict
-from daemon.redis_keys import CONFIG_CHANNEL, EVENTS_CHANNEL
+from daemon.redis_keys import (
+    CONFIG_CHANNEL,
+    EVENTS_CHANNEL,
+    endpoint_key,
+    event_log_key,
+    lock_key,
+)
 from tests.support.polling import eventually
+from tests.support.redis_cluster import BACKENDS
 
 Replicas = tuple[Coordination, Coordination]
 
 
+# Each test that uses Redis runs on a standalone Redis and on a Redis Cluster (with the
+# daemon's cluster client): tests/conftest.py parametrizes redis_backend with these.
+REDIS_BACKENDS = BACKENDS
+
+
 @pytest.fixture
-async def replicas(redis_url: str) -> AsyncIterator[Replicas]:
-    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
-    try:
-        yield Coordination(clients[0]), Coordination(clients[1])
-    finally:
-        for client in clients:
-            await client.aclose()
+async def replicas(new_redis_client: Callable[[], aioredis.Redis]) -> Replicas:
+    return Coordination(new_redis_client()), Coordination(new_redis_client())
 
 
 async def subscribers(coord: Coordination, channel: str) -> int:
-    [(_, count)] = await coord.redis.pubsub_numsub(channel)
+    # Subscriptions are per node on a cluster: count them on every node.
+    nodes = (
+        {"target_nodes": RedisCluster.ALL_NODES} if isinstance(coord.redis, RedisCluster) else {}
+    )
+    [(_, count)] = await coord.redis.pubsub_numsub(channel, **nodes)
     return int(count)
 
 
@@ -47,7 +59,7 @@ async def test_endpoint_is_shared_and_expires(replicas: Replicas) -> None:
     assert await a.get_endpoint("acme") is None
     await a.set_endpoint("acme", "http://10.0.0.7:8787/telegram-webhook", ttl_s=0.3)
     assert await b.get_endpoint("acme") == "http://10.0.0.7:8787/telegram-webhook"
-    assert 0 < await a.redis.pttl("otm:endpoint:acme") <= 300
+    assert 0 < await a.redis.pttl(endpoint_key("acme")) <= 300
 
     async def expired() -> bool:
         return await b.get_endpoint("acme") is None
@@ -85,7 +97,7 @@ async def test_wake_lock_is_fenced_by_owner_token(replicas: Replicas) -> None:
     assert await a.lock_owner("wake:acme") == token
 
     assert await a.extend_lock("wake:acme", token, ttl_s=60) is True
-    assert await a.redis.pttl("otm:lock:wake:acme") > 30_000
+    assert await a.redis.pttl(lock_key("wake:acme")) > 30_000
 
     assert await a.release_lock("wake:acme", token) is True
     assert await a.lock_owner("wake:acme") is None
@@ -134,8 +146,10 @@ async def test_config_defaults_and_persistence_across_replicas(replicas: Replica
     assert await a.set_config({}) == await a.get_config()
 
 
-async def test_replica_defaults_apply_only_to_unset_keys(redis_url: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+async def test_replica_defaults_apply_only_to_unset_keys(
+    new_redis_client: Callable[[], aioredis.Redis],
+) -> None:
+    client = new_redis_client()
     try:
         coord = Coordination(client, config_defaults=LiveConfig(warm_pool_target=2))
         assert (await coord.get_config()).warm_pool_target == 2
@@ -215,7 +229,7 @@ async def test_event_log_is_capped(replicas: Replicas) -> None:
     total = EVENT_LOG_MAXLEN + 300
     for i in range(total):
         await a.publish_event("chatty", "message", n=i)
-    length = await a.redis.xlen("otm:events:chatty")
+    length = await a.redis.xlen(event_log_key("chatty"))
     # Approximate trimming drops whole stream nodes (100 entries each).
     assert EVENT_LOG_MAXLEN <= length <= EVENT_LOG_MAXLEN + 100
     events = await a.event_log("chatty", count=total)

@@ -13,8 +13,11 @@ from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon, agent_update_log, replies
 from tests.support.daemon_fixtures import DaemonFactory
 from tests.support.polling import eventually
+from tests.support.redis_cluster import BACKENDS
 
 REPLY_TIMEOUT = 30.0
+# Every test on the standalone Redis and on a Redis Cluster (OTM_REDIS_CLUSTER=true).
+REDIS_BACKENDS = BACKENDS
 
 
 def echoes(texts: list[str]) -> list[str]:

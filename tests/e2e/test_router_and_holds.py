@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from daemon.embedded_redis import EmbeddedRedis
 from daemon.msgpath.wake import STARTING_NOTICE
+from daemon.redis_keys import PENDING_KEY, buffer_key
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import Daemon, replies
 from tests.support.daemon_fixtures import DaemonFactory
@@ -118,10 +119,10 @@ async def test_deleted_tenant_is_unknown_at_once_and_its_buffer_dropped(
     try:
 
         async def purged() -> bool:
-            return not await client.exists("otm:buf:doomed")
+            return not await client.exists(buffer_key("doomed"))
 
         await eventually(purged, REPLY_TIMEOUT, "the deleted tenant's buffer to be dropped")
-        assert not await client.sismember("otm:pending", "doomed")
+        assert not await client.sismember(PENDING_KEY, "doomed")
     finally:
         await client.aclose()
     assert telegram.calls("1105:d", "getMe") == []

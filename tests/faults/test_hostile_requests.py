@@ -14,6 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from yarl import URL
 
+from daemon.redis_keys import PENDING_KEY, buffer_key
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import ADMIN_TOKEN, Daemon
 from tests.faults.hostile import ADMIN, Case, HostileRequests
@@ -91,8 +92,8 @@ async def test_hostile_requests_are_rejected_and_change_nothing(
     # Nothing buffered, for any tenant.
     redis = aioredis.Redis.from_url(daemon.redis_url)
     try:
-        assert [k async for k in redis.scan_iter("otm:buf:*")] == []
-        assert await redis.smembers("otm:pending") == set()
+        assert [k async for k in redis.scan_iter(buffer_key("*"))] == []
+        assert await redis.smembers(PENDING_KEY) == set()
     finally:
         await redis.aclose()
     status, metrics = await daemon.api("GET", "/metrics")

@@ -18,6 +18,10 @@ from daemon.lifecycle.rollout import (
 )
 from daemon.model import Tenant, TenantStatus
 from daemon.rollout import Rollout, RolloutStatus
+from tests.support.redis_cluster import BACKENDS
+
+# The Redis tests also run on a Redis Cluster (tests/conftest.py parametrizes redis_backend).
+REDIS_BACKENDS = BACKENDS
 
 NEW = "oc:v2"
 DEFAULT = "oc:v1"

@@ -12,6 +12,10 @@ from daemon.model_gateway.keys import ModelKeys
 from daemon.model_gateway.limits import MinuteWindow, ModelLimits
 from daemon.model_gateway.usage import UsageStore
 from daemon.model_pricing import cost_usd, parse_prices
+from tests.support.redis_cluster import BACKENDS
+
+# The Redis tests also run on a Redis Cluster (tests/conftest.py parametrizes redis_backend).
+REDIS_BACKENDS = BACKENDS
 
 SECRET = "s" * 32
 

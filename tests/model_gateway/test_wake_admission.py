@@ -10,6 +10,10 @@ import redis.asyncio as aioredis
 
 from daemon.msgpath import wake_admission
 from daemon.msgpath.wake_admission import WakeAdmission
+from tests.support.redis_cluster import BACKENDS
+
+# The Redis tests also run on a Redis Cluster (tests/conftest.py parametrizes redis_backend).
+REDIS_BACKENDS = BACKENDS
 
 
 @pytest.fixture

@@ -8,7 +8,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.msgpath.buffer import DEDUPE_TTL_S, Buffer, chat_id_of, lease_key
-from daemon.redis_keys import PENDING_KEY, seen_key
+from daemon.redis_keys import (
+    PENDING_KEY,
+    PENDING_RECHECK_KEY,
+    PENDING_TICKET_KEY,
+    seen_key,
+    tries_key,
+)
+from tests.support.redis_cluster import BACKENDS
+
+# Each test that uses Redis runs on a standalone Redis and on a Redis Cluster (with the
+# daemon's cluster client): tests/conftest.py parametrizes redis_backend with these.
+REDIS_BACKENDS = BACKENDS
 
 
 @pytest.fixture
@@ -25,6 +36,7 @@ def body(update_id: int, text: str = "hi") -> bytes:
 async def test_append_dedupes_by_update_id_and_indexes_pending(buffer: Buffer) -> None:
     first = await buffer.append("t1", 10, body(10))
     assert first.added and first.length == 1 and first.entry_id
+    assert await buffer.pending_tenants() == ["t1"]
     again = await buffer.append("t1", 10, body(10, "retry"))
     assert not again.added
     await buffer.append("t1", 11, body(11))
@@ -65,7 +77,7 @@ async def test_failures_and_dead_letters(buffer: Buffer) -> None:
     assert (dead.update_id, dead.reason, dead.attempts) == (7, "HTTP 400", 2)
     assert dead.update["message"]["text"] == "poison"
     assert await buffer.dead_count("t1") == 1
-    assert await buffer.redis.hlen("otm:tries:t1") == 0
+    assert await buffer.redis.hlen(tries_key("t1")) == 0
 
 
 async def test_check_pending_repairs_index_and_purge(buffer: Buffer) -> None:
@@ -77,6 +89,9 @@ async def test_check_pending_repairs_index_and_purge(buffer: Buffer) -> None:
     assert await buffer.length("t1") == 0
     assert await buffer.check_pending("t1") == 0
     assert await buffer.pending_tenants() == []
+    # The dedupe markers went too (found by SCAN, on every node of a cluster): a re-created
+    # tenant of the same id gets update_id 1 again.
+    assert not await buffer.redis.exists(seen_key("t1", 1))
 
 
 def test_chat_id_of_known_update_kinds() -> None:
@@ -86,3 +101,45 @@ def test_chat_id_of_known_update_kinds() -> None:
     assert chat_id_of({"update_id": 1, "poll": {}}) is None
     assert chat_id_of(b"not json") is None
     assert chat_id_of({"update_id": 1, "message": {"chat": {"id": True}}}) is None
+
+
+# -- the pending index: kept outside the tenant's scripts (one slot each), crash-safe --------
+
+
+async def test_a_retry_reindexes_an_update_whose_append_crashed_before_the_index(
+    buffer: Buffer,
+) -> None:
+    await buffer.append("t1", 1, body(1))
+    await buffer.redis.srem(PENDING_KEY, "t1")  # the crash: XADD done, SADD not
+    assert await buffer.pending_tenants() == []
+    assert not (await buffer.append("t1", 1, body(1))).added  # Telegram's retry
+    assert await buffer.pending_tenants() == ["t1"]
+
+
+async def test_a_remover_that_crashed_half_way_leaves_the_tenant_findable(
+    buffer: Buffer,
+) -> None:
+    await buffer.append("t1", 1, body(1))
+    # A remover's first step, then its crash (it never read the length nor finished).
+    await buffer._unindex_begin(
+        keys=[PENDING_KEY, PENDING_RECHECK_KEY, PENDING_TICKET_KEY], args=["t1"]
+    )
+    assert not await buffer.redis.sismember(PENDING_KEY, "t1")
+    assert await buffer.pending_tenants() == ["t1"]  # the sweep still finds it
+    assert await buffer.check_pending("t1") == 1
+    assert await buffer.redis.sismember(PENDING_KEY, "t1")
+
+
+async def test_an_append_racing_a_removal_stays_indexed(buffer: Buffer) -> None:
+    index = [PENDING_KEY, PENDING_RECHECK_KEY, PENDING_TICKET_KEY]
+    # Remover A starts on the drained buffer; an append lands; remover B starts too.
+    ticket_a = await buffer._unindex_begin(keys=index, args=["t1"])
+    length_a = await buffer.length("t1")
+    await buffer.append("t1", 1, body(1))
+    ticket_b = await buffer._unindex_begin(keys=index, args=["t1"])
+    # A finishes with its stale length (0): B's recheck entry keeps the tenant findable.
+    await buffer._unindex_end(keys=index[:2], args=["t1", ticket_a, length_a])
+    assert await buffer.pending_tenants() == ["t1"]
+    await buffer._unindex_end(keys=index[:2], args=["t1", ticket_b, await buffer.length("t1")])
+    assert await buffer.redis.smembers(PENDING_KEY) == {b"t1"}
+    assert await buffer.redis.zcard(PENDING_RECHECK_KEY) == 0

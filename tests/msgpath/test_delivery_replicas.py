@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,10 @@ from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.settings import load_settings
 from daemon.tasks import TaskGroup
 from daemon.telegram import SECRET_HEADER, BotApi
+from tests.support.redis_cluster import BACKENDS
+
+# Two replicas on a standalone Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_BACKENDS = BACKENDS
 
 
 @dataclass
@@ -69,7 +73,9 @@ class Replica:
 
 
 @pytest.fixture
-async def world(redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Agent, list[Replica]]]:
+async def world(
+    new_redis_client: Callable[[], aioredis.Redis], tmp_path: Path
+) -> AsyncIterator[tuple[Agent, list[Replica]]]:
     registry = SqliteRegistry(tmp_path / "registry.sqlite3")
     tenant = await registry.create(Tenant(tenant_id="t", bot_token="1:x"))
     agent = Agent(secret=tenant.webhook_secret)
@@ -98,7 +104,7 @@ async def world(redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Agent, li
         webhook_url_for=lambda t: "http://127.0.0.1:9/tg/" + t,
     )
     for _ in range(2):
-        client = aioredis.Redis.from_url(redis_url)
+        client = new_redis_client()
         clients.append(client)
         coordination = Coordination(client)
         signals = TenantSignals()

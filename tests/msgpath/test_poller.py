@@ -19,7 +19,7 @@ from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantStatus
 from daemon.msgpath.buffer import Buffer
 from daemon.msgpath.poller import PollerManager, bot_id
-from daemon.redis_keys import lock_key, poll_lease_name, poll_offset_key
+from daemon.redis_keys import buffer_key, lock_key, poll_lease_name, poll_offset_key
 from daemon.telegram import BotApi
 from otm.devtools.fake_telegram import FakeTelegram, FaultMode, make_text_update
 from tests.support.polling import eventually
@@ -102,7 +102,7 @@ async def test_the_offset_moves_only_after_the_updates_are_in_the_buffer(world: 
     Telegram must keep the update; once appends work again it is buffered exactly once.
     Committing before appending fails here: the stored offset would already be past it."""
     await world.registry.create(Tenant(tenant_id="pt", bot_token=BOT, ingress="polling"))
-    await world.redis.set("otm:buf:pt", "not a stream")
+    await world.redis.set(buffer_key("pt"), "not a stream")
     world.telegram.inject_update(BOT, make_text_update(21, 5, "keep me"))
     pollers = world.manager()
     await pollers.sync()
@@ -110,7 +110,7 @@ async def test_the_offset_moves_only_after_the_updates_are_in_the_buffer(world: 
     assert await world.offset("pt") is None
     assert [u["update_id"] for u in world.telegram.pending_updates(BOT)] == [21]
 
-    await world.redis.delete("otm:buf:pt")
+    await world.redis.delete(buffer_key("pt"))
     await eventually(lambda: world.buffered("pt"), 40, "update buffered after the fix")
     await eventually(lambda: not world.telegram.pending_updates(BOT), 10, "update confirmed")
     assert await world.buffered("pt") == [21]

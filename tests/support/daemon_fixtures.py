@@ -23,13 +23,14 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def start_daemon(
-    redis_url: str, data_dir: Path, telegram: FakeTelegram
+    redis_url: str, redis_backend: str, data_dir: Path, telegram: FakeTelegram
 ) -> AsyncIterator[DaemonFactory]:
     """Start daemons on the test's data dir and Redis; all are stopped at teardown."""
     started: list[Daemon] = []
+    backend_env = {"OTM_REDIS_CLUSTER": "true"} if redis_backend == "cluster" else {}
 
     async def start(**env: str) -> Daemon:
-        daemon = Daemon(data_dir, redis_url, telegram, **env)
+        daemon = Daemon(data_dir, redis_url, telegram, **{**backend_env, **env})
         started.append(daemon)
         await daemon.start()
         return daemon
