@@ -228,29 +228,41 @@ def _matcher(request: web.Request, rt: ResourceType) -> Any:
 
 
 def _list(request: web.Request, store: Store, target: ResourcePath) -> web.Response:
+    """A list, paginated as etcd serves it: `limit` cuts a page and returns a `continue`
+    token; the pages after it show the objects as they were at the first page's RV (one
+    consistent snapshot) and carry that RV, until compaction passes it (410 Expired)."""
     rt = target.resource
-    items, rv = store.list_matching(rt, target.namespace, _matcher(request, rt))
-    meta: JSON = {"resourceVersion": str(rv)}
+    matches = _matcher(request, rt)
     token = request.query.get("continue")
     if token:
-        list_rv, after = _decode_continue(token)
-        if list_rv < store.compacted_rv:
+        if request.query.get("resourceVersion", "") not in ("", "0"):
+            raise errors.bad_request(
+                "specifying resource version is not allowed when using continue"
+            )
+        rv, after = _decode_continue(token)
+        if rv < store.compacted_rv:
             raise errors.expired(
                 "The provided continue parameter is too old to display a "
                 "consistent list result. You can start a new list without "
                 "the continue parameter."
             )
-        items = [o for o in items if _key(o) > after]
+        items = [o for o in store.list_at(rt, target.namespace, matches, rv) if _key(o) > after]
+    else:
+        rv = store.resource_version
+        items = store.list_at(rt, target.namespace, matches, rv)
+    meta: JSON = {"resourceVersion": str(rv)}
     limit = qint(request, "limit")
-    if limit and len(items) > limit:
+    if limit and limit > 0 and len(items) > limit:
         meta["continue"] = _encode_continue(rv, _key(items[limit - 1]))
-        meta["remainingItemCount"] = len(items) - limit
+        selected = request.query.get("labelSelector") or request.query.get("fieldSelector")
+        if not selected:  # with a selector the apiserver cannot know how many match
+            meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
-    for item in items:  # list items carry no kind/apiVersion on the wire
-        item.pop("kind", None)
-        item.pop("apiVersion", None)
+    # Committed objects are read-only: shallow copies without kind/apiVersion (list items
+    # carry none on the wire) are enough to serialize, at any list size.
+    wire = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]
     return web.json_response(
-        {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
+        {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": wire}
     )
 
 
