@@ -1,7 +1,10 @@
 """A shared pod informer: one List+Watch over every tenant and warm pod in the namespace.
 
-* List, then Watch from the list's resourceVersion with bookmarks (so a quiet watch still
-  advances its RV and a reconnect replays nothing twice).
+* List (paginated: ``limit``/``continue``; each pod cut down to the view its consumers
+  read, pod_view.py), then Watch from the list's resourceVersion with bookmarks (so a
+  quiet watch still advances its RV and a reconnect replays nothing twice).
+* 410 Expired on a continue token (the list took longer than the apiserver's history) →
+  the list starts over.
 * 410 Gone/Expired (history compacted) → re-list; objects that vanished meanwhile come out
   as synthetic DELETED events, changed ones as MODIFIED, so subscribers never miss an end.
 * Connection errors → reconnect from the last RV after a short backoff.
@@ -27,6 +30,7 @@ from kubernetes_asyncio.client.rest import RESTResponse
 
 from daemon.kube.client import JSON, ApiException, call_json
 from daemon.kube.manifests import OPENCLAW_SELECTOR
+from daemon.kube.pod_view import pod_view
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,12 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 
 PodEvent = tuple[str, JSON]
+
+LIST_PAGE_SIZE = 500
+"""Pods per list request, client-go's default page size: 10,000 pods come in 20 pages, so
+neither the apiserver nor this process holds one response of every full pod at once."""
+LIST_ATTEMPTS = 3
+"""Lists started over after an expired continue token before giving up to the backoff."""
 
 
 class _Expired(Exception):
@@ -93,6 +103,7 @@ class PodInformer:
         label_selector: str = OPENCLAW_SELECTOR,
         watch_timeout_s: int = 300,
         retry_backoff_s: float = 1.0,
+        page_size: int = LIST_PAGE_SIZE,
     ) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
         self._core: Any = client.CoreV1Api(api)
@@ -100,8 +111,10 @@ class PodInformer:
         self.label_selector = label_selector
         self.watch_timeout_s = watch_timeout_s
         self.retry_backoff_s = retry_backoff_s
+        self.page_size = page_size
         self.cache: dict[str, JSON] = {}
-        """Pods by name, as the last event showed them. Read-only for consumers."""
+        """Pods by name (views: pod_view.py), as the last event showed them. Read-only for
+        consumers."""
         self.resource_version: str | None = None
         self.synced = asyncio.Event()
         self.relists = 0
@@ -198,13 +211,10 @@ class PodInformer:
                     need_list = True
 
     async def _list(self) -> None:
-        body = await call_json(
-            self._core.list_namespaced_pod, self.namespace, label_selector=self.label_selector
-        )
-        fresh = {item["metadata"]["name"]: _with_kind(item) for item in body.get("items", [])}
+        fresh, rv = await self._list_pages()
         old = self.cache
-        self.cache = dict(fresh)
-        self.resource_version = body["metadata"]["resourceVersion"]
+        self.cache = fresh
+        self.resource_version = rv
         self.relists += 1
         events: list[PodEvent] = []
         for name, pod in old.items():
@@ -222,6 +232,41 @@ class PodInformer:
         for event in events:
             self._publish(event)
         self._check_waiters()
+
+    async def _list_pages(self) -> tuple[dict[str, JSON], str]:
+        """Every pod, a page (``page_size``) at a time, as views; and the list's RV.
+
+        An apiserver serves the pages after the first from the first one's snapshot, so
+        together they are one consistent list at one RV. Each page is parsed and cut down
+        to views before the next is read: the full objects never pile up. A continue token
+        older than the apiserver's history is refused (410 Expired): start the list again.
+        """
+        for attempt in range(1, LIST_ATTEMPTS + 1):
+            pods: dict[str, JSON] = {}
+            token: str | None = None
+            while True:
+                try:
+                    body = await self._list_page(token)
+                except ApiException as exc:
+                    if exc.status != 410 or token is None or attempt == LIST_ATTEMPTS:
+                        raise
+                    log.info(
+                        "pod list: continue token expired after %d pods; listing again", len(pods)
+                    )
+                    break
+                meta = body.get("metadata") or {}
+                for item in body.get("items") or ():
+                    pods[item["metadata"]["name"]] = pod_view(item)
+                token = meta.get("continue") or None
+                if token is None:
+                    return pods, str(meta["resourceVersion"])
+        raise AssertionError("unreachable")
+
+    async def _list_page(self, token: str | None) -> JSON:
+        kwargs: dict[str, Any] = {"label_selector": self.label_selector, "limit": self.page_size}
+        if token is not None:
+            kwargs["_continue"] = token
+        return await call_json(self._core.list_namespaced_pod, self.namespace, **kwargs)
 
     async def _watch(self) -> None:
         resp = await self._core.list_namespaced_pod(
@@ -273,7 +318,7 @@ class PodInformer:
         if kind not in (ADDED, MODIFIED, DELETED):
             log.warning("pod informer: ignoring event type %r", kind)
             return
-        obj = _with_kind(obj)
+        obj = pod_view(obj)
         name = obj["metadata"]["name"]
         if kind == DELETED:
             self.cache.pop(name, None)
@@ -299,13 +344,6 @@ class PodInformer:
                 continue
             if result is not None:
                 waiter.future.set_result(result)
-
-
-def _with_kind(pod: JSON) -> JSON:
-    # List items carry no kind/apiVersion; watch objects do. Make them alike.
-    pod.setdefault("kind", "Pod")
-    pod.setdefault("apiVersion", "v1")
-    return pod
 
 
 def _describe(exc: BaseException) -> str:
