@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import aiohttp
 from kubernetes_asyncio import client
@@ -47,6 +47,12 @@ LIST_PAGE_SIZE = 500
 neither the apiserver nor this process holds one response of every full pod at once."""
 LIST_ATTEMPTS = 3
 """Lists started over after an expired continue token before giving up to the backoff."""
+
+
+class ListPage(NamedTuple):
+    views: list[JSON]
+    continue_token: str | None
+    resource_version: str
 
 
 class _Expired(Exception):
@@ -246,7 +252,7 @@ class PodInformer:
             token: str | None = None
             while True:
                 try:
-                    body = await self._list_page(token)
+                    page = await self._list_page(token)
                 except ApiException as exc:
                     if exc.status != 410 or token is None or attempt == LIST_ATTEMPTS:
                         raise
@@ -254,19 +260,25 @@ class PodInformer:
                         "pod list: continue token expired after %d pods; listing again", len(pods)
                     )
                     break
-                meta = body.get("metadata") or {}
-                for item in body.get("items") or ():
-                    pods[item["metadata"]["name"]] = pod_view(item)
-                token = meta.get("continue") or None
+                for pod in page.views:
+                    pods[pod["metadata"]["name"]] = pod
+                token = page.continue_token
                 if token is None:
-                    return pods, str(meta["resourceVersion"])
+                    return pods, page.resource_version
         raise AssertionError("unreachable")
 
-    async def _list_page(self, token: str | None) -> JSON:
+    async def _list_page(self, token: str | None) -> ListPage:
         kwargs: dict[str, Any] = {"label_selector": self.label_selector, "limit": self.page_size}
         if token is not None:
             kwargs["_continue"] = token
-        return await call_json(self._core.list_namespaced_pod, self.namespace, **kwargs)
+        body = await call_json(self._core.list_namespaced_pod, self.namespace, **kwargs)
+        # Only the views leave: the page's whole pods are garbage once this returns.
+        meta = body.get("metadata") or {}
+        return ListPage(
+            [pod_view(item) for item in body.get("items") or ()],
+            meta.get("continue") or None,
+            str(meta.get("resourceVersion") or ""),
+        )
 
     async def _watch(self) -> None:
         resp = await self._core.list_namespaced_pod(

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from daemon.kube.client import open_api_client
-from daemon.kube.informer import ADDED, DELETED, PodInformer
+from daemon.kube.informer import ADDED, DELETED, ListPage, PodInformer
 from daemon.kube.manifests import OPENCLAW_SELECTOR
 from tests.k8s_runtime.support import NS
 from tests.support.fake_k8s import PODS
@@ -121,7 +121,7 @@ async def test_lists_in_pages_as_one_snapshot(k8s: FakeK8s) -> None:
     fetch_page = informer._list_page
     cache_during_list: list[set[str]] = []
 
-    async def page_then_write(token: str | None) -> dict:  # type: ignore[type-arg]
+    async def page_then_write(token: str | None) -> ListPage:
         body = await fetch_page(token)
         if token is None:
             store.create(PODS, NS, _pod("p9"))  # after the first page: not in this list
@@ -157,7 +157,7 @@ async def test_restarts_a_list_whose_continue_token_expired(k8s: FakeK8s) -> Non
     fetch_page = informer._list_page
     compactions = 0
 
-    async def page_then_compact(token: str | None) -> dict:  # type: ignore[type-arg]
+    async def page_then_compact(token: str | None) -> ListPage:
         nonlocal compactions
         body = await fetch_page(token)
         if token is None and compactions == 0:
