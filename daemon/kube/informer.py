@@ -29,7 +29,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import RESTResponse
 
 from daemon.kube.client import JSON, ApiException, call_json
-from daemon.kube.manifests import OPENCLAW_SELECTOR
+from daemon.kube.manifests import OPENCLAW_SELECTOR, pod_tenant
 from daemon.kube.pod_view import pod_view
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,9 @@ class PodInformer:
         self.cache: dict[str, JSON] = {}
         """Pods by name (views: pod_view.py), as the last event showed them. Read-only for
         consumers."""
+        self._by_tenant: dict[str, dict[str, JSON]] = {}
+        """The cache's pods by tenant label: a lookup per tenant is not a scan of every pod
+        (at 10,000 pods, readiness predicates run on every event)."""
         self.resource_version: str | None = None
         self.synced = asyncio.Event()
         self.relists = 0
@@ -172,6 +175,21 @@ class PodInformer:
     def pods(self) -> list[JSON]:
         return list(self.cache.values())
 
+    def pods_of(self, tenant_id: str) -> list[JSON]:
+        """The cached pods labelled for ``tenant_id``."""
+        return list(self._by_tenant.get(tenant_id, {}).values())
+
+    def _index(self, name: str, before: JSON | None, after: JSON | None) -> None:
+        old_tenant = pod_tenant(before) if before is not None else None
+        new_tenant = pod_tenant(after) if after is not None else None
+        if old_tenant is not None and old_tenant != new_tenant:
+            bucket = self._by_tenant.get(old_tenant, {})
+            bucket.pop(name, None)
+            if not bucket:
+                self._by_tenant.pop(old_tenant, None)
+        if new_tenant is not None and after is not None:
+            self._by_tenant.setdefault(new_tenant, {})[name] = after
+
     def subscribe(self) -> Subscription:
         return Subscription(self)
 
@@ -220,6 +238,9 @@ class PodInformer:
         fresh, rv = await self._list_pages()
         old = self.cache
         self.cache = fresh
+        self._by_tenant = {}
+        for name, pod in fresh.items():
+            self._index(name, None, pod)
         self.resource_version = rv
         self.relists += 1
         events: list[PodEvent] = []
@@ -333,8 +354,9 @@ class PodInformer:
         obj = pod_view(obj)
         name = obj["metadata"]["name"]
         if kind == DELETED:
-            self.cache.pop(name, None)
+            self._index(name, self.cache.pop(name, None), None)
         else:
+            self._index(name, self.cache.get(name), obj)
             self.cache[name] = obj
         if rv:
             self.resource_version = rv

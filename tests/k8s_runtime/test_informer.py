@@ -191,3 +191,41 @@ async def test_caches_views_not_whole_pods(k8s: FakeK8s, informer: PodInformer) 
         pod = informer.cache[name]
         assert pod["kind"] == "Pod" and pod["metadata"]["name"] == name
         assert "containers" not in pod["spec"]
+
+
+async def test_pods_of_follows_labels_deletions_and_relists(
+    k8s: FakeK8s, informer: PodInformer
+) -> None:
+    """The per-tenant index answers like a scan of the cache: a pod relabelled for another
+    tenant (a claimed warm pod) moves, a deleted one goes, a re-list rebuilds it."""
+    store = k8s.server.store
+    base = {"app.kubernetes.io/name": "openclaw"}
+    store.create(PODS, NS, _pod("a1", labels={**base, "otm/tenant": "a"}))
+    store.create(PODS, NS, _pod("warm", labels={**base, "otm/warm": "true"}))
+    await informer.start()
+    assert [p["metadata"]["name"] for p in informer.pods_of("a")] == ["a1"]
+    store.patch(
+        PODS,
+        NS,
+        "warm",
+        "application/merge-patch+json",
+        {"metadata": {"labels": {"otm/warm": None, "otm/tenant": "b"}}},
+    )
+    await informer.wait_for(lambda _: informer.pods_of("b") or None, timeout=5)
+    store.patch(
+        PODS,
+        NS,
+        "warm",
+        "application/merge-patch+json",
+        {"metadata": {"labels": {"otm/tenant": "a"}}},
+    )
+    await informer.wait_for(lambda _: len(informer.pods_of("a")) == 2 or None, timeout=5)
+    assert informer.pods_of("b") == []
+    store.delete(PODS, NS, "a1", grace_period_seconds=0)
+    await informer.wait_for(lambda cache: "a1" not in cache or None, timeout=5)
+    assert [p["metadata"]["name"] for p in informer.pods_of("a")] == ["warm"]
+    k8s.server.drop_watches()
+    store.delete(PODS, NS, "warm", grace_period_seconds=0)
+    k8s.server.compact()
+    await informer.wait_for(lambda _: informer.relists == 2 or None, timeout=5)
+    assert informer.pods_of("a") == []
