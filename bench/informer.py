@@ -214,7 +214,7 @@ async def measure(kubeconfig: str, pods: int) -> Measured:
             await informer.stop()
 
         async def views() -> dict[str, JSON]:
-            pods_by_name, _ = await PodInformer(api, NS)._list_pages()
+            pods_by_name, _ = await PodInformer(api, NS).lister.list_views()
             return pods_by_name
 
         result.view_bytes, result.view_peak = await held_bytes(views)

@@ -1,10 +1,8 @@
 """A shared pod informer: one List+Watch over every tenant and warm pod in the namespace.
 
-* List (paginated: ``limit``/``continue``; each pod cut down to the view its consumers
-  read, pod_view.py), then Watch from the list's resourceVersion with bookmarks (so a
-  quiet watch still advances its RV and a reconnect replays nothing twice).
-* 410 Expired on a continue token (the list took longer than the apiserver's history) →
-  the list starts over.
+* List (paginated, each pod cut down to the view its consumers read: pod_list.py,
+  pod_view.py), then Watch from the list's resourceVersion with bookmarks (so a quiet
+  watch still advances its RV and a reconnect replays nothing twice).
 * 410 Gone/Expired (history compacted) → re-list; objects that vanished meanwhile come out
   as synthetic DELETED events, changed ones as MODIFIED, so subscribers never miss an end.
 * Connection errors → reconnect from the last RV after a short backoff.
@@ -22,14 +20,15 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import RESTResponse
 
-from daemon.kube.client import JSON, ApiException, call_json
+from daemon.kube.client import JSON, ApiException
 from daemon.kube.manifests import OPENCLAW_SELECTOR, pod_tenant
+from daemon.kube.pod_list import LIST_PAGE_SIZE, PodLister
 from daemon.kube.pod_view import pod_view
 
 log = logging.getLogger(__name__)
@@ -41,18 +40,6 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 
 PodEvent = tuple[str, JSON]
-
-LIST_PAGE_SIZE = 500
-"""Pods per list request, client-go's default page size: 10,000 pods come in 20 pages, so
-neither the apiserver nor this process holds one response of every full pod at once."""
-LIST_ATTEMPTS = 3
-"""Lists started over after an expired continue token before giving up to the backoff."""
-
-
-class ListPage(NamedTuple):
-    views: list[JSON]
-    continue_token: str | None
-    resource_version: str
 
 
 class _Expired(Exception):
@@ -117,7 +104,7 @@ class PodInformer:
         self.label_selector = label_selector
         self.watch_timeout_s = watch_timeout_s
         self.retry_backoff_s = retry_backoff_s
-        self.page_size = page_size
+        self.lister = PodLister(self._core, namespace, label_selector, page_size)
         self.cache: dict[str, JSON] = {}
         """Pods by name (views: pod_view.py), as the last event showed them. Read-only for
         consumers."""
@@ -235,7 +222,7 @@ class PodInformer:
                     need_list = True
 
     async def _list(self) -> None:
-        fresh, rv = await self._list_pages()
+        fresh, rv = await self.lister.list_views()
         old = self.cache
         self.cache = fresh
         self._by_tenant = {}
@@ -259,47 +246,6 @@ class PodInformer:
         for event in events:
             self._publish(event)
         self._check_waiters()
-
-    async def _list_pages(self) -> tuple[dict[str, JSON], str]:
-        """Every pod, a page (``page_size``) at a time, as views; and the list's RV.
-
-        An apiserver serves the pages after the first from the first one's snapshot, so
-        together they are one consistent list at one RV. Each page is parsed and cut down
-        to views before the next is read: the full objects never pile up. A continue token
-        older than the apiserver's history is refused (410 Expired): start the list again.
-        """
-        for attempt in range(1, LIST_ATTEMPTS + 1):
-            pods: dict[str, JSON] = {}
-            token: str | None = None
-            while True:
-                try:
-                    page = await self._list_page(token)
-                except ApiException as exc:
-                    if exc.status != 410 or token is None or attempt == LIST_ATTEMPTS:
-                        raise
-                    log.info(
-                        "pod list: continue token expired after %d pods; listing again", len(pods)
-                    )
-                    break
-                for pod in page.views:
-                    pods[pod["metadata"]["name"]] = pod
-                token = page.continue_token
-                if token is None:
-                    return pods, page.resource_version
-        raise AssertionError("unreachable")
-
-    async def _list_page(self, token: str | None) -> ListPage:
-        kwargs: dict[str, Any] = {"label_selector": self.label_selector, "limit": self.page_size}
-        if token is not None:
-            kwargs["_continue"] = token
-        body = await call_json(self._core.list_namespaced_pod, self.namespace, **kwargs)
-        # Only the views leave: the page's whole pods are garbage once this returns.
-        meta = body.get("metadata") or {}
-        return ListPage(
-            [pod_view(item) for item in body.get("items") or ()],
-            meta.get("continue") or None,
-            str(meta.get("resourceVersion") or ""),
-        )
 
     async def _watch(self) -> None:
         resp = await self._core.list_namespaced_pod(

@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from daemon.kube.client import open_api_client
-from daemon.kube.informer import ADDED, DELETED, ListPage, PodInformer
+from daemon.kube.informer import ADDED, DELETED, PodInformer
 from daemon.kube.manifests import OPENCLAW_SELECTOR
 from tests.k8s_runtime.support import NS
 from tests.support.fake_k8s import PODS
@@ -118,16 +118,16 @@ async def test_lists_in_pages_as_one_snapshot(k8s: FakeK8s) -> None:
         store.create(PODS, NS, _pod(f"p{i}"))
     api = await open_api_client(str(k8s.kubeconfig_path))
     informer = PodInformer(api, NS, page_size=2)
-    fetch_page = informer._list_page
+    fetch_page = informer.lister.fetch_page
     cache_during_list: list[set[str]] = []
 
-    async def page_then_write(token: str | None) -> ListPage:
+    async def page_then_write(token: str | None) -> bytes:
         body = await fetch_page(token)
         if token is None:
             store.create(PODS, NS, _pod("p9"))  # after the first page: not in this list
         return body
 
-    informer._list_page = page_then_write  # type: ignore[method-assign]
+    informer.lister.fetch_page = page_then_write  # type: ignore[method-assign]
     k8s.server.clear_requests()
     try:
         with informer.subscribe() as events:
@@ -154,10 +154,10 @@ async def test_restarts_a_list_whose_continue_token_expired(k8s: FakeK8s) -> Non
         store.create(PODS, NS, _pod(f"p{i}"))
     api = await open_api_client(str(k8s.kubeconfig_path))
     informer = PodInformer(api, NS, page_size=3)
-    fetch_page = informer._list_page
+    fetch_page = informer.lister.fetch_page
     compactions = 0
 
-    async def page_then_compact(token: str | None) -> ListPage:
+    async def page_then_compact(token: str | None) -> bytes:
         nonlocal compactions
         body = await fetch_page(token)
         if token is None and compactions == 0:
@@ -166,7 +166,7 @@ async def test_restarts_a_list_whose_continue_token_expired(k8s: FakeK8s) -> Non
             k8s.server.compact()
         return body
 
-    informer._list_page = page_then_compact  # type: ignore[method-assign]
+    informer.lister.fetch_page = page_then_compact  # type: ignore[method-assign]
     k8s.server.clear_requests()
     try:
         await informer.start()

@@ -13,7 +13,7 @@ import pytest
 from daemon.kube import manifests as m
 from daemon.kube.pod_deletion import grace_elapsed
 from daemon.kube.pod_status import instance_from_pod, pod_endpoint, unschedulable_reason
-from daemon.kube.pod_view import pod_view
+from daemon.kube.pod_view import decode_pod_list, pod_view
 from daemon.kube.warm_pool import claimable
 
 JSON = dict[str, Any]
@@ -135,10 +135,19 @@ def _readings(pod: JSON) -> tuple[Any, ...]:
     )
 
 
+def _decoded(pod: JSON) -> JSON:
+    """The view of ``pod`` as a list response brings it (decoded, never parsed whole)."""
+    raw = json.dumps({"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": [pod]})
+    views, _, _ = decode_pod_list(raw.encode())
+    return views[0]
+
+
 @pytest.mark.parametrize("index", range(len(_pods())))
 def test_readers_answer_the_same_on_a_view(index: int) -> None:
     pod = _pods()[index]
     assert _readings(pod_view(pod)) == _readings(pod)
+    assert _readings(_decoded(pod)) == _readings(pod)
+    assert _decoded(pod) == pod_view(pod)
 
 
 def test_a_view_drops_what_no_reader_needs() -> None:
@@ -147,4 +156,5 @@ def test_a_view_drops_what_no_reader_needs() -> None:
     assert "managedFields" not in view["metadata"]
     assert set(view["spec"]) == {"nodeName"}
     assert "podIPs" not in view["status"] and "startTime" not in view["status"]
+    assert [c["type"] for c in view["status"]["conditions"]] == ["Ready", "PodScheduled"]
     assert len(json.dumps(view)) < len(json.dumps(pod)) / 3

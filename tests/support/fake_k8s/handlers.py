@@ -233,6 +233,11 @@ def _list(request: web.Request, store: Store, target: ResourcePath) -> web.Respo
     consistent snapshot) and carry that RV, until compaction passes it (410 Expired)."""
     rt = target.resource
     matches = _matcher(request, rt)
+    limit = qint(request, "limit")
+    selected = request.query.get("labelSelector") or request.query.get("fieldSelector")
+    # A page and one more (to know there is more); without selectors, all (to count them).
+    enough = limit + 1 if limit and limit > 0 and selected else None
+    after: tuple[str, str] | None = None
     token = request.query.get("continue")
     if token:
         if request.query.get("resourceVersion", "") not in ("", "0"):
@@ -246,24 +251,25 @@ def _list(request: web.Request, store: Store, target: ResourcePath) -> web.Respo
                 "consistent list result. You can start a new list without "
                 "the continue parameter."
             )
-        items = [o for o in store.list_at(rt, target.namespace, matches, rv) if _key(o) > after]
     else:
         rv = store.resource_version
-        items = store.list_at(rt, target.namespace, matches, rv)
+    items = store.list_at(rt, target.namespace, matches, rv, after=after, enough=enough)
     meta: JSON = {"resourceVersion": str(rv)}
-    limit = qint(request, "limit")
     if limit and limit > 0 and len(items) > limit:
         meta["continue"] = _encode_continue(rv, _key(items[limit - 1]))
-        selected = request.query.get("labelSelector") or request.query.get("fieldSelector")
         if not selected:  # with a selector the apiserver cannot know how many match
             meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
     # Committed objects are read-only: shallow copies without kind/apiVersion (list items
     # carry none on the wire) are enough to serialize, at any list size.
     wire = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]
-    return web.json_response(
-        {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": wire}
-    )
+    body = {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": wire}
+    # Compact, as the apiserver writes JSON (metadata before items, as Go's ListMeta is).
+    return web.json_response(body, dumps=_compact_json)
+
+
+def _compact_json(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _key(obj: JSON) -> tuple[str, str]:

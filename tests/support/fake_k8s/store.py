@@ -111,11 +111,19 @@ class Store:
         return copy.deepcopy(items), self._rv
 
     def list_at(
-        self, rt: ResourceType, namespace: str | None, matches: Matcher | None, rv: int
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        matches: Matcher | None,
+        rv: int,
+        *,
+        after: Key | None = None,
+        enough: int | None = None,
     ) -> list[JSON]:
-        """Matching objects as they were at `rv` (read-only, sorted by key): what etcd serves
-        a paginated list's later pages from, so every page shows one snapshot. The history
-        is undone back to `rv`; 410 Expired when part of it was compacted away."""
+        """Matching objects as they were at `rv` (read-only, sorted by key), those after
+        the key `after` only, at most `enough` of them: what etcd serves a paginated list
+        from, so that every page shows one snapshot. The history is undone back to `rv`;
+        410 Expired when part of it was compacted away."""
         if rv < self._compacted_rv:
             raise errors.expired(f"too old resource version: {rv} ({self._compacted_rv})")
         objects = self._objects[rt]
@@ -132,11 +140,19 @@ class Store:
                     objects.pop(key, None)
                 else:
                     objects[key] = change.old
-        return [
-            obj
-            for (ns, _), obj in sorted(objects.items())
-            if (namespace is None or ns == namespace) and (matches is None or matches(obj))
-        ]
+        keys = sorted(
+            k
+            for k in objects
+            if (namespace is None or k[0] == namespace) and (after is None or k > after)
+        )
+        found: list[JSON] = []
+        for key in keys:
+            obj = objects[key]
+            if matches is None or matches(obj):
+                found.append(obj)
+                if enough is not None and len(found) >= enough:
+                    break
+        return found
 
     def snapshot(self, rt: ResourceType, namespace: str | None) -> list[JSON]:
         """All objects of a type (read-only), for a watch's synthetic ADDED events."""
