@@ -14,6 +14,10 @@ runs, against it:
   a pass of its own since tracing slows allocation), for views and for whole pods; and
   the peak while listing.
 
+``--pod-failure``: also pod failure → registry with 100,000 tenants registered and 10,000
+running on SQLite (``--registry dynamodb``: on moto), bench/scale.py's measurement (a
+daemon process, the fake API server and kubelet in this process) at that size.
+
 Run: ``.venv/bin/python -m bench.informer`` (``--quick``: 1,000 pods only).
 """
 
@@ -25,6 +29,7 @@ import contextlib
 import gc
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -262,13 +267,41 @@ def figures(results: list[Measured]) -> list[Figure]:
     return rows
 
 
+async def pod_failure(kind: str) -> None:
+    from bench import scale
+    from otm.devtools.fake_telegram import FakeTelegram
+
+    sizes = scale.Sizes(registered=100_000, running=10_000)
+    root = Path(tempfile.mkdtemp(prefix="otm-bench-informer-"))
+    try:
+        async with FakeTelegram(host="127.0.0.1", port=0) as telegram:
+            print(f"{kind}: seeding {sizes.registered:,} tenants, {sizes.running:,} pods")
+            if kind == "dynamodb":
+                with scale.moto_process() as moto_url:
+                    result = await scale.run_registry(kind, root, telegram, sizes, moto_url)
+            else:
+                result = await scale.run_registry(kind, root, telegram, sizes, None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"machine: {machine_load()} (other jobs share it: see README)")
+    print_table(
+        f"pod failure → registry, {sizes.registered:,} registered / {sizes.running:,} running",
+        scale.figures(result, sizes),
+    )
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.informer", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1,000 pods only")
+    parser.add_argument("--pod-failure", action="store_true", help="100,000 / 10,000 failures")
+    parser.add_argument("--registry", choices=("sqlite", "dynamodb"), default="sqlite")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         await serve()
+        return 0
+    if args.pod_failure:
+        await pod_failure(args.registry)
         return 0
     sizes = [1_000] if args.quick else [1_000, 10_000]
     results: list[Measured] = []
