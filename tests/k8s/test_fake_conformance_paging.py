@@ -108,6 +108,7 @@ async def test_continue_after_compaction_is_410_expired(cluster: Cluster) -> Non
         410,
     )
     assert body["reason"] == "Expired"
+    assert "continue parameter is too old" in body["message"]
     again = await cluster.core.list_namespaced_config_map(
         cluster.namespace, label_selector=SUITE_SELECTOR
     )
