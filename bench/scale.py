@@ -67,7 +67,7 @@ from daemon.redis_keys import EVENTS_CHANNEL
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.fake_cluster import running_otm_k8s
-from tests.support.fake_k8s import PODS
+from tests.support.fake_k8s import PODS, KubeletConfig
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.servers import FAKE_AWS_ENV
 
@@ -219,8 +219,10 @@ async def seed_pods(cluster: FakeK8s, count: int) -> dict[str, dict[str, Any]]:
     gate = asyncio.Semaphore(32)
 
     async def one(n: int) -> None:
-        body = m.tenant_pod(f"t{n:05d}", settings=POD_SETTINGS)
-        async with gate:
+        tenant_id = f"t{n:05d}"
+        body = m.tenant_pod(tenant_id, settings=POD_SETTINGS)
+        async with gate:  # the kubelet starts no container whose Secret is missing
+            await call_json(core.create_namespaced_secret, NS, bench_secret(tenant_id))
             await call_json(core.create_namespaced_pod, NS, body)
 
     try:
@@ -240,6 +242,15 @@ async def seed_pods(cluster: FakeK8s, count: int) -> dict[str, dict[str, Any]]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {len(ready)}/{count} pods became Running")
         await asyncio.sleep(0.2)
+
+
+def bench_secret(tenant_id: str) -> dict[str, Any]:
+    """What a tenant pod mounts and reads (config file, gateway token): the daemon's
+    Secret without real tokens."""
+    return {
+        "metadata": {"name": names.tenant_secret_name(tenant_id), "namespace": NS},
+        "stringData": {m.CONFIG_KEY: "{}", m.SECRET_GATEWAY_TOKEN: f"bench-{tenant_id}"},
+    }
 
 
 async def informer_times(cluster: FakeK8s) -> tuple[float, float]:
@@ -397,6 +408,9 @@ async def run_registry(
             namespaces=("default", NS, names.DAEMON_NAMESPACE),
             bookmark_interval=1.0,
             history_limit=100_000,
+            # Probes at a real kubelet's periods: the test default (1/20) would probe
+            # 20,000 times a second at 1,000 pods, in this process.
+            kubelet=KubeletConfig(probe_time_scale=1.0),
         ) as cluster:
             # Baseline: an idle daemon (no tenants, no pods).
             async with running_daemon(

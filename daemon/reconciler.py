@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 ACTIVE_STATUSES = frozenset(
     {TenantStatus.RUNNING, TenantStatus.PROVISIONING, TenantStatus.STOPPING}
 )
+# An instance on its way up or down: whatever its record says, decide() can only call it
+# an orphan, which the leader's resync finds anyway (and stops only after a grace
+# period). So events about one read no record: a wake's 4-5 pod events cost no registry
+# round trip on any replica, at 10,000 pods neither.
+IN_TRANSIT_PHASES = frozenset({InstancePhase.PENDING, InstancePhase.STOPPING})
 # How long the endpoint cache keeps an entry the reconciler writes (IP drift):
 # the same as the wake path's.
 ENDPOINT_CACHE_TTL_S = ENDPOINT_TTL_S
@@ -356,6 +361,8 @@ class Reconciler:
         tid = instance.tenant_id
         if tid is None:
             return  # an unclaimed warm instance: the warm pool's business
+        if event.kind != "deleted" and instance.phase in IN_TRANSIT_PHASES:
+            return
         try:
             tenant: Tenant | None = await self.registry.get(tid)
         except TenantNotFound:

@@ -18,7 +18,7 @@ from kubernetes_asyncio.client.rest import RESTResponse
 
 JSON = dict[str, Any]
 
-__all__ = ["JSON", "ApiException", "api_status", "call_json", "open_api_client"]
+__all__ = ["JSON", "ApiException", "api_status", "call_json", "call_raw", "open_api_client"]
 
 
 async def open_api_client(kubeconfig: str | None) -> Any:
@@ -34,13 +34,19 @@ async def open_api_client(kubeconfig: str | None) -> Any:
 
 async def call_json(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> JSON:
     """Call a generated API method and return the response body as a dict."""
+    body = await call_raw(fn, *args, **kwargs)
+    result: JSON = json.loads(body) if body else {}
+    return result
+
+
+async def call_raw(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> bytes:
+    """Call a generated API method and return the response body unparsed."""
     resp = await fn(*args, _preload_content=False, **kwargs)
     try:
-        body = await resp.read()
+        body: bytes = await resp.read()
         if not 200 <= resp.status <= 299:
             raise ApiException(http_resp=cast(Any, RESTResponse(resp, body)))
-        result: JSON = json.loads(body) if body else {}
-        return result
+        return body
     finally:
         resp.release()
 

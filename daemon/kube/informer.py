@@ -1,7 +1,8 @@
 """A shared pod informer: one List+Watch over every tenant and warm pod in the namespace.
 
-* List, then Watch from the list's resourceVersion with bookmarks (so a quiet watch still
-  advances its RV and a reconnect replays nothing twice).
+* List (paginated, each pod cut down to the view its consumers read: pod_list.py,
+  pod_view.py), then Watch from the list's resourceVersion with bookmarks (so a quiet
+  watch still advances its RV and a reconnect replays nothing twice).
 * 410 Gone/Expired (history compacted) → re-list; objects that vanished meanwhile come out
   as synthetic DELETED events, changed ones as MODIFIED, so subscribers never miss an end.
 * Connection errors → reconnect from the last RV after a short backoff.
@@ -25,8 +26,10 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import RESTResponse
 
-from daemon.kube.client import JSON, ApiException, call_json
-from daemon.kube.manifests import OPENCLAW_SELECTOR
+from daemon.kube.client import JSON, ApiException
+from daemon.kube.manifests import OPENCLAW_SELECTOR, pod_tenant
+from daemon.kube.pod_list import LIST_PAGE_SIZE, PodLister
+from daemon.kube.pod_view import pod_view
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,7 @@ class PodInformer:
         label_selector: str = OPENCLAW_SELECTOR,
         watch_timeout_s: int = 300,
         retry_backoff_s: float = 1.0,
+        page_size: int = LIST_PAGE_SIZE,
     ) -> None:
         # Typed Any: responses are raw (_preload_content=False), not the declared models.
         self._core: Any = client.CoreV1Api(api)
@@ -100,8 +104,13 @@ class PodInformer:
         self.label_selector = label_selector
         self.watch_timeout_s = watch_timeout_s
         self.retry_backoff_s = retry_backoff_s
+        self.lister = PodLister(self._core, namespace, label_selector, page_size)
         self.cache: dict[str, JSON] = {}
-        """Pods by name, as the last event showed them. Read-only for consumers."""
+        """Pods by name (views: pod_view.py), as the last event showed them. Read-only for
+        consumers."""
+        self._by_tenant: dict[str, dict[str, JSON]] = {}
+        """The cache's pods by tenant label: a lookup per tenant is not a scan of every pod
+        (at 10,000 pods, readiness predicates run on every event)."""
         self.resource_version: str | None = None
         self.synced = asyncio.Event()
         self.relists = 0
@@ -153,6 +162,21 @@ class PodInformer:
     def pods(self) -> list[JSON]:
         return list(self.cache.values())
 
+    def pods_of(self, tenant_id: str) -> list[JSON]:
+        """The cached pods labelled for ``tenant_id``."""
+        return list(self._by_tenant.get(tenant_id, {}).values())
+
+    def _index(self, name: str, before: JSON | None, after: JSON | None) -> None:
+        old_tenant = pod_tenant(before) if before is not None else None
+        new_tenant = pod_tenant(after) if after is not None else None
+        if old_tenant is not None and old_tenant != new_tenant:
+            bucket = self._by_tenant.get(old_tenant, {})
+            bucket.pop(name, None)
+            if not bucket:
+                self._by_tenant.pop(old_tenant, None)
+        if new_tenant is not None and after is not None:
+            self._by_tenant.setdefault(new_tenant, {})[name] = after
+
     def subscribe(self) -> Subscription:
         return Subscription(self)
 
@@ -198,13 +222,13 @@ class PodInformer:
                     need_list = True
 
     async def _list(self) -> None:
-        body = await call_json(
-            self._core.list_namespaced_pod, self.namespace, label_selector=self.label_selector
-        )
-        fresh = {item["metadata"]["name"]: _with_kind(item) for item in body.get("items", [])}
+        fresh, rv = await self.lister.list_views()
         old = self.cache
-        self.cache = dict(fresh)
-        self.resource_version = body["metadata"]["resourceVersion"]
+        self.cache = fresh
+        self._by_tenant = {}
+        for name, pod in fresh.items():
+            self._index(name, None, pod)
+        self.resource_version = rv
         self.relists += 1
         events: list[PodEvent] = []
         for name, pod in old.items():
@@ -273,11 +297,12 @@ class PodInformer:
         if kind not in (ADDED, MODIFIED, DELETED):
             log.warning("pod informer: ignoring event type %r", kind)
             return
-        obj = _with_kind(obj)
+        obj = pod_view(obj)
         name = obj["metadata"]["name"]
         if kind == DELETED:
-            self.cache.pop(name, None)
+            self._index(name, self.cache.pop(name, None), None)
         else:
+            self._index(name, self.cache.get(name), obj)
             self.cache[name] = obj
         if rv:
             self.resource_version = rv
@@ -299,13 +324,6 @@ class PodInformer:
                 continue
             if result is not None:
                 waiter.future.set_result(result)
-
-
-def _with_kind(pod: JSON) -> JSON:
-    # List items carry no kind/apiVersion; watch objects do. Make them alike.
-    pod.setdefault("kind", "Pod")
-    pod.setdefault("apiVersion", "v1")
-    return pod
 
 
 def _describe(exc: BaseException) -> str:

@@ -107,3 +107,125 @@ async def test_survives_api_errors_on_reconnect(k8s: FakeK8s, informer: PodInfor
     k8s.server.drop_watches()
     k8s.server.store.create(PODS, NS, _pod("after-errors"))
     await informer.wait_for(lambda cache: cache.get("after-errors"), timeout=5)
+
+
+async def test_lists_in_pages_as_one_snapshot(k8s: FakeK8s) -> None:
+    """The list comes a page at a time (limit/continue) and, like the apiserver's pages,
+    shows one snapshot: a pod created between pages is not in it; the watch from the
+    list's RV brings it."""
+    store = k8s.server.store
+    for i in range(5):
+        store.create(PODS, NS, _pod(f"p{i}"))
+    api = await open_api_client(str(k8s.kubeconfig_path))
+    informer = PodInformer(api, NS, page_size=2)
+    fetch_page = informer.lister.fetch_page
+    cache_during_list: list[set[str]] = []
+
+    async def page_then_write(token: str | None) -> bytes:
+        body = await fetch_page(token)
+        if token is None:
+            store.create(PODS, NS, _pod("p9"))  # after the first page: not in this list
+        return body
+
+    informer.lister.fetch_page = page_then_write  # type: ignore[method-assign]
+    k8s.server.clear_requests()
+    try:
+        with informer.subscribe() as events:
+            await informer.start()
+            cache_during_list.append(set(informer.cache))
+            kind, pod = await asyncio.wait_for(events.__anext__(), 5)
+            while pod["metadata"]["name"] != "p9":
+                kind, pod = await asyncio.wait_for(events.__anext__(), 5)
+    finally:
+        await informer.stop()
+        await api.close()
+    assert cache_during_list == [{f"p{i}" for i in range(5)}]
+    assert kind == ADDED
+    lists = [r.query for r in k8s.server.requests if r.method == "GET" and "watch" not in r.query]
+    assert [q.get("limit") for q in lists] == ["2", "2", "2"]
+    assert ["continue" in q for q in lists] == [False, True, True]
+
+
+async def test_restarts_a_list_whose_continue_token_expired(k8s: FakeK8s) -> None:
+    """History compacted between two pages: the apiserver refuses the continue token (410
+    Expired); the informer lists again from the start and ends with every pod."""
+    store = k8s.server.store
+    for i in range(4):
+        store.create(PODS, NS, _pod(f"p{i}"))
+    api = await open_api_client(str(k8s.kubeconfig_path))
+    informer = PodInformer(api, NS, page_size=3)
+    fetch_page = informer.lister.fetch_page
+    compactions = 0
+
+    async def page_then_compact(token: str | None) -> bytes:
+        nonlocal compactions
+        body = await fetch_page(token)
+        if token is None and compactions == 0:
+            compactions += 1
+            store.create(PODS, NS, _pod("p5"))
+            k8s.server.compact()
+        return body
+
+    informer.lister.fetch_page = page_then_compact  # type: ignore[method-assign]
+    k8s.server.clear_requests()
+    try:
+        await informer.start()
+        assert set(informer.cache) == {"p0", "p1", "p2", "p3", "p5"}
+        assert informer.relists == 1
+    finally:
+        await informer.stop()
+        await api.close()
+    lists = [r.query for r in k8s.server.requests if r.method == "GET" and "watch" not in r.query]
+    assert ["continue" in q for q in lists] == [False, True, False, True]
+
+
+async def test_caches_views_not_whole_pods(k8s: FakeK8s, informer: PodInformer) -> None:
+    """Listed and watched pods alike are kept as views: what the consumers read, no spec
+    beyond the node."""
+    store = k8s.server.store
+    store.create(PODS, NS, _pod("listed"))
+    await informer.start()
+    store.create(PODS, NS, _pod("watched"))
+    await informer.wait_for(lambda cache: cache.get("watched"), timeout=5)
+    for name in ("listed", "watched"):
+        pod = informer.cache[name]
+        assert pod["kind"] == "Pod" and pod["metadata"]["name"] == name
+        assert "containers" not in pod["spec"]
+
+
+async def test_pods_of_follows_labels_deletions_and_relists(
+    k8s: FakeK8s, informer: PodInformer
+) -> None:
+    """The per-tenant index answers like a scan of the cache: a pod relabelled for another
+    tenant (a claimed warm pod) moves, a deleted one goes, a re-list rebuilds it."""
+    store = k8s.server.store
+    base = {"app.kubernetes.io/name": "openclaw"}
+    store.create(PODS, NS, _pod("a1", labels={**base, "otm/tenant": "a"}))
+    store.create(PODS, NS, _pod("warm", labels={**base, "otm/warm": "true"}))
+    await informer.start()
+    assert [p["metadata"]["name"] for p in informer.pods_of("a")] == ["a1"]
+    store.patch(
+        PODS,
+        NS,
+        "warm",
+        "application/merge-patch+json",
+        {"metadata": {"labels": {"otm/warm": None, "otm/tenant": "b"}}},
+    )
+    await informer.wait_for(lambda _: informer.pods_of("b") or None, timeout=5)
+    store.patch(
+        PODS,
+        NS,
+        "warm",
+        "application/merge-patch+json",
+        {"metadata": {"labels": {"otm/tenant": "a"}}},
+    )
+    await informer.wait_for(lambda _: len(informer.pods_of("a")) == 2 or None, timeout=5)
+    assert informer.pods_of("b") == []
+    store.delete(PODS, NS, "a1", grace_period_seconds=0)
+    await informer.wait_for(lambda cache: "a1" not in cache or None, timeout=5)
+    assert [p["metadata"]["name"] for p in informer.pods_of("a")] == ["warm"]
+    k8s.server.drop_watches()
+    store.delete(PODS, NS, "warm", grace_period_seconds=0)
+    k8s.server.compact()
+    await informer.wait_for(lambda _: informer.relists == 2 or None, timeout=5)
+    assert informer.pods_of("a") == []

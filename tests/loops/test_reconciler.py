@@ -14,7 +14,7 @@ from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantNotFound, TenantStatus, utcnow
 from daemon.ports import Instance, InstanceEvent, InstancePhase
-from daemon.reconciler import Action, Reconciler, decide
+from daemon.reconciler import IN_TRANSIT_PHASES, Action, Reconciler, decide
 from tests.loops.loop_support import quick_reconciler, stop_tasks
 from tests.loops.memory_runtime import MemoryRuntime
 from tests.support.polling import eventually
@@ -94,6 +94,41 @@ def test_decide(
     record: Tenant | None, inst: Instance | None, deleted: bool, expected: Action
 ) -> None:
     assert _decide(record, inst, deleted) == expected
+
+
+@pytest.mark.parametrize("phase", sorted(IN_TRANSIT_PHASES))
+def test_an_instance_in_transit_can_only_be_an_orphan(phase: InstancePhase) -> None:
+    """Why handle_event reads no record for such an event: with any record (or none, of
+    any age, naming this instance or another), the decision is orphan or nothing."""
+    records: list[Tenant | None] = [None]
+    for status in TenantStatus:
+        for age_s in (0.0, 1_000.0):
+            records += [tenant(status=status, age_s=age_s), tenant(status=status, pod_name="x")]
+    decisions = {_decide(record, instance("t1", phase=phase)) for record in records}
+    assert decisions <= {A.ORPHAN, A.NOTHING}
+
+
+async def test_events_of_an_instance_in_transit_read_no_record(
+    registry: SqliteRegistry, runtime: MemoryRuntime, coordination: Coordination
+) -> None:
+    """A wake's pod events (pending...) and a stop's (stopping) cost no registry round
+    trip; the event that can change something (ready, failed, deleted) reads it."""
+    rec = Reconciler(registry=registry, runtime=runtime, coordination=coordination)
+    read: list[str] = []
+    real_get = registry.get
+
+    async def counted_get(tenant_id: str) -> Tenant:
+        read.append(tenant_id)
+        return await real_get(tenant_id)
+
+    registry.get = counted_get  # type: ignore[method-assign]
+    await registry.create(tenant(status=S.PROVISIONING))
+    for phase in (P.PENDING, P.STOPPING):
+        await rec.handle_event(InstanceEvent("modified", instance("t1", phase=phase)))
+    assert read == []
+    await rec.handle_event(InstanceEvent("deleted", instance("t1", phase=P.STOPPING)))
+    await rec.handle_event(InstanceEvent("modified", instance("t1")))
+    assert read == ["t1", "t1"]
 
 
 # -- the loops -------------------------------------------------------------------------

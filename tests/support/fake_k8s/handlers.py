@@ -228,30 +228,48 @@ def _matcher(request: web.Request, rt: ResourceType) -> Any:
 
 
 def _list(request: web.Request, store: Store, target: ResourcePath) -> web.Response:
+    """A list, paginated as etcd serves it: `limit` cuts a page and returns a `continue`
+    token; the pages after it show the objects as they were at the first page's RV (one
+    consistent snapshot) and carry that RV, until compaction passes it (410 Expired)."""
     rt = target.resource
-    items, rv = store.list_matching(rt, target.namespace, _matcher(request, rt))
-    meta: JSON = {"resourceVersion": str(rv)}
+    matches = _matcher(request, rt)
+    limit = qint(request, "limit")
+    selected = request.query.get("labelSelector") or request.query.get("fieldSelector")
+    # A page and one more (to know there is more); without selectors, all (to count them).
+    enough = limit + 1 if limit and limit > 0 and selected else None
+    after: tuple[str, str] | None = None
     token = request.query.get("continue")
     if token:
-        list_rv, after = _decode_continue(token)
-        if list_rv < store.compacted_rv:
+        if request.query.get("resourceVersion", "") not in ("", "0"):
+            raise errors.bad_request(
+                "specifying resource version is not allowed when using continue"
+            )
+        rv, after = _decode_continue(token)
+        if rv < store.compacted_rv:
             raise errors.expired(
                 "The provided continue parameter is too old to display a "
                 "consistent list result. You can start a new list without "
                 "the continue parameter."
             )
-        items = [o for o in items if _key(o) > after]
-    limit = qint(request, "limit")
-    if limit and len(items) > limit:
+    else:
+        rv = store.resource_version
+    items = store.list_at(rt, target.namespace, matches, rv, after=after, enough=enough)
+    meta: JSON = {"resourceVersion": str(rv)}
+    if limit and limit > 0 and len(items) > limit:
         meta["continue"] = _encode_continue(rv, _key(items[limit - 1]))
-        meta["remainingItemCount"] = len(items) - limit
+        if not selected:  # with a selector the apiserver cannot know how many match
+            meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
-    for item in items:  # list items carry no kind/apiVersion on the wire
-        item.pop("kind", None)
-        item.pop("apiVersion", None)
-    return web.json_response(
-        {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
-    )
+    # Committed objects are read-only: shallow copies without kind/apiVersion (list items
+    # carry none on the wire) are enough to serialize, at any list size.
+    wire = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]
+    body = {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": wire}
+    # Compact, as the apiserver writes JSON (metadata before items, as Go's ListMeta is).
+    return web.json_response(body, dumps=_compact_json)
+
+
+def _compact_json(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _key(obj: JSON) -> tuple[str, str]:

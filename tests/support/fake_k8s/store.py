@@ -110,6 +110,50 @@ class Store:
         ]
         return copy.deepcopy(items), self._rv
 
+    def list_at(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        matches: Matcher | None,
+        rv: int,
+        *,
+        after: Key | None = None,
+        enough: int | None = None,
+    ) -> list[JSON]:
+        """Matching objects as they were at `rv` (read-only, sorted by key), those after
+        the key `after` only, at most `enough` of them: what etcd serves a paginated list
+        from, so that every page shows one snapshot. The history is undone back to `rv`;
+        410 Expired when part of it was compacted away."""
+        if rv < self._compacted_rv:
+            raise errors.expired(f"too old resource version: {rv} ({self._compacted_rv})")
+        objects = self._objects[rt]
+        if rv < self._rv:
+            objects = dict(objects)
+            for change in reversed(self._history):
+                if change.rv <= rv:
+                    break
+                if change.resource != rt:
+                    continue
+                meta = change.obj["metadata"]
+                key = (meta.get("namespace") or "", meta["name"])
+                if change.old is None:  # ADDED after rv: not there yet
+                    objects.pop(key, None)
+                else:
+                    objects[key] = change.old
+        keys = sorted(
+            k
+            for k in objects
+            if (namespace is None or k[0] == namespace) and (after is None or k > after)
+        )
+        found: list[JSON] = []
+        for key in keys:
+            obj = objects[key]
+            if matches is None or matches(obj):
+                found.append(obj)
+                if enough is not None and len(found) >= enough:
+                    break
+        return found
+
     def snapshot(self, rt: ResourceType, namespace: str | None) -> list[JSON]:
         """All objects of a type (read-only), for a watch's synthetic ADDED events."""
         return [
