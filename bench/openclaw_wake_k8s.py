@@ -26,7 +26,7 @@ from daemon.kube import names
 from tests.deploy.iam_docs import create_state_role
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import running_pod_cluster
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
 from tests.support.servers import FAKE_AWS_ENV, running_moto, telegram_and_llm
 
@@ -62,14 +62,13 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
         try:
             async with (
                 telegram_and_llm() as (telegram, llm),
-                running_otm_k8s(
+                running_pod_cluster(
                     root,
+                    backend,
                     namespaces=("default", NS, names.DAEMON_NAMESPACE),
-                    pod_backend=backend,
                     bookmark_interval=0.5,
                 ) as k8s,
             ):
-                backend.store = k8s.server.store
                 data_dir = root / "data"
                 data_dir.mkdir()
                 daemon = Daemon(
@@ -105,5 +104,4 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
                     await daemon.stop(timeout=120)
         finally:
             redis.stop()
-            await backend.close()
             await store.close()

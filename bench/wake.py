@@ -46,7 +46,7 @@ from daemon.agent.activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import running_pod_cluster
 from tests.support.polling import eventually
 from tests.support.servers import project_env
 
@@ -324,13 +324,12 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
         store = DirStateStore(root / "data" / "state")
         backend = ProcessPodBackend(root / "pods", state_store=store)
         try:
-            async with running_otm_k8s(
+            async with running_pod_cluster(
                 root,
+                backend,
                 namespaces=("default", NS, names.DAEMON_NAMESPACE),
-                pod_backend=backend,
                 bookmark_interval=0.5,
             ) as cluster:
-                backend.store = cluster.server.store
                 daemon = Daemon(
                     root / "data",
                     redis.url,
@@ -379,7 +378,6 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
                 finally:
                     await daemon.stop()
         finally:
-            await backend.close()
             await store.close()
             redis.stop()
     c50, c99 = dist(cold)
