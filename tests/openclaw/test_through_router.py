@@ -23,8 +23,6 @@ from pathlib import Path
 
 from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import _usage as stub_usage
-from otm.devtools.stub_llm import reply_for
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     echo_replies,
@@ -172,12 +170,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             pgid, _ = _agent_group(data_dir)
 
             # 4. Usage: exactly what the model reported, for every request it answered.
-            expected = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
-            for request in llm.requests:
-                reported = stub_usage(request.messages, reply_for(request.messages))
-                expected["requests"] += 1
-                expected["prompt_tokens"] += reported["prompt_tokens"]
-                expected["completion_tokens"] += reported["completion_tokens"]
+            expected = llm.reported_usage()
 
             async def counted() -> bool:
                 status, body = await daemon.api("GET", f"/v1/usage?since=1h&tenant={TENANT}")
