@@ -266,19 +266,38 @@ def render_bound_pod_config(
     )
 
 
-def warm_config_secret(config_text: str, *, namespace: str) -> JSON:
+def _opaque_secret(
+    name: str,
+    *,
+    namespace: str,
+    labels: Mapping[str, str],
+    string_data: Mapping[str, str],
+    config_text: str | None = None,
+) -> JSON:
+    """An Opaque Secret; with ``config_text``, it holds that rendered openclaw.json under
+    CONFIG_KEY and is annotated with its hash."""
+    metadata: JSON = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    data = dict(string_data)
+    if config_text is not None:
+        metadata["annotations"] = {ANNOTATION_CONFIG_HASH: config_hash(config_text)}
+        data = {CONFIG_KEY: config_text, **data}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {
-            "name": WARM_CONFIG_SECRET,
-            "namespace": namespace,
-            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
-            "annotations": {ANNOTATION_CONFIG_HASH: config_hash(config_text)},
-        },
+        "metadata": metadata,
         "type": "Opaque",
-        "stringData": {CONFIG_KEY: config_text},
+        "stringData": data,
     }
+
+
+def warm_config_secret(config_text: str, *, namespace: str) -> JSON:
+    return _opaque_secret(
+        WARM_CONFIG_SECRET,
+        namespace=namespace,
+        labels={names.LABEL_MANAGED_BY: names.MANAGED_BY},
+        string_data={},
+        config_text=config_text,
+    )
 
 
 def config_json(config: Mapping[str, Any]) -> str:
@@ -292,24 +311,18 @@ def config_hash(config_text: str) -> str:
 
 def tenant_secret(launch: AgentLaunch, config_text: str, *, namespace: str) -> JSON:
     """Per-tenant Secret: the rendered openclaw.json plus the tokens it was rendered from."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": names.tenant_secret_name(launch.tenant_id),
-            "namespace": namespace,
-            "labels": tenant_labels(launch.tenant_id),
-            "annotations": {ANNOTATION_CONFIG_HASH: config_hash(config_text)},
-        },
-        "type": "Opaque",
-        "stringData": {
-            CONFIG_KEY: config_text,
+    return _opaque_secret(
+        names.tenant_secret_name(launch.tenant_id),
+        namespace=namespace,
+        labels=tenant_labels(launch.tenant_id),
+        string_data={
             SECRET_BOT_TOKEN: launch.bot_token,
             SECRET_GATEWAY_TOKEN: launch.gateway_token,
             SECRET_HOOKS_TOKEN: launch.hooks_token,
             SECRET_WEBHOOK_SECRET: launch.webhook_secret,
         },
-    }
+        config_text=config_text,
+    )
 
 
 def owned_by_pod(pod: Mapping[str, Any]) -> JSON:
@@ -322,17 +335,12 @@ def owned_by_pod(pod: Mapping[str, Any]) -> JSON:
 
 
 def warm_bind_secret(token: str, *, namespace: str) -> JSON:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": WARM_BIND_SECRET,
-            "namespace": namespace,
-            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
-        },
-        "type": "Opaque",
-        "stringData": {WARM_BIND_KEY: token},
-    }
+    return _opaque_secret(
+        WARM_BIND_SECRET,
+        namespace=namespace,
+        labels={names.LABEL_MANAGED_BY: names.MANAGED_BY},
+        string_data={WARM_BIND_KEY: token},
+    )
 
 
 # -- pod building blocks ---------------------------------------------------------------
