@@ -219,29 +219,27 @@ async def bench_daemon(
 
 
 async def run_local(rounds: int, args: argparse.Namespace) -> Section:
-    with scratch("otm-bench-openclaw-wake-") as root:
-        redis = BenchRedis(root / "redis", fsync="everysec")
-        redis.start()
-        try:
-            async with (
-                telegram_and_llm() as (telegram, llm),
-                bench_daemon(
-                    root / "data",
-                    redis,
-                    telegram,
-                    llm,
-                    OTM_AGENT_COMMAND=shlex.join(
-                        [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-                    ),
-                    OTM_WARM_AGENT_TELEGRAM=args.warm_telegram,
-                    OTM_WARM_POOL_WARMUP=args.warm_up,
-                    # The bench waits for the pool itself before each warm sample.
-                    OTM_WARM_POOL_REFILL_PAUSE_S="0",
-                ) as daemon,
-            ):
-                return await _local_rounds(LocalBench(daemon, telegram), rounds)
-        finally:
-            redis.stop()
+    with (
+        scratch("otm-bench-openclaw-wake-") as root,
+        BenchRedis(root / "redis", fsync="everysec") as redis,
+    ):
+        async with (
+            telegram_and_llm() as (telegram, llm),
+            bench_daemon(
+                root / "data",
+                redis,
+                telegram,
+                llm,
+                OTM_AGENT_COMMAND=shlex.join(
+                    [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
+                ),
+                OTM_WARM_AGENT_TELEGRAM=args.warm_telegram,
+                OTM_WARM_POOL_WARMUP=args.warm_up,
+                # The bench waits for the pool itself before each warm sample.
+                OTM_WARM_POOL_REFILL_PAUSE_S="0",
+            ) as daemon,
+        ):
+            return await _local_rounds(LocalBench(daemon, telegram), rounds)
 
 
 async def _local_rounds(bench: LocalBench, rounds: int) -> Section:

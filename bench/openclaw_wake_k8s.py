@@ -62,42 +62,40 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
             tenant_gateway=gateway,
             startup_timeout_s=BOOT_TIMEOUT_S,
         )
-        redis = BenchRedis(root / "redis", fsync="everysec")
-        redis.start()
         try:
-            async with (
-                telegram_and_llm() as (telegram, llm),
-                running_pod_cluster(
-                    root,
-                    backend,
-                    namespaces=("default", NS, names.DAEMON_NAMESPACE),
-                    bookmark_interval=0.5,
-                ) as k8s,
-                bench_daemon(
-                    root / "data",
-                    redis,
-                    telegram,
-                    llm,
-                    OTM_RUNTIME="kubernetes",
-                    OTM_KUBECONFIG=str(k8s.kubeconfig_path),
-                    OTM_TENANT_NAMESPACE=NS,
-                    OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
-                    OTM_STATE_STORE="s3",
-                    OTM_S3_BUCKET=BUCKET,
-                    AWS_ENDPOINT_URL_S3=moto,
-                    AWS_ENDPOINT_URL_STS=moto,
-                    OTM_TENANT_STATE_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
-                    **FAKE_AWS_ENV,
-                ) as daemon,
-            ):
-                # --warm-telegram/--warm-up are local settings: warm pods run Telegram
-                # disabled until the bind (PodSettings.warm_telegram), no warm-up turn.
-                print(
-                    f"kubernetes section (warm pods: Telegram disabled, no warm-up); "
-                    f"daemon {shlex.quote(str(daemon.data_dir))}",
-                    flush=True,
-                )
-                return await _local_rounds(LocalBench(daemon, telegram), rounds)
+            with BenchRedis(root / "redis", fsync="everysec") as redis:
+                async with (
+                    telegram_and_llm() as (telegram, llm),
+                    running_pod_cluster(
+                        root,
+                        backend,
+                        namespaces=("default", NS, names.DAEMON_NAMESPACE),
+                        bookmark_interval=0.5,
+                    ) as k8s,
+                    bench_daemon(
+                        root / "data",
+                        redis,
+                        telegram,
+                        llm,
+                        OTM_RUNTIME="kubernetes",
+                        OTM_KUBECONFIG=str(k8s.kubeconfig_path),
+                        OTM_TENANT_NAMESPACE=NS,
+                        OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+                        OTM_STATE_STORE="s3",
+                        OTM_S3_BUCKET=BUCKET,
+                        AWS_ENDPOINT_URL_S3=moto,
+                        AWS_ENDPOINT_URL_STS=moto,
+                        OTM_TENANT_STATE_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
+                        **FAKE_AWS_ENV,
+                    ) as daemon,
+                ):
+                    # --warm-telegram/--warm-up are local settings: warm pods run Telegram
+                    # disabled until the bind (PodSettings.warm_telegram), no warm-up turn.
+                    print(
+                        f"kubernetes section (warm pods: Telegram disabled, no warm-up); "
+                        f"daemon {shlex.quote(str(daemon.data_dir))}",
+                        flush=True,
+                    )
+                    return await _local_rounds(LocalBench(daemon, telegram), rounds)
         finally:
-            redis.stop()
             await store.close()

@@ -62,3 +62,10 @@ class BenchRedis:
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
         stop_server(proc, timeout_s)
+
+    def __enter__(self) -> BenchRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -196,9 +196,10 @@ def dist(values: list[float]) -> tuple[float, float]:
 
 
 async def local_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[Figure]:
-    with scratch("otm-bench-wake-") as root:
-        redis = BenchRedis(root / "redis", fsync=fsync)
-        redis.start()
+    with (
+        scratch("otm-bench-wake-") as root,
+        BenchRedis(root / "redis", fsync=fsync) as redis,
+    ):
         daemon = Daemon(root / "data", redis.url, telegram, OTM_AGENT_BOOT_DELAY_S="0")
         (root / "data").mkdir()
         try:
@@ -234,7 +235,6 @@ async def local_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list
                     control.append(phases["lock"] + phases["registry"] + phases["runtime_start"])
         finally:
             await daemon.stop()
-            redis.stop()
     b50, b99 = dist(boots)
     i50, i99 = dist(in_wake_boots)
     o50, o99 = dist(operator)
@@ -318,9 +318,10 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
     warm: list[float] = []
     create_phase: list[float] = []
     claim_phase: list[float] = []
-    with scratch("otm-bench-wake-k8s-") as root:
-        redis = BenchRedis(root / "redis", fsync=fsync)
-        redis.start()
+    with (
+        scratch("otm-bench-wake-k8s-") as root,
+        BenchRedis(root / "redis", fsync=fsync) as redis,
+    ):
         store = DirStateStore(root / "data" / "state")
         backend = ProcessPodBackend(root / "pods", state_store=store)
         try:
@@ -379,7 +380,6 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
                     await daemon.stop()
         finally:
             await store.close()
-            redis.stop()
     c50, c99 = dist(cold)
     w50, w99 = dist(warm)
     cp50, _ = dist(create_phase)

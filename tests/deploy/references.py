@@ -88,22 +88,19 @@ def check_pod_spec_references(owner: Doc, spec: Doc, namespace: str, docs: list[
         problems.append(
             f"{where}: serviceAccountName {account!r} is not in the render (namespace {namespace})"
         )
-    for name, optional in _secret_refs(spec):
-        if optional or inv.find(docs, "Secret", name, namespace) is not None:
-            continue
-        if not inv.secret_is_out_of_band(namespace, name):
-            problems.append(
-                f"{where}: Secret {namespace}/{name} is neither in the render nor on the "
-                "out-of-band allow-list"
-            )
-    for name, optional in _configmap_refs(spec):
-        if optional or inv.find(docs, "ConfigMap", name, namespace) is not None:
-            continue
-        if not inv.configmap_is_out_of_band(namespace, name):
-            problems.append(
-                f"{where}: ConfigMap {namespace}/{name} is neither in the render nor on the "
-                "out-of-band allow-list"
-            )
+    named = (
+        ("Secret", _secret_refs(spec), inv.secret_is_out_of_band),
+        ("ConfigMap", _configmap_refs(spec), inv.configmap_is_out_of_band),
+    )
+    for kind, refs, out_of_band in named:
+        for name, optional in refs:
+            if optional or inv.find(docs, kind, name, namespace) is not None:
+                continue
+            if not out_of_band(namespace, name):
+                problems.append(
+                    f"{where}: {kind} {namespace}/{name} is neither in the render nor on the "
+                    "out-of-band allow-list"
+                )
     return problems
 
 
