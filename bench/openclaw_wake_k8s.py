@@ -31,7 +31,7 @@ from daemon.adapters.state_s3 import S3StateStore
 from daemon.kube import names
 from tests.deploy.iam_docs import create_state_role
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.support.fake_cluster import running_pod_cluster
+from tests.support.fake_cluster import kubernetes_daemon_env, running_pod_cluster
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
 from tests.support.servers import FAKE_AWS_ENV, running_moto, telegram_and_llm
 
@@ -77,10 +77,7 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
                         redis,
                         telegram,
                         llm,
-                        OTM_RUNTIME="kubernetes",
-                        OTM_KUBECONFIG=str(k8s.kubeconfig_path),
-                        OTM_TENANT_NAMESPACE=NS,
-                        OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+                        **kubernetes_daemon_env(k8s),
                         OTM_STATE_STORE="s3",
                         OTM_S3_BUCKET=BUCKET,
                         AWS_ENDPOINT_URL_S3=moto,

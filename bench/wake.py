@@ -46,7 +46,7 @@ from daemon.agent.activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
-from tests.support.fake_cluster import running_pod_cluster
+from tests.support.fake_cluster import kubernetes_daemon_env, running_pod_cluster
 from tests.support.polling import eventually
 from tests.support.servers import project_env
 
@@ -335,10 +335,7 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
                     root / "data",
                     redis.url,
                     telegram,
-                    OTM_RUNTIME="kubernetes",
-                    OTM_KUBECONFIG=str(cluster.kubeconfig_path),
-                    OTM_TENANT_NAMESPACE=NS,
-                    OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+                    **kubernetes_daemon_env(cluster),
                 )
                 try:
                     await daemon.start()

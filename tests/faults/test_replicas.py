@@ -12,12 +12,12 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import STUB_DB
 from tests.faults.support import Census, TelegramSender, wait_all_answered
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.fake_cluster import kubernetes_daemon_env
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s
 
@@ -59,10 +59,7 @@ async def test_two_replicas_one_agent_per_tenant_exactly_once(
 ) -> None:
     rng = random.Random(SEED)
     env = {
-        "OTM_RUNTIME": "kubernetes",
-        "OTM_KUBECONFIG": str(cluster.kubeconfig_path),
-        "OTM_TENANT_NAMESPACE": NS,
-        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+        **kubernetes_daemon_env(cluster),
     }
     first = await start_daemon(**env)
     second = await start_daemon(**env)

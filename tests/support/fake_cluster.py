@@ -41,6 +41,17 @@ def otm_cluster_objects(tenant_namespace: str = NS) -> list[dict[str, Any]]:
     return objects
 
 
+def kubernetes_daemon_env(k8s: FakeK8s) -> dict[str, str]:
+    """A daemon's settings for the Kubernetes runtime on this cluster: its kubeconfig, the
+    tenant namespace and its own (leases, warm pool objects)."""
+    return {
+        "OTM_RUNTIME": "kubernetes",
+        "OTM_KUBECONFIG": str(k8s.kubeconfig_path),
+        "OTM_TENANT_NAMESPACE": NS,
+        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+    }
+
+
 @asynccontextmanager
 async def running_otm_k8s(directory: Path, **options: Any) -> AsyncIterator[FakeK8s]:
     """`running_fake_k8s` with the tenant namespace's prerequisites installed."""
