@@ -33,7 +33,7 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -41,6 +41,18 @@ if TYPE_CHECKING:
 
 DmPolicy = Literal["open", "allowlist", "pairing", "disabled"]
 GatewayBind = Literal["loopback", "lan", "tailnet", "auto", "custom"]
+
+
+class Listeners(TypedDict):
+    """Where a gateway listens: the keyword arguments of the renderers below that each
+    runtime sets alike for all its agents (``**listeners``)."""
+
+    webhook_host: str
+    webhook_port: int
+    webhook_path: str
+    gateway_port: int
+    gateway_bind: GatewayBind
+
 
 DEFAULT_WEBHOOK_PATH = "/telegram-webhook"
 _TENANT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

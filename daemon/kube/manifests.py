@@ -20,11 +20,11 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from daemon.agent.openclaw_config import (
-    GatewayBind,
     GatewayTuning,
+    Listeners,
     ModelProvider,
     WarmTelegram,
     render_bound_config,
@@ -177,17 +177,9 @@ def tenant_s3_prefix(tenant_id: str) -> str:
 # -- openclaw.json and the Secret --------------------------------------------------------
 
 
-class _PodListeners(TypedDict):
-    webhook_host: str
-    webhook_port: int
-    webhook_path: str
-    gateway_port: int
-    gateway_bind: GatewayBind
-
-
 # Where a pod's gateway listens: the webhook on all interfaces of the pod, the gateway on the
 # pod network (token auth; the NetworkPolicy admits only the daemon).
-_POD_LISTENERS: _PodListeners = {
+_POD_LISTENERS: Listeners = {
     "webhook_host": "0.0.0.0",
     "webhook_port": names.OPENCLAW_WEBHOOK_PORT,
     "webhook_path": WEBHOOK_PATH,
