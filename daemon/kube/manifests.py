@@ -226,8 +226,8 @@ def render_warm_pod_config(
     return render_warm_config(
         warm_secret=gateway_token,
         workspace_dir=WORKSPACE_DIR,
+        listeners=_POD_LISTENERS,
         api_root=api_root,
-        **_POD_LISTENERS,
         gateway_token=gateway_token,
         hooks_token=hooks_token,
         model_provider=model_provider,

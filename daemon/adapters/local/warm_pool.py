@@ -327,7 +327,7 @@ class LocalWarmPool:
         config = render_warm_config(
             warm_secret=new_secret(),
             workspace_dir=str(state_dir / WARM_WORKSPACE),
-            **listeners,
+            listeners=listeners,
             # Placeholder accounts talk to the pool's own Bot API, never to Telegram.
             api_root=self._placeholder_api_root or self.settings.telegram_api_base,
             gateway_token=new_secret(),
