@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 
 from otm.output import format_duration, parse_duration
+from otm.tui.forms import FormScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.keymap import keymap
 from otm.tui.loading import LoadingScreen
@@ -60,7 +61,7 @@ def error_field(message: str, keys: list[str]) -> str | None:
     return None
 
 
-class ConfigScreen(LoadingScreen[dict[str, Any]]):
+class ConfigScreen(LoadingScreen[dict[str, Any]], FormScreen):
     BINDINGS = keymap("config")
     DEFAULT_CSS = """
     ConfigScreen #config-body { padding: 0 1; height: 1fr; }
@@ -189,14 +190,6 @@ class ConfigScreen(LoadingScreen[dict[str, Any]]):
     def on_config_screen_save_failed(self, message: SaveFailed) -> None:
         keys = list(self.config or {})
         self.show_error(error_field(message.error, keys), message.error)
-
-    @on(Button.Pressed, "#save")
-    def _save_pressed(self) -> None:
-        self.action_save()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.app.pop_screen()
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
