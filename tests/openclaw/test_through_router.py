@@ -25,6 +25,8 @@ from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
+    TURN_TIMEOUT_S,
     echo_replies,
     openclaw_tier_marks,
     real_gateway_env,
@@ -39,10 +41,6 @@ pytestmark = openclaw_tier_marks()
 TENANT = "ocr1"
 BOT_TOKEN = "5151:fake-openclaw-router-token"
 CHAT = 222
-BOOT_TIMEOUT_S = 180.0
-"""Boot to ready: measured 24-33 s on a quiet 2-core machine, 45-65 s under a load of 4-6."""
-TURN_TIMEOUT_S = 90.0
-"""Ready to reply: measured 8-18 s idle and up to 29 s under load (the first turn is slowest)."""
 SLOW_MODEL_S = 6.0
 """How long the stub model holds the answer that is in flight when the tenant is slept."""
 
