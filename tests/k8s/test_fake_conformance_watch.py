@@ -14,6 +14,7 @@ from kubernetes_asyncio import client, watch
 
 from tests.k8s.cluster import (
     INITIAL_EVENTS_END,
+    JSON,
     NO_NODE,
     SUITE_SELECTOR,
     Cluster,
@@ -30,9 +31,6 @@ from tests.k8s.cluster import (
     watch_events,
 )
 from tests.support.polling import eventually
-
-JSON = dict[str, Any]
-
 
 # Watches -----------------------------------------------------------------------------------
 
