@@ -32,7 +32,8 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from bench.wake import scratch
 from daemon.metrics import AGENT_START_PHASES, PHASE_FIRST_REPLY
 from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.fake_telegram import FakeTelegram
+from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.polling import eventually
@@ -191,37 +193,53 @@ class LocalBench:
         return Sample(kind, first, second, phases, self._notices(token) > notices, load)
 
 
+@asynccontextmanager
+async def bench_daemon(
+    data_dir: Path, redis: BenchRedis, telegram: FakeTelegram, llm: StubLLM, **env: str
+) -> AsyncIterator[Daemon]:
+    """A daemon (``env`` added to its settings) on the bench Redis whose agents' model is the
+    stub LLM, with the real gateway's boot timeout; stopped on exit (its agents' final
+    syncs may take a while)."""
+    await asyncio.to_thread(data_dir.mkdir)
+    daemon = Daemon(
+        data_dir,
+        redis.url,
+        telegram,
+        OTM_AGENT_MODEL_BASE_URL=llm.base_url,
+        OTM_AGENT_MODEL_ID="stub-model",
+        OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
+        OTM_AGENT_STOP_GRACE_S="60",
+        **env,
+    )
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop(timeout=120)
+
+
 async def run_local(rounds: int, args: argparse.Namespace) -> Section:
-    with scratch("otm-bench-openclaw-wake-") as root:
-        redis = BenchRedis(root / "redis", fsync="everysec")
-        redis.start()
-        try:
-            async with telegram_and_llm() as (telegram, llm):
-                data_dir = root / "data"
-                data_dir.mkdir()
-                daemon = Daemon(
-                    data_dir,
-                    redis.url,
-                    telegram,
-                    OTM_AGENT_COMMAND=shlex.join(
-                        [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
-                    ),
-                    OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-                    OTM_AGENT_MODEL_ID="stub-model",
-                    OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-                    OTM_AGENT_STOP_GRACE_S="60",
-                    OTM_WARM_AGENT_TELEGRAM=args.warm_telegram,
-                    OTM_WARM_POOL_WARMUP=args.warm_up,
-                    # The bench waits for the pool itself before each warm sample.
-                    OTM_WARM_POOL_REFILL_PAUSE_S="0",
-                )
-                await daemon.start()
-                try:
-                    return await _local_rounds(LocalBench(daemon, telegram), rounds)
-                finally:
-                    await daemon.stop(timeout=120)
-        finally:
-            redis.stop()
+    with (
+        scratch("otm-bench-openclaw-wake-") as root,
+        BenchRedis(root / "redis", fsync="everysec") as redis,
+    ):
+        async with (
+            telegram_and_llm() as (telegram, llm),
+            bench_daemon(
+                root / "data",
+                redis,
+                telegram,
+                llm,
+                OTM_AGENT_COMMAND=shlex.join(
+                    [str(NODE_BIN_DIR / "node"), str(OPENCLAW_ENTRY), "gateway"]
+                ),
+                OTM_WARM_AGENT_TELEGRAM=args.warm_telegram,
+                OTM_WARM_POOL_WARMUP=args.warm_up,
+                # The bench waits for the pool itself before each warm sample.
+                OTM_WARM_POOL_REFILL_PAUSE_S="0",
+            ) as daemon,
+        ):
+            return await _local_rounds(LocalBench(daemon, telegram), rounds)
 
 
 async def _local_rounds(bench: LocalBench, rounds: int) -> Section:

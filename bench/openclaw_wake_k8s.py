@@ -18,15 +18,20 @@ import shlex
 
 import boto3
 
-from bench.openclaw_wake import BOOT_TIMEOUT_S, LocalBench, Section, _local_rounds
+from bench.openclaw_wake import (
+    BOOT_TIMEOUT_S,
+    LocalBench,
+    Section,
+    _local_rounds,
+    bench_daemon,
+)
 from bench.redis_server import BenchRedis
 from bench.wake import scratch
 from daemon.adapters.state_s3 import S3StateStore
 from daemon.kube import names
 from tests.deploy.iam_docs import create_state_role
-from tests.e2e.harness import Daemon
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import kubernetes_daemon_env, running_pod_cluster
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_ENTRY
 from tests.support.servers import FAKE_AWS_ENV, running_moto, telegram_and_llm
 
@@ -57,53 +62,37 @@ async def run_k8s(rounds: int, args: argparse.Namespace) -> Section:
             tenant_gateway=gateway,
             startup_timeout_s=BOOT_TIMEOUT_S,
         )
-        redis = BenchRedis(root / "redis", fsync="everysec")
-        redis.start()
         try:
-            async with (
-                telegram_and_llm() as (telegram, llm),
-                running_otm_k8s(
-                    root,
-                    namespaces=("default", NS, names.DAEMON_NAMESPACE),
-                    pod_backend=backend,
-                    bookmark_interval=0.5,
-                ) as k8s,
-            ):
-                backend.store = k8s.server.store
-                data_dir = root / "data"
-                data_dir.mkdir()
-                daemon = Daemon(
-                    data_dir,
-                    redis.url,
-                    telegram,
-                    OTM_RUNTIME="kubernetes",
-                    OTM_KUBECONFIG=str(k8s.kubeconfig_path),
-                    OTM_TENANT_NAMESPACE=NS,
-                    OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
-                    OTM_STATE_STORE="s3",
-                    OTM_S3_BUCKET=BUCKET,
-                    AWS_ENDPOINT_URL_S3=moto,
-                    AWS_ENDPOINT_URL_STS=moto,
-                    OTM_TENANT_STATE_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
-                    OTM_AGENT_MODEL_BASE_URL=llm.base_url,
-                    OTM_AGENT_MODEL_ID="stub-model",
-                    OTM_WAKE_TIMEOUT_S=str(BOOT_TIMEOUT_S),
-                    OTM_AGENT_STOP_GRACE_S="60",
-                    **FAKE_AWS_ENV,
-                )
-                await daemon.start()
-                try:
+            with BenchRedis(root / "redis", fsync="everysec") as redis:
+                async with (
+                    telegram_and_llm() as (telegram, llm),
+                    running_pod_cluster(
+                        root,
+                        backend,
+                        namespaces=("default", NS, names.DAEMON_NAMESPACE),
+                        bookmark_interval=0.5,
+                    ) as k8s,
+                    bench_daemon(
+                        root / "data",
+                        redis,
+                        telegram,
+                        llm,
+                        **kubernetes_daemon_env(k8s),
+                        OTM_STATE_STORE="s3",
+                        OTM_S3_BUCKET=BUCKET,
+                        AWS_ENDPOINT_URL_S3=moto,
+                        AWS_ENDPOINT_URL_STS=moto,
+                        OTM_TENANT_STATE_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
+                        **FAKE_AWS_ENV,
+                    ) as daemon,
+                ):
                     # --warm-telegram/--warm-up are local settings: warm pods run Telegram
                     # disabled until the bind (PodSettings.warm_telegram), no warm-up turn.
                     print(
                         f"kubernetes section (warm pods: Telegram disabled, no warm-up); "
-                        f"daemon {shlex.quote(str(data_dir))}",
+                        f"daemon {shlex.quote(str(daemon.data_dir))}",
                         flush=True,
                     )
                     return await _local_rounds(LocalBench(daemon, telegram), rounds)
-                finally:
-                    await daemon.stop(timeout=120)
         finally:
-            redis.stop()
-            await backend.close()
             await store.close()

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-from daemon.embedded_redis import _answers_ping, free_port
+from daemon.embedded_redis import free_port, stop_server, wait_for_ping
 
 FSYNC_POLICIES = ("always", "everysec", "no")
 
@@ -55,23 +54,18 @@ class BenchRedis:
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-            if _answers_ping(self.port):
-                return self.url
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer within {timeout_s}s")
+        if not wait_for_ping(self.process, self.port, None, self.data_dir, timeout_s):
+            self.stop()
+            raise RuntimeError(f"redis-server did not answer within {timeout_s}s")
+        return self.url
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, timeout_s)
+
+    def __enter__(self) -> BenchRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -46,7 +46,7 @@ from daemon.agent.activity import agent_answers
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.agent_stub import make_stub_tenant
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import kubernetes_daemon_env, running_pod_cluster
 from tests.support.polling import eventually
 from tests.support.servers import project_env
 
@@ -196,9 +196,10 @@ def dist(values: list[float]) -> tuple[float, float]:
 
 
 async def local_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[Figure]:
-    with scratch("otm-bench-wake-") as root:
-        redis = BenchRedis(root / "redis", fsync=fsync)
-        redis.start()
+    with (
+        scratch("otm-bench-wake-") as root,
+        BenchRedis(root / "redis", fsync=fsync) as redis,
+    ):
         daemon = Daemon(root / "data", redis.url, telegram, OTM_AGENT_BOOT_DELAY_S="0")
         (root / "data").mkdir()
         try:
@@ -234,7 +235,6 @@ async def local_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list
                     control.append(phases["lock"] + phases["registry"] + phases["runtime_start"])
         finally:
             await daemon.stop()
-            redis.stop()
     b50, b99 = dist(boots)
     i50, i99 = dist(in_wake_boots)
     o50, o99 = dist(operator)
@@ -318,27 +318,24 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
     warm: list[float] = []
     create_phase: list[float] = []
     claim_phase: list[float] = []
-    with scratch("otm-bench-wake-k8s-") as root:
-        redis = BenchRedis(root / "redis", fsync=fsync)
-        redis.start()
+    with (
+        scratch("otm-bench-wake-k8s-") as root,
+        BenchRedis(root / "redis", fsync=fsync) as redis,
+    ):
         store = DirStateStore(root / "data" / "state")
         backend = ProcessPodBackend(root / "pods", state_store=store)
         try:
-            async with running_otm_k8s(
+            async with running_pod_cluster(
                 root,
+                backend,
                 namespaces=("default", NS, names.DAEMON_NAMESPACE),
-                pod_backend=backend,
                 bookmark_interval=0.5,
             ) as cluster:
-                backend.store = cluster.server.store
                 daemon = Daemon(
                     root / "data",
                     redis.url,
                     telegram,
-                    OTM_RUNTIME="kubernetes",
-                    OTM_KUBECONFIG=str(cluster.kubeconfig_path),
-                    OTM_TENANT_NAMESPACE=NS,
-                    OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+                    **kubernetes_daemon_env(cluster),
                 )
                 try:
                     await daemon.start()
@@ -379,9 +376,7 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
                 finally:
                     await daemon.stop()
         finally:
-            await backend.close()
             await store.close()
-            redis.stop()
     c50, c99 = dist(cold)
     w50, w99 = dist(warm)
     cp50, _ = dist(create_phase)

@@ -114,30 +114,17 @@ class EmbeddedRedis:
             start_new_session=True,
             preexec_fn=_redis_child_setup,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log_tail = _tail(self.data_dir / "redis.log")
-                raise RuntimeError(
-                    f"redis-server exited with {self.process.returncode}: {log_tail}"
-                )
-            if _answers_ping(self.port, self.password):
-                log.info("private redis-server on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
-                return self.url
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s}s")
+        if not wait_for_ping(self.process, self.port, self.password, self.data_dir, timeout_s):
+            self.stop()
+            raise RuntimeError(
+                f"redis-server did not answer on port {self.port} within {timeout_s}s"
+            )
+        log.info("private redis-server on 127.0.0.1:%d (data %s)", self.port, self.data_dir)
+        return self.url
 
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()  # SIGTERM: redis flushes the AOF and exits
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL, for fault-injection tests."""
@@ -151,6 +138,39 @@ class EmbeddedRedis:
 
     async def astop(self) -> None:
         await asyncio.to_thread(self.stop)
+
+
+def wait_for_ping(
+    process: subprocess.Popen[bytes],
+    port: int,
+    password: str | None,
+    data_dir: Path,
+    timeout_s: float,
+) -> bool:
+    """True once the redis-server ``process`` answers PING on 127.0.0.1:``port``, False
+    after ``timeout_s``; RuntimeError with the tail of its log (``data_dir``/redis.log)
+    if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log_tail = _tail(data_dir / "redis.log")
+            raise RuntimeError(f"redis-server exited with {process.returncode}: {log_tail}")
+        if _answers_ping(port, password):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def stop_server(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """SIGTERM (redis flushes the AOF and exits), SIGKILL after ``timeout_s``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def ensure_private_dir_password(data_dir: Path) -> str:

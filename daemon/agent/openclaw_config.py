@@ -33,7 +33,7 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -41,6 +41,18 @@ if TYPE_CHECKING:
 
 DmPolicy = Literal["open", "allowlist", "pairing", "disabled"]
 GatewayBind = Literal["loopback", "lan", "tailnet", "auto", "custom"]
+
+
+class Listeners(TypedDict):
+    """Where a gateway listens: the keyword arguments of the renderers below that each
+    runtime sets alike for all its agents (``**listeners``)."""
+
+    webhook_host: str
+    webhook_port: int
+    webhook_path: str
+    gateway_port: int
+    gateway_bind: GatewayBind
+
 
 DEFAULT_WEBHOOK_PATH = "/telegram-webhook"
 _TENANT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -280,12 +292,8 @@ def render_warm_config(
     *,
     warm_secret: str,
     workspace_dir: str,
-    webhook_host: str = "0.0.0.0",
-    webhook_port: int = 8787,
-    webhook_path: str = DEFAULT_WEBHOOK_PATH,
+    listeners: Listeners,
     api_root: str | None = None,
-    gateway_port: int = 18789,
-    gateway_bind: GatewayBind = "lan",
     gateway_token: str | None = None,
     hooks_token: str | None = None,
     model_provider: ModelProvider | None = None,
@@ -306,12 +314,8 @@ def render_warm_config(
         bot_token=PLACEHOLDER_BOT_TOKEN,
         webhook_url=placeholder_webhook_url,
         webhook_secret=warm_secret,
-        webhook_host=webhook_host,
-        webhook_port=webhook_port,
-        webhook_path=webhook_path,
+        **listeners,
         api_root=api_root,
-        gateway_port=gateway_port,
-        gateway_bind=gateway_bind,
         gateway_token=gateway_token,
         hooks_token=hooks_token,
         workspace_dir=workspace_dir,

@@ -20,11 +20,11 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from daemon.agent.openclaw_config import (
-    GatewayBind,
     GatewayTuning,
+    Listeners,
     ModelProvider,
     WarmTelegram,
     render_bound_config,
@@ -177,17 +177,9 @@ def tenant_s3_prefix(tenant_id: str) -> str:
 # -- openclaw.json and the Secret --------------------------------------------------------
 
 
-class _PodListeners(TypedDict):
-    webhook_host: str
-    webhook_port: int
-    webhook_path: str
-    gateway_port: int
-    gateway_bind: GatewayBind
-
-
 # Where a pod's gateway listens: the webhook on all interfaces of the pod, the gateway on the
 # pod network (token auth; the NetworkPolicy admits only the daemon).
-_POD_LISTENERS: _PodListeners = {
+_POD_LISTENERS: Listeners = {
     "webhook_host": "0.0.0.0",
     "webhook_port": names.OPENCLAW_WEBHOOK_PORT,
     "webhook_path": WEBHOOK_PATH,
@@ -234,8 +226,8 @@ def render_warm_pod_config(
     return render_warm_config(
         warm_secret=gateway_token,
         workspace_dir=WORKSPACE_DIR,
+        listeners=_POD_LISTENERS,
         api_root=api_root,
-        **_POD_LISTENERS,
         gateway_token=gateway_token,
         hooks_token=hooks_token,
         model_provider=model_provider,
@@ -266,19 +258,38 @@ def render_bound_pod_config(
     )
 
 
-def warm_config_secret(config_text: str, *, namespace: str) -> JSON:
+def _opaque_secret(
+    name: str,
+    *,
+    namespace: str,
+    labels: Mapping[str, str],
+    string_data: Mapping[str, str],
+    config_text: str | None = None,
+) -> JSON:
+    """An Opaque Secret; with ``config_text``, it holds that rendered openclaw.json under
+    CONFIG_KEY and is annotated with its hash."""
+    metadata: JSON = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    data = dict(string_data)
+    if config_text is not None:
+        metadata["annotations"] = {ANNOTATION_CONFIG_HASH: config_hash(config_text)}
+        data = {CONFIG_KEY: config_text, **data}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {
-            "name": WARM_CONFIG_SECRET,
-            "namespace": namespace,
-            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
-            "annotations": {ANNOTATION_CONFIG_HASH: config_hash(config_text)},
-        },
+        "metadata": metadata,
         "type": "Opaque",
-        "stringData": {CONFIG_KEY: config_text},
+        "stringData": data,
     }
+
+
+def warm_config_secret(config_text: str, *, namespace: str) -> JSON:
+    return _opaque_secret(
+        WARM_CONFIG_SECRET,
+        namespace=namespace,
+        labels={names.LABEL_MANAGED_BY: names.MANAGED_BY},
+        string_data={},
+        config_text=config_text,
+    )
 
 
 def config_json(config: Mapping[str, Any]) -> str:
@@ -292,24 +303,18 @@ def config_hash(config_text: str) -> str:
 
 def tenant_secret(launch: AgentLaunch, config_text: str, *, namespace: str) -> JSON:
     """Per-tenant Secret: the rendered openclaw.json plus the tokens it was rendered from."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": names.tenant_secret_name(launch.tenant_id),
-            "namespace": namespace,
-            "labels": tenant_labels(launch.tenant_id),
-            "annotations": {ANNOTATION_CONFIG_HASH: config_hash(config_text)},
-        },
-        "type": "Opaque",
-        "stringData": {
-            CONFIG_KEY: config_text,
+    return _opaque_secret(
+        names.tenant_secret_name(launch.tenant_id),
+        namespace=namespace,
+        labels=tenant_labels(launch.tenant_id),
+        string_data={
             SECRET_BOT_TOKEN: launch.bot_token,
             SECRET_GATEWAY_TOKEN: launch.gateway_token,
             SECRET_HOOKS_TOKEN: launch.hooks_token,
             SECRET_WEBHOOK_SECRET: launch.webhook_secret,
         },
-    }
+        config_text=config_text,
+    )
 
 
 def owned_by_pod(pod: Mapping[str, Any]) -> JSON:
@@ -322,17 +327,12 @@ def owned_by_pod(pod: Mapping[str, Any]) -> JSON:
 
 
 def warm_bind_secret(token: str, *, namespace: str) -> JSON:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": WARM_BIND_SECRET,
-            "namespace": namespace,
-            "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY},
-        },
-        "type": "Opaque",
-        "stringData": {WARM_BIND_KEY: token},
-    }
+    return _opaque_secret(
+        WARM_BIND_SECRET,
+        namespace=namespace,
+        labels={names.LABEL_MANAGED_BY: names.MANAGED_BY},
+        string_data={WARM_BIND_KEY: token},
+    )
 
 
 # -- pod building blocks ---------------------------------------------------------------

@@ -103,6 +103,23 @@ def _ingress(text: str | None) -> tuple[bool, str | None]:
     return True, None if mode == "default" else mode
 
 
+def _optional_fields(
+    *, secret: str | None, idle_timeout: str | None, ingress: str | None
+) -> dict[str, Any]:
+    """What `create` and `update` send alike, each field only when given: the bot token,
+    the idle timeout and the ingress ('default' for either: back to the daemon's setting)."""
+    body: dict[str, Any] = {}
+    if secret is not None:
+        body["bot_token"] = secret
+    given, seconds = _idle_timeout(idle_timeout)
+    if given:
+        body["idle_timeout_s"] = seconds
+    ingress_given, mode = _ingress(ingress)
+    if ingress_given:
+        body["ingress"] = mode
+    return body
+
+
 def _report(tenant: dict[str, Any], output: Format | None, message: str) -> None:
     if output is None:
         out(f"tenant/{tenant.get('tenant_id')} {message}")
@@ -126,12 +143,7 @@ def create(
     """Register a tenant (its agent starts on the first message)."""
     body: dict[str, Any] = {"tenant_id": tenant_id(name)}
     secret = read_secret(value=bot_token, file=bot_token_file, stdin=bot_token_stdin)
-    given, seconds = _idle_timeout(idle_timeout)
-    if given:
-        body["idle_timeout_s"] = seconds
-    ingress_given, mode = _ingress(ingress)
-    if ingress_given:
-        body["ingress"] = mode
+    body.update(_optional_fields(secret=secret, idle_timeout=idle_timeout, ingress=ingress))
     sets, removes = parse_labels(label or [])
     if removes:
         raise UsageError("--label KEY- (remove) only makes sense with `otm tenant update`")
@@ -141,7 +153,6 @@ def create(
             "a bot token is required (the tenant's Telegram bot): "
             "--bot-token-file FILE or --bot-token-stdin"
         )
-    body["bot_token"] = secret
     if sets:
         body["labels"] = sets
     if image is not None:
@@ -181,16 +192,8 @@ def update(
 ) -> None:
     """Change a tenant's bot token, idle timeout, labels, image or ingress."""
     tid = tenant_id(name)
-    body: dict[str, Any] = {}
     secret = read_secret(value=bot_token, file=bot_token_file, stdin=bot_token_stdin)
-    if secret is not None:
-        body["bot_token"] = secret
-    given, seconds = _idle_timeout(idle_timeout)
-    if given:
-        body["idle_timeout_s"] = seconds
-    ingress_given, mode = _ingress(ingress)
-    if ingress_given:
-        body["ingress"] = mode
+    body = _optional_fields(secret=secret, idle_timeout=idle_timeout, ingress=ingress)
     if image is not None:
         body["image"] = image or None
     sets, removes = parse_labels(label or [])

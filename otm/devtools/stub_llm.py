@@ -47,6 +47,11 @@ class ChatRequest:
     def user_turns(self) -> int:
         return sum(1 for m in self.messages if m.get("role") == "user")
 
+    @property
+    def reported_usage(self) -> dict[str, int]:
+        """The usage the stub reported for this request (its answer is deterministic)."""
+        return _usage(self.messages, reply_for(self.messages))
+
 
 @dataclass
 class StubLLMState:
@@ -257,6 +262,17 @@ class StubLLM(AppServer):
         if not await self.state.changes.wait_until(lambda: len(self.requests) >= count, timeout):
             raise TimeoutError(f"expected {count} model request(s), got {len(self.requests)}")
         return self.requests
+
+    def reported_usage(self) -> dict[str, int]:
+        """What it reported for every request it answered, summed: the figures a usage
+        ledger in front of it must arrive at."""
+        total = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        for request in self.requests:
+            reported = request.reported_usage
+            total["requests"] += 1
+            total["prompt_tokens"] += reported["prompt_tokens"]
+            total["completion_tokens"] += reported["completion_tokens"]
+        return total
 
     @property
     def delay_s(self) -> float:

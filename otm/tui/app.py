@@ -454,20 +454,18 @@ class OtmApp(App[None]):
         if tenant_id is not None and tenant_id not in self.tenants:
             self.notify(f"no tenant named {tenant_id!r}", severity="error")
             return
-        if name == "quit":
-            self.exit()
-        elif name == "tenants":
-            self._back_to_tenants()
-        elif name == "config":
-            self.open_config()
-        elif name == "health":
-            self.open_health()
-        elif name == "audit":
-            self.open_audit()
-        elif name == "help":
-            self.action_help()
-        elif tenant_id is not None:
+        if tenant_id is not None:  # the commands that take a tenant (CommandSpec.takes_tenant)
             self._tenant_action(name, tenant_id)
+            return
+        global_commands: dict[str, Callable[[], object]] = {
+            "quit": self.exit,
+            "tenants": self._back_to_tenants,
+            "config": self.open_config,
+            "health": self.open_health,
+            "audit": self.open_audit,
+            "help": self.action_help,
+        }
+        global_commands[name]()
 
     def help_sections(self) -> list[tuple[str, list[HelpRow]]]:
         restore_off = frozenset({"restore"}) if self.readonly else frozenset()

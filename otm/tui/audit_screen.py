@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Static
 
 from otm.output import AUDIT_HEADERS, audit_row
 from otm.tui.keybar import KeyBar
 from otm.tui.keymap import keymap
-from otm.tui.source import Record, SourceError
+from otm.tui.loading import LoadingScreen
+from otm.tui.source import Record
 from otm.tui.state import DashboardState
 
 AUDIT_SHOWN = 200
@@ -32,17 +30,11 @@ def audit_table(entries: list[Record]) -> Table:
     return table
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(LoadingScreen[list[Record]]):
     BINDINGS = keymap("audit")
     DEFAULT_CSS = """
     AuditScreen #audit-body { padding: 0 1; }
     """
-
-    class Loaded(Message):
-        def __init__(self, entries: list[Record] | None, error: str | None) -> None:
-            super().__init__()
-            self.entries = entries
-            self.error = error
 
     def __init__(self, state: DashboardState, tenant_id: str | None = None) -> None:
         super().__init__()
@@ -61,24 +53,13 @@ class AuditScreen(Screen[None]):
     def on_mount(self) -> None:
         self.action_reload()
 
-    def action_reload(self) -> None:
-        self._load()
+    async def fetch(self) -> list[Record]:
+        return await self.state.source.audit(self.tenant_id, limit=AUDIT_SHOWN)
 
-    @work(exclusive=True, group="audit", exit_on_error=False)
-    async def _load(self) -> None:
-        try:
-            entries = await self.state.source.audit(self.tenant_id, limit=AUDIT_SHOWN)
-        except SourceError as exc:
-            self.post_message(self.Loaded(None, str(exc)))
-        else:
-            self.post_message(self.Loaded(entries, None))
-
-    def on_audit_screen_loaded(self, message: Loaded) -> None:
+    async def show_loaded(self, entries: list[Record] | None, error: str | None) -> None:
         shown = self.query_one("#audit-entries", Static)
-        if message.entries is None:
-            shown.update(Text(f"cannot read the audit log: {message.error}", style="red"))
+        if entries is None:
+            shown.update(Text(f"cannot read the audit log: {error}", style="red"))
             return
-        self.entries = message.entries
-        shown.update(
-            audit_table(message.entries) if message.entries else Text("no entries", style="dim")
-        )
+        self.entries = entries
+        shown.update(audit_table(entries) if entries else Text("no entries", style="dim"))

@@ -9,12 +9,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
 from otm.output import format_duration, parse_duration
+from otm.tui.forms import FormScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.keymap import keymap
+from otm.tui.loading import LoadingScreen
 from otm.tui.messages import ConfigSaved
 from otm.tui.source import SourceError
 from otm.tui.state import DashboardState
@@ -60,7 +61,7 @@ def error_field(message: str, keys: list[str]) -> str | None:
     return None
 
 
-class ConfigScreen(Screen[None]):
+class ConfigScreen(LoadingScreen[dict[str, Any]], FormScreen):
     BINDINGS = keymap("config")
     DEFAULT_CSS = """
     ConfigScreen #config-body { padding: 0 1; height: 1fr; }
@@ -75,12 +76,6 @@ class ConfigScreen(Screen[None]):
     ConfigScreen #config-buttons { height: auto; padding: 0 1; }
     ConfigScreen #config-buttons Button { margin-right: 2; }
     """
-
-    class Loaded(Message):
-        def __init__(self, config: dict[str, Any] | None, error: str | None) -> None:
-            super().__init__()
-            self.config = config
-            self.error = error
 
     class Saved(Message):
         def __init__(self, changes: dict[str, int], config: dict[str, Any]) -> None:
@@ -119,27 +114,18 @@ class ConfigScreen(Screen[None]):
             return None
         return True
 
-    def action_reload(self) -> None:
-        self._load()
+    async def fetch(self) -> dict[str, Any]:
+        return await self.state.source.get_config()
 
-    @work(exclusive=True, group="config", exit_on_error=False)
-    async def _load(self) -> None:
-        try:
-            config = await self.state.source.get_config()
-        except SourceError as exc:
-            self.post_message(self.Loaded(None, str(exc)))
-        else:
-            self.post_message(self.Loaded(config, None))
-
-    async def on_config_screen_loaded(self, message: Loaded) -> None:
+    async def show_loaded(self, config: dict[str, Any] | None, error: str | None) -> None:
         fields = self.query_one("#config-fields", Vertical)
         await fields.remove_children()
-        self.config = message.config
-        self.show_error(None, message.error)
-        if message.config is None:
+        self.config = config
+        self.show_error(None, error)
+        if config is None:
             return
         readonly = self.state.readonly
-        for key, value in message.config.items():
+        for key, value in config.items():
             await fields.mount(
                 Vertical(
                     Label(key),
@@ -204,14 +190,6 @@ class ConfigScreen(Screen[None]):
     def on_config_screen_save_failed(self, message: SaveFailed) -> None:
         keys = list(self.config or {})
         self.show_error(error_field(message.error, keys), message.error)
-
-    @on(Button.Pressed, "#save")
-    def _save_pressed(self) -> None:
-        self.action_save()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.app.pop_screen()
 
     @on(Input.Submitted)
     def _submitted(self) -> None:

@@ -18,6 +18,7 @@ from otm.describe_view import describe_fields
 from otm.tui import view
 from otm.tui.keybar import KeyBar
 from otm.tui.keymap import keymap
+from otm.tui.loading import LoadingScreen
 from otm.tui.messages import TenantActionRequested
 from otm.tui.source import BufferInfo, Record, SourceError, TenantDetails
 from otm.tui.state import DashboardState
@@ -126,18 +127,12 @@ def events_table(events: list[Record], *, now: datetime) -> Table:
     return table
 
 
-class DescribeScreen(Screen[None]):
+class DescribeScreen(LoadingScreen[TenantDetails]):
     BINDINGS = keymap("describe")
     DEFAULT_CSS = """
     DescribeScreen #describe-body { padding: 0 1; }
     DescribeScreen .section { text-style: bold; color: $accent; margin-top: 1; }
     """
-
-    class Loaded(Message):
-        def __init__(self, details: TenantDetails | None, error: str | None) -> None:
-            super().__init__()
-            self.details = details
-            self.error = error
 
     def __init__(self, state: DashboardState, tenant_id: str) -> None:
         super().__init__()
@@ -160,26 +155,17 @@ class DescribeScreen(Screen[None]):
     def on_mount(self) -> None:
         self.action_reload()
 
-    def action_reload(self) -> None:
-        self._load()
+    async def fetch(self) -> TenantDetails:
+        return await self.state.source.describe(self.tenant_id)
 
-    @work(exclusive=True, group="describe", exit_on_error=False)
-    async def _load(self) -> None:
-        try:
-            details = await self.state.source.describe(self.tenant_id)
-        except SourceError as exc:
-            self.post_message(self.Loaded(None, str(exc)))
-        else:
-            self.post_message(self.Loaded(details, None))
-
-    def on_describe_screen_loaded(self, message: Loaded) -> None:
+    async def show_loaded(self, details: TenantDetails | None, error: str | None) -> None:
         app = self.state
-        if message.details is None:
+        if details is None:
             self.query_one("#describe-record", Static).update(
-                Text(f"cannot describe {self.tenant_id}: {message.error}", style="red")
+                Text(f"cannot describe {self.tenant_id}: {error}", style="red")
             )
             return
-        details = self.details = message.details
+        self.details = details
         now = app.clock()
         self.query_one("#describe-record", Static).update(
             record_table(

@@ -9,8 +9,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from otm.output import human_size
@@ -18,6 +16,7 @@ from otm.tui import view
 from otm.tui.dialogs import ConfirmScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.keymap import keymap
+from otm.tui.loading import LoadingScreen
 from otm.tui.messages import ActionFinished
 from otm.tui.source import Record, SourceError
 from otm.tui.state import DashboardState
@@ -25,18 +24,12 @@ from otm.tui.state import DashboardState
 COLUMNS = ("TAKEN", "AGE", "TRIGGER", "SIZE", "KEY")
 
 
-class SnapshotsScreen(Screen[None]):
+class SnapshotsScreen(LoadingScreen[list[Record]]):
     BINDINGS = keymap("snapshots")
     DEFAULT_CSS = """
     SnapshotsScreen #snapshots { height: 1fr; }
     SnapshotsScreen #snapshots-note { padding: 0 1; }
     """
-
-    class Loaded(Message):
-        def __init__(self, items: list[Record] | None, error: str | None) -> None:
-            super().__init__()
-            self.items = items
-            self.error = error
 
     def __init__(self, state: DashboardState, tenant_id: str) -> None:
         super().__init__()
@@ -64,27 +57,18 @@ class SnapshotsScreen(Screen[None]):
             return None
         return True
 
-    def action_reload(self) -> None:
-        self._load()
+    async def fetch(self) -> list[Record]:
+        return await self.state.source.snapshots(self.tenant_id)
 
-    @work(exclusive=True, group="snapshots", exit_on_error=False)
-    async def _load(self) -> None:
-        try:
-            items = await self.state.source.snapshots(self.tenant_id)
-        except SourceError as exc:
-            self.post_message(self.Loaded(None, str(exc)))
-        else:
-            self.post_message(self.Loaded(items, None))
-
-    def on_snapshots_screen_loaded(self, message: Loaded) -> None:
+    async def show_loaded(self, items: list[Record] | None, error: str | None) -> None:
         note = self.query_one("#snapshots-note", Static)
         table = self.table
         table.clear()
-        if message.items is None:
+        if items is None:
             self.items = []
-            note.update(Text(f"cannot list snapshots: {message.error}", style="red"))
+            note.update(Text(f"cannot list snapshots: {error}", style="red"))
             return
-        self.items = message.items
+        self.items = items
         now = self.state.clock()
         for item in self.items:
             taken = view.parse_time(item.get("taken_at"))

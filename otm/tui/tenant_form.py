@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
 from otm.output import format_duration, parse_duration
+from otm.tui.forms import FormScreen
 from otm.tui.keybar import KeyBar
 from otm.tui.keymap import keymap
 from otm.tui.messages import TenantFormSubmitted
@@ -76,7 +75,7 @@ def form_body(record: Record | None, entered: dict[str, str]) -> tuple[dict[str,
     return body, None
 
 
-class TenantFormScreen(Screen[None]):
+class TenantFormScreen(FormScreen):
     BINDINGS = keymap("form")
     DEFAULT_CSS = """
     TenantFormScreen #form-body { padding: 0 1; height: 1fr; }
@@ -130,12 +129,4 @@ class TenantFormScreen(Screen[None]):
         tenant_id = str(body.get("tenant_id") or (self.record or {}).get("tenant_id"))
         # To the app directly: this screen is gone before its own queue would run.
         self.app.post_message(TenantFormSubmitted(tenant_id, body, create=self.record is None))
-        self.app.pop_screen()
-
-    @on(Button.Pressed, "#save")
-    def _save(self) -> None:
-        self.action_save()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
         self.app.pop_screen()

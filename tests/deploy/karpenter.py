@@ -4,7 +4,7 @@ between the Kata RuntimeClass and the metal NodePool. Pure functions over dicts.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 from daemon.kube import names
@@ -77,13 +77,19 @@ def _check_selector_terms(where: str, field: str, terms: Any) -> list[str]:
     return problems
 
 
-def _check_nodepool(pool: Doc, docs: list[Doc]) -> list[str]:
-    where = inv.ident(pool)
+def _check_kind(doc: Doc, api: str, spec_keys: Set[str]) -> tuple[str, Doc, list[str]]:
+    """(where, spec, problems): a Karpenter object's apiVersion and top-level spec fields."""
+    where = inv.ident(doc)
     problems: list[str] = []
-    if pool.get("apiVersion") != NODEPOOL_API:
-        problems.append(f"{where}: apiVersion must be {NODEPOOL_API}")
-    spec = pool.get("spec") or {}
-    problems += [f"{where}: unknown field spec.{k}" for k in set(spec) - _NODEPOOL_SPEC_KEYS]
+    if doc.get("apiVersion") != api:
+        problems.append(f"{where}: apiVersion must be {api}")
+    spec = doc.get("spec") or {}
+    problems += [f"{where}: unknown field spec.{k}" for k in set(spec) - spec_keys]
+    return where, spec, problems
+
+
+def _check_nodepool(pool: Doc, docs: list[Doc]) -> list[str]:
+    where, spec, problems = _check_kind(pool, NODEPOOL_API, _NODEPOOL_SPEC_KEYS)
     template = spec.get("template") or {}
     template_spec = template.get("spec") or {}
     problems += [
@@ -183,12 +189,7 @@ def _check_budgets(where: str, budgets: Any) -> list[str]:
 
 
 def _check_nodeclass(node_class: Doc) -> list[str]:
-    where = inv.ident(node_class)
-    problems: list[str] = []
-    if node_class.get("apiVersion") != NODECLASS_API:
-        problems.append(f"{where}: apiVersion must be {NODECLASS_API}")
-    spec = node_class.get("spec") or {}
-    problems += [f"{where}: unknown field spec.{k}" for k in set(spec) - _NODECLASS_SPEC_KEYS]
+    where, spec, problems = _check_kind(node_class, NODECLASS_API, _NODECLASS_SPEC_KEYS)
     if ("role" in spec) == ("instanceProfile" in spec):
         problems.append(f"{where}: exactly one of spec.role and spec.instanceProfile")
     for field in ("amiSelectorTerms", "subnetSelectorTerms", "securityGroupSelectorTerms"):

@@ -8,6 +8,7 @@ but not the runtimeClassName that points at it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from tests.deploy import inventory as inv
@@ -16,42 +17,53 @@ from tests.deploy.netpol import selector_matches
 Doc = dict[str, Any]
 
 
-def _secret_refs(spec: Doc) -> Iterator[tuple[str, bool]]:
-    """(secret name, optional) for every Secret a pod spec names."""
+@dataclass(frozen=True)
+class _RefKeys:
+    """Where a pod spec names objects of one kind (Secrets and ConfigMaps differ only here)."""
+
+    volume: str
+    """The key of a volume (or projected volume source) of this kind."""
+    volume_name: str
+    """The name field of such a volume (a projected source's is always ``name``)."""
+    env: str
+    """The ``env[].valueFrom`` key."""
+    env_from: str
+    """The ``envFrom[]`` key."""
+
+
+_SECRET_KEYS = _RefKeys("secret", "secretName", "secretKeyRef", "secretRef")
+_CONFIGMAP_KEYS = _RefKeys("configMap", "name", "configMapKeyRef", "configMapRef")
+
+
+def _refs(spec: Doc, keys: _RefKeys) -> Iterator[tuple[str, bool]]:
+    """(name, optional) for every object of one kind a pod spec's volumes and env name."""
     for volume in spec.get("volumes") or []:
-        if "secret" in volume:
-            yield volume["secret"]["secretName"], bool(volume["secret"].get("optional"))
+        if keys.volume in volume:
+            ref = volume[keys.volume]
+            yield ref[keys.volume_name], bool(ref.get("optional"))
         for source in (volume.get("projected") or {}).get("sources") or []:
-            if "secret" in source:
-                yield source["secret"]["name"], bool(source["secret"].get("optional"))
+            if keys.volume in source:
+                yield source[keys.volume]["name"], bool(source[keys.volume].get("optional"))
     for container in inv.containers(spec):
         for env in container.get("env") or []:
-            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            ref = (env.get("valueFrom") or {}).get(keys.env)
             if ref:
                 yield ref["name"], bool(ref.get("optional"))
         for env_from in container.get("envFrom") or []:
-            if "secretRef" in env_from:
-                yield env_from["secretRef"]["name"], bool(env_from["secretRef"].get("optional"))
+            if keys.env_from in env_from:
+                ref = env_from[keys.env_from]
+                yield ref["name"], bool(ref.get("optional"))
+
+
+def _secret_refs(spec: Doc) -> Iterator[tuple[str, bool]]:
+    """(secret name, optional) for every Secret a pod spec names."""
+    yield from _refs(spec, _SECRET_KEYS)
     for pull in spec.get("imagePullSecrets") or []:
         yield pull["name"], False
 
 
 def _configmap_refs(spec: Doc) -> Iterator[tuple[str, bool]]:
-    for volume in spec.get("volumes") or []:
-        if "configMap" in volume:
-            yield volume["configMap"]["name"], bool(volume["configMap"].get("optional"))
-        for source in (volume.get("projected") or {}).get("sources") or []:
-            if "configMap" in source:
-                yield source["configMap"]["name"], bool(source["configMap"].get("optional"))
-    for container in inv.containers(spec):
-        for env in container.get("env") or []:
-            ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
-            if ref:
-                yield ref["name"], bool(ref.get("optional"))
-        for env_from in container.get("envFrom") or []:
-            if "configMapRef" in env_from:
-                ref = env_from["configMapRef"]
-                yield ref["name"], bool(ref.get("optional"))
+    return _refs(spec, _CONFIGMAP_KEYS)
 
 
 def check_pod_spec_references(owner: Doc, spec: Doc, namespace: str, docs: list[Doc]) -> list[str]:
@@ -76,22 +88,19 @@ def check_pod_spec_references(owner: Doc, spec: Doc, namespace: str, docs: list[
         problems.append(
             f"{where}: serviceAccountName {account!r} is not in the render (namespace {namespace})"
         )
-    for name, optional in _secret_refs(spec):
-        if optional or inv.find(docs, "Secret", name, namespace) is not None:
-            continue
-        if not inv.secret_is_out_of_band(namespace, name):
-            problems.append(
-                f"{where}: Secret {namespace}/{name} is neither in the render nor on the "
-                "out-of-band allow-list"
-            )
-    for name, optional in _configmap_refs(spec):
-        if optional or inv.find(docs, "ConfigMap", name, namespace) is not None:
-            continue
-        if not inv.configmap_is_out_of_band(namespace, name):
-            problems.append(
-                f"{where}: ConfigMap {namespace}/{name} is neither in the render nor on the "
-                "out-of-band allow-list"
-            )
+    named = (
+        ("Secret", _secret_refs(spec), inv.secret_is_out_of_band),
+        ("ConfigMap", _configmap_refs(spec), inv.configmap_is_out_of_band),
+    )
+    for kind, refs, out_of_band in named:
+        for name, optional in refs:
+            if optional or inv.find(docs, kind, name, namespace) is not None:
+                continue
+            if not out_of_band(namespace, name):
+                problems.append(
+                    f"{where}: {kind} {namespace}/{name} is neither in the render nor on the "
+                    "out-of-band allow-list"
+                )
     return problems
 
 

@@ -5,6 +5,7 @@ builder (daemon/kube/manifests.py)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from daemon.kube import names
@@ -14,6 +15,15 @@ Doc = dict[str, Any]
 OPENCLAW_IMAGE = "ghcr.io/otm-project/openclaw:2026.9.6"
 SYNC_IMAGE = "ghcr.io/otm-project/otm:0.1.0"
 BUCKET = "otm-tenant-state-111122223333"
+POD_SECURITY_CONTEXT: Doc = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "fsGroup": 1000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""What the restricted Pod Security Standard asks of a tenant pod (uid/gid 1000: the image's
+``node`` user); the daemon's pod builder is held to it too (tests/k8s_runtime)."""
 
 
 def _state_prefix(tenant_id: str) -> str:
@@ -49,13 +59,7 @@ def tenant_pod(tenant_id: str = "alice") -> Doc:
             "restartPolicy": "Always",
             # OpenClaw drains in-flight turns for up to 315 s + margins on SIGTERM.
             "terminationGracePeriodSeconds": 330,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 1000,
-                "runAsGroup": 1000,
-                "fsGroup": 1000,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),  # tests break pods in place
             "initContainers": [
                 {
                     "name": "restore",

@@ -20,7 +20,7 @@ from daemon.msgpath.wake import STARTING_NOTICE
 from otm.devtools.bedrock_stub import DEFAULT_MODEL as BEDROCK_MODEL
 from otm.devtools.bedrock_stub import BedrockStub
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import StubLLM, _usage, reply_for
+from otm.devtools.stub_llm import StubLLM, reply_for
 from tests.e2e.harness import Daemon
 from tests.support.daemon_fixtures import DaemonFactory
 
@@ -87,17 +87,6 @@ async def usage(daemon: Daemon, tenant_id: str, requests: int | None = None) -> 
             await asyncio.sleep(0.05)
 
 
-def stub_usage(llm: StubLLM) -> dict[str, int]:
-    """What the upstream reported for every request it answered."""
-    total = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
-    for request in llm.requests:
-        reported = _usage(request.messages, reply_for(request.messages))
-        total["requests"] += 1
-        total["prompt_tokens"] += reported["prompt_tokens"]
-        total["completion_tokens"] += reported["completion_tokens"]
-    return total
-
-
 async def wake_through_a_message(
     daemon: Daemon, telegram: FakeTelegram, tenant_id: str, bot_token: str, text: str
 ) -> str:
@@ -140,10 +129,10 @@ async def test_agent_replies_through_the_gateway_and_usage_is_exact(
     )
     [usage_event] = [json.loads(e) for e in events[:-1] if "usage" in json.loads(e)]
     request = llm.requests[-1]
-    assert usage_event["usage"] == _usage(request.messages, reply_for(request.messages))
+    assert usage_event["usage"] == request.reported_usage
     assert request.stream
 
-    expected = stub_usage(llm)
+    expected = llm.reported_usage()
     counted = await usage(daemon, "gwa", expected["requests"])
     assert {k: counted[k] for k in expected} == expected
     assert counted["models"]["stub-model"]["requests"] == expected["requests"]
@@ -303,7 +292,7 @@ async def test_an_abandoned_stream_is_still_counted(
         await resp.content.readline()  # the first event, then hang up
         resp.close()
     request = llm.requests[-1]
-    reported = _usage(request.messages, reply_for(request.messages))
+    reported = request.reported_usage
     after = await usage(daemon, "gone", before["requests"] + 1)
     assert after["prompt_tokens"] - before["prompt_tokens"] == reported["prompt_tokens"]
     assert (

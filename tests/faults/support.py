@@ -92,32 +92,52 @@ def first_answers(telegram: FakeTelegram, bot_token: str, chat_id: int) -> list[
     return list(dict.fromkeys(texts))
 
 
-class AgentCensus:
-    """Samples the number of live agents per tenant in the background; ``peak`` is the
-    most seen at once for any tenant (must stay 1: one agent per tenant)."""
+class Census:
+    """Samples how many of something (agents, pods) each tenant has, in the background
+    between `start` and `stop`; ``peak`` is the most seen at once per tenant (must stay 1:
+    one agent per tenant). Subclasses say what they count (`counts`)."""
 
-    def __init__(self, data_dir: Path, tenants: list[str], every_s: float = 0.05) -> None:
-        self.data_dir = data_dir
+    task_name = "census"
+
+    def __init__(self, tenants: list[str], every_s: float = 0.05) -> None:
         self.tenants = tenants
         self.every_s = every_s
         self.peak: dict[str, int] = dict.fromkeys(tenants, 0)
         self._task: asyncio.Task[None] | None = None
 
+    async def counts(self) -> dict[str, int]:
+        raise NotImplementedError
+
     async def _run(self) -> None:
         while True:
-            for tenant_id in self.tenants:
-                count = len(await asyncio.to_thread(live_agents, self.data_dir, tenant_id))
+            for tenant_id, count in (await self.counts()).items():
                 self.peak[tenant_id] = max(self.peak[tenant_id], count)
             await asyncio.sleep(self.every_s)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="agent-census")
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class AgentCensus(Census):
+    """Live agent processes per tenant (local runtime)."""
+
+    task_name = "agent-census"
+
+    def __init__(self, data_dir: Path, tenants: list[str], every_s: float = 0.05) -> None:
+        super().__init__(tenants, every_s)
+        self.data_dir = data_dir
+
+    async def counts(self) -> dict[str, int]:
+        return {
+            tenant_id: len(await asyncio.to_thread(live_agents, self.data_dir, tenant_id))
+            for tenant_id in self.tenants
+        }
 
 
 async def wait_all_answered(

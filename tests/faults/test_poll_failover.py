@@ -18,13 +18,12 @@ import pytest
 
 from daemon.crash_points import CRASH_ENV
 from daemon.embedded_redis import free_port
-from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import Daemon
 from tests.e2e.test_message_flow import echoes
 from tests.faults.test_replicas import synced_update_log
-from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.fake_cluster import kubernetes_daemon_env
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.service_proxy import ServiceProxy
 
@@ -55,10 +54,7 @@ def replica_env(cluster: FakeK8s, service: AgentService, port: int, **extra: str
     return {
         "OTM_MODEL_GATEWAY_PORT": str(port),
         "OTM_MODEL_GATEWAY_URL": service.url,
-        "OTM_RUNTIME": "kubernetes",
-        "OTM_KUBECONFIG": str(cluster.kubeconfig_path),
-        "OTM_TENANT_NAMESPACE": NS,
-        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+        **kubernetes_daemon_env(cluster),
         "OTM_INGRESS": "polling",
         "OTM_POLL_TIMEOUT_S": "1",
         **extra,

@@ -7,18 +7,17 @@ reaches it exactly once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import signal
 import sqlite3
 from pathlib import Path
 
-from daemon.kube import names
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import STUB_DB
-from tests.faults.support import TelegramSender, wait_all_answered
+from tests.faults.support import Census, TelegramSender, wait_all_answered
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
+from tests.support.fake_cluster import kubernetes_daemon_env
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s
 
@@ -27,33 +26,22 @@ PER_TENANT = 15
 REPLY_TIMEOUT = 45.0
 
 
-class PodCensus:
-    """Samples the tenants' pods; ``peak`` is the most seen at once per tenant."""
+class PodCensus(Census):
+    """The tenants' pods in the fake cluster."""
+
+    task_name = "pod-census"
 
     def __init__(self, cluster: FakeK8s, tenants: list[str]) -> None:
+        super().__init__(tenants)
         self.cluster = cluster
-        self.peak = dict.fromkeys(tenants, 0)
-        self._task: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
-        while True:
-            counts = dict.fromkeys(self.peak, 0)
-            for pod in self.cluster.server.store.snapshot(PODS, NS):
-                tenant_id = pod["metadata"].get("labels", {}).get("otm/tenant")
-                if tenant_id in counts:
-                    counts[tenant_id] += 1
-            for tenant_id, count in counts.items():
-                self.peak[tenant_id] = max(self.peak[tenant_id], count)
-            await asyncio.sleep(0.05)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pod-census")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.tenants, 0)
+        for pod in self.cluster.server.store.snapshot(PODS, NS):
+            tenant_id = pod["metadata"].get("labels", {}).get("otm/tenant")
+            if tenant_id in counts:
+                counts[tenant_id] += 1
+        return counts
 
 
 def synced_update_log(data_dir: Path, tenant_id: str) -> list[int]:
@@ -71,10 +59,7 @@ async def test_two_replicas_one_agent_per_tenant_exactly_once(
 ) -> None:
     rng = random.Random(SEED)
     env = {
-        "OTM_RUNTIME": "kubernetes",
-        "OTM_KUBECONFIG": str(cluster.kubeconfig_path),
-        "OTM_TENANT_NAMESPACE": NS,
-        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+        **kubernetes_daemon_env(cluster),
     }
     first = await start_daemon(**env)
     second = await start_daemon(**env)

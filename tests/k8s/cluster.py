@@ -104,6 +104,25 @@ async def watch_events(
     raise AssertionError(f"watch condition not met; saw {seen}")
 
 
+async def configmap_watch_failure(cluster: Cluster, **query: Any) -> client.ApiException:
+    """The error a ConfigMap watch with ``query`` must fail with (within the cluster's
+    patience): an ERROR event, which kubernetes_asyncio raises as ApiException."""
+    stream = watch.Watch()
+    try:
+        with pytest.raises(client.ApiException) as failure:
+            async with asyncio.timeout(cluster.patience):
+                async for _ in stream.stream(
+                    cluster.core.list_namespaced_config_map,
+                    cluster.namespace,
+                    timeout_seconds=5,
+                    **query,
+                ):
+                    pass
+    finally:
+        await stream.close()
+    return failure.value
+
+
 def names(events: list[Event]) -> list[tuple[str, str]]:
     return [(e["type"], e["raw_object"]["metadata"].get("name", "")) for e in events]
 

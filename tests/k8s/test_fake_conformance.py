@@ -17,8 +17,6 @@ note kubernetes-testing.md, §2.
 # mypy: disable-error-code="arg-type"
 from __future__ import annotations
 
-from typing import Any
-
 from tests.k8s.cluster import (
     NO_NODE,
     SUITE_SELECTOR,
@@ -32,9 +30,6 @@ from tests.k8s.cluster import (
     pod_manifest,
     unscheduled_pod,
 )
-
-JSON = dict[str, Any]
-
 
 # CRUD basics ------------------------------------------------------------------------------
 

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from tests.k8s.cluster import Cluster, expect_status, pod_manifest, watch_events
+from tests.k8s.cluster import JSON, Cluster, expect_status, pod_manifest, watch_events
 from tests.support.fake_k8s import NODES, PODS
 from tests.support.polling import eventually
 
-JSON = dict[str, Any]
 # A small image with a shell, for containers that run `sh -c "exit N"` (the fake's simulated
 # backend gives such a container exit code N without running anything).
 SHELL_IMAGE = "busybox:1.36"

@@ -7,7 +7,6 @@ graceful stop, failure, IP drift, logs). See test_fake_conformance.py."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from kubernetes_asyncio import watch
@@ -15,15 +14,13 @@ from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from tests.k8s.cluster import (
+    JSON,
     Cluster,
     expect_status,
     pod_manifest,
     unscheduled_pod,
     watch_events,
 )
-
-JSON = dict[str, Any]
-
 
 # Leader election ---------------------------------------------------------------------------
 

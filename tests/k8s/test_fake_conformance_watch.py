@@ -14,11 +14,13 @@ from kubernetes_asyncio import client, watch
 
 from tests.k8s.cluster import (
     INITIAL_EVENTS_END,
+    JSON,
     NO_NODE,
     SUITE_SELECTOR,
     Cluster,
     configmap,
     configmap_names,
+    configmap_watch_failure,
     expect_status,
     labelled_configmaps,
     list_rv,
@@ -29,9 +31,6 @@ from tests.k8s.cluster import (
     watch_events,
 )
 from tests.support.polling import eventually
-
-JSON = dict[str, Any]
-
 
 # Watches -----------------------------------------------------------------------------------
 
@@ -129,21 +128,9 @@ async def test_watch_from_compacted_resource_version_is_410(cluster: Cluster) ->
     rv = await list_rv(cluster)
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("x"))
     fake.compact()
-    stream = watch.Watch()
-    try:
-        with pytest.raises(client.ApiException) as failure:
-            async with asyncio.timeout(cluster.patience):
-                async for _ in stream.stream(
-                    cluster.core.list_namespaced_config_map,
-                    cluster.namespace,
-                    resource_version=rv,
-                    timeout_seconds=5,
-                ):
-                    pass
-    finally:
-        await stream.close()
-    assert failure.value.status == 410
-    assert "Expired" in str(failure.value.reason)
+    failure = await configmap_watch_failure(cluster, resource_version=rv)
+    assert failure.status == 410
+    assert "Expired" in str(failure.reason)
 
 
 async def test_send_initial_events_ends_with_initial_events_end_bookmark(cluster: Cluster) -> None:
@@ -174,20 +161,10 @@ async def test_send_initial_events_ends_with_initial_events_end_bookmark(cluster
 
 async def test_send_initial_events_requires_resource_version_match(cluster: Cluster) -> None:
     """sendInitialEvents without resourceVersionMatch=NotOlderThan is 422 Invalid."""
-    stream = watch.Watch()
-    try:
-        with pytest.raises(client.ApiException) as failure:
-            async for _ in stream.stream(
-                cluster.core.list_namespaced_config_map,
-                cluster.namespace,
-                send_initial_events=True,
-                allow_watch_bookmarks=True,
-                timeout_seconds=5,
-            ):
-                pass
-    finally:
-        await stream.close()
-    assert failure.value.status == 422
+    failure = await configmap_watch_failure(
+        cluster, send_initial_events=True, allow_watch_bookmarks=True
+    )
+    assert failure.status == 422
 
 
 async def test_watch_timeout_seconds_ends_the_stream(cluster: Cluster) -> None:

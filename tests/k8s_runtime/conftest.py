@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from tests.k8s_runtime.support import NS
-from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import running_daemon_cluster
 from tests.support.fake_k8s.fixture import FakeK8s
 
 
 @pytest_asyncio.fixture
 async def k8s(tmp_path: Path) -> AsyncIterator[FakeK8s]:
-    async with running_otm_k8s(
-        tmp_path,
-        namespaces=("default", NS),
-        bookmark_interval=0.2,
-        **daemon_rbac_options(),
-    ) as fake:
+    async with running_daemon_cluster(tmp_path, bookmark_interval=0.2) as fake:
         yield fake

@@ -14,9 +14,8 @@ from pathlib import Path
 from daemon.adapters.state_dir import DirStateStore
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, open_runtime
-from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_cluster import running_otm_k8s
+from tests.k8s_runtime.support import open_runtime
+from tests.support.fake_cluster import running_daemon_cluster
 from tests.support.runtime_harness import RuntimeHarness
 
 
@@ -25,23 +24,17 @@ async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator
     store = DirStateStore(tmp / "state")
     backend = ProcessPodBackend(tmp / "pods", state_store=store)
     try:
-        async with running_otm_k8s(
-            tmp,
-            namespaces=("default", NS),
-            pod_backend=backend,
-            bookmark_interval=0.2,
-            **daemon_rbac_options(),
-        ) as k8s:
-            backend.store = k8s.server.store
-            async with open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime:
-                yield RuntimeHarness(
-                    runtime,
-                    store,
-                    telegram,
-                    reachable=True,
-                    crash=backend.kill_tenant,
-                    set_agent_env=backend.agent_env.__setitem__,
-                )
+        async with (
+            running_daemon_cluster(tmp, backend, bookmark_interval=0.2) as k8s,
+            open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime,
+        ):
+            yield RuntimeHarness(
+                runtime,
+                store,
+                telegram,
+                reachable=True,
+                crash=backend.kill_tenant,
+                set_agent_env=backend.agent_env.__setitem__,
+            )
     finally:
-        await backend.close()
         await store.close()

@@ -21,7 +21,7 @@ from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
-from tests.support.fake_cluster import cluster_running_agents
+from tests.support.fake_cluster import cluster_running_agents, kubernetes_daemon_env
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
@@ -39,10 +39,7 @@ async def cluster(tmp_path: Path, data_dir: Path) -> AsyncIterator[FakeK8s]:
 @pytest_asyncio.fixture
 async def daemon(cluster: FakeK8s, start_daemon: DaemonFactory) -> Daemon:
     return await start_daemon(
-        OTM_RUNTIME="kubernetes",
-        OTM_KUBECONFIG=str(cluster.kubeconfig_path),
-        OTM_TENANT_NAMESPACE=NS,
-        OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+        **kubernetes_daemon_env(cluster),
     )
 
 

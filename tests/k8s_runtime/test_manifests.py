@@ -10,6 +10,7 @@ import pytest
 from daemon.kube import manifests as m
 from daemon.kube import names
 from daemon.settings import Settings
+from tests.deploy.sample_pods import POD_SECURITY_CONTEXT
 from tests.support.records import sample_launch
 
 LAUNCH = sample_launch("alice")
@@ -97,13 +98,7 @@ def test_tenant_pod_metadata_and_scheduling() -> None:
         "enableServiceLinks": False,
         "restartPolicy": "Always",
         "terminationGracePeriodSeconds": 330 + 120,  # drain, then the final sync
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": POD_SECURITY_CONTEXT,
     }
     assert spec["volumes"] == [
         {"name": "home", "emptyDir": {}},

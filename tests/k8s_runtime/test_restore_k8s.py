@@ -15,14 +15,12 @@ import pytest
 import pytest_asyncio
 
 from daemon.adapters.state_s3 import S3StateStore
-from daemon.kube import names
 from daemon.ports import StateStore
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.e2e.test_restore import BOT, converse, sleep, snapshots
-from tests.k8s_runtime.support import NS
 from tests.support.daemon_fixtures import DaemonFactory
-from tests.support.fake_cluster import cluster_running_agents
+from tests.support.fake_cluster import cluster_running_agents, kubernetes_daemon_env
 from tests.support.fake_k8s.fixture import FakeK8s
 
 BUCKET = "k8s-restore"
@@ -44,10 +42,7 @@ async def cluster(tmp_path: Path, data_dir: Path, s3_store: S3StateStore) -> Asy
 @pytest_asyncio.fixture
 async def daemon(cluster: FakeK8s, start_daemon: DaemonFactory, moto_url: str) -> Daemon:
     return await start_daemon(
-        OTM_RUNTIME="kubernetes",
-        OTM_KUBECONFIG=str(cluster.kubeconfig_path),
-        OTM_TENANT_NAMESPACE=NS,
-        OTM_DAEMON_NAMESPACE=names.DAEMON_NAMESPACE,
+        **kubernetes_daemon_env(cluster),
         OTM_STATE_STORE="s3",
         OTM_S3_ENDPOINT_URL=moto_url,
         OTM_S3_BUCKET=BUCKET,

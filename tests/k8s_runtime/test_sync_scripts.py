@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.kube import manifests as m
@@ -22,18 +23,22 @@ def _marker(tmp_path: Path) -> Path:
     return tmp_path / "otm-restored"
 
 
-def _run(tmp_path: Path, script: str, **env: str) -> tuple[int, list[str]]:
-    script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
+def _fake_aws_env(tmp_path: Path, aws_script: str = FAKE_AWS) -> dict[str, str]:
+    """An env whose `aws` is ``aws_script``; a recording one logs to $AWS_LOG (tmp_path/aws.log)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     aws = bin_dir / "aws"
-    aws.write_text(FAKE_AWS)
+    aws.write_text(aws_script)
     aws.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "AWS_LOG": str(tmp_path / "aws.log")}
+
+
+def _run(tmp_path: Path, script: str, **env: str) -> tuple[int, list[str]]:
+    script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
     log = tmp_path / "aws.log"
     log.unlink(missing_ok=True)
     full_env = {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "AWS_LOG": str(log),
+        **_fake_aws_env(tmp_path),
         "S3_BUCKET": "bucket-1",
         "S3_PREFIX": "tenants/alice/",
         **env,
@@ -118,30 +123,34 @@ def test_warm_final_sync_does_nothing_before_a_bind(tmp_path: Path) -> None:
     assert calls[1].startswith("s3 sync /workspace/ s3://bucket-1/tenants/bob/workspace/")
 
 
-def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None:
+def _warm_sidecar(
+    tmp_path: Path, every_s: int, bucket: str, aws_script: str = FAKE_AWS
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """The warm pod's sync sidecar running (sh, `aws` faked), waiting for a bind in the
+    directory returned."""
     bind = tmp_path / "bind"
     bind.mkdir()
-    script = m.sync_loop_script(60, wait_for_bind=True).replace(m.BIND_DIR, str(bind))
+    script = m.sync_loop_script(every_s, wait_for_bind=True).replace(m.BIND_DIR, str(bind))
     script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aws").write_text(FAKE_AWS)
-    (bin_dir / "aws").chmod(0o755)
-    env = {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "AWS_LOG": str(tmp_path / "aws.log"),
-        "S3_BUCKET": "bucket-1",
-    }
-    proc = subprocess.Popen(["sh", "-c", script], env=env)
+    env = {**_fake_aws_env(tmp_path, aws_script), "S3_BUCKET": bucket}
+    return subprocess.Popen(["sh", "-c", script], env=env), bind
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(100):  # bounded: 10 s
+        if condition():
+            return
+        subprocess.run(["sleep", "0.1"], check=True)
+
+
+def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None:
+    proc, bind = _warm_sidecar(tmp_path, 60, "bucket-1")
     try:
         # Atomically, as the warm bootstrap writes it (writeAtomic): the loop may source
         # the file as soon as it exists, so a half-written one would be read empty.
         (bind / "tenant.env.tmp").write_text("S3_PREFIX='tenants/carol/'\n")
         (bind / "tenant.env.tmp").rename(bind / "tenant.env")
-        for _ in range(100):  # bounded: 10 s
-            if (bind / "restored").exists():
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
+        _wait_until((bind / "restored").exists)
         assert (bind / "restored").exists()
         calls = (tmp_path / "aws.log").read_text().splitlines()
         assert calls[0].startswith(
@@ -154,28 +163,14 @@ def test_warm_sidecar_restores_after_the_bind_then_loops(tmp_path: Path) -> None
 
 
 def test_warm_sidecar_rereads_refreshed_credentials_before_each_sync(tmp_path: Path) -> None:
-    bind = tmp_path / "bind"
-    bind.mkdir()
-    script = m.sync_loop_script(1, wait_for_bind=True).replace(m.BIND_DIR, str(bind))
-    script = script.replace(m.RESTORED_MARKER, str(_marker(tmp_path)))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aws").write_text('#!/bin/sh\necho "$AWS_ACCESS_KEY_ID $*" >> "$AWS_LOG"\n')
-    (bin_dir / "aws").chmod(0o755)
+    aws_script = '#!/bin/sh\necho "$AWS_ACCESS_KEY_ID $*" >> "$AWS_LOG"\n'
+    proc, bind = _warm_sidecar(tmp_path, 1, "b", aws_script)
     log = tmp_path / "aws.log"
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "AWS_LOG": str(log), "S3_BUCKET": "b"}
-    proc = subprocess.Popen(["sh", "-c", script], env=env)
     try:
         (bind / "tenant.env").write_text("S3_PREFIX='tenants/carol/'\nAWS_ACCESS_KEY_ID='OLD'\n")
-        for _ in range(100):  # bounded: 10 s
-            if (bind / "restored").exists():
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
+        _wait_until((bind / "restored").exists)
         (bind / "tenant.env").write_text("S3_PREFIX='tenants/carol/'\nAWS_ACCESS_KEY_ID='NEW'\n")
-        for _ in range(100):
-            if "NEW s3 sync /state/" in log.read_text():
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
+        _wait_until(lambda: "NEW s3 sync /state/" in log.read_text())
         lines = log.read_text().splitlines()
         assert lines[0].startswith("OLD s3 sync s3://b/tenants/carol/state/agents/main/")
         assert any(line.startswith("NEW s3 sync /state/agents/main/") for line in lines)
@@ -199,13 +194,8 @@ def _on_disk(tmp_path: Path, pod: Path, script: str) -> tuple[str, dict[str, str
     """The script with its pod paths under ``pod``, and an env whose `aws` is the fake."""
     script = script.replace(f"{pod_scripts.HELPER_STATE}/", f"{pod}/state/")
     script = script.replace(f"{pod_scripts.HELPER_WORKSPACE}/", f"{pod}/workspace/")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    shim = bin_dir / "aws"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_AWS_S3} "$@"\n')
-    shim.chmod(0o755)
     env = {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        **_fake_aws_env(tmp_path, f'#!/bin/sh\nexec {sys.executable} {FAKE_AWS_S3} "$@"\n'),
         "FAKE_S3_ROOT": str(tmp_path / "s3"),
         "S3_BUCKET": "bucket-1",
         "S3_PREFIX": "tenants/alice/",
@@ -298,10 +288,7 @@ def test_the_final_sync_waits_out_a_periodic_sync_and_stops_the_loop(tmp_path: P
     script, env = _on_disk(tmp_path, pod, m.final_sync_command(warm=False)[2])
     proc = subprocess.Popen(["sh", "-c", script], env=env)
     try:
-        for _ in range(100):  # bounded: 10 s
-            if Path(final).exists():
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
+        _wait_until(Path(final).exists)
         assert Path(final).exists() and proc.poll() is None  # waiting for the periodic one
     finally:
         Path(running).unlink()

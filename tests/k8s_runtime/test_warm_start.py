@@ -24,9 +24,8 @@ from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
-from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_cluster import running_otm_k8s
+from tests.k8s_runtime.support import api_pods, one_warm_pod, open_runtime
+from tests.support.fake_cluster import running_daemon_cluster
 from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -35,21 +34,11 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 @pytest_asyncio.fixture
 async def runtime(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[KubernetesRuntime]:
     backend = ProcessPodBackend(tmp_path / "pods")
-    try:
-        async with running_otm_k8s(
-            tmp_path,
-            namespaces=("default", NS),
-            pod_backend=backend,
-            bookmark_interval=0.2,
-            **daemon_rbac_options(),
-        ) as k8s:
-            backend.store = k8s.server.store
-            async with open_runtime(
-                k8s.kubeconfig_path, warm=True, api_root=telegram.base_url
-            ) as rt:
-                yield rt
-    finally:
-        await backend.close()
+    async with (
+        running_daemon_cluster(tmp_path, backend, bookmark_interval=0.2) as k8s,
+        open_runtime(k8s.kubeconfig_path, warm=True, api_root=telegram.base_url) as rt,
+    ):
+        yield rt
 
 
 async def _post_update(webhook_url: str, secret: str, update_id: int) -> int:

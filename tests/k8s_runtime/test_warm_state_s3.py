@@ -44,8 +44,7 @@ from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import create_state_role, load
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, one_warm_pod, open_runtime
-from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import running_daemon_cluster
 from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -117,29 +116,19 @@ async def cluster(tmp_path: Path, aws: str) -> AsyncIterator[Cluster]:
         warm_telegram="placeholder",
     )
     metrics = Metrics()
-    try:
-        async with (
-            FakeTelegram() as telegram,
-            running_otm_k8s(
-                tmp_path,
-                namespaces=("default", NS),
-                pod_backend=backend,
-                bookmark_interval=0.2,
-                **daemon_rbac_options(),
-            ) as k8s,
-        ):
-            backend.store = k8s.server.store
-            async with open_runtime(
-                k8s.kubeconfig_path,
-                warm=True,
-                api_root=telegram.base_url,
-                pod_settings=settings,
-                credentials=_vendor(aws),
-                metrics=metrics,
-            ) as runtime:
-                yield Cluster(runtime, backend, metrics, telegram)
-    finally:
-        await backend.close()
+    async with (
+        FakeTelegram() as telegram,
+        running_daemon_cluster(tmp_path, backend, bookmark_interval=0.2) as k8s,
+        open_runtime(
+            k8s.kubeconfig_path,
+            warm=True,
+            api_root=telegram.base_url,
+            pod_settings=settings,
+            credentials=_vendor(aws),
+            metrics=metrics,
+        ) as runtime,
+    ):
+        yield Cluster(runtime, backend, metrics, telegram)
 
 
 def _tenant_env(state_dir: Path) -> dict[str, str]:
@@ -220,7 +209,7 @@ async def test_without_credentials_a_wake_never_claims_a_warm_pod(tmp_path: Path
     state, so the wake starts cold instead of failing the tenant."""
     settings = PodSettings(namespace=NS, image="openclaw:test", state_sync=True)
     async with (
-        running_otm_k8s(tmp_path, namespaces=("default", NS), **daemon_rbac_options()) as k8s,
+        running_daemon_cluster(tmp_path) as k8s,
         open_runtime(k8s.kubeconfig_path, warm=True, pod_settings=settings) as runtime,
     ):
         pool = await one_warm_pod(runtime)
@@ -275,7 +264,7 @@ async def test_a_credential_failure_starts_cold_and_claims_nothing(
         bucket=BUCKET,
     )
     async with (
-        running_otm_k8s(tmp_path, namespaces=("default", NS), **daemon_rbac_options()) as k8s,
+        running_daemon_cluster(tmp_path) as k8s,
         open_runtime(
             k8s.kubeconfig_path, warm=True, pod_settings=settings, credentials=broken
         ) as runtime,
@@ -300,7 +289,7 @@ async def test_unprocessed_updates_in_the_saved_global_db_send_the_tenant_cold(
     try:
         await store.put("alice", "state/agent-stub.sqlite", db.read_bytes())
         async with (
-            running_otm_k8s(tmp_path, namespaces=("default", NS), **daemon_rbac_options()) as k8s,
+            running_daemon_cluster(tmp_path) as k8s,
             open_runtime(
                 k8s.kubeconfig_path,
                 warm=True,

@@ -4,11 +4,11 @@ exactly as the real adapters report them."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from daemon.ports import AgentActivity, AgentLaunch, Instance, InstanceEvent, InstancePhase
+from tests.support.fanout import Fanout
 
 
 class MemoryRuntime:
@@ -17,7 +17,7 @@ class MemoryRuntime:
         self.activities: dict[str, AgentActivity] = {}
         self.stopped: list[tuple[str, float]] = []
         self.started: list[str] = []
-        self._watchers: list[asyncio.Queue[InstanceEvent]] = []
+        self._watchers: Fanout[InstanceEvent] = Fanout()
 
     # -- test controls ---------------------------------------------------------
     def put(self, instance: Instance) -> Instance:
@@ -43,8 +43,7 @@ class MemoryRuntime:
         return len(self._watchers)
 
     def _emit(self, event: InstanceEvent) -> None:
-        for queue in self._watchers:
-            queue.put_nowait(event)
+        self._watchers.publish(event)
 
     # -- Runtime protocol ----------------------------------------------------------
     async def start(self, launch: AgentLaunch) -> Instance:
@@ -79,13 +78,9 @@ class MemoryRuntime:
         return list(self.instances.values())
 
     async def watch(self) -> AsyncIterator[InstanceEvent]:
-        queue: asyncio.Queue[InstanceEvent] = asyncio.Queue()
-        self._watchers.append(queue)
-        try:
+        with self._watchers.subscribe() as queue:
             while True:
                 yield await queue.get()
-        finally:
-            self._watchers.remove(queue)
 
     async def logs(
         self, tenant_id: str, *, follow: bool, since_s: float | None

@@ -18,10 +18,9 @@ import redis.asyncio as aioredis
 from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination
-from daemon.kube import names
 from tests.e2e.harness import Daemon
 from tests.k8s_runtime.support import NS
-from tests.support.fake_cluster import cluster_running_agents
+from tests.support.fake_cluster import cluster_running_agents, kubernetes_daemon_env
 from tests.support.fake_k8s import PODS
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
@@ -140,10 +139,7 @@ async def two_replicas(start_daemon: StartDaemon, cluster: FakeK8s) -> tuple[Dae
     (leader, follower) once elected."""
     env = {
         "OTM_LEADER_LEASE_S": str(LEASE_S),
-        "OTM_RUNTIME": "kubernetes",
-        "OTM_KUBECONFIG": str(cluster.kubeconfig_path),
-        "OTM_TENANT_NAMESPACE": NS,
-        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+        **kubernetes_daemon_env(cluster),
     }
     replicas = [await start_daemon(**env), await start_daemon(**env)]
 

@@ -18,8 +18,7 @@ from daemon.ports import Instance
 from daemon.reconciler import Reconciler
 from tests.k8s_runtime.support import NS, open_runtime
 from tests.loops.loop_support import quick_reconciler, stop_tasks
-from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import running_daemon_cluster
 from tests.support.fake_k8s.fixture import FakeK8s
 from tests.support.polling import eventually
 from tests.support.records import running_record
@@ -28,12 +27,7 @@ from tests.support.records import sample_launch as launch
 
 @pytest.fixture
 async def k8s(tmp_path: Path) -> AsyncIterator[FakeK8s]:
-    async with running_otm_k8s(
-        tmp_path,
-        namespaces=("default", NS),
-        bookmark_interval=0.2,
-        **daemon_rbac_options(),
-    ) as fake:
+    async with running_daemon_cluster(tmp_path, bookmark_interval=0.2) as fake:
         yield fake
 
 

@@ -19,6 +19,7 @@ from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.coordination import Coordination
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
     openclaw_tier_marks,
     real_gateway_env,
 )
@@ -30,7 +31,6 @@ pytestmark = openclaw_tier_marks()
 TENANT = "ocbusy"
 BOT_TOKEN = "5353:fake-openclaw-busy-token"
 CHAT = 333
-BOOT_TIMEOUT_S = 180.0
 SLOW_MODEL_S = 15.0
 """The turn's model call: far longer than the tenant's 1 s idle timeout."""
 

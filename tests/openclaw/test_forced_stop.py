@@ -20,6 +20,7 @@ from pathlib import Path
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.faults.crash_support import agent_processes, kill_processes
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
     openclaw_tier_marks,
     real_gateway_env,
 )
@@ -29,7 +30,6 @@ pytestmark = openclaw_tier_marks()
 
 TENANT = "ocks"
 BOT_TOKEN = "5252:fake-openclaw-kill-token"
-BOOT_TIMEOUT_S = 180.0
 
 
 def _session_of(pid: int) -> int:

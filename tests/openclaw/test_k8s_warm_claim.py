@@ -36,8 +36,7 @@ from tests.deploy.iam_docs import create_state_role
 from tests.k8s_runtime.process_backend import ProcessPodBackend
 from tests.k8s_runtime.support import NS, api_pods, open_runtime
 from tests.support.agent_stub import SECRET_HEADER
-from tests.support.daemon_rbac import daemon_rbac_options
-from tests.support.fake_cluster import running_otm_k8s
+from tests.support.fake_cluster import running_daemon_cluster
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.records import sample_launch as launch
 from tests.support.servers import telegram_and_llm
@@ -119,35 +118,27 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
                 hooks_token=hooks_token_for(bind_token),
             )
 
-        try:
-            async with running_otm_k8s(
-                tmp_path,
-                namespaces=("default", NS),
-                pod_backend=backend,
-                bookmark_interval=0.2,
-                **daemon_rbac_options(),
-            ) as k8s:
-                backend.store = k8s.server.store
-                async with open_runtime(
-                    k8s.kubeconfig_path,
-                    warm=True,
-                    api_root=tg.base_url,
-                    pod_settings=settings,
-                    credentials=vendor,
-                    render_warm_config=render_warm,
-                ) as runtime:
-                    pool = runtime.warm_pool
-                    assert pool is not None
-                    pool.target = 1  # the pool manager refills after each claim
-                    manager = asyncio.create_task(pool.run(), name="warm-pool-under-test")
-                    try:
-                        await _scenario(runtime, tg, http, aws)
-                    finally:
-                        manager.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await manager
-        finally:
-            await backend.close()
+        async with (
+            running_daemon_cluster(tmp_path, backend, bookmark_interval=0.2) as k8s,
+            open_runtime(
+                k8s.kubeconfig_path,
+                warm=True,
+                api_root=tg.base_url,
+                pod_settings=settings,
+                credentials=vendor,
+                render_warm_config=render_warm,
+            ) as runtime,
+        ):
+            pool = runtime.warm_pool
+            assert pool is not None
+            pool.target = 1  # the pool manager refills after each claim
+            manager = asyncio.create_task(pool.run(), name="warm-pool-under-test")
+            try:
+                await _scenario(runtime, tg, http, aws)
+            finally:
+                manager.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await manager
 
 
 async def _scenario(

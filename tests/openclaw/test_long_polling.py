@@ -20,7 +20,13 @@ from pathlib import Path
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from otm.devtools.stub_llm import StubLLM
 from tests.e2e.harness import Daemon
-from tests.support.openclaw import openclaw_tier_marks, real_gateway_env, wait_for_echo_reply
+from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
+    TURN_TIMEOUT_S,
+    openclaw_tier_marks,
+    real_gateway_env,
+    wait_for_echo_reply,
+)
 from tests.support.polling import eventually
 
 pytestmark = openclaw_tier_marks()
@@ -28,9 +34,6 @@ pytestmark = openclaw_tier_marks()
 TENANT = "ocpoll"
 BOT_TOKEN = "5252:fakeOpenclawPollingToken"
 CHAT = 333
-BOOT_TIMEOUT_S = 180.0
-"""Boot to ready: measured 24-33 s on a quiet 2-core machine, 45-65 s under a load of 4-6."""
-TURN_TIMEOUT_S = 90.0
 
 
 async def test_a_polling_tenant_on_real_openclaw_gets_its_messages_and_replies(

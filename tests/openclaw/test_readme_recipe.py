@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from otm.cli import app
 from tests.e2e.harness import ADMIN_TOKEN, Daemon, end_orphan_agents
-from tests.support.openclaw import openclaw_installed
+from tests.support.openclaw import BOOT_TIMEOUT_S, openclaw_installed
 from tests.support.servers import REPO_ROOT, running_redis, telegram_and_llm
 
 pytestmark = [
@@ -23,8 +23,6 @@ pytestmark = [
     ),
     pytest.mark.timeout(360),  # one boot (~65 s under load), one turn, a drain
 ]
-BOOT_TIMEOUT_S = 180.0
-"""Boot to ready: 24-33 s on a quiet 2-core machine, 45-65 s under load (see the router test)."""
 
 
 def _readme_command() -> str:

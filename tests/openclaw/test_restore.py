@@ -19,6 +19,8 @@ import aiohttp
 
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
+    TURN_TIMEOUT_S,
     openclaw_tier_marks,
     real_gateway_env,
     wait_for_echo_reply,
@@ -30,8 +32,6 @@ pytestmark = openclaw_tier_marks(timeout_s=720)
 TENANT = "ocpitr"
 BOT_TOKEN = "5252:fake-openclaw-restore-token"
 CHAT = 333
-BOOT_TIMEOUT_S = 180.0
-TURN_TIMEOUT_S = 90.0
 RESTORE_TIMEOUT_S = 300.0
 """The restore answers once the new gateway runs: a drain, a save and a boot."""
 

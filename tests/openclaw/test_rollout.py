@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
+    TURN_TIMEOUT_S,
     gateway_command,
     openclaw_tier_marks,
     real_gateway_env,
@@ -27,8 +29,6 @@ TENANT = "ocroll"
 BOT_TOKEN = "5252:fake-openclaw-rollout-token"
 CHAT = 333
 NEW_TAG = "ghcr.io/openclaw/openclaw:rollout-test"
-BOOT_TIMEOUT_S = 180.0
-TURN_TIMEOUT_S = 90.0
 
 
 async def test_rollout_moves_a_real_gateway_to_a_new_tag_with_its_history(

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from daemon.adapters.local.runtime import PID_FILE
 from otm.devtools.fake_telegram import FakeTelegram
-from otm.devtools.stub_llm import _usage as stub_usage
-from otm.devtools.stub_llm import reply_for
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
+    TURN_TIMEOUT_S,
     echo_replies,
     openclaw_tier_marks,
     real_gateway_env,
@@ -41,10 +41,6 @@ pytestmark = openclaw_tier_marks()
 TENANT = "ocr1"
 BOT_TOKEN = "5151:fake-openclaw-router-token"
 CHAT = 222
-BOOT_TIMEOUT_S = 180.0
-"""Boot to ready: measured 24-33 s on a quiet 2-core machine, 45-65 s under a load of 4-6."""
-TURN_TIMEOUT_S = 90.0
-"""Ready to reply: measured 8-18 s idle and up to 29 s under load (the first turn is slowest)."""
 SLOW_MODEL_S = 6.0
 """How long the stub model holds the answer that is in flight when the tenant is slept."""
 
@@ -172,12 +168,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             pgid, _ = _agent_group(data_dir)
 
             # 4. Usage: exactly what the model reported, for every request it answered.
-            expected = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
-            for request in llm.requests:
-                reported = stub_usage(request.messages, reply_for(request.messages))
-                expected["requests"] += 1
-                expected["prompt_tokens"] += reported["prompt_tokens"]
-                expected["completion_tokens"] += reported["completion_tokens"]
+            expected = llm.reported_usage()
 
             async def counted() -> bool:
                 status, body = await daemon.api("GET", f"/v1/usage?since=1h&tenant={TENANT}")

@@ -20,6 +20,8 @@ from daemon.adapters.local.warm_pool import WARM_DIR
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.openclaw import (
+    BOOT_TIMEOUT_S,
+    TURN_TIMEOUT_S,
     echo_replies,
     openclaw_tier_marks,
     real_gateway_env,
@@ -33,8 +35,6 @@ pytestmark = openclaw_tier_marks()
 TENANT = "ocwarm"
 BOT_TOKEN = "6262:fake-openclaw-warm-token"
 CHAT = 333
-BOOT_TIMEOUT_S = 180.0
-TURN_TIMEOUT_S = 90.0
 
 
 def _echo_replies(telegram: FakeTelegram) -> list[str]:

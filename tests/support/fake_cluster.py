@@ -41,6 +41,17 @@ def otm_cluster_objects(tenant_namespace: str = NS) -> list[dict[str, Any]]:
     return objects
 
 
+def kubernetes_daemon_env(k8s: FakeK8s) -> dict[str, str]:
+    """A daemon's settings for the Kubernetes runtime on this cluster: its kubeconfig, the
+    tenant namespace and its own (leases, warm pool objects)."""
+    return {
+        "OTM_RUNTIME": "kubernetes",
+        "OTM_KUBECONFIG": str(k8s.kubeconfig_path),
+        "OTM_TENANT_NAMESPACE": NS,
+        "OTM_DAEMON_NAMESPACE": names.DAEMON_NAMESPACE,
+    }
+
+
 @asynccontextmanager
 async def running_otm_k8s(directory: Path, **options: Any) -> AsyncIterator[FakeK8s]:
     """`running_fake_k8s` with the tenant namespace's prerequisites installed."""
@@ -48,6 +59,37 @@ async def running_otm_k8s(directory: Path, **options: Any) -> AsyncIterator[Fake
     async with running_fake_k8s(
         directory, namespaces=namespaces, objects=otm_cluster_objects(), **options
     ) as k8s:
+        yield k8s
+
+
+@asynccontextmanager
+async def running_pod_cluster(
+    directory: Path, backend: ProcessPodBackend, **options: Any
+) -> AsyncIterator[FakeK8s]:
+    """`running_otm_k8s` (``options`` go to it) whose kubelet runs ``backend``'s pods as real
+    processes, their volumes on the server's own store; the backend is closed on exit."""
+    try:
+        async with running_otm_k8s(directory, pod_backend=backend, **options) as k8s:
+            backend.store = k8s.server.store
+            yield k8s
+    finally:
+        await backend.close()
+
+
+@asynccontextmanager
+async def running_daemon_cluster(
+    directory: Path, backend: ProcessPodBackend | None = None, **options: Any
+) -> AsyncIterator[FakeK8s]:
+    """`running_otm_k8s` as a deployed daemon sees it: its kubeconfig is its ServiceAccount's,
+    under the deployed RBAC (``options`` go to the server and may override that). With
+    ``backend``, as `running_pod_cluster`."""
+    options = {**daemon_rbac_options(), **options}
+    cluster = (
+        running_otm_k8s(directory, **options)
+        if backend is None
+        else running_pod_cluster(directory, backend, **options)
+    )
+    async with cluster as k8s:
         yield k8s
 
 
@@ -61,14 +103,9 @@ async def cluster_running_agents(
     store = state_store if state_store is not None else DirStateStore(data_dir / "state")
     backend = ProcessPodBackend(tmp_path / "pods", state_store=store)
     try:
-        async with running_otm_k8s(
-            tmp_path,
-            namespaces=("default", NS, names.DAEMON_NAMESPACE),
-            pod_backend=backend,
-            **{**daemon_rbac_options(), **options},
+        async with running_daemon_cluster(
+            tmp_path, backend, namespaces=("default", NS, names.DAEMON_NAMESPACE), **options
         ) as k8s:
-            backend.store = k8s.server.store
             yield k8s
     finally:
-        await backend.close()
         await store.close()

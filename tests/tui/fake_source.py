@@ -24,6 +24,7 @@ from otm.tui.source import (
     Upsert,
     WatchEvent,
 )
+from tests.support.fanout import Fanout
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 _DROP = object()
@@ -174,7 +175,7 @@ class FakeTenantSource:
         self.status_gate: asyncio.Event | None = None
         """When set, get_status waits for it: a daemon that is slow to answer."""
         self.watch_calls = 0
-        self._watchers: list[asyncio.Queue[Any]] = []
+        self._watchers: Fanout[Any] = Fanout()
         self._log_followers: dict[str, list[asyncio.Queue[str]]] = {}
 
     # -- test controls ----------------------------------------------------------------
@@ -191,8 +192,7 @@ class FakeTenantSource:
 
     def drop_watches(self) -> None:
         """The connection breaks: every open watch raises SourceUnavailable."""
-        for queue in self._watchers:
-            queue.put_nowait(_DROP)
+        self._watchers.publish(_DROP)
 
     def push_log(self, tenant_id: str, line: str) -> None:
         self.log_lines.setdefault(tenant_id, []).append(line)
@@ -204,8 +204,7 @@ class FakeTenantSource:
         return len(self._watchers)
 
     def _publish(self, event: WatchEvent) -> None:
-        for queue in self._watchers:
-            queue.put_nowait(event)
+        self._watchers.publish(event)
 
     def _get(self, tenant_id: str) -> Tenant:
         try:
@@ -243,17 +242,13 @@ class FakeTenantSource:
         if self.down or self.fail_connects > 0:
             self.fail_connects = max(0, self.fail_connects - 1)
             raise SourceUnavailable("cannot reach http://127.0.0.1:7070: connection refused")
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._watchers.append(queue)
-        try:
+        with self._watchers.subscribe() as queue:
             yield Snapshot(tuple(r.public() for r in self.records.values()))
             while True:
                 item = await queue.get()
                 if item is _DROP:
                     raise SourceUnavailable("lost the connection to http://127.0.0.1:7070")
                 yield item
-        finally:
-            self._watchers.remove(queue)
 
     async def get_status(self) -> Record:
         self.calls.append(("get_status", None))

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from daemon.agent.openclaw_config import (
+    DEFAULT_WEBHOOK_PATH,
     PLACEHOLDER_BOT_TOKEN,
     TENANT_AGENT_ID,
     WARM_AGENT_ID,
@@ -23,11 +24,14 @@ PROVIDER = ModelProvider(name="otm", base_url="http://127.0.0.1:9/v1", model_id=
 WARM: dict[str, Any] = {
     "warm_secret": "warm-secret",
     "workspace_dir": "/w/state/warm-workspace",
-    "webhook_host": "127.0.0.1",
-    "webhook_port": 18001,
+    "listeners": {
+        "webhook_host": "127.0.0.1",
+        "webhook_port": 18001,
+        "webhook_path": DEFAULT_WEBHOOK_PATH,
+        "gateway_port": 18002,
+        "gateway_bind": "loopback",
+    },
     "api_root": "http://127.0.0.1:9000",
-    "gateway_port": 18002,
-    "gateway_bind": "loopback",
     "gateway_token": "gw-warm",
     "hooks_token": "hk-warm",
     "model_provider": PROVIDER,

@@ -56,6 +56,7 @@ from daemon.agent.activity import agent_answers, fetch_agent_activity
 from daemon.agent.command import command_not_startable, resolve_agent_command
 from daemon.agent.openclaw_activity import fetch_openclaw_activity
 from daemon.agent.openclaw_config import (
+    Listeners,
     model_provider,
     render_openclaw_config,
     tuning_from_settings,
@@ -85,6 +86,24 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "otm.devtools.agent_stub")
 WEBHOOK_PATH = "/telegram-webhook"
+
+
+def loopback_listeners() -> Listeners:
+    """A local agent's listeners: webhook and gateway on two distinct free ports of
+    127.0.0.1 (a loopback gateway: only this host reaches it)."""
+    webhook_port = free_port()
+    gateway_port = free_port()
+    while gateway_port == webhook_port:
+        gateway_port = free_port()
+    return {
+        "webhook_host": "127.0.0.1",
+        "webhook_port": webhook_port,
+        "webhook_path": WEBHOOK_PATH,
+        "gateway_port": gateway_port,
+        "gateway_bind": "loopback",
+    }
+
+
 PROBE_FIRST_S = 0.02
 PROBE_MAX_S = 0.25
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
@@ -216,22 +235,15 @@ class LocalRuntime:
             generation = await restore_run_state(self.state_store, tenant_id, run_dir)
             restored = generation != "none"
             self._observe(PHASE_RESTORE, COLD, time.monotonic() - started)
-            webhook_port = free_port()
-            gateway_port = free_port()
-            while gateway_port == webhook_port:
-                gateway_port = free_port()
+            listeners = loopback_listeners()
             config_path = run_dir / "openclaw.json"
             config = render_openclaw_config(
                 tenant_id=tenant_id,
                 bot_token=launch.bot_token,
                 webhook_url=self.webhook_url_for(tenant_id),
                 webhook_secret=launch.webhook_secret,
-                webhook_host="127.0.0.1",
-                webhook_port=webhook_port,
-                webhook_path=WEBHOOK_PATH,
+                **listeners,
                 api_root=launch.api_root or self.settings.telegram_api_base,
-                gateway_port=gateway_port,
-                gateway_bind="loopback",
                 gateway_token=launch.gateway_token,
                 hooks_token=launch.hooks_token,
                 workspace_dir=str(state_dir / "workspace"),
@@ -254,8 +266,8 @@ class LocalRuntime:
                 name=name,
                 tenant_id=tenant_id,
                 phase=InstancePhase.PENDING,
-                webhook_url=f"http://127.0.0.1:{webhook_port}{WEBHOOK_PATH}",
-                gateway_url=f"http://127.0.0.1:{gateway_port}",
+                webhook_url=f"http://127.0.0.1:{listeners['webhook_port']}{WEBHOOK_PATH}",
+                gateway_url=f"http://127.0.0.1:{listeners['gateway_port']}",
             )
             agent = _Agent(
                 instance=instance,

@@ -59,6 +59,7 @@ from daemon.adapters.local.runtime import (
     WEBHOOK_PATH,
     _Agent,
     _signal_group,
+    loopback_listeners,
 )
 from daemon.adapters.local.warm_bot_api import PlaceholderBotApi
 from daemon.agent import state as agent_state
@@ -70,7 +71,6 @@ from daemon.agent.openclaw_config import (
     tuning_from_settings,
 )
 from daemon.coordination import Coordination
-from daemon.embedded_redis import free_port
 from daemon.metrics import (
     PHASE_CHANNEL_UP,
     PHASE_CLAIM,
@@ -323,20 +323,13 @@ class LocalWarmPool:
         state_dir = run_dir / "state"
         await asyncio.to_thread(state_dir.mkdir, parents=True)
         await asyncio.to_thread((run_dir / "home").mkdir)
-        webhook_port = free_port()
-        gateway_port = free_port()
-        while gateway_port == webhook_port:
-            gateway_port = free_port()
+        listeners = loopback_listeners()
         config = render_warm_config(
             warm_secret=new_secret(),
             workspace_dir=str(state_dir / WARM_WORKSPACE),
-            webhook_host="127.0.0.1",
-            webhook_port=webhook_port,
-            webhook_path=WEBHOOK_PATH,
+            listeners=listeners,
             # Placeholder accounts talk to the pool's own Bot API, never to Telegram.
             api_root=self._placeholder_api_root or self.settings.telegram_api_base,
-            gateway_port=gateway_port,
-            gateway_bind="loopback",
             gateway_token=new_secret(),
             hooks_token=new_secret(),
             model_provider=model_provider(self.settings),
@@ -360,8 +353,8 @@ class LocalWarmPool:
             command=command,
             run_dir=run_dir,
             proc=proc,
-            webhook_port=webhook_port,
-            gateway_port=gateway_port,
+            webhook_port=listeners["webhook_port"],
+            gateway_port=listeners["gateway_port"],
             config=config,
             sink=to_pool_log,
         )

@@ -42,6 +42,12 @@ async def _json(request: web.Request) -> JSON:
     return body
 
 
+def _termination(body: JSON) -> JSON:
+    """How a failed or crashed container ended: exit code 1, reason Error, unless ``body``
+    says otherwise."""
+    return {"exit_code": int(body.get("exit_code", 1)), "reason": body.get("reason", "Error")}
+
+
 def add_control_routes(app: web.Application, fake: FakeKubernetes) -> None:
     async def compact(request: web.Request) -> web.Response:
         return web.json_response({"resourceVersion": fake.compact()})
@@ -69,25 +75,15 @@ def add_control_routes(app: web.Application, fake: FakeKubernetes) -> None:
         action, body = request.match_info["action"], await _json(request)
         try:
             if action == "fail":
-                pod = await fake.fail_pod(
-                    ns,
-                    name,
-                    exit_code=int(body.get("exit_code", 1)),
-                    reason=body.get("reason", "Error"),
-                    message=body.get("message"),
-                )
+                message = body.get("message")
+                pod = await fake.fail_pod(ns, name, **_termination(body), message=message)
                 return web.json_response(pod)
             if action == "sandbox-changed":
                 return web.json_response(
                     await fake.sandbox_changed(ns, name, new_ip=body.get("new_ip"))
                 )
             if action == "crash":
-                pod = await fake.crash_pod(
-                    ns,
-                    name,
-                    exit_code=int(body.get("exit_code", 1)),
-                    reason=body.get("reason", "Error"),
-                )
+                pod = await fake.crash_pod(ns, name, **_termination(body))
                 return web.json_response(pod)
             if action == "probe":
                 fake.set_probe(ns, name, str(body["kind"]), body.get("passing"))
