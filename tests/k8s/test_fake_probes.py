@@ -4,6 +4,7 @@ real processes the probes are real HTTP requests to them."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.k8s.test_fake_kubelet import (
 from tests.support.polling import eventually
 
 JSON = dict[str, Any]
+PROBE_PERIOD_S = 1
 
 
 def probed_pod(name: str, **probes: JSON) -> JSON:
@@ -28,7 +30,7 @@ def probed_pod(name: str, **probes: JSON) -> JSON:
 
 
 def http_probe(path: str, **extra: Any) -> JSON:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 1, **extra}
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": PROBE_PERIOD_S, **extra}
 
 
 def main(pod: JSON) -> JSON:
@@ -40,15 +42,24 @@ async def test_readiness_is_the_real_http_probe_of_the_process(tmp_path: Path) -
     """`python -m http.server` answers / (200) and /nope (404): only the pod probing / is
     Ready; the other runs, started, but never Ready."""
     async with fake_with(tmp_path, pod_backend=HttpServerBackend()) as (_, core):
-        await core.create_namespaced_pod(NS, probed_pod("bad", readinessProbe=http_probe("/nope")))
+        created = await core.create_namespaced_pod(
+            NS, probed_pod("bad", readinessProbe=http_probe("/nope"))
+        )
         good = await core.create_namespaced_pod(
             NS, probed_pod("good", readinessProbe=http_probe("/"))
         )
         await wait_for_pod(core, "good", good.metadata.resource_version, ready)
+        # The two processes start independently: wait for "bad" to run, then give its
+        # readiness probe two more periods than "good" needed to turn Ready.
+        states = await wait_for_pod(
+            core, "bad", created.metadata.resource_version, lambda p: main(p).get("started")
+        )
+        await asyncio.sleep(2 * PROBE_PERIOD_S)
         bad = await core.read_namespaced_pod("bad", NS)
         assert bad.status.phase == "Running"
         (status,) = bad.status.container_statuses
         assert status.started and not status.ready
+        assert not any(ready(p) for p in states)
 
 
 async def test_failing_startup_probe_restarts_the_container(tmp_path: Path) -> None:
