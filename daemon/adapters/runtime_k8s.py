@@ -143,11 +143,18 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
         pod_settings = m.PodSettings.from_settings(settings)
         api = await open_api_client(settings.kubeconfig)
         informer = PodInformer(api, pod_settings.namespace)
+        listing = time.monotonic()
         try:
             await informer.start()
         except BaseException:
             await api.close()
             raise
+        # Most of a large daemon's start-up (10,000 pods: seconds): worth a log line.
+        log.info(
+            "pod informer: %d pods listed in %.2f s",
+            len(informer.pods()),
+            time.monotonic() - listing,
+        )
         provider = model_provider(settings)
 
         def render_warm(bind_key: str) -> JSON:
