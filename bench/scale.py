@@ -1,26 +1,33 @@
-"""Scale: 10,000 tenants registered, 1,000 running, one daemon process.
+"""Scale: 100,000 tenants registered, 10,000 running, one daemon process (issue 13:
+< 500 MB RSS, start-up to serving < 10 s).
 
-Per registry (SQLite; DynamoDB on a moto server process), against the fake
-Kubernetes API server (tests/support/fake_k8s) whose kubelet has no pod backend:
-pods get loopback IPs and turn Ready, no process runs behind them.
+Per registry (SQLite; DynamoDB on a moto server process, 10,000 / 1,000 by default since
+moto walks its whole table for every page), against the fake Kubernetes API server
+(tests/support/fake_k8s) whose kubelet has no pod backend: pods get loopback IPs and
+turn Ready, no process runs behind them (and they carry no probes: nothing answers).
 
-* baseline: the same daemon with 0 tenants and 0 pods, its RSS measured in the
-  same run (the ratio is "what 10,000 tenants cost");
-* RSS (VmRSS from /proc) after start-up, and its peak (VmHWM) after the failure storm;
-* daemon start-up (spawn → ready line: includes the informer's initial list);
-* the pod informer (the daemon's own PodInformer class, in this process) against the
-  same API server: initial list, and a re-list as a 410 Gone triggers it (list + diff
-  against the cache), 1,000 pods vs 0 pods;
+* baseline: the same daemon with 0 tenants and 0 pods, its RSS and start-up measured
+  in the same run (the ratio is "what the tenants cost");
+* RSS (VmRSS from /proc) over 15 s after start-up, and its peak (VmHWM) after the
+  failure storm;
+* daemon start-up (spawn → ready line), and the part of it the informer's first list
+  took (the daemon's log line);
+* the pod informer (the daemon's own PodInformer class) against the same API server:
+  initial list and a re-list as a 410 Gone triggers it, in this process, N pods vs 0;
+  the memory its cache holds, in a process of its own (bench/scale_informer_rss.py);
 * pod failure → registry: the fake kubelet fails a pod (``fail_pod``); the time until
   the daemon's reconciler has written the tenant's new status (it publishes the
   ``instance_lost`` event right after the conditional write; this process subscribes
-  to it on Redis). 150 failures one at a time, then a burst of 50 at once.
+  to it on Redis). 150 failures one at a time, then a burst of 50 at once;
+* capacity: memory per running tenant (the informer's cache per pod) and per registered
+  tenant (the rest above idle), tenants per daemon under 500 MB, start-up per 10,000.
 
-Seeding writes the registry from this process (SQLite with synchronous=OFF on the
-seeding connection only) and creates the pods through the API server.
+Seeding is bulk: the registry from this process in one SQLite transaction (DynamoDB:
+BatchWriteItem), the first pod and its Secret through the API, the rest straight into
+the fake API server's store (its same create path, minus HTTP).
 
 Run: ``.venv/bin/python -m bench.scale`` (``--quick``: 2,000 / 200 / 40 failures;
-``--registry sqlite|dynamodb|both``).
+``--registry sqlite|dynamodb|both``; ``--tenants N --running N`` for other sizes).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,26 +70,31 @@ from daemon.kube import names
 from daemon.kube.client import call_json, open_api_client
 from daemon.kube.informer import PodInformer
 from daemon.model import Tenant, TenantStatus
-from daemon.ports import Registry
+from daemon.ports import AgentLaunch, Registry
 from daemon.redis_keys import EVENTS_CHANNEL
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
 from tests.support.fake_cluster import running_otm_k8s
-from tests.support.fake_k8s import PODS, KubeletConfig
+from tests.support.fake_k8s import PODS, SECRETS
 from tests.support.fake_k8s.fixture import FakeK8s
-from tests.support.servers import FAKE_AWS_ENV
+from tests.support.servers import FAKE_AWS_ENV, REPO_ROOT, project_env, python_cmd
 
 NS = "otm-tenants"
 POD_SETTINGS = m.PodSettings(namespace=NS, image="openclaw:bench", state_sync=False)
-RSS_TARGET = 300 * 1024 * 1024
+RSS_TARGET = 500 * 1024 * 1024
+"""Issue 13's bar for one daemon at 100,000 registered / 10,000 running."""
+START_TARGET_S = 10.0
+SETTLE_S = 15.0
+"""RSS is read over this long after ready: the start-up sweeps (pollers, reconciler
+resync, culler, tenant gauge) have each been over every tenant once by then."""
 LATENCY_TARGET_S = 1.0
 MB = 1024 * 1024
 
 
 @dataclass
 class Sizes:
-    registered: int = 10_000
-    running: int = 1_000
+    registered: int = 100_000
+    running: int = 10_000
     sequential_failures: int = 150
     burst_failures: int = 50
 
@@ -94,6 +107,8 @@ class Result:
     peak_rss: int = 0
     idle_start_s: float = 0.0
     start_s: float = 0.0
+    informer_start_s: float = float("nan")
+    """Of the start-up: the informer's first list (the daemon's own log line)."""
     failures: list[float] = field(default_factory=list)
     burst: list[float] = field(default_factory=list)
     internal_mean_s: float = float("nan")
@@ -170,8 +185,23 @@ async def seed_registry(registry: Registry, sizes: Sizes, pods: dict[str, dict[s
     if hasattr(registry, "table"):  # DynamoDB: BatchWriteItem, 25 items a request
         await seed_dynamodb(registry, tenants)
         return
-    for tenant in tenants:
-        await registry.create(tenant)
+    await asyncio.to_thread(seed_sqlite, registry, tenants)
+
+
+def seed_sqlite(registry: Any, tenants: list[Tenant]) -> None:
+    """One transaction of plain INSERTs (the adapter's own row format): 100,000 rows in
+    about a second, where 100,000 ``create`` calls (a thread hop each) take minutes."""
+    from daemon.model import tenant_to_record
+
+    rows = (
+        (t.tenant_id, t.status.value, t.version, json.dumps(tenant_to_record(t))) for t in tenants
+    )
+    conn = registry._conn
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO tenants (tenant_id, status, version, record) VALUES (?, ?, ?, ?)", rows
+    )
+    conn.execute("COMMIT")
 
 
 async def seed_dynamodb(registry: Any, tenants: list[Tenant]) -> None:
@@ -195,7 +225,7 @@ async def seed_dynamodb(registry: Any, tenants: list[Tenant]) -> None:
 
 def seed_tenant(n: int, pods: dict[str, dict[str, Any]]) -> Tenant:
     now = datetime.now(UTC)
-    tenant_id = f"t{n:05d}"
+    tenant_id = tenant_name(n)
     pod = pods.get(tenant_id)
     if pod is None:
         return Tenant(tenant_id=tenant_id, bot_token=f"{n}:scale", last_active_at=now)
@@ -213,23 +243,25 @@ def seed_tenant(n: int, pods: dict[str, dict[str, Any]]) -> Tenant:
 
 # -- pods ----------------------------------------------------------------------------------------
 async def seed_pods(cluster: FakeK8s, count: int) -> dict[str, dict[str, Any]]:
-    """Tenant pods t00000..: created through the API; the fake kubelet makes them Ready."""
+    """Tenant pods t00000..: the first through the API (the same request the daemon's
+    runtime makes, so the manifest is checked end to end), the rest straight into the fake
+    API server's store (the same create path minus HTTP: 10,000 pods in seconds); the fake
+    kubelet makes them Ready."""
     api = await open_api_client(str(cluster.kubeconfig_path))
     core: Any = client.CoreV1Api(api)
-    gate = asyncio.Semaphore(32)
-
-    async def one(n: int) -> None:
-        tenant_id = f"t{n:05d}"
-        body = m.tenant_pod(tenant_id, settings=POD_SETTINGS)
-        async with gate:  # the kubelet starts no container whose Secret is missing
-            await call_json(core.create_namespaced_secret, NS, bench_secret(tenant_id))
-            await call_json(core.create_namespaced_pod, NS, body)
-
     try:
-        await asyncio.gather(*(one(n) for n in range(count)))
+        if count:
+            await call_json(core.create_namespaced_secret, NS, seed_secret(0))
+            await call_json(core.create_namespaced_pod, NS, seed_pod(0))
     finally:
         await api.close()
-    deadline = time.monotonic() + 120
+    store = cluster.server.store
+    for n in range(1, count):
+        store.create(SECRETS, NS, seed_secret(n))  # the pod mounts it: no Secret, no start
+        store.create(PODS, NS, seed_pod(n))
+        if n % 500 == 0:
+            await asyncio.sleep(0)  # let the kubelet and the watchers keep up
+    deadline = time.monotonic() + 120 + count / 100
     while True:
         pods = cluster.server.store.snapshot(PODS, NS)
         ready = {
@@ -244,13 +276,27 @@ async def seed_pods(cluster: FakeK8s, count: int) -> dict[str, dict[str, Any]]:
         await asyncio.sleep(0.2)
 
 
-def bench_secret(tenant_id: str) -> dict[str, Any]:
-    """What a tenant pod mounts and reads (config file, gateway token): the daemon's
-    Secret without real tokens."""
-    return {
-        "metadata": {"name": names.tenant_secret_name(tenant_id), "namespace": NS},
-        "stringData": {m.CONFIG_KEY: "{}", m.SECRET_GATEWAY_TOKEN: f"bench-{tenant_id}"},
-    }
+def seed_secret(n: int) -> dict[str, Any]:
+    """The tenant's Secret as the runtime writes it before the pod (what the pod mounts)."""
+    tenant_id = tenant_name(n)
+    launch = AgentLaunch(tenant_id, f"{n}:scale", "secret", "gateway", "hooks")
+    return m.tenant_secret(launch, "{}", namespace=NS)
+
+
+def seed_pod(n: int) -> dict[str, Any]:
+    """The tenant's pod without its probes: no process answers them here, and the fake
+    kubelet would probe 10,000 pods many times a second and restart each one as its
+    startup probe gives up (churn a healthy cluster does not have: a real kubelet's
+    passing probes write nothing to the API)."""
+    pod = m.tenant_pod(tenant_name(n), settings=POD_SETTINGS)
+    for container in pod["spec"]["containers"]:
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            container.pop(probe, None)
+    return pod
+
+
+def tenant_name(n: int) -> str:
+    return f"t{n:06d}"
 
 
 async def informer_times(cluster: FakeK8s) -> tuple[float, float]:
@@ -295,6 +341,12 @@ async def running_daemon(
         yield daemon, elapsed
     finally:
         await daemon.stop(timeout=60)
+
+
+def informer_list_time(daemon: Daemon) -> float:
+    """From the daemon's log: how long its pod informer's first list took."""
+    found = re.search(r"pod informer: \d+ pods listed in ([\d.]+) s", daemon.log_tail(400))
+    return float(found.group(1)) if found else float("nan")
 
 
 def daemon_pid(daemon: Daemon) -> int:
@@ -365,7 +417,7 @@ async def registry_round_trips(
     times = []
     try:
         for n in range(count):
-            tenant_id = f"t{sizes.registered - 1 - n:05d}"
+            tenant_id = tenant_name(sizes.registered - 1 - n)
             started = time.monotonic()
             tenant = await registry.get(tenant_id)
             await registry.update(
@@ -408,9 +460,6 @@ async def run_registry(
             namespaces=("default", NS, names.DAEMON_NAMESPACE),
             bookmark_interval=1.0,
             history_limit=100_000,
-            # Probes at a real kubelet's periods: the test default (1/20) would probe
-            # 20,000 times a second at 1,000 pods, in this process.
-            kubelet=KubeletConfig(probe_time_scale=1.0),
         ) as cluster:
             # Baseline: an idle daemon (no tenants, no pods).
             async with running_daemon(
@@ -435,8 +484,9 @@ async def run_registry(
                     root / f"{kind}-data", redis.url, telegram, daemon_env(cluster, kind, moto_url)
                 ) as (daemon, elapsed):
                     result.start_s = elapsed
+                    result.informer_start_s = informer_list_time(daemon)
                     pid = daemon_pid(daemon)
-                    result.rss = await settle_rss(pid, 5.0)
+                    result.rss = await settle_rss(pid, SETTLE_S)
                     victims = sorted(pods)[: sizes.sequential_failures + sizes.burst_failures]
                     for tenant_id in victims[: sizes.sequential_failures]:
                         name = pods[tenant_id]["metadata"]["name"]
@@ -457,13 +507,65 @@ async def run_registry(
                         kind, root / f"{kind}-data", moto_url, sizes
                     )
                     result.peak_rss = peak_rss_bytes(pid)
-                    _, body = await daemon.api("GET", "/v1/tenants?status=running")
-                    result.lost = sizes.running - len(body["items"])
+                    status, body = await daemon.api("GET", "/v1/tenants?status=running")
+                    if status == 200:  # else (moto at 100,000: too slow) lost stays unknown
+                        result.lost = sizes.running - len(body["items"])
+                    else:
+                        print(f"  {kind}: listing running tenants answered {status}: {body}")
             finally:
                 await events.close()
     finally:
         redis.stop()
     return result
+
+
+def capacity_figures(result: Result, sizes: Sizes, informer: InformerResult) -> list[Figure]:
+    """For the capacity model: what one more tenant costs the daemon. Running: the pod
+    informer's cache per pod (measured on its own); registered: the rest of the RSS above
+    the idle daemon, per registered tenant (so it includes the running ones' records)."""
+    k = result.kind
+    per_running = informer.cache / max(informer.pods, 1)
+    rest = result.rss - result.idle_rss - per_running * sizes.running
+    per_registered = rest / max(sizes.registered, 1)
+    # Tenants in the bench's mix (1 running in 10) that fit under the RSS bar.
+    mix = per_registered + per_running * sizes.running / max(sizes.registered, 1)
+    fit = (RSS_TARGET - result.idle_rss) / mix if mix > 0 else float("inf")
+    per_10k = (result.start_s - result.idle_start_s) / max(sizes.registered / 10_000, 1e-9)
+    return [
+        Figure(
+            f"{k}: memory per running tenant (informer cache)",
+            "-",
+            f"{per_running / 1024:.1f} KB",
+            "-",
+            "-",
+            "info",
+        ),
+        Figure(
+            f"{k}: memory per registered tenant (RSS above idle, less the informer's)",
+            "-",
+            f"{per_registered / 1024:.2f} KB",
+            f"{rest / MB:.0f} MB for {sizes.registered:,}",
+            "-",
+            "info",
+        ),
+        Figure(
+            f"{k}: tenants per daemon under 500 MB at this mix (1 running in "
+            f"{sizes.registered // max(sizes.running, 1)})",
+            "-",
+            f"{fit:,.0f}",
+            f"idle daemon {result.idle_rss / MB:.0f} MB",
+            "-",
+            "info",
+        ),
+        Figure(
+            f"{k}: start-up per 10,000 registered (above the idle daemon's)",
+            "-",
+            f"{per_10k:.2f} s",
+            f"informer list of {informer.pods:,} pods {ms(informer.list_s)}",
+            "-",
+            "info",
+        ),
+    ]
 
 
 def figures(result: Result, sizes: Sizes) -> list[Figure]:
@@ -480,7 +582,7 @@ def figures(result: Result, sizes: Sizes) -> list[Figure]:
     rows = [
         Figure(
             f"{k}: {what}",
-            "< 300 MB",
+            "< 500 MB",
             f"{rss / MB:.0f} MB",
             f"idle daemon {result.idle_rss / MB:.0f} MB",
             ratio(rss, result.idle_rss),
@@ -491,10 +593,18 @@ def figures(result: Result, sizes: Sizes) -> list[Figure]:
     rows += [
         Figure(
             f"{k}: daemon start-up (spawn → ready)",
-            "-",
+            "< 10 s",
             f"{result.start_s:.2f} s",
             f"idle daemon {result.idle_start_s:.2f} s",
             ratio(result.start_s, result.idle_start_s),
+            verdict_of(result.start_s < START_TARGET_S),
+        ),
+        Figure(
+            f"{k}: of the start-up, the informer's first list ({sizes.running:,} pods)",
+            "-",
+            f"{result.informer_start_s:.2f} s",
+            f"start-up {result.start_s:.2f} s",
+            ratio(result.informer_start_s, result.start_s),
             "info",
         ),
         Figure(
@@ -533,66 +643,135 @@ def figures(result: Result, sizes: Sizes) -> list[Figure]:
     return rows
 
 
-def informer_figures(times: tuple[float, float, float, float], running: int) -> list[Figure]:
-    empty_list, empty_relist, full_list, full_relist = times
+@dataclass
+class InformerResult:
+    empty_list_s: float = 0.0
+    empty_relist_s: float = 0.0
+    list_s: float = 0.0
+    relist_s: float = 0.0
+    empty_held: int = 0
+    """Python memory the informer holds after its first list, 0 pods (the baseline)."""
+    held: int = 0
+    """The same with the running pods listed: the cache."""
+    peak: int = 0
+    """Peak Python memory during that list (the response and its parse)."""
+    pods: int = 0
+    rss: int = 0
+    """RSS the informer's process gained by that list (the cache, and the peak's pages
+    the allocator kept)."""
+
+    @property
+    def cache(self) -> int:
+        return self.held - self.empty_held
+
+
+def informer_figures(informer: InformerResult, running: int) -> list[Figure]:
+    per_pod = informer.cache / max(running, 1)
     return [
         Figure(
             f"informer initial list, {running:,} pods",
             "-",
-            ms(full_list),
-            f"0 pods {ms(empty_list)}",
-            ratio(full_list, empty_list),
+            ms(informer.list_s),
+            f"0 pods {ms(informer.empty_list_s)}",
+            ratio(informer.list_s, informer.empty_list_s),
             "info",
         ),
         Figure(
             f"informer re-list (after a 410), {running:,} pods",
             "-",
-            ms(full_relist),
-            f"0 pods {ms(empty_relist)}",
-            ratio(full_relist, empty_relist),
+            ms(informer.relist_s),
+            f"0 pods {ms(informer.empty_relist_s)}",
+            ratio(informer.relist_s, informer.empty_relist_s),
+            "info",
+        ),
+        Figure(
+            f"informer cache, {running:,} pods (held after the first list)",
+            "-",
+            f"{informer.cache / MB:.0f} MB ({per_pod / 1024:.1f} KB a pod)",
+            f"peak during the list {informer.peak / MB:.0f} MB",
+            f"RSS +{informer.rss / MB:.0f} MB",
             "info",
         ),
     ]
 
 
-async def informer_section(root: Path, sizes: Sizes) -> tuple[float, float, float, float]:
+async def informer_memory(cluster: FakeK8s) -> tuple[int, int, int]:
+    """The daemon's informer in a process of its own: (held after its first list, peak
+    during it, RSS it added)."""
+    proc = await asyncio.create_subprocess_exec(
+        *python_cmd("-m", "bench.scale_informer_rss", cluster.kubeconfig_path, NS),
+        cwd=REPO_ROOT,
+        env=project_env(),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.scale_informer_rss exited {proc.returncode}")
+    answer = json.loads(out.decode().strip().splitlines()[-1])
+    return int(answer["held"]), int(answer["peak"]), int(answer["after"]) - int(answer["before"])
+
+
+async def informer_section(root: Path, sizes: Sizes) -> InformerResult:
+    result = InformerResult()
     (root / "informer").mkdir()
     async with running_otm_k8s(
         root / "informer", namespaces=("default", NS), history_limit=100_000
     ) as cluster:
-        empty = await informer_times(cluster)
+        result.empty_list_s, result.empty_relist_s = await informer_times(cluster)
+        result.empty_held, _, _ = await informer_memory(cluster)
         await seed_pods(cluster, sizes.running)
-        full = await informer_times(cluster)
-    return (*empty, *full)
+        result.list_s, result.relist_s = await informer_times(cluster)
+        result.held, result.peak, result.rss = await informer_memory(cluster)
+        result.pods = sizes.running
+    return result
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2,000 / 200 tenants, 40 failures")
     parser.add_argument("--registry", choices=("sqlite", "dynamodb", "both"), default="both")
+    parser.add_argument("--tenants", type=int, help="registered tenants (default 100,000)")
+    parser.add_argument("--running", type=int, help="running tenants (default 10,000)")
     args = parser.parse_args(argv)
     sizes = Sizes(2_000, 200, 30, 10) if args.quick else Sizes()
+    # moto lists a table by walking all of it for every page: 100,000 records make the
+    # daemon's sweeps take minutes there (moto's cost, not DynamoDB's), so DynamoDB runs
+    # a tenth of the size unless told otherwise.
+    moto_sizes = Sizes(2_000, 200, 30, 10) if args.quick else Sizes(10_000, 1_000)
+    for each in (sizes, moto_sizes):
+        if args.tenants is not None:
+            each.registered = args.tenants
+        if args.running is not None:
+            each.running = args.running
+    if sizes.running > sizes.registered:
+        parser.error("--running must not exceed --tenants")
     with contextlib.suppress(PermissionError):
         os.setpriority(os.PRIO_PROCESS, 0, -10)  # shared machine: keep other load's noise down
     root = Path(tempfile.mkdtemp(prefix="otm-bench-scale-"))
     rows: list[Figure] = []
-    limit = float(os.environ.get("OTM_BENCH_TIMEOUT_S", "178"))
+    limit = float(os.environ.get("OTM_BENCH_TIMEOUT_S", str(178 + sizes.registered // 1000)))
     try:
         async with asyncio.timeout(limit), FakeTelegram(host="127.0.0.1", port=0) as telegram:
-            times = await informer_section(root, sizes)
-            rows += informer_figures(times, sizes.running)
+            informer = await informer_section(root, sizes)
+            rows += informer_figures(informer, sizes.running)
             kinds = ["sqlite", "dynamodb"] if args.registry == "both" else [args.registry]
             for kind in kinds:
-                print(f"{kind}: seeding {sizes.registered:,} tenants, {sizes.running:,} pods")
+                kind_sizes = moto_sizes if kind == "dynamodb" else sizes
+                print(
+                    f"{kind}: seeding {kind_sizes.registered:,} tenants, "
+                    f"{kind_sizes.running:,} pods"
+                )
                 if kind == "dynamodb":
                     with moto_process() as moto_url:
-                        result = await run_registry(kind, root, telegram, sizes, moto_url)
+                        result = await run_registry(kind, root, telegram, kind_sizes, moto_url)
                 else:
-                    result = await run_registry(kind, root, telegram, sizes, None)
-                rows += figures(result, sizes)
-    except TimeoutError:
-        # Bounded run: what finished is still worth printing.
-        print(f"\nstopped after {limit:.0f}s (OTM_BENCH_TIMEOUT_S): the table is partial")
+                    result = await run_registry(kind, root, telegram, kind_sizes, None)
+                rows += figures(result, kind_sizes)
+                rows += capacity_figures(result, kind_sizes, informer)
+    except TimeoutError as exc:
+        # Bounded run: what finished is still worth printing (and what timed out).
+        print(f"\nstopped: {exc or f'after {limit:.0f}s (OTM_BENCH_TIMEOUT_S)'}")
+        print("the table is partial")
     finally:
         if not os.environ.get("OTM_BENCH_KEEP"):
             shutil.rmtree(root, ignore_errors=True)

@@ -30,7 +30,21 @@ class Registry(Protocol):
         ...
 
     async def list(self, *, status: TenantStatus | None = None) -> list[Tenant]:
-        """All tenants (by id), or those in one status (uses the status index)."""
+        """All tenants (by id), or those in one status (uses the status index).
+        Every record in memory at once: for the admin API's answers; loops that visit
+        every tenant use ``scan`` (100,000 records are ~90 MB of Python objects)."""
+        ...
+
+    def scan(self, *, status: TenantStatus | None = None) -> AsyncIterator[builtins.list[Tenant]]:
+        """The same records as ``list``, a page at a time (a bounded number per page;
+        pages in no promised order), each page read by its own request: memory stays
+        one page, and other registry calls run between pages. A record written during
+        the scan may or may not appear; one present throughout appears exactly once."""
+        ...
+
+    async def count_by_status(self) -> dict[TenantStatus, int]:
+        """How many tenants are in each status (statuses with none are absent),
+        without reading the records."""
         ...
 
     async def update(

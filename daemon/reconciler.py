@@ -430,23 +430,14 @@ class Reconciler:
         """Compare every active record with the runtime's instances."""
         instances = await self.runtime.list()
         by_tenant = {i.tenant_id: i for i in instances if i.tenant_id is not None}
-        active: dict[str, Tenant] = {}
+        # Records a page at a time (one page in memory); only their ids are kept.
+        active: set[str] = set()
         for status in ACTIVE_STATUSES:
-            for tenant in await self.registry.list(status=status):
-                active[tenant.tenant_id] = tenant
-        for tid, tenant in active.items():
-            instance = by_tenant.get(tid)
-            if instance is None:
-                # Listed before the record was read? Ask again before calling it lost.
-                instance = await self.runtime.get(tid)
-            running = tenant.status == TenantStatus.RUNNING
-            if instance is None and running and not self.runtime_sees_all:
-                continue  # maybe another replica's agent
-            action = self._decide(tenant, instance, deleted=False)
-            try:
-                await self._apply(action, tenant, instance, tenant_id=tid)
-            except Exception as exc:
-                log.warning("resync of %s failed: %s", tid, exc)
+            async for page in self.registry.scan(status=status):
+                for tenant in page:
+                    if tenant.tenant_id not in active:
+                        active.add(tenant.tenant_id)
+                        await self._resync_one(tenant, by_tenant.get(tenant.tenant_id))
         for tid, instance in by_tenant.items():
             if tid in active:
                 continue
@@ -456,6 +447,20 @@ class Reconciler:
                 tenant_or_none = None
             if self._decide(tenant_or_none, instance, deleted=False) == Action.ORPHAN:
                 self._note_orphan(tid, instance)
+
+    async def _resync_one(self, tenant: Tenant, instance: Instance | None) -> None:
+        tid = tenant.tenant_id
+        if instance is None:
+            # Listed before the record was read? Ask again before calling it lost.
+            instance = await self.runtime.get(tid)
+        running = tenant.status == TenantStatus.RUNNING
+        if instance is None and running and not self.runtime_sees_all:
+            return  # maybe another replica's agent
+        action = self._decide(tenant, instance, deleted=False)
+        try:
+            await self._apply(action, tenant, instance, tenant_id=tid)
+        except Exception as exc:
+            log.warning("resync of %s failed: %s", tid, exc)
 
     async def run_safety_net(self) -> None:
         """Leader only: full resync now and every ``resync_interval_s`` (or when

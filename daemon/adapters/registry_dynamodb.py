@@ -17,9 +17,10 @@ which botocore documents as thread-safe).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,50 @@ class DynamoRegistry:
 
         return await asyncio.to_thread(collect)
 
+    async def scan(
+        self, *, status: TenantStatus | None = None
+    ) -> AsyncIterator[builtins.list[Tenant]]:
+        # One Scan/Query page per request (``page_size`` items, or DynamoDB's 1 MB),
+        # each decoded in a worker thread; the next is asked for only when this one is done.
+        start: dict[str, Any] | None = None
+        while True:
+            items, start = await asyncio.to_thread(self._page, status, start)
+            if items:
+                yield [tenant_from_item(item) for item in items]
+            if start is None:
+                return
+
+    def _page(
+        self, status: TenantStatus | None, start: dict[str, Any] | None
+    ) -> tuple[builtins.list[dict[str, Any]], dict[str, Any] | None]:
+        args: dict[str, Any] = {"TableName": self.table}
+        if self.page_size:
+            args["Limit"] = self.page_size
+        if start is not None:
+            args["ExclusiveStartKey"] = start
+        answer: Any
+        if status is None:
+            answer = self._client.scan(**args, ConsistentRead=True)
+        else:
+            answer = self._client.query(**args, **_status_query(status))
+        return list(answer.get("Items", [])), answer.get("LastEvaluatedKey")
+
+    async def count_by_status(self) -> dict[TenantStatus, int]:
+        def count(status: TenantStatus) -> int:
+            total, start = 0, None
+            while True:  # Select COUNT: DynamoDB reads the index, sends back no items
+                args: dict[str, Any] = {"TableName": self.table, "Select": "COUNT"}
+                if start is not None:
+                    args["ExclusiveStartKey"] = start
+                answer: Any = self._client.query(**args, **_status_query(status))
+                total += int(answer.get("Count", 0))
+                start = answer.get("LastEvaluatedKey")
+                if start is None:
+                    return total
+
+        counts = await asyncio.gather(*(asyncio.to_thread(count, s) for s in TenantStatus))
+        return {s: n for s, n in zip(TenantStatus, counts, strict=True) if n}
+
     def _pages(self, status: TenantStatus | None) -> Iterator[Mapping[str, Any]]:
         pagination: PaginatorConfigTypeDef = {"PageSize": self.page_size} if self.page_size else {}
         if status is None:
@@ -208,12 +253,7 @@ class DynamoRegistry:
             return
         query = self._client.get_paginator("query")
         for page in query.paginate(
-            TableName=self.table,
-            IndexName=STATUS_INDEX,
-            KeyConditionExpression="#status = :status",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": {"S": TenantStatus(status).value}},
-            PaginationConfig=pagination,
+            TableName=self.table, **_status_query(status), PaginationConfig=pagination
         ):
             yield from page.get("Items", [])
 
@@ -341,6 +381,16 @@ class DynamoRegistry:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+
+def _status_query(status: TenantStatus) -> dict[str, Any]:
+    """Query arguments for one status's records, through the status index."""
+    return {
+        "IndexName": STATUS_INDEX,
+        "KeyConditionExpression": "#status = :status",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":status": {"S": TenantStatus(status).value}},
+    }
 
 
 def _mismatch(current: Tenant, wanted: list[str] | None, if_version: int | None) -> str:

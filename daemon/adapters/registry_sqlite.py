@@ -8,10 +8,11 @@ sharing the file still cannot both win a transition.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -37,14 +38,22 @@ CREATE TABLE IF NOT EXISTS tenants (
     version INTEGER NOT NULL,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS tenants_status ON tenants(status);
+-- (status, tenant_id): a status's records page in id order straight off the index
+-- (scan); it replaces the first schema's index on status alone.
+CREATE INDEX IF NOT EXISTS tenants_status_id ON tenants(status, tenant_id);
+DROP INDEX IF EXISTS tenants_status;
 """
 
 
+SCAN_PAGE_SIZE = 500
+"""Records per ``scan`` page: one short statement each (the lock is free in between)."""
+
+
 class SqliteRegistry:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, page_size: int = SCAN_PAGE_SIZE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.page_size = page_size
         # One connection used from one worker thread at a time (the lock);
         # busy_timeout lets a second daemon process on the same file wait
         # instead of failing.
@@ -96,18 +105,45 @@ class SqliteRegistry:
         return result
 
     async def list(self, *, status: TenantStatus | None = None) -> list[Tenant]:
-        def select() -> list[Tenant]:
-            if status is None:
-                rows = self._conn.execute("SELECT record FROM tenants ORDER BY tenant_id")
-            else:
-                rows = self._conn.execute(
-                    "SELECT record FROM tenants WHERE status = ? ORDER BY tenant_id",
-                    (status.value,),
-                )
-            return [tenant_from_record(json.loads(r[0])) for r in rows]
+        # Page by page (id order): the connection is free for other calls in between.
+        return [tenant async for page in self.scan(status=status) for tenant in page]
 
-        result: list[Tenant] = await self._run(select)
-        return result
+    async def scan(
+        self, *, status: TenantStatus | None = None
+    ) -> AsyncIterator[builtins.list[Tenant]]:
+        # Keyset pages in id order: each page is its own statement, so no read
+        # transaction stays open across pages (and writers are never held up by one).
+        after = ""
+        while True:
+            page: builtins.list[Tenant] = await self._run(self._page_sync, status, after)
+            if not page:
+                return
+            after = page[-1].tenant_id
+            yield page
+            if len(page) < self.page_size:
+                return
+
+    def _page_sync(self, status: TenantStatus | None, after: str) -> builtins.list[Tenant]:
+        if status is None:
+            rows = self._conn.execute(
+                "SELECT record FROM tenants WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?",
+                (after, self.page_size),
+            )
+        else:
+            rows = self._conn.execute(
+                "SELECT record FROM tenants WHERE status = ? AND tenant_id > ? "
+                "ORDER BY tenant_id LIMIT ?",
+                (status.value, after, self.page_size),
+            )
+        return [tenant_from_record(json.loads(r[0])) for r in rows]
+
+    async def count_by_status(self) -> dict[TenantStatus, int]:
+        def count() -> builtins.list[tuple[str, int]]:
+            query = "SELECT status, COUNT(*) FROM tenants GROUP BY status"
+            return list(self._conn.execute(query))
+
+        rows: builtins.list[tuple[str, int]] = await self._run(count)
+        return {TenantStatus(status): n for status, n in rows}
 
     async def update(
         self,

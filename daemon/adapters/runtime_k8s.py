@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -125,7 +126,8 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
         self.timings: dict[str, StartTiming] = {}
         """The last start of each tenant (claim-to-ready vs create-to-ready, for bench/)."""
         self._expected: dict[str, str] = {}  # tenant → uid of the pod start() produced
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        """tenant → (its start/stop lock, callers holding or awaiting it): only while used."""
 
     @classmethod
     async def open(
@@ -141,11 +143,18 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
         pod_settings = m.PodSettings.from_settings(settings)
         api = await open_api_client(settings.kubeconfig)
         informer = PodInformer(api, pod_settings.namespace)
+        listing = time.monotonic()
         try:
             await informer.start()
         except BaseException:
             await api.close()
             raise
+        # Most of a large daemon's start-up (10,000 pods: seconds): worth a log line.
+        log.info(
+            "pod informer: %d pods listed in %.2f s",
+            len(informer.pods()),
+            time.monotonic() - listing,
+        )
         provider = model_provider(settings)
 
         def render_warm(bind_key: str) -> JSON:
@@ -209,14 +218,28 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
             return sorted(live, key=lambda p: p["metadata"].get("creationTimestamp") or "")[-1]
         return pods[0] if pods else None
 
-    def _lock(self, tenant_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(tenant_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _locked(self, tenant_id: str) -> AsyncIterator[None]:
+        """One start/stop of a tenant at a time on this replica. The entry goes with its
+        last user: the map holds the tenants being started or stopped now, not every
+        tenant ever woken (100,000 of them over a daemon's life)."""
+        lock, users = self._locks.get(tenant_id) or (asyncio.Lock(), 0)
+        self._locks[tenant_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[tenant_id]
+            if users == 1:
+                del self._locks[tenant_id]
+            else:
+                self._locks[tenant_id] = (lock, users - 1)
 
     # -- start ------------------------------------------------------------------------------
 
     async def start(self, launch: AgentLaunch) -> Instance:
         tenant_id = launch.tenant_id
-        async with self._lock(tenant_id):
+        async with self._locked(tenant_id):
             started = time.monotonic()
             if (live := self._live_pod(tenant_id)) is not None:
                 return live
@@ -371,7 +394,7 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
     # -- stop -------------------------------------------------------------------------------
 
     async def stop(self, tenant_id: str, *, grace_s: float) -> None:
-        async with self._lock(tenant_id):
+        async with self._locked(tenant_id):
             names_to_delete = {p["metadata"]["name"] for p in self._pods_of(tenant_id)}
             # The informer may not have seen a pod created a moment ago.
             names_to_delete.add(names.tenant_pod_name(tenant_id))
@@ -394,6 +417,7 @@ class KubernetesRuntime(PodDeletion, WarmBinding):
                 if exc.status != 404:
                     raise
             self._expected.pop(tenant_id, None)
+            self.timings.pop(tenant_id, None)  # kept per tenant while it runs, not forever
             if deleted and self.state_store is not None:
                 await self._record_history(tenant_id)
 

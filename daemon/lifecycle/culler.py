@@ -98,10 +98,15 @@ class Culler:
             self._refresh_all = False
             self._kicked.clear()
             self._config = await self.coordination.get_config()
-            running = await self.registry.list(status=TenantStatus.RUNNING)
-            self._deadlines = {}
-            for tenant in running:
-                self._track(tenant)
+            # Rebuilt page by page (only deadlines kept); a failed read keeps the old ones.
+            deadlines, self._deadlines = self._deadlines, {}
+            try:
+                async for page in self.registry.scan(status=TenantStatus.RUNNING):
+                    for tenant in page:  # only the deadline is kept, not the record
+                        self._track(tenant)
+            except BaseException:
+                self._deadlines = deadlines
+                raise
             return
         kicked, self._kicked = self._kicked, set()
         for tid in kicked:

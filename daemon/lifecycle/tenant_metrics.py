@@ -3,8 +3,8 @@
 Refreshed from the registry every ``REFRESH_S`` and soon after any tenant event
 (any replica publishes one per state change), but never more often than
 ``MIN_SPACING_S`` nor than ``DUTY`` of the time the last listing took: a
-small registry shows a wake within seconds, while a large one (a 10,000-item
-DynamoDB scan takes seconds) is listed at most ~10 % of the time, however many
+small registry shows a wake within seconds, while a large one (counting 100,000
+DynamoDB records still reads the status index) is counted at most ~10 % of the time, however many
 events a node failure brings. Only the leader lists (the counts are global);
 dashboards take the ``max`` over replicas.
 """
@@ -12,7 +12,6 @@ dashboards take the ``max`` over replicas.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
@@ -45,14 +44,15 @@ class TenantGauge:
         self._dirty.set()
 
     async def refresh(self) -> dict[str, int]:
-        tenants = await self.registry.list()
-        counts = collections.Counter(t.status.value for t in tenants)
+        # Counted by the registry: no record is read (100,000 of them were ~90 MB
+        # of Python objects and seconds of decoding on the daemon's one core).
+        counts = {s.value: n for s, n in (await self.registry.count_by_status()).items()}
         for status in TenantStatus:
             if status is not TenantStatus.DELETED:
                 self.metrics.tenants_by_status.labels(status=status.value).set(
                     counts.get(status.value, 0)
                 )
-        return dict(counts)
+        return counts
 
     async def run(self) -> None:
         """Leader only; on losing leadership the series go (a stale copy would mislead)."""

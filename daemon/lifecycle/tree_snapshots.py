@@ -37,11 +37,14 @@ class TreeSnapshots:
         """One round: a ``periodic`` entry for every running tenant; how many were taken.
         One tenant's failure is logged and never stops the others."""
         taken = 0
-        for tenant in await self.registry.list(status=TenantStatus.RUNNING):
-            try:
-                recorded = await self.state_store.record_tree(tenant.tenant_id, trigger="periodic")
-            except Exception as exc:  # one tenant's store error must not end the round
-                log.warning("periodic snapshot of %s failed: %r", tenant.tenant_id, exc)
-                continue
-            taken += recorded is not None
+        async for page in self.registry.scan(status=TenantStatus.RUNNING):
+            for tenant in page:
+                try:
+                    recorded = await self.state_store.record_tree(
+                        tenant.tenant_id, trigger="periodic"
+                    )
+                except Exception as exc:  # one tenant's store error must not end the round
+                    log.warning("periodic snapshot of %s failed: %r", tenant.tenant_id, exc)
+                    continue
+                taken += recorded is not None
         return taken

@@ -131,13 +131,20 @@ class PollerManager:
 
     # -- which tenants poll ----------------------------------------------------------
     async def sync(self) -> None:
-        """Start and stop pollers to match the registry."""
-        tenants = {t.tenant_id: t for t in await self.registry.list()}
-        for tenant_id in list(self._pollers):
-            if tenant_id not in tenants:
-                await self._stop(tenant_id)
-        for tenant in tenants.values():
-            await self._apply(tenant)
+        """Start and stop pollers to match the registry.
+
+        Page by page: one page of records in memory, whatever the registry's size; the
+        only thing kept across pages is which of this replica's pollers were seen."""
+        before = set(self._pollers)
+        seen: set[str] = set()
+        async for page in self.registry.scan():
+            for tenant in page:
+                if tenant.tenant_id in before:
+                    seen.add(tenant.tenant_id)
+                await self._apply(tenant)
+        # Gone from the registry (a poller an event started meanwhile is not in `before`).
+        for tenant_id in before - seen:
+            await self._stop(tenant_id)
 
     async def sync_forever(self) -> None:
         await repeat_forever(self.sync, SWEEP_S, "poller sweep")

@@ -185,3 +185,14 @@ async def test_one_event_subscription_per_daemon(admin: TestClient, redis_url: s
     finally:
         first.close()
         second.close()
+
+
+async def test_status_counts_tenants_by_status(admin: TestClient) -> None:
+    for tenant_id in ("c1", "c2", "c3"):
+        await admin.post(
+            "/v1/tenants", json={"bot_token": f"1:{tenant_id}", "tenant_id": tenant_id}
+        )
+    await admin.post("/v1/tenants/c2/suspend")
+    body = await (await admin.get("/v1/status")).json()
+    assert body["registry"]["ok"] is True
+    assert body["registry"]["tenants_by_status"] == {"idle": 2, "suspended": 1}

@@ -45,7 +45,7 @@ class RegistryFactory:
                 table=TABLE, region=REGION, endpoint_url=url, page_size=PAGE_SIZE
             )
         else:
-            registry = SqliteRegistry(self._tmp_path / "registry.sqlite3")
+            registry = SqliteRegistry(self._tmp_path / "registry.sqlite3", page_size=PAGE_SIZE)
         self.opened.append(registry)
         return registry
 

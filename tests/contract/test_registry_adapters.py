@@ -4,6 +4,8 @@ layout and index use, and SQLite's cross-process conditional writes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from daemon.adapters.registry_dynamodb import STATUS_INDEX, DynamoRegistry
 from daemon.adapters.registry_sqlite import SqliteRegistry
-from daemon.model import Tenant, TenantStatus
+from daemon.model import Tenant, TenantStatus, tenant_to_record
 from tests.contract.conftest import REGION, TABLE
 from tests.support.servers import project_env, python_cmd
 
@@ -160,4 +162,52 @@ async def test_sqlite_claims_race_across_processes(tmp_path: Path) -> None:
             if worker.returncode is None:
                 worker.kill()
                 await worker.wait()
+        await registry.close()
+
+
+async def test_sqlite_status_pages_come_off_the_index(tmp_path: Path) -> None:
+    """A status scan page is an index range read: no pass over the table, no sort (at
+    100,000 records each page would otherwise re-read every record of that status)."""
+    registry = SqliteRegistry(tmp_path / "registry.sqlite3")
+    try:
+        plan = registry._conn.execute(
+            "EXPLAIN QUERY PLAN SELECT record FROM tenants WHERE status = ? AND tenant_id > ? "
+            "ORDER BY tenant_id LIMIT ?",
+            ("running", "", 10),
+        ).fetchall()
+        details = " / ".join(row[-1] for row in plan)
+        assert "USING INDEX tenants_status_id" in details, details
+        assert "TEMP B-TREE" not in details, details
+    finally:
+        await registry.close()
+
+
+async def test_sqlite_upgrade_replaces_the_status_index_and_keeps_records(tmp_path: Path) -> None:
+    import sqlite3
+
+    db_path = tmp_path / "registry.sqlite3"
+    with contextlib.closing(sqlite3.connect(db_path)) as old:  # the first schema
+        old.executescript(
+            "CREATE TABLE tenants (tenant_id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+            " version INTEGER NOT NULL, record TEXT NOT NULL);"
+            "CREATE INDEX tenants_status ON tenants(status);"
+        )
+        kept = Tenant(tenant_id="kept", status=RUNNING)
+        old.execute(
+            "INSERT INTO tenants VALUES (?, ?, ?, ?)",
+            ("kept", "running", 1, json.dumps(tenant_to_record(kept))),
+        )
+        old.commit()
+    registry = SqliteRegistry(db_path)
+    try:
+        indexes = {
+            row[0]
+            for row in registry._conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        assert "tenants_status_id" in indexes
+        assert "tenants_status" not in indexes
+        assert [
+            t.tenant_id for page in [p async for p in registry.scan(status=RUNNING)] for t in page
+        ] == ["kept"]
+    finally:
         await registry.close()

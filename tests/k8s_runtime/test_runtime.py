@@ -114,6 +114,19 @@ async def test_stop_deletes_pod_with_grace_then_secret(k8s: FakeK8s) -> None:
         await runtime.stop("carol", grace_s=7)  # idempotent
 
 
+async def test_per_tenant_entries_go_with_the_tenants_pod(k8s: FakeK8s) -> None:
+    """The runtime keeps nothing per tenant once it stopped: 100,000 tenants woken over a
+    daemon's life must not each leave a lock and a timing behind."""
+    async with open_runtime(k8s.kubeconfig_path) as runtime:
+        await asyncio.gather(*(runtime.start(launch(name)) for name in ("gus", "hal", "gus")))
+        await runtime.wait_ready("gus", timeout=10)
+        assert runtime._locks == {}  # nobody starting now
+        assert set(runtime.timings) == {"gus", "hal"}
+        await asyncio.gather(runtime.stop("gus", grace_s=1), runtime.stop("hal", grace_s=1))
+        assert runtime._locks == {}
+        assert runtime.timings == {}
+
+
 async def test_watch_reports_lifecycle(k8s: FakeK8s) -> None:
     async with open_runtime(k8s.kubeconfig_path) as runtime:
         events: list[InstanceEvent] = []

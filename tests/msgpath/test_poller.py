@@ -215,3 +215,23 @@ async def test_pollers_start_and_stop_on_tenant_events(world: World) -> None:
     pollers.on_event("pt", {"tenant_id": "pt", "kind": "updated"})
     await eventually(lambda: pollers.polling == [], 5, "poller stopped")
     await asyncio.sleep(0)
+
+
+async def test_the_sweep_pages_through_the_registry_and_stops_pollers_of_deleted_tenants(
+    world: World,
+) -> None:
+    """The sweep reads the registry a page at a time (pages of 2 here): a polling tenant on
+    any page gets its poller, and one whose record vanished without an event (missed
+    across a Redis reconnect) loses it at the next sweep."""
+    world.registry.page_size = 2
+    for n in range(5):  # webhook tenants on the first pages, the polling ones after
+        await world.registry.create(Tenant(tenant_id=f"a{n}", bot_token=f"70{n}:webhook"))
+    await world.registry.create(Tenant(tenant_id="pa", bot_token=BOT, ingress="polling"))
+    await world.registry.create(Tenant(tenant_id="pb", bot_token="7010:b", ingress="polling"))
+    pollers = world.manager()
+    await pollers.sync()
+    assert pollers.polling == ["pa", "pb"]
+
+    await world.registry.delete("pa")  # no event reaches this manager
+    await pollers.sync()
+    assert pollers.polling == ["pb"]
