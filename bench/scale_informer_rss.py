@@ -33,7 +33,7 @@ async def measure(kubeconfig: str, namespace: str) -> dict[str, int]:
         held, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         after = rss_bytes(os.getpid())
-        pods = len(getattr(informer, "cache", ()))
+        pods = len(informer.cache)
         return {"before": before, "after": after, "held": held, "peak": peak, "pods": pods}
     finally:
         await informer.stop()
