@@ -28,7 +28,5 @@ class CountingRegistry(SqliteRegistry):
 @pytest.fixture
 async def counting_registry(tmp_path: Path) -> AsyncIterator[CountingRegistry]:
     registry = CountingRegistry(tmp_path / "registry.sqlite3")
-    try:
-        yield registry
-    finally:
-        await registry.close()
+    yield registry  # pytest resumes a yield fixture after the test, failed or not
+    await registry.close()
