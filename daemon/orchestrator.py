@@ -175,25 +175,22 @@ class Orchestrator:
             )
             await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
             await self.coordination.delete_endpoint(tenant_id)
-        try:
-            tenant = await self.registry.update(
+
+        async def hold(version: int, **detached: Any) -> Tenant:
+            return await self.registry.update(
                 tenant_id,
-                if_version=tenant.version,
+                if_version=version,
                 status=TenantStatus.SUSPENDED,
                 status_reason="suspended by operator",
                 model_key_id=new_key_id(),  # the old key stays revoked after a resume
-                **DETACHED,
+                **detached,
             )
+
+        try:
+            tenant = await hold(tenant.version, **DETACHED)
         except ConditionFailed:
             # Someone moved it meanwhile (e.g. a wake): try once more from fresh state.
-            current = await self.registry.get(tenant_id)
-            tenant = await self.registry.update(
-                tenant_id,
-                if_version=current.version,
-                status=TenantStatus.SUSPENDED,
-                status_reason="suspended by operator",
-                model_key_id=new_key_id(),
-            )
+            tenant = await hold((await self.registry.get(tenant_id)).version)
         await self.coordination.publish_event(tenant_id, "suspended")
         return tenant
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination
@@ -203,17 +204,15 @@ class Reconciler:
             reason = "no instance"
         else:
             reason = instance.reason or f"instance {instance.phase.value}"
-        try:
-            updated = await self.registry.update(
-                tid,
-                if_status={tenant.status},
-                if_version=tenant.version,
-                status=TenantStatus.IDLE,
-                status_reason=f"agent lost: {reason}",
-                **DETACHED,
-            )
-        except (ConditionFailed, TenantNotFound):
-            return  # another replica (or a wake) changed the record first
+        updated = await self._update_if_unchanged(
+            tenant,
+            tenant.status,
+            status=TenantStatus.IDLE,
+            status_reason=f"agent lost: {reason}",
+            **DETACHED,
+        )
+        if updated is None:
+            return
         if received_at is not None and self.metrics is not None:
             self.metrics.pod_failure_seconds.observe(time.monotonic() - received_at)
         log.warning("tenant %s: agent lost (%s); now idle", tid, reason)
@@ -236,6 +235,18 @@ class Reconciler:
             except Exception:
                 log.exception("tenant %s: delivery nudge after agent loss failed", tid)
 
+    async def _update_if_unchanged(
+        self, tenant: Tenant, expected: TenantStatus, /, **changes: Any
+    ) -> Tenant | None:
+        """Apply ``changes`` if the record is still the one read (same version, status
+        ``expected``); None when another replica (or a wake) changed it first."""
+        try:
+            return await self.registry.update(
+                tenant.tenant_id, if_status={expected}, if_version=tenant.version, **changes
+            )
+        except (ConditionFailed, TenantNotFound):
+            return None
+
     async def _crash_loop(self, tenant: Tenant, reason: str) -> bool:
         """Count the loss; past the live-config wake limit within the window
         the tenant goes to failed (operator attention) instead of re-waking forever."""
@@ -253,15 +264,10 @@ class Reconciler:
         if count < limit:
             return False
         detail = f"agent lost {count} times within {self.crash_window_s:.0f}s; last: {reason}"
-        try:
-            await self.registry.update(
-                tid,
-                if_status={TenantStatus.IDLE},
-                if_version=tenant.version,
-                status=TenantStatus.FAILED,
-                status_reason=detail,
-            )
-        except (ConditionFailed, TenantNotFound):
+        failed = await self._update_if_unchanged(
+            tenant, TenantStatus.IDLE, status=TenantStatus.FAILED, status_reason=detail
+        )
+        if failed is None:
             return False
         log.error("tenant %s failed: %s", tid, detail)
         await self.coordination.publish_event(tid, "failed", reason=detail)
@@ -272,16 +278,14 @@ class Reconciler:
     async def _drift(self, tenant: Tenant, instance: Instance) -> None:
         tid = tenant.tenant_id
         assert instance.webhook_url is not None
-        try:
-            await self.registry.update(
-                tid,
-                if_status={TenantStatus.RUNNING},
-                if_version=tenant.version,
-                endpoint=instance.webhook_url,
-                gateway_url=instance.gateway_url or tenant.gateway_url,
-                pod_name=instance.name,
-            )
-        except (ConditionFailed, TenantNotFound):
+        moved = await self._update_if_unchanged(
+            tenant,
+            TenantStatus.RUNNING,
+            endpoint=instance.webhook_url,
+            gateway_url=instance.gateway_url or tenant.gateway_url,
+            pod_name=instance.name,
+        )
+        if moved is None:
             return
         if tenant.endpoint:
             await self.coordination.delete_endpoint(tid, only_if=tenant.endpoint)
@@ -293,18 +297,16 @@ class Reconciler:
 
     async def _promote(self, tenant: Tenant, instance: Instance) -> None:
         tid = tenant.tenant_id
-        try:
-            await self.registry.update(
-                tid,
-                if_status={TenantStatus.PROVISIONING},
-                if_version=tenant.version,
-                status=TenantStatus.RUNNING,
-                status_reason="",
-                endpoint=instance.webhook_url,
-                gateway_url=instance.gateway_url,
-                pod_name=instance.name,
-            )
-        except (ConditionFailed, TenantNotFound):
+        promoted = await self._update_if_unchanged(
+            tenant,
+            TenantStatus.PROVISIONING,
+            status=TenantStatus.RUNNING,
+            status_reason="",
+            endpoint=instance.webhook_url,
+            gateway_url=instance.gateway_url,
+            pod_name=instance.name,
+        )
+        if promoted is None:
             return
         if instance.webhook_url:
             await self.coordination.set_endpoint(tid, instance.webhook_url, ENDPOINT_CACHE_TTL_S)

@@ -16,7 +16,7 @@ from tests.support.servers import FAKE_AWS_ENV, reset_moto, running_moto, runnin
 
 # Shared fixtures live in tests/support and are registered here, so no tier imports
 # another tier's conftest.
-pytest_plugins = ["tests.support.daemon_fixtures"]
+pytest_plugins = ["tests.support.daemon_fixtures", "tests.support.counting_registry"]
 
 
 @pytest.fixture(scope="session")

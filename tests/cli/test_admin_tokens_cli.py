@@ -36,6 +36,12 @@ def replicas(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
             yield first, second
 
 
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """The CLI with no local daemon (this module's `cli`): each call names a replica and token."""
+    return Cli(tmp_path / "no-local-daemon")
+
+
 def _create_token(cli: Cli, daemon: DaemonProc, name: str) -> str:
     """`otm token create NAME` with the configured token; the new secret."""
     created = cli(
@@ -46,10 +52,9 @@ def _create_token(cli: Cli, daemon: DaemonProc, name: str) -> str:
 
 
 def test_revoked_token_is_refused_by_every_replica_at_once(
-    replicas: tuple[DaemonProc, DaemonProc], tmp_path: Path
+    replicas: tuple[DaemonProc, DaemonProc], cli: Cli
 ) -> None:
     first, second = replicas
-    cli = Cli(tmp_path / "no-local-daemon")
     secret = _create_token(cli, first, "ci")
     for daemon in (first, second):
         ok(cli("tenant list -o json", OTM_SERVER=daemon.admin_url, OTM_ADMIN_TOKEN=secret))
@@ -78,10 +83,9 @@ def test_revoked_token_is_refused_by_every_replica_at_once(
 
 
 def test_configured_token_is_revocable_and_named_tokens_keep_working(
-    replicas: tuple[DaemonProc, DaemonProc], tmp_path: Path
+    replicas: tuple[DaemonProc, DaemonProc], cli: Cli
 ) -> None:
     first, second = replicas
-    cli = Cli(tmp_path / "no-local-daemon")
     ops = _create_token(cli, first, "ops")
     ok(cli("token revoke admin", OTM_SERVER=second.admin_url, OTM_ADMIN_TOKEN=ops))
     for daemon in (first, second):
@@ -109,11 +113,8 @@ def test_configured_token_is_revocable_and_named_tokens_keep_working(
     ]
 
 
-def test_token_names_and_bad_requests(
-    replicas: tuple[DaemonProc, DaemonProc], tmp_path: Path
-) -> None:
+def test_token_names_and_bad_requests(replicas: tuple[DaemonProc, DaemonProc], cli: Cli) -> None:
     first, _ = replicas
-    cli = Cli(tmp_path / "no-local-daemon")
     env = {"OTM_SERVER": first.admin_url, "OTM_ADMIN_TOKEN": CONFIGURED_TOKEN}
     failed(cli("token create Not_Valid", **env), 2, "token name")
     failed(cli("token create admin", **env), 1, "already exists")

@@ -3,6 +3,7 @@ thing in an overlay, render with kubectl, and expect that exact problem reported
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 import yaml
 
 from tests.deploy.checks import check_rendered, check_runtime_pod
+from tests.deploy.inventory import find
+from tests.deploy.references import check_pod_spec_references
 from tests.deploy.render import render
 from tests.deploy.sample_pods import tenant_pod
 
@@ -288,3 +291,31 @@ def test_name_prefix_leaves_runtime_class_dangling(tree_copy: Path) -> None:
     assert "Pod otm-tenants/alice: priorityClassName 'otm-tenant' is not in the render" in (
         pod_problems
     )
+
+
+def test_an_unknown_nodepool_spec_field_is_reported(rendered: dict[str, list[Doc]]) -> None:
+    """Karpenter v1 moved consolidationPolicy under spec.disruption; left at the top level
+    (where v1beta1 had it) the API server's pruning would drop it without a word."""
+    docs = copy.deepcopy(rendered["eks"])
+    pool = find(docs, "NodePool", "otm-kata-metal")
+    assert pool is not None
+    pool["spec"]["consolidationPolicy"] = "WhenEmpty"
+    problems = check_rendered(docs)
+    assert "NodePool otm-kata-metal: unknown field spec.consolidationPolicy" in problems
+
+
+def test_a_configmap_key_ref_outside_the_render_is_reported(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = copy.deepcopy(rendered["dev"])
+    daemon = find(docs, "Deployment", "otm-daemon", "otm-system")
+    assert daemon is not None
+    spec = daemon["spec"]["template"]["spec"]
+    ref = {"configMapKeyRef": {"name": "site-settings", "key": "region"}}
+    spec["containers"][0].setdefault("env", []).append({"name": "SITE_REGION", "valueFrom": ref})
+    # The reference check alone: the daemon's env check refuses a source it does not read.
+    problems = check_pod_spec_references(daemon, spec, "otm-system", docs)
+    assert (
+        "Deployment otm-system/otm-daemon: ConfigMap otm-system/site-settings is neither in the "
+        "render nor on the out-of-band allow-list"
+    ) in problems

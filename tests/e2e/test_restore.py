@@ -46,6 +46,13 @@ async def converse(
     return echoes(telegram, BOT)[-1]
 
 
+async def pitr_after_one_turn(daemon: Daemon, telegram: FakeTelegram, text: str) -> str:
+    """Register tenant pitr and have its agent answer ``text`` (turn #1); its secret."""
+    secret = await daemon.create_tenant("pitr", BOT)
+    assert await converse(daemon, telegram, "pitr", secret, 1, text) == f"echo: {text} (#1)"
+    return secret
+
+
 async def sleep(daemon: Daemon, tenant: str) -> None:
     status, body = await daemon.api("POST", f"/v1/tenants/{tenant}/sleep")
     assert status == 200, body
@@ -61,8 +68,7 @@ async def test_restore_brings_an_older_agent_state_back(
     store_daemon: Daemon, telegram: FakeTelegram
 ) -> None:
     daemon = store_daemon
-    secret = await daemon.create_tenant("pitr", BOT)
-    assert await converse(daemon, telegram, "pitr", secret, 1, "first") == "echo: first (#1)"
+    secret = await pitr_after_one_turn(daemon, telegram, "first")
     await sleep(daemon, "pitr")
     [after_one] = await snapshots(daemon, "pitr")
     assert after_one["trigger"] == "sleep" and after_one["size"] > 0
@@ -109,8 +115,7 @@ async def test_a_message_arriving_during_a_restore_waits_and_is_answered_once(
 ) -> None:
     # A slow boot keeps the tenant away from "running" long enough to post during the restore.
     daemon = await start_daemon(OTM_AGENT_BOOT_DELAY_S="1.5")
-    secret = await daemon.create_tenant("pitr", BOT)
-    assert await converse(daemon, telegram, "pitr", secret, 1, "one") == "echo: one (#1)"
+    secret = await pitr_after_one_turn(daemon, telegram, "one")
     await sleep(daemon, "pitr")
     [first] = await snapshots(daemon, "pitr")
     assert await converse(daemon, telegram, "pitr", secret, 2, "two") == "echo: two (#2)"
@@ -137,8 +142,7 @@ async def test_a_running_agent_gets_periodic_snapshots_to_restore_from(
     start_daemon: DaemonFactory, telegram: FakeTelegram
 ) -> None:
     daemon = await start_daemon(OTM_SNAPSHOT_INTERVAL_S="1")
-    secret = await daemon.create_tenant("pitr", BOT)
-    assert await converse(daemon, telegram, "pitr", secret, 1, "one") == "echo: one (#1)"
+    secret = await pitr_after_one_turn(daemon, telegram, "one")
     assert await converse(daemon, telegram, "pitr", secret, 2, "two") == "echo: two (#2)"
     latest = daemon.data_dir / "state" / "tenants" / "pitr" / "snapshots" / "latest.tar.gz"
     assert not latest.exists()  # never slept: the running agent's snapshots are history only

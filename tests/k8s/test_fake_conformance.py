@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from tests.k8s.cluster import (
     NO_NODE,
-    SUITE_SELECTOR,
     Cluster,
     configmap,
     configmap_names,
@@ -200,25 +199,6 @@ async def test_list_returns_resource_version(cluster: Cluster) -> None:
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("x"))
     after = await list_rv(cluster)
     assert before and after and int(after) > int(before)
-
-
-async def test_list_pages_with_limit_and_continue(cluster: Cluster) -> None:
-    """`limit` returns a page plus a `continue` token that yields the rest, in order."""
-    for i in range(5):
-        await cluster.core.create_namespaced_config_map(cluster.namespace, configmap(f"c{i}"))
-    first = await cluster.core.list_namespaced_config_map(
-        cluster.namespace, label_selector=SUITE_SELECTOR, limit=2
-    )
-    assert [c.metadata.name for c in first.items] == ["c0", "c1"]
-    assert first.metadata._continue
-    rest = await cluster.core.list_namespaced_config_map(
-        cluster.namespace,
-        label_selector=SUITE_SELECTOR,
-        limit=10,
-        _continue=first.metadata._continue,
-    )
-    assert [c.metadata.name for c in rest.items] == ["c2", "c3", "c4"]
-    assert not rest.metadata._continue
 
 
 async def test_list_across_all_namespaces(cluster: Cluster) -> None:

@@ -21,13 +21,15 @@ async def _configmaps(cluster: Cluster, count: int) -> None:
 
 
 async def test_continue_pages_show_the_first_pages_snapshot(cluster: Cluster) -> None:
-    """Every page of a paginated list shows the objects as they were at the first page's
-    resourceVersion (and carries that RV): writes made between pages do not show."""
+    """`limit` returns a page plus a `continue` token that yields the rest, in order; and
+    every page shows the objects as they were at the first page's resourceVersion (and
+    carries that RV): writes made between pages do not show."""
     await _configmaps(cluster, 5)
     first = await cluster.core.list_namespaced_config_map(
         cluster.namespace, label_selector=SUITE_SELECTOR, limit=2
     )
     assert [c.metadata.name for c in first.items] == ["c0", "c1"]
+    assert first.metadata._continue
     await cluster.core.patch_namespaced_config_map(
         "c2", cluster.namespace, {"data": {"k": "changed"}}
     )

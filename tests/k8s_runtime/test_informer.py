@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 import pytest_asyncio
@@ -109,39 +110,58 @@ async def test_survives_api_errors_on_reconnect(k8s: FakeK8s, informer: PodInfor
     await informer.wait_for(lambda cache: cache.get("after-errors"), timeout=5)
 
 
+@asynccontextmanager
+async def _paged_informer(
+    k8s: FakeK8s, *, pods: int, page_size: int, between_pages: Callable[[], object]
+) -> AsyncIterator[PodInformer]:
+    """An informer over pods p0..p<pods-1> that lists ``page_size`` at a time and calls
+    ``between_pages`` once, right after its first page (the request log starts empty)."""
+    store = k8s.server.store
+    for i in range(pods):
+        store.create(PODS, NS, _pod(f"p{i}"))
+    api = await open_api_client(str(k8s.kubeconfig_path))
+    informer = PodInformer(api, NS, page_size=page_size)
+    fetch_page = informer.lister.fetch_page
+    called = False
+
+    async def first_page_then_act(token: str | None) -> bytes:
+        nonlocal called
+        body = await fetch_page(token)
+        if token is None and not called:
+            called = True
+            between_pages()
+        return body
+
+    informer.lister.fetch_page = first_page_then_act  # type: ignore[method-assign]
+    k8s.server.clear_requests()
+    try:
+        yield informer
+    finally:
+        await informer.stop()
+        await api.close()
+
+
+def _list_queries(k8s: FakeK8s) -> list[dict[str, str]]:
+    return [r.query for r in k8s.server.requests if r.method == "GET" and "watch" not in r.query]
+
+
 async def test_lists_in_pages_as_one_snapshot(k8s: FakeK8s) -> None:
     """The list comes a page at a time (limit/continue) and, like the apiserver's pages,
     shows one snapshot: a pod created between pages is not in it; the watch from the
     list's RV brings it."""
     store = k8s.server.store
-    for i in range(5):
-        store.create(PODS, NS, _pod(f"p{i}"))
-    api = await open_api_client(str(k8s.kubeconfig_path))
-    informer = PodInformer(api, NS, page_size=2)
-    fetch_page = informer.lister.fetch_page
-    cache_during_list: list[set[str]] = []
-
-    async def page_then_write(token: str | None) -> bytes:
-        body = await fetch_page(token)
-        if token is None:
-            store.create(PODS, NS, _pod("p9"))  # after the first page: not in this list
-        return body
-
-    informer.lister.fetch_page = page_then_write  # type: ignore[method-assign]
-    k8s.server.clear_requests()
-    try:
+    async with _paged_informer(
+        k8s, pods=5, page_size=2, between_pages=lambda: store.create(PODS, NS, _pod("p9"))
+    ) as informer:
         with informer.subscribe() as events:
             await informer.start()
-            cache_during_list.append(set(informer.cache))
+            cache_after_list = set(informer.cache)
             kind, pod = await asyncio.wait_for(events.__anext__(), 5)
             while pod["metadata"]["name"] != "p9":
                 kind, pod = await asyncio.wait_for(events.__anext__(), 5)
-    finally:
-        await informer.stop()
-        await api.close()
-    assert cache_during_list == [{f"p{i}" for i in range(5)}]
+    assert cache_after_list == {f"p{i}" for i in range(5)}
     assert kind == ADDED
-    lists = [r.query for r in k8s.server.requests if r.method == "GET" and "watch" not in r.query]
+    lists = _list_queries(k8s)
     assert [q.get("limit") for q in lists] == ["2", "2", "2"]
     assert ["continue" in q for q in lists] == [False, True, True]
 
@@ -149,34 +169,18 @@ async def test_lists_in_pages_as_one_snapshot(k8s: FakeK8s) -> None:
 async def test_restarts_a_list_whose_continue_token_expired(k8s: FakeK8s) -> None:
     """History compacted between two pages: the apiserver refuses the continue token (410
     Expired); the informer lists again from the start and ends with every pod."""
-    store = k8s.server.store
-    for i in range(4):
-        store.create(PODS, NS, _pod(f"p{i}"))
-    api = await open_api_client(str(k8s.kubeconfig_path))
-    informer = PodInformer(api, NS, page_size=3)
-    fetch_page = informer.lister.fetch_page
-    compactions = 0
 
-    async def page_then_compact(token: str | None) -> bytes:
-        nonlocal compactions
-        body = await fetch_page(token)
-        if token is None and compactions == 0:
-            compactions += 1
-            store.create(PODS, NS, _pod("p5"))
-            k8s.server.compact()
-        return body
+    def write_then_compact() -> None:
+        k8s.server.store.create(PODS, NS, _pod("p5"))
+        k8s.server.compact()
 
-    informer.lister.fetch_page = page_then_compact  # type: ignore[method-assign]
-    k8s.server.clear_requests()
-    try:
+    async with _paged_informer(
+        k8s, pods=4, page_size=3, between_pages=write_then_compact
+    ) as informer:
         await informer.start()
         assert set(informer.cache) == {"p0", "p1", "p2", "p3", "p5"}
         assert informer.relists == 1
-    finally:
-        await informer.stop()
-        await api.close()
-    lists = [r.query for r in k8s.server.requests if r.method == "GET" and "watch" not in r.query]
-    assert ["continue" in q for q in lists] == [False, True, False, True]
+    assert ["continue" in q for q in _list_queries(k8s)] == [False, True, False, True]
 
 
 async def test_caches_views_not_whole_pods(k8s: FakeK8s, informer: PodInformer) -> None:

@@ -221,39 +221,29 @@ async def test_nudge_is_called_for_the_lost_tenant(
     assert nudged == ["t1"]
 
 
-async def test_late_event_for_old_instance_is_ignored(
-    reconciler: Reconciler,
-    registry: SqliteRegistry,
-    runtime: MemoryRuntime,
-    coordination: Coordination,
-) -> None:
-    current = await running_tenant(registry, runtime, coordination, "t1")
-    old = replace(current, name="agent-t1-previous", phase=InstancePhase.GONE)
-    runtime.emit_stale(InstanceEvent("deleted", old))
-    # One tenant's events are handled in order: once this later change is
-    # applied, the stale deletion has been handled (and must have changed nothing).
-    moved = runtime.put(replace(current, webhook_url="http://127.0.0.3:9001/t1"))
-    await eventually(lambda: has_event(coordination, "t1", "endpoint_changed"), what="drift")
-    record = await registry.get("t1")
-    assert record.status == TenantStatus.RUNNING
-    assert record.endpoint == moved.webhook_url
-    assert "instance_lost" not in await event_kinds(coordination, "t1")
-
-
+@pytest.mark.parametrize("stale_deletion_first", [False, True], ids=["drift", "late-event"])
 async def test_ip_drift_updates_registry_and_cache(
     reconciler: Reconciler,
     registry: SqliteRegistry,
     runtime: MemoryRuntime,
     coordination: Coordination,
+    stale_deletion_first: bool,
 ) -> None:
+    """The pod moves: the registry and the endpoint cache follow. A late deletion event of
+    the tenant's previous instance, seen before the move, changes nothing."""
     current = await running_tenant(registry, runtime, coordination, "t1")
-    moved = replace(current, webhook_url="http://127.0.0.2:9001/t1")
-    runtime.put(moved)
+    if stale_deletion_first:
+        old = replace(current, name="agent-t1-previous", phase=InstancePhase.GONE)
+        runtime.emit_stale(InstanceEvent("deleted", old))
+    # One tenant's events are handled in order: once this later change is
+    # applied, a stale deletion before it has been handled (and must have changed nothing).
+    moved = runtime.put(replace(current, webhook_url="http://127.0.0.2:9001/t1"))
     await eventually(lambda: has_event(coordination, "t1", "endpoint_changed"), what="drift")
     record = await registry.get("t1")
-    assert record.endpoint == moved.webhook_url
     assert record.status == TenantStatus.RUNNING
+    assert record.endpoint == moved.webhook_url
     assert await coordination.get_endpoint("t1") == moved.webhook_url
+    assert "instance_lost" not in await event_kinds(coordination, "t1")
 
 
 async def test_repeated_crashes_mark_tenant_failed(

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.adapters.local.logs import line_time, stamp
-from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.model import Tenant, TenantStatus
 from daemon.msgpath.delivery import BACKOFF_CAP_S, Outcome, backoff_delay, classify
 from daemon.msgpath.tenant_cache import TenantCache
+from tests.support.counting_registry import CountingRegistry
 
 
 def test_backoff_grows_and_is_capped() -> None:
@@ -48,63 +47,49 @@ def test_log_stamp_round_trip() -> None:
     assert line_time("no stamp here") is None
 
 
-class CountingRegistry(SqliteRegistry):
-    """The real SQLite registry, counting reads (to see the cache at work)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.reads = 0
-
-    async def get(self, tenant_id: str) -> Tenant:
-        self.reads += 1
-        return await super().get(tenant_id)
-
-
-async def test_tenant_cache_ttl_invalidation_and_single_flight(tmp_path: Path) -> None:
-    registry = CountingRegistry(tmp_path / "r.sqlite3")
-    try:
-        tenant = await registry.create(Tenant(tenant_id="t1"))
-        cache = TenantCache(registry, ttl_s=60, negative_ttl_s=60)
-        infos = await asyncio.gather(*(cache.get("t1") for _ in range(5)))
-        assert registry.reads == 1  # concurrent misses share one read
-        secret = tenant.webhook_secret.encode()
-        assert all(i is not None and i.webhook_secret == secret for i in infos)
-        assert "secret" not in repr(infos[0]) and tenant.webhook_secret not in repr(infos[0])
-        await registry.update("t1", status=TenantStatus.SUSPENDED)
-        cached = await cache.get("t1")
-        assert cached is not None and cached.status == TenantStatus.IDLE  # within TTL
-        cache.invalidate("t1")
-        cached = await cache.get("t1")
-        assert cached is not None and cached.status == TenantStatus.SUSPENDED
-        # Unknown tenants are cached negatively; a "created" event invalidates.
-        assert await cache.get("t2") is None
-        reads = registry.reads
-        assert await cache.get("t2") is None
-        assert registry.reads == reads
-        await registry.create(Tenant(tenant_id="t2"))
-        cache.invalidate("t2")
-        assert await cache.get("t2") is not None
-        await registry.delete("t1")
-        cache.clear()
-        assert await cache.get("t1") is None
-    finally:
-        await registry.close()
+async def test_tenant_cache_ttl_invalidation_and_single_flight(
+    counting_registry: CountingRegistry,
+) -> None:
+    registry = counting_registry
+    tenant = await registry.create(Tenant(tenant_id="t1"))
+    cache = TenantCache(registry, ttl_s=60, negative_ttl_s=60)
+    infos = await asyncio.gather(*(cache.get("t1") for _ in range(5)))
+    assert registry.reads == 1  # concurrent misses share one read
+    secret = tenant.webhook_secret.encode()
+    assert all(i is not None and i.webhook_secret == secret for i in infos)
+    assert "secret" not in repr(infos[0]) and tenant.webhook_secret not in repr(infos[0])
+    await registry.update("t1", status=TenantStatus.SUSPENDED)
+    cached = await cache.get("t1")
+    assert cached is not None and cached.status == TenantStatus.IDLE  # within TTL
+    cache.invalidate("t1")
+    cached = await cache.get("t1")
+    assert cached is not None and cached.status == TenantStatus.SUSPENDED
+    # Unknown tenants are cached negatively; a "created" event invalidates.
+    assert await cache.get("t2") is None
+    reads = registry.reads
+    assert await cache.get("t2") is None
+    assert registry.reads == reads
+    await registry.create(Tenant(tenant_id="t2"))
+    cache.invalidate("t2")
+    assert await cache.get("t2") is not None
+    await registry.delete("t1")
+    cache.clear()
+    assert await cache.get("t1") is None
 
 
-async def test_tenant_cache_drops_values_read_during_an_invalidation(tmp_path: Path) -> None:
-    registry = SqliteRegistry(tmp_path / "r.sqlite3")
-    try:
-        await registry.create(Tenant(tenant_id="t1"))
-        cache = TenantCache(registry, ttl_s=60)
-        original = cache._load
+async def test_tenant_cache_drops_values_read_during_an_invalidation(
+    counting_registry: CountingRegistry,
+) -> None:
+    registry = counting_registry
+    await registry.create(Tenant(tenant_id="t1"))
+    cache = TenantCache(registry, ttl_s=60)
+    original = cache._load
 
-        async def load_then_invalidate(tenant_id: str) -> Any:
-            info = await original(tenant_id)
-            cache.invalidate(tenant_id)  # an event arrived while the read was in flight
-            return info
+    async def load_then_invalidate(tenant_id: str) -> Any:
+        info = await original(tenant_id)
+        cache.invalidate(tenant_id)  # an event arrived while the read was in flight
+        return info
 
-        cache._load = load_then_invalidate  # type: ignore[method-assign]
-        assert await cache.get("t1") is not None
-        assert len(cache) == 0  # possibly stale: used once, not kept
-    finally:
-        await registry.close()
+    cache._load = load_then_invalidate  # type: ignore[method-assign]
+    assert await cache.get("t1") is not None
+    assert len(cache) == 0  # possibly stale: used once, not kept

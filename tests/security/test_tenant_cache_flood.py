@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
-from daemon.adapters.registry_sqlite import SqliteRegistry
 from daemon.model import Tenant
 from daemon.msgpath.tenant_cache import LookupThrottled, TenantCache
+from tests.support.counting_registry import CountingRegistry
 
 BOGUS = 50_000
-
-
-class CountingRegistry(SqliteRegistry):
-    """The real SQLite registry, counting reads."""
-
-    reads = 0
-
-    async def get(self, tenant_id: str) -> Tenant:
-        self.reads += 1
-        return await super().get(tenant_id)
 
 
 class FrozenClock:
@@ -36,64 +25,62 @@ class FrozenClock:
         return self.now
 
 
-async def test_bogus_id_flood_is_bounded_and_a_real_tenant_is_served(tmp_path: Path) -> None:
-    registry = CountingRegistry(tmp_path / "registry.sqlite3")
+async def test_bogus_id_flood_is_bounded_and_a_real_tenant_is_served(
+    counting_registry: CountingRegistry,
+) -> None:
+    registry = counting_registry
     clock = FrozenClock()
-    try:
-        await registry.create(Tenant(tenant_id="alpha", bot_token="1:a"))
-        cache = TenantCache(
-            registry, max_entries=100, max_negative=1000, unknown_reads_burst=200, clock=clock
-        )
-        assert (await cache.get("alpha")) is not None  # a real tenant, seen once
+    await registry.create(Tenant(tenant_id="alpha", bot_token="1:a"))
+    cache = TenantCache(
+        registry, max_entries=100, max_negative=1000, unknown_reads_burst=200, clock=clock
+    )
+    assert (await cache.get("alpha")) is not None  # a real tenant, seen once
 
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        throttled = 0
-        for n in range(BOGUS):
-            try:
-                assert await cache.get(f"bogus-{n}") is None
-            except LookupThrottled:
-                throttled += 1
-        grown = tracemalloc.get_traced_memory()[0] - before
-        tracemalloc.stop()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    throttled = 0
+    for n in range(BOGUS):
+        try:
+            assert await cache.get(f"bogus-{n}") is None
+        except LookupThrottled:
+            throttled += 1
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
 
-        assert len(cache) <= 100 + 1000
-        assert registry.reads <= 1 + 200  # alpha + the burst budget, not one per bogus id
-        assert throttled >= BOGUS - 200
-        assert grown < 2_000_000, grown  # bounded (the finding: 41.5 MB for 200,000 ids)
+    assert len(cache) <= 100 + 1000
+    assert registry.reads <= 1 + 200  # alpha + the burst budget, not one per bogus id
+    assert throttled >= BOGUS - 200
+    assert grown < 2_000_000, grown  # bounded (the finding: 41.5 MB for 200,000 ids)
 
-        # The real tenant's entry expires; re-reading it is not throttled.
-        clock.now += 10
-        reads = registry.reads
-        for n in range(BOGUS, BOGUS + 500):  # the flood goes on, exhausting the budget
-            with contextlib.suppress(LookupThrottled):
-                await cache.get(f"bogus-{n}")
-        assert registry.reads - reads <= 200
-        with pytest.raises(LookupThrottled):
-            await cache.get("bogus-one-more")
-        info = await cache.get("alpha")
-        assert info is not None and info.tenant_id == "alpha"
-        # The budget refills with time: unknown ids are looked up (and 404) again.
-        clock.now += 60
-        assert await cache.get("bogus-new") is None
-    finally:
-        await registry.close()
-
-
-async def test_negative_entries_evict_each_other_not_real_tenants(tmp_path: Path) -> None:
-    registry = CountingRegistry(tmp_path / "registry.sqlite3")
-    try:
-        await registry.create(Tenant(tenant_id="alpha", bot_token="1:a"))
-        # No read budget limit here: only the LRU bounds are under test.
-        cache = TenantCache(
-            registry, ttl_s=3600, negative_ttl_s=3600, max_negative=100, unknown_reads_burst=10**9
-        )
-        await cache.get("alpha")
-        for n in range(2000):
+    # The real tenant's entry expires; re-reading it is not throttled.
+    clock.now += 10
+    reads = registry.reads
+    for n in range(BOGUS, BOGUS + 500):  # the flood goes on, exhausting the budget
+        with contextlib.suppress(LookupThrottled):
             await cache.get(f"bogus-{n}")
-        assert len(cache) == 1 + 100
-        reads = registry.reads
-        assert await cache.get("alpha") is not None
-        assert registry.reads == reads  # still cached: bogus ids never evicted it
-    finally:
-        await registry.close()
+    assert registry.reads - reads <= 200
+    with pytest.raises(LookupThrottled):
+        await cache.get("bogus-one-more")
+    info = await cache.get("alpha")
+    assert info is not None and info.tenant_id == "alpha"
+    # The budget refills with time: unknown ids are looked up (and 404) again.
+    clock.now += 60
+    assert await cache.get("bogus-new") is None
+
+
+async def test_negative_entries_evict_each_other_not_real_tenants(
+    counting_registry: CountingRegistry,
+) -> None:
+    registry = counting_registry
+    await registry.create(Tenant(tenant_id="alpha", bot_token="1:a"))
+    # No read budget limit here: only the LRU bounds are under test.
+    cache = TenantCache(
+        registry, ttl_s=3600, negative_ttl_s=3600, max_negative=100, unknown_reads_burst=10**9
+    )
+    await cache.get("alpha")
+    for n in range(2000):
+        await cache.get(f"bogus-{n}")
+    assert len(cache) == 1 + 100
+    reads = registry.reads
+    assert await cache.get("alpha") is not None
+    assert registry.reads == reads  # still cached: bogus ids never evicted it
