@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # Fields an operator may set on create/patch.
 _CREATE_FIELDS = {"tenant_id", "bot_token", "idle_timeout_s", "image", "labels", "ingress"}
 _PATCH_FIELDS = {"bot_token", "idle_timeout_s", "image", "labels", "ingress"}
+SUSPEND_ATTEMPTS = 3
+"""A suspend re-reads and retries when a wake or a PATCH moves the record under it."""
 
 
 def _check_body(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
@@ -166,31 +168,31 @@ class Orchestrator:
     async def suspend_tenant(self, tenant_id: str) -> Tenant:
         """Operator hold: messages keep buffering, the tenant is never woken.
         A running agent is stopped (with its final state sync) first."""
-        tenant = await self.registry.get(tenant_id)
-        if tenant.status == TenantStatus.SUSPENDED:
-            return tenant
-        if tenant.status in (TenantStatus.RUNNING, TenantStatus.PROVISIONING):
-            tenant = await self.registry.update(
-                tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING
-            )
-            await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
-            await self.coordination.delete_endpoint(tenant_id)
-
-        async def hold(version: int, **detached: Any) -> Tenant:
-            return await self.registry.update(
-                tenant_id,
-                if_version=version,
-                status=TenantStatus.SUSPENDED,
-                status_reason="suspended by operator",
-                model_key_id=new_key_id(),  # the old key stays revoked after a resume
-                **detached,
-            )
-
-        try:
-            tenant = await hold(tenant.version, **DETACHED)
-        except ConditionFailed:
-            # Someone moved it meanwhile (e.g. a wake): try once more from fresh state.
-            tenant = await hold((await self.registry.get(tenant_id)).version)
+        for attempt in range(SUSPEND_ATTEMPTS):
+            tenant = await self.registry.get(tenant_id)
+            if tenant.status == TenantStatus.SUSPENDED:
+                return tenant
+            try:
+                if tenant.status in (TenantStatus.RUNNING, TenantStatus.PROVISIONING):
+                    tenant = await self.registry.update(
+                        tenant_id, if_version=tenant.version, status=TenantStatus.STOPPING
+                    )
+                    await self.runtime.stop(tenant_id, grace_s=self.settings.agent_stop_grace_s)
+                    await self.coordination.delete_endpoint(tenant_id)
+                tenant = await self.registry.update(
+                    tenant_id,
+                    if_version=tenant.version,
+                    status=TenantStatus.SUSPENDED,
+                    status_reason="suspended by operator",
+                    model_key_id=new_key_id(),  # the old key stays revoked after a resume
+                    **DETACHED,
+                )
+                break
+            except ConditionFailed:
+                # Someone moved it meanwhile (e.g. a wake booted an agent): look again, and
+                # stop what runs now, so a hold never leaves an agent running behind it.
+                if attempt == SUSPEND_ATTEMPTS - 1:
+                    raise
         await self.coordination.publish_event(tenant_id, "suspended")
         return tenant
 
