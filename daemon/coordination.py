@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -88,6 +88,35 @@ class LiveConfig:
         return out
 
 
+async def keep_renewed(
+    name: str,
+    renew: Callable[[], Awaitable[bool]],
+    ttl_s: float,
+    released: asyncio.Event,
+    on_lost: Callable[[], object] | None = None,
+) -> None:
+    """Call ``renew`` every third of ``ttl_s`` until ``released`` is set. A failed renewal
+    is retried; a refused one (False: expired, or another owner) logs, calls ``on_lost``
+    and ends. ``released`` is a flag, not only a cancel: redis-py may swallow a
+    cancellation inside a command."""
+    while not released.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ttl_s / 3):
+                await released.wait()
+        if released.is_set():
+            return
+        try:
+            held = await renew()
+        except Exception as exc:
+            log.warning("could not extend %s: %s", name, exc)
+            continue
+        if not held and not released.is_set():
+            log.error("lost %s while holding it", name)
+            if on_lost is not None:
+                on_lost()
+            return
+
+
 class Coordination:
     """Thin typed layer over one shared redis.asyncio client."""
 
@@ -147,22 +176,9 @@ class Coordination:
         Losing it (expired, or another owner) logs, calls ``on_lost`` and ends; a failed
         extension is retried. ``released`` is a flag, not only a cancel: redis-py may
         swallow a cancellation inside a command."""
-        while not released.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ttl_s / 3):
-                    await released.wait()
-            if released.is_set():
-                return
-            try:
-                held = await self.extend_lock(name, token, ttl_s)
-            except Exception as exc:
-                log.warning("could not extend %s: %s", name, exc)
-                continue
-            if not held and not released.is_set():
-                log.error("lost %s while holding it", name)
-                if on_lost is not None:
-                    on_lost()
-                return
+        await keep_renewed(
+            name, lambda: self.extend_lock(name, token, ttl_s), ttl_s, released, on_lost
+        )
 
     async def lock_owner(self, name: str) -> str | None:
         value = await self.redis.get(self._lock_key(name))

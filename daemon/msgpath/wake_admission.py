@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
+from daemon.coordination import keep_renewed
 from daemon.redis_keys import WAKE_ADMISSION_PREFIX
 
 log = logging.getLogger(__name__)
@@ -170,16 +171,10 @@ class WakeAdmission:
                 log.warning("could not release the wake slot of %s: %s", tenant_id, exc)
 
     async def _keep(self, tenant_id: str, done: asyncio.Event) -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LEASE_S / 3):
-                    await done.wait()
-            if done.is_set():
-                return
-            try:
-                await self._renew(keys=[HOLDERS], args=[tenant_id, int(LEASE_S * 1000)])
-            except Exception as exc:
-                log.warning("could not renew the wake slot of %s: %s", tenant_id, exc)
+        async def renew() -> bool:
+            return bool(await self._renew(keys=[HOLDERS], args=[tenant_id, int(LEASE_S * 1000)]))
+
+        await keep_renewed(f"the wake slot of {tenant_id}", renew, LEASE_S, done)
 
     async def snapshot(self) -> AdmissionSnapshot:
         cap = await self._cap()

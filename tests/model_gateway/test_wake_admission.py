@@ -102,3 +102,20 @@ async def test_dead_holder_and_dead_waiter_free_their_place(
     assert await admission.try_acquire("next") is None
     snapshot = await admission.snapshot()
     assert snapshot.in_progress == ["next"] and snapshot.queued == []
+
+
+async def test_a_held_slot_is_renewed_past_its_lease(
+    client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wake longer than the lease keeps its slot (the keeper renews it every third)."""
+    monkeypatch.setattr(wake_admission, "LEASE_S", 0.6)
+
+    async def one() -> int:
+        return 1
+
+    admission = WakeAdmission(client, one)
+    async with admission.slot("long"):
+        await asyncio.sleep(3 * wake_admission.LEASE_S)
+        assert await admission.try_acquire("other") == 0  # still held: other waits
+    assert await admission.try_acquire("other") is None
+    await admission.release("other")
