@@ -44,6 +44,7 @@ from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
+from daemon.msgpath.forward import AgentConnection, ForwardError, plain_http
 from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
 from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 from daemon.ports import InstancePhase, Registry, Runtime
@@ -132,6 +133,8 @@ class DeliveryManager:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _connections: dict[str, AgentConnection] = field(default_factory=dict, init=False, repr=False)
+    """Each worker's keep-alive connection to its agent (closed when the worker ends)."""
     _closing: bool = field(default=False, init=False, repr=False)
 
     # -- spawning -----------------------------------------------------------------
@@ -254,6 +257,10 @@ class DeliveryManager:
                 renew.cancel()
                 if self._workers.get(tenant_id) is poke:
                     del self._workers[tenant_id]
+                # Before the release: the tenant's next worker starts with its own.
+                connection = self._connections.pop(tenant_id, None)
+                if connection is not None:
+                    await connection.close()
                 with contextlib.suppress(Exception):
                     await self.coordination.release_lock(name, token)
         finally:
@@ -295,7 +302,7 @@ class DeliveryManager:
                 # A short batch was all there was when it was read, and every append
                 # since then set the poke: no need to read the (empty) buffer again.
             else:
-                self.metrics.buffered_messages.labels(tenant=tenant_id).set(0)
+                self.metrics.set_buffered(tenant_id, 0)
             try:
                 async with asyncio.timeout(IDLE_S):
                     await poke.wait()
@@ -366,7 +373,9 @@ class DeliveryManager:
                 endpoint = tenant.endpoint
                 if not endpoint:
                     continue
-            outcome, status = await self._post(endpoint, update.body, info.webhook_secret)
+            outcome, status = await self._post(
+                tenant_id, endpoint, update.body, info.webhook_secret
+            )
             if outcome is Outcome.DELIVERED:
                 ready_at = self.wake.ready_at.pop(tenant_id, None)
                 if ready_at is not None:
@@ -406,17 +415,31 @@ class DeliveryManager:
             await asyncio.sleep(backoff_delay(failures))
             failures += 1
 
-    async def _post(self, endpoint: str, body: bytes, secret: bytes) -> tuple[Outcome, int]:
-        headers = {"Content-Type": "application/json", SECRET_HEADER: secret.decode()}
+    async def _post(
+        self, tenant_id: str, endpoint: str, body: bytes, secret: bytes
+    ) -> tuple[Outcome, int]:
         started = time.perf_counter()
-        try:
-            async with self.session.post(
-                endpoint, data=body, headers=headers, timeout=FORWARD_TIMEOUT
-            ) as resp:
-                await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return Outcome.UNREACHABLE, 0
+        if plain_http(endpoint):
+            connection = self._connections.get(tenant_id)
+            if connection is None or connection.endpoint != endpoint:
+                if connection is not None:
+                    await connection.close()
+                connection = AgentConnection(endpoint)
+                self._connections[tenant_id] = connection
+            try:
+                status = await connection.post(body, SECRET_HEADER, secret.decode())
+            except ForwardError:
+                return Outcome.UNREACHABLE, 0
+        else:
+            headers = {"Content-Type": "application/json", SECRET_HEADER: secret.decode()}
+            try:
+                async with self.session.post(
+                    endpoint, data=body, headers=headers, timeout=FORWARD_TIMEOUT
+                ) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                return Outcome.UNREACHABLE, 0
         self.metrics.forward_seconds.observe(time.perf_counter() - started)
         return classify(status), status
 
@@ -430,7 +453,7 @@ class DeliveryManager:
         if remaining < 0:
             raise _Stop("delivery lease lost")
         self.metrics.deliveries.inc(count)
-        self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
+        self.metrics.set_buffered(tenant_id, remaining)
         now = time.monotonic()
         if now - self._last_touch.get(tenant_id, 0.0) >= TOUCH_EVERY_S:
             self._last_touch[tenant_id] = now
@@ -461,7 +484,7 @@ class DeliveryManager:
         if remaining < 0:
             raise _Stop("delivery lease lost")
         self.metrics.delivery_failures.labels(reason="dead_letter").inc()
-        self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
+        self.metrics.set_buffered(tenant_id, remaining)
         log.error(
             "update %s of %s dead-lettered after %d attempts (%s)",
             update.update_id,
