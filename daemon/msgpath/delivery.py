@@ -133,6 +133,11 @@ class DeliveryManager:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _held_elsewhere: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    """Tenants whose lease another replica held when we last tried: monotonic expiry."""
+    _signalling: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+    """Tenants with a work signal on its way; True: send one more after it."""
+    work_signals_sent: int = field(default=0, init=False)
     _connections: dict[str, AgentConnection] = field(default_factory=dict, init=False, repr=False)
     """Each worker's keep-alive connection to its agent (closed when the worker ends)."""
     _closing: bool = field(default=False, init=False, repr=False)
@@ -145,6 +150,12 @@ class DeliveryManager:
         poke = self._workers.get(tenant_id)
         if poke is not None:
             poke.set()
+            return
+        if signal_others and self._held_elsewhere.get(tenant_id, 0.0) > time.monotonic():
+            # Another replica delivers (it held the lease a moment ago): tell it, without a
+            # worker of our own that would only find the lease taken (three round trips
+            # per update). Once the lease could have expired, a worker tries again.
+            self._signal_work(tenant_id)
             return
         poke = asyncio.Event()
         poke.set()
@@ -159,6 +170,30 @@ class DeliveryManager:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         log_if_failed(task, self.metrics.background_task_failures.labels(task="delivery").inc)
+
+    def _signal_work(self, tenant_id: str) -> None:
+        """Publish that the tenant has work; calls during a publish are coalesced into
+        one more publish after it (sent after their appends: none goes unseen)."""
+        if tenant_id in self._signalling:
+            self._signalling[tenant_id] = True
+            return
+        self._signalling[tenant_id] = False
+        self._spawn(self._send_work_signals(tenant_id), f"work-signal:{tenant_id}")
+
+    async def _send_work_signals(self, tenant_id: str) -> None:
+        try:
+            while True:
+                await self.buffer.signal_work(tenant_id, self.node_id)
+                self.work_signals_sent += 1
+                if not self._signalling.get(tenant_id):
+                    return
+                self._signalling[tenant_id] = False
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("cannot signal %s's work: %s; retrying", tenant_id, exc)
+            self._held_elsewhere.pop(tenant_id, None)
+            self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
+        finally:
+            self._signalling.pop(tenant_id, None)
 
     def notify_if_pending(self, tenant_id: str) -> None:
         self._spawn(self._notify_if_pending(tenant_id), f"delivery-check:{tenant_id}")
@@ -231,8 +266,11 @@ class DeliveryManager:
                     if signal_others:
                         await self.buffer.signal_work(tenant_id, self.node_id)
                     pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
-                    self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
+                    wait = pttl / 1000 if pttl > 0 else 0.1
+                    self._held_elsewhere[tenant_id] = time.monotonic() + wait
+                    self._retry_later(tenant_id, wait + 0.05)
                     return
+                self._held_elsewhere.pop(tenant_id, None)
             except (aioredis.RedisError, OSError) as exc:
                 # Redis restarting or unreachable: nothing was taken; come back.
                 log.warning("delivery to %s not started: %s; retrying", tenant_id, exc)

@@ -197,3 +197,31 @@ async def test_restart_finds_buffered_work_through_the_pending_index(
     assert await replicas[1].delivery.sweep() == 1
     await agent.wait_for(5, timeout=10)
     assert agent.received == list(range(5))
+
+
+async def test_updates_taken_by_the_other_replica_reach_the_holder_by_signals_alone(
+    world: tuple[Agent, list[Replica]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, (holder, other) = world
+    await holder.buffer.append("t", 0, update(0))
+    holder.delivery.notify("t")
+    await agent.wait_for(1, timeout=5)  # the holder's worker now keeps the lease
+    attempts = 0
+    acquire = other.delivery.coordination.acquire_lock
+
+    async def counted(name: str, ttl_s: float) -> str | None:
+        nonlocal attempts
+        attempts += 1
+        return await acquire(name, ttl_s)
+
+    monkeypatch.setattr(other.delivery.coordination, "acquire_lock", counted)
+    for n in range(1, 31):
+        assert (await other.buffer.append("t", n, update(n))).added
+        other.delivery.notify("t")
+        await asyncio.sleep(0.005)
+    await agent.wait_for(31, timeout=10)
+    assert agent.received == list(range(31))
+    # One look at the lease; from then on (while it lives) only work signals, coalesced
+    # while one is on its way.
+    assert attempts == 1
+    assert 1 <= other.delivery.work_signals_sent <= 30
