@@ -22,8 +22,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
+_START_CPUS = sorted(os.sched_getaffinity(0))
+"""Taken at import: a benchmark pins itself to the load generator's core(s) later, and
+must still place the daemon on the core it keeps free."""
+
+
 def cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
+    """The CPUs this process could use when the benchmark started."""
+    return list(_START_CPUS)
 
 
 def pin(pid: int, cpu_set: set[int]) -> None:

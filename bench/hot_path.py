@@ -448,10 +448,12 @@ async def zero_agent_scenario(
                     verdict(per_core >= TARGET_RATE),
                 ),
             ]
+            shares = meter.utilisation()
+            agents_busy = sum(v for k, v in shares.items() if k.startswith("agent"))
             busy = ", ".join(
                 f"{k} {100 * v:.0f}%"
-                for k, v in meter.utilisation().items()
-                if k in ("daemon", "redis", "loadgen")
+                for k, v in (*shares.items(), ("agents", agents_busy))
+                if k in ("daemon", "redis", "loadgen", "agents")
             )
             print(f"\nCPU during the router throughput run (% of one core): {busy}")
             print(f"daemon → agent POSTs (otm_forward_seconds): {posts:.0f}, mean {ms(mean_post)}")
