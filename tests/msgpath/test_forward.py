@@ -127,18 +127,20 @@ async def test_bodies_are_read_to_their_end_and_the_connection_reused(
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "server_closes"),
     [
-        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
-        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
-        b"HTTP/1.1 200 OK\r\n\r\nbody up to the close",
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", False),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+        (b"HTTP/1.1 200 OK\r\n\r\nbody up to the close", True),
     ],
     ids=["connection-close", "http-1.0", "close-delimited"],
 )
 async def test_a_closing_answer_gets_a_fresh_connection_next_time(
-    raw_server: Callable[..., Awaitable[RawServer]], answer: bytes
+    raw_server: Callable[..., Awaitable[RawServer]], answer: bytes, server_closes: bool
 ) -> None:
-    server = await raw_server(lambda n, _: answer, close_after_answer=True)
+    # A server that announced the close but keeps the socket open would still answer on
+    # it; the client must not reuse it all the same.
+    server = await raw_server(lambda n, _: answer, close_after_answer=server_closes)
     connection = AgentConnection(server.url)
     try:
         assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
@@ -217,10 +219,17 @@ def test_only_plain_http_and_header_safe_secrets() -> None:
     assert forward.plain_http("http://a/b") and not forward.plain_http("https://a/b")
 
 
-async def test_a_secret_that_would_split_the_header_is_refused() -> None:
-    connection = AgentConnection(f"http://127.0.0.1:{_free_port()}/x")
-    with pytest.raises(ForwardError):
-        await connection.post(b"{}", SECRET_HEADER, "s\r\nX-Injected: 1")
+async def test_a_secret_that_would_split_the_header_is_refused(
+    raw_server: Callable[[Reply], Awaitable[RawServer]],
+) -> None:
+    server = await raw_server(lambda n, _: OK)
+    connection = AgentConnection(server.url)
+    try:
+        with pytest.raises(ForwardError):
+            await connection.post(b"{}", SECRET_HEADER, "s\r\nX-Injected: 1")
+    finally:
+        await connection.close()
+    assert server.requests == []
 
 
 def _free_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.msgpath.buffer import Buffer
-from daemon.msgpath.script_batch import ScriptBatcher
+from daemon.msgpath.script_batch import MAX_BATCH, ScriptBatcher
 from daemon.redis_keys import buffer_key
 
 
@@ -73,6 +73,11 @@ async def test_big_turns_are_split_and_lone_calls_still_go(
     redis_client: aioredis.Redis, count: int
 ) -> None:
     buffer = Buffer(redis_client)
+    batcher = buffer._append
+    assert isinstance(batcher, ScriptBatcher)
+    await buffer.append("warm-up", 1, body(1))
+    batcher.round_trips = 0
     results = await asyncio.gather(*(buffer.append("t1", n, body(n)) for n in range(count)))
     assert len({r.entry_id for r in results}) == count
     assert await buffer.length("t1") == count
+    assert batcher.round_trips == -(-count // MAX_BATCH)
