@@ -41,6 +41,19 @@ def pin(pid: int, cpu_set: set[int]) -> None:
             os.sched_setaffinity(tid, cpu_set)
 
 
+def with_descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a sandboxed agent runs as a child of bwrap:
+    its CPU is not the wrapper's, and pinning the wrapper does not move it)."""
+    out, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in task.read_text().split()]
+    return out
+
+
 @contextlib.contextmanager
 def spawning_on(cpu_set: set[int] | None) -> Iterator[None]:
     """Children started inside inherit ``cpu_set`` (so every thread they ever start is

@@ -58,6 +58,7 @@ from bench.common import (
     ratio,
     spawning_on,
     verdict,
+    with_descendants,
 )
 from bench.httpload import Connection
 from bench.redis_server import BenchRedis
@@ -228,7 +229,7 @@ async def wake_tenants(daemon: Daemon, count: int, prefix: str, first_token: int
 
 def agent_pids(data_dir: Path) -> list[int]:
     pids = (recorded_agent_pid(p) for p in (data_dir / "agents").glob(f"*/*/{PID_FILE}"))
-    return [pid for pid in pids if pid is not None]
+    return [each for pid in pids if pid is not None for each in with_descendants(pid)]
 
 
 @dataclass
