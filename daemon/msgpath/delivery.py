@@ -138,13 +138,18 @@ class DeliveryManager:
     _signalling: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
     """Tenants with a work signal on its way; True: send one more after it."""
     work_signals_sent: int = field(default=0, init=False)
+    _remaining: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    """Buffer length after a worker's last ack or dead letter."""
     _connections: dict[str, AgentConnection] = field(default_factory=dict, init=False, repr=False)
     """Each worker's keep-alive connection to its agent (closed when the worker ends)."""
     _closing: bool = field(default=False, init=False, repr=False)
 
     # -- spawning -----------------------------------------------------------------
-    def notify(self, tenant_id: str, *, signal_others: bool = True) -> None:
-        """New work for a tenant: poke its local worker, or start one."""
+    def notify(
+        self, tenant_id: str, *, signal_others: bool = True, length: int | None = None
+    ) -> None:
+        """New work for a tenant: poke its local worker, or start one. ``length``: the
+        buffer's length right after the append that brought the work, if known."""
         if self._closing:
             return
         poke = self._workers.get(tenant_id)
@@ -155,7 +160,11 @@ class DeliveryManager:
             # Another replica delivers (it held the lease a moment ago): tell it, without a
             # worker of our own that would only find the lease taken (three round trips
             # per update). Once the lease could have expired, a worker tries again.
-            self._signal_work(tenant_id)
+            if length is None or length <= 1:
+                self._signal_work(tenant_id)
+            # Otherwise an earlier update was still buffered when this one was appended:
+            # the script that removes it counts this one, and a worker that sees entries
+            # remain reads on (_drain), so no signal is needed.
             return
         poke = asyncio.Event()
         poke.set()
@@ -295,6 +304,7 @@ class DeliveryManager:
                 renew.cancel()
                 if self._workers.get(tenant_id) is poke:
                     del self._workers[tenant_id]
+                self._remaining.pop(tenant_id, None)
                 # Before the release: the tenant's next worker starts with its own.
                 connection = self._connections.pop(tenant_id, None)
                 if connection is not None:
@@ -326,6 +336,7 @@ class DeliveryManager:
                 # per update. (A crash before the ack redelivers them; agents drop
                 # update_ids they already have.)
                 unacked: list[BufferedUpdate] = []
+                self._remaining[tenant_id] = 0
                 try:
                     for update in batch:
                         if self._closing:
@@ -335,8 +346,12 @@ class DeliveryManager:
                 finally:
                     if unacked and not _cancelling():
                         await self._ack(tenant_id, token, unacked)
-                if len(batch) == HEAD_BATCH or poke.is_set():
-                    continue  # more may be buffered
+                if (
+                    len(batch) == HEAD_BATCH
+                    or poke.is_set()
+                    or self._remaining.pop(tenant_id, 0) > 0
+                ):
+                    continue  # more is (or may be) buffered
                 # A short batch was all there was when it was read, and every append
                 # since then set the poke: no need to read the (empty) buffer again.
             else:
@@ -490,6 +505,7 @@ class DeliveryManager:
         updates.clear()
         if remaining < 0:
             raise _Stop("delivery lease lost")
+        self._remaining[tenant_id] = remaining
         self.metrics.deliveries.inc(count)
         self.metrics.set_buffered(tenant_id, remaining)
         now = time.monotonic()
@@ -521,6 +537,7 @@ class DeliveryManager:
         remaining = await self.buffer.dead_letter(tenant_id, update, token, reason, attempts)
         if remaining < 0:
             raise _Stop("delivery lease lost")
+        self._remaining[tenant_id] = remaining
         self.metrics.delivery_failures.labels(reason="dead_letter").inc()
         self.metrics.set_buffered(tenant_id, remaining)
         log.error(
