@@ -4,8 +4,8 @@ Under load the router runs many webhook requests at once, and each one appends i
 update with one script call. Called one by one, every call takes a pooled connection,
 writes, waits and reads on its own; here the calls made during one event-loop turn go
 to Redis as one pipeline (one write, replies read back in order), which costs the
-daemon less CPU per call and Redis fewer reads. A lone call still goes out on the
-next loop turn, so a single sender waits no longer than before.
+daemon less CPU per call and Redis fewer reads. A lone call goes out on the
+next loop turn (one turn later than a call of its own would).
 
 The pipeline is not a transaction: each script is atomic on its own (as before),
 and a failed round trip fails every call in it, which the caller treats exactly as
@@ -46,23 +46,26 @@ class ScriptBatcher:
         """Pipelines sent (tests and benchmarks look at it)."""
 
     async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((keys, args, future))
         if not self._scheduled:
+            # The flush runs on the next loop turn: the calls made in this one join it.
             self._scheduled = True
-            loop.call_soon(self._flush)
+            self._track(asyncio.create_task(self._flush(), name="script-batch"))
         return await future
 
-    def _flush(self) -> None:
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._flushes.add(task)
+        task.add_done_callback(self._flush_done)
+
+    async def _flush(self) -> None:
         self._scheduled = False
         queue, self._queue = self._queue, []
-        for start in range(0, len(queue), MAX_BATCH):
-            task = asyncio.create_task(
-                self._send(queue[start : start + MAX_BATCH]), name="script-batch"
-            )
-            self._flushes.add(task)
-            task.add_done_callback(self._flush_done)
+        chunks = [queue[start : start + MAX_BATCH] for start in range(0, len(queue), MAX_BATCH)]
+        for chunk in chunks[1:]:
+            self._track(asyncio.create_task(self._send(chunk), name="script-batch"))
+        if chunks:
+            await self._send(chunks[0])
 
     def _flush_done(self, task: asyncio.Task[None]) -> None:
         self._flushes.discard(task)
