@@ -59,8 +59,21 @@ class AgentConnection:
         ).encode("latin-1")
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        # The total timeout: one watchdog timer per connection, moved on only when it
+        # fires. An asyncio.timeout per POST left a cancelled 15 s timer in the loop's
+        # heap per update, and the loop's periodic clean-up of thousands of them stalled
+        # it for milliseconds (1-sender p99 +7 ms).
+        self._deadline = 0.0
+        self._in_flight: asyncio.Task[object] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._expired = False
 
     async def close(self) -> None:
+        """Close the connection (a request in flight is not affected: its caller does
+        this). Also stops the watchdog."""
+        if self._watchdog is not None and self._in_flight is None:
+            self._watchdog.cancel()
+            self._watchdog = None
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
             writer.close()
@@ -81,26 +94,51 @@ class AgentConnection:
                 body,
             )
         )
+        task = asyncio.current_task()
+        assert task is not None
+        self._arm(task)
         try:
-            async with asyncio.timeout(TOTAL_TIMEOUT_S):
-                reused = self._writer is not None
-                try:
-                    return await self._exchange(raw)
-                except _NoAnswer:
-                    if not reused:
-                        raise
-                # The agent closed the idle connection as we wrote: it saw nothing of
-                # this request, so it is sent once more on a fresh connection.
+            reused = self._writer is not None
+            try:
                 return await self._exchange(raw)
+            except _NoAnswer:
+                if not reused:
+                    raise
+            # The agent closed the idle connection as we wrote: it saw nothing of
+            # this request, so it is sent once more on a fresh connection.
+            return await self._exchange(raw)
+        except asyncio.CancelledError:
+            await self.close()  # cancelled mid-answer: the connection is out of step
+            if self._expired and task.uncancel() == 0:
+                raise ForwardError(f"no answer within {TOTAL_TIMEOUT_S} s") from None
+            raise
         except ForwardError:
             await self.close()
             raise
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             await self.close()
             raise ForwardError(str(exc) or type(exc).__name__) from exc
-        except BaseException:
-            await self.close()  # cancelled mid-answer: the connection is out of step
-            raise
+        finally:
+            self._in_flight = None
+
+    def _arm(self, task: asyncio.Task[object]) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + TOTAL_TIMEOUT_S
+        self._in_flight = task
+        self._expired = False
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(self._deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._watchdog = None
+        if self._in_flight is None:
+            return  # idle: the next request arms it again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            self._expired = True
+            self._in_flight.cancel()
+        else:
+            self._watchdog = loop.call_at(self._deadline, self._check_deadline)
 
     async def _exchange(self, raw: bytes) -> int:
         if self._writer is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -238,3 +239,55 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_the_deadline_is_each_requests_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One watchdog per connection: a request that started later is judged by its own
+    # deadline, not by the one of the request that armed the watchdog.
+    monkeypatch.setattr(forward, "TOTAL_TIMEOUT_S", 0.4)
+    delays = iter([0.0, 0.3])
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                await asyncio.sleep(next(delays))
+                writer.write(OK)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    connection = AgentConnection(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x")
+    try:
+        assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
+        await asyncio.sleep(0.2)
+        # Answered 0.5 s after the first request's start, 0.3 s after its own.
+        assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
+    finally:
+        await connection.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_cancelled_post_stays_cancelled(
+    raw_server: Callable[[Reply], Awaitable[RawServer]],
+) -> None:
+    never = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await never.wait()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    connection = AgentConnection(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x")
+    try:
+        post = asyncio.create_task(connection.post(b"{}", SECRET_HEADER, "s"))
+        await asyncio.sleep(0.1)
+        post.cancel()  # a worker cancelled (lease lost, shutdown): not a forward error
+        with pytest.raises(asyncio.CancelledError):
+            await post
+        assert connection._writer is None
+    finally:
+        never.set()
+        server.close()
+        await server.wait_closed()
