@@ -22,8 +22,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
+_START_CPUS = sorted(os.sched_getaffinity(0))
+"""Taken at import: a benchmark pins itself to the load generator's core(s) later, and
+must still place the daemon on the core it keeps free."""
+
+
 def cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
+    """The CPUs this process could use when the benchmark started."""
+    return list(_START_CPUS)
 
 
 def pin(pid: int, cpu_set: set[int]) -> None:
@@ -33,6 +39,19 @@ def pin(pid: int, cpu_set: set[int]) -> None:
     for tid in tids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.sched_setaffinity(tid, cpu_set)
+
+
+def with_descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a sandboxed agent runs as a child of bwrap:
+    its CPU is not the wrapper's, and pinning the wrapper does not move it)."""
+    out, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in task.read_text().split()]
+    return out
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ Measured, each path alternating in blocks so drift hits both alike:
 
 1. one sender, sequential requests: latency router vs direct; the added
    latency is router minus direct at each percentile.
-2. 100 concurrent senders (10 tenants), paced at the target rate (2,000
+2. 100 concurrent senders (10 tenants; --tenants), paced at the target rate (2,000
    updates/s in total): the same latencies under load. (A closed loop of 100
    senders would measure queueing on a saturated core, not the router.)
 3. throughput: 100 senders in a closed loop through the router, then the same
@@ -58,6 +58,7 @@ from bench.common import (
     ratio,
     spawning_on,
     verdict,
+    with_descendants,
 )
 from bench.httpload import Connection
 from bench.redis_server import BenchRedis
@@ -228,7 +229,7 @@ async def wake_tenants(daemon: Daemon, count: int, prefix: str, first_token: int
 
 def agent_pids(data_dir: Path) -> list[int]:
     pids = (recorded_agent_pid(p) for p in (data_dir / "agents").glob(f"*/*/{PID_FILE}"))
-    return [pid for pid in pids if pid is not None]
+    return [each for pid in pids if pid is not None for each in with_descendants(pid)]
 
 
 @dataclass
@@ -347,7 +348,12 @@ async def alternate(
 
 
 async def zero_agent_scenario(
-    root: Path, telegram: FakeTelegram, quick: bool, fsync: str, profile: Path | None
+    root: Path,
+    telegram: FakeTelegram,
+    quick: bool,
+    fsync: str,
+    profile: Path | None,
+    tenants: int = 10,
 ) -> list[Figure]:
     scale = 0.2 if quick else 1.0
     setup = await start_stack(root, telegram, ZERO_AGENT, "zero", fsync)
@@ -357,7 +363,7 @@ async def zero_agent_scenario(
     senders: list[Sender] = []
     try:
         solo = (await wake_tenants(daemon, 1, "solo", 5000))[0]
-        fleet = await wake_tenants(daemon, 10, "hot", 6000)
+        fleet = await wake_tenants(daemon, tenants, "hot", 6000)
         agents = pin_agents(setup)
         receipts = Receipts([solo, *fleet], ledger)
         one = Sender(solo, daemon.router_url, ledger, chat_id=1)
@@ -448,10 +454,12 @@ async def zero_agent_scenario(
                     verdict(per_core >= TARGET_RATE),
                 ),
             ]
+            shares = meter.utilisation()
+            agents_busy = sum(v for k, v in shares.items() if k.startswith("agent"))
             busy = ", ".join(
                 f"{k} {100 * v:.0f}%"
-                for k, v in meter.utilisation().items()
-                if k in ("daemon", "redis", "loadgen")
+                for k, v in (*shares.items(), ("agents", agents_busy))
+                if k in ("daemon", "redis", "loadgen", "agents")
             )
             print(f"\nCPU during the router throughput run (% of one core): {busy}")
             print(f"daemon → agent POSTs (otm_forward_seconds): {posts:.0f}, mean {ms(mean_post)}")
@@ -545,6 +553,12 @@ async def main(argv: list[str] | None = None) -> int:
         help="Redis appendfsync policy (the embedded default is always)",
     )
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the daemon (file)")
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        default=10,
+        help="tenants the 100 senders spread over (one zero-work agent process each)",
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="otm-bench-hot-"))
     # The machine may be shared (other test runs): a higher priority for everything
@@ -560,9 +574,12 @@ async def main(argv: list[str] | None = None) -> int:
     print(f"Redis: AOF with appendfsync {args.fsync}")
     figures: list[Figure] = []
     try:
-        async with asyncio.timeout(170), FakeTelegram(host="127.0.0.1", port=0) as telegram:
+        async with (
+            asyncio.timeout(170 + args.tenants),  # a second per extra agent to wake
+            FakeTelegram(host="127.0.0.1", port=0) as telegram,
+        ):
             figures += await zero_agent_scenario(
-                root, telegram, args.quick, args.fsync, args.profile
+                root, telegram, args.quick, args.fsync, args.profile, args.tenants
             )
             if args.stub:
                 figures += await stub_scenario(root, telegram, args.quick, args.fsync)

@@ -8,6 +8,8 @@ tenant id, so an anonymous caller learns neither tenant names nor their traffic.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Wakes include an agent's boot (~40 s for OpenClaw) and, on a new metal node,
@@ -107,3 +109,22 @@ class Metrics:
             "Tenants whose updates this replica fetches with getUpdates (poll leases held)",
             registry=r,
         )
+        # labels() hashes and locks on every call; the hot path (one answer, one buffer
+        # length per update) keeps the children it has already resolved.
+        self._webhook_children: dict[int, Any] = {}
+        self._buffered_children: dict[str, Any] = {}
+
+    def count_webhook_answer(self, status: int) -> None:
+        child = self._webhook_children.get(status)
+        if child is None:
+            child = self.webhook_requests.labels(status=str(status))
+            self._webhook_children[status] = child
+        child.inc()
+
+    def set_buffered(self, tenant_id: str, length: int) -> None:
+        """``otm_buffered_messages{tenant}``."""
+        child = self._buffered_children.get(tenant_id)
+        if child is None:
+            child = self.buffered_messages.labels(tenant=tenant_id)
+            self._buffered_children[tenant_id] = child
+        child.set(length)

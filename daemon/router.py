@@ -43,7 +43,7 @@ INBOUND_LIMIT = web.AppKey("inbound_limit", MinuteWindow)
 
 
 def _answer(request: web.Request, status: int, text: str) -> web.Response:
-    request.app[PARENT][keys.METRICS].webhook_requests.labels(status=str(status)).inc()
+    request.app[PARENT][keys.METRICS].count_webhook_answer(status)
     return web.Response(status=status, text=text)
 
 
@@ -105,8 +105,8 @@ async def handle_update(request: web.Request) -> web.Response:
     metrics = parent[keys.METRICS]
     if result.added:
         metrics.updates_buffered.inc()
-        metrics.buffered_messages.labels(tenant=tenant_id).set(result.length)
-        parent[DELIVERY].notify(tenant_id)
+        metrics.set_buffered(tenant_id, result.length)
+        parent[DELIVERY].notify(tenant_id, length=result.length)
     else:
         metrics.updates_duplicate.inc()
     return _answer(request, 200, "ok")

@@ -43,6 +43,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from daemon.msgpath.script_batch import ScriptBatcher
 from daemon.redis_keys import (
     PENDING_KEY,
     PENDING_RECHECK_KEY,
@@ -208,7 +209,8 @@ class Buffer:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._append = redis.register_script(APPEND_LUA)
+        # Appends made in one loop turn (concurrent webhooks) share one round trip.
+        self._append = ScriptBatcher(redis, APPEND_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)

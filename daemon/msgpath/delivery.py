@@ -44,6 +44,7 @@ from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
+from daemon.msgpath.forward import AgentConnection, ForwardError, plain_http
 from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
 from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
 from daemon.ports import InstancePhase, Registry, Runtime
@@ -132,16 +133,38 @@ class DeliveryManager:
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _held_elsewhere: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    """Tenants whose lease another replica held when we last tried: monotonic expiry."""
+    _signalling: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+    """Tenants with a work signal on its way; True: send one more after it."""
+    work_signals_sent: int = field(default=0, init=False)
+    _remaining: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    """Buffer length after a worker's last ack or dead letter."""
+    _connections: dict[str, AgentConnection] = field(default_factory=dict, init=False, repr=False)
+    """Each worker's keep-alive connection to its agent (closed when the worker ends)."""
     _closing: bool = field(default=False, init=False, repr=False)
 
     # -- spawning -----------------------------------------------------------------
-    def notify(self, tenant_id: str, *, signal_others: bool = True) -> None:
-        """New work for a tenant: poke its local worker, or start one."""
+    def notify(
+        self, tenant_id: str, *, signal_others: bool = True, length: int | None = None
+    ) -> None:
+        """New work for a tenant: poke its local worker, or start one. ``length``: the
+        buffer's length right after the append that brought the work, if known."""
         if self._closing:
             return
         poke = self._workers.get(tenant_id)
         if poke is not None:
             poke.set()
+            return
+        if signal_others and self._held_elsewhere.get(tenant_id, 0.0) > time.monotonic():
+            # Another replica delivers (it held the lease a moment ago): tell it, without a
+            # worker of our own that would only find the lease taken (three round trips
+            # per update). Once the lease could have expired, a worker tries again.
+            if length is None or length <= 1:
+                self._signal_work(tenant_id)
+            # Otherwise an earlier update was still buffered when this one was appended:
+            # the script that removes it counts this one, and a worker that sees entries
+            # remain reads on (_drain), so no signal is needed.
             return
         poke = asyncio.Event()
         poke.set()
@@ -156,6 +179,30 @@ class DeliveryManager:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         log_if_failed(task, self.metrics.background_task_failures.labels(task="delivery").inc)
+
+    def _signal_work(self, tenant_id: str) -> None:
+        """Publish that the tenant has work; calls during a publish are coalesced into
+        one more publish after it (sent after their appends: none goes unseen)."""
+        if tenant_id in self._signalling:
+            self._signalling[tenant_id] = True
+            return
+        self._signalling[tenant_id] = False
+        self._spawn(self._send_work_signals(tenant_id), f"work-signal:{tenant_id}")
+
+    async def _send_work_signals(self, tenant_id: str) -> None:
+        try:
+            while True:
+                await self.buffer.signal_work(tenant_id, self.node_id)
+                self.work_signals_sent += 1
+                if not self._signalling.get(tenant_id):
+                    return
+                self._signalling[tenant_id] = False
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("cannot signal %s's work: %s; retrying", tenant_id, exc)
+            self._held_elsewhere.pop(tenant_id, None)
+            self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
+        finally:
+            self._signalling.pop(tenant_id, None)
 
     def notify_if_pending(self, tenant_id: str) -> None:
         self._spawn(self._notify_if_pending(tenant_id), f"delivery-check:{tenant_id}")
@@ -228,8 +275,11 @@ class DeliveryManager:
                     if signal_others:
                         await self.buffer.signal_work(tenant_id, self.node_id)
                     pttl = await self.coordination.redis.pttl(lease_key(tenant_id))
-                    self._retry_later(tenant_id, (pttl / 1000 if pttl > 0 else 0.1) + 0.05)
+                    wait = pttl / 1000 if pttl > 0 else 0.1
+                    self._held_elsewhere[tenant_id] = time.monotonic() + wait
+                    self._retry_later(tenant_id, wait + 0.05)
                     return
+                self._held_elsewhere.pop(tenant_id, None)
             except (aioredis.RedisError, OSError) as exc:
                 # Redis restarting or unreachable: nothing was taken; come back.
                 log.warning("delivery to %s not started: %s; retrying", tenant_id, exc)
@@ -254,6 +304,11 @@ class DeliveryManager:
                 renew.cancel()
                 if self._workers.get(tenant_id) is poke:
                     del self._workers[tenant_id]
+                self._remaining.pop(tenant_id, None)
+                # Before the release: the tenant's next worker starts with its own.
+                connection = self._connections.pop(tenant_id, None)
+                if connection is not None:
+                    await connection.close()
                 with contextlib.suppress(Exception):
                     await self.coordination.release_lock(name, token)
         finally:
@@ -281,6 +336,7 @@ class DeliveryManager:
                 # per update. (A crash before the ack redelivers them; agents drop
                 # update_ids they already have.)
                 unacked: list[BufferedUpdate] = []
+                self._remaining[tenant_id] = 0
                 try:
                     for update in batch:
                         if self._closing:
@@ -290,12 +346,16 @@ class DeliveryManager:
                 finally:
                     if unacked and not _cancelling():
                         await self._ack(tenant_id, token, unacked)
-                if len(batch) == HEAD_BATCH or poke.is_set():
-                    continue  # more may be buffered
+                if (
+                    len(batch) == HEAD_BATCH
+                    or poke.is_set()
+                    or self._remaining.pop(tenant_id, 0) > 0
+                ):
+                    continue  # more is (or may be) buffered
                 # A short batch was all there was when it was read, and every append
                 # since then set the poke: no need to read the (empty) buffer again.
             else:
-                self.metrics.buffered_messages.labels(tenant=tenant_id).set(0)
+                self.metrics.set_buffered(tenant_id, 0)
             try:
                 async with asyncio.timeout(IDLE_S):
                     await poke.wait()
@@ -366,7 +426,9 @@ class DeliveryManager:
                 endpoint = tenant.endpoint
                 if not endpoint:
                     continue
-            outcome, status = await self._post(endpoint, update.body, info.webhook_secret)
+            outcome, status = await self._post(
+                tenant_id, endpoint, update.body, info.webhook_secret
+            )
             if outcome is Outcome.DELIVERED:
                 ready_at = self.wake.ready_at.pop(tenant_id, None)
                 if ready_at is not None:
@@ -406,17 +468,31 @@ class DeliveryManager:
             await asyncio.sleep(backoff_delay(failures))
             failures += 1
 
-    async def _post(self, endpoint: str, body: bytes, secret: bytes) -> tuple[Outcome, int]:
-        headers = {"Content-Type": "application/json", SECRET_HEADER: secret.decode()}
+    async def _post(
+        self, tenant_id: str, endpoint: str, body: bytes, secret: bytes
+    ) -> tuple[Outcome, int]:
         started = time.perf_counter()
-        try:
-            async with self.session.post(
-                endpoint, data=body, headers=headers, timeout=FORWARD_TIMEOUT
-            ) as resp:
-                await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return Outcome.UNREACHABLE, 0
+        if plain_http(endpoint):
+            connection = self._connections.get(tenant_id)
+            if connection is None or connection.endpoint != endpoint:
+                if connection is not None:
+                    await connection.close()
+                connection = AgentConnection(endpoint)
+                self._connections[tenant_id] = connection
+            try:
+                status = await connection.post(body, SECRET_HEADER, secret.decode())
+            except ForwardError:
+                return Outcome.UNREACHABLE, 0
+        else:
+            headers = {"Content-Type": "application/json", SECRET_HEADER: secret.decode()}
+            try:
+                async with self.session.post(
+                    endpoint, data=body, headers=headers, timeout=FORWARD_TIMEOUT
+                ) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                return Outcome.UNREACHABLE, 0
         self.metrics.forward_seconds.observe(time.perf_counter() - started)
         return classify(status), status
 
@@ -429,8 +505,9 @@ class DeliveryManager:
         updates.clear()
         if remaining < 0:
             raise _Stop("delivery lease lost")
+        self._remaining[tenant_id] = remaining
         self.metrics.deliveries.inc(count)
-        self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
+        self.metrics.set_buffered(tenant_id, remaining)
         now = time.monotonic()
         if now - self._last_touch.get(tenant_id, 0.0) >= TOUCH_EVERY_S:
             self._last_touch[tenant_id] = now
@@ -460,8 +537,9 @@ class DeliveryManager:
         remaining = await self.buffer.dead_letter(tenant_id, update, token, reason, attempts)
         if remaining < 0:
             raise _Stop("delivery lease lost")
+        self._remaining[tenant_id] = remaining
         self.metrics.delivery_failures.labels(reason="dead_letter").inc()
-        self.metrics.buffered_messages.labels(tenant=tenant_id).set(remaining)
+        self.metrics.set_buffered(tenant_id, remaining)
         log.error(
             "update %s of %s dead-lettered after %d attempts (%s)",
             update.update_id,

@@ -321,7 +321,7 @@ class PollerManager:
             result = await self.buffer.append(tenant_id, update_id, body)
             if result.added:
                 self.metrics.updates_buffered.inc()
-                self.metrics.buffered_messages.labels(tenant=tenant_id).set(result.length)
+                self.metrics.set_buffered(tenant_id, result.length)
             else:
                 self.metrics.updates_duplicate.inc()
             last = update_id if last is None else max(last, update_id)

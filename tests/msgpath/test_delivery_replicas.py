@@ -40,6 +40,7 @@ class Agent:
     """A webhook that records what it gets and how many requests overlap."""
 
     secret: str
+    delay_s: float = 0.001
     received: list[int] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -51,7 +52,7 @@ class Agent:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(0.001)  # let another worker overlap, if one existed
+            await asyncio.sleep(self.delay_s)  # let another worker overlap, if one existed
             self.received.append(json.loads(await request.read())["update_id"])
         finally:
             self.in_flight -= 1
@@ -203,3 +204,59 @@ async def test_restart_finds_buffered_work_through_the_pending_index(
     assert await replicas[1].delivery.sweep() == 1
     await agent.wait_for(5, timeout=10)
     assert agent.received == list(range(5))
+
+
+async def test_updates_taken_by_the_other_replica_reach_the_holder_by_signals_alone(
+    world: tuple[Agent, list[Replica]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, (holder, other) = world
+    await holder.buffer.append("t", 0, update(0))
+    holder.delivery.notify("t")
+    await agent.wait_for(1, timeout=5)  # the holder's worker now keeps the lease
+    attempts = 0
+    acquire = other.delivery.coordination.acquire_lock
+
+    async def counted(name: str, ttl_s: float) -> str | None:
+        nonlocal attempts
+        attempts += 1
+        return await acquire(name, ttl_s)
+
+    monkeypatch.setattr(other.delivery.coordination, "acquire_lock", counted)
+    for n in range(1, 31):
+        assert (await other.buffer.append("t", n, update(n))).added
+        other.delivery.notify("t")
+        await asyncio.sleep(0.005)
+    await agent.wait_for(31, timeout=10)
+    assert agent.received == list(range(31))
+    # One look at the lease; from then on (while it lives) only work signals, coalesced
+    # while one is on its way.
+    assert attempts == 1
+    assert 1 <= other.delivery.work_signals_sent <= 30
+
+
+async def test_an_update_appended_behind_another_needs_no_signal(
+    world: tuple[Agent, list[Replica]],
+) -> None:
+    agent, (holder, other) = world
+    await holder.buffer.append("t", 0, update(0))
+    holder.delivery.notify("t")
+    await agent.wait_for(1, timeout=5)  # the holder's worker keeps the lease from here on
+    result = await other.buffer.append("t", 1, update(1))
+    other.delivery.notify("t", length=result.length)
+    async with asyncio.timeout(5):
+        while "t" not in other.delivery._held_elsewhere:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    await agent.wait_for(2, timeout=5)
+    agent.delay_s = 0.3  # the holder is busy with update 2 when update 3 arrives
+    result = await other.buffer.append("t", 2, update(2))
+    assert result.length == 1
+    other.delivery.notify("t", length=result.length)
+    await asyncio.sleep(0.1)
+    sent = other.delivery.work_signals_sent
+    result = await other.buffer.append("t", 3, update(3))
+    assert result.length == 2
+    other.delivery.notify("t", length=result.length)
+    # No signal for it: the holder's ack of update 2 counts it and the holder reads on.
+    await agent.wait_for(4, timeout=5)
+    assert agent.received == [0, 1, 2, 3]
+    assert other.delivery.work_signals_sent == sent
