@@ -87,6 +87,8 @@ def lease_key(tenant_id: str) -> str:
 # Returns {entry_id, length} when appended, false when update_id was seen before.
 # The entry is written before the marker: Redis does not undo a script's writes when a later
 # command fails, so an XADD refused half-way must not leave a marker that drops the retry.
+# KEYS: the pending index   ARGV: tenant id
+INDEX_LUA = "return redis.call('sadd', KEYS[1], ARGV[1])"
 APPEND_LUA = """
 if redis.call('exists', KEYS[2]) == 1 then return false end
 local id = redis.call('xadd', KEYS[1], '*', 'u', ARGV[1], 'b', ARGV[2], 't', ARGV[4])
@@ -211,6 +213,9 @@ class Buffer:
         self.redis = redis
         # Appends made in one loop turn (concurrent webhooks) share one round trip.
         self._append = ScriptBatcher(redis, APPEND_LUA)
+        # Their index entries too (after each XADD: a second round trip per turn, not per
+        # append; the index is global, so it cannot join the tenant's script).
+        self._index = ScriptBatcher(redis, INDEX_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
@@ -225,10 +230,10 @@ class Buffer:
         if not result:
             # A retry: its first attempt may have crashed between the XADD and the index.
             if await self.length(tenant_id) > 0:
-                await self.redis.sadd(PENDING_KEY, tenant_id)
+                await self._index(keys=[PENDING_KEY], args=[tenant_id])
             return AppendResult(added=False, entry_id=None, length=-1)
         entry_id, length = result
-        await self.redis.sadd(PENDING_KEY, tenant_id)  # after the XADD (module docstring)
+        await self._index(keys=[PENDING_KEY], args=[tenant_id])  # after the XADD (docstring)
         return AppendResult(added=True, entry_id=_s(entry_id), length=int(length))
 
     async def head(self, tenant_id: str, count: int = 16) -> list[BufferedUpdate]:
