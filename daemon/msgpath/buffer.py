@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from daemon.msgpath.script_batch import ScriptBatcher
 from daemon.redis_keys import (
@@ -83,7 +85,7 @@ def lease_key(tenant_id: str) -> str:
     return lock_key(lease_name(tenant_id))
 
 
-# KEYS: buf, seen   ARGV: update_id, body, ttl_ms, now_ms
+# KEYS: buf, seen   ARGV: update_id, body, ttl_ms, now_ms, tenant_id (for the index only)
 # Returns {entry_id, length} when appended, false when update_id was seen before.
 # The entry is written before the marker: Redis does not undo a script's writes when a later
 # command fails, so an XADD refused half-way must not leave a marker that drops the retry.
@@ -206,15 +208,25 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _index_after_append(pipe: Any, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """The pending index entry of an append (its last argument is the tenant id)."""
+    pipe.sadd(PENDING_KEY, args[-1])
+
+
 class Buffer:
     """Typed operations on the buffers; every method is one Redis round trip."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         # Appends made in one loop turn (concurrent webhooks) share one round trip.
-        self._append = ScriptBatcher(redis, APPEND_LUA)
-        # Their index entries too (after each XADD: a second round trip per turn, not per
-        # append; the index is global, so it cannot join the tenant's script).
+        # The index is global, so it cannot join the tenant's script. On one Redis its SADD
+        # follows each append in the same pipeline (one connection: it runs after the
+        # XADD); a Redis Cluster splits a pipeline per node with no order between nodes,
+        # so there each append indexes in a second round trip (batched per turn too).
+        self._cluster = isinstance(redis, RedisCluster)
+        self._append = ScriptBatcher(
+            redis, APPEND_LUA, follow_up=None if self._cluster else _index_after_append
+        )
         self._index = ScriptBatcher(redis, INDEX_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
@@ -225,7 +237,7 @@ class Buffer:
         now_ms = int(time.time() * 1000)
         result = await self._append(
             keys=[buf_key(tenant_id), seen_key(tenant_id, update_id)],
-            args=[update_id, body, DEDUPE_TTL_S * 1000, now_ms],
+            args=[update_id, body, DEDUPE_TTL_S * 1000, now_ms, tenant_id],
         )
         if not result:
             # A retry: its first attempt may have crashed between the XADD and the index.
@@ -233,7 +245,9 @@ class Buffer:
                 await self._index(keys=[PENDING_KEY], args=[tenant_id])
             return AppendResult(added=False, entry_id=None, length=-1)
         entry_id, length = result
-        await self._index(keys=[PENDING_KEY], args=[tenant_id])  # after the XADD (docstring)
+        if self._cluster:
+            await self._index(keys=[PENDING_KEY], args=[tenant_id])  # after the XADD
+        # (one Redis: indexed by the follow-up in the append's own pipeline)
         return AppendResult(added=True, entry_id=_s(entry_id), length=int(length))
 
     async def head(self, tenant_id: str, count: int = 16) -> list[BufferedUpdate]:

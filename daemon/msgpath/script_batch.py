@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,12 +33,19 @@ MAX_BATCH = 256
 """Calls per pipeline; a bigger turn is split (bounded reply buffers)."""
 
 Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
+FollowUp = Callable[[Any, Sequence[Any], Sequence[Any]], None]
+"""Queues one more command on the pipeline right after a call's script (same keys/args)."""
 
 
 class ScriptBatcher:
-    def __init__(self, redis: aioredis.Redis, script: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, script: str, follow_up: FollowUp | None = None
+    ) -> None:
         self.redis = redis
         self._script = redis.register_script(script)
+        # Runs after its script on the same connection, in order; its reply is dropped
+        # (a failed round trip still fails the call).
+        self._follow_up = follow_up
         self._queue: list[Call] = []
         self._scheduled = False
         self._flushes: set[asyncio.Task[None]] = set()
@@ -103,4 +110,7 @@ class ScriptBatcher:
         async with self.redis.pipeline(transaction=False) as pipe:
             for keys, args, _ in calls:
                 pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
+                if self._follow_up is not None:
+                    self._follow_up(pipe, keys, args)
+            results = list(await pipe.execute(raise_on_error=False))
+        return results if self._follow_up is None else results[::2]

@@ -81,3 +81,16 @@ async def test_big_turns_are_split_and_lone_calls_still_go(
     assert len({r.entry_id for r in results}) == count
     assert await buffer.length("t1") == count
     assert batcher.round_trips == -(-count // MAX_BATCH)
+
+
+async def test_on_one_redis_appends_index_in_their_own_round_trip(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The pending index's SADD rides in the append's pipeline (after its XADD), so a turn
+    of appends costs one round trip, not two."""
+    buffer = Buffer(redis_client)
+    await buffer.append("warm-up", 1, body(1))
+    buffer._append.round_trips = buffer._index.round_trips = 0
+    await asyncio.gather(*(buffer.append(f"t{n % 3}", n, body(n)) for n in range(30)))
+    assert (buffer._append.round_trips, buffer._index.round_trips) == (1, 0)
+    assert set(await buffer.pending_tenants()) >= {"t0", "t1", "t2"}
