@@ -25,13 +25,14 @@ entry its appender finished with is in ``{pending}:tenants`` or ``{pending}:rech
   the update unacknowledged upstream (the webhook answers, the poller commits its offset,
   only after ``append`` returned), so it is sent again; the retry is a duplicate, and a
   duplicate re-indexes a non-empty buffer.
-- A removal (the buffer drained) moves the tenant from ``tenants`` to ``recheck`` in one
-  script (one slot) with a fresh ticket, then reads the buffer's length, then (one script)
-  drops the ``recheck`` entry if it still holds its ticket and re-adds the tenant to
-  ``tenants`` if the length was > 0. An append whose XADD came before the move is seen by
-  that read; one whose XADD came after adds the tenant itself, after the move. A remover
-  that crashes half-way leaves the tenant in ``recheck``, which the sweep reads like
-  ``tenants``: at worst one needless look at an empty buffer.
+- A removal (the buffer drained) on one Redis is one script (length 0: SREM). On a Redis
+  Cluster, where no script may touch both slots, it moves the tenant from ``tenants`` to
+  ``recheck`` in one script (one slot) with a fresh ticket, then reads the buffer's length,
+  then (one script) drops the ``recheck`` entry if it still holds its ticket and re-adds
+  the tenant to ``tenants`` if the length was > 0. An append whose XADD came before the
+  move is seen by that read; one whose XADD came after adds the tenant itself, after the
+  move. A remover that crashes half-way leaves the tenant in ``recheck``, which the sweep
+  reads like ``tenants``: at worst one needless look at an empty buffer.
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ def lease_key(tenant_id: str) -> str:
 # Returns {entry_id, length} when appended, false when update_id was seen before.
 # The entry is written before the marker: Redis does not undo a script's writes when a later
 # command fails, so an XADD refused half-way must not leave a marker that drops the retry.
+# One Redis only (two slots): KEYS: buf, the pending index   ARGV: tenant id
+UNINDEX_IF_EMPTY_LUA = """
+local n = redis.call('xlen', KEYS[1])
+if n == 0 then redis.call('srem', KEYS[2], ARGV[1]) end
+return n
+"""
 # KEYS: the pending index   ARGV: tenant id
 INDEX_LUA = "return redis.call('sadd', KEYS[1], ARGV[1])"
 APPEND_LUA = """
@@ -232,6 +239,7 @@ class Buffer:
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
         self._unindex_end = redis.register_script(UNINDEX_END_LUA)
+        self._unindex_if_empty = redis.register_script(UNINDEX_IF_EMPTY_LUA)
 
     async def append(self, tenant_id: str, update_id: int, body: bytes) -> AppendResult:
         now_ms = int(time.time() * 1000)
@@ -349,6 +357,11 @@ class Buffer:
     async def _unindex(self, tenant_id: str) -> int:
         """Take a drained tenant out of the pending index (crash-safe: module docstring);
         returns the buffer's length read in between (> 0: an append raced, still indexed)."""
+        if not self._cluster:
+            # One Redis: the length check and the removal in one script, one round trip
+            # (the two-step protocol exists only because a cluster cannot do this).
+            keys = [buf_key(tenant_id), PENDING_KEY]
+            return int(await self._unindex_if_empty(keys=keys, args=[tenant_id]))
         ticket = await self._unindex_begin(
             keys=[PENDING_KEY, PENDING_RECHECK_KEY, PENDING_TICKET_KEY], args=[tenant_id]
         )
