@@ -6,7 +6,6 @@ the store accepts writes again."""
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,6 @@ from aiohttp.test_utils import TestClient
 from daemon import app_keys as keys
 from daemon.adapters.state_dir import DirStateStore
 from daemon.adapters.state_keys import SNAPSHOT_KEY
-from otm.devtools.fake_telegram import FakeTelegram
-from tests.support.admin_app import running_admin_app
-
-TOKEN = "store-failures-token"
 
 WRITE_ERROR = "[Errno 30] Read-only file system"
 
@@ -28,21 +23,9 @@ def read_only_fs(path: Path, data: bytes) -> None:
 
 
 @pytest.fixture
-async def admin(redis_url: str, data_dir: Path) -> AsyncIterator[TestClient]:
-    """The whole daemon app in-process (real Redis, SQLite, local stand-in agents) with
-    the fake Bot API; its directory state store is the one made to refuse writes."""
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        running_admin_app(
-            redis_url,
-            data_dir,
-            TOKEN,
-            telegram_api_base=telegram.base_url,
-            wake_timeout_s=30,
-            agent_stop_grace_s=10,
-        ) as client,
-    ):
-        yield client
+def admin(admin_with_agents: TestClient) -> TestClient:
+    """Its directory state store is the one made to refuse writes."""
+    return admin_with_agents
 
 
 def store_of(admin: TestClient) -> DirStateStore:

@@ -7,8 +7,6 @@ then fails, and it must look again: stop the new agent too and write the hold de
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,31 +14,12 @@ from aiohttp.test_utils import TestClient
 
 from daemon import app_keys as keys
 from daemon.model import TenantStatus
-from otm.devtools.fake_telegram import FakeTelegram
-from tests.support.admin_app import running_admin_app
-
-TOKEN = "race-admin-token"
-
-
-@pytest.fixture
-async def admin(redis_url: str, data_dir: Path) -> AsyncIterator[TestClient]:
-    async with (
-        FakeTelegram(host="127.0.0.1", port=0) as telegram,
-        running_admin_app(
-            redis_url,
-            data_dir,
-            TOKEN,
-            telegram_api_base=telegram.base_url,
-            wake_timeout_s=30,
-            agent_stop_grace_s=10,
-        ) as client,
-    ):
-        yield client
 
 
 async def test_a_wake_racing_a_suspend_is_stopped_too(
-    admin: TestClient, monkeypatch: pytest.MonkeyPatch
+    admin_with_agents: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    admin = admin_with_agents
     app = admin.server.app
     runtime, wake = app[keys.RUNTIME], app[keys.WAKE]
     resp = await admin.post("/v1/tenants", json={"tenant_id": "race", "bot_token": "9:race"})
