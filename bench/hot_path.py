@@ -14,11 +14,14 @@ Measured, each path alternating in blocks so drift hits both alike:
 2. 100 concurrent senders (10 tenants; --tenants), paced at the target rate (2,000
    updates/s in total): the same latencies under load. (A closed loop of 100
    senders would measure queueing on a saturated core, not the router.)
+   ``--shared-agent``: one agent server answers every tenant (bench/zero_agent_hub.py),
+   so ``--tenants 1000`` fits on a small machine.
 3. throughput: 100 senders in a closed loop through the router, then the same
    against the agents directly (baseline); updates/s accepted (200) and
    delivered (agent receipt), and the daemon's CPU use.
 4. end-to-end delivery latency (POST sent → agent received it), which the
    router's early 200 (after the durable append) does not show.
+   Every run checks that each sender's updates to a tenant reached the agent in order.
 5. optionally (``--stub``), one sender against the stand-in agent
    (otm.devtools.agent_stub, which persists every update before acking).
 
