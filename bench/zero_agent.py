@@ -79,12 +79,12 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes, byte
 
 
 class Agent:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], receipts: Receipts | None = None) -> None:
         telegram = config["channels"]["telegram"]
         self.webhook_port = int(telegram["webhookPort"])
         self.webhook_path = str(telegram.get("webhookPath") or "/telegram-webhook").encode()
         self.gateway_port = int(config["gateway"]["port"])
-        self.receipts = Receipts()
+        self.receipts = receipts if receipts is not None else Receipts()
 
     def webhook_answer(self, method: bytes, path: bytes, body: bytes) -> bytes:
         if method == b"POST" and path == self.webhook_path:
