@@ -156,6 +156,12 @@ class Settings:
     hidden, only the agent's run dir writable); start-up fails if it does not work
     here. ``auto``: bwrap when it works, else ``none`` with a loud warning.
     ``none``: unconfined (same uid as the daemon); the environment is filtered anyway."""
+    local_agent_ports: str = "20000-32767"
+    """Local runtime: the loopback ports agents listen on, ``LOW-HIGH``. Keep it outside the
+    kernel's ephemeral range (Linux: ``/proc/sys/net/ipv4/ip_local_port_range``, usually
+    32768-60999), where outgoing connections could take a port between its pick and the
+    agent's bind (the daemon warns at start when they overlap). Two ports per agent, warm
+    ones included."""
     agent_model_base_url: str | None = None
     """OpenAI-compatible model server behind the model gateway (``model_upstream: openai``),
     ending in ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``). Agents never see it: their
@@ -439,6 +445,18 @@ def wake_timeout_s(settings: Settings) -> float:
     )
 
 
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"20000-32767"`` → ``(20000, 32767)``: unprivileged ports, at least two of them."""
+    low_text, sep, high_text = text.partition("-")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        raise ValueError(f"expected LOW-HIGH, e.g. 20000-32767, got {text!r}") from None
+    if not sep or not 1024 <= low < high <= 65535:
+        raise ValueError(f"expected 1024 <= LOW < HIGH <= 65535, got {text!r}")
+    return low, high
+
+
 def longest_wake_s(settings: Settings) -> float:
     """The longest a wake may legitimately stay in ``provisioning``."""
     if settings.runtime == "kubernetes":
@@ -510,6 +528,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"agent_image_commands: {exc}") from None
     if settings.rollout_tick_s <= 0:
         raise SettingsError("rollout_tick_s must be > 0")
+    try:
+        parse_port_range(settings.local_agent_ports)
+    except ValueError as exc:
+        raise SettingsError(f"local_agent_ports: {exc}") from None
 
 
 SECRET_SETTINGS = frozenset(

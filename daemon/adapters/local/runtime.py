@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from daemon.adapters.local import processes as local_processes
+from daemon.adapters.local.agent_ports import AgentPorts
 from daemon.adapters.local.logs import LogSink, previous_run
 from daemon.adapters.local.processes import NONCE_ENV
 from daemon.adapters.local.run_state import (
@@ -62,7 +63,6 @@ from daemon.agent.openclaw_config import (
     tuning_from_settings,
 )
 from daemon.crash_points import crash_point
-from daemon.embedded_redis import free_port
 from daemon.log_options import DEFAULT_LOG_OPTIONS, LogOptions
 from daemon.metrics import COLD, PHASE_CHANNEL_UP, PHASE_RESTORE, Metrics
 from daemon.ports import (
@@ -88,13 +88,10 @@ DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "otm.devtools.agent_stub")
 WEBHOOK_PATH = "/telegram-webhook"
 
 
-def loopback_listeners() -> Listeners:
+def loopback_listeners(ports: AgentPorts) -> Listeners:
     """A local agent's listeners: webhook and gateway on two distinct free ports of
     127.0.0.1 (a loopback gateway: only this host reaches it)."""
-    webhook_port = free_port()
-    gateway_port = free_port()
-    while gateway_port == webhook_port:
-        gateway_port = free_port()
+    webhook_port, gateway_port = ports.take(2)
     return {
         "webhook_host": "127.0.0.1",
         "webhook_port": webhook_port,
@@ -164,6 +161,9 @@ class LocalRuntime:
         """Locally an image is a command (setting ``agent_image_commands``)."""
         self.root = settings.agents_dir
         self.sandbox = AgentSandbox.resolve(settings.agent_sandbox, settings.data_dir)
+        self.agent_ports = AgentPorts.from_setting(
+            settings.local_agent_ports, hold_s=settings.wake_timeout_s
+        )
         self._agents: dict[str, _Agent] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._logs: dict[str, LogSink] = {}
@@ -235,7 +235,7 @@ class LocalRuntime:
             generation = await restore_run_state(self.state_store, tenant_id, run_dir)
             restored = generation != "none"
             self._observe(PHASE_RESTORE, COLD, time.monotonic() - started)
-            listeners = loopback_listeners()
+            listeners = loopback_listeners(self.agent_ports)
             config_path = run_dir / "openclaw.json"
             config = render_openclaw_config(
                 tenant_id=tenant_id,

@@ -323,7 +323,7 @@ class LocalWarmPool:
         state_dir = run_dir / "state"
         await asyncio.to_thread(state_dir.mkdir, parents=True)
         await asyncio.to_thread((run_dir / "home").mkdir)
-        listeners = loopback_listeners()
+        listeners = loopback_listeners(self.runtime.agent_ports)
         config = render_warm_config(
             warm_secret=new_secret(),
             workspace_dir=str(state_dir / WARM_WORKSPACE),
