@@ -20,9 +20,10 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -124,6 +125,18 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _conditional_write(write: Callable[[], object]) -> bool:
+    """One conditional PutItem/UpdateItem/DeleteItem; False when its condition failed
+    (every other error raises)."""
+    try:
+        write()
+    except ClientError as exc:
+        if _error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
+
+
 class DynamoRegistry:
     def __init__(self, client: DynamoDBClient, table: str, *, page_size: int | None = None) -> None:
         self._client = client
@@ -159,20 +172,17 @@ class DynamoRegistry:
 
     async def create(self, tenant: Tenant) -> Tenant:
         item = tenant_to_item(tenant)
-
-        def put() -> None:
-            try:
-                self._client.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(tenant_id)",
-                )
-            except ClientError as exc:
-                if _error_code(exc) == "ConditionalCheckFailedException":
-                    raise TenantExists(tenant.tenant_id) from None
-                raise
-
-        await asyncio.to_thread(put)
+        written = await asyncio.to_thread(
+            _conditional_write,
+            partial(
+                self._client.put_item,
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(tenant_id)",
+            ),
+        )
+        if not written:
+            raise TenantExists(tenant.tenant_id)
         return tenant
 
     def _get_item(self, tenant_id: str) -> dict[str, Any] | None:
@@ -336,41 +346,36 @@ class DynamoRegistry:
         validate_tenant_id(tenant_id)
         stamp = encode_timestamp(at)
 
-        def write() -> None:
-            try:
-                # The condition also guards existence: an unconditional
-                # UpdateItem would create a stub item for an unknown tenant.
-                self._client.update_item(
-                    TableName=self.table,
-                    Key=self._key(tenant_id),
-                    UpdateExpression="SET #last = :at",
-                    ConditionExpression="attribute_exists(tenant_id) AND #last < :at",
-                    ExpressionAttributeNames={"#last": "last_active_at"},
-                    ExpressionAttributeValues={":at": {"S": stamp}},
-                )
-            except ClientError as exc:
-                # Absent or already newer: both are the documented no-op.
-                if _error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-
-        await asyncio.to_thread(write)
+        # The condition also guards existence: an unconditional UpdateItem would
+        # create a stub item for an unknown tenant. Absent or already newer (the
+        # condition failed): both are the documented no-op.
+        await asyncio.to_thread(
+            _conditional_write,
+            partial(
+                self._client.update_item,
+                TableName=self.table,
+                Key=self._key(tenant_id),
+                UpdateExpression="SET #last = :at",
+                ConditionExpression="attribute_exists(tenant_id) AND #last < :at",
+                ExpressionAttributeNames={"#last": "last_active_at"},
+                ExpressionAttributeValues={":at": {"S": stamp}},
+            ),
+        )
 
     async def delete(self, tenant_id: str) -> None:
         validate_tenant_id(tenant_id)
 
-        def remove() -> None:
-            try:
-                self._client.delete_item(
-                    TableName=self.table,
-                    Key=self._key(tenant_id),
-                    ConditionExpression="attribute_exists(tenant_id)",
-                )
-            except ClientError as exc:
-                if _error_code(exc) == "ConditionalCheckFailedException":
-                    raise TenantNotFound(tenant_id) from None
-                raise
-
-        await asyncio.to_thread(remove)
+        deleted = await asyncio.to_thread(
+            _conditional_write,
+            partial(
+                self._client.delete_item,
+                TableName=self.table,
+                Key=self._key(tenant_id),
+                ConditionExpression="attribute_exists(tenant_id)",
+            ),
+        )
+        if not deleted:
+            raise TenantNotFound(tenant_id)
 
     async def ping(self) -> bool:
         try:
