@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from textual.actions import parse as parse_action
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -27,7 +28,7 @@ from otm.tui.detail_screens import DescribeScreen, LogsScreen
 from otm.tui.dialogs import CommandPrompt, ConfirmScreen, HealthScreen, HelpRow, HelpScreen
 from otm.tui.health import Connection
 from otm.tui.keymap import keymap
-from otm.tui.main_screen import MUTATING_ACTIONS, TenantsScreen
+from otm.tui.main_screen import MUTATING_ACTIONS, TenantsScreen, tenant_command
 from otm.tui.messages import (
     ActionFinished,
     BufferCountsFetched,
@@ -486,12 +487,13 @@ class OtmApp(App[None]):
             for binding in owner.BINDINGS:
                 assert isinstance(binding, Binding)
                 key = self.keymap.get(binding.id or "", binding.key)
+                _, name, parameters = parse_action(binding.action)
                 rows.append(
                     HelpRow(
                         self.get_key_display(Binding(key, binding.action)),
                         binding.description,
                         binding.tooltip,
-                        binding.action in disabled,
+                        tenant_command(name, parameters) in disabled,
                     )
                 )
             out.append((title, rows))

@@ -29,6 +29,12 @@ PANEL_MIN_HEIGHT = 16
 TABLE_CHROME = 4
 
 
+def tenant_command(action: str, parameters: tuple[object, ...]) -> str:
+    """What a binding of the table does: ``tenant('wake')`` is ``wake``; another action, its
+    name (``create``); MUTATING_ACTIONS and the help's greyed-out rows are in these terms."""
+    return str(parameters[0]) if action == "tenant" and parameters else action
+
+
 def _comparable(cell: str | Text) -> tuple[str, str]:
     return (cell.plain, str(cell.style)) if isinstance(cell, Text) else (cell, "")
 
@@ -200,7 +206,7 @@ class TenantsScreen(Screen[None]):
 
     # -- actions -------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING_ACTIONS and self.state.readonly:
+        if tenant_command(action, parameters) in MUTATING_ACTIONS and self.state.readonly:
             return None  # shown, greyed out
         return True
 
@@ -241,29 +247,10 @@ class TenantsScreen(Screen[None]):
         if event.row_key.value is not None:
             self.post_message(TenantActionRequested("describe", event.row_key.value))
 
-    def action_describe(self) -> None:
+    def action_tenant(self, command: str) -> None:
+        """describe, logs, wake, sleep, snapshots or delete the selected tenant (keys.toml)."""
         if (tenant_id := self._selected_or_warn()) is not None:
-            self.post_message(TenantActionRequested("describe", tenant_id))
-
-    def action_logs(self) -> None:
-        if (tenant_id := self._selected_or_warn()) is not None:
-            self.post_message(TenantActionRequested("logs", tenant_id))
-
-    def action_wake(self) -> None:
-        if (tenant_id := self._selected_or_warn()) is not None:
-            self.post_message(TenantActionRequested("wake", tenant_id))
-
-    def action_sleep(self) -> None:
-        if (tenant_id := self._selected_or_warn()) is not None:
-            self.post_message(TenantActionRequested("sleep", tenant_id))
-
-    def action_snapshots(self) -> None:
-        if (tenant_id := self._selected_or_warn()) is not None:
-            self.post_message(TenantActionRequested("snapshots", tenant_id))
-
-    def action_delete(self) -> None:
-        if (tenant_id := self._selected_or_warn()) is not None:
-            self.post_message(TenantActionRequested("delete", tenant_id))
+            self.post_message(TenantActionRequested(command, tenant_id))
 
     def action_suspend(self) -> None:
         if (tenant_id := self._selected_or_warn()) is not None:
