@@ -13,6 +13,7 @@ from aiohttp import web
 from daemon.msgpath import forward
 from daemon.msgpath.forward import AgentConnection, ForwardError
 from daemon.telegram import SECRET_HEADER
+from otm.devtools._serving import ServedApp
 
 Reply = Callable[[int, bytes], bytes | None]
 """(request number on this connection, request bytes) -> raw answer, None: close."""
@@ -96,22 +97,19 @@ async def test_requests_share_one_keep_alive_connection() -> None:
 
     app = web.Application()
     app.router.add_post("/tg/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    connection = AgentConnection(f"http://127.0.0.1:{port}/tg/hook?x=1")
-    try:
-        statuses = [await connection.post(b'{"n": %d}' % n, SECRET_HEADER, "s3") for n in range(3)]
-        writer = connection._writer
-        assert statuses == [200, 200, 503]
-        assert seen == [("/tg/hook?x=1", "s3", b'{"n": %d}' % n) for n in range(3)]
-        await connection.post(b"{}", SECRET_HEADER, "s3")
-        assert connection._writer is writer  # the same connection throughout
-    finally:
-        await connection.close()
-        await runner.cleanup()
+    async with ServedApp(app) as agent:
+        connection = AgentConnection(f"{agent.base_url}/tg/hook?x=1")
+        try:
+            statuses = [
+                await connection.post(b'{"n": %d}' % n, SECRET_HEADER, "s3") for n in range(3)
+            ]
+            writer = connection._writer
+            assert statuses == [200, 200, 503]
+            assert seen == [("/tg/hook?x=1", "s3", b'{"n": %d}' % n) for n in range(3)]
+            await connection.post(b"{}", SECRET_HEADER, "s3")
+            assert connection._writer is writer  # the same connection throughout
+        finally:
+            await connection.close()
 
 
 @pytest.mark.parametrize(
