@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -114,6 +117,43 @@ class CpuMeter:
 
 
 @dataclass(frozen=True)
+class Metered:
+    """One metered load run: how many updates, their rates, the processes' CPU."""
+
+    updates: int
+    accepted_per_s: float
+    """Updates over the time the load took to send them (every one answered)."""
+    delivered_per_s: float
+    """Updates over the time until the last of them reached its agent."""
+    meter: CpuMeter
+
+
+class Sent(Protocol):
+    """What a load run returns (hot_path.Block): the ids of the updates it got accepted."""
+
+    @property
+    def update_ids(self) -> list[int]: ...
+
+
+async def metered_run(
+    pids: dict[str, int],
+    send: Awaitable[Sent],
+    delivered: Callable[[list[int]], Awaitable[float]],
+) -> Metered:
+    """CPU and rates of one load run: ``send`` sends (its update ids were accepted),
+    ``delivered`` waits for their receipts and returns the monotonic time of the last."""
+    meter = CpuMeter(pids)
+    meter.start()
+    started = time.monotonic()
+    update_ids = (await send).update_ids
+    accepted_at = time.monotonic()
+    last = await delivered(update_ids)
+    meter.stop()
+    n = len(update_ids)
+    return Metered(n, n / (accepted_at - started), n / (last - started), meter)
+
+
+@dataclass(frozen=True)
 class Figure:
     """One row of a benchmark's report."""
 
@@ -164,6 +204,25 @@ def markdown_table(rows: Sequence[Figure]) -> str:
         for r in rows
     ]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory for one run, removed afterwards unless OTM_BENCH_KEEP is set."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield root
+    finally:
+        if os.environ.get("OTM_BENCH_KEEP"):
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def print_report(title: str, rows: Sequence[Figure]) -> None:
+    """The machine's load (how shared it was), then the table."""
+    print(f"machine: {machine_load()} (other jobs share it: see README)")
+    print_table(title, rows)
 
 
 def machine_load() -> str:

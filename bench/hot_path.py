@@ -50,10 +50,10 @@ from typing import Any
 import aiohttp
 
 from bench.common import (
-    CpuMeter,
     Figure,
     cpus,
     machine_load,
+    metered_run,
     ms,
     percentile,
     pin,
@@ -70,6 +70,7 @@ from bench.zero_agent_hub import agent_command
 from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.e2e.harness import SECRET_HEADER, Daemon
+from tests.support.processes import end_process
 
 ZERO_AGENT = f"{sys.executable} -m bench.zero_agent"
 TARGET_P50_S = 0.001
@@ -516,20 +517,15 @@ async def zero_agent_scenario(
             await receipts.wait_for(http, base.update_ids)
             forward_before = await forward_stats(daemon)
             profiler = start_profiler(daemon.proc.pid, profile)
-            meter = CpuMeter(pids)
-            meter.start()
-            started = time.monotonic()
-            run = await closed_loop(many, True, duration)
-            accepted_at = time.monotonic()
-            last = await receipts.wait_for(http, run.update_ids)
-            meter.stop()
+            run = await metered_run(
+                pids, closed_loop(many, True, duration), lambda ids: receipts.wait_for(http, ids)
+            )
             await stop_profiler(profiler)
             forward_after = await forward_stats(daemon)
             posts = forward_after[1] - forward_before[1]
             mean_post = (forward_after[0] - forward_before[0]) / posts if posts else float("nan")
-            n = len(run.update_ids)
-            accepted = n / (accepted_at - started)
-            delivered = n / (last - started)
+            n, meter = run.updates, run.meter
+            accepted, delivered = run.accepted_per_s, run.delivered_per_s
             direct_rate = len(base.update_ids) / base.wall_s
             daemon_cpu = meter.used["daemon"]
             per_core = n / daemon_cpu if daemon_cpu > 0 else float("nan")
@@ -605,14 +601,7 @@ async def start_hub() -> tuple[asyncio.subprocess.Process, int]:
 
 
 async def stop_hub(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.terminate()
-    try:
-        async with asyncio.timeout(10):
-            await proc.wait()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    await end_process(proc, grace_s=10)
 
 
 async def forward_stats(daemon: Daemon) -> tuple[float, float]:

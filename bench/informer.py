@@ -29,7 +29,6 @@ import contextlib
 import gc
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -41,11 +40,12 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from bench.common import Figure, machine_load, ms, print_table, ratio
+from bench.common import Figure, ms, print_report, ratio, scratch_dir
 from bench.common import verdict as verdict_of
 from daemon.kube import manifests as m
 from daemon.kube.client import JSON, call_json, open_api_client
 from daemon.kube.informer import PodInformer
+from tests.support.processes import end_process
 
 NS = "otm-tenants"
 POD_SETTINGS = m.PodSettings(namespace=NS, image="openclaw:bench", state_sync=False)
@@ -152,12 +152,8 @@ async def api_server() -> AsyncIterator[ApiServer]:
         yield ApiServer(proc, json.loads(first)["kubeconfig"])
     finally:
         if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 20)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            proc.stdin.close()  # its cue to stop
+        await end_process(proc, grace_s=20, sig=None)
 
 
 # -- the lists measured --------------------------------------------------------------------------
@@ -272,8 +268,7 @@ async def pod_failure(kind: str) -> None:
     from otm.devtools.fake_telegram import FakeTelegram
 
     sizes = scale.Sizes(registered=100_000, running=10_000)
-    root = Path(tempfile.mkdtemp(prefix="otm-bench-informer-"))
-    try:
+    with scratch_dir("otm-bench-informer-") as root:
         async with FakeTelegram(host="127.0.0.1", port=0) as telegram:
             print(f"{kind}: seeding {sizes.registered:,} tenants, {sizes.running:,} pods")
             if kind == "dynamodb":
@@ -281,10 +276,7 @@ async def pod_failure(kind: str) -> None:
                     result = await scale.run_registry(kind, root, telegram, sizes, moto_url)
             else:
                 result = await scale.run_registry(kind, root, telegram, sizes, None)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    print(f"machine: {machine_load()} (other jobs share it: see README)")
-    print_table(
+    print_report(
         f"pod failure → registry, {sizes.registered:,} registered / {sizes.running:,} running",
         scale.figures(result, sizes),
     )
@@ -311,8 +303,7 @@ async def main(argv: list[str] | None = None) -> int:
             await server.seed(size)
             print(f"  {size:,} pods in the API server ({time.monotonic() - started:.1f}s)")
             results.append(await measure(server.kubeconfig, size))
-    print(f"machine: {machine_load()} (other jobs share it: see README)")
-    print_table("pod informer (fake Kubernetes API server in its own process)", figures(results))
+    print_report("pod informer (fake Kubernetes API server in its own process)", figures(results))
     return 0
 
 

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +37,9 @@ from bench.common import (
     cpus,
     ms,
     percentile,
-    print_table,
+    print_report,
     ratio,
+    scratch_dir,
     spawning_on,
     verdict,
 )
@@ -115,11 +115,10 @@ async def closed_loop(url: str, key: str | None, clients: int, seconds: float) -
     return done
 
 
-async def run(args: argparse.Namespace) -> list[Figure]:
+async def run(args: argparse.Namespace, work: Path) -> list[Figure]:
     cores = cpus()
     daemon_cpus = {cores[0]} if len(cores) > 1 else None
     other_cpus = {cores[1]} if len(cores) > 1 else None
-    work = Path(tempfile.mkdtemp(prefix="otm-bench-gw-"))
     redis = BenchRedis(work / "redis")
     with spawning_on(other_cpus):
         redis_url = redis.start()
@@ -237,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.block, args.clients, args.seconds = 2, 10, 5, 2.0
-    figures = asyncio.run(run(args))
-    print_table("model gateway: streamed completions, gateway vs direct (same run)", figures)
+    with scratch_dir("otm-bench-gw-") as work:
+        figures = asyncio.run(run(args, work))
+    print_report("model gateway: streamed completions, gateway vs direct (same run)", figures)
     return 0 if all(f.verdict != "MISS" for f in figures) else 1
 
 

@@ -38,10 +38,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -54,13 +52,13 @@ from kubernetes_asyncio import client
 
 from bench.common import (
     Figure,
-    machine_load,
     ms,
     peak_rss_bytes,
     percentile,
-    print_table,
+    print_report,
     ratio,
     rss_bytes,
+    scratch_dir,
 )
 from bench.common import verdict as verdict_of
 from bench.redis_server import BenchRedis
@@ -747,36 +745,35 @@ async def main(argv: list[str] | None = None) -> int:
         parser.error("--running must not exceed --tenants")
     with contextlib.suppress(PermissionError):
         os.setpriority(os.PRIO_PROCESS, 0, -10)  # shared machine: keep other load's noise down
-    root = Path(tempfile.mkdtemp(prefix="otm-bench-scale-"))
     rows: list[Figure] = []
     limit = float(os.environ.get("OTM_BENCH_TIMEOUT_S", str(178 + sizes.registered // 1000)))
     try:
-        async with asyncio.timeout(limit), FakeTelegram(host="127.0.0.1", port=0) as telegram:
-            informer = await informer_section(root, sizes)
-            rows += informer_figures(informer, sizes.running)
-            kinds = ["sqlite", "dynamodb"] if args.registry == "both" else [args.registry]
-            for kind in kinds:
-                kind_sizes = moto_sizes if kind == "dynamodb" else sizes
-                print(
-                    f"{kind}: seeding {kind_sizes.registered:,} tenants, "
-                    f"{kind_sizes.running:,} pods"
-                )
-                if kind == "dynamodb":
-                    with moto_process() as moto_url:
-                        result = await run_registry(kind, root, telegram, kind_sizes, moto_url)
-                else:
-                    result = await run_registry(kind, root, telegram, kind_sizes, None)
-                rows += figures(result, kind_sizes)
-                rows += capacity_figures(result, kind_sizes, informer)
+        with scratch_dir("otm-bench-scale-") as root:
+            async with (
+                asyncio.timeout(limit),
+                FakeTelegram(host="127.0.0.1", port=0) as telegram,
+            ):
+                informer = await informer_section(root, sizes)
+                rows += informer_figures(informer, sizes.running)
+                kinds = ["sqlite", "dynamodb"] if args.registry == "both" else [args.registry]
+                for kind in kinds:
+                    kind_sizes = moto_sizes if kind == "dynamodb" else sizes
+                    print(
+                        f"{kind}: seeding {kind_sizes.registered:,} tenants, "
+                        f"{kind_sizes.running:,} pods"
+                    )
+                    if kind == "dynamodb":
+                        with moto_process() as moto_url:
+                            result = await run_registry(kind, root, telegram, kind_sizes, moto_url)
+                    else:
+                        result = await run_registry(kind, root, telegram, kind_sizes, None)
+                    rows += figures(result, kind_sizes)
+                    rows += capacity_figures(result, kind_sizes, informer)
     except TimeoutError as exc:
         # Bounded run: what finished is still worth printing (and what timed out).
         print(f"\nstopped: {exc or f'after {limit:.0f}s (OTM_BENCH_TIMEOUT_S)'}")
         print("the table is partial")
-    finally:
-        if not os.environ.get("OTM_BENCH_KEEP"):
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"machine: {machine_load()} (other jobs share it: see README)")
-    print_table("scale (one daemon, fake Kubernetes API, pods without processes)", rows)
+    print_report("scale (one daemon, fake Kubernetes API, pods without processes)", rows)
     return 0
 
 

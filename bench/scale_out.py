@@ -26,10 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,12 +34,12 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import (
-    CpuMeter,
     Figure,
     cpus,
-    machine_load,
-    print_table,
+    metered_run,
+    print_report,
     ratio,
+    scratch_dir,
     spawning_on,
     verdict,
 )
@@ -131,22 +128,17 @@ async def measure(
     duration_s: float,
 ) -> tuple[float, float, dict[str, float]]:
     """(accepted/s, delivered/s, CPU share of one core per process) of a closed loop."""
-    meter = CpuMeter(pids)
-    meter.start()
-    started = time.monotonic()
-    run = await closed_loop(senders, True, duration_s)
-    accepted_at = time.monotonic()
-    last = await receipts.wait_for(http, run.update_ids)
-    meter.stop()
-    n = len(run.update_ids)
-    accepted, delivered = n / (accepted_at - started), n / (last - started)
-    busy = meter.utilisation()
+    run = await metered_run(
+        pids, closed_loop(senders, True, duration_s), lambda ids: receipts.wait_for(http, ids)
+    )
+    n, accepted, delivered = run.updates, run.accepted_per_s, run.delivered_per_s
+    busy = run.meter.utilisation()
     agents = sum(v for k, v in busy.items() if k.startswith("agent"))
     shown = {k: v for k, v in busy.items() if not k.startswith("agent")} | {"agents": agents}
     text = ", ".join(f"{k} {100 * v:.0f}%" for k, v in shown.items())
     print(f"{label}: {n} updates, accepted {accepted:,.0f}/s, delivered {delivered:,.0f}/s")
     print(f"  CPU (% of one core): {text}")
-    per_daemon = {k: meter.used[k] for k in pids if k.startswith("daemon")}
+    per_daemon = {k: run.meter.used[k] for k in pids if k.startswith("daemon")}
     print(f"  updates per daemon CPU-second: {n / sum(per_daemon.values()):,.0f}")
     return accepted, delivered, shown
 
@@ -214,21 +206,17 @@ async def scenario(root: Path, tenants_n: int, duration_s: float) -> list[Figure
     placement = "one core per replica" if pinned else "nothing pinned"
     return [
         Figure(
-            f"accepted updates/s, two replicas ({tenants_n} tenants, {placement})",
+            f"{what} updates/s, two replicas ({tenants_n} tenants, {placement})",
             f">= {TARGET_SPEEDUP}x one",
-            f"{two[0]:,.0f}/s",
-            f"one replica {one[0]:,.0f}/s",
-            ratio(two[0], one[0]),
-            verdict(two[0] >= TARGET_SPEEDUP * one[0]),
-        ),
-        Figure(
-            f"delivered updates/s, two replicas ({tenants_n} tenants, {placement})",
-            f">= {TARGET_SPEEDUP}x one",
-            f"{two[1]:,.0f}/s",
-            f"one replica {one[1]:,.0f}/s",
-            ratio(two[1], one[1]),
-            verdict(two[1] >= TARGET_SPEEDUP * one[1]),
-        ),
+            f"{two_rate:,.0f}/s",
+            f"one replica {one_rate:,.0f}/s",
+            ratio(two_rate, one_rate),
+            verdict(two_rate >= TARGET_SPEEDUP * one_rate),
+        )
+        for what, two_rate, one_rate in (
+            ("accepted", two[0], one[0]),
+            ("delivered", two[1], one[1]),
+        )
     ]
 
 
@@ -237,18 +225,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (smoke run)")
     parser.add_argument("--tenants", type=int, default=10, help="tenants (one agent pod each)")
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="otm-bench-scale-out-"))
     with contextlib.suppress(PermissionError):
         os.setpriority(os.PRIO_PROCESS, 0, -10)  # children inherit it (see hot_path.py)
     print("Redis: AOF with appendfsync everysec")
-    try:
+    with scratch_dir("otm-bench-scale-out-") as root:
         async with asyncio.timeout(300):
             figures = await scenario(root, args.tenants, 2.0 if args.quick else 6.0)
-    finally:
-        if not os.environ.get("OTM_BENCH_KEEP"):
-            shutil.rmtree(root, ignore_errors=True)
-    print(f"machine: {machine_load()} (other jobs share it: see README)")
-    print_table("scale-out (zero-work agent, Kubernetes runtime on the fake API server)", figures)
+    print_report("scale-out (zero-work agent, Kubernetes runtime on the fake API server)", figures)
     return 0
 
 

@@ -30,16 +30,14 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import Figure, machine_load, ms, percentile, print_table, ratio, verdict
+from bench.common import Figure, ms, percentile, print_report, ratio, scratch_dir, verdict
 from bench.redis_server import BenchRedis
 from daemon.adapters.local.logs import line_time
 from daemon.agent.activity import agent_answers
@@ -181,23 +179,13 @@ async def sleep_tenant(daemon: Daemon, tenant_id: str) -> None:
         raise RuntimeError(f"sleep of {tenant_id}: {status} {body}")
 
 
-@contextlib.contextmanager
-def scratch(prefix: str) -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield root
-    finally:
-        if not os.environ.get("OTM_BENCH_KEEP"):
-            shutil.rmtree(root, ignore_errors=True)
-
-
 def dist(values: list[float]) -> tuple[float, float]:
     return percentile(values, 0.5), percentile(values, 0.99)
 
 
 async def local_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[Figure]:
     with (
-        scratch("otm-bench-wake-") as root,
+        scratch_dir("otm-bench-wake-") as root,
         BenchRedis(root / "redis", fsync=fsync) as redis,
     ):
         daemon = Daemon(root / "data", redis.url, telegram, OTM_AGENT_BOOT_DELAY_S="0")
@@ -319,7 +307,7 @@ async def k8s_section(telegram: FakeTelegram, rounds: int, fsync: str) -> list[F
     create_phase: list[float] = []
     claim_phase: list[float] = []
     with (
-        scratch("otm-bench-wake-k8s-") as root,
+        scratch_dir("otm-bench-wake-k8s-") as root,
         BenchRedis(root / "redis", fsync=fsync) as redis,
     ):
         store = DirStateStore(root / "data" / "state")
@@ -421,8 +409,7 @@ async def main(argv: list[str] | None = None) -> int:
                 print("node is not installed: no Kubernetes section (warm pods boot with node)")
             else:
                 figures += await k8s_section(telegram, k8s_rounds, args.fsync)
-    print(f"machine: {machine_load()} (other jobs share it: see README)")
-    print_table("wake (stand-in agent, OTM_AGENT_BOOT_DELAY_S=0)", figures)
+    print_report("wake (stand-in agent, OTM_AGENT_BOOT_DELAY_S=0)", figures)
     print(json.dumps({"missed": [f.name for f in figures if f.verdict == "MISS"]}))
     return 0
 

@@ -67,6 +67,17 @@ class AppServer:
         await self.stop()
 
 
+class ServedApp(AppServer):
+    """A ready-made app (a test's own handlers, daemon routes under test) served the same way."""
+
+    def __init__(self, app: web.Application, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self.app = app
+
+    def build_app(self) -> web.Application:
+        return self.app
+
+
 @dataclass
 class ChangeNotifier:
     """Lets tests wait, event-driven and bounded, for a fake's recorded state to change."""

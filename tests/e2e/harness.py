@@ -22,6 +22,7 @@ import aiohttp
 from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
+from tests.support.processes import end_process
 from tests.support.servers import REPO_ROOT, project_env, python_cmd
 
 ADMIN_TOKEN = "e2e-admin-token"
@@ -105,14 +106,8 @@ class Daemon:
         """SIGTERM (agents get their final state sync), then SIGKILL if it hangs."""
         await self._close_http()
         proc, self.proc = self.proc, None
-        if proc is not None and proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(timeout):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await end_process(proc, grace_s=timeout)
         self._close_log()
         end_orphan_agents(self.data_dir)
 

@@ -17,6 +17,7 @@ from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import ADMIN_TOKEN, Daemon
 from tests.support.daemon_fixtures import DaemonFactory
 from tests.support.polling import eventually
+from tests.support.processes import end_process
 from tests.support.servers import project_env, python_cmd
 
 LINE_TIMEOUT_S = 60.0
@@ -64,14 +65,7 @@ async def otm(daemon: Daemon, telegram: FakeTelegram, *args: str) -> AsyncIterat
     try:
         yield process
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await end_process(proc, grace_s=10, sig=signal.SIGINT)
         if proc.stderr is not None:
             process.stderr = (await proc.stderr.read()).decode()
 

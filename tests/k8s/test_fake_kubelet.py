@@ -29,6 +29,7 @@ from tests.support.fake_k8s import (
 )
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 from tests.support.polling import eventually
+from tests.support.processes import end_process
 
 JSON = dict[str, Any]
 NS = "default"
@@ -62,14 +63,8 @@ class HttpServerBackend:
     async def stop(self, ctx: PodContext, grace_seconds: float) -> None:
         self.stops.append((ctx.name, grace_seconds))
         process = self.processes.pop(ctx.uid, None)
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), max(grace_seconds, 1.0))
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        if process is not None:
+            await end_process(process, grace_s=max(grace_seconds, 1.0))
 
 
 class FailingBackend:

@@ -14,8 +14,7 @@ from pathlib import Path
 from daemon.adapters.state_dir import DirStateStore
 from otm.devtools.fake_telegram import FakeTelegram
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import open_runtime
-from tests.support.fake_cluster import running_daemon_cluster
+from tests.support.fake_cluster import runtime_on_pods
 from tests.support.runtime_harness import RuntimeHarness
 
 
@@ -24,10 +23,7 @@ async def kubernetes_runtime(tmp: Path, telegram: FakeTelegram) -> AsyncIterator
     store = DirStateStore(tmp / "state")
     backend = ProcessPodBackend(tmp / "pods", state_store=store)
     try:
-        async with (
-            running_daemon_cluster(tmp, backend, bookmark_interval=0.2) as k8s,
-            open_runtime(k8s.kubeconfig_path, api_root=telegram.base_url) as runtime,
-        ):
+        async with runtime_on_pods(tmp, backend, api_root=telegram.base_url) as runtime:
             yield RuntimeHarness(
                 runtime,
                 store,

@@ -24,8 +24,8 @@ from daemon.ports import AgentFailed, InstancePhase
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import api_pods, one_warm_pod, open_runtime
-from tests.support.fake_cluster import running_daemon_cluster
+from tests.k8s_runtime.support import api_pods, one_warm_pod
+from tests.support.fake_cluster import runtime_on_pods
 from tests.support.records import sample_launch as launch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node for the bootstrap")
@@ -34,10 +34,7 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 @pytest_asyncio.fixture
 async def runtime(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[KubernetesRuntime]:
     backend = ProcessPodBackend(tmp_path / "pods")
-    async with (
-        running_daemon_cluster(tmp_path, backend, bookmark_interval=0.2) as k8s,
-        open_runtime(k8s.kubeconfig_path, warm=True, api_root=telegram.base_url) as rt,
-    ):
+    async with runtime_on_pods(tmp_path, backend, warm=True, api_root=telegram.base_url) as rt:
         yield rt
 
 

@@ -20,7 +20,7 @@ from daemon.model import Tenant, TenantStatus
 from daemon.model_gateway.bot_api_relay import BotApiRelay, add_relay_routes, relay_api_root
 from daemon.msgpath.tenant_cache import TenantCache
 from daemon.telegram import BotApi, BotApiError
-from otm.devtools._serving import bound_port
+from otm.devtools._serving import ServedApp
 from otm.devtools.fake_telegram import NOT_HTTPS, FakeTelegram, FaultMode
 
 TOKEN = "4242:relay-secret-part"
@@ -55,15 +55,11 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
         add_relay_routes(
             app, BotApiRelay(session=http, upstream_base=telegram.base_url, tenants=tenants)
         )
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        gateway_url = f"http://127.0.0.1:{bound_port(site)}/v1"
         try:
-            yield Relay(relay_api_root(gateway_url, "rl"), http, telegram, registry, tenants)
+            async with ServedApp(app) as gateway:
+                root = relay_api_root(f"{gateway.base_url}/v1", "rl")
+                yield Relay(root, http, telegram, registry, tenants)
         finally:
-            await runner.cleanup()
             await registry.close()
 
 

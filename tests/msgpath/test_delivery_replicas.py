@@ -29,6 +29,7 @@ from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.settings import load_settings
 from daemon.tasks import TaskGroup
 from daemon.telegram import SECRET_HEADER, BotApi
+from otm.devtools._serving import ServedApp
 from tests.support.redis_cluster import BACKENDS
 
 # Two replicas on a standalone Redis and on a Redis Cluster (tests/conftest.py).
@@ -82,15 +83,10 @@ async def world(
     agent = Agent(secret=tenant.webhook_secret)
     app = web.Application()
     app.router.add_post("/telegram-webhook", agent.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    served = ServedApp(app)
+    await served.start()
     await registry.update(
-        "t",
-        status=TenantStatus.RUNNING,
-        endpoint=f"http://127.0.0.1:{port}/telegram-webhook",
+        "t", status=TenantStatus.RUNNING, endpoint=f"{served.base_url}/telegram-webhook"
     )
     settings = load_settings(flags={"data_dir": str(tmp_path)}, env={})
     session = aiohttp.ClientSession()
@@ -151,7 +147,7 @@ async def world(
             await client.aclose()
         await runtime.close()
         await session.close()
-        await runner.cleanup()
+        await served.stop()
         await registry.close()
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from daemon.msgpath import forward
 from daemon.msgpath.forward import AgentConnection, ForwardError
 from daemon.telegram import SECRET_HEADER
+from otm.devtools._serving import ServedApp
 
 Reply = Callable[[int, bytes], bytes | None]
 """(request number on this connection, request bytes) -> raw answer, None: close."""
@@ -76,6 +77,17 @@ async def raw_server() -> AsyncIterator[Callable[[Reply], Awaitable[RawServer]]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
+async def post_twice(url: str) -> tuple[int, int]:
+    """Two posts on one AgentConnection (the second may reuse the first's socket)."""
+    connection = AgentConnection(url)
+    try:
+        first = await connection.post(b"{}", SECRET_HEADER, "s")
+        second = await connection.post(b"{}", SECRET_HEADER, "s")
+    finally:
+        await connection.close()
+    return first, second
+
+
 async def test_requests_share_one_keep_alive_connection() -> None:
     seen: list[tuple[str, str, bytes]] = []
 
@@ -85,22 +97,19 @@ async def test_requests_share_one_keep_alive_connection() -> None:
 
     app = web.Application()
     app.router.add_post("/tg/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    connection = AgentConnection(f"http://127.0.0.1:{port}/tg/hook?x=1")
-    try:
-        statuses = [await connection.post(b'{"n": %d}' % n, SECRET_HEADER, "s3") for n in range(3)]
-        writer = connection._writer
-        assert statuses == [200, 200, 503]
-        assert seen == [("/tg/hook?x=1", "s3", b'{"n": %d}' % n) for n in range(3)]
-        await connection.post(b"{}", SECRET_HEADER, "s3")
-        assert connection._writer is writer  # the same connection throughout
-    finally:
-        await connection.close()
-        await runner.cleanup()
+    async with ServedApp(app) as agent:
+        connection = AgentConnection(f"{agent.base_url}/tg/hook?x=1")
+        try:
+            statuses = [
+                await connection.post(b'{"n": %d}' % n, SECRET_HEADER, "s3") for n in range(3)
+            ]
+            writer = connection._writer
+            assert statuses == [200, 200, 503]
+            assert seen == [("/tg/hook?x=1", "s3", b'{"n": %d}' % n) for n in range(3)]
+            await connection.post(b"{}", SECRET_HEADER, "s3")
+            assert connection._writer is writer  # the same connection throughout
+        finally:
+            await connection.close()
 
 
 @pytest.mark.parametrize(
@@ -117,12 +126,7 @@ async def test_bodies_are_read_to_their_end_and_the_connection_reused(
     raw_server: Callable[[Reply], Awaitable[RawServer]], answer: bytes
 ) -> None:
     server = await raw_server(lambda n, _: answer)
-    connection = AgentConnection(server.url)
-    try:
-        first = await connection.post(b"{}", SECRET_HEADER, "s")
-        second = await connection.post(b"{}", SECRET_HEADER, "s")
-    finally:
-        await connection.close()
+    first, second = await post_twice(server.url)
     assert first == second and first in (200, 204)
     assert server.connections == 1 and len(server.requests) == 2
 
@@ -142,12 +146,7 @@ async def test_a_closing_answer_gets_a_fresh_connection_next_time(
     # A server that announced the close but keeps the socket open would still answer on
     # it; the client must not reuse it all the same.
     server = await raw_server(lambda n, _: answer, close_after_answer=server_closes)
-    connection = AgentConnection(server.url)
-    try:
-        assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
-        assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
-    finally:
-        await connection.close()
+    assert await post_twice(server.url) == (200, 200)
     assert server.connections == 2 and len(server.requests) == 2
 
 
@@ -157,12 +156,7 @@ async def test_idle_connection_closed_by_the_agent_is_retried_once(
     # The agent drops the kept-alive connection: the second request is read, then the
     # connection closes without an answer (what a keep-alive timeout race looks like).
     server = await raw_server(lambda n, _: OK if n == 0 else None)
-    connection = AgentConnection(server.url)
-    try:
-        assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
-        assert await connection.post(b"{}", SECRET_HEADER, "s") == 200
-    finally:
-        await connection.close()
+    assert await post_twice(server.url) == (200, 200)
     assert server.connections == 2
 
 

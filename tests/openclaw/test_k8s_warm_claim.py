@@ -34,9 +34,9 @@ from daemon.kube.warm_pool import hooks_token_for
 from otm.devtools.fake_telegram import FakeTelegram, make_text_update
 from tests.deploy.iam_docs import create_state_role
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS, api_pods, open_runtime
+from tests.k8s_runtime.support import NS, api_pods
 from tests.support.agent_stub import SECRET_HEADER
-from tests.support.fake_cluster import running_daemon_cluster
+from tests.support.fake_cluster import runtime_on_pods
 from tests.support.openclaw import NODE_BIN_DIR, OPENCLAW_DIR, OPENCLAW_ENTRY, openclaw_installed
 from tests.support.records import sample_launch as launch
 from tests.support.servers import telegram_and_llm
@@ -118,17 +118,15 @@ async def test_warm_pods_bind_a_real_gateway_and_carry_history_through_s3(
                 hooks_token=hooks_token_for(bind_token),
             )
 
-        async with (
-            running_daemon_cluster(tmp_path, backend, bookmark_interval=0.2) as k8s,
-            open_runtime(
-                k8s.kubeconfig_path,
-                warm=True,
-                api_root=tg.base_url,
-                pod_settings=settings,
-                credentials=vendor,
-                render_warm_config=render_warm,
-            ) as runtime,
-        ):
+        async with runtime_on_pods(
+            tmp_path,
+            backend,
+            warm=True,
+            api_root=tg.base_url,
+            pod_settings=settings,
+            credentials=vendor,
+            render_warm_config=render_warm,
+        ) as runtime:
             pool = runtime.warm_pool
             assert pool is not None
             pool.target = 1  # the pool manager refills after each claim

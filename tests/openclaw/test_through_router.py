@@ -31,6 +31,7 @@ from tests.support.openclaw import (
     openclaw_tier_marks,
     real_gateway_env,
     wait_for_echo_reply,
+    wait_for_tenant_status,
 )
 from tests.support.polling import eventually
 from tests.support.servers import telegram_and_llm
@@ -75,15 +76,6 @@ async def _wait_for_reply(telegram: FakeTelegram, count: int, daemon: Daemon) ->
     )
 
 
-async def _wait_running(daemon: Daemon) -> None:
-    async def running() -> bool:
-        status = str((await daemon.tenant(TENANT))["status"])
-        assert status != "failed", daemon.log_tail()
-        return status == "running"
-
-    await eventually(running, BOOT_TIMEOUT_S, f"{TENANT} running")
-
-
 def _stop_lines(data_dir: Path) -> list[str]:
     log = (data_dir / "agents" / TENANT / "agent.log").read_text(errors="replace")
     return [line for line in log.splitlines() if " stopped: agent exited with code " in line]
@@ -110,7 +102,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
                 """Send ``text`` to the sleeping tenant; the ``nth`` reply, timed."""
                 posted = clock()
                 await daemon.send_text(TENANT, secret, update_id, CHAT, text)
-                await _wait_running(daemon)
+                await wait_for_tenant_status(daemon, TENANT, "running")
                 timings[f"post to ready ({how})"] = clock() - posted
                 ready = clock()
                 reply = await _wait_for_reply(telegram, nth, daemon)

@@ -47,15 +47,6 @@ async def _wait_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str
     )
 
 
-async def _status(daemon: Daemon, expected: str) -> None:
-    async def reached() -> bool:
-        status = str((await daemon.tenant(TENANT))["status"])
-        assert status != "failed", daemon.log_tail()
-        return status == expected
-
-    await eventually(reached, BOOT_TIMEOUT_S, f"{TENANT} {expected}")
-
-
 async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
     own_redis: str, data_dir: Path
 ) -> None:

