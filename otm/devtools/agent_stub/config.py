@@ -248,21 +248,25 @@ class DmPolicySource:
     def __init__(self, config_path: Path, initial: DmPolicy) -> None:
         self._path = config_path
         self._policy = initial
-        self._mtime = self._stat()
+        self._stamp = self._stat()
 
-    def _stat(self) -> float | None:
+    def _stat(self) -> tuple[int, int, int] | None:
+        # Inode, nanosecond mtime and size: a truncate and the write after it can share
+        # one coarse mtime, the size still tells them apart.
         try:
-            return self._path.stat().st_mtime
+            st = self._path.stat()
         except OSError:
             return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def current(self) -> DmPolicy:
-        mtime = self._stat()
-        if mtime is not None and mtime != self._mtime:
-            self._mtime = mtime
-            # A half-written file raises: keep the last good policy.
+        stamp = self._stat()
+        if stamp is not None and stamp != self._stamp:
+            # A half-written file raises: keep the last good policy, and look again at
+            # the next message (the stamp moves on only with a file that parsed).
             with contextlib.suppress(ConfigError):
                 self._policy = parse_dm_policy(
                     _section(read_config_file(self._path), "channels", "telegram")
                 )
+                self._stamp = stamp
         return self._policy
