@@ -23,9 +23,9 @@ from daemon.metrics import Metrics
 from daemon.model import Tenant, TenantStatus
 from daemon.msgpath.buffer import Buffer, lease_key
 from daemon.msgpath.delivery import DeliveryManager
+from daemon.msgpath.message_path import build_message_path
 from daemon.msgpath.pubsub import TenantSignals
 from daemon.msgpath.tenant_cache import TenantCache
-from daemon.msgpath.wake import EndpointCache, WakeManager
 from daemon.settings import load_settings
 from daemon.tasks import TaskGroup
 from daemon.telegram import SECRET_HEADER, BotApi
@@ -103,39 +103,24 @@ async def world(
     for _ in range(2):
         client = new_redis_client()
         clients.append(client)
-        coordination = Coordination(client)
         signals = TenantSignals()
-        endpoints = EndpointCache(coordination)
-        metrics = Metrics()
-        buffer = Buffer(client)
-        wake = WakeManager(
+        path = build_message_path(
             settings=settings,
+            redis=client,
             registry=registry,
             runtime=runtime,
-            coordination=coordination,
-            endpoints=endpoints,
+            coordination=Coordination(client),
             signals=signals,
+            tenants=TenantCache(registry),
             bot_api=BotApi(session, "http://127.0.0.1:9"),
-            metrics=metrics,
+            session=session,
+            metrics=Metrics(),
             tasks=tasks,
         )
-        delivery = DeliveryManager(
-            buffer=buffer,
-            tenants=TenantCache(registry),
-            endpoints=endpoints,
-            wake=wake,
-            registry=registry,
-            runtime=runtime,
-            coordination=coordination,
-            session=session,
-            metrics=metrics,
-        )
-        signals.on_event(delivery.on_event)
-        signals.on_work(delivery.on_work_signal)
         listener = asyncio.create_task(signals.listen(client))
         async with asyncio.timeout(5):
             await signals.connected.wait()
-        replicas.append(Replica(delivery, buffer, listener))
+        replicas.append(Replica(path.delivery, path.buffer, listener))
     try:
         yield agent, replicas
     finally:
