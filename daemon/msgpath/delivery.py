@@ -3,7 +3,14 @@
 Exactly one worker per tenant across all replicas: a worker first takes the
 tenant's delivery lease (a Coordination lock with an owner token, renewed while
 it works); every ack is fenced on that token inside the Redis script, so a
-worker that lost its lease can never remove an entry.
+worker that lost its lease can never remove an entry. One loop per replica renews
+all of its workers' leases in one round trip per tick (a worker each would cost a
+round trip per tenant per tick: ~600/s at 1,000 live tenants); a lease found lost
+cancels its worker.
+
+An update appended on this replica while it was the only one buffered is handed to
+the tenant's live worker with the notify, which then skips the buffer read for it
+(``_Worker.take_handed`` says when that is safe).
 
 Per entry: endpoint (in-process → Redis cache → registry) → POST to the agent
 → ack only after the agent's 2xx. No endpoint → wake. Failures keep the entry:
@@ -109,6 +116,82 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a comparable pair (ids grow with each XADD)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(eq=False)
+class _Worker:
+    """What a tenant's live worker is woken with."""
+
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+    handed: BufferedUpdate | None = None
+    """The update an append on this replica returned as the only one buffered."""
+    seen_upto: tuple[int, int] | None = None
+    """The newest entry this worker has read or taken (None before the first)."""
+
+    def take_handed(self) -> BufferedUpdate | None:
+        """The handed update if it may be delivered without reading the buffer: its append
+        found the buffer empty (nothing older waits: order), and it is newer than every
+        update this worker has seen. While this worker holds the lease only it removes
+        entries, and only ones it has seen: so the update is still buffered and this
+        worker has not delivered it. Earlier holders delivered in order, so all they
+        removed is older than anything this worker has seen; a worker that has seen
+        nothing cannot tell, and reads the buffer."""
+        handed, self.handed = self.handed, None
+        if handed is None or self.seen_upto is None:
+            return None
+        return handed if _entry_order(handed.entry_id) > self.seen_upto else None
+
+    def saw(self, batch: list[BufferedUpdate]) -> None:
+        if batch:
+            self.seen_upto = _entry_order(batch[-1].entry_id)
+
+    # The idle limit: one timer per worker, moved on only when it fires. An
+    # asyncio.timeout per wait left a cancelled timer in the loop's heap per update
+    # (tens of thousands at 1,000 live tenants), which the loop then sifts through.
+    _waiting_since: float | None = None
+    _idle_timer: asyncio.TimerHandle | None = None
+    _idle: bool = False
+
+    async def wait_for_work(self, idle_s: float) -> bool:
+        """Wait for a poke; False when none came within ``idle_s``."""
+        loop = asyncio.get_running_loop()
+        self._waiting_since = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(self._waiting_since + idle_s, self._check, idle_s)
+        try:
+            await self.poke.wait()
+        finally:
+            self._waiting_since = None
+        return not self._idle
+
+    def _check(self, idle_s: float) -> None:
+        self._idle_timer = None
+        if self._waiting_since is None:
+            return  # busy: its next wait arms the timer again
+        due = self._waiting_since + idle_s
+        loop = asyncio.get_running_loop()
+        if loop.time() >= due:
+            self._idle = True
+            self.poke.set()
+        else:
+            self._idle_timer = loop.call_at(due, self._check, idle_s)
+
+    def stop_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+
+@dataclass(eq=False)
+class _Lease:
+    token: str
+    worker: asyncio.Task[Any]
+
+
 class _Stop(Exception):
     """The worker must stop: tenant on hold/deleted, or lease lost."""
 
@@ -129,7 +212,10 @@ class DeliveryManager:
     session: aiohttp.ClientSession
     metrics: Metrics
     node_id: str = field(default_factory=lambda: secrets.token_hex(6), init=False)
-    _workers: dict[str, asyncio.Event] = field(default_factory=dict, init=False, repr=False)
+    _workers: dict[str, _Worker] = field(default_factory=dict, init=False, repr=False)
+    _leases: dict[str, _Lease] = field(default_factory=dict, init=False, repr=False)
+    """Delivery leases this replica's workers hold, renewed together by ``_keep_leases``."""
+    _keeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
@@ -146,15 +232,23 @@ class DeliveryManager:
 
     # -- spawning -----------------------------------------------------------------
     def notify(
-        self, tenant_id: str, *, signal_others: bool = True, length: int | None = None
+        self,
+        tenant_id: str,
+        *,
+        signal_others: bool = True,
+        length: int | None = None,
+        appended: BufferedUpdate | None = None,
     ) -> None:
         """New work for a tenant: poke its local worker, or start one. ``length``: the
-        buffer's length right after the append that brought the work, if known."""
+        buffer's length right after the append that brought the work, if known;
+        ``appended``: the update that append buffered."""
         if self._closing:
             return
-        poke = self._workers.get(tenant_id)
-        if poke is not None:
-            poke.set()
+        worker = self._workers.get(tenant_id)
+        if worker is not None:
+            if appended is not None and length == 1:
+                worker.handed = appended
+            worker.poke.set()
             return
         if signal_others and self._held_elsewhere.get(tenant_id, 0.0) > time.monotonic():
             # Another replica delivers (it held the lease a moment ago): tell it, without a
@@ -166,10 +260,10 @@ class DeliveryManager:
             # the script that removes it counts this one, and a worker that sees entries
             # remain reads on (_drain), so no signal is needed.
             return
-        poke = asyncio.Event()
-        poke.set()
-        self._workers[tenant_id] = poke
-        self._spawn(self._run(tenant_id, poke, signal_others), f"delivery:{tenant_id}")
+        worker = _Worker()
+        worker.poke.set()
+        self._workers[tenant_id] = worker
+        self._spawn(self._run(tenant_id, worker, signal_others), f"delivery:{tenant_id}")
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -256,14 +350,14 @@ class DeliveryManager:
         for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
-        for poke in self._workers.values():
-            poke.set()  # idle workers see _closing at once
+        for worker in self._workers.values():
+            worker.poke.set()  # idle workers see _closing at once
         stuck = await cancel_and_wait(list(self._tasks), timeout=10)
         for task in stuck:
             log.error("task %s did not stop", task.get_name())
 
     # -- one worker -------------------------------------------------------------------
-    async def _run(self, tenant_id: str, poke: asyncio.Event, signal_others: bool) -> None:
+    async def _run(self, tenant_id: str, worker: _Worker, signal_others: bool) -> None:
         name = lease_name(tenant_id)
         recheck = False
         try:
@@ -285,13 +379,11 @@ class DeliveryManager:
                 log.warning("delivery to %s not started: %s; retrying", tenant_id, exc)
                 self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
                 return
-            released = asyncio.Event()
-            renew = asyncio.create_task(
-                self._renew(name, token, asyncio.current_task(), released),
-                name=f"lease:{tenant_id}",
-            )
+            task = asyncio.current_task()
+            assert task is not None
+            self._hold_lease(tenant_id, _Lease(token, task))
             try:
-                recheck = await self._drain(tenant_id, token, poke)
+                recheck = await self._drain(tenant_id, token, worker)
             except _Stop as stop:
                 log.info("delivery to %s paused: %s", tenant_id, stop)
                 recheck = stop.recheck
@@ -300,9 +392,11 @@ class DeliveryManager:
                 log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
                 self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
             finally:
-                released.set()
-                renew.cancel()
-                if self._workers.get(tenant_id) is poke:
+                # Out of the renewal before the release: a lease seen gone after it is
+                # not a loss.
+                self._leases.pop(tenant_id, None)
+                worker.stop_timer()
+                if self._workers.get(tenant_id) is worker:
                     del self._workers[tenant_id]
                 self._remaining.pop(tenant_id, None)
                 # Before the release: the tenant's next worker starts with its own.
@@ -312,25 +406,49 @@ class DeliveryManager:
                 with contextlib.suppress(Exception):
                     await self.coordination.release_lock(name, token)
         finally:
-            if self._workers.get(tenant_id) is poke:
+            if self._workers.get(tenant_id) is worker:
                 del self._workers[tenant_id]
         # Work appended between our last look and the release would be orphaned.
         if recheck and not self._closing:
             self.notify_if_pending(tenant_id)
 
-    async def _renew(
-        self, name: str, token: str, worker: asyncio.Task[Any] | None, released: asyncio.Event
-    ) -> None:
-        # On loss the worker is cancelled; acks are fenced on the token, so even a
-        # worker that misses this cancel cannot remove an entry any more.
-        on_lost = worker.cancel if worker is not None else None
-        await self.coordination.keep_alive(name, token, LEASE_TTL_S, released, on_lost)
+    def _hold_lease(self, tenant_id: str, lease: _Lease) -> None:
+        self._leases[tenant_id] = lease
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_leases(), name="delivery-leases")
+            self._tasks.add(self._keeper)
+            self._keeper.add_done_callback(self._task_done)
 
-    async def _drain(self, tenant_id: str, token: str, poke: asyncio.Event) -> bool:
+    async def _keep_leases(self) -> None:
+        """Extend every held lease each third of its TTL, all in one round trip; ends
+        when none is held (the next lease taken starts it again). A failed round trip is
+        retried at the next tick; a lease found lost cancels its worker. Acks are fenced
+        on the token, so even a worker that misses this cancel cannot remove an entry."""
+        while self._leases:
+            await asyncio.sleep(LEASE_TTL_S / 3)
+            held = list(self._leases.items())
+            if not held:
+                return
+            names = [(lease_name(tenant_id), lease.token) for tenant_id, lease in held]
+            try:
+                kept = await self.coordination.extend_locks(names, LEASE_TTL_S)
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("could not extend %d delivery leases: %s", len(held), exc)
+                continue
+            for (tenant_id, lease), still_held in zip(held, kept, strict=True):
+                if not still_held and self._leases.get(tenant_id) is lease:
+                    log.error("lost the delivery lease of %s while holding it", tenant_id)
+                    del self._leases[tenant_id]
+                    lease.worker.cancel()
+
+    async def _drain(self, tenant_id: str, token: str, worker: _Worker) -> bool:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
+        poke = worker.poke
         while not self._closing:
             poke.clear()
-            batch = await self.buffer.head(tenant_id, HEAD_BATCH)
+            handed = worker.take_handed()
+            batch = [handed] if handed else await self.buffer.head(tenant_id, HEAD_BATCH)
+            worker.saw(batch)
             if batch:
                 # Delivered in order, acked together: one Redis round trip per batch, not
                 # per update. (A crash before the ack redelivers them; agents drop
@@ -356,13 +474,10 @@ class DeliveryManager:
                 # since then set the poke: no need to read the (empty) buffer again.
             else:
                 self.metrics.set_buffered(tenant_id, 0)
-            try:
-                async with asyncio.timeout(IDLE_S):
-                    await poke.wait()
-            except TimeoutError:
+            if not await worker.wait_for_work(IDLE_S):
                 # Leave the dict now (synchronously): a notify from here on
                 # starts a fresh worker instead of poking a dying one.
-                if self._workers.get(tenant_id) is poke:
+                if self._workers.get(tenant_id) is worker:
                     del self._workers[tenant_id]
                 return True
         return False
