@@ -256,7 +256,8 @@ class Buffer:
         )
         self._index = ScriptBatcher(redis, INDEX_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
-        self._ack_many_unindex = redis.register_script(ACK_MANY_UNINDEX_LUA)
+        # Acks of one loop turn (many tenants' workers) share a round trip too.
+        self._ack_many_unindex = ScriptBatcher(redis, ACK_MANY_UNINDEX_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
         self._unindex_end = redis.register_script(UNINDEX_END_LUA)

@@ -13,6 +13,7 @@ from daemon.model import Tenant, TenantStatus
 from daemon.msgpath import delivery as delivery_module
 from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
 from daemon.msgpath.delivery import _entry_order, _Worker
+from daemon.msgpath.tenant_cache import LookupThrottled, TenantCache
 from tests.msgpath.test_delivery_replicas import Agent, Replica, update, world
 from tests.support.redis_cluster import BACKENDS
 
@@ -133,3 +134,17 @@ async def test_an_idle_worker_leaves_and_releases_its_lease_however_often_it_was
     await until(lambda: not replica.delivery._leases)
     assert await replica.buffer.redis.get(lease_key("t")) is None
     assert agent.received == [1, 2, 3, 4, 5]
+
+
+async def test_a_tenant_announced_as_woken_is_read_without_the_budget_for_unknown_ids(
+    world: tuple[Agent, list[Replica]],
+) -> None:
+    _, (replica, other) = world
+    spent = TenantCache(replica.delivery.registry, unknown_reads_burst=0, unknown_reads_per_s=0)
+    replica.delivery.tenants = spent
+    with pytest.raises(LookupThrottled):
+        await spent.get("t")  # never seen here: the (spent) budget applies
+    await other.delivery.coordination.publish_event("t", "running", endpoint="http://x")
+    await until(lambda: "t" in spent._known)
+    info = await spent.get("t")
+    assert info is not None and info.tenant_id == "t"
