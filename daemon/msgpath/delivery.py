@@ -4,13 +4,12 @@ Exactly one worker per tenant across all replicas: a worker first takes the
 tenant's delivery lease (a Coordination lock with an owner token, renewed while
 it works); every ack is fenced on that token inside the Redis script, so a
 worker that lost its lease can never remove an entry. One loop per replica renews
-all of its workers' leases in one round trip per tick (a worker each would cost a
-round trip per tenant per tick: ~600/s at 1,000 live tenants); a lease found lost
-cancels its worker.
+all of its workers' leases in one round trip per tick; a lease found lost cancels
+its worker (daemon/msgpath/delivery_worker.py).
 
 An update appended on this replica while it was the only one buffered is handed to
 the tenant's live worker with the notify, which then skips the buffer read for it
-(``_Worker.take_handed`` says when that is safe).
+(``Worker.take_handed`` says when that is safe).
 
 Per entry: endpoint (in-process → Redis cache → registry) → POST to the agent
 → ack only after the agent's 2xx. No endpoint → wake. Failures keep the entry:
@@ -51,6 +50,7 @@ from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
+from daemon.msgpath.delivery_worker import LeaseKeeper, Worker
 from daemon.msgpath.forward import AgentConnection, ForwardError, plain_http
 from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
 from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
@@ -64,9 +64,9 @@ log = logging.getLogger(__name__)
 LEASE_TTL_S = 5.0
 """Renewed every third of it; a crashed holder blocks its tenant at most this long."""
 IDLE_S = 30.0
+"""A worker without work exits after this long (its lease is released)."""
 HEAD_BATCH = 16
 """Buffered updates read per round trip."""
-"""A worker without work exits after this long (its lease is released)."""
 SWEEP_S = 30.0
 """Safety net for lost work signals; normal pickup is event-driven."""
 TOUCH_EVERY_S = 5.0
@@ -116,82 +116,6 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    """A stream entry id as a comparable pair (ids grow with each XADD)."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-@dataclass(eq=False)
-class _Worker:
-    """What a tenant's live worker is woken with."""
-
-    poke: asyncio.Event = field(default_factory=asyncio.Event)
-    handed: BufferedUpdate | None = None
-    """The update an append on this replica returned as the only one buffered."""
-    seen_upto: tuple[int, int] | None = None
-    """The newest entry this worker has read or taken (None before the first)."""
-
-    def take_handed(self) -> BufferedUpdate | None:
-        """The handed update if it may be delivered without reading the buffer: its append
-        found the buffer empty (nothing older waits: order), and it is newer than every
-        update this worker has seen. While this worker holds the lease only it removes
-        entries, and only ones it has seen: so the update is still buffered and this
-        worker has not delivered it. Earlier holders delivered in order, so all they
-        removed is older than anything this worker has seen; a worker that has seen
-        nothing cannot tell, and reads the buffer."""
-        handed, self.handed = self.handed, None
-        if handed is None or self.seen_upto is None:
-            return None
-        return handed if _entry_order(handed.entry_id) > self.seen_upto else None
-
-    def saw(self, batch: list[BufferedUpdate]) -> None:
-        if batch:
-            self.seen_upto = _entry_order(batch[-1].entry_id)
-
-    # The idle limit: one timer per worker, moved on only when it fires. An
-    # asyncio.timeout per wait left a cancelled timer in the loop's heap per update
-    # (tens of thousands at 1,000 live tenants), which the loop then sifts through.
-    _waiting_since: float | None = None
-    _idle_timer: asyncio.TimerHandle | None = None
-    _idle: bool = False
-
-    async def wait_for_work(self, idle_s: float) -> bool:
-        """Wait for a poke; False when none came within ``idle_s``."""
-        loop = asyncio.get_running_loop()
-        self._waiting_since = loop.time()
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_at(self._waiting_since + idle_s, self._check, idle_s)
-        try:
-            await self.poke.wait()
-        finally:
-            self._waiting_since = None
-        return not self._idle
-
-    def _check(self, idle_s: float) -> None:
-        self._idle_timer = None
-        if self._waiting_since is None:
-            return  # busy: its next wait arms the timer again
-        due = self._waiting_since + idle_s
-        loop = asyncio.get_running_loop()
-        if loop.time() >= due:
-            self._idle = True
-            self.poke.set()
-        else:
-            self._idle_timer = loop.call_at(due, self._check, idle_s)
-
-    def stop_timer(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-
-
-@dataclass(eq=False)
-class _Lease:
-    token: str
-    worker: asyncio.Task[Any]
-
-
 class _Stop(Exception):
     """The worker must stop: tenant on hold/deleted, or lease lost."""
 
@@ -212,10 +136,8 @@ class DeliveryManager:
     session: aiohttp.ClientSession
     metrics: Metrics
     node_id: str = field(default_factory=lambda: secrets.token_hex(6), init=False)
-    _workers: dict[str, _Worker] = field(default_factory=dict, init=False, repr=False)
-    _leases: dict[str, _Lease] = field(default_factory=dict, init=False, repr=False)
-    """Delivery leases this replica's workers hold, renewed together by ``_keep_leases``."""
-    _keeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _workers: dict[str, Worker] = field(default_factory=dict, init=False, repr=False)
+    leases: LeaseKeeper = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
@@ -260,15 +182,19 @@ class DeliveryManager:
             # the script that removes it counts this one, and a worker that sees entries
             # remain reads on (_drain), so no signal is needed.
             return
-        worker = _Worker()
+        worker = Worker()
         worker.poke.set()
         self._workers[tenant_id] = worker
         self._spawn(self._run(tenant_id, worker, signal_others), f"delivery:{tenant_id}")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def __post_init__(self) -> None:
+        self.leases = LeaseKeeper(self.coordination, LEASE_TTL_S, self._spawn)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -361,7 +287,7 @@ class DeliveryManager:
             log.error("task %s did not stop", task.get_name())
 
     # -- one worker -------------------------------------------------------------------
-    async def _run(self, tenant_id: str, worker: _Worker, signal_others: bool) -> None:
+    async def _run(self, tenant_id: str, worker: Worker, signal_others: bool) -> None:
         name = lease_name(tenant_id)
         recheck = False
         try:
@@ -385,8 +311,7 @@ class DeliveryManager:
                 return
             task = asyncio.current_task()
             assert task is not None
-            lease = _Lease(token, task)
-            self._hold_lease(tenant_id, lease)
+            lease = self.leases.hold(tenant_id, token, task)
             try:
                 recheck = await self._drain(tenant_id, token, worker)
             except _Stop as stop:
@@ -397,10 +322,7 @@ class DeliveryManager:
                 log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
                 self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
             finally:
-                # Out of the renewal before the release: a lease seen gone after it is
-                # not a loss.
-                if self._leases.get(tenant_id) is lease:
-                    del self._leases[tenant_id]
+                self.leases.forget(tenant_id, lease)
                 worker.stop_timer()
                 if self._workers.get(tenant_id) is worker:
                     del self._workers[tenant_id]
@@ -418,36 +340,7 @@ class DeliveryManager:
         if recheck and not self._closing:
             self.notify_if_pending(tenant_id)
 
-    def _hold_lease(self, tenant_id: str, lease: _Lease) -> None:
-        self._leases[tenant_id] = lease
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(self._keep_leases(), name="delivery-leases")
-            self._tasks.add(self._keeper)
-            self._keeper.add_done_callback(self._task_done)
-
-    async def _keep_leases(self) -> None:
-        """Extend every held lease each third of its TTL, all in one round trip; ends
-        when none is held (the next lease taken starts it again). A failed round trip is
-        retried at the next tick; a lease found lost cancels its worker. Acks are fenced
-        on the token, so even a worker that misses this cancel cannot remove an entry."""
-        while self._leases:
-            await asyncio.sleep(LEASE_TTL_S / 3)
-            held = list(self._leases.items())
-            if not held:
-                return
-            names = [(lease_name(tenant_id), lease.token) for tenant_id, lease in held]
-            try:
-                kept = await self.coordination.extend_locks(names, LEASE_TTL_S)
-            except (aioredis.RedisError, OSError) as exc:
-                log.warning("could not extend %d delivery leases: %s", len(held), exc)
-                continue
-            for (tenant_id, lease), still_held in zip(held, kept, strict=True):
-                if not still_held and self._leases.get(tenant_id) is lease:
-                    log.error("lost the delivery lease of %s while holding it", tenant_id)
-                    del self._leases[tenant_id]
-                    lease.worker.cancel()
-
-    async def _drain(self, tenant_id: str, token: str, worker: _Worker) -> bool:
+    async def _drain(self, tenant_id: str, token: str, worker: Worker) -> bool:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
         poke = worker.poke
         while not self._closing:

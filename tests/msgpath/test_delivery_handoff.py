@@ -12,7 +12,7 @@ import pytest
 from daemon.model import Tenant, TenantStatus
 from daemon.msgpath import delivery as delivery_module
 from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
-from daemon.msgpath.delivery import _entry_order, _Worker
+from daemon.msgpath.delivery_worker import Worker, entry_order
 from daemon.msgpath.tenant_cache import LookupThrottled, TenantCache
 from tests.msgpath.test_delivery_replicas import Agent, Replica, update, world
 from tests.support.redis_cluster import BACKENDS
@@ -63,7 +63,7 @@ async def test_a_lost_lease_stops_exactly_its_worker_before_any_ack(
     )
     await deliver_one(replica, agent, 1, "t")
     await deliver_one(replica, agent, 101, "u")
-    kept = delivery._leases["u"].token
+    kept = delivery.leases.held["u"].token
     # Another owner took t's lease (ours expired unseen, say): the next renewal round trip
     # finds it and stops t's worker, and only it.
     await replica.buffer.redis.set(lease_key("t"), "thief", px=60_000)
@@ -115,12 +115,12 @@ async def test_a_late_handover_of_an_update_already_read_is_not_delivered_again(
 
 def test_a_worker_that_has_seen_nothing_does_not_take_a_handed_update() -> None:
     handed = BufferedUpdate("5-0", 1, b"{}", 5)
-    fresh = _Worker(handed=handed)
+    fresh = Worker(handed=handed)
     assert fresh.take_handed() is None
-    seen = _Worker(handed=handed, seen_upto=_entry_order("4-7"))
+    seen = Worker(handed=handed, seen_upto=entry_order("4-7"))
     assert seen.take_handed() is handed
     assert seen.take_handed() is None  # taken once
-    assert _entry_order("10-0") > _entry_order("9-99")
+    assert entry_order("10-0") > entry_order("9-99")
 
 
 async def test_an_idle_worker_leaves_and_releases_its_lease_however_often_it_was_woken(
@@ -131,7 +131,7 @@ async def test_an_idle_worker_leaves_and_releases_its_lease_however_often_it_was
     for n in range(1, 6):  # each wait re-starts the idle period; one timer serves them
         await deliver_one(replica, agent, n)
     await until(lambda: "t" not in replica.delivery._workers)
-    await until(lambda: not replica.delivery._leases)
+    await until(lambda: not replica.delivery.leases.held)
     assert await replica.buffer.redis.get(lease_key("t")) is None
     assert agent.received == [1, 2, 3, 4, 5]
 
