@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -159,6 +159,17 @@ class Coordination:
         return bool(
             await self._extend(keys=[self._lock_key(name)], args=[token, int(ttl_s * 1000)])
         )
+
+    async def extend_locks(self, held: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
+        """``extend_lock`` for many (name, token) pairs in one pipelined round trip (per
+        node on a cluster); whether each is still held. EVAL, not EVALSHA: a Redis that
+        lost its script cache still runs every call."""
+        ttl_ms = int(ttl_s * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, token in held:
+                pipe.eval(EXTEND_IF_OWNER_LUA, 1, self._lock_key(name), token, ttl_ms)
+            results = await pipe.execute()
+        return [bool(result) for result in results]
 
     async def release_lock(self, name: str, token: str) -> bool:
         """Fenced release: only the owner's token deletes the lock."""

@@ -106,7 +106,7 @@ async def handle_update(request: web.Request) -> web.Response:
     if result.added:
         metrics.updates_buffered.inc()
         metrics.set_buffered(tenant_id, result.length)
-        parent[DELIVERY].notify(tenant_id, length=result.length)
+        parent[DELIVERY].notify(tenant_id, length=result.length, appended=result.update)
     else:
         metrics.updates_duplicate.inc()
     return _answer(request, 200, "ok")

@@ -18,14 +18,16 @@ touches one slot and runs on a Redis Cluster too:
                             acks are fenced on it.
 
 The pending index (a restarted daemon, or another replica, finds all buffered work there)
-is global, so no tenant script may touch it. Its rule: every tenant whose buffer holds an
+is global, so no tenant script may touch it on a Redis Cluster (on one Redis the removal
+scripts do). Its rule: every tenant whose buffer holds an
 entry its appender finished with is in ``{pending}:tenants`` or ``{pending}:recheck``.
 
 - An append adds the tenant to ``tenants`` *after* its XADD. A crash between the two leaves
   the update unacknowledged upstream (the webhook answers, the poller commits its offset,
   only after ``append`` returned), so it is sent again; the retry is a duplicate, and a
   duplicate re-indexes a non-empty buffer.
-- A removal (the buffer drained) on one Redis is one script (length 0: SREM). On a Redis
+- A removal (the buffer drained) on one Redis is one script (length 0: SREM; after an ack,
+  the ack's own script). On a Redis
   Cluster, where no script may touch both slots, it moves the tenant from ``tenants`` to
   ``recheck`` in one script (one slot) with a fresh ticket, then reads the buffer's length,
   then (one script) drops the ``recheck`` entry if it still holds its ticket and re-adds
@@ -110,6 +112,20 @@ end
 return redis.call('xlen', KEYS[1])
 """
 
+# One Redis only (the index is another slot): the same ack, and the index removal when it
+# left the buffer empty, in one round trip instead of two.
+# KEYS: buf, tries, lease, the pending index   ARGV: lease_token, tenant_id, entry_id...
+ACK_MANY_UNINDEX_LUA = """
+if redis.call('get', KEYS[3]) ~= ARGV[1] then return -1 end
+for i = 3, #ARGV do
+  redis.call('xdel', KEYS[1], ARGV[i])
+  redis.call('hdel', KEYS[2], ARGV[i])
+end
+local n = redis.call('xlen', KEYS[1])
+if n == 0 then redis.call('srem', KEYS[4], ARGV[2]) end
+return n
+"""
+
 # KEYS: buf, tries, lease, dead   ARGV: entry_id, lease_token,
 #   update_id, body, reason, attempts, now_ms, dead_maxlen
 DEAD_LETTER_LUA = """
@@ -166,6 +182,8 @@ class AppendResult:
     """False: a retry of an update_id already buffered or delivered."""
     entry_id: str | None
     length: int
+    update: BufferedUpdate | None = None
+    """The entry as buffered (when added): what a delivery worker would read back."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +240,8 @@ def _index_after_append(pipe: Any, keys: Sequence[Any], args: Sequence[Any]) -> 
 
 class Buffer:
     """Typed operations on the buffers; each is one Redis round trip, but for taking a
-    drained tenant out of the pending index (one more on one Redis, three on a cluster)."""
+    drained tenant out of the pending index (on one Redis: one more after a dead letter
+    or a purge, none after an ack; three more on a cluster)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -237,6 +256,8 @@ class Buffer:
         )
         self._index = ScriptBatcher(redis, INDEX_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
+        # Acks of one loop turn (many tenants' workers) share a round trip too.
+        self._ack_many_unindex = ScriptBatcher(redis, ACK_MANY_UNINDEX_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
         self._unindex_end = redis.register_script(UNINDEX_END_LUA)
@@ -258,7 +279,8 @@ class Buffer:
         if self._cluster:
             await self._index(keys=[PENDING_KEY], args=[tenant_id])  # after the XADD
         # (one Redis: indexed by the follow-up in the append's own pipeline)
-        return AppendResult(added=True, entry_id=_s(entry_id), length=int(length))
+        update = BufferedUpdate(_s(entry_id), update_id, body, now_ms)
+        return AppendResult(True, update.entry_id, int(length), update)
 
     async def head(self, tenant_id: str, count: int = 16) -> list[BufferedUpdate]:
         """The oldest ``count`` buffered updates, in order."""
@@ -282,6 +304,18 @@ class Buffer:
 
     async def ack_many(self, tenant_id: str, entry_ids: list[str], lease_token: str) -> int:
         """Remove delivered updates; -1 if the lease was lost (nothing removed)."""
+        if not self._cluster:
+            return int(
+                await self._ack_many_unindex(
+                    keys=[
+                        buf_key(tenant_id),
+                        tries_key(tenant_id),
+                        lease_key(tenant_id),
+                        PENDING_KEY,
+                    ],
+                    args=[lease_token, tenant_id, *entry_ids],
+                )
+            )
         remaining = int(
             await self._ack_many(
                 keys=[buf_key(tenant_id), tries_key(tenant_id), lease_key(tenant_id)],

@@ -3,7 +3,13 @@
 Exactly one worker per tenant across all replicas: a worker first takes the
 tenant's delivery lease (a Coordination lock with an owner token, renewed while
 it works); every ack is fenced on that token inside the Redis script, so a
-worker that lost its lease can never remove an entry.
+worker that lost its lease can never remove an entry. One loop per replica renews
+all of its workers' leases in one round trip per tick; a lease found lost cancels
+its worker (daemon/msgpath/delivery_worker.py).
+
+An update appended on this replica while it was the only one buffered is handed to
+the tenant's live worker with the notify, which then skips the buffer read for it
+(``Worker.take_handed`` says when that is safe).
 
 Per entry: endpoint (in-process → Redis cache → registry) → POST to the agent
 → ack only after the agent's 2xx. No endpoint → wake. Failures keep the entry:
@@ -44,6 +50,7 @@ from daemon.coordination import Coordination
 from daemon.metrics import Metrics
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.msgpath.buffer import Buffer, BufferedUpdate, lease_key
+from daemon.msgpath.delivery_worker import LeaseKeeper, Worker
 from daemon.msgpath.forward import AgentConnection, ForwardError, plain_http
 from daemon.msgpath.tenant_cache import TenantCache, TenantInfo
 from daemon.msgpath.wake import EndpointCache, WakeFailed, WakeManager, WakeRefused
@@ -57,9 +64,9 @@ log = logging.getLogger(__name__)
 LEASE_TTL_S = 5.0
 """Renewed every third of it; a crashed holder blocks its tenant at most this long."""
 IDLE_S = 30.0
+"""A worker without work exits after this long (its lease is released)."""
 HEAD_BATCH = 16
 """Buffered updates read per round trip."""
-"""A worker without work exits after this long (its lease is released)."""
 SWEEP_S = 30.0
 """Safety net for lost work signals; normal pickup is event-driven."""
 TOUCH_EVERY_S = 5.0
@@ -129,7 +136,8 @@ class DeliveryManager:
     session: aiohttp.ClientSession
     metrics: Metrics
     node_id: str = field(default_factory=lambda: secrets.token_hex(6), init=False)
-    _workers: dict[str, asyncio.Event] = field(default_factory=dict, init=False, repr=False)
+    _workers: dict[str, Worker] = field(default_factory=dict, init=False, repr=False)
+    leases: LeaseKeeper = field(init=False)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False, repr=False)
     _retries: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _last_touch: dict[str, float] = field(default_factory=dict, init=False, repr=False)
@@ -146,15 +154,23 @@ class DeliveryManager:
 
     # -- spawning -----------------------------------------------------------------
     def notify(
-        self, tenant_id: str, *, signal_others: bool = True, length: int | None = None
+        self,
+        tenant_id: str,
+        *,
+        signal_others: bool = True,
+        length: int | None = None,
+        appended: BufferedUpdate | None = None,
     ) -> None:
         """New work for a tenant: poke its local worker, or start one. ``length``: the
-        buffer's length right after the append that brought the work, if known."""
+        buffer's length right after the append that brought the work, if known;
+        ``appended``: the update that append buffered."""
         if self._closing:
             return
-        poke = self._workers.get(tenant_id)
-        if poke is not None:
-            poke.set()
+        worker = self._workers.get(tenant_id)
+        if worker is not None:
+            if appended is not None and length == 1:
+                worker.handed = appended
+            worker.poke.set()
             return
         if signal_others and self._held_elsewhere.get(tenant_id, 0.0) > time.monotonic():
             # Another replica delivers (it held the lease a moment ago): tell it, without a
@@ -166,15 +182,19 @@ class DeliveryManager:
             # the script that removes it counts this one, and a worker that sees entries
             # remain reads on (_drain), so no signal is needed.
             return
-        poke = asyncio.Event()
-        poke.set()
-        self._workers[tenant_id] = poke
-        self._spawn(self._run(tenant_id, poke, signal_others), f"delivery:{tenant_id}")
+        worker = Worker()
+        worker.poke.set()
+        self._workers[tenant_id] = worker
+        self._spawn(self._run(tenant_id, worker, signal_others), f"delivery:{tenant_id}")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def __post_init__(self) -> None:
+        self.leases = LeaseKeeper(self.coordination, LEASE_TTL_S, self._spawn)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -223,6 +243,10 @@ class DeliveryManager:
 
     def on_event(self, tenant_id: str, event: dict[str, Any]) -> None:
         self.tenants.invalidate(tenant_id)
+        if event.get("kind") in ("created", "running"):
+            # Its first webhooks need not wait for the read budget of never-seen ids
+            # (1,000 tenants created at once were answered 503 for ~20 s).
+            self.tenants.mark_known(tenant_id)
         self.endpoints.forget_local(tenant_id)
         if event.get("kind") in ("resumed", "deleted"):
             self.notify_if_pending(tenant_id)
@@ -256,14 +280,14 @@ class DeliveryManager:
         for handle in self._retries.values():
             handle.cancel()
         self._retries.clear()
-        for poke in self._workers.values():
-            poke.set()  # idle workers see _closing at once
+        for worker in self._workers.values():
+            worker.poke.set()  # idle workers see _closing at once
         stuck = await cancel_and_wait(list(self._tasks), timeout=10)
         for task in stuck:
             log.error("task %s did not stop", task.get_name())
 
     # -- one worker -------------------------------------------------------------------
-    async def _run(self, tenant_id: str, poke: asyncio.Event, signal_others: bool) -> None:
+    async def _run(self, tenant_id: str, worker: Worker, signal_others: bool) -> None:
         name = lease_name(tenant_id)
         recheck = False
         try:
@@ -285,13 +309,11 @@ class DeliveryManager:
                 log.warning("delivery to %s not started: %s; retrying", tenant_id, exc)
                 self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
                 return
-            released = asyncio.Event()
-            renew = asyncio.create_task(
-                self._renew(name, token, asyncio.current_task(), released),
-                name=f"lease:{tenant_id}",
-            )
+            task = asyncio.current_task()
+            assert task is not None
+            lease = self.leases.hold(tenant_id, token, task)
             try:
-                recheck = await self._drain(tenant_id, token, poke)
+                recheck = await self._drain(tenant_id, token, worker)
             except _Stop as stop:
                 log.info("delivery to %s paused: %s", tenant_id, stop)
                 recheck = stop.recheck
@@ -300,9 +322,9 @@ class DeliveryManager:
                 log.warning("delivery to %s interrupted: %s; retrying", tenant_id, exc)
                 self._retry_later(tenant_id, RETRY_AFTER_ERROR_S)
             finally:
-                released.set()
-                renew.cancel()
-                if self._workers.get(tenant_id) is poke:
+                self.leases.forget(tenant_id, lease)
+                worker.stop_timer()
+                if self._workers.get(tenant_id) is worker:
                     del self._workers[tenant_id]
                 self._remaining.pop(tenant_id, None)
                 # Before the release: the tenant's next worker starts with its own.
@@ -312,25 +334,20 @@ class DeliveryManager:
                 with contextlib.suppress(Exception):
                     await self.coordination.release_lock(name, token)
         finally:
-            if self._workers.get(tenant_id) is poke:
+            if self._workers.get(tenant_id) is worker:
                 del self._workers[tenant_id]
         # Work appended between our last look and the release would be orphaned.
         if recheck and not self._closing:
             self.notify_if_pending(tenant_id)
 
-    async def _renew(
-        self, name: str, token: str, worker: asyncio.Task[Any] | None, released: asyncio.Event
-    ) -> None:
-        # On loss the worker is cancelled; acks are fenced on the token, so even a
-        # worker that misses this cancel cannot remove an entry any more.
-        on_lost = worker.cancel if worker is not None else None
-        await self.coordination.keep_alive(name, token, LEASE_TTL_S, released, on_lost)
-
-    async def _drain(self, tenant_id: str, token: str, poke: asyncio.Event) -> bool:
+    async def _drain(self, tenant_id: str, token: str, worker: Worker) -> bool:
         """Deliver until the buffer stays empty for IDLE_S; True: re-check after release."""
+        poke = worker.poke
         while not self._closing:
             poke.clear()
-            batch = await self.buffer.head(tenant_id, HEAD_BATCH)
+            handed = worker.take_handed()
+            batch = [handed] if handed else await self.buffer.head(tenant_id, HEAD_BATCH)
+            worker.saw(batch)
             if batch:
                 # Delivered in order, acked together: one Redis round trip per batch, not
                 # per update. (A crash before the ack redelivers them; agents drop
@@ -356,13 +373,10 @@ class DeliveryManager:
                 # since then set the poke: no need to read the (empty) buffer again.
             else:
                 self.metrics.set_buffered(tenant_id, 0)
-            try:
-                async with asyncio.timeout(IDLE_S):
-                    await poke.wait()
-            except TimeoutError:
+            if not await worker.wait_for_work(IDLE_S):
                 # Leave the dict now (synchronously): a notify from here on
                 # starts a fresh worker instead of poking a dying one.
-                if self._workers.get(tenant_id) is poke:
+                if self._workers.get(tenant_id) is worker:
                     del self._workers[tenant_id]
                 return True
         return False

@@ -18,8 +18,9 @@ evict only each other, never a real tenant), and registry reads for ids never
 seen to exist are rate-limited (token bucket). Beyond the budget such a lookup
 raises ``LookupThrottled`` (the router answers 503; Telegram retries). Ids once
 found to exist ("known", a bounded LRU) are always read, so a flood of bogus ids
-does not delay real tenants. A tenant never seen by this replica (new, or
-after a restart) competes with the flood for the budget.
+does not delay real tenants. A tenant some replica announces it created or woke
+(``mark_known``, from the events channel) is known from then on; one never seen
+otherwise (after a restart) competes with the flood for the budget.
 """
 
 from __future__ import annotations
@@ -124,9 +125,7 @@ class TenantCache:
         self._entries[tenant_id] = (now + self.ttl_s, info)
         self._entries.move_to_end(tenant_id)
         _trim(self._entries, self.max_entries)
-        self._known[tenant_id] = None
-        self._known.move_to_end(tenant_id)
-        _trim(self._known, self.max_known)
+        self.mark_known(tenant_id)
 
     def _take_token(self, now: float) -> bool:
         elapsed = max(0.0, now - self._tokens_at)
@@ -149,6 +148,12 @@ class TenantCache:
         return TenantInfo(
             tenant_id, tenant.status, tenant.webhook_secret.encode(), tenant.bot_token.encode()
         )
+
+    def mark_known(self, tenant_id: str) -> None:
+        """The tenant exists (a replica created or woke it): its reads skip the budget."""
+        self._known[tenant_id] = None
+        self._known.move_to_end(tenant_id)
+        _trim(self._known, self.max_known)
 
     def invalidate(self, tenant_id: str) -> None:
         self._generation += 1
