@@ -17,8 +17,9 @@ BOT_TOKEN = "424242:AUDIT-FIRST-TOKEN"
 NEW_BOT_TOKEN = "424242:AUDIT-SECOND-TOKEN"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def audited_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
+    # A daemon per test: the trail test reads back the whole audit log, exactly.
     with running_agent_daemon(
         tmp_path_factory.mktemp("audit"),
         OTM_LOG_LEVEL="INFO",  # the access log is INFO (on by default)
