@@ -99,30 +99,19 @@ redis.call('set', KEYS[2], '1', 'PX', ARGV[3])
 return {id, redis.call('xlen', KEYS[1])}
 """
 
-# KEYS: buf, tries, lease   ARGV: lease_token, entry_id...
+# KEYS: buf, tries, lease[, the pending index]   ARGV: lease_token, tenant_id, entry_id...
 # Fenced: only the current lease owner may ack. Removes the entries (a batch delivered in
 # order) in one round trip. Returns remaining length, or -1 when the lease was lost (the
-# caller must stop delivering).
+# caller must stop delivering). Given the index (one Redis only: on a cluster it is another
+# slot), an ack that empties the buffer also takes the tenant out of it, in the same trip.
 ACK_MANY_LUA = """
-if redis.call('get', KEYS[3]) ~= ARGV[1] then return -1 end
-for i = 2, #ARGV do
-  redis.call('xdel', KEYS[1], ARGV[i])
-  redis.call('hdel', KEYS[2], ARGV[i])
-end
-return redis.call('xlen', KEYS[1])
-"""
-
-# One Redis only (the index is another slot): the same ack, and the index removal when it
-# left the buffer empty, in one round trip instead of two.
-# KEYS: buf, tries, lease, the pending index   ARGV: lease_token, tenant_id, entry_id...
-ACK_MANY_UNINDEX_LUA = """
 if redis.call('get', KEYS[3]) ~= ARGV[1] then return -1 end
 for i = 3, #ARGV do
   redis.call('xdel', KEYS[1], ARGV[i])
   redis.call('hdel', KEYS[2], ARGV[i])
 end
 local n = redis.call('xlen', KEYS[1])
-if n == 0 then redis.call('srem', KEYS[4], ARGV[2]) end
+if n == 0 and #KEYS == 4 then redis.call('srem', KEYS[4], ARGV[2]) end
 return n
 """
 
@@ -257,7 +246,7 @@ class Buffer:
         self._index = ScriptBatcher(redis, INDEX_LUA)
         self._ack_many = redis.register_script(ACK_MANY_LUA)
         # Acks of one loop turn (many tenants' workers) share a round trip too.
-        self._ack_many_unindex = ScriptBatcher(redis, ACK_MANY_UNINDEX_LUA)
+        self._ack_many_batched = ScriptBatcher(redis, ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
         self._unindex_end = redis.register_script(UNINDEX_END_LUA)
@@ -304,24 +293,11 @@ class Buffer:
 
     async def ack_many(self, tenant_id: str, entry_ids: list[str], lease_token: str) -> int:
         """Remove delivered updates; -1 if the lease was lost (nothing removed)."""
+        keys = [buf_key(tenant_id), tries_key(tenant_id), lease_key(tenant_id)]
+        args = [lease_token, tenant_id, *entry_ids]
         if not self._cluster:
-            return int(
-                await self._ack_many_unindex(
-                    keys=[
-                        buf_key(tenant_id),
-                        tries_key(tenant_id),
-                        lease_key(tenant_id),
-                        PENDING_KEY,
-                    ],
-                    args=[lease_token, tenant_id, *entry_ids],
-                )
-            )
-        remaining = int(
-            await self._ack_many(
-                keys=[buf_key(tenant_id), tries_key(tenant_id), lease_key(tenant_id)],
-                args=[lease_token, *entry_ids],
-            )
-        )
+            return int(await self._ack_many_batched(keys=[*keys, PENDING_KEY], args=args))
+        remaining = int(await self._ack_many(keys=keys, args=args))
         return await self._unindex(tenant_id) if remaining == 0 else remaining
 
     async def record_failure(self, tenant_id: str, entry_id: str) -> int:
