@@ -147,10 +147,11 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = await wiring.make_registry(app[keys.SETTINGS])
     app[keys.REGISTRY] = registry
     # Read by the router, delivery and the Bot API relay (invalidated by the message path).
-    app[keys.TENANT_CACHE] = TenantCache(registry)
+    app[keys.TENANT_CACHE] = tenants = TenantCache(registry)
     try:
         yield
     finally:
+        await tenants.close()
         await registry.close()
 
 

@@ -6,7 +6,10 @@ put a DynamoDB read on the hot path. Entries live
 ``ttl_s`` (short), and are dropped at once when any replica publishes an event
 for the tenant (created/updated/deleted/suspended/... on the events channel).
 The TTL bounds staleness when an event is missed (pub/sub is lossy across
-reconnects: the listener clears the whole cache when it reconnects).
+reconnects: the listener clears the whole cache when it reconnects). An entry past its
+TTL still answers for ``stale_s`` while one background read refreshes it: a webhook
+never waits for the registry because its tenant's entry just expired (at 1,000 busy
+tenants 200 entries expire a second, and each such wait queued behind the others).
 
 Unknown tenants are cached too (negatively, for a shorter time) so a flood of
 webhooks for a deleted tenant costs no registry reads; a ``created`` event
@@ -26,16 +29,19 @@ otherwise (after a restart) competes with the flood for the budget.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import TypeVar
 
+from daemon.cancellation import cancel_and_wait
 from daemon.model import TenantNotFound, TenantStatus
 from daemon.ports import Registry
 
 _V = TypeVar("_V")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class TenantCache:
     max_known: int = 100_000
     unknown_reads_per_s: float = 50.0
     unknown_reads_burst: int = 100
+    stale_s: float = 5.0
+    """How long past ``ttl_s`` an entry still answers while a background read refreshes
+    it; a refresh that fails leaves it to lapse then (the next lookup reads, and fails)."""
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
@@ -75,6 +84,7 @@ class TenantCache:
         self._tokens_at = self.clock()
         self._loading: dict[str, asyncio.Future[TenantInfo | None]] = {}
         self._generation = 0
+        self._refreshing: set[asyncio.Task[TenantInfo | None]] = set()
         self.throttled = 0
 
     async def get(self, tenant_id: str) -> TenantInfo | None:
@@ -82,8 +92,10 @@ class TenantCache:
         Raises LookupThrottled for an uncached, never-seen id beyond the read budget."""
         now = self.clock()
         entry = self._entries.get(tenant_id)
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] + self.stale_s > now:
             self._entries.move_to_end(tenant_id)
+            if entry[0] <= now and tenant_id not in self._loading:
+                self._refresh(tenant_id)
             return entry[1]
         negative = self._negative.get(tenant_id)
         if negative is not None and negative > now:
@@ -95,8 +107,19 @@ class TenantCache:
         if tenant_id not in self._known and not self._take_token(now):
             self.throttled += 1
             raise LookupThrottled(tenant_id)
+        return await self._read(tenant_id, self._start_read(tenant_id))
+
+    def _start_read(self, tenant_id: str) -> asyncio.Future[TenantInfo | None]:
+        """Registered at once (not when a task first runs): a lookup in the same loop turn
+        joins this read instead of starting another."""
         future: asyncio.Future[TenantInfo | None] = asyncio.get_running_loop().create_future()
         self._loading[tenant_id] = future
+        return future
+
+    async def _read(
+        self, tenant_id: str, future: asyncio.Future[TenantInfo | None]
+    ) -> TenantInfo | None:
+        """One registry read, shared by every lookup of the tenant until it answers."""
         generation = self._generation
         try:
             info = await self._load(tenant_id)
@@ -112,6 +135,32 @@ class TenantCache:
             self._store(tenant_id, info)
         future.set_result(info)
         return info
+
+    def _refresh(self, tenant_id: str) -> None:
+        future = self._start_read(tenant_id)
+        task = asyncio.create_task(self._read(tenant_id, future), name=f"tenant-cache:{tenant_id}")
+        self._refreshing.add(task)
+        task.add_done_callback(lambda done: self._refreshed(tenant_id, future, done))
+
+    def _refreshed(
+        self,
+        tenant_id: str,
+        future: asyncio.Future[TenantInfo | None],
+        task: asyncio.Task[TenantInfo | None],
+    ) -> None:
+        self._refreshing.discard(task)
+        if task.cancelled():
+            # Cancelled before it ran (close): nobody may wait for its read forever.
+            if self._loading.get(tenant_id) is future:
+                del self._loading[tenant_id]
+            future.cancel()
+        elif (exc := task.exception()) is not None:
+            # The stale entry answers on until stale_s; then lookups read (and fail) themselves.
+            log.debug("refreshing %s failed: %s", task.get_name(), exc)
+
+    async def close(self) -> None:
+        """Cancel refreshes in flight (before the registry closes)."""
+        await cancel_and_wait(list(self._refreshing), timeout=5)
 
     def _store(self, tenant_id: str, info: TenantInfo | None) -> None:
         now = self.clock()

@@ -12,6 +12,7 @@ from daemon.model import Tenant, TenantStatus
 from daemon.msgpath.delivery import BACKOFF_CAP_S, Outcome, backoff_delay, classify
 from daemon.msgpath.tenant_cache import TenantCache
 from tests.support.counting_registry import CountingRegistry
+from tests.support.polling import eventually
 
 
 def test_backoff_grows_and_is_capped() -> None:
@@ -93,3 +94,29 @@ async def test_tenant_cache_drops_values_read_during_an_invalidation(
     cache._load = load_then_invalidate  # type: ignore[method-assign]
     assert await cache.get("t1") is not None
     assert len(cache) == 0  # possibly stale: used once, not kept
+
+
+async def test_an_expired_entry_answers_while_one_background_read_refreshes_it(
+    counting_registry: CountingRegistry,
+) -> None:
+    registry = counting_registry
+    await registry.create(Tenant(tenant_id="t1"))
+    now = [100.0]
+    cache = TenantCache(registry, ttl_s=5, stale_s=5, clock=lambda: now[0])
+    assert (await cache.get("t1")) is not None
+    await registry.update("t1", status=TenantStatus.SUSPENDED)
+    reads = registry.reads
+    now[0] += 6  # past the TTL, within the stale window
+    # Every lookup of this turn answers at once from the entry; one read refreshes it.
+    infos = await asyncio.gather(*(cache.get("t1") for _ in range(5)))
+    assert {i.status for i in infos if i is not None} == {TenantStatus.IDLE}
+    await eventually(lambda: not cache._refreshing, what="the refresh done")
+    assert registry.reads == reads + 1
+    refreshed = await cache.get("t1")
+    assert refreshed is not None and refreshed.status == TenantStatus.SUSPENDED
+    # Past the stale window too: the lookup reads, and waits for it.
+    await registry.update("t1", status=TenantStatus.IDLE)
+    now[0] += 11
+    current = await cache.get("t1")
+    assert current is not None and current.status == TenantStatus.IDLE
+    await cache.close()
