@@ -3,8 +3,8 @@
 Split from daemon/msgpath/delivery.py, which drives the workers; here is what makes a
 worker cheap when a replica has a thousand of them alive (1,000 tenants with light
 traffic each): no buffer read for an update handed over with its notify, one idle timer
-per worker instead of one per wait, and one lease renewal round trip per tick for the
-whole replica instead of one per worker.
+per worker instead of one per wait (lazy_deadline.py), and one lease renewal round trip
+per tick for the whole replica instead of one per worker.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from daemon.coordination import Coordination
 from daemon.msgpath.buffer import BufferedUpdate
+from daemon.msgpath.lazy_deadline import LazyDeadline
 from daemon.redis_keys import delivery_lease_name as lease_name
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,11 @@ class Worker:
     """The update an append on this replica returned as the only one buffered."""
     seen_upto: tuple[int, int] | None = None
     """The newest entry this worker has read or taken (None before the first)."""
-    # The idle limit: one timer per worker, moved on only when it fires. An
-    # asyncio.timeout per wait left a cancelled timer in the loop's heap per update
-    # (tens of thousands at 1,000 live tenants), which the loop then sifts through.
-    _waiting_since: float | None = field(default=None, repr=False)
-    _idle_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     _idle: bool = field(default=False, repr=False)
+    _idle_deadline: LazyDeadline = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._idle_deadline = LazyDeadline(self._expire)
 
     def take_handed(self) -> BufferedUpdate | None:
         """The handed update if it may be delivered without reading the buffer: its append
@@ -65,32 +65,19 @@ class Worker:
 
     async def wait_for_work(self, idle_s: float) -> bool:
         """Wait for a poke; False when none came within ``idle_s``."""
-        loop = asyncio.get_running_loop()
-        self._waiting_since = loop.time()
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_at(self._waiting_since + idle_s, self._check, idle_s)
+        self._idle_deadline.arm(idle_s)
         try:
             await self.poke.wait()
         finally:
-            self._waiting_since = None
+            self._idle_deadline.disarm()
         return not self._idle
 
-    def _check(self, idle_s: float) -> None:
-        self._idle_timer = None
-        if self._waiting_since is None:
-            return  # busy: its next wait arms the timer again
-        due = self._waiting_since + idle_s
-        loop = asyncio.get_running_loop()
-        if loop.time() >= due:
-            self._idle = True
-            self.poke.set()
-        else:
-            self._idle_timer = loop.call_at(due, self._check, idle_s)
+    def _expire(self) -> None:
+        self._idle = True
+        self.poke.set()
 
     def stop_timer(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_deadline.stop()
 
 
 @dataclass(eq=False)

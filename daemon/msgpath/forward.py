@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 from urllib.parse import urlsplit
 
+from daemon.msgpath.lazy_deadline import LazyDeadline
+
 CONNECT_TIMEOUT_S = 3.0
 TOTAL_TIMEOUT_S = 15.0
 MAX_HEAD_BYTES = 64 * 1024
@@ -59,21 +61,17 @@ class AgentConnection:
         ).encode("latin-1")
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        # The total timeout: one watchdog timer per connection, moved on only when it
-        # fires. An asyncio.timeout per POST left a cancelled 15 s timer in the loop's
-        # heap per update, and the loop's periodic clean-up of thousands of them stalled
-        # it for milliseconds (1-sender p99 +7 ms).
-        self._deadline = 0.0
+        # The total timeout: one lazily moved timer per connection, not an
+        # asyncio.timeout per POST (lazy_deadline.py says why).
         self._in_flight: asyncio.Task[object] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog = LazyDeadline(self._expire)
         self._expired = False
 
     async def close(self) -> None:
         """Close the connection (a request in flight is not affected: its caller does
         this). Also stops the watchdog."""
-        if self._watchdog is not None and self._in_flight is None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        if self._in_flight is None:
+            self._watchdog.stop()
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:
             writer.close()
@@ -120,25 +118,17 @@ class AgentConnection:
             raise ForwardError(str(exc) or type(exc).__name__) from exc
         finally:
             self._in_flight = None
+            self._watchdog.disarm()
 
     def _arm(self, task: asyncio.Task[object]) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + TOTAL_TIMEOUT_S
         self._in_flight = task
         self._expired = False
-        if self._watchdog is None:
-            self._watchdog = loop.call_at(self._deadline, self._check_deadline)
+        self._watchdog.arm(TOTAL_TIMEOUT_S)
 
-    def _check_deadline(self) -> None:
-        self._watchdog = None
-        if self._in_flight is None:
-            return  # idle: the next request arms it again
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._deadline:
-            self._expired = True
-            self._in_flight.cancel()
-        else:
-            self._watchdog = loop.call_at(self._deadline, self._check_deadline)
+    def _expire(self) -> None:
+        assert self._in_flight is not None  # armed only while a request is in flight
+        self._expired = True
+        self._in_flight.cancel()
 
     async def _exchange(self, raw: bytes) -> int:
         if self._writer is None:
