@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from daemon.redis_keys import CONFIG_CHANNEL, CONFIG_KEY, EVENTS_CHANNEL, endpoint_key, lock_key
 from daemon.redis_keys import event_log_key as _event_log_key
+from daemon.script_batch import ScriptBatcher
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Coordination:
         self._config_defaults = config_defaults or LiveConfig()
         self._release = redis.register_script(RELEASE_IF_OWNER_LUA)
         self._extend = redis.register_script(EXTEND_IF_OWNER_LUA)
+        self._extend_batched = ScriptBatcher(redis, EXTEND_IF_OWNER_LUA)
         self._set_config = redis.register_script(SET_CONFIG_LUA)
         self._publish_event = redis.register_script(PUBLISH_EVENT_LUA)
 
@@ -161,14 +163,15 @@ class Coordination:
         )
 
     async def extend_locks(self, held: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
-        """``extend_lock`` for many (name, token) pairs in one pipelined round trip (per
-        node on a cluster); whether each is still held. EVAL, not EVALSHA: a Redis that
-        lost its script cache still runs every call."""
+        """``extend_lock`` for many (name, token) pairs, sent together in pipelined round
+        trips (script_batch.py); whether each is still held."""
         ttl_ms = int(ttl_s * 1000)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name, token in held:
-                pipe.eval(EXTEND_IF_OWNER_LUA, 1, self._lock_key(name), token, ttl_ms)
-            results = await pipe.execute()
+        results = await asyncio.gather(
+            *(
+                self._extend_batched(keys=[self._lock_key(name)], args=[token, ttl_ms])
+                for name, token in held
+            )
+        )
         return [bool(result) for result in results]
 
     async def release_lock(self, name: str, token: str) -> bool:

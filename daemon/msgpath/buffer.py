@@ -48,7 +48,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from daemon.msgpath.script_batch import ScriptBatcher
 from daemon.redis_keys import (
     PENDING_KEY,
     PENDING_RECHECK_KEY,
@@ -63,6 +62,7 @@ from daemon.redis_keys import (
 )
 from daemon.redis_keys import buffer_key as buf_key
 from daemon.redis_keys import delivery_lease_name as lease_name
+from daemon.script_batch import ScriptBatcher
 
 DEDUPE_TTL_S = 25 * 3600
 DEAD_LETTER_MAXLEN = 1000

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.msgpath.buffer import Buffer
-from daemon.msgpath.script_batch import MAX_BATCH, ScriptBatcher
 from daemon.redis_keys import buffer_key
+from daemon.script_batch import MAX_BATCH, ScriptBatcher
 
 
 def body(update_id: int) -> bytes:
