@@ -4,9 +4,6 @@ worker with the notify instead of read back from the buffer."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
 
 from daemon.model import Tenant, TenantStatus
@@ -22,17 +19,10 @@ REDIS_BACKENDS = BACKENDS
 __all__ = ["world"]  # the fixture, shared with the replica tests
 
 
-async def until(condition: Any, timeout: float = 10.0) -> None:
-    """Wait (bounded) until ``condition()`` holds."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 async def deliver_one(replica: Replica, agent: Agent, update_id: int, tenant: str = "t") -> None:
     result = await replica.buffer.append(tenant, update_id, update(update_id))
     replica.delivery.notify(tenant, length=result.length, appended=result.update)
-    await until(lambda: update_id in agent.received)
+    await eventually(lambda: update_id in agent.received, timeout=10)
 
 
 def count_reads(buffer: Buffer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -68,7 +58,7 @@ async def test_a_lost_lease_stops_exactly_its_worker_before_any_ack(
     # Another owner took t's lease (ours expired unseen, say): the next renewal round trip
     # finds it and stops t's worker, and only it.
     await replica.buffer.redis.set(lease_key("t"), "thief", px=60_000)
-    await until(lambda: "t" not in delivery._workers)
+    await eventually(lambda: "t" not in delivery._workers, timeout=10)
     assert "u" in delivery._workers
     await replica.buffer.append("t", 2, update(2))
     delivery.notify("t")  # a new worker finds the lease taken
@@ -104,12 +94,12 @@ async def test_a_late_handover_of_an_update_already_read_is_not_delivered_again(
     assert (first.length, second.length) == (1, 2)
     # The second append's notify comes first: the worker reads and delivers both.
     delivery.notify("t", length=second.length, appended=second.update)
-    await until(lambda: 3 in agent.received)
+    await eventually(lambda: 3 in agent.received, timeout=10)
     worker = delivery._workers["t"]
-    await until(lambda: not worker.poke.is_set())
+    await eventually(lambda: not worker.poke.is_set(), timeout=10)
     # Then the first one's, handing over update 2, delivered already.
     delivery.notify("t", length=first.length, appended=first.update)
-    await until(lambda: worker.handed is None and not worker.poke.is_set())
+    await eventually(lambda: worker.handed is None and not worker.poke.is_set(), timeout=10)
     await deliver_one(replica, agent, 4)
     assert agent.received == [1, 2, 3, 4]
 
@@ -131,8 +121,8 @@ async def test_an_idle_worker_leaves_and_releases_its_lease_however_often_it_was
     monkeypatch.setattr(delivery_module, "IDLE_S", 0.5)
     for n in range(1, 6):  # each wait re-starts the idle period; one timer serves them
         await deliver_one(replica, agent, n)
-    await until(lambda: "t" not in replica.delivery._workers)
-    await until(lambda: not replica.delivery.leases.held)
+    await eventually(lambda: "t" not in replica.delivery._workers, timeout=10)
+    await eventually(lambda: not replica.delivery.leases.held, timeout=10)
 
     async def released() -> bool:
         # The worker leaves the renewal first, then releases: the key goes a moment later.
@@ -151,6 +141,6 @@ async def test_a_tenant_announced_as_woken_is_read_without_the_budget_for_unknow
     with pytest.raises(LookupThrottled):
         await spent.get("t")  # never seen here: the (spent) budget applies
     await other.delivery.coordination.publish_event("t", "running", endpoint="http://x")
-    await until(lambda: "t" in spent._known)
+    await eventually(lambda: "t" in spent._known, timeout=10)
     info = await spent.get("t")
     assert info is not None and info.tenant_id == "t"
