@@ -244,9 +244,8 @@ class Buffer:
             redis, APPEND_LUA, follow_up=None if self._cluster else _index_after_append
         )
         self._index = ScriptBatcher(redis, INDEX_LUA)
-        self._ack_many = redis.register_script(ACK_MANY_LUA)
         # Acks of one loop turn (many tenants' workers) share a round trip too.
-        self._ack_many_batched = ScriptBatcher(redis, ACK_MANY_LUA)
+        self._ack_many = ScriptBatcher(redis, ACK_MANY_LUA)
         self._dead = redis.register_script(DEAD_LETTER_LUA)
         self._unindex_begin = redis.register_script(UNINDEX_BEGIN_LUA)
         self._unindex_end = redis.register_script(UNINDEX_END_LUA)
@@ -296,7 +295,7 @@ class Buffer:
         keys = [buf_key(tenant_id), tries_key(tenant_id), lease_key(tenant_id)]
         args = [lease_token, tenant_id, *entry_ids]
         if not self._cluster:
-            return int(await self._ack_many_batched(keys=[*keys, PENDING_KEY], args=args))
+            return int(await self._ack_many(keys=[*keys, PENDING_KEY], args=args))
         remaining = int(await self._ack_many(keys=keys, args=args))
         return await self._unindex(tenant_id) if remaining == 0 else remaining
 
