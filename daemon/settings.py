@@ -447,12 +447,12 @@ def wake_timeout_s(settings: Settings) -> float:
 
 def parse_port_range(text: str) -> tuple[int, int]:
     """``"20000-32767"`` → ``(20000, 32767)``: unprivileged ports, at least two of them."""
-    low_text, sep, high_text = text.partition("-")
+    low_text, _, high_text = text.partition("-")
     try:
         low, high = int(low_text), int(high_text)
     except ValueError:
         raise ValueError(f"expected LOW-HIGH, e.g. 20000-32767, got {text!r}") from None
-    if not sep or not 1024 <= low < high <= 65535:
+    if not 1024 <= low < high <= 65535:
         raise ValueError(f"expected 1024 <= LOW < HIGH <= 65535, got {text!r}")
     return low, high
 
