@@ -40,7 +40,6 @@ import random
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,13 +51,13 @@ import aiohttp
 from bench.common import (
     Figure,
     cpus,
-    machine_load,
     metered_run,
     ms,
     percentile,
     pin,
-    print_table,
+    print_report,
     ratio,
+    scratch_dir,
     spawning_on,
     verdict,
     with_descendants,
@@ -704,7 +703,6 @@ async def main(argv: list[str] | None = None) -> int:
         "what makes --tenants 1000 fit on a small machine)",
     )
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="otm-bench-hot-"))
     # The machine may be shared (other test runs): a higher priority for everything
     # this benchmark starts (children inherit it) keeps their noise down.
     with contextlib.suppress(PermissionError):
@@ -717,7 +715,7 @@ async def main(argv: list[str] | None = None) -> int:
         print("one CPU only: nothing pinned (figures are then pessimistic)")
     print(f"Redis: AOF with appendfsync {args.fsync}")
     figures: list[Figure] = []
-    try:
+    with scratch_dir("otm-bench-hot-") as root:
         async with (
             asyncio.timeout(170 + args.tenants),  # a second per extra agent to wake
             FakeTelegram(host="127.0.0.1", port=0) as telegram,
@@ -733,13 +731,7 @@ async def main(argv: list[str] | None = None) -> int:
             )
             if args.stub:
                 figures += await stub_scenario(root, telegram, args.quick, args.fsync)
-    finally:
-        if not os.environ.get("OTM_BENCH_KEEP"):
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"kept {root}")
-    print(f"machine: {machine_load()} (other jobs share it: see README)")
-    print_table("hot path (zero-work agent unless stated)", figures)
+    print_report("hot path (zero-work agent unless stated)", figures)
     missed = [f.name for f in figures if f.verdict == "MISS"]
     if missed:
         print(f"\nMISSED: {', '.join(missed)}")
