@@ -23,9 +23,9 @@ from tests.e2e.harness import Daemon
 from tests.support.openclaw import (
     BOOT_TIMEOUT_S,
     TURN_TIMEOUT_S,
+    EchoChat,
     openclaw_tier_marks,
     real_gateway_env,
-    wait_for_echo_reply,
 )
 from tests.support.polling import eventually
 
@@ -51,6 +51,7 @@ async def test_a_polling_tenant_on_real_openclaw_gets_its_messages_and_replies(
             OTM_POLL_TIMEOUT_S="2",
             **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S),
         )
+        chat = EchoChat(telegram, BOT_TOKEN, CHAT, daemon.log_tail)
         try:
             await daemon.start()
             status, body = await daemon.api(
@@ -60,9 +61,7 @@ async def test_a_polling_tenant_on_real_openclaw_gets_its_messages_and_replies(
 
             # 1. Held by Telegram, fetched by the daemon's poller: the cold wake follows.
             telegram.inject_update(BOT_TOKEN, make_text_update(9001, CHAT, "hello by polling"))
-            first = await wait_for_echo_reply(
-                telegram, BOT_TOKEN, CHAT, 1, BOOT_TIMEOUT_S + TURN_TIMEOUT_S, daemon.log_tail
-            )
+            first = await chat.reply(1, BOOT_TIMEOUT_S + TURN_TIMEOUT_S)
             assert first.startswith("echo: ") and "hello by polling" in first
             [config_path] = (data_dir / "agents" / TENANT).glob("*/openclaw.json")
             channel = json.loads(config_path.read_text())["channels"]["telegram"]
@@ -76,9 +75,7 @@ async def test_a_polling_tenant_on_real_openclaw_gets_its_messages_and_replies(
 
             # 2. The running gateway gets the next one the same way.
             telegram.inject_update(BOT_TOKEN, make_text_update(9002, CHAT, "and once more"))
-            second = await wait_for_echo_reply(
-                telegram, BOT_TOKEN, CHAT, 2, TURN_TIMEOUT_S, daemon.log_tail
-            )
+            second = await chat.reply(2)
             assert "and once more" in second
             await eventually(
                 lambda: not telegram.pending_updates(BOT_TOKEN), 10, "both updates confirmed"

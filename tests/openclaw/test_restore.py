@@ -20,10 +20,9 @@ import aiohttp
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     BOOT_TIMEOUT_S,
-    TURN_TIMEOUT_S,
+    EchoChat,
     openclaw_tier_marks,
     real_gateway_env,
-    wait_for_echo_reply,
 )
 from tests.support.servers import telegram_and_llm
 
@@ -43,17 +42,13 @@ async def test_restore_starts_a_real_gateway_on_the_older_snapshot(
         daemon = Daemon(
             data_dir, own_redis, telegram, **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S)
         )
-
-        async def reply(count: int) -> str:
-            return await wait_for_echo_reply(
-                telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
-            )
+        chat = EchoChat(telegram, BOT_TOKEN, CHAT, daemon.log_tail)
 
         try:
             await daemon.start()
             secret = await daemon.create_tenant(TENANT, BOT_TOKEN)
             await daemon.send_text(TENANT, secret, 8001, CHAT, "remember the first thing")
-            assert (await reply(1)).endswith("(prior user turns: 0)")
+            assert (await chat.reply(1)).endswith("(prior user turns: 0)")
             status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")
             assert status == 200, body
             status, body = await daemon.api("GET", f"/v1/tenants/{TENANT}/snapshots")
@@ -61,7 +56,7 @@ async def test_restore_starts_a_real_gateway_on_the_older_snapshot(
             [snapshot_a] = body["items"]
 
             await daemon.send_text(TENANT, secret, 8002, CHAT, "and the second thing")
-            assert (await reply(2)).endswith("(prior user turns: 1)")
+            assert (await chat.reply(2)).endswith("(prior user turns: 1)")
 
             status, body = await daemon.api(
                 "POST",
@@ -75,7 +70,7 @@ async def test_restore_starts_a_real_gateway_on_the_older_snapshot(
             assert [s["trigger"] for s in body["items"]] == ["restore", "sleep", "sleep"]
 
             await daemon.send_text(TENANT, secret, 8003, CHAT, "what do you remember")
-            third = await reply(3)
+            third = await chat.reply(3)
             assert "what do you remember" in third
             assert third.endswith("(prior user turns: 1)"), third
         finally:

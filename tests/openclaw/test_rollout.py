@@ -15,10 +15,10 @@ from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     BOOT_TIMEOUT_S,
     TURN_TIMEOUT_S,
+    EchoChat,
     gateway_command,
     openclaw_tier_marks,
     real_gateway_env,
-    wait_for_echo_reply,
 )
 from tests.support.polling import eventually
 from tests.support.servers import telegram_and_llm
@@ -39,13 +39,12 @@ async def test_rollout_moves_a_real_gateway_to_a_new_tag_with_its_history(
         env["OTM_AGENT_IMAGE_COMMANDS"] = shlex.join([f"{NEW_TAG}={gateway_command()}"])
         env["OTM_ROLLOUT_TICK_S"] = "0.5"
         daemon = Daemon(data_dir, own_redis, telegram, **env)
+        chat = EchoChat(telegram, BOT_TOKEN, CHAT, daemon.log_tail)
         try:
             await daemon.start()
             secret = await daemon.create_tenant(TENANT, BOT_TOKEN)
             await daemon.send_text(TENANT, secret, 9001, CHAT, "before the rollout")
-            first = await wait_for_echo_reply(
-                telegram, BOT_TOKEN, CHAT, 1, BOOT_TIMEOUT_S + TURN_TIMEOUT_S, daemon.log_tail
-            )
+            first = await chat.reply(1, BOOT_TIMEOUT_S + TURN_TIMEOUT_S)
             assert first.endswith("(prior user turns: 0)")
             assert (await daemon.tenant(TENANT))["image"] is None
             status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")
@@ -61,9 +60,7 @@ async def test_rollout_moves_a_real_gateway_to_a_new_tag_with_its_history(
 
             await eventually(moved, 30, "the tenant moved to the new tag", interval=0.2)
             await daemon.send_text(TENANT, secret, 9002, CHAT, "after the rollout")
-            second = await wait_for_echo_reply(
-                telegram, BOT_TOKEN, CHAT, 2, BOOT_TIMEOUT_S + TURN_TIMEOUT_S, daemon.log_tail
-            )
+            second = await chat.reply(2, BOOT_TIMEOUT_S + TURN_TIMEOUT_S)
             # The gateway on the new tag read the history the old one saved.
             assert "after the rollout" in second and second.endswith("(prior user turns: 1)")
 

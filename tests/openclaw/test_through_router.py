@@ -22,15 +22,13 @@ import time
 from pathlib import Path
 
 from daemon.adapters.local.runtime import PID_FILE
-from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon, end_orphan_agents
 from tests.support.openclaw import (
     BOOT_TIMEOUT_S,
     TURN_TIMEOUT_S,
-    echo_replies,
+    EchoChat,
     openclaw_tier_marks,
     real_gateway_env,
-    wait_for_echo_reply,
     wait_for_tenant_status,
 )
 from tests.support.polling import eventually
@@ -66,16 +64,6 @@ def _agent_group(data_dir: Path) -> tuple[int, set[int]]:
     return pgid, _process_group(pgid)
 
 
-def _echo_replies(telegram: FakeTelegram) -> list[str]:
-    return echo_replies(telegram, BOT_TOKEN, CHAT)
-
-
-async def _wait_for_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
-    return await wait_for_echo_reply(
-        telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
-    )
-
-
 def _stop_lines(data_dir: Path) -> list[str]:
     log = (data_dir / "agents" / TENANT / "agent.log").read_text(errors="replace")
     return [line for line in log.splitlines() if " stopped: agent exited with code " in line]
@@ -93,6 +81,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             telegram,
             **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S),
         )
+        chat = EchoChat(telegram, BOT_TOKEN, CHAT, daemon.log_tail)
         pgid: int | None = None
         try:
             await daemon.start()
@@ -105,7 +94,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
                 await wait_for_tenant_status(daemon, TENANT, "running")
                 timings[f"post to ready ({how})"] = clock() - posted
                 ready = clock()
-                reply = await _wait_for_reply(telegram, nth, daemon)
+                reply = await chat.reply(nth)
                 timings[f"ready to reply ({how})"] = clock() - ready
                 # OpenClaw wraps the text in context (time, session); the stub echoes it all.
                 assert reply.startswith("echo: ") and text in reply
@@ -143,7 +132,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             timings[f"sleep with a {SLOW_MODEL_S:.0f}s turn in flight"] = clock() - stopping
             assert status == 200, body
             assert body["status"] == "idle"
-            drained = _echo_replies(telegram)
+            drained = chat.replies()
             assert len(drained) == 2, drained
             assert "a slow question" in drained[1]
             assert drained[1].endswith("(prior user turns: 1)")
@@ -156,7 +145,7 @@ async def test_router_wakes_a_real_gateway_which_answers_and_keeps_history_acros
             # 3. The next message wakes a new gateway on the restored state: history survived.
             third = await wake_and_reply("restored state", 7004, "and again after sleep", 3)
             assert third.endswith("(prior user turns: 2)")
-            assert len(_echo_replies(telegram)) == 3  # nothing was replayed
+            assert len(chat.replies()) == 3  # nothing was replayed
             pgid, _ = _agent_group(data_dir)
 
             # 4. Usage: exactly what the model reported, for every request it answered.

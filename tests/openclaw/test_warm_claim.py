@@ -17,16 +17,8 @@ from pathlib import Path
 
 from daemon.adapters.local.runtime import PID_FILE, recorded_agent_pid
 from daemon.adapters.local.warm_pool import WARM_DIR
-from otm.devtools.fake_telegram import FakeTelegram
 from tests.e2e.harness import Daemon
-from tests.support.openclaw import (
-    BOOT_TIMEOUT_S,
-    TURN_TIMEOUT_S,
-    echo_replies,
-    openclaw_tier_marks,
-    real_gateway_env,
-    wait_for_echo_reply,
-)
+from tests.support.openclaw import BOOT_TIMEOUT_S, EchoChat, openclaw_tier_marks, real_gateway_env
 from tests.support.polling import eventually
 from tests.support.servers import telegram_and_llm
 
@@ -35,16 +27,6 @@ pytestmark = openclaw_tier_marks()
 TENANT = "ocwarm"
 BOT_TOKEN = "6262:fake-openclaw-warm-token"
 CHAT = 333
-
-
-def _echo_replies(telegram: FakeTelegram) -> list[str]:
-    return echo_replies(telegram, BOT_TOKEN, CHAT)
-
-
-async def _wait_reply(telegram: FakeTelegram, count: int, daemon: Daemon) -> str:
-    return await wait_for_echo_reply(
-        telegram, BOT_TOKEN, CHAT, count, TURN_TIMEOUT_S, daemon.log_tail
-    )
 
 
 async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
@@ -58,13 +40,14 @@ async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
             telegram,
             **real_gateway_env(llm.base_url, BOOT_TIMEOUT_S, model_api_key=None),
         )
+        chat = EchoChat(telegram, BOT_TOKEN, CHAT, daemon.log_tail)
         try:
             await daemon.start()
             secret = await daemon.create_tenant(TENANT, BOT_TOKEN)
 
             # 1. Cold: the tenant gets a conversation, then sleeps (its state is saved).
             await daemon.send_text(TENANT, secret, 8001, CHAT, "remember the lighthouse")
-            first = await _wait_reply(telegram, 1, daemon)
+            first = await chat.reply(1)
             assert first.endswith("(prior user turns: 0)"), first
             status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")
             assert status == 200 and body["status"] == "idle", body
@@ -88,7 +71,7 @@ async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
             # 3. The next message is answered by that process, with the history.
             posted = time.monotonic()
             await daemon.send_text(TENANT, secret, 8002, CHAT, "what did I ask you to remember?")
-            second = await _wait_reply(telegram, 2, daemon)
+            second = await chat.reply(2)
             timings["message to first reply (warm, with history)"] = time.monotonic() - posted
             assert "what did I ask you to remember?" in second
             assert second.endswith("(prior user turns: 1)"), second
@@ -103,10 +86,10 @@ async def test_warm_claim_of_a_real_gateway_keeps_the_tenants_history(
 
             posted = time.monotonic()
             await daemon.send_text(TENANT, secret, 8003, CHAT, "and now?")
-            third = await _wait_reply(telegram, 3, daemon)
+            third = await chat.reply(3)
             timings["second reply (bound)"] = time.monotonic() - posted
             assert third.endswith("(prior user turns: 2)"), third
-            assert len(_echo_replies(telegram)) == 3  # nothing replayed
+            assert len(chat.replies()) == 3  # nothing replayed
 
             # 4. Sleep saves the bound gateway's state like a cold agent's.
             status, body = await daemon.api("POST", f"/v1/tenants/{TENANT}/sleep")

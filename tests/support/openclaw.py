@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,28 +76,31 @@ def real_gateway_env(
     return env
 
 
-def echo_replies(telegram: FakeTelegram, bot_token: str, chat: int) -> list[str]:
-    """The stub model's answers in the chat (it also gets the "starting up" notices)."""
-    return [html.unescape(m.text) for m in telegram.sent(bot_token, chat) if "echo:" in m.text]
+@dataclass(frozen=True)
+class EchoChat:
+    """A test's chat with its tenant's bot at the fake Bot API, where the stub model's
+    answers arrive (each begins "echo:"; the chat also gets the "starting up" notices)."""
 
+    telegram: FakeTelegram
+    bot_token: str
+    chat: int
+    log_tail: Callable[[], str]
+    """The daemon's log tail, shown when an answer never comes."""
 
-async def wait_for_echo_reply(
-    telegram: FakeTelegram,
-    bot_token: str,
-    chat: int,
-    count: int,
-    timeout_s: float,
-    log_tail: Callable[[], str],
-) -> str:
-    """The ``count``-th answer in the chat, once there; the daemon's log tail if it never comes."""
-    if not await telegram.state.changes.wait_until(
-        lambda: len(echo_replies(telegram, bot_token, chat)) >= count, timeout_s
-    ):
-        seen = [m.text for m in telegram.sent(bot_token, chat)]
-        raise AssertionError(
-            f"no reply #{count} within {timeout_s}s; chat saw {seen}\n{log_tail()}"
-        )
-    return echo_replies(telegram, bot_token, chat)[count - 1]
+    def replies(self) -> list[str]:
+        sent = self.telegram.sent(self.bot_token, self.chat)
+        return [html.unescape(m.text) for m in sent if "echo:" in m.text]
+
+    async def reply(self, count: int, timeout_s: float = TURN_TIMEOUT_S) -> str:
+        """The ``count``-th answer in the chat, once there."""
+        if not await self.telegram.state.changes.wait_until(
+            lambda: len(self.replies()) >= count, timeout_s
+        ):
+            seen = [m.text for m in self.telegram.sent(self.bot_token, self.chat)]
+            raise AssertionError(
+                f"no reply #{count} within {timeout_s}s; chat saw {seen}\n{self.log_tail()}"
+            )
+        return self.replies()[count - 1]
 
 
 async def wait_for_tenant_status(daemon: Daemon, tenant_id: str, expected: str) -> None:
