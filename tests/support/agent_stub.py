@@ -19,6 +19,7 @@ from daemon.agent.openclaw_config import DmPolicy, ModelProvider, render_opencla
 from daemon.telegram import SECRET_HEADER
 from otm.devtools.fake_telegram import FakeTelegram
 from otm.devtools.stub_llm import StubLLM
+from tests.support.processes import spawn_logged
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,21 +125,10 @@ class AgentStubProcess:
             OTM_AGENT_DRAIN_TIMEOUT_S="20",
         )
         env.update(self.env)
-        # Appending keeps the log of earlier runs of this tenant (restart tests read both).
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "otm.devtools.agent_stub",
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                start_new_session=True,
-            )
-        finally:
-            os.close(log_fd)
+        # The log of earlier runs of this tenant stays (restart tests read both).
+        self.process = await spawn_logged(
+            sys.executable, "-m", "otm.devtools.agent_stub", log_path=self.log_path, env=env
+        )
 
     @property
     def pid(self) -> int:

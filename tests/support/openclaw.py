@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.agent_stub import REPO_ROOT
 from tests.support.polling import eventually
+from tests.support.processes import spawn_logged
 
 if TYPE_CHECKING:
     from otm.devtools.fake_telegram import FakeTelegram
@@ -155,22 +156,15 @@ class OpenClawGateway:
             "OPENCLAW_DISABLE_BONJOUR": "1",
             "PATH": f"{NODE_BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                str(NODE_BIN_DIR / "node"),
-                str(OPENCLAW_ENTRY),
-                "gateway",
-                "--allow-unconfigured",
-                cwd=self.home,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                start_new_session=True,
-            )
-        finally:
-            os.close(log_fd)
+        self.process = await spawn_logged(
+            str(NODE_BIN_DIR / "node"),
+            str(OPENCLAW_ENTRY),
+            "gateway",
+            "--allow-unconfigured",
+            log_path=self.log_path,
+            env=env,
+            cwd=self.home,
+        )
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout_s: float = 90.0) -> None:
         """Bounded poll: ``/readyz`` says ``ready:true`` and the webhook port's ``/healthz`` is ok.
