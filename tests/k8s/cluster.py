@@ -104,6 +104,24 @@ async def watch_events(
     raise AssertionError(f"watch condition not met; saw {seen}")
 
 
+async def configmap_events(
+    cluster: Cluster,
+    *,
+    until: Callable[[list[Event]], bool],
+    patience: float | None = None,
+    **query: Any,
+) -> list[Event]:
+    """Events of a ConfigMap watch with ``query`` in the suite's namespace, until ``until``
+    holds (within ``patience``, by default the cluster's)."""
+    return await watch_events(
+        cluster.core.list_namespaced_config_map,
+        cluster.namespace,
+        until=until,
+        patience=cluster.patience if patience is None else patience,
+        **query,
+    )
+
+
 async def configmap_watch_failure(cluster: Cluster, **query: Any) -> client.ApiException:
     """The error a ConfigMap watch with ``query`` must fail with (within the cluster's
     patience): an ERROR event, which kubernetes_asyncio raises as ApiException."""

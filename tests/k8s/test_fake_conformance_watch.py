@@ -19,6 +19,7 @@ from tests.k8s.cluster import (
     SUITE_SELECTOR,
     Cluster,
     configmap,
+    configmap_events,
     configmap_names,
     configmap_watch_failure,
     expect_status,
@@ -40,12 +41,10 @@ async def test_watch_from_list_rv_sees_only_new_events(cluster: Cluster) -> None
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("old"))
     rv = await list_rv(cluster)
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("new"))
-    events = await watch_events(
-        cluster.core.list_namespaced_config_map,
-        cluster.namespace,
+    events = await configmap_events(
+        cluster,
         resource_version=rv,
         until=lambda evs: ("ADDED", "new") in names(evs),
-        patience=cluster.patience,
     )
     assert names(events) == [("ADDED", "new")]
 
@@ -54,12 +53,10 @@ async def test_watch_without_resource_version_starts_with_current_state(cluster:
     """A watch without resourceVersion first gets a synthetic ADDED per existing object."""
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("a"))
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("b"))
-    events = await watch_events(
-        cluster.core.list_namespaced_config_map,
-        cluster.namespace,
+    events = await configmap_events(
+        cluster,
         label_selector=SUITE_SELECTOR,
         until=lambda evs: len(evs) == 2,
-        patience=cluster.patience,
     )
     assert sorted(names(events)) == [("ADDED", "a"), ("ADDED", "b")]
 
@@ -67,9 +64,8 @@ async def test_watch_without_resource_version_starts_with_current_state(cluster:
 async def test_watch_sends_bookmarks_when_allowed(cluster: Cluster) -> None:
     """12. With allowWatchBookmarks a BOOKMARK arrives carrying only a resourceVersion."""
     rv = await list_rv(cluster)
-    events = await watch_events(
-        cluster.core.list_namespaced_config_map,
-        cluster.namespace,
+    events = await configmap_events(
+        cluster,
         resource_version=rv,
         allow_watch_bookmarks=True,
         until=lambda evs: any(e["type"] == "BOOKMARK" for e in evs),
@@ -86,12 +82,10 @@ async def test_watch_events_carry_increasing_resource_versions(cluster: Cluster)
     for name in ("x", "y", "z"):
         await cluster.core.create_namespaced_config_map(cluster.namespace, configmap(name))
     await cluster.core.patch_namespaced_config_map("x", cluster.namespace, {"data": {"k": "w"}})
-    events = await watch_events(
-        cluster.core.list_namespaced_config_map,
-        cluster.namespace,
+    events = await configmap_events(
+        cluster,
         resource_version=rv,
         until=lambda evs: len(evs) == 4,
-        patience=cluster.patience,
     )
     assert names(events) == [("ADDED", "x"), ("ADDED", "y"), ("ADDED", "z"), ("MODIFIED", "x")]
     versions = [int(e["raw_object"]["metadata"]["resourceVersion"]) for e in events]
@@ -109,13 +103,11 @@ async def test_watch_honours_label_selector_with_transitions(cluster: Cluster) -
     await relabel("a", cluster.namespace, {"metadata": {"labels": {"app": "c"}}})
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("o", {"app": "o"}))
     await cluster.core.create_namespaced_config_map(cluster.namespace, configmap("d", {"app": "a"}))
-    events = await watch_events(
-        cluster.core.list_namespaced_config_map,
-        cluster.namespace,
+    events = await configmap_events(
+        cluster,
         resource_version=rv,
         label_selector="app=a",
         until=lambda evs: ("ADDED", "d") in names(evs),
-        patience=cluster.patience,
     )
     assert names(events) == [("ADDED", "b"), ("DELETED", "a"), ("ADDED", "d")]
 
@@ -144,15 +136,13 @@ async def test_send_initial_events_ends_with_initial_events_end_bookmark(cluster
         meta = events[-1]["raw_object"]["metadata"]
         return (meta.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true"
 
-    events = await watch_events(
-        cluster.core.list_namespaced_config_map,
-        cluster.namespace,
+    events = await configmap_events(
+        cluster,
         label_selector=SUITE_SELECTOR,
         send_initial_events=True,
         allow_watch_bookmarks=True,
         resource_version_match="NotOlderThan",
         until=ended,
-        patience=cluster.patience,
     )
     real_events = [e for e in events if e["type"] != "BOOKMARK"]
     assert sorted(names(real_events)) == [("ADDED", "a"), ("ADDED", "b")]
