@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -185,14 +185,8 @@ class DeadLetter:
     update: Any
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "update_id": self.update_id,
-            "reason": self.reason,
-            "attempts": self.attempts,
-            "at_ms": self.at_ms,
-            "update": self.update,
-        }
+        """What ``GET /v1/tenants/{id}/dead-letters`` lists: every field."""
+        return asdict(self)
 
 
 def chat_id_of(body: bytes | dict[str, Any]) -> int | None:

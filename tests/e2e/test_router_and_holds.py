@@ -76,6 +76,7 @@ async def test_poison_update_is_dead_lettered_and_does_not_block(
     status, dead = await daemon.api("GET", "/v1/tenants/poison/dead-letters")
     assert status == 200
     [item] = dead["items"]
+    assert sorted(item) == ["at_ms", "attempts", "id", "reason", "update", "update_id"]
     assert item["update_id"] == 2
     assert item["reason"] == "HTTP 413"
     assert item["attempts"] == 5
