@@ -24,6 +24,10 @@ DEFAULT_TIMEOUT_S = 10.0
 STREAM_READ_TIMEOUT_S = 45.0
 START_HINT = "start it with `otm daemon`"
 
+QueryValue = str | int | float | None
+"""A query parameter's value; the None ones are left out of the URL."""
+Query = Mapping[str, QueryValue]
+
 
 class CliError(Exception):
     """A failure the CLI reports as one line on stderr; exit 1."""
@@ -136,7 +140,7 @@ class AdminClient:
         path: str,
         *,
         body: Mapping[str, Any] | None = None,
-        query: Mapping[str, str | int | float | None] | None = None,
+        query: Query | None = None,
         timeout: float | None = None,
     ) -> Any:
         """JSON body of a 2xx answer (None for 204); ApiError otherwise."""
@@ -154,7 +158,7 @@ class AdminClient:
         except ValueError:
             raise CliError(f"daemon sent a malformed answer to {method} {path}") from None
 
-    def get(self, path: str, **query: str | int | float | None) -> Any:
+    def get(self, path: str, **query: QueryValue) -> Any:
         return self.request("GET", path, query=query)
 
     # -- streams -----------------------------------------------------------------
@@ -162,7 +166,7 @@ class AdminClient:
         self,
         path: str,
         *,
-        query: Mapping[str, str | int | float | None] | None = None,
+        query: Query | None = None,
         read_timeout: float | None,
     ) -> Generator[str, None, None]:
         """Lines of a (chunked) text answer as they arrive, without line endings.
@@ -181,7 +185,7 @@ class AdminClient:
             conn.close()
 
     def stream_events(
-        self, path: str, *, query: Mapping[str, str | int | float | None] | None = None
+        self, path: str, *, query: Query | None = None
     ) -> Generator[tuple[str, Any], None, None]:
         """Server-sent events as ``(event name, decoded JSON data)``; comments skipped."""
         event, data = "message", list[str]()
@@ -209,7 +213,7 @@ class AdminClient:
         path: str,
         *,
         body: Mapping[str, Any] | None = None,
-        query: Mapping[str, str | int | float | None] | None = None,
+        query: Query | None = None,
         timeout: float | None = None,
         stream_timeout: tuple[float | None] | None = None,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from otm.client import ApiError, CliError, UsageError
+from otm.client import ApiError, CliError, QueryValue, UsageError
 from otm.cmd_common import DocOutputOpt, TenantArg, make_client, out, tenant_id
 from otm.output import DocFormat, parse_duration, render_status
 from otm.reconnect import line_stamp, reconnecting
@@ -112,7 +112,7 @@ def follow_logs(
     state: dict[str, float | str | None] = {"last_stamp": None, "last_at": None}
 
     def open_stream(again: bool) -> Iterator[str]:
-        query: dict[str, str | int | float | None] = {"follow": "true", **(extra or {})}
+        query: dict[str, QueryValue] = {"follow": "true", **(extra or {})}
         if again:
             last_at = state["last_at"]
             # Only what the daemon logged since the last line we saw (plus slack).
