@@ -347,6 +347,11 @@ async def start_stack(
     if extra_path := os.environ.get("OTM_BENCH_DAEMON_PYTHONPATH"):
         # Experiments (e.g. hiredis, or uvloop through a sitecustomize) for the daemon only.
         env["PYTHONPATH"] = os.pathsep.join([extra_path, str(Path(__file__).parents[1])])
+    # A/B runs: daemon settings for this run, e.g. OTM_BENCH_DAEMON_SETTINGS=gc_young_threshold=0
+    # (comma-separated; the daemon does not inherit OTM_* variables from this process).
+    for item in filter(None, os.environ.get("OTM_BENCH_DAEMON_SETTINGS", "").split(",")):
+        setting, _, value = item.partition("=")
+        env[f"OTM_{setting.strip().upper()}"] = value.strip()
     daemon = Daemon(root / name, redis.url, telegram, **env)
     (root / name).mkdir()
     with spawning_on(daemon_cpus):
@@ -497,12 +502,27 @@ async def zero_agent_scenario(
             figures += rows + e2e_rows("1 sender", ledger, d1, r1)
 
             # 2. 100 senders at the target rate.
+            gc_before = await gc_runs(daemon)
             d100, r100 = await alternate(
                 3, lambda r: paced(many, r, TARGET_RATE, 3.0 * scale), receipts, http
             )
+            gc_after = await gc_runs(daemon)
             rows, _ = latency_rows("100 senders @2,000/s", d100, r100, targets=True)
             figures += rows + e2e_rows("100 senders @2,000/s", ledger, d100, r100)
             achieved = len(r100.update_ids) / r100.wall_s
+            # A full collection stops the daemon's loop for its whole heap (~200 ms at 1,000
+            # tenants): a few are the paced p99 (Settings.gc_young_threshold).
+            young, full = gc_after[0] - gc_before[0], gc_after[1] - gc_before[1]
+            figures.append(
+                Figure(
+                    "100 senders: daemon's full GC collections",
+                    "-",
+                    f"{full:.0f} in {d100.wall_s + r100.wall_s:.1f} s",
+                    f"young-generation runs {young:,.0f}",
+                    "-",
+                    "info",
+                )
+            )
             figures.append(
                 Figure(
                     "100 senders: offered rate achieved",
@@ -607,19 +627,29 @@ async def stop_hub(proc: asyncio.subprocess.Process) -> None:
     await end_process(proc, grace_s=10)
 
 
-async def forward_stats(daemon: Daemon) -> tuple[float, float]:
-    """(sum, count) of the daemon's otm_forward_seconds (its POSTs to agents)."""
+async def daemon_samples(daemon: Daemon) -> dict[tuple[str, tuple[str, ...]], float]:
+    """The daemon's /metrics: (name, label values) → value."""
     from prometheus_client.parser import text_string_to_metric_families
 
     _, text = await daemon.api("GET", "/metrics")
-    total = count = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "otm_forward_seconds_sum":
-                total = sample.value
-            elif sample.name == "otm_forward_seconds_count":
-                count = sample.value
-    return total, count
+    return {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def forward_stats(daemon: Daemon) -> tuple[float, float]:
+    """(sum, count) of the daemon's otm_forward_seconds (its POSTs to agents)."""
+    samples = await daemon_samples(daemon)
+    return samples[("otm_forward_seconds_sum", ())], samples[("otm_forward_seconds_count", ())]
+
+
+async def gc_runs(daemon: Daemon) -> tuple[float, float]:
+    """The daemon's garbage-collector runs so far: (young generation, full collections)."""
+    samples = await daemon_samples(daemon)
+    runs = "python_gc_collections_total"
+    return samples[(runs, ("0",))], samples[(runs, ("2",))]
 
 
 def start_profiler(pid: int, out: Path | None) -> asyncio.subprocess.Process | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 import sys
@@ -32,6 +33,14 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         return f"{exc} — {PORT_HINT}"
     return str(exc) or type(exc).__name__
+
+
+def tune_garbage_collector(young_threshold: int) -> None:
+    """Collect the young generation every ``young_threshold`` net allocations (0: Python's
+    default), keeping the older generations' ratios (see ``Settings.gc_young_threshold``)."""
+    if young_threshold > 0:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(young_threshold, middle, old)
 
 
 async def serve(settings: Settings) -> int:
@@ -77,6 +86,7 @@ def main(settings: Settings | None = None) -> int:
     setup_logging(settings)
     # Before anything is created: registry, AOF, agent state and logs are private.
     restrict_process_umask()
+    tune_garbage_collector(settings.gc_young_threshold)
     try:
         return asyncio.run(serve(settings))
     except Exception as exc:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
 
 # Wakes include an agent's boot (~40 s for OpenClaw) and, on a new metal node,
 # Karpenter provisioning: buckets reach 600 s.
@@ -44,6 +51,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # The process itself, as prometheus_client's default registry has it: CPU, memory,
+        # descriptors, and the collector's runs per generation (a full one pauses the loop:
+        # Settings.gc_young_threshold).
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
         self.webhook_requests = Counter(
             "otm_webhook_requests", "Webhook requests by HTTP status", ["status"], registry=r
         )

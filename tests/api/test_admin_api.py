@@ -152,7 +152,11 @@ async def test_live_config(admin: TestClient) -> None:
 async def test_metrics_exposed(admin: TestClient) -> None:
     resp = await admin.get("/metrics", headers={"Authorization": ""})
     assert resp.status == 200
-    assert "otm_wake_phase_seconds" in await resp.text()
+    text = await resp.text()
+    assert "otm_wake_phase_seconds" in text
+    # The process's own series (the default registry's), for GC pauses and memory.
+    assert 'python_gc_collections_total{generation="2"}' in text
+    assert "process_resident_memory_bytes" in text
 
 
 async def test_recreated_tenant_starts_with_a_clean_event_log(admin: TestClient) -> None:

@@ -60,6 +60,7 @@ def test_agent_command_is_split_like_a_shell() -> None:
         ({"OTM_AUDIT_MAX_ENTRIES": "0"}, "audit_max_entries and audit_retention_days"),
         ({"OTM_INGRESS": "pigeon"}, "ingress: expected one of webhook, polling"),
         ({"OTM_POLL_TIMEOUT_S": "51"}, "poll_timeout_s must be between 1 and 50"),
+        ({"OTM_GC_YOUNG_THRESHOLD": "-1"}, "gc_young_threshold must be >= 0"),
     ],
 )
 def test_bad_values_are_clear_errors(env: dict[str, str], needle: str) -> None:
