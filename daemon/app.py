@@ -30,6 +30,7 @@ from daemon.admin import snapshots as admin_snapshots
 from daemon.admin import watch as admin_watch
 from daemon.admin.audit import AuditLog, access_middleware
 from daemon.admin.tokens import AdminTokens
+from daemon.cancellation import cancel_and_wait
 from daemon.coordination import Coordination, LiveConfig
 from daemon.embedded_redis import EmbeddedRedis, supervise
 from daemon.hardening import secure_data_dir
@@ -148,9 +149,11 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.REGISTRY] = registry
     # Read by the router, delivery and the Bot API relay (invalidated by the message path).
     app[keys.TENANT_CACHE] = tenants = TenantCache(registry)
+    learning = app[keys.TASKS].spawn(tenants.learn_running(), name="tenant-cache-start-up")
     try:
         yield
     finally:
+        await cancel_and_wait([learning], timeout=5)  # its scan must not outlive the registry
         await tenants.close()
         await registry.close()
 

@@ -22,8 +22,9 @@ seen to exist are rate-limited (token bucket). Beyond the budget such a lookup
 raises ``LookupThrottled`` (the router answers 503; Telegram retries). Ids once
 found to exist ("known", a bounded LRU) are always read, so a flood of bogus ids
 does not delay real tenants. A tenant some replica announces it created or woke
-(``mark_known``, from the events channel) is known from then on; one never seen
-otherwise (after a restart) competes with the flood for the budget.
+(``mark_known``, from the events channel) is known from then on, and so is every tenant
+running or being woken when the daemon starts (``learn_running``, one registry scan): after
+a restart their first webhooks do not compete with a flood for the budget.
 """
 
 from __future__ import annotations
@@ -198,11 +199,27 @@ class TenantCache:
             tenant_id, tenant.status, tenant.webhook_secret.encode(), tenant.bot_token.encode()
         )
 
+    async def learn_running(self) -> int:
+        """Mark every tenant now running or being woken as known (at start-up: after a
+        restart, 1,000 busy tenants' first webhooks were answered 503 for ~20 s while each
+        waited for the unknown-id budget). How many it marked."""
+        learned = 0
+        for status in (TenantStatus.RUNNING, TenantStatus.PROVISIONING):
+            async for page in self.registry.scan(status=status):
+                for tenant in page:
+                    self.mark_known(tenant.tenant_id)
+                learned += len(page)
+        return learned
+
     def mark_known(self, tenant_id: str) -> None:
         """The tenant exists (a replica created or woke it): its reads skip the budget."""
         self._known[tenant_id] = None
         self._known.move_to_end(tenant_id)
         _trim(self._known, self.max_known)
+
+    def knows(self, tenant_id: str) -> bool:
+        """Whether the tenant's reads skip the unknown-id budget."""
+        return tenant_id in self._known
 
     def invalidate(self, tenant_id: str) -> None:
         self._generation += 1

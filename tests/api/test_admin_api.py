@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from daemon import app_keys as keys
+from daemon.adapters.registry_sqlite import SqliteRegistry
+from daemon.model import Tenant, TenantStatus
 from tests.api.conftest import ADMIN_TOKEN
+from tests.support.admin_app import running_admin_app
+from tests.support.polling import eventually
 
 BOT_TOKEN = "123456:SECRET-BOT-TOKEN"
 
@@ -166,3 +172,19 @@ async def test_recreated_tenant_starts_with_a_clean_event_log(admin: TestClient)
     await admin.post("/v1/tenants", json={"bot_token": "1:t", "tenant_id": "again"})
     events = await (await admin.get("/v1/tenants/again/events")).json()
     assert [e["kind"] for e in events["items"]] == ["created"]
+
+
+async def test_tenants_running_before_a_start_are_known_to_the_router(
+    redis_url: str, data_dir: Path
+) -> None:
+    """A restart finds busy tenants in the registry; the router's cache learns them at
+    start-up (their first webhooks skip the budget for unknown ids)."""
+    registry = SqliteRegistry(data_dir / "registry.sqlite3")
+    for tid in ("busy", "asleep"):
+        await registry.create(Tenant(tenant_id=tid, bot_token=BOT_TOKEN))
+    await registry.update("busy", status=TenantStatus.RUNNING)
+    await registry.close()
+    async with running_admin_app(redis_url, data_dir, ADMIN_TOKEN) as client:
+        cache = client.server.app[keys.TENANT_CACHE]
+        await eventually(lambda: cache.knows("busy"), what="busy learned at start-up")
+        assert not cache.knows("asleep")

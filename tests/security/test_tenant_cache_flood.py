@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from daemon.model import Tenant
+from daemon.model import Tenant, TenantStatus
 from daemon.msgpath.tenant_cache import LookupThrottled, TenantCache
 from tests.support.counting_registry import CountingRegistry
 
@@ -84,3 +84,30 @@ async def test_negative_entries_evict_each_other_not_real_tenants(
     reads = registry.reads
     assert await cache.get("alpha") is not None
     assert registry.reads == reads  # still cached: bogus ids never evicted it
+
+
+async def test_tenants_running_at_start_up_skip_the_unknown_id_budget(
+    counting_registry: CountingRegistry,
+) -> None:
+    """After a daemon restart, busy tenants' first webhooks meet an empty cache: those
+    running (or being woken) are learned from one scan, not from the budget for bogus ids."""
+    registry = counting_registry
+    busy = [f"busy-{n}" for n in range(30)]
+    for tid in [*busy, "waking", "asleep"]:
+        await registry.create(Tenant(tenant_id=tid, bot_token="1:a"))
+    for tid in busy:
+        await registry.update(tid, status=TenantStatus.RUNNING)
+    await registry.update("waking", status=TenantStatus.PROVISIONING)
+    cache = TenantCache(registry, unknown_reads_burst=5, clock=FrozenClock())
+
+    assert await cache.learn_running() == len(busy) + 1
+    for n in range(5):  # a flood takes the whole budget first
+        assert await cache.get(f"bogus-{n}") is None
+    with pytest.raises(LookupThrottled):
+        await cache.get("bogus-more")
+    for tid in [*busy, "waking"]:
+        info = await cache.get(tid)
+        assert info is not None and info.tenant_id == tid
+    # A sleeping tenant was not learned: it still needs the budget (and waits for it).
+    with pytest.raises(LookupThrottled):
+        await cache.get("asleep")
