@@ -125,8 +125,8 @@ class Coordination:
         self.redis = redis
         self._config_defaults = config_defaults or LiveConfig()
         self._release = redis.register_script(RELEASE_IF_OWNER_LUA)
-        self._extend = redis.register_script(EXTEND_IF_OWNER_LUA)
-        self._extend_batched = ScriptBatcher(redis, EXTEND_IF_OWNER_LUA)
+        # One registration serves a single renewal and the delivery leases' batched ones.
+        self._extend = ScriptBatcher(redis, EXTEND_IF_OWNER_LUA)
         self._set_config = redis.register_script(SET_CONFIG_LUA)
         self._publish_event = redis.register_script(PUBLISH_EVENT_LUA)
 
@@ -158,9 +158,7 @@ class Coordination:
         return token if ok else None
 
     async def extend_lock(self, name: str, token: str, ttl_s: float) -> bool:
-        return bool(
-            await self._extend(keys=[self._lock_key(name)], args=[token, int(ttl_s * 1000)])
-        )
+        return (await self.extend_locks([(name, token)], ttl_s))[0]
 
     async def extend_locks(self, held: Sequence[tuple[str, str]], ttl_s: float) -> list[bool]:
         """``extend_lock`` for many (name, token) pairs, sent together in pipelined round
@@ -168,7 +166,7 @@ class Coordination:
         ttl_ms = int(ttl_s * 1000)
         results = await asyncio.gather(
             *(
-                self._extend_batched(keys=[self._lock_key(name)], args=[token, ttl_ms])
+                self._extend(keys=[self._lock_key(name)], args=[token, ttl_ms])
                 for name, token in held
             )
         )
